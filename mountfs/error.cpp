@@ -1,0 +1,27 @@
+#include "mountfs/error.hpp"
+
+#include <cerrno>
+#include <cstring>
+
+namespace secretshim {
+
+tl::unexpected<Error> fail(std::string message) {
+    return tl::unexpected(Error{0, std::move(message)});
+}
+
+tl::unexpected<Error> failCode(int code, std::string message) {
+    message += ": ";
+    message += std::strerror(code);
+    return tl::unexpected(Error{code, std::move(message)});
+}
+
+tl::unexpected<Error> failErrno(std::string message) {
+    return failCode(errno, std::move(message));
+}
+
+Error wrap(Error error, const std::string& context) {
+    error.message = context + ": " + error.message;
+    return error;
+}
+
+}  // namespace secretshim

@@ -1,0 +1,222 @@
+#include "mountfs/secret_ref.hpp"
+
+#include <algorithm>
+#include <array>
+#include <optional>
+
+namespace secretshim::mountfs {
+namespace {
+
+constexpr std::uint64_t kMaxId = 4294967294ULL;  // 2^32-2: (uid_t)-1 means "no change"
+constexpr std::size_t kMaxTargetLength = 4095;
+
+std::string quote(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '\0')
+            out += "\\0";
+        else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            out += '?';  // keep the error on one printable line
+        else
+            out += c;
+    }
+    return out + "\"";
+}
+
+std::string_view trim(std::string_view s) {
+    const auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+    while (!s.empty() && isSpace(s.front())) s.remove_prefix(1);
+    while (!s.empty() && isSpace(s.back())) s.remove_suffix(1);
+    return s;
+}
+
+bool hasPathPrefix(std::string_view path, std::string_view dir) {
+    return path == dir || (path.size() > dir.size() && path.substr(0, dir.size()) == dir &&
+                           path[dir.size()] == '/');
+}
+
+Result<std::uint32_t> parseId(std::string_view spec, std::string_view key, std::string_view value) {
+    if (value.empty()) return 0u;  // Docker fails on an empty uid/gid; we take the default
+    std::uint64_t n = 0;
+    for (char c : value) {
+        if (c < '0' || c > '9')
+            return fail("secret spec " + quote(spec) + ": " + std::string(key) + " " + quote(value) +
+                        " is not a number");
+        n = n * 10 + static_cast<unsigned>(c - '0');
+        if (n > kMaxId)
+            return fail("secret spec " + quote(spec) + ": " + std::string(key) + " " + quote(value) +
+                        " is larger than 4294967294");
+    }
+    return static_cast<std::uint32_t>(n);
+}
+
+Result<std::uint32_t> parseMode(std::string_view spec, std::string_view value) {
+    if (value.empty()) return kDefaultMode;
+    std::uint32_t n = 0;
+    for (char c : value) {
+        if (c < '0' || c > '7')
+            return fail("secret spec " + quote(spec) + ": mode " + quote(value) + " is not octal");
+        n = n * 8 + static_cast<unsigned>(c - '0');
+        if (n > 0777)
+            return fail("secret spec " + quote(spec) + ": mode " + quote(value) +
+                        " is outside 0..0777");
+    }
+    return n;
+}
+
+Result<std::string> cleanTarget(std::string_view spec, std::string_view source, std::string_view raw) {
+    std::string target;
+    if (raw.empty())
+        target = std::string(kSecretsDir) + "/" + std::string(source);
+    else if (raw.front() != '/')
+        target = std::string(kSecretsDir) + "/" + std::string(raw);
+    else
+        target = std::string(raw);
+
+    const auto bad = [&](std::string_view why) {
+        return fail("secret spec " + quote(spec) + ": target " + quote(raw) + " " + std::string(why));
+    };
+    if (target.find('\0') != std::string::npos) return bad("contains a NUL byte");
+    if (target.size() > kMaxTargetLength) return bad("is too long");
+    if (target.find("//") != std::string::npos) return bad("is not clean (\"//\")");
+    if (target.back() == '/') return bad("is not clean (trailing \"/\")");
+    std::size_t start = 1;
+    while (start <= target.size()) {
+        const std::size_t end = std::min(target.find('/', start), target.size());
+        const std::string_view part = std::string_view(target).substr(start, end - start);
+        if (part == "..") return bad("is not clean (\"..\")");
+        if (part == ".") return bad("is not clean (\".\")");
+        if (part.size() > 255) return bad("has a component longer than 255 bytes");
+        start = end + 1;
+    }
+    for (std::string_view dir : {"/proc", "/sys", "/dev"})
+        if (hasPathPrefix(target, dir)) return bad("is under " + std::string(dir));
+    if (target == kSecretsDir || target == "/")
+        return bad("is not a file path");
+    if (hasPathPrefix(kSecretsDir, target)) return bad("would hide " + std::string(kSecretsDir));
+    return target;
+}
+
+}  // namespace
+
+bool isValidSecretName(std::string_view name) {
+    if (name.empty() || name.size() > 64) return false;
+    const auto alnum = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    };
+    if (!alnum(name.front())) return false;
+    return std::all_of(name.begin(), name.end(),
+                       [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
+}
+
+Result<SecretRef> parseSecretRef(std::string_view spec) {
+    spec = trim(spec);
+    if (spec.empty()) return fail("empty secret spec");
+
+    std::optional<std::string_view> source, target, uid, gid, mode;
+    if (spec.find('=') == std::string_view::npos && spec.find(',') == std::string_view::npos) {
+        source = spec;  // the short form: a bare name
+    } else {
+        std::size_t start = 0;
+        while (start <= spec.size()) {
+            const std::size_t end = std::min(spec.find(',', start), spec.size());
+            const std::string_view field = spec.substr(start, end - start);
+            start = end + 1;
+            const std::size_t eq = field.find('=');
+            if (eq == std::string_view::npos)
+                return fail("secret spec " + quote(spec) + ": field " + quote(field) +
+                            " is not key=value");
+            const std::string_view key = trim(field.substr(0, eq));
+            const std::string_view value = trim(field.substr(eq + 1));
+            std::optional<std::string_view>* slot = nullptr;
+            if (key == "source" || key == "src")
+                slot = &source;
+            else if (key == "target")
+                slot = &target;
+            else if (key == "uid")
+                slot = &uid;
+            else if (key == "gid")
+                slot = &gid;
+            else if (key == "mode")
+                slot = &mode;
+            else
+                return fail("secret spec " + quote(spec) + ": unknown key " + quote(key));
+            if (slot->has_value())
+                return fail("secret spec " + quote(spec) + ": duplicate key " + quote(key));
+            *slot = value;
+        }
+    }
+
+    if (!source || source->empty())
+        return fail("secret spec " + quote(spec) + ": no source name");
+    if (!isValidSecretName(*source))
+        return fail("secret spec " + quote(spec) + ": name " + quote(*source) +
+                    " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+
+    SecretRef ref;
+    ref.source = std::string(*source);
+    auto cleaned = cleanTarget(spec, *source, target.value_or(""));
+    if (!cleaned) return tl::unexpected(cleaned.error());
+    ref.target = std::move(*cleaned);
+    if (uid) {
+        auto v = parseId(spec, "uid", *uid);
+        if (!v) return tl::unexpected(v.error());
+        ref.uid = *v;
+    }
+    if (gid) {
+        auto v = parseId(spec, "gid", *gid);
+        if (!v) return tl::unexpected(v.error());
+        ref.gid = *v;
+    }
+    if (mode) {
+        auto v = parseMode(spec, *mode);
+        if (!v) return tl::unexpected(v.error());
+        ref.mode = *v;
+    }
+    return ref;
+}
+
+Result<std::vector<SecretRef>> parseSecretRefs(std::string_view annotation) {
+    std::vector<SecretRef> refs;
+    std::size_t start = 0;
+    while (start <= annotation.size()) {
+        const std::size_t end = std::min(annotation.find(';', start), annotation.size());
+        const std::string_view spec = trim(annotation.substr(start, end - start));
+        start = end + 1;
+        if (spec.empty()) continue;
+        auto ref = parseSecretRef(spec);
+        if (!ref) return tl::unexpected(ref.error());
+        refs.push_back(std::move(*ref));
+    }
+    if (refs.empty()) return fail("the secrets annotation names no secret");
+    if (auto ok = validateRefs(refs); !ok) return tl::unexpected(ok.error());
+    return refs;
+}
+
+Result<void> validateRefs(const std::vector<SecretRef>& refs) {
+    for (std::size_t i = 0; i < refs.size(); ++i) {
+        for (std::size_t j = 0; j < refs.size(); ++j) {
+            if (i == j) continue;
+            const SecretRef& a = refs[i];
+            const SecretRef& b = refs[j];
+            if (i < j && a.target == b.target)
+                return fail("secrets " + quote(a.source) + " and " + quote(b.source) +
+                            " both target " + quote(a.target));
+            if (a.target != b.target && hasPathPrefix(b.target, a.target))
+                return fail("target " + quote(b.target) + " of secret " + quote(b.source) +
+                            " lies inside target " + quote(a.target) + " of secret " +
+                            quote(a.source));
+        }
+    }
+    return {};
+}
+
+Result<void> checkPayloadSize(std::string_view name, std::size_t size, std::size_t maxBytes) {
+    if (size == 0) return fail("secret " + quote(name) + " is empty");
+    if (size > maxBytes)
+        return fail("secret " + quote(name) + " is " + std::to_string(size) +
+                    " bytes, over the limit of " + std::to_string(maxBytes));
+    return {};
+}
+
+}  // namespace secretshim::mountfs

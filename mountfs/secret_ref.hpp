@@ -1,0 +1,49 @@
+// A reference to one secret from a task, in Docker's --secret syntax:
+//   NAME
+//   source=NAME[,target=PATH][,uid=N][,gid=N][,mode=OCTAL]
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mountfs/error.hpp"
+
+namespace secretshim::mountfs {
+
+inline constexpr std::string_view kSecretsDir = "/run/secrets";
+inline constexpr std::uint32_t kDefaultMode = 0444;
+// Docker refuses payloads of 500 KiB and more; we refuse more than this.
+inline constexpr std::size_t kDefaultMaxPayload = 500 * 1024;
+
+struct SecretRef {
+    std::string source;   // the secret's name
+    std::string target;   // absolute, clean path inside the container
+    std::uint32_t uid = 0;
+    std::uint32_t gid = 0;
+    std::uint32_t mode = kDefaultMode;
+
+    bool operator==(const SecretRef&) const = default;
+};
+
+bool isValidSecretName(std::string_view name);
+
+// Parses one spec; targets are made absolute (a relative target is taken
+// under /run/secrets) and checked.
+Result<SecretRef> parseSecretRef(std::string_view spec);
+
+// Parses an annotation value: specs separated by ';' (blank entries are
+// ignored), then checks the set as a whole (validateRefs).
+Result<std::vector<SecretRef>> parseSecretRefs(std::string_view annotation);
+
+// Checks that no two references share a target and that no target lies
+// inside another (a file cannot also be a directory).
+Result<void> validateRefs(const std::vector<SecretRef>& refs);
+
+// Refuses an empty payload or one over maxBytes.
+Result<void> checkPayloadSize(std::string_view name, std::size_t size,
+                              std::size_t maxBytes = kDefaultMaxPayload);
+
+}  // namespace secretshim::mountfs

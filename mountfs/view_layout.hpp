@@ -1,0 +1,37 @@
+// The layout of one task's secrets view: one file per reference (not per
+// secret), so two references to the same secret with different owners or
+// modes each keep their own. Docker shares one file per secret and the last
+// reference's owner and mode win for both targets.
+//
+// Inside the view's filesystem:
+//   dir/<path>   targets under /run/secrets, shown by one directory mount
+//   file/<n>     every other target, each shown by a single-file mount
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "mountfs/secret_ref.hpp"
+
+namespace secretshim::mountfs {
+
+struct ViewEntry {
+    SecretRef ref;
+    std::string file;        // path inside the view's filesystem
+    bool inDirectory = false;  // served by the /run/secrets directory mount
+};
+
+struct ViewLayout {
+    std::vector<ViewEntry> entries;   // in the order of the references
+    std::vector<std::string> directories;  // to create inside dir/, parents first
+
+    bool hasDirectoryMount() const;
+};
+
+inline constexpr std::string_view kViewDir = "dir";
+inline constexpr std::string_view kViewFiles = "file";
+
+// Plans the layout; the references must already be valid (validateRefs).
+Result<ViewLayout> planView(const std::vector<SecretRef>& refs);
+
+}  // namespace secretshim::mountfs

@@ -1,0 +1,291 @@
+#include "platform/linux/tmpfs_view.hpp"
+
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+
+#include "platform/linux/helper_process.hpp"
+#include "platform/linux/mount_api.hpp"
+
+namespace secretshim::platform {
+namespace {
+
+using mountfs::Bytes;
+
+constexpr std::size_t kPage = 4096;
+constexpr std::uint64_t kOwnOnly = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+constexpr const char* kUpdateTemp = "file/.update";
+
+std::size_t pages(std::size_t bytes) { return (bytes + kPage - 1) / kPage * kPage; }
+
+Result<void> writeAll(int fd, Bytes data) {
+    std::size_t done = 0;
+    while (done < data.size()) {
+        const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return failErrno("writing a secret file");
+        done += static_cast<std::size_t>(n);
+    }
+    return {};
+}
+
+Result<void> writeSecretFile(int root, const std::string& path, Bytes data,
+                             const mountfs::SecretRef& ref) {
+    // 0600 until fchown/fchmod set the reference's own owner and mode.
+    UniqueFd fd(::openat(root, path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) return failErrno("creating the file for secret \"" + ref.source + "\"");
+    if (auto ok = writeAll(fd.get(), data); !ok)
+        return tl::unexpected(wrap(ok.error(), "secret \"" + ref.source + "\""));
+    if (::fchown(fd.get(), ref.uid, ref.gid) != 0)
+        return failErrno("setting the owner of secret \"" + ref.source + "\"");
+    if (::fchmod(fd.get(), ref.mode) != 0)
+        return failErrno("setting the mode of secret \"" + ref.source + "\"");
+    return {};
+}
+
+// Overwrites an open file with zeros and frees its pages.
+Result<void> wipeFile(int fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return failErrno("inspecting a secret file");
+    static const unsigned char zeros[kPage] = {};
+    for (off_t off = 0; off < st.st_size;) {
+        const std::size_t chunk = std::min<std::size_t>(kPage, static_cast<std::size_t>(st.st_size - off));
+        const ssize_t n = ::pwrite(fd, zeros, chunk, off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return failErrno("overwriting a secret file");
+        off += n;
+    }
+    if (::ftruncate(fd, 0) != 0) return failErrno("truncating a secret file");
+    return {};
+}
+
+Result<UniqueFd> readOnlyClone(int dirfd, const char* path) {
+    UniqueFd clone(::open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW));
+    if (!clone) return failErrno(std::string("cloning the view's ") + path);
+    if (sysMountSetattr(clone.get(), "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0) != 0)
+        return failErrno(std::string("making the view's ") + path + " read-only");
+    return clone;
+}
+
+Result<UniqueFd> createTmpfs(std::size_t sizeBytes, std::size_t inodes, bool tryNoswap, bool& noswap) {
+    UniqueFd ctx(::fsopen("tmpfs", FSOPEN_CLOEXEC));
+    if (!ctx) return failErrno("fsopen(tmpfs)");
+    const auto set = [&](const char* key, const std::string& value) -> Result<void> {
+        if (::fsconfig(ctx.get(), FSCONFIG_SET_STRING, key, value.c_str(), 0) != 0)
+            return failErrno(std::string("setting tmpfs ") + key);
+        return {};
+    };
+    if (auto ok = set("size", std::to_string(sizeBytes)); !ok) return tl::unexpected(ok.error());
+    if (auto ok = set("nr_inodes", std::to_string(inodes)); !ok) return tl::unexpected(ok.error());
+    if (auto ok = set("mode", "0755"); !ok) return tl::unexpected(ok.error());
+    // noswap keeps plaintext off swap devices (6.4+); refused in a user
+    // namespace or on older kernels, where we go on without it.
+    noswap = tryNoswap && ::fsconfig(ctx.get(), FSCONFIG_SET_FLAG, "noswap", nullptr, 0) == 0;
+    if (::fsconfig(ctx.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
+        return failErrno("creating the tmpfs");
+    UniqueFd mnt(::fsmount(ctx.get(), FSMOUNT_CLOEXEC,
+                           MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
+    if (!mnt) return failErrno("fsmount(tmpfs)");
+    return mnt;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
+                                                     const std::vector<Bytes>& payloads,
+                                                     const mountfs::ViewOptions& options,
+                                                     const KernelFeatures& features) {
+    if (!features.sufficient())
+        return fail("the kernel lacks what secrets views need (" + features.describe() + ")");
+    if (payloads.size() != layout.entries.size())
+        return fail("internal error: " + std::to_string(payloads.size()) + " payloads for " +
+                    std::to_string(layout.entries.size()) + " references");
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < payloads.size(); ++i) {
+        const auto& ref = layout.entries[i].ref;
+        if (auto ok = mountfs::checkPayloadSize(ref.source, payloads[i].size(), options.maxPayload); !ok)
+            return tl::unexpected(ok.error());
+        bytes += pages(payloads[i].size());
+    }
+    // Room for every file, one update's temporary file, and directories.
+    bytes += pages(options.maxPayload) + kPage * (layout.directories.size() + 4);
+    const std::size_t inodes = layout.entries.size() + layout.directories.size() + 8;
+
+    std::unique_ptr<TmpfsView> view(new TmpfsView(std::move(layout), features, options.maxPayload));
+    auto root = createTmpfs(bytes, inodes, features.tmpfsNoswap, view->noswap_);
+    if (!root) return tl::unexpected(root.error());
+    view->root_ = std::move(*root);
+
+    const int rootfd = view->root_.get();
+    for (const std::string& dir : {std::string(mountfs::kViewDir), std::string(mountfs::kViewFiles)})
+        if (::mkdirat(rootfd, dir.c_str(), dir == mountfs::kViewDir ? 0755 : 0700) != 0)
+            return failErrno("creating the view's " + dir);
+    for (const std::string& dir : view->layout_.directories)
+        if (::mkdirat(rootfd, dir.c_str(), 0755) != 0)
+            return failErrno("creating the view's " + dir);
+    for (std::size_t i = 0; i < payloads.size(); ++i) {
+        const auto& entry = view->layout_.entries[i];
+        if (auto ok = writeSecretFile(rootfd, entry.file, payloads[i], entry.ref); !ok)
+            return tl::unexpected(ok.error());
+    }
+
+    auto ok = features.detachedClone ? view->makeReadOnlyClones() : view->makeReadOnlyClonesStaged();
+    if (!ok) return tl::unexpected(ok.error());
+    return view;
+}
+
+Result<void> TmpfsView::makeReadOnlyClones() {
+    fileMounts_.resize(layout_.entries.size());
+    if (layout_.hasDirectoryMount()) {
+        auto clone = readOnlyClone(root_.get(), std::string(mountfs::kViewDir).c_str());
+        if (!clone) return tl::unexpected(clone.error());
+        dirMount_ = std::move(*clone);
+    }
+    for (std::size_t i = 0; i < layout_.entries.size(); ++i) {
+        if (layout_.entries[i].inDirectory) continue;
+        auto clone = readOnlyClone(root_.get(), layout_.entries[i].file.c_str());
+        if (!clone) return tl::unexpected(clone.error());
+        fileMounts_[i] = std::move(*clone);
+    }
+    return {};
+}
+
+// Before 6.15 a detached mount cannot be cloned. A helper attaches it in a
+// private mount namespace of its own, clones from there (the writable root
+// too), and exits; the clones outlive that namespace.
+Result<void> TmpfsView::makeReadOnlyClonesStaged() {
+    auto fds = runInHelper([this]() -> Result<std::vector<UniqueFd>> {
+        if (::unshare(CLONE_NEWNS) != 0) return failErrno("unshare(CLONE_NEWNS)");
+        if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
+            return failErrno("making the helper's mounts private");
+        if (::move_mount(root_.get(), "", AT_FDCWD, "/tmp", MOVE_MOUNT_F_EMPTY_PATH) != 0)
+            return failErrno("staging the view");
+        UniqueFd staged(::open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!staged) return failErrno("opening the staged view");
+        std::vector<UniqueFd> out;
+        UniqueFd writable(::open_tree(staged.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
+        if (!writable) return failErrno("cloning the staged view");
+        out.push_back(std::move(writable));
+        root_.reset(staged.release());  // this is the helper's copy of the view
+        if (auto ok = makeReadOnlyClones(); !ok) return tl::unexpected(ok.error());
+        if (dirMount_) out.push_back(std::move(dirMount_));
+        for (auto& fd : fileMounts_)
+            if (fd) out.push_back(std::move(fd));
+        return out;
+    });
+    if (!fds) return tl::unexpected(fds.error());
+    const std::size_t expected = 1 + (layout_.hasDirectoryMount() ? 1 : 0) +
+        static_cast<std::size_t>(std::count_if(layout_.entries.begin(), layout_.entries.end(),
+                                               [](const auto& e) { return !e.inDirectory; }));
+    if (fds->size() != expected) return fail("the staging helper returned the wrong mounts");
+    auto it = fds->begin();
+    root_ = std::move(*it++);
+    fileMounts_.clear();
+    fileMounts_.resize(layout_.entries.size());
+    if (layout_.hasDirectoryMount()) dirMount_ = std::move(*it++);
+    for (std::size_t i = 0; i < layout_.entries.size(); ++i)
+        if (!layout_.entries[i].inDirectory) fileMounts_[i] = std::move(*it++);
+    return {};
+}
+
+TmpfsView::~TmpfsView() { (void)flush(); }
+
+std::vector<MountSource> TmpfsView::mountSources() const {
+    std::vector<MountSource> sources;
+    if (dirMount_) sources.push_back({std::string(mountfs::kSecretsDir), dirMount_.get(), true});
+    for (std::size_t i = 0; i < fileMounts_.size(); ++i)
+        if (fileMounts_[i]) sources.push_back({layout_.entries[i].ref.target, fileMounts_[i].get(), false});
+    return sources;
+}
+
+void TmpfsView::releaseMountSources() {
+    dirMount_.reset();
+    for (auto& fd : fileMounts_) fd.reset();
+}
+
+Result<void> TmpfsView::attach(const mountfs::ContainerHandle& container) {
+    if (flushed_) return fail("the secrets view was flushed");
+    const std::vector<MountSource> sources = mountSources();
+    if (sources.empty()) return fail("the secrets view is already attached");
+    auto done = runInHelper([&]() -> Result<std::vector<UniqueFd>> {
+        if (auto ok = attachMounts(container.pidfd, container.rootfs, sources); !ok)
+            return tl::unexpected(ok.error());
+        return std::vector<UniqueFd>{};
+    });
+    if (!done) return tl::unexpected(done.error());
+    releaseMountSources();
+    return {};
+}
+
+Result<void> TmpfsView::update(std::size_t index, Bytes payload,
+                               const mountfs::ContainerHandle& container) {
+    if (flushed_) return fail("the secrets view was flushed");
+    if (index >= layout_.entries.size()) return fail("no such reference in the view");
+    const mountfs::ViewEntry& entry = layout_.entries[index];
+    if (auto ok = mountfs::checkPayloadSize(entry.ref.source, payload.size(), maxPayload_); !ok)
+        return ok;
+    if (!entry.inDirectory && !(features_.moveMountBeneath && features_.detachedClone))
+        return fail("updating " + entry.ref.target +
+                    " needs a restart of the task: the kernel cannot rebind a single-file mount");
+
+    (void)::unlinkat(root_.get(), kUpdateTemp, 0);  // left by a crash
+    if (auto ok = writeSecretFile(root_.get(), kUpdateTemp, payload, entry.ref); !ok) return ok;
+    // A single-file mount pins the old inode: keep it to wipe once rebound.
+    UniqueFd old;
+    if (!entry.inDirectory)
+        old.reset(sysOpenat2(root_.get(), entry.file.c_str(), O_WRONLY | O_NOFOLLOW, kOwnOnly));
+    // rename() swaps the name atomically: a reader opens the old file or the
+    // new one, never a half-written one.
+    if (::renameat(root_.get(), kUpdateTemp, root_.get(), entry.file.c_str()) != 0)
+        return failErrno("replacing secret \"" + entry.ref.source + "\"");
+    if (entry.inDirectory) return {};
+
+    auto clone = readOnlyClone(root_.get(), entry.file.c_str());
+    if (!clone) return tl::unexpected(clone.error());
+    auto done = runInHelper([&]() -> Result<std::vector<UniqueFd>> {
+        if (auto ok = rebindFile(container.pidfd, container.rootfs, entry.ref.target, clone->get()); !ok)
+            return tl::unexpected(ok.error());
+        return std::vector<UniqueFd>{};
+    });
+    if (!done) return tl::unexpected(done.error());
+    if (old) return wipeFile(old.get());
+    return {};
+}
+
+Result<void> TmpfsView::flush() {
+    if (flushed_) return {};
+    Result<void> result;
+    releaseMountSources();
+    for (const auto& entry : layout_.entries) {
+        // Zero before unlinking: a process that has the file open (or a
+        // single-file mount that pins it) then sees zeros, not the secret.
+        UniqueFd fd(sysOpenat2(root_.get(), entry.file.c_str(), O_WRONLY | O_NOFOLLOW, kOwnOnly));
+        Result<void> ok = fd ? wipeFile(fd.get()) : failErrno("opening " + entry.file);
+        if (ok && ::unlinkat(root_.get(), entry.file.c_str(), 0) != 0)
+            ok = failErrno("removing " + entry.file);
+        if (!ok && result) result = tl::unexpected(wrap(ok.error(), "flushing secret \"" + entry.ref.source + "\""));
+    }
+    (void)::unlinkat(root_.get(), kUpdateTemp, 0);
+    root_.reset();
+    flushed_ = true;
+    return result;
+}
+
+}  // namespace secretshim::platform
+
+namespace secretshim::mountfs {
+
+Result<std::unique_ptr<SecretsView>> buildView(ViewLayout layout, const std::vector<Bytes>& payloads,
+                                               const ViewOptions& options) {
+    auto view = platform::TmpfsView::build(std::move(layout), payloads, options,
+                                           platform::kernelFeatures());
+    if (!view) return tl::unexpected(view.error());
+    return std::unique_ptr<SecretsView>(std::move(*view));
+}
+
+}  // namespace secretshim::mountfs

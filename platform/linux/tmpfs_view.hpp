@@ -1,0 +1,54 @@
+// The Linux secrets view: a detached tmpfs built through the new mount API,
+// never attached in the host's mount namespace. The view keeps the
+// writable mount for updates and flushing; what goes into the container
+// are read-only clones (one of dir/, one per single-file target).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "mountfs/secrets_view.hpp"
+#include "platform/linux/attach.hpp"
+#include "platform/linux/features.hpp"
+#include "platform/linux/unique_fd.hpp"
+
+namespace secretshim::platform {
+
+class TmpfsView final : public mountfs::SecretsView {
+public:
+    static Result<std::unique_ptr<TmpfsView>> build(mountfs::ViewLayout layout,
+                                                     const std::vector<mountfs::Bytes>& payloads,
+                                                     const mountfs::ViewOptions& options,
+                                                     const KernelFeatures& features);
+    ~TmpfsView() override;
+
+    const mountfs::ViewLayout& layout() const override { return layout_; }
+    Result<void> attach(const mountfs::ContainerHandle& container) override;
+    Result<void> update(std::size_t index, mountfs::Bytes payload,
+                        const mountfs::ContainerHandle& container) override;
+    Result<void> flush() override;
+
+    // The read-only mounts to attach, for a process that attaches them
+    // itself (the hook). Empty once attached or flushed.
+    std::vector<MountSource> mountSources() const;
+    // Forgets the read-only mounts after another process attached them.
+    void releaseMountSources();
+    bool noswap() const { return noswap_; }
+
+private:
+    TmpfsView(mountfs::ViewLayout layout, const KernelFeatures& features, std::size_t maxPayload)
+        : layout_(std::move(layout)), features_(features), maxPayload_(maxPayload) {}
+    Result<void> makeReadOnlyClones();
+    Result<void> makeReadOnlyClonesStaged();
+
+    mountfs::ViewLayout layout_;
+    KernelFeatures features_;
+    std::size_t maxPayload_;
+    bool noswap_ = false;
+    bool flushed_ = false;
+    UniqueFd root_;                  // writable, detached
+    UniqueFd dirMount_;              // read-only clone of dir/
+    std::vector<UniqueFd> fileMounts_;  // by entry index; invalid for dir entries
+};
+
+}  // namespace secretshim::platform

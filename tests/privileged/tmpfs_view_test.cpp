@@ -1,0 +1,258 @@
+// Builds and attaches real views into a throwaway mount namespace over a
+// busybox rootfs, and checks them from inside and from the host. Secret
+// values are markers compared in code, never printed.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "mountfs/secret_ref.hpp"
+#include "platform/linux/tmpfs_view.hpp"
+#include "tests/support/container_fixture.hpp"
+
+using namespace secretshim;
+using namespace secretshim::test;
+using platform::TmpfsView;
+
+namespace {
+
+mountfs::Bytes bytes(const std::string& s) {
+    return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
+}
+
+std::unique_ptr<TmpfsView> buildFrom(const std::string& annotation, const std::vector<std::string>& values,
+                                     platform::KernelFeatures features = platform::kernelFeatures()) {
+    auto refs = mountfs::parseSecretRefs(annotation);
+    REQUIRE(refs.has_value());
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    std::vector<mountfs::Bytes> payloads;
+    for (const auto& v : values) payloads.push_back(bytes(v));
+    auto view = TmpfsView::build(std::move(*layout), payloads, {}, features);
+    if (!view) FAIL("build failed: " << view.error().message);
+    return std::move(*view);
+}
+
+struct Setup {
+    TempDir dir;
+    std::string rootfs = dir.path() + "/rootfs";
+    Setup() { makeBusyboxRootfs(rootfs); }
+};
+
+const MountEntry* findMount(const std::vector<MountEntry>& mounts, const std::string& point) {
+    const MountEntry* found = nullptr;
+    for (const auto& m : mounts)
+        if (m.mountPoint == point) found = &m;  // the last one is on top
+    return found;
+}
+
+}  // namespace
+
+TEST_CASE("a view under /run/secrets shows each secret with its owner, mode and mount options") {
+    Setup s;
+    const std::string markerA = "marker-A-1f0c";
+    const std::string markerB = "marker-B-77aa-longer-value";
+    auto view = buildFrom("alpha;source=beta,uid=1000,gid=1001,mode=0440", {markerA, markerB});
+    FakeContainer c(s.rootfs);
+    auto ok = view->attach({c.pidfd(), c.rootfs()});
+    REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
+
+    auto a = readInside(c, "/run/secrets/alpha");
+    REQUIRE(a.has_value());
+    CHECK(*a == markerA);
+    auto b = readInside(c, "/run/secrets/beta", 1000, 1001);
+    REQUIRE(b.has_value());
+    CHECK(*b == markerB);
+
+    auto sa = statInside(c, "/run/secrets/alpha");
+    REQUIRE(sa.has_value());
+    CHECK(sa->uid == 0);
+    CHECK(sa->gid == 0);
+    CHECK(sa->mode == 0444);
+    auto sb = statInside(c, "/run/secrets/beta");
+    REQUIRE(sb.has_value());
+    CHECK(sb->uid == 1000);
+    CHECK(sb->gid == 1001);
+    CHECK(sb->mode == 0440);
+
+    // Another uid is refused by the mode, as it should be.
+    auto other = readInside(c, "/run/secrets/beta", 2000, 2000);
+    CHECK_FALSE(other.has_value());
+
+    const auto mounts = containerMounts(c);
+    const MountEntry* m = findMount(mounts, "/run/secrets");
+    REQUIRE(m != nullptr);
+    CHECK(m->fsType == "tmpfs");
+    for (const char* opt : {"ro", "nosuid", "nodev", "noexec"}) CHECK_MESSAGE(hasOption(m->options, opt), opt);
+    CHECK(hasOption(m->superOptions, "noswap") == view->noswap());
+    CHECK(view->noswap() == platform::kernelFeatures().tmpfsNoswap);
+
+    // Read-only: even root in the container cannot write or create.
+    auto write = runInside(c, 0, 0, []() -> Result<std::string> {
+        int fd = ::open("/run/secrets/new", O_CREAT | O_WRONLY, 0600);
+        if (fd >= 0) {
+            ::close(fd);
+            return std::string("created");
+        }
+        return std::string(errno == EROFS ? "erofs" : "other");
+    });
+    REQUIRE(write.has_value());
+    CHECK(*write == "erofs");
+
+    // Nothing on the host: no mount below the rootfs outside the container.
+    CHECK_FALSE(anyMountBelow(c.rootfs(), c.pid()));
+}
+
+TEST_CASE("single-file targets, created parents, and uid-restricted reads") {
+    Setup s;
+    const std::string marker = "marker-file-target-42";
+    auto view = buildFrom("source=pw,target=/etc/app/pw,uid=1000,gid=1000,mode=0400", {marker});
+    FakeContainer c(s.rootfs);
+    auto ok = view->attach({c.pidfd(), c.rootfs()});
+    REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
+
+    auto r = readInside(c, "/etc/app/pw", 1000, 1000);
+    REQUIRE(r.has_value());
+    CHECK(*r == marker);
+    CHECK_FALSE(readInside(c, "/etc/app/pw", 1001, 1001).has_value());
+    auto st = statInside(c, "/etc/app/pw");
+    REQUIRE(st.has_value());
+    CHECK(st->regular);
+    CHECK(st->uid == 1000);
+    CHECK(st->mode == 0400);
+
+    const auto mounts = containerMounts(c);
+    const MountEntry* m = findMount(mounts, "/etc/app/pw");
+    REQUIRE(m != nullptr);
+    for (const char* opt : {"ro", "nosuid", "nodev", "noexec"}) CHECK_MESSAGE(hasOption(m->options, opt), opt);
+    CHECK(findMount(mounts, "/run/secrets") == nullptr);  // no directory mount was needed
+    // The parent directory and the placeholder are in the rootfs, not elsewhere.
+    CHECK(pathExists(c.rootfs() + "/etc/app/pw"));
+    CHECK_FALSE(anyMountBelow(c.rootfs(), c.pid()));
+}
+
+TEST_CASE("the same secret referenced twice keeps each reference's owner and mode") {
+    Setup s;
+    const std::string marker = "marker-dup-9";
+    auto view = buildFrom("source=db,target=a,uid=1000,mode=0400;source=db,target=/opt/b,uid=2000,gid=3,mode=0440",
+                          {marker, marker});
+    FakeContainer c(s.rootfs);
+    REQUIRE(view->attach({c.pidfd(), c.rootfs()}).has_value());
+    auto a = statInside(c, "/run/secrets/a");
+    auto b = statInside(c, "/opt/b");
+    REQUIRE(a.has_value());
+    REQUIRE(b.has_value());
+    CHECK(a->uid == 1000);
+    CHECK(a->mode == 0400);
+    CHECK(b->uid == 2000);
+    CHECK(b->gid == 3);
+    CHECK(b->mode == 0440);
+    CHECK(readInside(c, "/run/secrets/a", 1000, 0).value_or("") == marker);
+    CHECK(readInside(c, "/opt/b", 2000, 3).value_or("") == marker);
+}
+
+TEST_CASE("nested targets under /run/secrets are served by the directory mount") {
+    Setup s;
+    auto view = buildFrom("source=x,target=app/one;source=y,target=app/two", {"marker-x", "marker-y"});
+    FakeContainer c(s.rootfs);
+    REQUIRE(view->attach({c.pidfd(), c.rootfs()}).has_value());
+    CHECK(readInside(c, "/run/secrets/app/one").value_or("") == "marker-x");
+    CHECK(readInside(c, "/run/secrets/app/two").value_or("") == "marker-y");
+    int secretsMounts = 0;
+    for (const auto& m : containerMounts(c)) secretsMounts += m.mountPoint.rfind("/run/secrets", 0) == 0;
+    CHECK(secretsMounts == 1);
+}
+
+TEST_CASE("flush empties an attached view; after the container exits nothing is left") {
+    Setup s;
+    // 8 x 500 KiB: enough to see in Shmem over the noise.
+    const std::size_t size = mountfs::kDefaultMaxPayload;
+    std::vector<std::string> values;
+    std::string annotation;
+    for (int i = 0; i < 7; ++i) {
+        values.push_back(std::string(size, static_cast<char>('a' + i)));
+        annotation += "s" + std::to_string(i) + ";";
+    }
+    values.push_back(std::string(size, 'z'));
+    annotation += "source=s7,target=/srv/s7";
+
+    const long before = shmemKiB();
+    auto view = buildFrom(annotation, values);
+    FakeContainer c(s.rootfs);
+    REQUIRE(view->attach({c.pidfd(), c.rootfs()}).has_value());
+    const long during = shmemKiB();
+    CHECK(during - before >= 3500);
+    CHECK(readInside(c, "/run/secrets/s0").value_or("") == values[0]);
+
+    REQUIRE(view->flush().has_value());
+    CHECK(view->flush().has_value());  // idempotent
+    // The directory is empty now; the single-file mount shows an empty file.
+    auto listing = runInside(c, 0, 0, []() -> Result<std::string> {
+        struct stat st {};
+        if (::stat("/run/secrets/s0", &st) == 0) return std::string("still there");
+        return std::string("gone");
+    });
+    CHECK(listing.value_or("") == "gone");
+    CHECK(readInside(c, "/srv/s7").value_or("x") == "");
+    const long flushed = shmemKiB();
+    CHECK(flushed - before < 1024);
+
+    view.reset();
+    c.kill();
+    // The container's namespace is gone with its last process.
+    for (int i = 0; i < 50 && anyMountBelow(s.rootfs); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK_FALSE(anyMountBelow(s.rootfs));
+    CHECK(shmemKiB() - before < 1024);
+}
+
+TEST_CASE("a failed attach leaves nothing mounted in the container") {
+    Setup s;
+    REQUIRE(::mkfifo((s.rootfs + "/etc/fifo").c_str(), 0600) == 0);
+    auto view = buildFrom("good;source=bad,target=/etc/fifo", {"marker-good", "marker-bad"});
+    FakeContainer c(s.rootfs);
+    auto ok = view->attach({c.pidfd(), c.rootfs()});
+    REQUIRE_FALSE(ok.has_value());
+    CHECK(ok.error().message == "/etc/fifo in the container is a FIFO, not a regular file");
+    CHECK(containerMounts(c).empty());
+}
+
+TEST_CASE("without detached-mount cloning (before 6.15) the staged fallback works") {
+    Setup s;
+    auto features = platform::kernelFeatures();
+    features.detachedClone = false;
+    auto view = buildFrom("alpha;source=beta,target=/etc/beta", {"marker-staged-a", "marker-staged-b"}, features);
+    FakeContainer c(s.rootfs);
+    REQUIRE(view->attach({c.pidfd(), c.rootfs()}).has_value());
+    CHECK(readInside(c, "/run/secrets/alpha").value_or("") == "marker-staged-a");
+    CHECK(readInside(c, "/etc/beta").value_or("") == "marker-staged-b");
+    // The writable root still works after the staging namespace died.
+    REQUIRE(view->update(0, bytes("marker-staged-a2"), {c.pidfd(), c.rootfs()}).has_value());
+    CHECK(readInside(c, "/run/secrets/alpha").value_or("") == "marker-staged-a2");
+    // And a single-file update says plainly that it needs a restart.
+    auto up = view->update(1, bytes("marker-staged-b2"), {c.pidfd(), c.rootfs()});
+    REQUIRE_FALSE(up.has_value());
+    CHECK(up.error().message ==
+          "updating /etc/beta needs a restart of the task: the kernel cannot rebind a single-file mount");
+    CHECK_FALSE(anyMountBelow(c.rootfs(), c.pid()));
+}
+
+TEST_CASE("build refuses empty and oversized payloads, naming the secret") {
+    auto refs = mountfs::parseSecretRefs("big");
+    REQUIRE(refs.has_value());
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    std::string big(mountfs::kDefaultMaxPayload + 1, 'x');
+    auto r = TmpfsView::build(*layout, {bytes(big)}, {}, platform::kernelFeatures());
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message == "secret \"big\" is 512001 bytes, over the limit of 512000");
+    auto e = TmpfsView::build(*layout, {bytes("")}, {}, platform::kernelFeatures());
+    REQUIRE_FALSE(e.has_value());
+    CHECK(e.error().message == "secret \"big\" is empty");
+}
