@@ -1,4 +1,205 @@
+// Tests for planning the layout of a task's secrets view (mountfs/view_layout).
 #include <doctest/doctest.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "mountfs/view_layout.hpp"
+
 using namespace secretshim::mountfs;
-TEST_CASE("an empty reference list plans an empty view") { CHECK(planView({}).has_value()); }
+
+namespace {
+
+SecretRef ref(std::string source, std::string target, std::uint32_t uid = 0,
+              std::uint32_t gid = 0, std::uint32_t mode = kDefaultMode) {
+    SecretRef r;
+    r.source = std::move(source);
+    r.target = std::move(target);
+    r.uid = uid;
+    r.gid = gid;
+    r.mode = mode;
+    return r;
+}
+
+ViewLayout planned(const std::vector<SecretRef>& refs) {
+    auto r = planView(refs);
+    if (!r) FAIL_CHECK("unexpected error: " << r.error().message);
+    REQUIRE(r.has_value());
+    return std::move(*r);
+}
+
+}  // namespace
+
+TEST_CASE("the view's two areas are named dir and file") {
+    CHECK(kViewDir == "dir");
+    CHECK(kViewFiles == "file");
+}
+
+TEST_CASE("no references give an empty layout") {
+    const ViewLayout layout = planned({});
+    CHECK(layout.entries.empty());
+    CHECK(layout.directories.empty());
+    CHECK_FALSE(layout.hasDirectoryMount());
+    CHECK_FALSE(ViewLayout{}.hasDirectoryMount());
+}
+
+TEST_CASE("targets under /run/secrets go into the directory area") {
+    const SecretRef db = ref("db", "/run/secrets/db", 10, 20, 0400);
+    const ViewLayout layout = planned({db});
+    REQUIRE(layout.entries.size() == 1);
+    const ViewEntry& entry = layout.entries[0];
+    CHECK(entry.file == "dir/db");
+    CHECK(entry.inDirectory);
+    CHECK(entry.ref == db);
+    CHECK(layout.directories.empty());
+    CHECK(layout.hasDirectoryMount());
+
+    SUBCASE("the file is named after the target, not the secret") {
+        const ViewLayout renamed = planned({ref("db", "/run/secrets/database.pw")});
+        REQUIRE(renamed.entries.size() == 1);
+        CHECK(renamed.entries[0].file == "dir/database.pw");
+        CHECK(renamed.entries[0].inDirectory);
+    }
+}
+
+TEST_CASE("nested targets under /run/secrets create their parent directories") {
+    SUBCASE("parents come before children") {
+        const ViewLayout layout = planned({ref("c", "/run/secrets/a/b/c")});
+        REQUIRE(layout.entries.size() == 1);
+        CHECK(layout.entries[0].file == "dir/a/b/c");
+        CHECK(layout.entries[0].inDirectory);
+        CHECK(layout.directories == std::vector<std::string>{"dir/a", "dir/a/b"});
+    }
+    SUBCASE("shared parents are listed once") {
+        const ViewLayout layout = planned({ref("c", "/run/secrets/a/b/c"),
+                                           ref("d", "/run/secrets/a/d"),
+                                           ref("e", "/run/secrets/a/b/e"),
+                                           ref("f", "/run/secrets/x/f"),
+                                           ref("g", "/run/secrets/g")});
+        REQUIRE(layout.entries.size() == 5);
+        CHECK(layout.entries[0].file == "dir/a/b/c");
+        CHECK(layout.entries[1].file == "dir/a/d");
+        CHECK(layout.entries[2].file == "dir/a/b/e");
+        CHECK(layout.entries[3].file == "dir/x/f");
+        CHECK(layout.entries[4].file == "dir/g");
+        CHECK(layout.directories == std::vector<std::string>{"dir/a", "dir/a/b", "dir/x"});
+    }
+    SUBCASE("a shallower target after a deeper one adds nothing new") {
+        const ViewLayout layout =
+            planned({ref("c", "/run/secrets/a/b/c"), ref("d", "/run/secrets/a/d")});
+        CHECK(layout.directories == std::vector<std::string>{"dir/a", "dir/a/b"});
+    }
+    SUBCASE("targets elsewhere create no directories") {
+        const ViewLayout layout = planned({ref("a", "/etc/app/deep/a")});
+        CHECK(layout.directories.empty());
+    }
+}
+
+TEST_CASE("targets outside /run/secrets each get a numbered file") {
+    SUBCASE("numbered by their position among all references") {
+        const ViewLayout layout = planned({ref("a", "/run/secrets/a"), ref("b", "/etc/app/b"),
+                                           ref("c", "/run/secrets/c"), ref("d", "/d")});
+        REQUIRE(layout.entries.size() == 4);
+        CHECK(layout.entries[0].file == "dir/a");
+        CHECK(layout.entries[0].inDirectory);
+        CHECK(layout.entries[1].file == "file/1");
+        CHECK_FALSE(layout.entries[1].inDirectory);
+        CHECK(layout.entries[2].file == "dir/c");
+        CHECK(layout.entries[2].inDirectory);
+        CHECK(layout.entries[3].file == "file/3");
+        CHECK_FALSE(layout.entries[3].inDirectory);
+        CHECK(layout.hasDirectoryMount());
+    }
+    SUBCASE("entries keep the order and content of the references") {
+        const std::vector<SecretRef> refs = {ref("b", "/etc/b", 1, 2, 0600),
+                                             ref("a", "/run/secrets/a", 3, 4, 0640)};
+        const ViewLayout layout = planned(refs);
+        REQUIRE(layout.entries.size() == 2);
+        CHECK(layout.entries[0].ref == refs[0]);
+        CHECK(layout.entries[1].ref == refs[1]);
+        CHECK(layout.entries[0].file == "file/0");
+    }
+    SUBCASE("a directory that only starts like /run/secrets is elsewhere") {
+        const ViewLayout layout = planned({ref("a", "/run/secretsfoo"), ref("b", "/run/other/b")});
+        REQUIRE(layout.entries.size() == 2);
+        CHECK(layout.entries[0].file == "file/0");
+        CHECK_FALSE(layout.entries[0].inDirectory);
+        CHECK(layout.entries[1].file == "file/1");
+        CHECK_FALSE(layout.entries[1].inDirectory);
+        CHECK(layout.directories.empty());
+    }
+    SUBCASE("with no target under /run/secrets there is no directory mount") {
+        const ViewLayout layout = planned({ref("a", "/etc/a"), ref("b", "/opt/b")});
+        CHECK_FALSE(layout.hasDirectoryMount());
+        CHECK(layout.directories.empty());
+    }
+}
+
+TEST_CASE("two references to one secret keep their own owner and mode") {
+    const std::vector<SecretRef> refs = {ref("db", "/run/secrets/db", 1000, 1001, 0400),
+                                         ref("db", "/etc/app/db", 33, 34, 0640)};
+    const ViewLayout layout = planned(refs);
+    REQUIRE(layout.entries.size() == 2);
+    const ViewEntry& first = layout.entries[0];
+    const ViewEntry& second = layout.entries[1];
+    CHECK(first.file != second.file);
+    CHECK(first.file == "dir/db");
+    CHECK(second.file == "file/1");
+    CHECK(first.ref.source == "db");
+    CHECK(second.ref.source == "db");
+    CHECK(first.ref.uid == 1000u);
+    CHECK(first.ref.gid == 1001u);
+    CHECK(first.ref.mode == 0400u);
+    CHECK(second.ref.uid == 33u);
+    CHECK(second.ref.gid == 34u);
+    CHECK(second.ref.mode == 0640u);
+
+    SUBCASE("also when both are under /run/secrets") {
+        const ViewLayout both = planned({ref("db", "/run/secrets/db", 0, 0, 0444),
+                                         ref("db", "/run/secrets/copy/db", 5, 6, 0600)});
+        REQUIRE(both.entries.size() == 2);
+        CHECK(both.entries[0].file == "dir/db");
+        CHECK(both.entries[1].file == "dir/copy/db");
+        CHECK(both.entries[0].ref.mode == 0444u);
+        CHECK(both.entries[1].ref.mode == 0600u);
+        CHECK(both.entries[1].ref.uid == 5u);
+        CHECK(both.entries[1].ref.gid == 6u);
+        CHECK(both.directories == std::vector<std::string>{"dir/copy"});
+    }
+}
+
+TEST_CASE("planView refuses references that do not fit together") {
+    SUBCASE("two references with the same target") {
+        const auto r = planView({ref("a", "/run/secrets/x"), ref("b", "/run/secrets/x")});
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().message == R"(secrets "a" and "b" both target "/run/secrets/x")");
+        CHECK(r.error().code == 0);
+    }
+    SUBCASE("the same secret twice at the same target") {
+        const auto r = planView({ref("a", "/etc/a", 1), ref("a", "/etc/a", 2)});
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().message == R"(secrets "a" and "a" both target "/etc/a")");
+    }
+    SUBCASE("a target inside another") {
+        const auto r = planView({ref("a", "/run/secrets/x"), ref("b", "/run/secrets/x/y")});
+        REQUIRE_FALSE(r.has_value());
+        CHECK(r.error().message ==
+              R"(target "/run/secrets/x/y" of secret "b" lies inside target "/run/secrets/x" of secret "a")");
+    }
+}
+
+TEST_CASE("a layout planned from a parsed annotation") {
+    const auto refs = parseSecretRefs("db;source=db,target=/etc/db,uid=33,mode=0400;source=tls,target=certs/tls");
+    REQUIRE(refs.has_value());
+    const ViewLayout layout = planned(*refs);
+    REQUIRE(layout.entries.size() == 3);
+    CHECK(layout.entries[0].file == "dir/db");
+    CHECK(layout.entries[1].file == "file/1");
+    CHECK(layout.entries[1].ref.uid == 33u);
+    CHECK(layout.entries[1].ref.mode == 0400u);
+    CHECK(layout.entries[2].file == "dir/certs/tls");
+    CHECK(layout.directories == std::vector<std::string>{"dir/certs"});
+    CHECK(layout.hasDirectoryMount());
+}
