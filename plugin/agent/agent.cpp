@@ -1,0 +1,359 @@
+#include "plugin/agent/agent.hpp"
+
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+
+#include "mountfs/secret_ref.hpp"
+#include "mountfs/view_layout.hpp"
+#include "platform/linux/fd_passing.hpp"
+#include "plugin/protocol/channel.hpp"
+#include "plugin/protocol/messages.hpp"
+
+namespace secretshim::plugin {
+
+namespace asio = boost::asio;
+using nlohmann::json;
+using platform::UniqueFd;
+
+namespace {
+
+constexpr auto kConnectionTimeout = std::chrono::seconds(10);
+
+void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
+
+json failure(const std::string& message) { return {{"ok", false}, {"error", message}}; }
+
+std::string joinNames(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
+    return out;
+}
+
+// Reads a value the CLI sent in a sealed memfd straight into locked memory.
+Result<SecureBuffer> readValue(int fd, std::size_t limit) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return failErrno("inspecting the value");
+    if (!S_ISREG(st.st_mode)) return fail("the value is not a memfd");
+    const int seals = ::fcntl(fd, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_WRITE) || !(seals & F_SEAL_SHRINK) || !(seals & F_SEAL_GROW))
+        return fail("the value's memfd is not sealed");
+    const auto size = static_cast<std::size_t>(st.st_size);
+    if (size == 0) return fail("is empty");
+    if (size > limit)
+        return fail("is " + std::to_string(size) + " bytes, over the limit of " + std::to_string(limit));
+    auto buffer = SecureBuffer::allocate(size);
+    if (!buffer) return tl::unexpected(buffer.error());
+    for (std::size_t done = 0; done < size;) {
+        const ssize_t n = ::pread(fd, buffer->data() + done, size - done, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return failErrno("reading the value");
+        done += static_cast<std::size_t>(n);
+    }
+    return buffer;
+}
+
+std::string stringField(const json& j, const char* key) {
+    const auto it = j.find(key);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+}  // namespace
+
+// One client connection: reads requests, answers them, and for a hook
+// holds the task between "create" and "attached". A deadline covers the
+// whole connection, so a slow or silent client cannot hold anything long.
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    Connection(asio::io_context& io, Agent& agent, UniqueFd fd)
+        : agent_(agent), socket_(io, fd.release()), timer_(io) {}
+
+    void run() {
+        timer_.expires_after(kConnectionTimeout);
+        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            if (!ec) self->close();
+        });
+        if (!peerIsRoot()) {
+            (void)sendJson(socket_.native_handle(), failure(refusal_));
+            close();
+            return;
+        }
+        doRead();
+    }
+
+private:
+    bool peerIsRoot() {
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+            refusal_ = "cannot check the client's credentials";
+            return false;
+        }
+        if (cred.uid == 0) return true;
+        refusal_ = "permission denied: the secretshim agent serves root only (client uid " +
+                   std::to_string(cred.uid) + ")";
+        log("refused a client with uid " + std::to_string(cred.uid));
+        return false;
+    }
+
+    void doRead() {
+        socket_.async_wait(asio::posix::stream_descriptor::wait_read,
+                           [self = shared_from_this()](const boost::system::error_code& ec) { self->onRead(ec); });
+    }
+
+    void onRead(const boost::system::error_code& ec) {
+        if (ec) return close();
+        auto message = platform::receiveFds(socket_.native_handle(), kMaxMessage);
+        if (!message) {
+            if (message.error().code == EAGAIN) return doRead();
+            return close();  // closed, truncated or oversized: drop the client
+        }
+        json request = json::parse(message->data, nullptr, false);
+        if (request.is_discarded() || !request.is_object()) {
+            (void)sendJson(socket_.native_handle(), failure("malformed request"));
+            return close();
+        }
+        const std::string op = stringField(request, "op");
+        if (op == "create") return onCreate(request, message->fds);
+        if (op == "attached") return onAttached(request);
+        (void)sendJson(socket_.native_handle(), agent_.handle(request, message->fds));
+        doRead();
+    }
+
+    void onCreate(const json& request, std::vector<UniqueFd>& fds) {
+        if (pending_) {
+            (void)sendJson(socket_.native_handle(), failure("one create per connection"));
+            return close();
+        }
+        auto task = agent_.prepareTask(request, fds);
+        if (!task) {
+            log("container " + stringField(request, "id") + ": refused: " + task.error().message);
+            (void)sendJson(socket_.native_handle(), failure(task.error().message));
+            return close();
+        }
+        json mounts = json::array();
+        std::vector<int> mountFds;
+        for (const auto& source : task->view->mountSources()) {
+            mounts.push_back({{"target", source.target}, {"directory", source.directory}});
+            mountFds.push_back(source.fd);
+        }
+        if (auto ok = sendJson(socket_.native_handle(), {{"ok", true}, {"mounts", mounts}}, mountFds); !ok)
+            return close();  // the pending view is flushed with the connection
+        pending_ = std::make_unique<Agent::PendingTask>(std::move(*task));
+        doRead();
+    }
+
+    void onAttached(const json& request) {
+        if (!pending_) {
+            (void)sendJson(socket_.native_handle(), failure("nothing to attach"));
+            return close();
+        }
+        if (!request.value("ok", false)) {
+            log("container " + pending_->id + ": the hook could not attach: " + stringField(request, "error"));
+            pending_.reset();  // flushes the view
+            (void)sendJson(socket_.native_handle(), json{{"ok", true}});
+            return close();
+        }
+        agent_.startTask(std::move(*pending_));
+        pending_.reset();
+        (void)sendJson(socket_.native_handle(), json{{"ok", true}});
+        close();
+    }
+
+    void close() {
+        timer_.cancel();
+        boost::system::error_code ignored;
+        socket_.close(ignored);
+        pending_.reset();
+    }
+
+    Agent& agent_;
+    asio::posix::stream_descriptor socket_;
+    asio::steady_timer timer_;
+    std::unique_ptr<Agent::PendingTask> pending_;
+    std::string refusal_;
+};
+
+Agent::Agent(asio::io_context& io, AgentConfig config, LocalStore store)
+    : io_(io), config_(std::move(config)), store_(std::move(store)) {}
+
+Result<void> Agent::listen() {
+    sockaddr_un addr{};
+    if (config_.socket.size() >= sizeof addr.sun_path) return fail("socket path too long: " + config_.socket);
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, config_.socket.data(), config_.socket.size());
+    const std::string dir = config_.socket.substr(0, config_.socket.rfind('/'));
+    if (!dir.empty() && ::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return failErrno("creating " + dir);
+    UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!sock) return failErrno("socket");
+    // A SIGKILLed agent leaves its socket file behind.
+    (void)::unlink(config_.socket.c_str());
+    const mode_t old = ::umask(0177);  // born 0600: no window where others may connect
+    const int bound = ::bind(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    ::umask(old);
+    if (bound != 0) return failErrno("binding " + config_.socket);
+    if (::listen(sock.get(), 128) != 0) return failErrno("listening on " + config_.socket);
+    listener_ = std::make_unique<asio::posix::stream_descriptor>(io_, sock.release());
+    acceptNext();
+    return {};
+}
+
+void Agent::acceptNext() {
+    listener_->async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
+        if (ec) return;
+        for (;;) {
+            UniqueFd fd(::accept4(listener_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+            if (!fd) break;
+            std::make_shared<Connection>(io_, *this, std::move(fd))->run();
+        }
+        acceptNext();
+    });
+}
+
+void Agent::stop() {
+    if (listener_) {
+        boost::system::error_code ignored;
+        listener_->close(ignored);
+        (void)::unlink(config_.socket.c_str());
+    }
+    for (auto& [id, task] : tasks_)
+        if (task.exitWatch) task.exitWatch->cancel();
+}
+
+Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<UniqueFd>& fds) {
+    PendingTask task;
+    task.id = stringField(request, "id");
+    if (task.id.empty()) return fail("the request names no container");
+    if (fds.size() != 1) return fail("the request carries no pidfd of the container");
+    if (tasks_.count(task.id)) return fail("container " + task.id + " already has its secrets");
+    task.pidfd = std::move(fds[0]);
+
+    auto refs = mountfs::parseSecretRefs(stringField(request, "secrets"));
+    if (!refs) return tl::unexpected(refs.error());
+    auto layout = mountfs::planView(*refs);
+    if (!layout) return tl::unexpected(layout.error());
+
+    // Decrypt each secret once; the buffers are wiped when this returns: the
+    // view's tmpfs is the only copy a running task needs.
+    std::map<std::string, SecureBuffer> plain;
+    std::vector<mountfs::Bytes> payloads;
+    for (const auto& ref : *refs) {
+        if (!plain.count(ref.source)) {
+            auto value = store_.load(ref.source);
+            if (!value) return tl::unexpected(value.error());
+            plain.emplace(ref.source, std::move(*value));
+            task.secrets.push_back(ref.source);
+        }
+        const SecureBuffer& b = plain.at(ref.source);
+        payloads.emplace_back(b.data(), b.size());
+    }
+    mountfs::ViewOptions options;
+    options.maxPayload = config_.maxPayload;
+    auto view = platform::TmpfsView::build(std::move(*layout), payloads, options, platform::kernelFeatures());
+    if (!view) return tl::unexpected(view.error());
+    task.view = std::move(*view);
+    return task;
+}
+
+void Agent::startTask(PendingTask pending) {
+    pending.view->releaseMountSources();
+    Task task;
+    task.secrets = std::move(pending.secrets);
+    task.view = std::move(pending.view);
+    task.exitWatch = std::make_unique<asio::posix::stream_descriptor>(io_, pending.pidfd.release());
+    const std::string id = pending.id;
+    // A pidfd turns readable when the process exits: flush then, whether or
+    // not a poststop hook ever runs.
+    task.exitWatch->async_wait(asio::posix::stream_descriptor::wait_read,
+                               [this, id](const boost::system::error_code& ec) {
+                                   if (!ec) flushTask(id, "exited");
+                               });
+    log("container " + id + ": attached secrets " + joinNames(task.secrets) +
+        (task.view->noswap() ? " (noswap)" : " (swap not excluded)"));
+    tasks_[id] = std::move(task);
+}
+
+void Agent::flushTask(const std::string& id, const char* why) {
+    const auto it = tasks_.find(id);
+    if (it == tasks_.end()) return;
+    const auto start = std::chrono::steady_clock::now();
+    auto ok = it->second.view->flush();
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+    if (it->second.exitWatch) {
+        boost::system::error_code ignored;
+        it->second.exitWatch->close(ignored);
+    }
+    tasks_.erase(it);
+    log("container " + id + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +
+        (ok ? "" : " (with an error: " + ok.error().message + ")"));
+}
+
+bool Agent::secretInUse(const std::string& name) const {
+    for (const auto& [id, task] : tasks_)
+        for (const auto& s : task.secrets)
+            if (s == name) return true;
+    return false;
+}
+
+json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
+    const std::string op = stringField(request, "op");
+    if (op == "release") {
+        flushTask(stringField(request, "id"), "released by poststop");
+        return {{"ok", true}};
+    }
+    if (op == "secret.create") {
+        const std::string name = stringField(request, "name");
+        if (fds.size() != 1) return failure("secret.create needs the value as a memfd");
+        auto value = readValue(fds[0].get(), config_.maxPayload);
+        if (!value) return failure("secret \"" + name + "\": " + value.error().message);
+        auto meta = store_.create(name, value->span());
+        if (!meta) return failure(meta.error().message);
+        log("secret " + name + " created (" + std::to_string(meta->size) + " bytes)");
+        return {{"ok", true}, {"id", meta->id}};
+    }
+    if (op == "secret.ls" || op == "secret.inspect") {
+        json list = json::array();
+        auto metas = store_.list();
+        if (!metas) return failure(metas.error().message);
+        const std::string only = stringField(request, "name");
+        for (const auto& m : *metas) {
+            if (op == "secret.inspect" && m.name != only) continue;
+            json users = json::array();
+            for (const auto& [id, task] : tasks_)
+                for (const auto& s : task.secrets)
+                    if (s == m.name) users.push_back(id);
+            list.push_back({{"name", m.name}, {"id", m.id}, {"size", m.size}, {"created", m.created}, {"tasks", users}});
+        }
+        if (op == "secret.inspect" && list.empty()) return failure("secret \"" + only + "\" not found");
+        return {{"ok", true}, {"secrets", list}};
+    }
+    if (op == "secret.rm") {
+        const std::string name = stringField(request, "name");
+        if (secretInUse(name)) return failure("secret \"" + name + "\" is in use by a running task");
+        if (auto ok = store_.remove(name); !ok) return failure(ok.error().message);
+        log("secret " + name + " removed");
+        return {{"ok", true}};
+    }
+    if (op == "task.ls") {
+        json list = json::array();
+        for (const auto& [id, task] : tasks_) list.push_back({{"id", id}, {"secrets", task.secrets}});
+        return {{"ok", true}, {"tasks", list}};
+    }
+    if (op == "status") {
+        return {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},
+                {"kernel", platform::kernelFeatures().describe()}};
+    }
+    return failure("unknown request \"" + op + "\"");
+}
+
+}  // namespace secretshim::plugin

@@ -1,0 +1,63 @@
+// secretshimd's core: serves the hook and the CLI on a root-only unix
+// socket, builds each task's secrets view from the local store, watches the
+// container's init through its pidfd, and flushes the view when it exits.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "platform/linux/tmpfs_view.hpp"
+#include "platform/linux/unique_fd.hpp"
+#include "plugin/agent/config.hpp"
+#include "plugin/store/local_store.hpp"
+
+namespace secretshim::plugin {
+
+class Connection;
+
+class Agent {
+public:
+    Agent(boost::asio::io_context& io, AgentConfig config, LocalStore store);
+    Result<void> listen();  // binds the socket (mode 0600) and starts accepting
+    void stop();
+
+    // Request handling, used by Connection.
+    struct Reply {
+        nlohmann::json body;
+        std::vector<int> fds;  // borrowed from the pending view
+    };
+    struct PendingTask {
+        std::string id;
+        std::vector<std::string> secrets;
+        std::unique_ptr<platform::TmpfsView> view;
+        platform::UniqueFd pidfd;
+    };
+    Result<PendingTask> prepareTask(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
+    void startTask(PendingTask task);
+    nlohmann::json handle(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
+
+private:
+    struct Task {
+        std::vector<std::string> secrets;
+        std::unique_ptr<platform::TmpfsView> view;
+        std::unique_ptr<boost::asio::posix::stream_descriptor> exitWatch;
+    };
+    void acceptNext();
+    void flushTask(const std::string& id, const char* why);
+    bool secretInUse(const std::string& name) const;
+
+    boost::asio::io_context& io_;
+    AgentConfig config_;
+    LocalStore store_;
+    std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
+    std::map<std::string, Task> tasks_;
+};
+
+}  // namespace secretshim::plugin

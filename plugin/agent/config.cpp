@@ -1,0 +1,75 @@
+#include "plugin/agent/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <sstream>
+
+namespace secretshim::plugin {
+namespace {
+
+constexpr std::size_t kPayloadCeiling = 64 * 1024 * 1024;  // a view must stay small
+
+std::string where(const std::string& name, const YAML::Node& node) {
+    return name + ":" + std::to_string(node.Mark().line + 1);
+}
+
+Result<std::string> absolutePath(const std::string& name, const std::string& key, const YAML::Node& value) {
+    if (!value.IsScalar() || value.Scalar().empty() || value.Scalar().front() != '/')
+        return fail(where(name, value) + ": key \"" + key + "\": expected an absolute path");
+    return value.Scalar();
+}
+
+}  // namespace
+
+Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& name) {
+    YAML::Node root;
+    try {
+        root = YAML::Load(std::string(yaml));
+    } catch (const YAML::Exception& e) {
+        return fail(name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+    }
+    AgentConfig config;
+    if (root.IsNull()) return config;
+    if (!root.IsMap()) return fail(where(name, root) + ": expected a mapping of keys");
+    for (const auto& item : root) {
+        const YAML::Node& keyNode = item.first;
+        const YAML::Node& value = item.second;
+        const std::string key = keyNode.IsScalar() ? keyNode.Scalar() : "";
+        if (key == "socket") {
+            auto p = absolutePath(name, key, value);
+            if (!p) return tl::unexpected(p.error());
+            config.socket = *p;
+        } else if (key == "state_dir") {
+            auto p = absolutePath(name, key, value);
+            if (!p) return tl::unexpected(p.error());
+            config.stateDir = *p;
+        } else if (key == "max_payload") {
+            std::size_t n = 0;
+            const std::string& s = value.IsScalar() ? value.Scalar() : std::string();
+            bool ok = !s.empty() && s.size() < 12 && s.find_first_not_of("0123456789") == std::string::npos;
+            if (ok) n = std::stoull(s);
+            if (!ok || n == 0 || n > kPayloadCeiling)
+                return fail(where(name, value) + ": key \"max_payload\": expected bytes from 1 to " +
+                            std::to_string(kPayloadCeiling));
+            config.maxPayload = n;
+        } else if (key == "source") {
+            if (!value.IsScalar() || value.Scalar() != "local")
+                return fail(where(name, value) + ": key \"source\": expected \"local\"");
+            config.source = value.Scalar();
+        } else {
+            return fail(where(name, keyNode) + ": unknown key \"" + key + "\"");
+        }
+    }
+    return config;
+}
+
+Result<AgentConfig> loadAgentConfig(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) return failErrno("cannot read config " + path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return parseAgentConfig(text.str(), path);
+}
+
+}  // namespace secretshim::plugin

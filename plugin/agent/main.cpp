@@ -1,0 +1,76 @@
+// secretshimd: the per-node agent. Runs in the foreground, logs one line
+// per event to stderr (secret names, never values), exits on SIGTERM.
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "platform/linux/features.hpp"
+#include "plugin/agent/agent.hpp"
+
+using namespace secretshim;
+using namespace secretshim::plugin;
+
+int main(int argc, char** argv) {
+    CLI::App app{"secretshimd: the secretshim node agent"};
+    std::string configPath, socket, stateDir;
+    app.add_option("--config", configPath, "YAML configuration file");
+    app.add_option("--socket", socket, "unix socket to serve (overrides the config)");
+    app.add_option("--state-dir", stateDir, "state directory (overrides the config)");
+    CLI11_PARSE(app, argc, argv);
+
+    // Plaintext passes through this process: no core dumps, no ptrace by
+    // non-root, no swap-out of the pages we lock.
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    const rlimit noCore{0, 0};
+    ::setrlimit(RLIMIT_CORE, &noCore);
+
+    if (::geteuid() != 0) {
+        std::fputs("secretshimd: must run as root (it mounts and enters mount namespaces)\n", stderr);
+        return 1;
+    }
+    auto config = configPath.empty() ? Result<AgentConfig>(AgentConfig{}) : loadAgentConfig(configPath);
+    if (!config) {
+        std::fprintf(stderr, "secretshimd: %s\n", config.error().message.c_str());
+        return 1;
+    }
+    if (!socket.empty()) config->socket = socket;
+    if (!stateDir.empty()) config->stateDir = stateDir;
+
+    const auto& features = platform::kernelFeatures();
+    if (!features.sufficient()) {
+        std::fprintf(stderr, "secretshimd: the kernel lacks what secrets views need (%s)\n",
+                     features.describe().c_str());
+        return 1;
+    }
+    StoreOptions storeOptions;
+    storeOptions.maxPayload = config->maxPayload;
+    auto store = LocalStore::open(config->stateDir, storeOptions);
+    if (!store) {
+        std::fprintf(stderr, "secretshimd: %s\n", store.error().message.c_str());
+        return 1;
+    }
+
+    boost::asio::io_context io;
+    Agent agent(io, *config, std::move(*store));
+    if (auto ok = agent.listen(); !ok) {
+        std::fprintf(stderr, "secretshimd: %s\n", ok.error().message.c_str());
+        return 1;
+    }
+    boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+    signals.async_wait([&](const boost::system::error_code&, int) {
+        std::fputs("secretshimd: stopping\n", stderr);
+        agent.stop();
+        io.stop();
+    });
+    std::fprintf(stderr, "secretshimd: serving %s, state in %s (%s)\n", config->socket.c_str(),
+                 config->stateDir.c_str(), features.describe().c_str());
+    io.run();
+    return 0;
+}

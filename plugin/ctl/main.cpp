@@ -1,0 +1,155 @@
+// secretshimctl: the admin CLI. Talks to the agent over its socket; a
+// secret's value travels in a sealed memfd, never in a message or argv.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <string>
+
+#include "platform/linux/unique_fd.hpp"
+#include "plugin/protocol/channel.hpp"
+#include "plugin/protocol/messages.hpp"
+
+using namespace secretshim;
+using namespace secretshim::plugin;
+using nlohmann::json;
+using platform::UniqueFd;
+
+namespace {
+
+constexpr auto kTimeout = std::chrono::seconds(10);
+constexpr std::size_t kMaxValue = 64 * 1024 * 1024;
+
+// Copies the value into a sealed memfd: in memory only, and the agent can
+// trust that it does not change while it reads.
+Result<UniqueFd> valueMemfd(const std::string& source) {
+    UniqueFd in(source == "-" ? ::dup(STDIN_FILENO) : ::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return failErrno("cannot read " + source);
+    UniqueFd mem(::memfd_create("secretshim-value", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (!mem) return failErrno("memfd_create");
+    unsigned char buf[65536];
+    std::size_t total = 0;
+    Result<void> result;
+    for (;;) {
+        const ssize_t n = ::read(in.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { result = failErrno("reading " + source); break; }
+        if (n == 0) break;
+        total += static_cast<std::size_t>(n);
+        if (total > kMaxValue) { result = fail("the value is too large"); break; }
+        if (::write(mem.get(), buf, static_cast<std::size_t>(n)) != n) { result = failErrno("memfd write"); break; }
+    }
+    ::explicit_bzero(buf, sizeof buf);
+    if (!result) return tl::unexpected(result.error());
+    if (total == 0) return fail("the value is empty");
+    if (::fcntl(mem.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
+        return failErrno("sealing the value");
+    return mem;
+}
+
+Result<json> call(const std::string& socket, const json& request, std::span<const int> fds = {}) {
+    auto sock = connectAgent(socket, kTimeout);
+    if (!sock) return tl::unexpected(sock.error());
+    if (auto ok = sendJson(sock->get(), request, fds); !ok) return tl::unexpected(ok.error());
+    auto reply = receiveJson(sock->get());
+    if (!reply) return tl::unexpected(reply.error());
+    if (!reply->body.value("ok", false)) {
+        const auto e = reply->body.find("error");
+        return fail(e != reply->body.end() && e->is_string() ? e->get<std::string>() : "refused");
+    }
+    return reply->body;
+}
+
+std::string isoTime(std::int64_t t) {
+    char buf[32];
+    const std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    ::gmtime_r(&tt, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"secretshimctl: manage secretshim secrets on this node"};
+    app.require_subcommand(1);
+    std::string socket(kDefaultSocket), format = "table", name, source = "-";
+    app.add_option("--socket", socket, "the agent's socket");
+
+    auto* secret = app.add_subcommand("secret", "manage secrets");
+    secret->require_subcommand(1);
+    auto* create = secret->add_subcommand("create", "create a secret from FILE or - (stdin)");
+    create->add_option("NAME", name)->required();
+    create->add_option("FILE", source, "file holding the value, - for stdin");
+    auto* ls = secret->add_subcommand("ls", "list secrets");
+    ls->add_option("--format", format)->check(CLI::IsMember({"table", "json"}));
+    auto* inspect = secret->add_subcommand("inspect", "show a secret's metadata (never its value)");
+    inspect->add_option("NAME", name)->required();
+    auto* rm = secret->add_subcommand("rm", "remove a secret no running task uses");
+    rm->add_option("NAME", name)->required();
+    auto* task = app.add_subcommand("task", "running tasks");
+    task->require_subcommand(1);
+    auto* tls = task->add_subcommand("ls", "list running tasks and the secrets they hold");
+    tls->add_option("--format", format)->check(CLI::IsMember({"table", "json"}));
+    auto* status = app.add_subcommand("status", "the agent's status");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;
+    }
+
+    Result<json> reply = fail("no command");
+    if (create->parsed()) {
+        auto mem = valueMemfd(source);
+        if (!mem) {
+            std::fprintf(stderr, "secretshimctl: secret \"%s\": %s\n", name.c_str(), mem.error().message.c_str());
+            return 1;
+        }
+        const int fds[] = {mem->get()};
+        reply = call(socket, {{"op", "secret.create"}, {"name", name}}, fds);
+        if (reply) std::printf("%s\n", (*reply)["id"].get<std::string>().c_str());
+    } else if (ls->parsed() || inspect->parsed()) {
+        reply = call(socket, {{"op", ls->parsed() ? "secret.ls" : "secret.inspect"}, {"name", name}});
+        if (reply && (format == "json" || inspect->parsed())) {
+            std::printf("%s\n", (inspect->parsed() ? (*reply)["secrets"][0] : (*reply)["secrets"]).dump(2).c_str());
+        } else if (reply) {
+            std::printf("%-32s %-32s %10s  %-20s %s\n", "NAME", "ID", "SIZE", "CREATED", "TASKS");
+            for (const auto& s : (*reply)["secrets"])
+                std::printf("%-32s %-32s %10llu  %-20s %zu\n", s["name"].get<std::string>().c_str(),
+                            s["id"].get<std::string>().c_str(), s["size"].get<unsigned long long>(),
+                            isoTime(s["created"].get<std::int64_t>()).c_str(), s["tasks"].size());
+        }
+    } else if (rm->parsed()) {
+        reply = call(socket, {{"op", "secret.rm"}, {"name", name}});
+    } else if (tls->parsed()) {
+        reply = call(socket, {{"op", "task.ls"}});
+        if (reply && format == "json") {
+            std::printf("%s\n", (*reply)["tasks"].dump(2).c_str());
+        } else if (reply) {
+            std::printf("%-64s %s\n", "CONTAINER", "SECRETS");
+            for (const auto& t : (*reply)["tasks"]) {
+                std::string names;
+                for (const auto& s : t["secrets"]) names += (names.empty() ? "" : ",") + s.get<std::string>();
+                std::printf("%-64s %s\n", t["id"].get<std::string>().c_str(), names.c_str());
+            }
+        }
+    } else if (status->parsed()) {
+        reply = call(socket, {{"op", "status"}});
+        if (reply) std::printf("%s\n", reply->dump(2).c_str());
+    }
+    if (!reply) {
+        std::fprintf(stderr, "secretshimctl: %s\n", reply.error().message.c_str());
+        return 1;
+    }
+    return 0;
+}

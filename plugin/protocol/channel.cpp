@@ -1,0 +1,51 @@
+#include "plugin/protocol/channel.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "platform/linux/fd_passing.hpp"
+#include "plugin/protocol/messages.hpp"
+
+namespace secretshim::plugin {
+
+using platform::UniqueFd;
+
+Result<UniqueFd> connectAgent(const std::string& socketPath, std::chrono::milliseconds timeout) {
+    sockaddr_un addr{};
+    if (socketPath.size() >= sizeof addr.sun_path) return fail("socket path too long: " + socketPath);
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, socketPath.data(), socketPath.size());
+    UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!sock) return failErrno("socket");
+    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    if (::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)
+        return failErrno("setting socket timeouts");
+    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
+        return failErrno("cannot reach the secretshim agent at " + socketPath);
+    return sock;
+}
+
+Result<void> sendJson(int sock, const nlohmann::json& body, std::span<const int> fds) {
+    const std::string text = body.dump();
+    if (text.size() > kMaxMessage) return fail("message too large");
+    return platform::sendFds(sock, text, fds);
+}
+
+Result<JsonMessage> receiveJson(int sock) {
+    auto msg = platform::receiveFds(sock, kMaxMessage);
+    if (!msg) {
+        if (msg.error().code == EAGAIN) return fail("timed out waiting for the secretshim agent");
+        return tl::unexpected(msg.error());
+    }
+    JsonMessage out;
+    out.body = nlohmann::json::parse(msg->data, nullptr, false);
+    if (out.body.is_discarded() || !out.body.is_object()) return fail("malformed message");
+    out.fds = std::move(msg->fds);
+    return out;
+}
+
+}  // namespace secretshim::plugin

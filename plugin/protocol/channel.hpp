@@ -1,0 +1,27 @@
+// One connection to the agent's socket: JSON messages with fds attached.
+#pragma once
+
+#include <chrono>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mountfs/error.hpp"
+#include "platform/linux/unique_fd.hpp"
+
+namespace secretshim::plugin {
+
+struct JsonMessage {
+    nlohmann::json body;
+    std::vector<platform::UniqueFd> fds;
+};
+
+// Connects to the agent; every later send and receive times out after `timeout`.
+Result<platform::UniqueFd> connectAgent(const std::string& socketPath, std::chrono::milliseconds timeout);
+Result<void> sendJson(int sock, const nlohmann::json& body, std::span<const int> fds = {});
+// Receives one message; refuses anything that is not a JSON object.
+Result<JsonMessage> receiveJson(int sock);
+
+}  // namespace secretshim::plugin

@@ -1,0 +1,23 @@
+// The agent's socket protocol. One request or reply per SOCK_SEQPACKET
+// message (boundaries kept by the kernel, so no length prefix), a JSON
+// object of at most kMaxMessage bytes; fds travel with a message by
+// SCM_RIGHTS. Peers must be root (SO_PEERCRED).
+//
+//   hook -> agent  {"op":"create","id":ID,"secrets":ANNOTATION}  + pidfd
+//   agent -> hook  {"ok":true,"mounts":[{"target":T,"directory":B}...]} + one fd each
+//   hook -> agent  {"op":"attached","ok":B,"error":E}
+//   agent -> hook  {"ok":true}
+//   hook -> agent  {"op":"release","id":ID}          (poststop)
+//   any failure    {"ok":false,"error":ONE_LINE}
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace secretshim::plugin {
+
+inline constexpr std::size_t kMaxMessage = 64 * 1024;
+inline constexpr std::string_view kDefaultSocket = "/run/secretshim/agent.sock";
+inline constexpr std::string_view kSecretsAnnotation = "io.secretshim.secrets";
+
+}  // namespace secretshim::plugin

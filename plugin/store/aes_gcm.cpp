@@ -1,0 +1,89 @@
+#include "plugin/store/aes_gcm.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <memory>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+namespace secretshim::plugin {
+namespace {
+
+struct CtxFree {
+    void operator()(EVP_CIPHER_CTX* ctx) const { EVP_CIPHER_CTX_free(ctx); }  // cleanses the key schedule
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CtxFree>;
+
+bool fitsInt(std::size_t n) { return n <= static_cast<std::size_t>(INT_MAX); }
+
+tl::unexpected<Error> cannotDecrypt() {
+    ERR_clear_error();  // leave no stale failure for the next OpenSSL caller
+    return tl::unexpected(Error{EBADMSG, "cannot decrypt"});
+}
+
+}  // namespace
+
+Result<GcmSealed> gcmSeal(std::span<const unsigned char> key, std::span<const unsigned char> plaintext,
+                          std::span<const unsigned char> aad) {
+    if (key.size() != kAesKeySize) return fail("encrypting: the key is not 256 bits");
+    if (!fitsInt(plaintext.size()) || !fitsInt(aad.size())) return fail("encrypting: input too large");
+
+    GcmSealed out;
+    if (RAND_bytes(out.nonce.data(), static_cast<int>(out.nonce.size())) != 1)
+        return fail("encrypting: the OpenSSL random generator failed");
+    out.ciphertext.resize(plaintext.size());
+
+    CipherCtx ctx(EVP_CIPHER_CTX_new());
+    int len = 0;
+    int tail = 0;
+    const bool ok =
+        ctx && EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kGcmNonceSize), nullptr) == 1 &&
+        EVP_EncryptInit_ex(ctx.get(), nullptr, nullptr, key.data(), out.nonce.data()) == 1 &&
+        (aad.empty() || EVP_EncryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
+        EVP_EncryptUpdate(ctx.get(), out.ciphertext.data(), &len, plaintext.data(),
+                          static_cast<int>(plaintext.size())) == 1 &&
+        EVP_EncryptFinal_ex(ctx.get(), out.ciphertext.data() + len, &tail) == 1 &&
+        static_cast<std::size_t>(len + tail) == plaintext.size() &&
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kGcmTagSize), out.tag.data()) == 1;
+    if (!ok) {
+        ERR_clear_error();
+        return fail("encrypting: OpenSSL AES-256-GCM failed");
+    }
+    return out;
+}
+
+Result<SecureBuffer> gcmOpen(std::span<const unsigned char> key, const GcmNonce& nonce,
+                             std::span<const unsigned char> ciphertext, const GcmTag& tag,
+                             std::span<const unsigned char> aad) {
+    if (key.size() != kAesKeySize || ciphertext.empty() || !fitsInt(ciphertext.size()) ||
+        !fitsInt(aad.size()))
+        return cannotDecrypt();
+    auto plain = SecureBuffer::allocate(ciphertext.size());
+    if (!plain) return tl::unexpected(plain.error());
+
+    // GCM has no padding: the plaintext is exactly as long as the
+    // ciphertext, so EVP writes only into the locked buffer. On a tag
+    // mismatch the buffer holds unauthenticated bytes; it is wiped when it
+    // goes out of scope here.
+    GcmTag expected = tag;  // EVP_CTRL_GCM_SET_TAG takes a non-const pointer
+    CipherCtx ctx(EVP_CIPHER_CTX_new());
+    int len = 0;
+    int tail = 0;
+    const bool ok =
+        ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kGcmNonceSize), nullptr) == 1 &&
+        EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key.data(), nonce.data()) == 1 &&
+        (aad.empty() || EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
+        EVP_DecryptUpdate(ctx.get(), plain->data(), &len, ciphertext.data(),
+                          static_cast<int>(ciphertext.size())) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kGcmTagSize), expected.data()) == 1 &&
+        EVP_DecryptFinal_ex(ctx.get(), plain->data() + len, &tail) == 1 &&
+        static_cast<std::size_t>(len + tail) == ciphertext.size();
+    if (!ok) return cannotDecrypt();
+    return plain;
+}
+
+}  // namespace secretshim::plugin

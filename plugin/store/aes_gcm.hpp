@@ -1,0 +1,39 @@
+// AES-256-GCM through OpenSSL 3 EVP: a 96-bit nonce, a 128-bit tag and
+// associated data that is authenticated but not encrypted.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "mountfs/error.hpp"
+#include "plugin/store/secure_buffer.hpp"
+
+namespace secretshim::plugin {
+
+inline constexpr std::size_t kAesKeySize = 32;
+inline constexpr std::size_t kGcmNonceSize = 12;
+inline constexpr std::size_t kGcmTagSize = 16;
+
+using GcmNonce = std::array<unsigned char, kGcmNonceSize>;
+using GcmTag = std::array<unsigned char, kGcmTagSize>;
+
+struct GcmSealed {
+    GcmNonce nonce{};
+    std::vector<unsigned char> ciphertext;  // as long as the plaintext
+    GcmTag tag{};
+};
+
+// Encrypts under a fresh random nonce: with GCM, reusing a nonce under one
+// key reveals the XOR of two plaintexts and lets tags be forged.
+Result<GcmSealed> gcmSeal(std::span<const unsigned char> key, std::span<const unsigned char> plaintext,
+                          std::span<const unsigned char> aad);
+
+// Decrypts straight into a SecureBuffer. Any failure, including a tag
+// mismatch, is Error{EBADMSG, "cannot decrypt"}; callers add the context.
+Result<SecureBuffer> gcmOpen(std::span<const unsigned char> key, const GcmNonce& nonce,
+                             std::span<const unsigned char> ciphertext, const GcmTag& tag,
+                             std::span<const unsigned char> aad);
+
+}  // namespace secretshim::plugin

@@ -1,0 +1,190 @@
+#include "plugin/store/local_store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <memory>
+
+#include "plugin/store/atomic_file.hpp"
+#include "plugin/store/private_path.hpp"
+#include "plugin/store/random_hex.hpp"
+
+namespace secretshim::plugin {
+namespace {
+
+constexpr std::size_t kIdBytes = 16;
+
+// Names are quoted printable so an error stays on one line.
+std::string quote(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '\0')
+            out += "\\0";
+        else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            out += '?';
+        else
+            out += c;
+    }
+    return out + "\"";
+}
+
+tl::unexpected<Error> refuse(int code, std::string message) {
+    return tl::unexpected(Error{code, std::move(message)});
+}
+
+std::string fileName(std::string_view name) { return std::string(name) + std::string(kSecretSuffix); }
+
+// Also what keeps a name from walking out of secrets/ ("../x", "a/b").
+Result<void> checkName(std::string_view name) {
+    if (!mountfs::isValidSecretName(name))
+        return refuse(EINVAL, "secret name " + quote(name) + " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+    return {};
+}
+
+std::int64_t nowUnixSeconds() {
+    const auto since = std::chrono::system_clock::now().time_since_epoch();
+    return std::chrono::duration_cast<std::chrono::seconds>(since).count();
+}
+
+struct DirClose {
+    void operator()(DIR* dir) const { ::closedir(dir); }
+};
+
+}  // namespace
+
+Result<LocalStore> LocalStore::open(const std::string& stateDir, StoreOptions options) {
+    auto state = openOrCreateDir(AT_FDCWD, stateDir, "state directory " + stateDir, DirAccess::any);
+    if (!state) return tl::unexpected(state.error());
+    auto key = NodeKey::loadOrCreateAt(state->get(), stateDir);
+    if (!key) return tl::unexpected(key.error());
+    std::string dirPath = stateDir + "/" + std::string(kSecretsSubdir);
+    auto dir = openOrCreateDir(state->get(), std::string(kSecretsSubdir), "secrets directory " + dirPath,
+                               DirAccess::ownerOnly);
+    if (!dir) return tl::unexpected(dir.error());
+    return LocalStore(std::move(*dir), std::move(dirPath), std::move(*key), options);
+}
+
+Result<SecretMeta> LocalStore::create(std::string_view name, mountfs::Bytes plaintext) {
+    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = mountfs::checkPayloadSize(name, plaintext.size(), options_.maxPayload); !ok)
+        return tl::unexpected(ok.error());
+
+    const std::string file = fileName(name);
+    const std::string exists = "secret " + quote(name) + " already exists";
+    // Checked before encrypting for a quick answer; the no-replace rename
+    // below is what settles a race.
+    struct stat st {};
+    if (::fstatat(dir_.get(), file.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return refuse(EEXIST, exists);
+    if (errno != ENOENT) return failErrno("secret " + quote(name) + ": inspecting " + dirPath_ + "/" + file);
+
+    auto id = randomHex(kIdBytes);
+    if (!id) return tl::unexpected(id.error());
+    SecretMeta meta{std::string(name), std::move(*id), plaintext.size(), nowUnixSeconds()};
+    auto record = sealRecord(meta, key_.bytes(), plaintext);
+    if (!record) return tl::unexpected(wrap(record.error(), "secret " + quote(name)));
+    auto written = writeFileAtomic(dir_.get(), dirPath_, file, *record, 0600, IfExists::fail);
+    if (!written) {
+        if (written.error().code == EEXIST) return refuse(EEXIST, exists);
+        return tl::unexpected(wrap(written.error(), "secret " + quote(name)));
+    }
+    return meta;
+}
+
+Result<RecordHeader> LocalStore::readHeader(std::string_view name, int fd, std::uint64_t fileSize) const {
+    std::vector<unsigned char> prefix(std::min<std::uint64_t>(fileSize, kMaxRecordHeader));
+    const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
+    if (auto ok = readExact(fd, prefix, label); !ok) return tl::unexpected(ok.error());
+    auto header = parseRecordHeader(prefix, fileSize);
+    if (!header) return tl::unexpected(wrap(header.error(), "secret " + quote(name)));
+    if (header->meta.name != name)
+        return refuse(EBADMSG, "secret " + quote(name) + ": record header names another secret");
+    return header;
+}
+
+Result<SecretMeta> LocalStore::inspect(std::string_view name) const {
+    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    auto file = openPrivateFile(dir_.get(), fileName(name), "secret file " + dirPath_ + "/" + fileName(name));
+    if (!file) {
+        if (file.error().code == ENOENT) return refuse(ENOENT, "secret " + quote(name) + " does not exist");
+        return tl::unexpected(file.error());
+    }
+    auto header = readHeader(name, file->fd.get(), file->size);
+    if (!header) return tl::unexpected(header.error());
+    return std::move(header->meta);
+}
+
+Result<std::vector<SecretMeta>> LocalStore::list() const {
+    // A fresh descriptor: fdopendir takes ownership and reads from its offset.
+    platform::UniqueFd fd(::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd) return failErrno("listing " + dirPath_);
+    std::unique_ptr<DIR, DirClose> dir(::fdopendir(fd.get()));
+    if (!dir) return failErrno("listing " + dirPath_);
+    (void)fd.release();  // closedir closes it now
+
+    std::vector<SecretMeta> secrets;
+    errno = 0;
+    while (const dirent* entry = ::readdir(dir.get())) {
+        const std::string_view file = entry->d_name;
+        // Temporary files start with a dot and are never valid names.
+        if (!file.ends_with(kSecretSuffix)) continue;
+        const std::string_view name = file.substr(0, file.size() - kSecretSuffix.size());
+        if (!mountfs::isValidSecretName(name)) continue;
+        auto meta = inspect(name);
+        if (!meta && meta.error().code == ENOENT) continue;  // removed while we listed
+        if (!meta) return tl::unexpected(meta.error());
+        secrets.push_back(std::move(*meta));
+        errno = 0;
+    }
+    if (errno != 0) return failErrno("listing " + dirPath_);
+    std::sort(secrets.begin(), secrets.end(),
+              [](const SecretMeta& a, const SecretMeta& b) { return a.name < b.name; });
+    return secrets;
+}
+
+Result<void> LocalStore::remove(std::string_view name) {
+    if (auto ok = checkName(name); !ok) return ok;
+    // The file holds only ciphertext, so unlinking it without overwriting
+    // leaves nothing readable without the node key.
+    if (::unlinkat(dir_.get(), fileName(name).c_str(), 0) != 0) {
+        if (errno == ENOENT) return refuse(ENOENT, "secret " + quote(name) + " does not exist");
+        return failErrno("removing secret " + quote(name));
+    }
+    if (::fsync(dir_.get()) != 0) return failErrno("fsync " + dirPath_);
+    return {};
+}
+
+Result<SecureBuffer> LocalStore::load(std::string_view name) const {
+    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
+    auto file = openPrivateFile(dir_.get(), fileName(name), label);
+    if (!file) {
+        if (file.error().code == ENOENT) return refuse(ENOENT, "secret " + quote(name) + " does not exist");
+        return tl::unexpected(file.error());
+    }
+    const std::string tampered = "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)";
+    auto header = readHeader(name, file->fd.get(), file->size);
+    if (!header) {
+        if (header.error().code == EBADMSG) return refuse(EBADMSG, tampered);
+        return tl::unexpected(header.error());
+    }
+    // Refused before reading the rest: a view could not hold it anyway.
+    if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
+        return tl::unexpected(ok.error());
+
+    std::vector<unsigned char> record(file->size);
+    if (::lseek(file->fd.get(), 0, SEEK_SET) != 0) return failErrno("reading " + label);
+    if (auto ok = readExact(file->fd.get(), record, label); !ok) return tl::unexpected(ok.error());
+    auto plain = openRecord(record, name, key_.bytes());
+    if (!plain) {
+        if (plain.error().code == EBADMSG) return refuse(EBADMSG, tampered);
+        return tl::unexpected(plain.error());
+    }
+    return plain;
+}
+
+}  // namespace secretshim::plugin

@@ -1,0 +1,36 @@
+// The node key: 256 random bits in <state>/node.key, created at the
+// agent's first start, that encrypt every secret in the local store.
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "mountfs/error.hpp"
+#include "plugin/store/secure_buffer.hpp"
+
+namespace secretshim::plugin {
+
+inline constexpr std::size_t kNodeKeySize = 32;
+inline constexpr std::string_view kNodeKeyFile = "node.key";
+
+class NodeKey {
+public:
+    // Loads <stateDir>/node.key, creating the directory (0700) and the key
+    // (0600, root:root when running as root) if missing.
+    static Result<NodeKey> loadOrCreate(const std::string& stateDir);
+    // The same with the state directory already open; `stateDir` names it
+    // in errors.
+    static Result<NodeKey> loadOrCreateAt(int stateDirFd, const std::string& stateDir);
+
+    std::span<const unsigned char> bytes() const { return key_.span(); }
+    bool locked() const { return key_.locked(); }
+
+private:
+    explicit NodeKey(SecureBuffer key) : key_(std::move(key)) {}
+
+    SecureBuffer key_;
+};
+
+}  // namespace secretshim::plugin

@@ -1,0 +1,42 @@
+// Opening the agent's own files and directories in the state directory:
+// never through a symlink, and only when nobody but the agent's own uid can
+// read or replace them.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "mountfs/error.hpp"
+#include "platform/linux/unique_fd.hpp"
+
+namespace secretshim::plugin {
+
+using platform::UniqueFd;
+
+enum class DirAccess {
+    any,        // e.g. a state directory whose mode the package chose
+    ownerOnly,  // owned by the effective uid, no group or other bits
+};
+
+// Opens directory `name` relative to dirFd (AT_FDCWD for a plain path),
+// creating it with mode 0700 when missing (one level, not its parents).
+// `label` names it in errors, e.g. "secrets directory /var/lib/x/secrets".
+Result<UniqueFd> openOrCreateDir(int dirFd, const std::string& name, const std::string& label,
+                                 DirAccess access);
+
+struct OpenedFile {
+    UniqueFd fd;
+    std::uint64_t size = 0;
+};
+
+// Opens regular file `name` in dirFd for reading. Refuses a symlink, a
+// file that is not regular, one with group or other bits, or one not owned
+// by the effective uid. A missing file gives Error{ENOENT, "<label> does
+// not exist"}.
+Result<OpenedFile> openPrivateFile(int dirFd, const std::string& name, const std::string& label);
+
+// Reads exactly out.size() bytes from the current offset.
+Result<void> readExact(int fd, std::span<unsigned char> out, const std::string& label);
+
+}  // namespace secretshim::plugin

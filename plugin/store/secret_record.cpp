@@ -1,0 +1,129 @@
+#include "plugin/store/secret_record.hpp"
+
+#include <algorithm>
+#include <cerrno>
+
+#include <nlohmann/json.hpp>
+
+#include "mountfs/secret_ref.hpp"
+#include "plugin/store/aes_gcm.hpp"
+
+namespace secretshim::plugin {
+namespace {
+
+using nlohmann::json;
+
+constexpr std::string_view kMagicFamily = "SSHS";
+constexpr std::size_t kIdLength = 32;
+
+tl::unexpected<Error> corrupt(std::string why) { return tl::unexpected(Error{EBADMSG, std::move(why)}); }
+
+std::span<const unsigned char> asBytes(std::string_view s) {
+    return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
+}
+
+std::string_view asText(std::span<const unsigned char> b) {
+    return {reinterpret_cast<const char*>(b.data()), b.size()};
+}
+
+bool isLowerHex(std::string_view s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+std::string encodeHeader(const SecretMeta& meta) {
+    const json line = {{"name", meta.name}, {"id", meta.id}, {"size", meta.size}, {"created", meta.created}};
+    // `replace`, not the throwing default: the library raises no exceptions
+    // (names are validated ASCII, so nothing is ever replaced).
+    return std::string(kRecordMagic) + line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
+std::vector<unsigned char> associatedData(std::span<const unsigned char> header, std::string_view name) {
+    std::vector<unsigned char> aad(header.begin(), header.end());
+    aad.insert(aad.end(), name.begin(), name.end());
+    return aad;
+}
+
+Result<SecretMeta> parseMeta(std::string_view line) {
+    const json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded() || !j.is_object()) return corrupt("corrupt record header (not a JSON object)");
+    const auto field = [&](const char* key) -> const json* {
+        const auto it = j.find(key);
+        return it == j.end() ? nullptr : &*it;
+    };
+    const json* name = field("name");
+    const json* id = field("id");
+    const json* size = field("size");
+    const json* created = field("created");
+    if (!name || !name->is_string() || !id || !id->is_string() || !size || !size->is_number_unsigned() ||
+        !created || !created->is_number_integer())
+        return corrupt("corrupt record header (missing or mistyped field)");
+
+    SecretMeta meta;
+    meta.name = name->get<std::string>();
+    meta.id = id->get<std::string>();
+    meta.size = size->get<std::uint64_t>();
+    meta.created = created->get<std::int64_t>();
+    if (!mountfs::isValidSecretName(meta.name) || meta.id.size() != kIdLength || !isLowerHex(meta.id) ||
+        meta.size == 0)
+        return corrupt("corrupt record header (invalid field)");
+    return meta;
+}
+
+}  // namespace
+
+Result<std::vector<unsigned char>> sealRecord(const SecretMeta& meta, std::span<const unsigned char> key,
+                                              std::span<const unsigned char> plaintext) {
+    if (plaintext.size() != meta.size) return fail("sealing a record: the size does not match its metadata");
+    const std::string header = encodeHeader(meta);
+    auto sealed = gcmSeal(key, plaintext, associatedData(asBytes(header), meta.name));
+    if (!sealed) return tl::unexpected(sealed.error());
+
+    std::vector<unsigned char> record;
+    record.reserve(header.size() + kGcmNonceSize + sealed->ciphertext.size() + kGcmTagSize);
+    record.insert(record.end(), header.begin(), header.end());
+    record.insert(record.end(), sealed->nonce.begin(), sealed->nonce.end());
+    record.insert(record.end(), sealed->ciphertext.begin(), sealed->ciphertext.end());
+    record.insert(record.end(), sealed->tag.begin(), sealed->tag.end());
+    return record;
+}
+
+Result<RecordHeader> parseRecordHeader(std::span<const unsigned char> prefix, std::uint64_t fileSize) {
+    const std::string_view text = asText(prefix.first(std::min(prefix.size(), kMaxRecordHeader)));
+    if (!text.starts_with(kRecordMagic)) {
+        if (text.starts_with(kMagicFamily)) return corrupt("unsupported record format version");
+        return corrupt("not a secretshim record (bad magic)");
+    }
+    const std::size_t end = text.find('\n', kRecordMagic.size());
+    if (end == std::string_view::npos) return corrupt("corrupt record header (no end of line)");
+    auto meta = parseMeta(text.substr(kRecordMagic.size(), end - kRecordMagic.size()));
+    if (!meta) return tl::unexpected(meta.error());
+
+    RecordHeader header{std::move(*meta), end + 1};
+    const std::uint64_t overhead = header.length + kGcmNonceSize + kGcmTagSize;
+    if (fileSize < overhead || fileSize - overhead != header.meta.size)
+        return corrupt("record size does not match its header");
+    return header;
+}
+
+Result<SecureBuffer> openRecord(std::span<const unsigned char> record, std::string_view name,
+                                std::span<const unsigned char> key) {
+    const auto tampered = [] { return corrupt("cannot decrypt (corrupt or tampered)"); };
+    auto header = parseRecordHeader(record, record.size());
+    // The name check is also enforced by the tag; checking first is cheaper.
+    if (!header || header->meta.name != name) return tampered();
+
+    const auto headerBytes = record.first(header->length);
+    auto rest = record.subspan(header->length);
+    GcmNonce nonce;
+    std::copy_n(rest.begin(), kGcmNonceSize, nonce.begin());
+    const auto ciphertext = rest.subspan(kGcmNonceSize, header->meta.size);
+    GcmTag tag;
+    std::copy_n(rest.begin() + static_cast<std::ptrdiff_t>(kGcmNonceSize + header->meta.size), kGcmTagSize,
+                tag.begin());
+
+    auto plain = gcmOpen(key, nonce, ciphertext, tag, associatedData(headerBytes, name));
+    if (!plain) return plain.error().code == EBADMSG ? tampered() : tl::unexpected(plain.error());
+    return plain;
+}
+
+}  // namespace secretshim::plugin

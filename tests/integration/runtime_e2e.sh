@@ -1,0 +1,154 @@
+#!/bin/sh
+# End to end with a real OCI runtime: the agent, the CLI and the hook
+# deliver local secrets into real containers, and flush them when the
+# container exits. Usage: runtime_e2e.sh BUILD_DIR runc|crun
+# Secret values are random markers compared in the shell, never printed.
+set -u
+build=$(cd "$1" && pwd)
+runtime=$2
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
+command -v "$runtime" >/dev/null || { echo "SKIP: $runtime not installed"; exit 77; }
+
+hook=$build/plugin/secretshim-hook
+agentbin=$build/plugin/secretshimd
+ctlbin=$build/plugin/secretshimctl
+work=$(mktemp -d /tmp/secretshim-e2e-XXXXXX)
+sock=$work/agent.sock
+agent_pid=
+failures=0
+ids=""
+
+cleanup() {
+    for id in $ids; do rt delete -f "$id" >/dev/null 2>&1; done
+    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# crun 1.8 refuses a hybrid cgroup layout: run it in a private mount
+# namespace without the cgroup2 mount (FACTS.md).
+rt() {
+    if [ "$runtime" = crun ] && mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
+        unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified; exec crun --cgroup-manager=disabled --root "$0" "$@"' "$work/state-rt" "$@"
+    else
+        "$runtime" --root "$work/state-rt" "$@"
+    fi
+}
+ctl() { "$ctlbin" --socket "$sock" "$@"; }
+ok() { echo "ok - $1"; }
+bad() { echo "FAIL - $1"; failures=$((failures + 1)); }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
+marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+start_agent() {
+    "$agentbin" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
+    agent_pid=$!
+    i=0
+    while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -S "$sock" ]
+}
+
+# bundle NAME ANNOTATION ARGS...: a busybox bundle with our hooks
+bundle() {
+    b=$work/$1; ann=$2; shift 2
+    mkdir -p "$b/rootfs/bin" "$b/rootfs/etc" "$b/rootfs/dev" "$b/rootfs/proc" "$b/rootfs/run" "$b/rootfs/tmp"
+    cp /bin/busybox "$b/rootfs/bin/busybox"
+    ln -sf busybox "$b/rootfs/bin/sh"
+    python3 - "$b" "$hook" "$sock" "$ann" "$@" <<'PY'
+import json, os, sys
+b, hook, sock, ann, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+spec = {
+  "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+  "process": {"terminal": False, "user": {"uid": int(os.environ.get("E2E_UID", "0")), "gid": int(os.environ.get("E2E_UID", "0"))}, "cwd": "/", "args": args,
+              "env": ["PATH=/bin"], "noNewPrivileges": True},
+  "hostname": "e2e",
+  "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"},
+             {"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755"]}],
+  "linux": {"namespaces": [{"type": t} for t in ["pid", "ipc", "uts", "mount"]]},
+  "hooks": {"createRuntime": [{"path": hook, "args": ["secretshim-hook", "--socket", sock, "createRuntime"], "timeout": 10}],
+            "poststop": [{"path": hook, "args": ["secretshim-hook", "--socket", sock, "poststop"], "timeout": 10}]},
+}
+spec["annotations"] = {}
+if ann:
+    spec["annotations"]["io.secretshim.secrets"] = ann
+# crun does not pass a hook's stderr on; this annotation of crun's keeps it.
+spec["annotations"]["run.oci.hooks.stderr"] = b + ".hookerr"
+json.dump(spec, open(b + "/config.json", "w"))
+PY
+}
+
+run() { id=$1; shift; ids="$ids $id"; rt run --bundle "$work/$id" "$id" "$@"; }
+
+tasks_empty() {
+    i=0
+    while [ $i -lt 20 ]; do
+        [ "$(ctl task ls --format json | tr -d ' \n')" = "[]" ] && return 0
+        sleep 0.05; i=$((i + 1))
+    done
+    return 1
+}
+no_view_mounts() { ! grep -qs "$work/" /proc/[0-9]*/mountinfo; }
+
+start_agent || { echo "FAIL - agent did not start"; cat "$work/agent.log" >&2; exit 1; }
+db=$(marker); api=$(marker)
+printf %s "$db" | ctl secret create db_pass - >/dev/null
+printf %s "$api" > "$work/api.value"
+ctl secret create api_key "$work/api.value" >/dev/null
+rm -f "$work/api.value"
+check "secrets created" '[ "$(ctl secret ls --format json | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")" = 2 ]'
+
+# Default target, custom target with owner and mode, the same secret twice.
+bundle c1 "db_pass;source=api_key,target=/etc/app/key,uid=1000,gid=0,mode=0440;source=db_pass,target=again,uid=7,mode=0440" \
+    sh -c 'cat /run/secrets/db_pass; echo; cat /etc/app/key; echo;
+           stat -c "%a %u %g" /run/secrets/db_pass /etc/app/key /run/secrets/again;
+           grep -E " /run/secrets | /etc/app/key " /proc/self/mountinfo;
+           su_out=$(busybox setpriv 2>/dev/null); true'
+out=$(run c1 2>"$work/c1.err"); rc=$?
+check "container with secrets runs" '[ $rc = 0 ]'
+check "default target holds the secret" '[ "$(echo "$out" | sed -n 1p)" = "$db" ]'
+check "custom target holds the secret" '[ "$(echo "$out" | sed -n 2p)" = "$api" ]' 
+check "owner and mode of each reference" '[ "$(echo "$out" | sed -n 3,5p | tr "\n" " ")" = "444 0 0 440 1000 0 440 7 0 " ]'
+check "mounts are ro,nosuid,nodev,noexec" '[ "$(echo "$out" | grep -c "ro,nosuid,nodev,noexec")" = 2 ]'
+check "flushed after exit (task ls empty)" tasks_empty
+check "no view left in any mount table" no_view_mounts
+check "no marker on disk (state dir, bundles)" '! grep -rqF -e "$db" -e "$api" "$work"'
+
+# A non-root uid reads its 0400 file; another uid is refused.
+E2E_UID=1000 bundle c2 "source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0400" sh -c 'cat /etc/app/key'
+out=$(run c2 2>/dev/null)
+check "uid 1000 reads its 0400 secret" '[ "$out" = "$api" ]'
+E2E_UID=1001 bundle c2b "source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0400" sh -c 'cat /etc/app/key 2>/dev/null; echo "rc=$?"'
+out=$(run c2b 2>/dev/null)
+check "uid 1001 is refused" '[ "$out" = "rc=1" ]'
+
+# A container without the annotation never reaches the agent.
+bundle c3 "" sh -c 'test ! -e /run/secrets'
+run c3 >/dev/null 2>&1; check "no annotation: runs, no secrets" '[ $? = 0 ]'
+
+# SIGKILL of the init, and no runtime delete: the pidfd watch flushes.
+bundle c4 "db_pass" sh -c 'sleep 100'
+ids="$ids c4"
+rt run -d --bundle "$work/c4" c4 >/dev/null 2>&1 </dev/null
+check "detached container holds its secret" '[ "$(ctl task ls --format json | grep -c c4)" = 1 ]'
+check "rm of a secret in use is refused" 'ctl secret rm db_pass 2>&1 | grep -qF "is in use by a running task"'
+kill -9 "$(rt state c4 | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')"
+check "SIGKILLed init: flushed within a second" tasks_empty
+
+# Bad input: each refused with one line, and the container never runs.
+refused() { # name annotation expected-substring
+    bundle "$1" "$2" sh -c 'echo RAN'
+    out=$(run "$1" 2>"$work/$1.err"); rc=$?
+    if [ $rc != 0 ] && [ -z "$out" ] && cat "$work/$1.err" "$work/$1.hookerr" 2>/dev/null | grep -qF "$3" && no_view_mounts; then ok "refused: $1"; else bad "refused: $1"; cat "$work/$1.err"; fi
+}
+refused bad1 "nope" 'does not exist'
+refused bad2 "source=db_pass,bogus=1" 'unknown key'
+refused bad3 "source=db_pass,target=/proc/x" 'is under /proc'
+ctl secret rm api_key >/dev/null 2>&1
+check "unused secret removed" '! ctl secret inspect api_key >/dev/null 2>&1'
+check "non-root client refused" '[ -n "$(setpriv --reuid=65534 --regid=65534 --clear-groups '"$ctlbin"' --socket '"$sock"' status 2>&1 >/dev/null | grep -i "permission denied")" ]'
+
+kill "$agent_pid"; wait "$agent_pid" 2>/dev/null; agent_pid=
+refused bad4 "db_pass" 'cannot reach the secretshim agent'
+
+echo "$failures failure(s)"
+[ $failures = 0 ]
