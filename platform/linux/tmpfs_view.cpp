@@ -2,7 +2,9 @@
 
 #include <sched.h>
 #include <sys/mount.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -193,10 +195,86 @@ Result<void> TmpfsView::makeReadOnlyClonesStaged() {
     return {};
 }
 
+// In the container's mount namespace: our tmpfs mounted at `target`, cloned
+// and made writable again.
+static Result<UniqueFd> cloneAttached(int root, const std::string& target) {
+    const std::string relative = target.substr(1);
+    UniqueFd at(sysOpenat2(root, relative.c_str(), O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
+    if (!at) return failErrno("resolving " + target + " in the container");
+    struct statx stx {};
+    struct statfs sfs {};
+    if (::statx(at.get(), "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) != 0 || ::fstatfs(at.get(), &sfs) != 0)
+        return failErrno("inspecting " + target + " in the container");
+    if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) || !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) ||
+        sfs.f_type != TMPFS_MAGIC)
+        return fail(target + " in the container is no longer a secrets mount");
+    UniqueFd clone(::open_tree(at.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
+    if (!clone) return failErrno("cloning " + target + " in the container");
+    if (sysMountSetattr(clone.get(), "", AT_EMPTY_PATH, 0, MOUNT_ATTR_RDONLY) != 0)
+        return failErrno("making the clone of " + target + " writable");
+    return clone;
+}
+
+Result<std::unique_ptr<TmpfsView>> TmpfsView::adopt(mountfs::ViewLayout layout, int pidfd,
+                                                     const KernelFeatures& features) {
+    std::unique_ptr<TmpfsView> view(new TmpfsView(std::move(layout), features, 0));
+    const mountfs::ViewLayout& l = view->layout_;
+    auto fds = runInHelper([&]() -> Result<std::vector<UniqueFd>> {
+        if (::setns(pidfd, CLONE_NEWNS) != 0) return failErrno("entering the container's mount namespace");
+        UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!root) return failErrno("opening the container's root");
+        std::vector<UniqueFd> out;
+        if (l.hasDirectoryMount()) {
+            auto fd = cloneAttached(root.get(), std::string(mountfs::kSecretsDir));
+            if (!fd) return tl::unexpected(fd.error());
+            out.push_back(std::move(*fd));
+        }
+        for (const auto& entry : l.entries) {
+            if (entry.inDirectory) continue;
+            auto fd = cloneAttached(root.get(), entry.ref.target);
+            if (!fd) return tl::unexpected(fd.error());
+            out.push_back(std::move(*fd));
+        }
+        return out;
+    });
+    if (!fds) return tl::unexpected(fds.error());
+    auto it = fds->begin();
+    view->adopted_ = true;
+    if (l.hasDirectoryMount()) view->root_ = std::move(*it++);
+    view->fileMounts_.resize(l.entries.size());
+    for (std::size_t i = 0; i < l.entries.size(); ++i)
+        if (!l.entries[i].inDirectory) view->fileMounts_[i] = std::move(*it++);
+    return view;
+}
+
+Result<void> TmpfsView::flushAdopted() {
+    Result<void> result;
+    const std::size_t prefix = mountfs::kViewDir.size() + 1;
+    for (std::size_t i = 0; i < layout_.entries.size(); ++i) {
+        const auto& entry = layout_.entries[i];
+        UniqueFd fd;
+        if (entry.inDirectory && root_)
+            fd.reset(sysOpenat2(root_.get(), entry.file.c_str() + prefix, O_WRONLY | O_NOFOLLOW, kOwnOnly));
+        else if (fileMounts_[i])  // a single-file mount: reopen the file it shows
+            fd.reset(::open(("/proc/self/fd/" + std::to_string(fileMounts_[i].get())).c_str(),
+                            O_WRONLY | O_CLOEXEC));
+        Result<void> ok = fd ? wipeFile(fd.get()) : failErrno("opening " + entry.ref.target);
+        if (ok && entry.inDirectory && ::unlinkat(root_.get(), entry.file.c_str() + prefix, 0) != 0)
+            ok = failErrno("removing " + entry.ref.target);
+        if (!ok && result)
+            result = tl::unexpected(wrap(ok.error(), "flushing secret \"" + entry.ref.source + "\""));
+    }
+    root_.reset();
+    for (auto& fd : fileMounts_) fd.reset();
+    flushed_ = true;
+    return result;
+}
+
 TmpfsView::~TmpfsView() { (void)flush(); }
 
 std::vector<MountSource> TmpfsView::mountSources() const {
     std::vector<MountSource> sources;
+    if (adopted_) return sources;  // fileMounts_ are writable clones then
     if (dirMount_) sources.push_back({std::string(mountfs::kSecretsDir), dirMount_.get(), true});
     for (std::size_t i = 0; i < fileMounts_.size(); ++i)
         if (fileMounts_[i]) sources.push_back({layout_.entries[i].ref.target, fileMounts_[i].get(), false});
@@ -204,12 +282,14 @@ std::vector<MountSource> TmpfsView::mountSources() const {
 }
 
 void TmpfsView::releaseMountSources() {
+    if (adopted_) return;
     dirMount_.reset();
     for (auto& fd : fileMounts_) fd.reset();
 }
 
 Result<void> TmpfsView::attach(const mountfs::ContainerHandle& container) {
     if (flushed_) return fail("the secrets view was flushed");
+    if (adopted_) return fail("the secrets view is already attached");
     const std::vector<MountSource> sources = mountSources();
     if (sources.empty()) return fail("the secrets view is already attached");
     auto done = runInHelper([&]() -> Result<std::vector<UniqueFd>> {
@@ -225,6 +305,7 @@ Result<void> TmpfsView::attach(const mountfs::ContainerHandle& container) {
 Result<void> TmpfsView::update(std::size_t index, Bytes payload,
                                const mountfs::ContainerHandle& container) {
     if (flushed_) return fail("the secrets view was flushed");
+    if (adopted_) return fail("a view re-adopted after an agent restart cannot be updated");
     if (index >= layout_.entries.size()) return fail("no such reference in the view");
     const mountfs::ViewEntry& entry = layout_.entries[index];
     if (auto ok = mountfs::checkPayloadSize(entry.ref.source, payload.size(), maxPayload_); !ok)
@@ -259,6 +340,7 @@ Result<void> TmpfsView::update(std::size_t index, Bytes payload,
 
 Result<void> TmpfsView::flush() {
     if (flushed_) return {};
+    if (adopted_) return flushAdopted();
     Result<void> result;
     releaseMountSources();
     for (const auto& entry : layout_.entries) {

@@ -20,6 +20,12 @@ public:
                                                      const std::vector<mountfs::Bytes>& payloads,
                                                      const mountfs::ViewOptions& options,
                                                      const KernelFeatures& features);
+    // Recovers the view of a running container after an agent restart: a
+    // helper enters the container, finds our mounts at their targets, and
+    // clones them writable (the superblock was never read-only). Such a view
+    // can be flushed but not updated.
+    static Result<std::unique_ptr<TmpfsView>> adopt(mountfs::ViewLayout layout, int pidfd,
+                                                     const KernelFeatures& features);
     ~TmpfsView() override;
 
     const mountfs::ViewLayout& layout() const override { return layout_; }
@@ -46,7 +52,10 @@ private:
     std::size_t maxPayload_;
     bool noswap_ = false;
     bool flushed_ = false;
+    Result<void> flushAdopted();
+
     UniqueFd root_;                  // writable, detached
+    bool adopted_ = false;           // then root_ is a writable clone of dir/ (if any)
     UniqueFd dirMount_;              // read-only clone of dir/
     std::vector<UniqueFd> fileMounts_;  // by entry index; invalid for dir entries
 };

@@ -10,11 +10,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 
 #include "mountfs/secret_ref.hpp"
 #include "mountfs/view_layout.hpp"
 #include "platform/linux/fd_passing.hpp"
+#include "platform/linux/mount_api.hpp"
 #include "plugin/protocol/channel.hpp"
 #include "plugin/protocol/messages.hpp"
 
@@ -157,7 +159,7 @@ private:
             return close();
         }
         if (!request.value("ok", false)) {
-            log("container " + pending_->id + ": the hook could not attach: " + stringField(request, "error"));
+            log("container " + pending_->record.id + ": the hook could not attach: " + stringField(request, "error"));
             pending_.reset();  // flushes the view
             (void)sendJson(socket_.native_handle(), json{{"ok", true}});
             return close();
@@ -182,8 +184,36 @@ private:
     std::string refusal_;
 };
 
-Agent::Agent(asio::io_context& io, AgentConfig config, LocalStore store)
-    : io_(io), config_(std::move(config)), store_(std::move(store)) {}
+Agent::Agent(asio::io_context& io, AgentConfig config, LocalStore store, TaskRecords records)
+    : io_(io), config_(std::move(config)), store_(std::move(store)), records_(std::move(records)) {}
+
+void Agent::adoptTasks() {
+    std::vector<std::string> problems;
+    for (auto& r : records_.loadAll(problems)) {
+        UniqueFd pidfd(platform::sysPidfdOpen(r.pid, 0));
+        auto start = pidfd ? processStartTime(r.pid) : Result<unsigned long long>(fail("gone"));
+        if (!pidfd || !start || *start != r.startTime) {
+            log("container " + r.id + ": exited while the agent was down; forgotten");
+            records_.remove(r.id);
+            continue;
+        }
+        auto refs = mountfs::parseSecretRefs(r.secrets);
+        auto layout = refs ? mountfs::planView(*refs) : tl::unexpected(refs.error());
+        auto view = layout ? platform::TmpfsView::adopt(std::move(*layout), pidfd.get(), platform::kernelFeatures())
+                           : tl::unexpected(layout.error());
+        if (!view) {
+            log("container " + r.id + ": cannot re-adopt its secrets: " + view.error().message);
+            records_.remove(r.id);
+            continue;
+        }
+        std::vector<std::string> names;
+        for (const auto& ref : *refs)
+            if (std::find(names.begin(), names.end(), ref.source) == names.end()) names.push_back(ref.source);
+        log("container " + r.id + ": re-adopted secrets " + joinNames(names));
+        addTask(r.id, std::move(names), std::move(*view), std::move(pidfd));
+    }
+    for (const auto& p : problems) log(p);
+}
 
 Result<void> Agent::listen() {
     sockaddr_un addr{};
@@ -231,13 +261,20 @@ void Agent::stop() {
 
 Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<UniqueFd>& fds) {
     PendingTask task;
-    task.id = stringField(request, "id");
-    if (task.id.empty()) return fail("the request names no container");
+    task.record.id = stringField(request, "id");
+    task.record.secrets = stringField(request, "secrets");
+    if (task.record.id.empty()) return fail("the request names no container");
     if (fds.size() != 1) return fail("the request carries no pidfd of the container");
-    if (tasks_.count(task.id)) return fail("container " + task.id + " already has its secrets");
+    if (tasks_.count(task.record.id)) return fail("container " + task.record.id + " already has its secrets");
     task.pidfd = std::move(fds[0]);
+    auto pid = pidOfPidfd(task.pidfd.get());
+    if (!pid) return tl::unexpected(pid.error());
+    auto start = processStartTime(*pid);
+    if (!start) return tl::unexpected(start.error());
+    task.record.pid = *pid;
+    task.record.startTime = *start;
 
-    auto refs = mountfs::parseSecretRefs(stringField(request, "secrets"));
+    auto refs = mountfs::parseSecretRefs(task.record.secrets);
     if (!refs) return tl::unexpected(refs.error());
     auto layout = mountfs::planView(*refs);
     if (!layout) return tl::unexpected(layout.error());
@@ -266,19 +303,27 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
 
 void Agent::startTask(PendingTask pending) {
     pending.view->releaseMountSources();
+    const std::string id = pending.record.id;
+    if (auto ok = records_.save(pending.record); !ok)
+        log("container " + id + ": its record was not saved, it will not survive an agent restart: " +
+            ok.error().message);
+    log("container " + id + ": attached secrets " + joinNames(pending.secrets) +
+        (pending.view->noswap() ? " (noswap)" : " (swap not excluded)"));
+    addTask(id, std::move(pending.secrets), std::move(pending.view), std::move(pending.pidfd));
+}
+
+void Agent::addTask(const std::string& id, std::vector<std::string> secrets,
+                    std::unique_ptr<platform::TmpfsView> view, UniqueFd pidfd) {
     Task task;
-    task.secrets = std::move(pending.secrets);
-    task.view = std::move(pending.view);
-    task.exitWatch = std::make_unique<asio::posix::stream_descriptor>(io_, pending.pidfd.release());
-    const std::string id = pending.id;
+    task.secrets = std::move(secrets);
+    task.view = std::move(view);
+    task.exitWatch = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd.release());
     // A pidfd turns readable when the process exits: flush then, whether or
     // not a poststop hook ever runs.
     task.exitWatch->async_wait(asio::posix::stream_descriptor::wait_read,
                                [this, id](const boost::system::error_code& ec) {
                                    if (!ec) flushTask(id, "exited");
                                });
-    log("container " + id + ": attached secrets " + joinNames(task.secrets) +
-        (task.view->noswap() ? " (noswap)" : " (swap not excluded)"));
     tasks_[id] = std::move(task);
 }
 
@@ -294,6 +339,7 @@ void Agent::flushTask(const std::string& id, const char* why) {
         it->second.exitWatch->close(ignored);
     }
     tasks_.erase(it);
+    records_.remove(id);
     log("container " + id + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +
         (ok ? "" : " (with an error: " + ok.error().message + ")"));
 }

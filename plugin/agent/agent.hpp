@@ -16,6 +16,7 @@
 #include "platform/linux/tmpfs_view.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/agent/config.hpp"
+#include "plugin/agent/task_records.hpp"
 #include "plugin/store/local_store.hpp"
 
 namespace secretshim::plugin {
@@ -24,7 +25,9 @@ class Connection;
 
 class Agent {
 public:
-    Agent(boost::asio::io_context& io, AgentConfig config, LocalStore store);
+    Agent(boost::asio::io_context& io, AgentConfig config, LocalStore store, TaskRecords records);
+    // Takes back the views of containers still running from before a restart.
+    void adoptTasks();
     Result<void> listen();  // binds the socket (mode 0600) and starts accepting
     void stop();
 
@@ -34,7 +37,7 @@ public:
         std::vector<int> fds;  // borrowed from the pending view
     };
     struct PendingTask {
-        std::string id;
+        TaskRecord record;
         std::vector<std::string> secrets;
         std::unique_ptr<platform::TmpfsView> view;
         platform::UniqueFd pidfd;
@@ -50,12 +53,15 @@ private:
         std::unique_ptr<boost::asio::posix::stream_descriptor> exitWatch;
     };
     void acceptNext();
+    void addTask(const std::string& id, std::vector<std::string> secrets,
+                 std::unique_ptr<platform::TmpfsView> view, platform::UniqueFd pidfd);
     void flushTask(const std::string& id, const char* why);
     bool secretInUse(const std::string& name) const;
 
     boost::asio::io_context& io_;
     AgentConfig config_;
     LocalStore store_;
+    TaskRecords records_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
     std::map<std::string, Task> tasks_;
 };

@@ -57,8 +57,15 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    auto records = TaskRecords::open(config->stateDir);
+    if (!records) {
+        std::fprintf(stderr, "secretshimd: %s\n", records.error().message.c_str());
+        return 1;
+    }
+
     boost::asio::io_context io;
-    Agent agent(io, *config, std::move(*store));
+    Agent agent(io, *config, std::move(*store), std::move(*records));
+    agent.adoptTasks();
     if (auto ok = agent.listen(); !ok) {
         std::fprintf(stderr, "secretshimd: %s\n", ok.error().message.c_str());
         return 1;

@@ -41,6 +41,7 @@ check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
 marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 
 start_agent() {
+    rm -f "$sock"  # a SIGKILLed agent leaves its socket file
     "$agentbin" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
     agent_pid=$!
     i=0
@@ -133,6 +134,21 @@ check "detached container holds its secret" '[ "$(ctl task ls --format json | gr
 check "rm of a secret in use is refused" 'ctl secret rm db_pass 2>&1 | grep -qF "is in use by a running task"'
 kill -9 "$(rt state c4 | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')"
 check "SIGKILLed init: flushed within a second" tasks_empty
+
+# Restart: SIGKILL the agent while a container runs. The container keeps
+# its secrets; the new agent re-adopts it and still flushes on exit.
+bundle c5 "db_pass;source=api_key,target=/etc/app/key" sh -c 'sleep 100'
+ids="$ids c5"
+rt run -d --bundle "$work/c5" c5 >/dev/null 2>&1 </dev/null
+kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null; agent_pid=
+check "agent killed: the container still reads its secrets" '[ "$(rt exec c5 /bin/busybox cat /run/secrets/db_pass)" = "$db" ] && [ "$(rt exec c5 /bin/busybox cat /etc/app/key)" = "$api" ]'
+start_agent
+check "restarted agent re-adopts the running container" '[ "$(ctl task ls --format json | grep -c "\"c5\"")" = 1 ]'
+check "re-adopted: still readable" '[ "$(rt exec c5 /bin/busybox cat /run/secrets/db_pass)" = "$db" ]'
+check "re-adopted: rm of its secret refused" 'ctl secret rm api_key 2>&1 | grep -qF "is in use by a running task"'
+kill -9 "$(rt state c5 | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')"
+check "re-adopted container flushed on exit" tasks_empty
+check "no view left after the restart" no_view_mounts
 
 # Bad input: each refused with one line, and the container never runs.
 refused() { # name annotation expected-substring

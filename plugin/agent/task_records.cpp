@@ -1,0 +1,115 @@
+#include "plugin/agent/task_records.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "plugin/store/atomic_file.hpp"
+#include "plugin/store/private_path.hpp"
+
+namespace secretshim::plugin {
+namespace {
+
+constexpr const char* kSuffix = ".task";
+
+// Container ids are the runtime's: hex-encode them into safe file names.
+std::string fileName(const std::string& id) {
+    static const char* hex = "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : id) {
+        out += hex[c >> 4];
+        out += hex[c & 15];
+    }
+    return out + kSuffix;
+}
+
+}  // namespace
+
+Result<TaskRecords> TaskRecords::open(const std::string& stateDir) {
+    platform::UniqueFd state(::open(stateDir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!state) return failErrno("opening state directory " + stateDir);
+    auto dir = openOrCreateDir(state.get(), "tasks", stateDir + "/tasks", DirAccess::ownerOnly);
+    if (!dir) return tl::unexpected(dir.error());
+    return TaskRecords(std::move(*dir), stateDir + "/tasks");
+}
+
+Result<void> TaskRecords::save(const TaskRecord& r) {
+    const std::string text =
+        nlohmann::json{{"id", r.id}, {"pid", r.pid}, {"start_time", r.startTime}, {"secrets", r.secrets}}.dump();
+    return writeFileAtomic(dir_.get(), path_, fileName(r.id),
+                           {reinterpret_cast<const unsigned char*>(text.data()), text.size()}, 0600,
+                           IfExists::replace);
+}
+
+void TaskRecords::remove(const std::string& id) { (void)::unlinkat(dir_.get(), fileName(id).c_str(), 0); }
+
+std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems) {
+    std::vector<TaskRecord> records;
+    const int fd = ::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    DIR* dir = fd >= 0 ? ::fdopendir(fd) : nullptr;
+    if (!dir) {
+        if (fd >= 0) ::close(fd);
+        problems.push_back("cannot list " + path_);
+        return records;
+    }
+    while (const dirent* d = ::readdir(dir)) {
+        const std::string name = d->d_name;
+        if (name.size() <= 5 || name.substr(name.size() - 5) != kSuffix) continue;
+        std::ifstream in(path_ + "/" + name);
+        std::stringstream text;
+        text << in.rdbuf();
+        const auto j = nlohmann::json::parse(text.str(), nullptr, false);
+        TaskRecord r;
+        if (!j.is_object() || !j.contains("id") || !j["id"].is_string() || !j.contains("pid") ||
+            !j["pid"].is_number_integer() || !j.contains("start_time") || !j["start_time"].is_number_unsigned() ||
+            !j.contains("secrets") || !j["secrets"].is_string()) {
+            problems.push_back("unreadable task record " + path_ + "/" + name + ": removed");
+            (void)::unlinkat(dir_.get(), name.c_str(), 0);
+            continue;
+        }
+        r.id = j["id"].get<std::string>();
+        r.pid = j["pid"].get<pid_t>();
+        r.startTime = j["start_time"].get<unsigned long long>();
+        r.secrets = j["secrets"].get<std::string>();
+        records.push_back(std::move(r));
+    }
+    ::closedir(dir);
+    return records;
+}
+
+Result<unsigned long long> processStartTime(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // The command name (field 2) may hold spaces and ')': parse after the last ')'.
+    const auto close = text.rfind(')');
+    if (close == std::string::npos) return fail("no process " + std::to_string(pid));
+    std::istringstream rest(text.substr(close + 2));
+    std::string field;
+    for (int i = 3; i < 22 && rest >> field; ++i) {
+    }
+    unsigned long long start = 0;
+    if (!(rest >> start)) return fail("cannot read the start time of process " + std::to_string(pid));
+    return start;
+}
+
+Result<pid_t> pidOfPidfd(int pidfd) {
+    std::ifstream in("/proc/self/fdinfo/" + std::to_string(pidfd));
+    for (std::string key; in >> key;) {
+        if (key == "Pid:") {
+            long pid = 0;
+            in >> pid;
+            if (pid <= 0) return fail("the container's init has exited");
+            return static_cast<pid_t>(pid);
+        }
+        std::string rest;
+        std::getline(in, rest);
+    }
+    return fail("not a pidfd");
+}
+
+}  // namespace secretshim::plugin

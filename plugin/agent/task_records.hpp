@@ -1,0 +1,43 @@
+// What the agent remembers of running tasks across its own restarts: one
+// small JSON file per task in <state>/tasks/ holding the container id, its
+// init's pid and start time (to tell a reused pid), and the references
+// (names and targets only, never a value).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "mountfs/error.hpp"
+#include "platform/linux/unique_fd.hpp"
+
+namespace secretshim::plugin {
+
+struct TaskRecord {
+    std::string id;
+    pid_t pid = 0;
+    unsigned long long startTime = 0;  // field 22 of /proc/<pid>/stat
+    std::string secrets;               // the annotation value
+};
+
+class TaskRecords {
+public:
+    static Result<TaskRecords> open(const std::string& stateDir);
+    Result<void> save(const TaskRecord& record);
+    void remove(const std::string& id);
+    // Every readable record; unreadable ones are reported and removed.
+    std::vector<TaskRecord> loadAll(std::vector<std::string>& problems);
+
+private:
+    TaskRecords(platform::UniqueFd dir, std::string path) : dir_(std::move(dir)), path_(std::move(path)) {}
+    platform::UniqueFd dir_;
+    std::string path_;
+};
+
+// The start time of a process in clock ticks since boot, as /proc shows it.
+Result<unsigned long long> processStartTime(pid_t pid);
+// The pid a pidfd refers to, from /proc/self/fdinfo.
+Result<pid_t> pidOfPidfd(int pidfd);
+
+}  // namespace secretshim::plugin
