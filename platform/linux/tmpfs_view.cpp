@@ -85,6 +85,8 @@ Result<UniqueFd> createTmpfs(std::size_t sizeBytes, std::size_t inodes, bool try
     if (auto ok = set("size", std::to_string(sizeBytes)); !ok) return tl::unexpected(ok.error());
     if (auto ok = set("nr_inodes", std::to_string(inodes)); !ok) return tl::unexpected(ok.error());
     if (auto ok = set("mode", "0755"); !ok) return tl::unexpected(ok.error());
+    // Names our mounts in mountinfo, for admins and for the tests.
+    if (auto ok = set("source", "secretshim"); !ok) return tl::unexpected(ok.error());
     // noswap keeps plaintext off swap devices (6.4+); refused in a user
     // namespace or on older kernels, where we go on without it.
     noswap = tryNoswap && ::fsconfig(ctx.get(), FSCONFIG_SET_FLAG, "noswap", nullptr, 0) == 0;

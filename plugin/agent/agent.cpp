@@ -83,11 +83,9 @@ public:
         timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
             if (!ec) self->close();
         });
-        if (!peerIsRoot()) {
-            (void)sendJson(socket_.native_handle(), failure(refusal_));
-            close();
-            return;
-        }
+        // A refused peer still gets its answer, to its first request: a
+        // reply before it has sent would end in EPIPE on its side.
+        if (!peerIsRoot()) refused_ = true;
         doRead();
     }
 
@@ -117,6 +115,10 @@ private:
         if (!message) {
             if (message.error().code == EAGAIN) return doRead();
             return close();  // closed, truncated or oversized: drop the client
+        }
+        if (refused_) {
+            (void)sendJson(socket_.native_handle(), failure(refusal_));
+            return close();
         }
         json request = json::parse(message->data, nullptr, false);
         if (request.is_discarded() || !request.is_object()) {
@@ -182,6 +184,7 @@ private:
     asio::steady_timer timer_;
     std::unique_ptr<Agent::PendingTask> pending_;
     std::string refusal_;
+    bool refused_ = false;
 };
 
 Agent::Agent(asio::io_context& io, AgentConfig config, LocalStore store, TaskRecords records)
@@ -210,7 +213,7 @@ void Agent::adoptTasks() {
         for (const auto& ref : *refs)
             if (std::find(names.begin(), names.end(), ref.source) == names.end()) names.push_back(ref.source);
         log("container " + r.id + ": re-adopted secrets " + joinNames(names));
-        addTask(r.id, std::move(names), std::move(*view), std::move(pidfd));
+        addTask(r, std::move(names), std::move(*view), std::move(pidfd));
     }
     for (const auto& p : problems) log(p);
 }
@@ -309,22 +312,33 @@ void Agent::startTask(PendingTask pending) {
             ok.error().message);
     log("container " + id + ": attached secrets " + joinNames(pending.secrets) +
         (pending.view->noswap() ? " (noswap)" : " (swap not excluded)"));
-    addTask(id, std::move(pending.secrets), std::move(pending.view), std::move(pending.pidfd));
+    addTask(pending.record, std::move(pending.secrets), std::move(pending.view), std::move(pending.pidfd));
 }
 
-void Agent::addTask(const std::string& id, std::vector<std::string> secrets,
+void Agent::addTask(const TaskRecord& record, std::vector<std::string> secrets,
                     std::unique_ptr<platform::TmpfsView> view, UniqueFd pidfd) {
     Task task;
+    task.record = record;
     task.secrets = std::move(secrets);
     task.view = std::move(view);
     task.exitWatch = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd.release());
-    // A pidfd turns readable when the process exits: flush then, whether or
-    // not a poststop hook ever runs.
-    task.exitWatch->async_wait(asio::posix::stream_descriptor::wait_read,
-                               [this, id](const boost::system::error_code& ec) {
-                                   if (!ec) flushTask(id, "exited");
-                               });
-    tasks_[id] = std::move(task);
+    tasks_[record.id] = std::move(task);
+    watchExit(record);
+}
+
+// A pidfd turns readable when the process exits: flush then, whether or not
+// a poststop hook ever runs. Before flushing, /proc must agree that the
+// whole thread group is gone (a zombie leader with live threads, as during
+// a non-leader thread's execve(), is still a running process).
+void Agent::watchExit(const TaskRecord& record) {
+    const auto it = tasks_.find(record.id);
+    if (it == tasks_.end()) return;
+    it->second.exitWatch->async_wait(
+        asio::posix::stream_descriptor::wait_read, [this, record](const boost::system::error_code& ec) {
+            if (ec || !tasks_.count(record.id)) return;
+            if (processRunning(record.pid, record.startTime)) return watchExit(record);
+            flushTask(record.id, "exited");
+        });
 }
 
 void Agent::flushTask(const std::string& id, const char* why) {
@@ -334,10 +348,8 @@ void Agent::flushTask(const std::string& id, const char* why) {
     auto ok = it->second.view->flush();
     const auto us =
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
-    if (it->second.exitWatch) {
-        boost::system::error_code ignored;
-        it->second.exitWatch->close(ignored);
-    }
+    boost::system::error_code ignored;
+    if (it->second.exitWatch) it->second.exitWatch->close(ignored);
     tasks_.erase(it);
     records_.remove(id);
     log("container " + id + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +

@@ -48,13 +48,15 @@ public:
 
 private:
     struct Task {
+        TaskRecord record;
         std::vector<std::string> secrets;
         std::unique_ptr<platform::TmpfsView> view;
         std::unique_ptr<boost::asio::posix::stream_descriptor> exitWatch;
     };
     void acceptNext();
-    void addTask(const std::string& id, std::vector<std::string> secrets,
+    void addTask(const TaskRecord& record, std::vector<std::string> secrets,
                  std::unique_ptr<platform::TmpfsView> view, platform::UniqueFd pidfd);
+    void watchExit(const TaskRecord& record);
     void flushTask(const std::string& id, const char* why);
     bool secretInUse(const std::string& name) const;
 

@@ -78,6 +78,14 @@ int main(int argc, char** argv) {
     });
     std::fprintf(stderr, "secretshimd: serving %s, state in %s (%s)\n", config->socket.c_str(),
                  config->stateDir.c_str(), features.describe().c_str());
-    io.run();
-    return 0;
+    // A handler that throws is a bug; log it and keep serving the node
+    // rather than abandon every running task's flush.
+    for (;;) {
+        try {
+            io.run();
+            return 0;
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "secretshimd: internal error: %s\n", e.what());
+        }
+    }
 }

@@ -4,6 +4,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <fstream>
 #include <sstream>
 
@@ -82,23 +84,72 @@ std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems)
     return records;
 }
 
-Result<unsigned long long> processStartTime(pid_t pid) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+namespace {
+
+// /proc files of a dying process fail reads with ESRCH; iostreams would
+// throw from that, so read them with plain read(2).
+Result<std::string> readProcFile(const std::string& path) {
+    platform::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return failErrno("reading " + path);
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return failErrno("reading " + path);
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    return text;
+}
+
+struct ProcStat {
+    char state = '?';
+    unsigned long long startTime = 0;
+};
+
+Result<ProcStat> readProcStat(pid_t pid) {
+    auto read = readProcFile("/proc/" + std::to_string(pid) + "/stat");
+    if (!read) return fail("no process " + std::to_string(pid));
+    const std::string& text = *read;
     // The command name (field 2) may hold spaces and ')': parse after the last ')'.
     const auto close = text.rfind(')');
-    if (close == std::string::npos) return fail("no process " + std::to_string(pid));
-    std::istringstream rest(text.substr(close + 2));
+    if (close == std::string::npos || close + 2 > text.size()) return fail("no process " + std::to_string(pid));
+    std::istringstream rest(text.substr(close + 1));
+    ProcStat st;
     std::string field;
-    for (int i = 3; i < 22 && rest >> field; ++i) {
+    rest >> st.state;  // field 3
+    for (int i = 4; i < 22 && rest >> field; ++i) {
     }
-    unsigned long long start = 0;
-    if (!(rest >> start)) return fail("cannot read the start time of process " + std::to_string(pid));
-    return start;
+    if (!(rest >> st.startTime)) return fail("cannot read the start time of process " + std::to_string(pid));
+    return st;
+}
+
+}  // namespace
+
+Result<unsigned long long> processStartTime(pid_t pid) {
+    auto st = readProcStat(pid);
+    if (!st) return tl::unexpected(st.error());
+    return st->startTime;
+}
+
+bool processRunning(pid_t pid, unsigned long long startTime) {
+    auto st = readProcStat(pid);
+    if (!st || st->startTime != startTime) return false;
+    if (st->state != 'Z' && st->state != 'X') return true;
+    // A zombie leader with live threads is still a running process: that is
+    // also what /proc shows while a non-leader thread's execve() replaces it.
+    DIR* tasks = ::opendir(("/proc/" + std::to_string(pid) + "/task").c_str());
+    if (!tasks) return false;
+    int threads = 0;
+    while (const dirent* d = ::readdir(tasks))
+        if (d->d_name[0] != '.') ++threads;
+    ::closedir(tasks);
+    return threads > 1;
 }
 
 Result<pid_t> pidOfPidfd(int pidfd) {
-    std::ifstream in("/proc/self/fdinfo/" + std::to_string(pidfd));
+    auto text = readProcFile("/proc/self/fdinfo/" + std::to_string(pidfd));
+    if (!text) return fail("not a pidfd");
+    std::istringstream in(*text);
     for (std::string key; in >> key;) {
         if (key == "Pid:") {
             long pid = 0;

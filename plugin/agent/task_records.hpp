@@ -37,6 +37,9 @@ private:
 
 // The start time of a process in clock ticks since boot, as /proc shows it.
 Result<unsigned long long> processStartTime(pid_t pid);
+// Whether the process still runs: present in /proc, not a zombie, and
+// started when the record says (a reused pid is another process).
+bool processRunning(pid_t pid, unsigned long long startTime);
 // The pid a pidfd refers to, from /proc/self/fdinfo.
 Result<pid_t> pidOfPidfd(int pidfd);
 

@@ -1,0 +1,287 @@
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <doctest/doctest.h>
+
+#include "plugin/agent/config.hpp"
+
+using namespace secretshim;
+using namespace secretshim::plugin;
+
+namespace {
+
+const std::string kName = "agent.yaml";
+
+// A private directory under /tmp, removed with everything in it.
+class TempDir {
+public:
+    TempDir() {
+        char pattern[] = "/tmp/secretshim-config-test-XXXXXX";
+        const char* made = ::mkdtemp(pattern);
+        REQUIRE(made != nullptr);
+        path_ = made;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+AgentConfig parseOk(const std::string& yaml) {
+    auto config = parseAgentConfig(yaml, kName);
+    if (!config) FAIL_CHECK("unexpected error: " << config.error().message);
+    REQUIRE(config.has_value());
+    return *config;
+}
+
+Error parseError(const std::string& yaml) {
+    auto config = parseAgentConfig(yaml, kName);
+    REQUIRE_FALSE(config.has_value());
+    return config.error();
+}
+
+void checkDefaults(const AgentConfig& config) {
+    CHECK(config.socket == "/run/secretshim/agent.sock");
+    CHECK(config.socket == std::string(kDefaultSocket));
+    CHECK(config.stateDir == "/var/lib/secretshim");
+    CHECK(config.maxPayload == mountfs::kDefaultMaxPayload);
+    CHECK(config.maxPayload == 500 * 1024);
+    CHECK(config.source == "local");
+}
+
+const std::string kPayloadMessage = ": key \"max_payload\": expected bytes from 1 to 67108864";
+
+}  // namespace
+
+TEST_CASE("an empty or null document gives the defaults") {
+    checkDefaults(AgentConfig{});
+    SUBCASE("empty text") { checkDefaults(parseOk("")); }
+    SUBCASE("only a comment") { checkDefaults(parseOk("# nothing here\n")); }
+    SUBCASE("an explicit null") { checkDefaults(parseOk("~\n")); }
+    SUBCASE("the word null") { checkDefaults(parseOk("null\n")); }
+    SUBCASE("only blank lines") { checkDefaults(parseOk("\n\n\n")); }
+}
+
+TEST_CASE("socket is accepted and leaves the other keys at their defaults") {
+    const auto config = parseOk("socket: /run/other/agent.sock\n");
+    CHECK(config.socket == "/run/other/agent.sock");
+    CHECK(config.stateDir == "/var/lib/secretshim");
+    CHECK(config.maxPayload == mountfs::kDefaultMaxPayload);
+    CHECK(config.source == "local");
+}
+
+TEST_CASE("state_dir is accepted") {
+    const auto config = parseOk("state_dir: /srv/secretshim/state\n");
+    CHECK(config.stateDir == "/srv/secretshim/state");
+    CHECK(config.socket == "/run/secretshim/agent.sock");
+}
+
+TEST_CASE("max_payload is accepted, up to the ceiling") {
+    CHECK(parseOk("max_payload: 1\n").maxPayload == 1);
+    CHECK(parseOk("max_payload: 4096\n").maxPayload == 4096);
+    CHECK(parseOk("max_payload: 67108864\n").maxPayload == 64u * 1024 * 1024);
+    CHECK(parseOk("max_payload: \"2048\"\n").maxPayload == 2048);
+}
+
+TEST_CASE("source local is accepted") {
+    const auto config = parseOk("source: local\n");
+    CHECK(config.source == "local");
+}
+
+TEST_CASE("every key together, with comments") {
+    const auto config = parseOk(
+        "# the agent\n"
+        "socket: /run/s.sock   # where the hook connects\n"
+        "state_dir: /var/lib/s\n"
+        "max_payload: 1000\n"
+        "source: local\n");
+    CHECK(config.socket == "/run/s.sock");
+    CHECK(config.stateDir == "/var/lib/s");
+    CHECK(config.maxPayload == 1000);
+    CHECK(config.source == "local");
+}
+
+TEST_CASE("an unknown key is refused with the file and its 1-based line") {
+    const auto e = parseError(
+        "socket: /run/s.sock\n"
+        "state_dir: /var/lib/s\n"
+        "colour: blue\n");
+    CHECK(e.message == "agent.yaml:3: unknown key \"colour\"");
+    CHECK(e.code == 0);
+}
+
+TEST_CASE("an unknown key on the first line is line 1") {
+    CHECK(parseError("sockets: /run/s.sock\n").message == "agent.yaml:1: unknown key \"sockets\"");
+}
+
+TEST_CASE("the file name given is the one in errors") {
+    auto config = parseAgentConfig("\nbogus: 1\n", "/etc/secretshim/agent.yaml");
+    REQUIRE_FALSE(config.has_value());
+    CHECK(config.error().message == "/etc/secretshim/agent.yaml:2: unknown key \"bogus\"");
+}
+
+TEST_CASE("a relative path is refused") {
+    SUBCASE("socket") {
+        CHECK(parseError("socket: run/agent.sock\n").message ==
+              "agent.yaml:1: key \"socket\": expected an absolute path");
+    }
+    SUBCASE("state_dir on line 2") {
+        CHECK(parseError("socket: /run/a.sock\nstate_dir: ./state\n").message ==
+              "agent.yaml:2: key \"state_dir\": expected an absolute path");
+    }
+    SUBCASE("an empty string") {
+        CHECK(parseError("state_dir: \"\"\n").message ==
+              "agent.yaml:1: key \"state_dir\": expected an absolute path");
+    }
+}
+
+TEST_CASE("a non-scalar value is refused") {
+    SUBCASE("a sequence for socket") {
+        CHECK(parseError("socket: [/a, /b]\n").message ==
+              "agent.yaml:1: key \"socket\": expected an absolute path");
+    }
+    SUBCASE("a mapping for state_dir, on the following line") {
+        CHECK(parseError("state_dir:\n  path: /var/lib/s\n").message ==
+              "agent.yaml:2: key \"state_dir\": expected an absolute path");
+    }
+    SUBCASE("a sequence for max_payload") {
+        CHECK(parseError("max_payload: [1]\n").message == "agent.yaml:1" + kPayloadMessage);
+    }
+    SUBCASE("a mapping for source") {
+        CHECK(parseError("source: {kind: local}\n").message == "agent.yaml:1: key \"source\": expected \"local\"");
+    }
+}
+
+TEST_CASE("a key with no value is refused") {
+    const auto e = parseError("socket:\n");
+    CHECK(e.message.rfind("agent.yaml:", 0) == 0);
+    CHECK(e.message.ends_with(": key \"socket\": expected an absolute path"));
+}
+
+TEST_CASE("a key that is not a scalar is refused as unknown") {
+    CHECK(parseError("? [socket]\n: /run/s.sock\n").message == "agent.yaml:1: unknown key \"\"");
+}
+
+TEST_CASE("max_payload out of range or not a number is refused") {
+    SUBCASE("zero") { CHECK(parseError("max_payload: 0\n").message == "agent.yaml:1" + kPayloadMessage); }
+    SUBCASE("not numeric") {
+        CHECK(parseError("max_payload: lots\n").message == "agent.yaml:1" + kPayloadMessage);
+    }
+    SUBCASE("a unit suffix") {
+        CHECK(parseError("max_payload: 10k\n").message == "agent.yaml:1" + kPayloadMessage);
+    }
+    SUBCASE("one above the ceiling") {
+        CHECK(parseError("max_payload: 67108865\n").message == "agent.yaml:1" + kPayloadMessage);
+    }
+    SUBCASE("far too big to fit") {
+        CHECK(parseError("max_payload: 99999999999999999999999\n").message == "agent.yaml:1" + kPayloadMessage);
+    }
+    SUBCASE("negative") {
+        CHECK(parseError("max_payload: -1\n").message == "agent.yaml:1" + kPayloadMessage);
+    }
+    SUBCASE("empty") {
+        CHECK(parseError("max_payload: \"\"\n").message == "agent.yaml:1" + kPayloadMessage);
+    }
+    SUBCASE("on line 2") {
+        CHECK(parseError("source: local\nmax_payload: 0\n").message == "agent.yaml:2" + kPayloadMessage);
+    }
+}
+
+TEST_CASE("a source other than local is refused") {
+    CHECK(parseError("source: vault\n").message == "agent.yaml:1: key \"source\": expected \"local\"");
+    CHECK(parseError("source: Local\n").message == "agent.yaml:1: key \"source\": expected \"local\"");
+    CHECK(parseError("socket: /s\n\nsource: \"\"\n").message == "agent.yaml:3: key \"source\": expected \"local\"");
+}
+
+TEST_CASE("a document that is not a mapping is refused") {
+    SUBCASE("a sequence") {
+        CHECK(parseError("- socket\n- /run/s.sock\n").message == "agent.yaml:1: expected a mapping of keys");
+    }
+    SUBCASE("a scalar") { CHECK(parseError("just words\n").message == "agent.yaml:1: expected a mapping of keys"); }
+    SUBCASE("a sequence after a comment line") {
+        CHECK(parseError("# config\n[1, 2]\n").message == "agent.yaml:2: expected a mapping of keys");
+    }
+}
+
+TEST_CASE("a YAML syntax error names the file and the line") {
+    SUBCASE("an unclosed flow sequence on line 2") {
+        const auto e = parseError("socket: /run/s.sock\nstate_dir: [/var/lib\n");
+        CHECK(e.message.rfind("agent.yaml:", 0) == 0);
+        CHECK(e.message.size() > std::string("agent.yaml:N: ").size());
+        // name:LINE: with LINE a positive number.
+        const auto second = e.message.find(':', kName.size() + 1);
+        REQUIRE(second != std::string::npos);
+        const std::string line = e.message.substr(kName.size() + 1, second - kName.size() - 1);
+        REQUIRE_FALSE(line.empty());
+        CHECK(line.find_first_not_of("0123456789") == std::string::npos);
+        // yaml-cpp reports where it gave up looking for the ']': the end of input.
+        CHECK(std::stoi(line) >= 2);
+        CHECK(std::stoi(line) <= 3);
+        CHECK(e.message.substr(second, 2) == ": ");
+    }
+    SUBCASE("bad indentation on line 3") {
+        const auto e = parseError("socket: /run/s.sock\nstate_dir: /var/lib/s\n  max_payload: 1\n");
+        CHECK(e.message.rfind("agent.yaml:3: ", 0) == 0);
+    }
+    SUBCASE("a stray flow end on line 1") {
+        const auto e = parseError("socket: }\n");
+        CHECK(e.message.rfind("agent.yaml:1: ", 0) == 0);
+        CHECK(e.message.size() > std::string("agent.yaml:1: ").size());
+    }
+    SUBCASE("a nested mapping value on one line, line 2") {
+        const auto e = parseError("source: local\nsocket: a: b\n");
+        CHECK(e.message.rfind("agent.yaml:2: ", 0) == 0);
+    }
+}
+
+TEST_CASE("loadAgentConfig on a missing file reports the path and errno") {
+    TempDir dir;
+    const std::string path = dir.path() + "/missing.yaml";
+    auto config = loadAgentConfig(path);
+    REQUIRE_FALSE(config.has_value());
+    CHECK(config.error().message == "cannot read config " + path + ": No such file or directory");
+    CHECK(config.error().code == ENOENT);
+}
+
+TEST_CASE("loadAgentConfig reads a real file and uses its path in errors") {
+    TempDir dir;
+    const std::string path = dir.path() + "/agent.yaml";
+    SUBCASE("a valid file") {
+        {
+            std::ofstream out(path);
+            out << "socket: /tmp/agent.sock\nstate_dir: /tmp/state\nmax_payload: 12345\nsource: local\n";
+        }
+        auto config = loadAgentConfig(path);
+        REQUIRE(config.has_value());
+        CHECK(config->socket == "/tmp/agent.sock");
+        CHECK(config->stateDir == "/tmp/state");
+        CHECK(config->maxPayload == 12345);
+        CHECK(config->source == "local");
+    }
+    SUBCASE("an empty file gives the defaults") {
+        { std::ofstream out(path); }
+        auto config = loadAgentConfig(path);
+        REQUIRE(config.has_value());
+        checkDefaults(*config);
+    }
+    SUBCASE("a bad key is reported against the file's path") {
+        {
+            std::ofstream out(path);
+            out << "socket: /tmp/agent.sock\n\nwhat: 1\n";
+        }
+        auto config = loadAgentConfig(path);
+        REQUIRE_FALSE(config.has_value());
+        CHECK(config.error().message == path + ":3: unknown key \"what\"");
+    }
+}
