@@ -168,6 +168,27 @@ check "20 concurrent containers each read their own secret ($good/20)" '[ $good 
 check "all 20 flushed" tasks_empty
 check "no view left after the concurrent run" no_view_mounts
 
+# Slow and malformed clients cannot stall the hook: hold five silent
+# connections open, send garbage on another, and start a container.
+python3 - "$sock" <<'PY' &
+import socket, sys, time
+held = []
+for _ in range(5):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(sys.argv[1])
+    held.append(s)
+g = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+g.connect(sys.argv[1])
+g.send(b"\xff{not json")
+time.sleep(4)
+PY
+slow_pid=$!
+sleep 0.3
+bundle q1 "db_pass" sh -c 'sha256sum /run/secrets/db_pass | cut -c1-64'
+out=$(run q1 2>/dev/null)
+check "a container starts while slow and malformed clients are connected" '[ "$out" = "$(digest "$db")" ]'
+wait "$slow_pid"
+
 # The image cannot redirect a mount outside its rootfs.
 mkdir -p "$work/hostdir"
 bundle e1 "source=db_pass,target=/etc/app/pw" sh -c 'sha256sum /etc/app/pw | cut -c1-64'
