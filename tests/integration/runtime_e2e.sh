@@ -48,7 +48,8 @@ digest() { printf %s "$1" | sha256sum | cut -c1-64; }
 
 start_agent() {
     rm -f "$sock"  # a SIGKILLed agent leaves its socket file
-    "$agentbin" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
+    # The packaged example config, with the paths of this test.
+    "$agentbin" --config "$scripts/../packaging/secretshimd.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
     agent_pid=$!
     i=0
     while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
