@@ -318,10 +318,10 @@ Result<void> TmpfsView::update(std::size_t index, Bytes payload,
 
     (void)::unlinkat(root_.get(), kUpdateTemp, 0);  // left by a crash
     if (auto ok = writeSecretFile(root_.get(), kUpdateTemp, payload, entry.ref); !ok) return ok;
-    // A single-file mount pins the old inode: keep it to wipe once rebound.
-    UniqueFd old;
-    if (!entry.inDirectory)
-        old.reset(sysOpenat2(root_.get(), entry.file.c_str(), O_WRONLY | O_NOFOLLOW, kOwnOnly));
+    // The old file is not wiped: a reader that opened it just before the
+    // swap must still read the whole old value (the atomic-update test
+    // caught torn reads when it was). Its pages are freed with its last
+    // reference. Revocation and exit go through flush(), which does wipe.
     // rename() swaps the name atomically: a reader opens the old file or the
     // new one, never a half-written one.
     if (::renameat(root_.get(), kUpdateTemp, root_.get(), entry.file.c_str()) != 0)
@@ -336,7 +336,6 @@ Result<void> TmpfsView::update(std::size_t index, Bytes payload,
         return std::vector<UniqueFd>{};
     });
     if (!done) return tl::unexpected(done.error());
-    if (old) return wipeFile(old.get());
     return {};
 }
 
