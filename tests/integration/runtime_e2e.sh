@@ -209,6 +209,17 @@ refused bad1 "nope" 'does not exist'
 refused bad2 "source=db_pass,bogus=1" 'unknown key'
 refused bad3 "source=db_pass,target=/proc/x" 'is under /proc'
 refused bad5 "source=db_pass,target=../../etc/x" 'is not clean'
+# A target the image made a FIFO: refused at attach, and the directory
+# mount attached before it is taken down again.
+bundle bad7 "db_pass;source=db_pass,target=/etc/fifo" sh -c 'echo RAN'
+mkfifo "$work/bad7/rootfs/etc/fifo"
+out=$(run bad7 2>"$work/bad7.err"); rc=$?
+check "refused: a FIFO target, nothing left mounted" '[ $rc != 0 ] && [ -z "$out" ] && cat "$work/bad7.err" "$work/bad7.hookerr" 2>/dev/null | grep -qF "/etc/fifo in the container is a FIFO, not a regular file" && no_view_mounts'
+check "the agent flushed the refused view" tasks_empty
+ctl secret bogus >/dev/null 2>&1; rc=$?
+check "CLI usage error exits 2" '[ $rc = 2 ]'
+ctl secret inspect nope >/dev/null 2>&1; rc=$?
+check "CLI error exits 1" '[ $rc = 1 ]'
 head -c 600000 /dev/zero | tr '\0' x | ctl secret create huge - 2>"$work/huge.err"
 check "an oversized secret is refused at create" 'grep -qF "over the limit of 512000" "$work/huge.err"'
 ctl secret rm api_key >/dev/null 2>&1
