@@ -19,6 +19,19 @@ tl::unexpected<Error> failErrno(std::string message) {
     return failCode(errno, std::move(message));
 }
 
+std::string quote(std::string_view s) {
+    std::string out = "\"";
+    for (char c : s) {
+        if (c == '\0')
+            out += "\\0";
+        else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            out += '?';
+        else
+            out += c;
+    }
+    return out + "\"";
+}
+
 Error wrap(Error error, const std::string& context) {
     error.message = context + ": " + error.message;
     return error;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <tl/expected.hpp>
@@ -25,5 +26,8 @@ tl::unexpected<Error> failErrno(std::string message);
 tl::unexpected<Error> failCode(int code, std::string message);
 // Prefixes context: "context: message".
 Error wrap(Error error, const std::string& context);
+// Quotes a name for a message, keeping it on one printable line (NUL as
+// \0, other control characters as ?).
+std::string quote(std::string_view s);
 
 }  // namespace secretshim

@@ -10,18 +10,6 @@ namespace {
 constexpr std::uint64_t kMaxId = 4294967294ULL;  // 2^32-2: (uid_t)-1 means "no change"
 constexpr std::size_t kMaxTargetLength = 4095;
 
-std::string quote(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '\0')
-            out += "\\0";
-        else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-            out += '?';  // keep the error on one printable line
-        else
-            out += c;
-    }
-    return out + "\"";
-}
 
 std::string_view trim(std::string_view s) {
     const auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };

@@ -19,19 +19,6 @@ namespace {
 
 constexpr std::size_t kIdBytes = 16;
 
-// Names are quoted printable so an error stays on one line.
-std::string quote(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '\0')
-            out += "\\0";
-        else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-            out += '?';
-        else
-            out += c;
-    }
-    return out + "\"";
-}
 
 tl::unexpected<Error> refuse(int code, std::string message) {
     return tl::unexpected(Error{code, std::move(message)});
