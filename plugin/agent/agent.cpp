@@ -8,9 +8,9 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <algorithm>
 #include <cstring>
 
 #include "mountfs/secret_ref.hpp"
@@ -41,17 +41,15 @@ std::string joinNames(const std::vector<std::string>& names) {
 }
 
 // Reads a value the CLI sent in a sealed memfd straight into locked memory.
-Result<SecureBuffer> readValue(int fd, std::size_t limit) {
+Result<SecureBuffer> readValue(int fd, const std::string& name, std::size_t limit) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) return failErrno("inspecting the value");
-    if (!S_ISREG(st.st_mode)) return fail("the value is not a memfd");
+    if (!S_ISREG(st.st_mode)) return fail("secret " + quote(name) + ": the value is not a memfd");
     const int seals = ::fcntl(fd, F_GET_SEALS);
     if (seals < 0 || !(seals & F_SEAL_WRITE) || !(seals & F_SEAL_SHRINK) || !(seals & F_SEAL_GROW))
-        return fail("the value's memfd is not sealed");
+        return fail("secret " + quote(name) + ": the value's memfd is not sealed");
     const auto size = static_cast<std::size_t>(st.st_size);
-    if (size == 0) return fail("is empty");
-    if (size > limit)
-        return fail("is " + std::to_string(size) + " bytes, over the limit of " + std::to_string(limit));
+    if (auto ok = mountfs::checkPayloadSize(name, size, limit); !ok) return tl::unexpected(ok.error());
     auto buffer = SecureBuffer::allocate(size);
     if (!buffer) return tl::unexpected(buffer.error());
     for (std::size_t done = 0; done < size;) {
@@ -372,8 +370,8 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
     if (op == "secret.create") {
         const std::string name = stringField(request, "name");
         if (fds.size() != 1) return failure("secret.create needs the value as a memfd");
-        auto value = readValue(fds[0].get(), config_.maxPayload);
-        if (!value) return failure("secret \"" + name + "\": " + value.error().message);
+        auto value = readValue(fds[0].get(), name, config_.maxPayload);
+        if (!value) return failure(value.error().message);
         auto meta = store_.create(name, value->span());
         if (!meta) return failure(meta.error().message);
         log("secret " + name + " created (" + std::to_string(meta->size) + " bytes)");
