@@ -3,7 +3,8 @@
 hooks run secretshim-hook at createRuntime and poststop.
 
 usage: make_bundle.py BUNDLE HOOK SOCKET ANNOTATION UID ARGS...
-An empty ANNOTATION leaves the container without secrets.
+An empty ANNOTATION leaves the container without secrets. HOOK_STAGE in the
+environment registers the hook at "prestart" instead of "createRuntime".
 """
 import json
 import os
@@ -20,6 +21,7 @@ def main():
     shutil.copy("/bin/busybox", os.path.join(rootfs, "bin", "busybox"))
     if not os.path.lexists(os.path.join(rootfs, "bin", "sh")):
         os.symlink("busybox", os.path.join(rootfs, "bin", "sh"))
+    stage = os.environ.get("HOOK_STAGE", "createRuntime")
     hook_entry = lambda stage: {"path": hook, "args": ["secretshim-hook", "--socket", sock, stage], "timeout": 10}
     annotations = {
         # crun does not pass a hook's stderr on; this annotation of crun's keeps it.
@@ -37,7 +39,7 @@ def main():
                    {"destination": "/run", "type": "tmpfs", "source": "tmpfs",
                     "options": ["nosuid", "nodev", "mode=755"]}],
         "linux": {"namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount")]},
-        "hooks": {"createRuntime": [hook_entry("createRuntime")], "poststop": [hook_entry("poststop")]},
+        "hooks": {stage: [hook_entry(stage)], "poststop": [hook_entry("poststop")]},
         "annotations": annotations,
     }
     with open(os.path.join(bundle, "config.json"), "w") as f:

@@ -100,6 +100,11 @@ E2E_UID=1001 bundle c2b "source=api_key,target=/etc/app/key,uid=1000,gid=1000,mo
 out=$(run c2b 2>/dev/null)
 check "uid 1001 is refused" '[ "$out" = "rc=1" ]'
 
+# The hook registered at prestart (the older stage) works the same.
+HOOK_STAGE=prestart bundle c2p "db_pass" sh -c 'sha256sum /run/secrets/db_pass | cut -c1-64'
+out=$(run c2p 2>/dev/null)
+check "hook at prestart delivers the secret" '[ "$out" = "$(digest "$db")" ]'
+
 # A container without the annotation never reaches the agent.
 bundle c3 "" sh -c 'test ! -e /run/secrets'
 run c3 >/dev/null 2>&1; check "no annotation: runs, no secrets" '[ $? = 0 ]'
