@@ -6,10 +6,10 @@
 
 #include <cerrno>
 
-#include <fstream>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <openssl/sha.h>
 
 #include "plugin/store/atomic_file.hpp"
 #include "plugin/store/private_path.hpp"
@@ -19,11 +19,14 @@ namespace {
 
 constexpr const char* kSuffix = ".task";
 
-// Container ids are the runtime's: hex-encode them into safe file names.
+// Container ids are the runtime's, of any length and content: name the
+// file by the id's SHA-256 (the id itself is inside the record).
 std::string fileName(const std::string& id) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(id.data()), id.size(), digest);
     static const char* hex = "0123456789abcdef";
     std::string out;
-    for (unsigned char c : id) {
+    for (unsigned char c : digest) {
         out += hex[c >> 4];
         out += hex[c & 15];
     }
@@ -62,14 +65,18 @@ std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems)
     while (const dirent* d = ::readdir(dir)) {
         const std::string name = d->d_name;
         if (name.size() <= 5 || name.substr(name.size() - 5) != kSuffix) continue;
-        std::ifstream in(path_ + "/" + name);
-        std::stringstream text;
-        text << in.rdbuf();
-        const auto j = nlohmann::json::parse(text.str(), nullptr, false);
+        auto file = openPrivateFile(dir_.get(), name, path_ + "/" + name);  // no symlinks, owner-only
+        std::string text;
+        if (file && file->size <= 64 * 1024) {
+            text.resize(file->size);
+            auto span = std::span<unsigned char>(reinterpret_cast<unsigned char*>(text.data()), text.size());
+            if (!readExact(file->fd.get(), span, path_ + "/" + name)) text.clear();
+        }
+        const auto j = nlohmann::json::parse(text, nullptr, false);
         TaskRecord r;
         if (!j.is_object() || !j.contains("id") || !j["id"].is_string() || !j.contains("pid") ||
             !j["pid"].is_number_integer() || !j.contains("start_time") || !j["start_time"].is_number_unsigned() ||
-            !j.contains("secrets") || !j["secrets"].is_string()) {
+            !j.contains("secrets") || !j["secrets"].is_string() || fileName(j["id"].get<std::string>()) != name) {
             problems.push_back("unreadable task record " + path_ + "/" + name + ": removed");
             (void)::unlinkat(dir_.get(), name.c_str(), 0);
             continue;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <doctest/doctest.h>
+#include <openssl/sha.h>
 
 #include "platform/linux/mount_api.hpp"
 #include "platform/linux/unique_fd.hpp"
@@ -57,10 +58,13 @@ TaskRecords openRecords(const std::string& state) {
     return std::move(*records);
 }
 
+// A record's file is named by the SHA-256 of the container id.
 std::string hexOf(const std::string& text) {
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
     static const char* hex = "0123456789abcdef";
     std::string out;
-    for (unsigned char c : text) {
+    for (unsigned char c : digest) {
         out += hex[c >> 4];
         out += hex[c & 15];
     }
@@ -208,7 +212,7 @@ TEST_CASE("open refuses a tasks path that is a symlink") {
     CHECK(records.error().code == ELOOP);
 }
 
-TEST_CASE("a saved record loads back, under a hex-encoded file name") {
+TEST_CASE("a saved record loads back, under a file named by the id's SHA-256") {
     TempDir tmp;
     auto records = openRecords(tmp.path());
     // A slash, a space, a dot-dot and UTF-8: none may shape the path.
@@ -223,7 +227,7 @@ TEST_CASE("a saved record loads back, under a hex-encoded file name") {
     CHECK(names[0] == hexOf(id) + ".task");
     REQUIRE(names[0].ends_with(".task"));
     const std::string stem = names[0].substr(0, names[0].size() - 5);
-    CHECK(stem.size() == 2 * id.size());
+    CHECK(stem.size() == 64);
     CHECK(stem.find_first_not_of("0123456789abcdef") == std::string::npos);
     struct stat st {};
     REQUIRE(::lstat((tmp.tasks() + "/" + names[0]).c_str(), &st) == 0);
@@ -460,4 +464,31 @@ TEST_CASE("pidOfPidfd refuses a file descriptor that is not a pidfd") {
     CHECK(none.error().message == "not a pidfd");
 
     CHECK_FALSE(pidOfPidfd(-1).has_value());
+}
+
+TEST_CASE("a container id of any length is saved and loaded back") {
+    TempDir tmp;
+    auto records = openRecords(tmp.path());
+    const std::string id(300, 'k');  // longer than a file name may be
+    const TaskRecord saved{id, 77, 42ULL, "db"};
+    REQUIRE(records.save(saved).has_value());
+    std::vector<std::string> problems;
+    const auto loaded = records.loadAll(problems);
+    CHECK(problems.empty());
+    REQUIRE(loaded.size() == 1);
+    CHECK(loaded[0].id == id);
+    records.remove(id);
+    CHECK(entriesOf(tmp.tasks()).empty());
+}
+
+TEST_CASE("a record under another id's file name is refused") {
+    TempDir tmp;
+    auto records = openRecords(tmp.path());
+    REQUIRE(records.save({"one", 1, 1ULL, "a"}).has_value());
+    // Rename one's record to the name two's record would have.
+    REQUIRE(::rename((tmp.tasks() + "/" + hexOf("one") + ".task").c_str(),
+                     (tmp.tasks() + "/" + hexOf("two") + ".task").c_str()) == 0);
+    std::vector<std::string> problems;
+    CHECK(records.loadAll(problems).empty());
+    CHECK(problems.size() == 1);
 }
