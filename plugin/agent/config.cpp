@@ -1,9 +1,14 @@
 #include "plugin/agent/config.hpp"
 
+#include <sys/stat.h>
+
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 namespace secretshim::plugin {
 namespace {
@@ -32,10 +37,14 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
     AgentConfig config;
     if (root.IsNull()) return config;
     if (!root.IsMap()) return fail(where(name, root) + ": expected a mapping of keys");
+    std::vector<std::string> seen;
     for (const auto& item : root) {
         const YAML::Node& keyNode = item.first;
         const YAML::Node& value = item.second;
         const std::string key = keyNode.IsScalar() ? keyNode.Scalar() : "";
+        if (std::find(seen.begin(), seen.end(), key) != seen.end())
+            return fail(where(name, keyNode) + ": duplicate key \"" + key + "\"");
+        seen.push_back(key);
         if (key == "socket") {
             auto p = absolutePath(name, key, value);
             if (!p) return tl::unexpected(p.error());
@@ -65,6 +74,11 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
 }
 
 Result<AgentConfig> loadAgentConfig(const std::string& path) {
+    // A directory opens fine and reads as nothing: refuse it, or a wrong
+    // --config would silently mean the defaults.
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        return failCode(S_ISDIR(st.st_mode) ? EISDIR : EINVAL, "cannot read config " + path);
     std::ifstream in(path);
     if (!in) return failErrno("cannot read config " + path);
     std::ostringstream text;

@@ -285,3 +285,15 @@ TEST_CASE("loadAgentConfig reads a real file and uses its path in errors") {
         CHECK(config.error().message == path + ":3: unknown key \"what\"");
     }
 }
+
+TEST_CASE("a duplicate key is refused with its line") {
+    auto c = parseAgentConfig("max_payload: 10\nsocket: /a\nmax_payload: 20\n", "dup.yaml");
+    REQUIRE_FALSE(c.has_value());
+    CHECK(c.error().message == "dup.yaml:3: duplicate key \"max_payload\"");
+}
+
+TEST_CASE("a directory given as the config file is refused") {
+    auto c = loadAgentConfig("/tmp");
+    REQUIRE_FALSE(c.has_value());
+    CHECK(c.error().message == "cannot read config /tmp: Is a directory");
+}
