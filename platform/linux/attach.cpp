@@ -23,9 +23,11 @@ Result<UniqueFd> openProc() {
     return proc;
 }
 
-Result<UniqueFd> enterContainer(int pidfd, const std::string& rootfs) {
+Result<UniqueFd> enterContainer(int pidfd, const std::string& rootfs, AfterEnter afterEnter = nullptr) {
     if (::setns(pidfd, CLONE_NEWNS) != 0)
         return failErrno("entering the container's mount namespace");
+    if (afterEnter)
+        if (auto ok = afterEnter(); !ok) return tl::unexpected(ok.error());
     // Only an fd opened after setns() can be a move_mount() target there.
     UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root) return failErrno("opening the container's rootfs " + rootfs);
@@ -43,10 +45,11 @@ void detachMount(int procfd, int fd) {
 
 }  // namespace
 
-Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const MountSource> sources) {
+Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const MountSource> sources,
+                          AfterEnter afterEnter) {
     auto proc = openProc();
     if (!proc) return tl::unexpected(proc.error());
-    auto root = enterContainer(pidfd, rootfs);
+    auto root = enterContainer(pidfd, rootfs, afterEnter);
     if (!root) return tl::unexpected(root.error());
 
     std::vector<const MountSource*> order;

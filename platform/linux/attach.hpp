@@ -16,10 +16,17 @@ struct MountSource {
     bool directory = false;
 };
 
+// Runs once the process is inside the container's mount namespace and
+// before it looks at the container's files (the hook confines itself
+// there: setns() on another root process needs ptrace access, so it must
+// come first).
+using AfterEnter = Result<void> (*)();
+
 // Enters the mount namespace of `pidfd` (changing the calling process for
 // good), opens `rootfs` there and moves each source onto its target,
 // directory mounts first. On failure, detaches what it had attached.
-Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const MountSource> sources);
+Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const MountSource> sources,
+                          AfterEnter afterEnter = nullptr);
 
 // Replaces the single-file mount at `target` by `fd` without a moment where
 // the target shows nothing: mounts `fd` beneath the current mount

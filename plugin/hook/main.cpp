@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "platform/linux/attach.hpp"
+#include "platform/linux/confine.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "plugin/hook/oci_state.hpp"
 #include "plugin/protocol/channel.hpp"
@@ -82,7 +83,9 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
             return fail("malformed reply from the agent");
         sources.push_back({m["target"].get<std::string>(), reply->fds[i].get(), m.value("directory", false)});
     }
-    auto attached = platform::attachMounts(pidfd.get(), *rootfs, sources);
+    // Once inside the container's mount namespace, before it touches the
+    // image's files, the hook confines itself.
+    auto attached = platform::attachMounts(pidfd.get(), *rootfs, sources, &platform::confineForAttach);
     json report = {{"op", "attached"}, {"ok", attached.has_value()}};
     if (!attached) report["error"] = attached.error().message;
     if (auto ok = sendJson(sock->get(), report); !ok) return attached ? ok : attached;

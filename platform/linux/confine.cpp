@@ -1,0 +1,90 @@
+#include "platform/linux/confine.hpp"
+
+#include <linux/capability.h>
+#include <seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+namespace secretshim::platform {
+namespace {
+
+constexpr int kKeep[] = {CAP_SYS_ADMIN, CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH};
+
+bool kept(int cap) {
+    for (int k : kKeep)
+        if (k == cap) return true;
+    return false;
+}
+
+// Each entry and why the attach phase needs it.
+constexpr int kAllowed[] = {
+    SCMP_SYS(openat),       // /proc, the rootfs, placeholders (O_CREAT|O_EXCL|O_NOFOLLOW)
+    SCMP_SYS(openat2),      // every lookup inside the rootfs (RESOLVE_IN_ROOT)
+    SCMP_SYS(mkdirat),      // missing parents of a target
+    SCMP_SYS(fstat),        // type and identity checks of resolved targets
+    SCMP_SYS(newfstatat),   // glibc's fstat()
+    SCMP_SYS(statx),
+    SCMP_SYS(move_mount),   // the attach itself
+    SCMP_SYS(umount2),      // rolling back a partial attach
+    SCMP_SYS(fchdir),       // naming a mount through /proc/self/fd for umount2
+    SCMP_SYS(close),
+    SCMP_SYS(sendmsg),      // reporting to the agent
+    SCMP_SYS(recvmsg),
+    SCMP_SYS(write),        // the one error line on stderr
+    SCMP_SYS(brk),          // the allocator
+    SCMP_SYS(mmap),
+    SCMP_SYS(munmap),
+    SCMP_SYS(mremap),
+    SCMP_SYS(madvise),
+    SCMP_SYS(futex),        // libstdc++ locks, uncontended
+    SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(rt_sigreturn),
+    SCMP_SYS(exit),
+    SCMP_SYS(exit_group),
+};
+
+struct FilterDeleter {
+    void operator()(void* ctx) const { seccomp_release(ctx); }
+};
+
+Result<void> dropCapabilities() {
+    // The bounding set first: dropping from it needs CAP_SETPCAP, which
+    // capset() below takes away.
+    for (int cap = 0; cap <= CAP_LAST_CAP; ++cap)
+        if (!kept(cap) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+            return failErrno("dropping capability " + std::to_string(cap) + " from the bounding set");
+    (void)::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+    __user_cap_data_struct data[2] = {};
+    for (int cap : kKeep) {
+        data[cap / 32].effective |= 1u << (cap % 32);
+        data[cap / 32].permitted |= 1u << (cap % 32);
+    }
+    if (::syscall(SYS_capset, &header, data) != 0) return failErrno("dropping capabilities");
+    return {};
+}
+
+Result<void> installFilter() {
+    std::unique_ptr<void, FilterDeleter> ctx(seccomp_init(SCMP_ACT_ERRNO(EPERM)));
+    if (!ctx) return fail("seccomp_init failed");
+    for (int call : kAllowed) {
+        const int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0);
+        if (rc != 0) return failCode(-rc, "adding a seccomp rule");
+    }
+    if (const int rc = seccomp_load(ctx.get()); rc != 0) return failCode(-rc, "loading the seccomp filter");
+    return {};
+}
+
+}  // namespace
+
+Result<void> confineForAttach() {
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return failErrno("setting no_new_privs");
+    if (auto ok = dropCapabilities(); !ok) return ok;
+    return installFilter();
+}
+
+}  // namespace secretshim::platform
