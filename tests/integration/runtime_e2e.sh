@@ -91,6 +91,10 @@ check "mounts are ro,nosuid,nodev,noexec" '[ "$(echo "$out" | grep -c "ro,nosuid
 check "flushed after exit (task ls empty)" tasks_empty
 check "no view left in any mount table" no_view_mounts
 check "no marker on disk (state dir, bundles)" '! grep -rqF -e "$db" -e "$api" "$work"'
+check "no marker in the agent's memory once no task holds it" 'python3 "$(dirname "$0")/scan_memory.py" "$agent_pid" "$db" "$api"'
+env "SCAN_PROBE=$db" sleep 30 & probe=$!
+check "the memory scanner finds a marker where there is one" '! python3 "$(dirname "$0")/scan_memory.py" "$probe" "$db" >/dev/null'
+kill "$probe"; wait "$probe" 2>/dev/null
 
 # A non-root uid reads its 0400 file; another uid is refused.
 E2E_UID=1000 bundle c2 "source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0400" sh -c 'sha256sum /etc/app/key | cut -c1-64'
