@@ -1,0 +1,16 @@
+// Win32 failures as Error values: the code is the Win32 error code (not an
+// errno) and the message ends with the system's text for it.
+#pragma once
+
+#include <string>
+
+#include "mountfs/error.hpp"
+
+namespace secretshim::platform {
+
+// "message: <system text> (Win32 error N)"; the Error's code is `code`.
+tl::unexpected<Error> failWin32(std::string message, unsigned long code);
+// The same with GetLastError().
+tl::unexpected<Error> failLastError(std::string message);
+
+}  // namespace secretshim::platform
