@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <optional>
+#include <unordered_map>
 
 namespace secretshim::mountfs {
 namespace {
@@ -182,18 +183,27 @@ Result<std::vector<SecretRef>> parseSecretRefs(std::string_view annotation) {
 }
 
 Result<void> validateRefs(const std::vector<SecretRef>& refs) {
-    for (std::size_t i = 0; i < refs.size(); ++i) {
-        for (std::size_t j = 0; j < refs.size(); ++j) {
-            if (i == j) continue;
-            const SecretRef& a = refs[i];
-            const SecretRef& b = refs[j];
-            if (i < j && a.target == b.target)
-                return fail("secrets " + quote(a.source) + " and " + quote(b.source) +
-                            " both target " + quote(a.target));
-            if (a.target != b.target && hasPathPrefix(b.target, a.target))
-                return fail("target " + quote(b.target) + " of secret " + quote(b.source) +
-                            " lies inside target " + quote(a.target) + " of secret " +
-                            quote(a.source));
+    if (refs.size() > kMaxRefs)
+        return fail("a task may reference at most " + std::to_string(kMaxRefs) + " secrets, not " +
+                    std::to_string(refs.size()));
+    // Linear in the number of references: the annotation comes from whoever
+    // creates the container, and the agent serves every container.
+    std::unordered_map<std::string_view, const SecretRef*> byTarget;
+    for (const auto& ref : refs) {
+        const auto [it, fresh] = byTarget.emplace(ref.target, &ref);
+        if (!fresh)
+            return fail("secrets " + quote(it->second->source) + " and " + quote(ref.source) +
+                        " both target " + quote(ref.target));
+    }
+    for (const auto& ref : refs) {
+        const std::string_view target = ref.target;
+        for (std::size_t slash = target.find('/', 1); slash != std::string_view::npos;
+             slash = target.find('/', slash + 1)) {
+            const auto parent = byTarget.find(target.substr(0, slash));
+            if (parent != byTarget.end())
+                return fail("target " + quote(ref.target) + " of secret " + quote(ref.source) +
+                            " lies inside target " + quote(parent->second->target) + " of secret " +
+                            quote(parent->second->source));
         }
     }
     return {};

@@ -17,6 +17,9 @@ inline constexpr std::string_view kSecretsDir = "/run/secrets";
 inline constexpr std::uint32_t kDefaultMode = 0444;
 // Docker refuses payloads of 500 KiB and more; we refuse more than this.
 inline constexpr std::size_t kDefaultMaxPayload = 500 * 1024;
+// References one task may name (Docker has no limit; a view of more is no
+// use to anyone, and each costs the agent time on a shared thread).
+inline constexpr std::size_t kMaxRefs = 1024;
 
 struct SecretRef {
     std::string source;   // the secret's name

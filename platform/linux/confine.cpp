@@ -47,6 +47,14 @@ constexpr int kAllowed[] = {
     SCMP_SYS(exit_group),
 };
 
+// What the sanitizer runtimes call after confinement, in sanitizer builds
+// only: ASan's sigaltstack() before every noreturn call, UBSan's pipe2() and
+// write() that probe a vptr, getpid() and readlink() in their reports.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr int kSanitizerAllowed[] = {SCMP_SYS(sigaltstack), SCMP_SYS(pipe2), SCMP_SYS(getpid),
+                                     SCMP_SYS(readlink)};
+#endif
+
 struct FilterDeleter {
     void operator()(void* ctx) const { seccomp_release(ctx); }
 };
@@ -75,6 +83,12 @@ Result<void> installFilter() {
         const int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0);
         if (rc != 0) return failCode(-rc, "adding a seccomp rule");
     }
+#if defined(__SANITIZE_ADDRESS__)
+    for (int call : kSanitizerAllowed) {
+        const int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0);
+        if (rc != 0) return failCode(-rc, "adding a seccomp rule");
+    }
+#endif
     if (const int rc = seccomp_load(ctx.get()); rc != 0) return failCode(-rc, "loading the seccomp filter");
     return {};
 }

@@ -18,6 +18,7 @@
 #include "platform/linux/fd_passing.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "plugin/protocol/channel.hpp"
+#include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
 
 namespace secretshim::plugin {
@@ -59,11 +60,6 @@ Result<SecureBuffer> readValue(int fd, const std::string& name, std::size_t limi
         done += static_cast<std::size_t>(n);
     }
     return buffer;
-}
-
-std::string stringField(const json& j, const char* key) {
-    const auto it = j.find(key);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
 }  // namespace
@@ -137,7 +133,7 @@ private:
         }
         auto task = agent_.prepareTask(request, fds);
         if (!task) {
-            log("container " + stringField(request, "id") + ": refused: " + task.error().message);
+            log("container " + quote(stringField(request, "id")) + ": refused: " + task.error().message);
             (void)sendJson(socket_.native_handle(), failure(task.error().message));
             return close();
         }
@@ -158,8 +154,9 @@ private:
             (void)sendJson(socket_.native_handle(), failure("nothing to attach"));
             return close();
         }
-        if (!request.value("ok", false)) {
-            log("container " + pending_->record.id + ": the hook could not attach: " + stringField(request, "error"));
+        if (!boolField(request, "ok")) {
+            log("container " + quote(pending_->record.id) + ": the hook could not attach: " +
+                quote(stringField(request, "error")));
             pending_.reset();  // flushes the view
             (void)sendJson(socket_.native_handle(), json{{"ok", true}});
             return close();
@@ -194,7 +191,7 @@ void Agent::adoptTasks() {
         UniqueFd pidfd(platform::sysPidfdOpen(r.pid, 0));
         auto start = pidfd ? processStartTime(r.pid) : Result<unsigned long long>(fail("gone"));
         if (!pidfd || !start || *start != r.startTime) {
-            log("container " + r.id + ": exited while the agent was down; forgotten");
+            log("container " + quote(r.id) + ": exited while the agent was down; forgotten");
             records_.remove(r.id);
             continue;
         }
@@ -203,14 +200,14 @@ void Agent::adoptTasks() {
         auto view = layout ? platform::TmpfsView::adopt(std::move(*layout), pidfd.get(), platform::kernelFeatures())
                            : tl::unexpected(layout.error());
         if (!view) {
-            log("container " + r.id + ": cannot re-adopt its secrets: " + view.error().message);
+            log("container " + quote(r.id) + ": cannot re-adopt its secrets: " + view.error().message);
             records_.remove(r.id);
             continue;
         }
         std::vector<std::string> names;
         for (const auto& ref : *refs)
             if (std::find(names.begin(), names.end(), ref.source) == names.end()) names.push_back(ref.source);
-        log("container " + r.id + ": re-adopted secrets " + joinNames(names));
+        log("container " + quote(r.id) + ": re-adopted secrets " + joinNames(names));
         addTask(r, std::move(names), std::move(*view), std::move(pidfd));
     }
     for (const auto& p : problems) log(p);
@@ -266,7 +263,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     task.record.secrets = stringField(request, "secrets");
     if (task.record.id.empty()) return fail("the request names no container");
     if (fds.size() != 1) return fail("the request carries no pidfd of the container");
-    if (tasks_.count(task.record.id)) return fail("container " + task.record.id + " already has its secrets");
+    if (tasks_.count(task.record.id)) return fail("container " + quote(task.record.id) + " already has its secrets");
     task.pidfd = std::move(fds[0]);
     auto pid = pidOfPidfd(task.pidfd.get());
     if (!pid) return tl::unexpected(pid.error());
@@ -279,6 +276,12 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     if (!refs) return tl::unexpected(refs.error());
     auto layout = mountfs::planView(*refs);
     if (!layout) return tl::unexpected(layout.error());
+    // Each single-file target is one more fd to pass (and the directory one).
+    const auto files = std::count_if(layout->entries.begin(), layout->entries.end(),
+                                     [](const auto& e) { return !e.inDirectory; });
+    if (static_cast<std::size_t>(files) + 1 > platform::kMaxPassedFds)
+        return fail(std::to_string(files) + " targets outside " + std::string(mountfs::kSecretsDir) +
+                    ": at most " + std::to_string(platform::kMaxPassedFds - 1) + " can be attached");
 
     // Decrypt each secret once; the buffers are wiped when this returns: the
     // view's tmpfs is the only copy a running task needs.
@@ -306,9 +309,9 @@ void Agent::startTask(PendingTask pending) {
     pending.view->releaseMountSources();
     const std::string id = pending.record.id;
     if (auto ok = records_.save(pending.record); !ok)
-        log("container " + id + ": its record was not saved, it will not survive an agent restart: " +
+        log("container " + quote(id) + ": its record was not saved, it will not survive an agent restart: " +
             ok.error().message);
-    log("container " + id + ": attached secrets " + joinNames(pending.secrets) +
+    log("container " + quote(id) + ": attached secrets " + joinNames(pending.secrets) +
         (pending.view->noswap() ? " (noswap)" : " (swap not excluded)"));
     addTask(pending.record, std::move(pending.secrets), std::move(pending.view), std::move(pending.pidfd));
 }
@@ -350,7 +353,7 @@ void Agent::flushTask(const std::string& id, const char* why) {
     if (it->second.exitWatch) it->second.exitWatch->close(ignored);
     tasks_.erase(it);
     records_.remove(id);
-    log("container " + id + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +
+    log("container " + quote(id) + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +
         (ok ? "" : " (with an error: " + ok.error().message + ")"));
 }
 
@@ -390,12 +393,12 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
                     if (s == m.name) users.push_back(id);
             list.push_back({{"name", m.name}, {"id", m.id}, {"size", m.size}, {"created", m.created}, {"tasks", users}});
         }
-        if (op == "secret.inspect" && list.empty()) return failure("secret \"" + only + "\" not found");
+        if (op == "secret.inspect" && list.empty()) return failure("secret " + quote(only) + " not found");
         return {{"ok", true}, {"secrets", list}};
     }
     if (op == "secret.rm") {
         const std::string name = stringField(request, "name");
-        if (secretInUse(name)) return failure("secret \"" + name + "\" is in use by a running task");
+        if (secretInUse(name)) return failure("secret " + quote(name) + " is in use by a running task");
         if (auto ok = store_.remove(name); !ok) return failure(ok.error().message);
         log("secret " + name + " removed");
         return {{"ok", true}};
@@ -409,7 +412,7 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
         return {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},
                 {"kernel", platform::kernelFeatures().describe()}};
     }
-    return failure("unknown request \"" + op + "\"");
+    return failure("unknown request " + quote(op.substr(0, 64)));
 }
 
 }  // namespace secretshim::plugin

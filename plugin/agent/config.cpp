@@ -20,7 +20,8 @@ std::string where(const std::string& name, const YAML::Node& node) {
 }
 
 Result<std::string> absolutePath(const std::string& name, const std::string& key, const YAML::Node& value) {
-    if (!value.IsScalar() || value.Scalar().empty() || value.Scalar().front() != '/')
+    if (!value.IsScalar() || value.Scalar().empty() || value.Scalar().front() != '/' ||
+        value.Scalar().find('\0') != std::string::npos)
         return fail(where(name, value) + ": key \"" + key + "\": expected an absolute path");
     return value.Scalar();
 }
@@ -32,7 +33,9 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
     try {
         root = YAML::Load(std::string(yaml));
     } catch (const YAML::Exception& e) {
-        return fail(name + ":" + std::to_string(e.mark.line + 1) + ": " + e.msg);
+        // yaml-cpp's message may quote the offending byte: keep it one line.
+        std::string msg = quote(e.msg);
+        return fail(name + ":" + std::to_string(e.mark.line + 1) + ": " + msg.substr(1, msg.size() - 2));
     }
     AgentConfig config;
     if (root.IsNull()) return config;
@@ -43,7 +46,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
         const YAML::Node& value = item.second;
         const std::string key = keyNode.IsScalar() ? keyNode.Scalar() : "";
         if (std::find(seen.begin(), seen.end(), key) != seen.end())
-            return fail(where(name, keyNode) + ": duplicate key \"" + key + "\"");
+            return fail(where(name, keyNode) + ": duplicate key " + quote(key));
         seen.push_back(key);
         if (key == "socket") {
             auto p = absolutePath(name, key, value);
@@ -67,7 +70,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
                 return fail(where(name, value) + ": key \"source\": expected \"local\"");
             config.source = value.Scalar();
         } else {
-            return fail(where(name, keyNode) + ": unknown key \"" + key + "\"");
+            return fail(where(name, keyNode) + ": unknown key " + quote(key));
         }
     }
     return config;

@@ -15,6 +15,7 @@
 
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/protocol/channel.hpp"
+#include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
 
 using namespace secretshim;
@@ -60,7 +61,7 @@ Result<json> call(const std::string& socket, const json& request, std::span<cons
     if (auto ok = sendJson(sock->get(), request, fds); !ok) return tl::unexpected(ok.error());
     auto reply = receiveJson(sock->get());
     if (!reply) return tl::unexpected(reply.error());
-    if (!reply->body.value("ok", false)) {
+    if (!boolField(reply->body, "ok")) {
         const auto e = reply->body.find("error");
         return fail(e != reply->body.end() && e->is_string() ? e->get<std::string>() : "refused");
     }

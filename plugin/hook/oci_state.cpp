@@ -26,7 +26,7 @@ Result<OciState> parseOciState(std::string_view text) {
     if (const auto ann = doc.find("annotations"); ann != doc.end() && !ann->is_null()) {
         if (!ann->is_object()) return fail("the OCI state's annotations are not an object");
         for (const auto& [key, value] : ann->items()) {
-            if (!value.is_string()) return fail("annotation \"" + key + "\" is not a string");
+            if (!value.is_string()) return fail("annotation " + quote(key) + " is not a string");
             state.annotations.emplace(key, value.get<std::string>());
         }
     }

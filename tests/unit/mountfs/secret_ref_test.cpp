@@ -646,3 +646,20 @@ TEST_CASE("payload size checks") {
         CHECK(bigger.has_value());
     }
 }
+
+TEST_CASE("at most kMaxRefs references, checked in linear time") {
+    std::string annotation;
+    for (std::size_t i = 0; i < kMaxRefs; ++i) annotation += "source=s,target=/srv/d" + std::to_string(i) + "/f;";
+    auto ok = parseSecretRefs(annotation);
+    REQUIRE(ok.has_value());
+    CHECK(ok->size() == kMaxRefs);
+    auto over = parseSecretRefs(annotation + "extra");
+    REQUIRE_FALSE(over.has_value());
+    CHECK(over.error().message == "a task may reference at most 1024 secrets, not 1025");
+    // Nesting is still found among many references.
+    auto nested = parseSecretRefs(std::string("source=s,target=/srv/d7/f;source=s,target=/srv/d8/f;") +
+                                  "source=s,target=/srv/d7/f/g");
+    REQUIRE_FALSE(nested.has_value());
+    CHECK(nested.error().message ==
+          "target \"/srv/d7/f/g\" of secret \"s\" lies inside target \"/srv/d7/f\" of secret \"s\"");
+}

@@ -1,0 +1,285 @@
+// Fuzzes the agent's request decoding: one connection's SOCK_SEQPACKET
+// messages (the input split at NUL bytes, which no JSON text contains),
+// each parsed and dispatched as plugin/agent/agent.cpp does, then handled by
+// a real Agent on a throwaway state directory.
+//
+// Connection (the per-socket state machine: parse, "op", create/attached) is
+// private to agent.cpp, so its glue is restated in FuzzConnection below,
+// line for line; everything after it (Agent::prepareTask, startTask, handle,
+// the store, the annotation parser and, as root, the tmpfs view) is the
+// real code. Keep FuzzConnection in step with Connection::onRead,
+// onCreate and onAttached.
+//
+// Every reply must be an object with a boolean "ok", a failure must carry a
+// one-line "error", and the reply must survive the wire (dump, then parse).
+// No exception may leave a handler: the agent's main loop treats that as an
+// internal error and the client is left waiting.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mountfs/secret_ref.hpp"
+#include "platform/linux/fd_passing.hpp"
+#include "platform/linux/mount_api.hpp"
+#include "plugin/agent/agent.hpp"
+#include "plugin/protocol/json_fields.hpp"
+#include "plugin/protocol/messages.hpp"
+#include "tests/fuzz/fuzz_check.hpp"
+
+using namespace secretshim;
+using namespace secretshim::plugin;
+using nlohmann::json;
+using platform::UniqueFd;
+
+namespace {
+
+constexpr std::size_t kMaxMessages = 8;
+// The one secret in the fuzzing store. Its value is a fixed test string.
+const std::string kSecretName = "fuzzsecret";
+constexpr std::string_view kSecretValue = "fuzz-value-not-a-secret\n";
+
+struct Fixture {
+    std::string stateDir;
+    boost::asio::io_context io;
+    std::unique_ptr<LocalStore> store;  // a second handle on the agent's store
+    std::unique_ptr<Agent> agent;
+};
+
+Fixture* fixture = nullptr;
+
+mountfs::Bytes bytes(std::string_view s) { return {reinterpret_cast<const unsigned char*>(s.data()), s.size()}; }
+
+void removeStateDir() {
+    if (!fixture) return;
+    std::error_code ec;
+    std::filesystem::remove_all(fixture->stateDir, ec);
+}
+
+
+json failure(const std::string& message) { return {{"ok", false}, {"error", message}}; }
+
+// What sendJson() and the peer's receiveJson() do to a reply.
+void checkReply(const json& reply) {
+    FUZZ_CHECK(reply.is_object());
+    const auto ok = reply.find("ok");
+    FUZZ_CHECK(ok != reply.end() && ok->is_boolean());
+    if (!ok->get<bool>()) {
+        const auto error = reply.find("error");
+        FUZZ_CHECK(error != reply.end() && error->is_string());
+        FUZZ_CHECK_MSG(fuzz::isOneLine(error->get_ref<const std::string&>()), error->get_ref<const std::string&>());
+    }
+    std::string text;
+    try {
+        text = reply.dump();  // throws on a string that is not UTF-8
+    } catch (const json::exception& e) {
+        FUZZ_CHECK_MSG(false, e.what());
+    }
+    const json back = json::parse(text, nullptr, false);
+    FUZZ_CHECK(!back.is_discarded() && back.is_object() && back == reply);
+}
+
+// A successful create: one mount per single-file target plus one for the
+// /run/secrets directory if any target lies there, each with an fd.
+void checkCreateReply(const json& request, const Agent::PendingTask& task, const json& mounts,
+                      const std::vector<int>& fds) {
+    FUZZ_CHECK(mounts.size() == fds.size());
+    FUZZ_CHECK(task.record.id == stringField(request, "id") && !task.record.id.empty());
+    FUZZ_CHECK(task.record.secrets == stringField(request, "secrets"));
+    FUZZ_CHECK(task.record.pid == ::getpid());
+    const auto refs = mountfs::parseSecretRefs(task.record.secrets);
+    FUZZ_CHECK(refs.has_value());
+    const std::string prefix = std::string(mountfs::kSecretsDir) + "/";
+    std::size_t singleFiles = 0;
+    bool directory = false;
+    for (const auto& ref : *refs) {
+        FUZZ_CHECK(std::find(task.secrets.begin(), task.secrets.end(), ref.source) != task.secrets.end());
+        if (ref.target.rfind(prefix, 0) == 0) {
+            directory = true;
+            continue;
+        }
+        ++singleFiles;
+        FUZZ_CHECK_MSG(std::any_of(mounts.begin(), mounts.end(),
+                                   [&](const json& m) { return m["target"] == ref.target && !m["directory"]; }),
+                       ref.target);
+    }
+    FUZZ_CHECK(mounts.size() == singleFiles + (directory ? 1 : 0));
+    // The reply must be sendable: sendFds() refuses more fds than SCM_MAX_FD,
+    // and onCreate() then drops the hook without an answer.
+    FUZZ_CHECK_MSG(fds.size() <= platform::kMaxPassedFds, std::to_string(fds.size()) + " mounts");
+    FUZZ_CHECK(json({{"ok", true}, {"mounts", mounts}}).dump().size() <= kMaxMessage);
+    for (std::size_t i = 0; i < mounts.size(); ++i) {
+        FUZZ_CHECK(::fcntl(fds[i], F_GETFD) >= 0);
+        if (mounts[i]["directory"] == true) FUZZ_CHECK(mounts[i]["target"] == mountfs::kSecretsDir);
+    }
+}
+
+// A sealed memfd holding the test value, as secretshimctl sends one.
+UniqueFd valueMemfd() {
+    UniqueFd mem(::memfd_create("fuzz-value", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    FUZZ_CHECK(mem.valid());
+    FUZZ_CHECK(::write(mem.get(), kSecretValue.data(), kSecretValue.size()) ==
+               static_cast<ssize_t>(kSecretValue.size()));
+    FUZZ_CHECK(::fcntl(mem.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) == 0);
+    return mem;
+}
+
+// The restated Connection. receive() returns false once the real one
+// would have closed the socket.
+class FuzzConnection {
+public:
+    explicit FuzzConnection(Agent& agent) : agent_(agent) {}
+
+    bool receive(const std::string& data) {
+        // receiveFds(): an oversized message is truncated and dropped, an
+        // empty one reads as the peer closing.
+        if (data.size() > kMaxMessage || data.empty()) return false;
+        json request = json::parse(data, nullptr, false);
+        if (request.is_discarded() || !request.is_object()) return reply(failure("malformed request"), false);
+        const std::string op = stringField(request, "op");
+        if (op == "create") return onCreate(request);
+        if (op == "attached") return onAttached(request);
+
+        // The fds the real clients send with these requests.
+        std::vector<UniqueFd> fds;
+        if (op == "secret.create") fds.push_back(valueMemfd());
+        const json answer = agent_.handle(request, fds);
+        checkReply(answer);
+        if (answer["ok"] == true && (op == "secret.create" || op == "secret.rm")) storeChanged_ = true;
+        return reply(answer, true);
+    }
+
+    // The connection closes: a pending view is flushed; tasks that were
+    // started are released as their poststop hook would.
+    void close() {
+        pending_.reset();
+        for (const auto& id : started_) checkReply(agent_.handle({{"op", "release"}, {"id", id}}, noFds_));
+        started_.clear();
+    }
+
+    bool storeChanged() const { return storeChanged_; }
+
+private:
+    bool reply(const json& body, bool keepOpen) {
+        checkReply(body);
+        return keepOpen;
+    }
+
+    bool onCreate(const json& request) {
+        if (pending_) return reply(failure("one create per connection"), false);
+        std::vector<UniqueFd> fds;
+        fds.emplace_back(platform::sysPidfdOpen(::getpid(), 0));  // the hook sends the init's pidfd
+        FUZZ_CHECK(fds.back().valid());
+        auto task = agent_.prepareTask(request, fds);
+        if (!task) return reply(failure(task.error().message), false);
+        json mounts = json::array();
+        std::vector<int> mountFds;
+        for (const auto& source : task->view->mountSources()) {
+            mounts.push_back({{"target", source.target}, {"directory", source.directory}});
+            mountFds.push_back(source.fd);
+        }
+        checkCreateReply(request, *task, mounts, mountFds);
+        reply({{"ok", true}, {"mounts", mounts}}, true);
+        pending_ = std::make_unique<Agent::PendingTask>(std::move(*task));
+        return true;
+    }
+
+    bool onAttached(const json& request) {
+        if (!pending_) return reply(failure("nothing to attach"), false);
+        if (!boolField(request, "ok")) {
+            (void)stringField(request, "error");  // logged
+            pending_.reset();
+            return reply(json{{"ok", true}}, false);
+        }
+        started_.push_back(pending_->record.id);
+        agent_.startTask(std::move(*pending_));
+        pending_.reset();
+        return reply(json{{"ok", true}}, false);
+    }
+
+    Agent& agent_;
+    std::unique_ptr<Agent::PendingTask> pending_;
+    std::vector<std::string> started_;
+    std::vector<UniqueFd> noFds_;
+    bool storeChanged_ = false;
+};
+
+// Puts the store back as it was: only the test secret.
+void resetStore() {
+    auto metas = fixture->store->list();
+    FUZZ_CHECK(metas.has_value());
+    bool present = false;
+    for (const auto& m : *metas) {
+        if (m.name == kSecretName)
+            present = true;
+        else
+            FUZZ_CHECK(fixture->store->remove(m.name).has_value());
+    }
+    if (!present) FUZZ_CHECK(fixture->store->create(kSecretName, bytes(kSecretValue)).has_value());
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+    // The agent logs a line per refused request; keep libFuzzer's output
+    // readable unless asked (libFuzzer and the sanitizers keep the real stderr).
+    fuzz::reportStream() = stderr;
+    if (!std::getenv("SECRETSHIM_FUZZ_AGENT_LOG"))
+        if (std::FILE* null = std::fopen("/dev/null", "w")) stderr = null;
+
+    fixture = new Fixture;
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/secretshim-fuzz-agent-XXXXXX";
+    FUZZ_CHECK(::mkdtemp(pattern.data()) != nullptr);
+    fixture->stateDir = pattern;
+    std::atexit(removeStateDir);
+
+    AgentConfig config;
+    config.stateDir = fixture->stateDir;
+    config.socket = fixture->stateDir + "/agent.sock";  // never bound: the fuzzer calls the handlers
+    auto store = LocalStore::open(config.stateDir);
+    FUZZ_CHECK_MSG(store.has_value(), store ? std::string() : store.error().message);
+    auto records = TaskRecords::open(config.stateDir);
+    FUZZ_CHECK_MSG(records.has_value(), records ? std::string() : records.error().message);
+    auto second = LocalStore::open(config.stateDir);
+    FUZZ_CHECK(second.has_value());
+    fixture->store = std::make_unique<LocalStore>(std::move(*second));
+    fixture->agent = std::make_unique<Agent>(fixture->io, config, std::move(*store), std::move(*records));
+    resetStore();
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::string_view input(reinterpret_cast<const char*>(data), size);
+    FuzzConnection connection(*fixture->agent);
+    try {
+        std::size_t start = 0;
+        for (std::size_t n = 0; n < kMaxMessages && start <= input.size(); ++n) {
+            const std::size_t end = std::min(input.find('\0', start), input.size());
+            if (!connection.receive(std::string(input.substr(start, end - start)))) break;
+            start = end + 1;
+        }
+        connection.close();
+    } catch (const std::exception& e) {
+        FUZZ_CHECK_MSG(false, std::string("exception escaped from a handler: ") + e.what());
+    }
+    // Run the handlers of cancelled exit watches, so none pile up.
+    fixture->io.restart();
+    fixture->io.poll();
+    if (connection.storeChanged()) resetStore();
+    return 0;
+}
