@@ -29,8 +29,12 @@ Result<UniqueFd> connectAgent(const std::string& socketPath, std::chrono::millis
     return sock;
 }
 
+std::string encodeJson(const nlohmann::json& body) {
+    return body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 Result<void> sendJson(int sock, const nlohmann::json& body, std::span<const int> fds) {
-    const std::string text = body.dump();
+    const std::string text = encodeJson(body);
     if (text.size() > kMaxMessage) return fail("message too large");
     return platform::sendFds(sock, text, fds);
 }

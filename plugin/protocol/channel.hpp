@@ -20,6 +20,9 @@ struct JsonMessage {
 
 // Connects to the agent; every later send and receive times out after `timeout`.
 Result<platform::UniqueFd> connectAgent(const std::string& socketPath, std::chrono::milliseconds timeout);
+// A message's bytes. A reply may echo a request's bytes (quoted, but not
+// necessarily valid UTF-8): invalid sequences are replaced, never thrown on.
+std::string encodeJson(const nlohmann::json& body);
 Result<void> sendJson(int sock, const nlohmann::json& body, std::span<const int> fds = {});
 // Receives one message; refuses anything that is not a JSON object.
 Result<JsonMessage> receiveJson(int sock);
