@@ -15,20 +15,6 @@ constexpr std::array<std::string_view, 13> kDeviceDigits = {
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "\xC2\xB9", "\xC2\xB2", "\xC2\xB3"};
 constexpr std::size_t kMaxComponent = 255;  // UTF-16 units, NTFS
 
-// Same as the Linux parser's quoting, so messages look alike.
-std::string quote(std::string_view s) {
-    std::string out = "\"";
-    for (char c : s) {
-        if (c == '\0')
-            out += "\\0";
-        else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-            out += '?';  // keep the error on one printable line
-        else
-            out += c;
-    }
-    return out + "\"";
-}
-
 std::string_view trim(std::string_view s) {
     const auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
     while (!s.empty() && isSpace(s.front())) s.remove_prefix(1);
