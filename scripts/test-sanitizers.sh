@@ -24,8 +24,10 @@ suites=${SANITIZE_SUITES:-unit privileged integration}
 
 start_build=$(date +%s)
 if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" -Db_sanitize=address,undefined >"$build.setup.log" 2>&1 ||
-    { cat "$build.setup.log"; exit 1; }
+  setup_log=$(mktemp /tmp/secretshim-asan-setup-XXXXXX)
+  meson setup "$build" -Db_sanitize=address,undefined >"$setup_log" 2>&1 ||
+    { cat "$setup_log"; rm -f "$setup_log"; exit 1; }
+  rm -f "$setup_log"
 fi
 meson compile -C "$build" >"$build/compile.log" 2>&1 || { tail -50 "$build/compile.log"; exit 1; }
 build_seconds=$(( $(date +%s) - start_build ))
