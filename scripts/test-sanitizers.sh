@@ -66,16 +66,7 @@ if [ -n "$reports" ]; then
   done
 fi
 
-python3 - "$build/meson-logs/testlog.json" "$(echo "$reports" | grep -c . || true)" <<'PY'
-import json, sys
-counts = {}
-for line in open(sys.argv[1]):
-    r = json.loads(line)["result"]
-    counts[r] = counts.get(r, 0) + 1
-ok = counts.get("OK", 0) + counts.get("EXPECTEDFAIL", 0)
-failed = sum(counts.get(k, 0) for k in ("FAIL", "TIMEOUT", "ERROR", "UNEXPECTEDPASS"))
-print(f"sanitizers: {int(sys.argv[2])} sanitizer report file(s)")
-print(f"sanitizers: {ok} passed, {failed} failed, {counts.get('SKIP', 0)} skipped")
-PY
+echo "sanitizers: $(echo "$reports" | grep -c . || true) sanitizer report file(s)"
+python3 scripts/count_tests.py --prefix sanitizers "$build/meson-logs/testlog.json"
 echo "sanitizers: total wall time $(( $(date +%s) - start_all ))s (build ${build_seconds}s, tests ${test_seconds}s)"
 exit $status

@@ -32,21 +32,5 @@ fi
 # meson's own summaries count executables; restate them all as one line,
 # with each fuzzer counted as one test.
 # shellcheck disable=SC2086
-python3 - "$fuzz_line" $logs <<'PY'
-import json, os, re, sys
-counts = {"OK": 0, "FAIL": 0, "SKIP": 0, "TIMEOUT": 0, "ERROR": 0, "EXPECTEDFAIL": 0, "UNEXPECTEDPASS": 0}
-m = re.match(r"fuzzers: (\d+) passed, (\d+) failed", sys.argv[1])
-if m:
-    counts["OK"] += int(m.group(1))
-    counts["FAIL"] += int(m.group(2))
-for log in sys.argv[2:]:
-    if not os.path.exists(log):
-        counts["ERROR"] += 1  # a suite that did not even run
-        continue
-    for line in open(log):
-        r = json.loads(line)["result"]
-        counts[r] = counts.get(r, 0) + 1
-failed = counts["FAIL"] + counts["TIMEOUT"] + counts["ERROR"] + counts["UNEXPECTEDPASS"]
-print(f"{counts['OK'] + counts['EXPECTEDFAIL']} passed, {failed} failed, {counts['SKIP']} skipped")
-PY
+python3 scripts/count_tests.py --extra "$fuzz_line" $logs
 exit $status

@@ -105,20 +105,15 @@ private:
 
     void onRead(const boost::system::error_code& ec) {
         if (ec) return close();
-        auto message = platform::receiveFds(socket_.native_handle(), kMaxMessage);
-        if (!message) {
-            if (message.error().code == EAGAIN) return doRead();
-            return close();  // closed, truncated or oversized: drop the client
-        }
-        if (refused_) {
-            (void)sendJson(socket_.native_handle(), failure(refusal_));
+        auto message = receiveJson(socket_.native_handle());
+        const int code = message ? 0 : message.error().code;
+        if (code == EAGAIN) return doRead();
+        if (refused_ || code == EBADMSG) {
+            (void)sendJson(socket_.native_handle(), failure(refused_ ? refusal_ : "malformed request"));
             return close();
         }
-        json request = json::parse(message->data, nullptr, false);
-        if (request.is_discarded() || !request.is_object()) {
-            (void)sendJson(socket_.native_handle(), failure("malformed request"));
-            return close();
-        }
+        if (!message) return close();  // closed, truncated or oversized: drop the client
+        const json& request = message->body;
         const std::string op = stringField(request, "op");
         if (op == "create") return onCreate(request, message->fds);
         if (op == "attached") return onAttached(request);
@@ -357,11 +352,11 @@ void Agent::flushTask(const std::string& id, const char* why) {
         (ok ? "" : " (with an error: " + ok.error().message + ")"));
 }
 
-bool Agent::secretInUse(const std::string& name) const {
+std::vector<std::string> Agent::tasksUsing(const std::string& name) const {
+    std::vector<std::string> ids;
     for (const auto& [id, task] : tasks_)
-        for (const auto& s : task.secrets)
-            if (s == name) return true;
-    return false;
+        if (std::find(task.secrets.begin(), task.secrets.end(), name) != task.secrets.end()) ids.push_back(id);
+    return ids;
 }
 
 json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
@@ -387,18 +382,15 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
         const std::string only = stringField(request, "name");
         for (const auto& m : *metas) {
             if (op == "secret.inspect" && m.name != only) continue;
-            json users = json::array();
-            for (const auto& [id, task] : tasks_)
-                for (const auto& s : task.secrets)
-                    if (s == m.name) users.push_back(id);
-            list.push_back({{"name", m.name}, {"id", m.id}, {"size", m.size}, {"created", m.created}, {"tasks", users}});
+            list.push_back({{"name", m.name}, {"id", m.id}, {"size", m.size}, {"created", m.created},
+                            {"tasks", tasksUsing(m.name)}});
         }
         if (op == "secret.inspect" && list.empty()) return failure("secret " + quote(only) + " not found");
         return {{"ok", true}, {"secrets", list}};
     }
     if (op == "secret.rm") {
         const std::string name = stringField(request, "name");
-        if (secretInUse(name)) return failure("secret " + quote(name) + " is in use by a running task");
+        if (!tasksUsing(name).empty()) return failure("secret " + quote(name) + " is in use by a running task");
         if (auto ok = store_.remove(name); !ok) return failure(ok.error().message);
         log("secret " + name + " removed");
         return {{"ok", true}};

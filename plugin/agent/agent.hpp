@@ -58,7 +58,7 @@ private:
                  std::unique_ptr<platform::TmpfsView> view, platform::UniqueFd pidfd);
     void watchExit(const TaskRecord& record);
     void flushTask(const std::string& id, const char* why);
-    bool secretInUse(const std::string& name) const;
+    std::vector<std::string> tasksUsing(const std::string& name) const;  // container ids
 
     boost::asio::io_context& io_;
     AgentConfig config_;

@@ -42,12 +42,13 @@ Result<void> sendJson(int sock, const nlohmann::json& body, std::span<const int>
 Result<JsonMessage> receiveJson(int sock) {
     auto msg = platform::receiveFds(sock, kMaxMessage);
     if (!msg) {
-        if (msg.error().code == EAGAIN) return fail("timed out waiting for the secretshim agent");
+        if (msg.error().code == EAGAIN)
+            return tl::unexpected(Error{EAGAIN, "timed out waiting for the secretshim agent"});
         return tl::unexpected(msg.error());
     }
     JsonMessage out;
     out.body = nlohmann::json::parse(msg->data, nullptr, false);
-    if (out.body.is_discarded() || !out.body.is_object()) return fail("malformed message");
+    if (out.body.is_discarded() || !out.body.is_object()) return tl::unexpected(Error{EBADMSG, "malformed message"});
     out.fds = std::move(msg->fds);
     return out;
 }

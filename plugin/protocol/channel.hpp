@@ -24,7 +24,9 @@ Result<platform::UniqueFd> connectAgent(const std::string& socketPath, std::chro
 // necessarily valid UTF-8): invalid sequences are replaced, never thrown on.
 std::string encodeJson(const nlohmann::json& body);
 Result<void> sendJson(int sock, const nlohmann::json& body, std::span<const int> fds = {});
-// Receives one message; refuses anything that is not a JSON object.
+// Receives one message; refuses anything that is not a JSON object (code
+// EBADMSG). Nothing to read on a non-blocking socket, or a timeout on a
+// blocking one, is code EAGAIN.
 Result<JsonMessage> receiveJson(int sock);
 
 }  // namespace secretshim::plugin

@@ -46,10 +46,11 @@ marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 # the other end has copied them (seen here: 1 in ~20 such containers).
 digest() { printf %s "$1" | sha256sum | cut -c1-64; }
 
+# start_agent [CONFIG]: by default the packaged example config, with the
+# paths of this test.
 start_agent() {
     rm -f "$sock"  # a SIGKILLed agent leaves its socket file
-    # The packaged example config, with the paths of this test.
-    "$agentbin" --config "$scripts/../packaging/secretshimd.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
+    "$agentbin" --config "${1:-$scripts/../packaging/secretshimd.yaml}" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
     agent_pid=$!
     i=0
     while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
@@ -246,9 +247,7 @@ check "non-root peer refused by SO_PEERCRED" '[ -n "$(setpriv --reuid=65534 --re
 kill "$agent_pid"; wait "$agent_pid"; rc=$?; agent_pid=
 check "SIGTERM: the agent exits 0 and removes its socket" '[ $rc = 0 ] && [ ! -e "$sock" ]'
 printf 'max_payload: 16\n' > "$work/agent.yaml"
-"$agentbin" --config "$work/agent.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
-agent_pid=$!
-i=0; while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+start_agent "$work/agent.yaml"
 refused bad6 "db_pass" 'over the limit of 16'
 printf 'max_payload: 16\nbogus: 1\n' > "$work/bad.yaml"
 check "unknown config key refused with file and line" '"$agentbin" --config "$work/bad.yaml" --socket "$work/x.sock" --state-dir "$work/state" 2>&1 | grep -qF "$work/bad.yaml:2: unknown key \"bogus\""'
