@@ -5,7 +5,9 @@ export DEBIAN_FRONTEND=noninteractive
 pkgs="meson ninja-build pkg-config g++ git
   libmount-dev libseccomp-dev libssl-dev libboost-dev libyaml-cpp-dev
   doctest-dev nlohmann-json3-dev libexpected-dev libcli11-dev
-  busybox-static runc crun util-linux procps python3"
+  busybox-static runc crun util-linux procps python3
+  podman containerd umoci etcd-server etcd-client openssl
+  debhelper dpkg-dev fakeroot lintian systemd hyperfine"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"
