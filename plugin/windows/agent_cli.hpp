@@ -1,0 +1,12 @@
+// secretshimd.exe's command line and main loop, with the file system passed
+// in: the program uses the real one; the wine end-to-end test passes one
+// that stands in for the symbolic links wine 8 cannot create.
+#pragma once
+
+#include "platform/windows/win_fs.hpp"
+
+namespace secretshim::plugin {
+
+int runAgent(int argc, char** argv, platform::WinFs& fs);
+
+}  // namespace secretshim::plugin

@@ -1,0 +1,153 @@
+// secretshimctl.exe: the admin CLI on Windows, over the agent's pipe (the
+// subset of the Linux CLI a Windows node needs):
+//   secretshimctl.exe secret create NAME [FILE|-]   (- or nothing: stdin)
+//   secretshimctl.exe secret ls [--format json]
+//   secretshimctl.exe secret rm NAME                (refused while a task uses it)
+// Exit codes: 0 ok, 1 error, 2 usage. The value goes to the agent in hex
+// chunks over the pipe (no memfd on Windows); the buffers are wiped.
+#include <windows.h>
+#include <fcntl.h>
+#include <io.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "mountfs/secret_ref.hpp"
+#include "plugin/protocol/json_fields.hpp"
+#include "plugin/store/secure_buffer.hpp"
+#include "plugin/windows/pipe_channel.hpp"
+#include "plugin/windows/pipe_protocol.hpp"
+#include "plugin/windows/utf8_args.hpp"
+
+using namespace secretshim;
+using namespace secretshim::plugin;
+using nlohmann::json;
+
+namespace {
+
+constexpr Millis kTimeout{30000};
+
+int failLine(const std::string& message) {
+    std::fprintf(stderr, "secretshimctl: %s\n", message.c_str());
+    return 1;
+}
+
+// The whole value, at most maxBytes (+1 to see that it is larger).
+Result<SecureBuffer> readValue(const std::string& file, std::size_t maxBytes) {
+    FILE* in = stdin;
+    if (file.empty() || file == "-") {
+        ::_setmode(::_fileno(stdin), _O_BINARY);
+    } else {
+        auto wide = platform::toUtf16(file);
+        if (!wide || (in = ::_wfopen(wide->c_str(), L"rb")) == nullptr) return fail("cannot open " + quote(file));
+    }
+    auto buffer = SecureBuffer::allocate(maxBytes + 1);
+    if (!buffer) return buffer;
+    std::size_t size = 0;
+    while (size < buffer->size()) {
+        const std::size_t n = std::fread(buffer->data() + size, 1, buffer->size() - size, in);
+        if (n == 0) break;
+        size += n;
+    }
+    if (in != stdin) std::fclose(in);
+    if (auto ok = mountfs::checkPayloadSize("value", size, maxBytes); !ok) return tl::unexpected(ok.error());
+    auto exact = SecureBuffer::allocate(size);
+    if (!exact) return exact;
+    std::copy_n(buffer->data(), size, exact->data());
+    return exact;
+}
+
+Result<json> call(PipeConnection& connection, const json& request) {
+    if (auto ok = connection.send(request, kTimeout); !ok) return tl::unexpected(ok.error());
+    auto reply = connection.receive(kTimeout);
+    if (!reply) return tl::unexpected(reply.error());
+    if (!boolField(*reply, "ok")) return fail(stringField(*reply, "error"));
+    return reply;
+}
+
+Result<json> createSecret(PipeConnection& connection, const std::string& name, const SecureBuffer& value) {
+    if (auto ok = connection.send({{"op", "secret-create"}, {"name", name}, {"size", value.size()}}, kTimeout); !ok)
+        return tl::unexpected(ok.error());
+    static constexpr char kDigits[] = "0123456789abcdef";
+    for (std::size_t done = 0; done < value.size(); done += kSecretChunk) {
+        const std::size_t n = std::min(kSecretChunk, value.size() - done);
+        json chunk{{"op", "secret-data"}, {"hex", std::string(n * 2, '0')}};
+        auto& hex = chunk["hex"].get_ref<std::string&>();
+        for (std::size_t i = 0; i < n; ++i) {
+            hex[2 * i] = kDigits[value.data()[done + i] >> 4];
+            hex[2 * i + 1] = kDigits[value.data()[done + i] & 0xf];
+        }
+        auto ok = connection.send(chunk, kTimeout);
+        ::SecureZeroMemory(hex.data(), hex.size());
+        if (!ok) return tl::unexpected(ok.error());
+    }
+    auto reply = connection.receive(kTimeout);
+    if (!reply) return tl::unexpected(reply.error());
+    if (!boolField(*reply, "ok")) return fail(stringField(*reply, "error"));
+    return reply;
+}
+
+}  // namespace
+
+int main() {
+    Utf8Args args;
+    CLI::App app{"secretshimctl: manage the secrets of a Windows node's secretshim agent"};
+    app.require_subcommand(1);
+    std::string pipe(kDefaultPipe), name, file, format;
+    app.add_option("--pipe", pipe, "the agent's named pipe")->capture_default_str();
+    auto* secret = app.add_subcommand("secret", "manage secrets");
+    secret->require_subcommand(1);
+    auto* create = secret->add_subcommand("create", "store a new secret (value from FILE or stdin)");
+    create->add_option("name", name)->required();
+    create->add_option("file", file, "file holding the value, or - for stdin");
+    auto* ls = secret->add_subcommand("ls", "list secrets (never their values)");
+    ls->add_option("--format", format)->check(CLI::IsMember({"json"}));
+    auto* rm = secret->add_subcommand("rm", "remove a secret");
+    rm->add_option("name", name)->required();
+    try {
+        app.parse(args.argc(), args.argv());
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;
+    }
+
+    auto path = pipePath(pipe);
+    if (!path) return failLine(path.error().message);
+    // The value is read before the agent is contacted, so a bad file
+    // leaves no half-made request behind.
+    SecureBuffer value;
+    if (create->parsed()) {
+        auto read = readValue(file, mountfs::kDefaultMaxPayload);
+        if (!read) return failLine(read.error().message);
+        value = std::move(*read);
+    }
+    auto connection = PipeConnection::connect(*path, Millis{10000});
+    if (!connection) return failLine(connection.error().message);
+
+    if (create->parsed()) {
+        auto reply = createSecret(*connection, name, value);
+        value.reset();
+        if (!reply) return failLine(reply.error().message);
+        std::printf("%s\n", stringField((*reply)["secret"], "id").c_str());
+        return 0;
+    }
+    if (rm->parsed()) {
+        auto reply = call(*connection, {{"op", "secret-rm"}, {"name", name}});
+        if (!reply) return failLine(reply.error().message);
+        return 0;
+    }
+    auto reply = call(*connection, {{"op", "secret-ls"}});
+    if (!reply) return failLine(reply.error().message);
+    const json& list = (*reply)["secrets"];
+    if (format == "json") {
+        std::printf("%s\n", encodeMessage(list).c_str());
+        return 0;
+    }
+    std::printf("%-32s %-8s %s\n", "NAME", "SIZE", "TASKS");
+    for (const json& s : list) {
+        std::printf("%-32s %-8llu %zu\n", stringField(s, "name").c_str(),
+                    static_cast<unsigned long long>(s.value("size", std::uint64_t{0})), s.value("tasks", json::array()).size());
+    }
+    return 0;
+}

@@ -1,0 +1,85 @@
+// secretshim-hook.exe: what the orchestrator of a Windows node calls at a
+// task's start and stop (Windows has no OCI hooks):
+//   secretshim-hook.exe prepare --root ROOT --task ID --secret SPEC [--secret SPEC]... [--secrets "A;B"]
+//   secretshim-hook.exe cleanup --root ROOT --task ID
+// It only names the task to the agent: the agent reads the store and
+// writes the container's files, so no plaintext ever passes through here.
+// Exit 0 on success; 1 with one line on stderr naming the task and the
+// reason; 2 for a usage error.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+
+#include "plugin/protocol/json_fields.hpp"
+#include "plugin/windows/pipe_channel.hpp"
+#include "plugin/windows/pipe_protocol.hpp"
+#include "plugin/windows/utf8_args.hpp"
+
+using namespace secretshim;
+using namespace secretshim::plugin;
+
+namespace {
+
+int failLine(const std::string& stage, const std::string& task, const std::string& message) {
+    std::fprintf(stderr, "secretshim-hook: %s task %s: %s\n", stage.c_str(), quote(task).c_str(), message.c_str());
+    return 1;
+}
+
+}  // namespace
+
+int main() {
+    Utf8Args args;
+    CLI::App app{"secretshim-hook: prepares and cleans up a Windows task's secrets through the agent"};
+    app.require_subcommand(1);
+    std::string root, task, pipe(kDefaultPipe), joined;
+    std::vector<std::string> specs;
+    unsigned timeoutSeconds = 30;
+    app.add_option("--pipe", pipe, "the agent's named pipe")->capture_default_str();
+    app.add_option("--timeout", timeoutSeconds, "seconds to wait for the agent")->capture_default_str();
+    auto* prepare = app.add_subcommand("prepare", "write the task's secrets into its filesystem");
+    prepare->add_option("--root", root, "the container's filesystem root")->required();
+    prepare->add_option("--task", task, "the task (container) id")->required();
+    prepare->add_option("--secret", specs, "a Docker-style secret spec (repeatable)");
+    prepare->add_option("--secrets", joined, "secret specs separated by ';' (the annotation's value)");
+    auto* cleanup = app.add_subcommand("cleanup", "overwrite and remove the task's secrets");
+    cleanup->add_option("--root", root, "the container's filesystem root")->required();
+    cleanup->add_option("--task", task, "the task (container) id")->required();
+    try {
+        app.parse(args.argc(), args.argv());
+    } catch (const CLI::ParseError& e) {
+        const int code = app.exit(e);
+        return code == 0 ? 0 : 2;
+    }
+    const bool preparing = prepare->parsed();
+    const std::string stage = preparing ? "prepare" : "cleanup";
+
+    nlohmann::json request{{"op", stage}, {"task", task}, {"root", root}};
+    if (preparing) {
+        std::string all = joined;
+        for (const std::string& spec : specs) {
+            // ';' separates specs: one inside a --secret would make two.
+            if (spec.find(';') != std::string::npos)
+                return failLine(stage, task, "--secret " + quote(spec) + " contains ';' (use --secrets for a list)");
+            all += (all.empty() ? "" : ";") + spec;
+        }
+        // A task that asks for no secrets costs no call to the agent.
+        if (all.find_first_not_of("; \t") == std::string::npos) return 0;
+        request["secrets"] = all;
+    }
+    auto path = pipePath(pipe);
+    if (!path) return failLine(stage, task, path.error().message);
+    const Millis timeout{static_cast<long long>(timeoutSeconds) * 1000};
+    auto connection = PipeConnection::connect(*path, timeout);
+    if (!connection) return failLine(stage, task, connection.error().message);
+    if (auto sent = connection->send(request, timeout); !sent) return failLine(stage, task, sent.error().message);
+    auto reply = connection->receive(timeout);
+    if (!reply) return failLine(stage, task, "no answer from the agent: " + reply.error().message);
+    if (!boolField(*reply, "ok")) {
+        const std::string error = stringField(*reply, "error");
+        // The agent's errors already name the task.
+        std::fprintf(stderr, "secretshim-hook: %s: %s\n", stage.c_str(),
+                     error.empty() ? "the agent refused without a reason" : error.c_str());
+        return 1;
+    }
+    return 0;
+}

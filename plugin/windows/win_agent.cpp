@@ -1,0 +1,294 @@
+#include "plugin/windows/win_agent.hpp"
+
+#include <windows.h>
+
+#include <algorithm>
+#include <set>
+
+#include "mountfs/windows_target.hpp"
+#include "platform/windows/container_path.hpp"
+#include "platform/windows/utf16.hpp"
+#include "plugin/protocol/json_fields.hpp"
+#include "plugin/windows/pipe_protocol.hpp"
+#include "plugin/windows/sha256.hpp"
+#include "plugin/windows/state_files.hpp"
+
+namespace secretshim::plugin {
+namespace {
+
+using nlohmann::json;
+
+constexpr Millis kIdle{30000};   // a client silent this long is dropped
+constexpr Millis kReply{10000};
+constexpr std::wstring_view kTasksDir = L"\\tasks";
+constexpr std::wstring_view kRecordSuffix = L".json";
+constexpr std::size_t kMaxTaskRecord = 64 * 1024;
+
+json failure(const Error& error) { return {{"ok", false}, {"error", error.message}}; }
+
+int hexDigit(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+json metaJson(const SecretMeta& meta) {
+    return {{"name", meta.name}, {"id", meta.id}, {"size", meta.size}, {"created", meta.created}};
+}
+
+std::string taskName(const std::string& task) { return "task " + quote(task); }
+
+// Secret names are file names here, and NTFS folds case.
+bool sameSecretName(std::string_view a, std::string_view b) { return mountfs::sameWindowsPath(a, b); }
+
+}  // namespace
+
+bool isValidTaskId(std::string_view id) {
+    if (id.empty() || id.size() > 128) return false;
+    const auto ok = [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+               c == '-';
+    };
+    return std::all_of(id.begin(), id.end(), ok) && id[0] != '_' && id[0] != '.' && id[0] != '-';
+}
+
+Result<std::unique_ptr<WinAgent>> WinAgent::open(WinLocalStore store, platform::WinFs& fs, LogFn log) {
+    std::unique_ptr<WinAgent> agent(new WinAgent(std::move(store), fs, std::move(log)));
+    if (auto ok = ensurePrivateDirectory(agent->store_.stateDir() + std::wstring(kTasksDir),
+                                         agent->store_.descriptor());
+        !ok)
+        return tl::unexpected(wrap(ok.error(), "tasks directory"));
+    if (auto ok = agent->adoptRecords(); !ok) return tl::unexpected(ok.error());
+    return agent;
+}
+
+Result<std::wstring> WinAgent::recordPath(const std::string& task) const {
+    auto digest = sha256Hex(task);
+    if (!digest) return tl::unexpected(digest.error());
+    return store_.stateDir() + std::wstring(kTasksDir) + L"\\" + std::wstring(digest->begin(), digest->end()) +
+           std::wstring(kRecordSuffix);
+}
+
+Result<void> WinAgent::adoptRecords() {
+    const std::wstring dir = store_.stateDir() + std::wstring(kTasksDir);
+    auto names = listFileNames(dir, kRecordSuffix);
+    if (!names) return tl::unexpected(names.error());
+    for (const std::wstring& name : *names) {
+        auto bytes = readWholeFile(dir + L"\\" + name, kMaxTaskRecord);
+        if (!bytes) {
+            log_("skipping a task record: " + bytes.error().message);
+            continue;
+        }
+        const json record = json::parse(bytes->data(), bytes->data() + bytes->size(), nullptr, false);
+        const std::string task = record.is_object() ? stringField(record, "task") : std::string();
+        const std::string root = record.is_object() ? stringField(record, "root") : std::string();
+        const std::string secrets = record.is_object() ? stringField(record, "secrets") : std::string();
+        auto path = recordPath(task);
+        if (!isValidTaskId(task) || !path || *path != dir + L"\\" + name) {
+            log_("skipping a corrupt task record " + quote(platform::toUtf8(name)));
+            continue;
+        }
+        auto refs = mountfs::parseWindowsSecretRefs(secrets);
+        auto layout = refs ? mountfs::planWindowsView(*refs) : tl::unexpected(refs.error());
+        auto view = layout ? platform::SymlinkView::adopt(std::move(*layout), {-1, root}, {}, fs_)
+                           : tl::unexpected(layout.error());
+        if (!view) {
+            log_("skipping the record of " + taskName(task) + ": " + view.error().message);
+            continue;
+        }
+        tasks_[task] = Task{root, secrets, std::move(*view)};
+        log_("adopted " + taskName(task) + " from its record");
+    }
+    return {};
+}
+
+std::size_t WinAgent::taskCount() {
+    std::lock_guard lock(mutex_);
+    return tasks_.size();
+}
+
+void WinAgent::serve(PipeConnection& connection) {
+    for (;;) {
+        auto request = connection.receive(kIdle);
+        if (!request) {
+            const int code = request.error().code;
+            if (code == ERROR_BROKEN_PIPE) return;
+            log_("refused a message: " + request.error().message);
+            if (code != ERROR_MORE_DATA && code != ERROR_INVALID_DATA) return;  // timeouts, I/O errors
+            if (!connection.send(failure(request.error()), kReply)) return;
+            continue;
+        }
+        if (!connection.send(handle(*request, connection), kReply)) return;
+    }
+}
+
+json WinAgent::handle(const json& request, PipeConnection& connection) {
+    const std::string op = stringField(request, "op");
+    Result<json> reply = fail("unknown op " + quote(op));
+    if (op == "prepare")
+        reply = prepare(request);
+    else if (op == "cleanup")
+        reply = cleanup(request);
+    else if (op == "secret-create")
+        reply = createSecret(request, connection);
+    else if (op == "secret-ls")
+        reply = listSecrets();
+    else if (op == "secret-rm")
+        reply = removeSecret(request);
+    else
+        log_("refused a message: " + reply.error().message);
+    if (!reply) return failure(reply.error());
+    (*reply)["ok"] = true;
+    return *reply;
+}
+
+Result<json> WinAgent::prepare(const json& request) {
+    const std::string task = stringField(request, "task");
+    const std::string root = stringField(request, "root");
+    const std::string secrets = stringField(request, "secrets");
+    if (!isValidTaskId(task)) return fail("task id " + quote(task) + " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
+    const auto refuse = [&](const Error& error) {
+        log_("prepare " + taskName(task) + " failed: " + error.message);
+        return tl::unexpected(wrap(error, taskName(task)));
+    };
+    if (auto checked = platform::hostRoot(root); !checked) return refuse(checked.error());
+    auto refs = mountfs::parseWindowsSecretRefs(secrets);
+    if (!refs) return refuse(refs.error());
+    if (refs->empty()) return refuse(Error{0, "no secret specs"});
+    auto layout = mountfs::planWindowsView(*refs);
+    if (!layout) return refuse(layout.error());
+
+    std::lock_guard lock(mutex_);
+    if (tasks_.count(task)) return refuse(Error{0, "is already prepared (clean it up first)"});
+    // Decrypted into locked memory, wiped when this returns: the
+    // container's files are the only copy afterwards.
+    std::map<std::string, SecureBuffer> plain;
+    std::vector<mountfs::Bytes> payloads;
+    for (const auto& ref : *refs) {
+        if (!plain.count(ref.source)) {
+            auto value = store_.load(ref.source);
+            if (!value) return refuse(value.error());
+            plain.emplace(ref.source, std::move(*value));
+        }
+    }
+    for (const auto& ref : *refs) payloads.push_back(plain.at(ref.source).span());
+
+    auto path = recordPath(task);
+    if (!path) return refuse(path.error());
+    const std::string record = encodeMessage({{"task", task}, {"root", root}, {"secrets", secrets}});
+    const auto recordBytes = std::span(reinterpret_cast<const unsigned char*>(record.data()), record.size());
+    if (auto ok = writeFileAtomically(*path, recordBytes, store_.descriptor(), true); !ok)
+        return refuse(wrap(ok.error(), "writing the task record"));
+
+    auto view = platform::SymlinkView::build(std::move(*layout), payloads, {}, fs_);
+    Result<void> attached = view ? (*view)->attach({-1, root}) : Result<void>(tl::unexpected(view.error()));
+    if (!attached) {
+        // attach() removed what it wrote.
+        (void)removeFileIfPresent(*path);
+        return refuse(attached.error());
+    }
+    std::string names;
+    for (const auto& ref : *refs) names += (names.empty() ? "" : ", ") + ref.source;
+    tasks_[task] = Task{root, secrets, std::move(*view)};
+    log_("prepared " + taskName(task) + ": " + std::to_string(refs->size()) + " secret file(s) (" + names + ")");
+    return json{{"files", refs->size()}};
+}
+
+Result<json> WinAgent::cleanup(const json& request) {
+    const std::string task = stringField(request, "task");
+    const std::string root = stringField(request, "root");
+    if (!isValidTaskId(task)) return fail("task id " + quote(task) + " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
+    std::lock_guard lock(mutex_);
+    const auto it = tasks_.find(task);
+    if (it == tasks_.end()) {
+        log_("cleanup " + taskName(task) + ": nothing to clean up");
+        return json{{"cleaned", false}};
+    }
+    if (!root.empty()) {
+        auto given = platform::hostRoot(root);
+        auto recorded = platform::hostRoot(it->second.root);
+        if (!given || !recorded || !mountfs::sameWindowsPath(platform::toUtf8(*given), platform::toUtf8(*recorded)))
+            return fail(taskName(task) + " was prepared in another root (" + quote(it->second.root) + ")");
+    }
+    if (auto ok = it->second.view->flush(); !ok) {
+        log_("cleanup " + taskName(task) + " failed: " + ok.error().message);
+        return tl::unexpected(wrap(ok.error(), taskName(task)));
+    }
+    auto path = recordPath(task);
+    if (!path) return tl::unexpected(path.error());
+    if (auto removed = removeFileIfPresent(*path); !removed)
+        return tl::unexpected(wrap(removed.error(), taskName(task) + ": removing its record"));
+    tasks_.erase(it);
+    log_("cleaned up " + taskName(task));
+    return json{{"cleaned", true}};
+}
+
+Result<json> WinAgent::createSecret(const json& request, PipeConnection& connection) {
+    const std::string name = stringField(request, "name");
+    const auto size = request.find("size");
+    if (size == request.end() || !size->is_number_unsigned()) return fail("secret-create: no size");
+    const auto total = size->get<std::uint64_t>();
+    if (auto ok = mountfs::checkPayloadSize(name, total); !ok) return tl::unexpected(ok.error());
+    auto value = SecureBuffer::allocate(static_cast<std::size_t>(total));
+    if (!value) return tl::unexpected(value.error());
+    for (std::size_t done = 0; done < value->size();) {
+        auto chunk = connection.receive(kReply);
+        if (!chunk) return tl::unexpected(wrap(chunk.error(), "secret " + quote(name)));
+        auto hex = chunk->find("hex");
+        if (stringField(*chunk, "op") != "secret-data" || hex == chunk->end() || !hex->is_string())
+            return fail("secret " + quote(name) + ": expected its data");
+        auto& text = hex->get_ref<std::string&>();
+        const bool fits = text.size() % 2 == 0 && text.size() / 2 <= value->size() - done && !text.empty();
+        bool valid = fits;
+        for (std::size_t i = 0; valid && i < text.size(); i += 2) {
+            const int hi = hexDigit(text[i]);
+            const int lo = hexDigit(text[i + 1]);
+            valid = hi >= 0 && lo >= 0;
+            if (valid) value->data()[done + i / 2] = static_cast<unsigned char>(hi << 4 | lo);
+        }
+        const std::size_t got = text.size() / 2;
+        ::SecureZeroMemory(text.data(), text.size());
+        if (!valid) return fail("secret " + quote(name) + ": malformed data");
+        done += got;
+    }
+    std::lock_guard lock(mutex_);
+    auto meta = store_.create(name, value->span());
+    if (!meta) return tl::unexpected(meta.error());
+    log_("created secret " + quote(name));
+    return json{{"secret", metaJson(*meta)}};
+}
+
+Result<json> WinAgent::listSecrets() {
+    std::lock_guard lock(mutex_);
+    auto metas = store_.list();
+    if (!metas) return tl::unexpected(metas.error());
+    json list = json::array();
+    for (const auto& meta : *metas) {
+        json entry = metaJson(meta);
+        json users = json::array();
+        for (const auto& [task, state] : tasks_)
+            for (const auto& entryRef : state.view->layout().entries)
+                if (sameSecretName(entryRef.ref.source, meta.name)) {
+                    users.push_back(task);
+                    break;
+                }
+        entry["tasks"] = users;
+        list.push_back(entry);
+    }
+    return json{{"secrets", list}};
+}
+
+Result<json> WinAgent::removeSecret(const json& request) {
+    const std::string name = stringField(request, "name");
+    std::lock_guard lock(mutex_);
+    for (const auto& [task, state] : tasks_)
+        for (const auto& entry : state.view->layout().entries)
+            if (sameSecretName(entry.ref.source, name))
+                return fail("secret " + quote(name) + " is in use by " + taskName(task));
+    if (auto ok = store_.remove(name); !ok) return tl::unexpected(ok.error());
+    log_("removed secret " + quote(name));
+    return json::object();
+}
+
+}  // namespace secretshim::plugin

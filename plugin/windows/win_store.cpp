@@ -1,0 +1,125 @@
+#include "plugin/windows/win_store.hpp"
+
+#include <windows.h>
+#include <bcrypt.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "mountfs/secret_ref.hpp"
+#include "platform/windows/utf16.hpp"
+#include "plugin/store/aes_gcm.hpp"
+#include "plugin/store/random_hex.hpp"
+#include "plugin/windows/state_files.hpp"
+
+namespace secretshim::plugin {
+namespace {
+
+constexpr std::wstring_view kSecretsDir = L"\\secrets";
+constexpr std::wstring_view kSuffix = L".secret";
+constexpr std::wstring_view kKeyFile = L"\\node.key";
+
+Result<void> checkName(std::string_view name) {
+    if (!mountfs::isValidSecretName(name))
+        return fail("secret name " + quote(name) + " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+    return {};
+}
+
+Result<SecureBuffer> loadOrCreateKey(const std::wstring& path, const platform::SecurityDescriptor& descriptor) {
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        auto key = readWholeFile(path, kAesKeySize);
+        if (key) {
+            if (key->size() != kAesKeySize) return fail("the node key is not 256 bits");
+            return key;
+        }
+        if (key.error().code != ERROR_FILE_NOT_FOUND) return tl::unexpected(wrap(key.error(), "node key"));
+        auto fresh = SecureBuffer::allocate(kAesKeySize);
+        if (!fresh) return tl::unexpected(fresh.error());
+        if (!BCRYPT_SUCCESS(::BCryptGenRandom(nullptr, fresh->data(), static_cast<ULONG>(fresh->size()),
+                                              BCRYPT_USE_SYSTEM_PREFERRED_RNG)))
+            return fail("node key: the system random generator failed");
+        auto written = writeFileAtomically(path, fresh->span(), descriptor, false);
+        if (written) return fresh;
+        // Another agent made it in between: read that one.
+        if (written.error().code != ERROR_ALREADY_EXISTS) return tl::unexpected(wrap(written.error(), "node key"));
+    }
+    return fail("node key: created and gone again");
+}
+
+}  // namespace
+
+Result<WinLocalStore> WinLocalStore::open(const std::wstring& stateDir, std::size_t maxPayload) {
+    auto descriptor = platform::SecurityDescriptor::adminsAndSystemOnly();
+    if (!descriptor) return tl::unexpected(descriptor.error());
+    if (auto ok = ensurePrivateDirectory(stateDir, *descriptor); !ok)
+        return tl::unexpected(wrap(ok.error(), "state directory"));
+    if (auto ok = ensurePrivateDirectory(stateDir + std::wstring(kSecretsDir), *descriptor); !ok)
+        return tl::unexpected(wrap(ok.error(), "secrets directory"));
+    auto key = loadOrCreateKey(stateDir + std::wstring(kKeyFile), *descriptor);
+    if (!key) return tl::unexpected(key.error());
+    return WinLocalStore(stateDir, std::move(*key), std::move(*descriptor), maxPayload);
+}
+
+std::wstring WinLocalStore::recordPath(std::string_view name) const {
+    // Names are validated ASCII: a byte per character.
+    return stateDir_ + std::wstring(kSecretsDir) + L"\\" + std::wstring(name.begin(), name.end()) +
+           std::wstring(kSuffix);
+}
+
+Result<SecretMeta> WinLocalStore::create(std::string_view name, mountfs::Bytes plaintext) {
+    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = mountfs::checkPayloadSize(name, plaintext.size(), maxPayload_); !ok)
+        return tl::unexpected(ok.error());
+    auto id = randomHex(16);
+    if (!id) return tl::unexpected(id.error());
+    SecretMeta meta{std::string(name), *id, plaintext.size(),
+                    std::chrono::duration_cast<std::chrono::seconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count()};
+    auto record = sealRecord(meta, key_.span(), plaintext);
+    if (!record) return tl::unexpected(wrap(record.error(), "secret " + quote(name)));
+    auto written = writeFileAtomically(recordPath(name), *record, descriptor_, false);
+    if (!written) {
+        if (written.error().code == ERROR_ALREADY_EXISTS) return fail("secret " + quote(name) + " already exists");
+        return tl::unexpected(wrap(written.error(), "secret " + quote(name)));
+    }
+    return meta;
+}
+
+Result<std::vector<SecretMeta>> WinLocalStore::list() const {
+    auto names = listFileNames(stateDir_ + std::wstring(kSecretsDir), kSuffix);
+    if (!names) return tl::unexpected(names.error());
+    std::vector<SecretMeta> out;
+    for (const std::wstring& file : *names) {
+        auto record = readWholeFile(stateDir_ + std::wstring(kSecretsDir) + L"\\" + file,
+                                    kMaxRecordHeader + maxPayload_ + kGcmNonceSize + kGcmTagSize);
+        if (!record) continue;  // vanished or unreadable: listed by nobody
+        auto header = parseRecordHeader(record->span(), record->size());
+        if (!header) continue;
+        out.push_back(header->meta);
+    }
+    std::sort(out.begin(), out.end(), [](const SecretMeta& a, const SecretMeta& b) { return a.name < b.name; });
+    return out;
+}
+
+Result<void> WinLocalStore::remove(std::string_view name) {
+    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    auto removed = removeFileIfPresent(recordPath(name));
+    if (!removed) return tl::unexpected(removed.error());
+    if (!*removed) return fail("no secret " + quote(name));
+    return {};
+}
+
+Result<SecureBuffer> WinLocalStore::load(std::string_view name) const {
+    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    auto record = readWholeFile(recordPath(name), kMaxRecordHeader + maxPayload_ + kGcmNonceSize + kGcmTagSize);
+    if (!record) {
+        if (record.error().code == ERROR_FILE_NOT_FOUND) return fail("no secret " + quote(name));
+        return tl::unexpected(wrap(record.error(), "secret " + quote(name)));
+    }
+    auto plain = openRecord(record->span(), name, key_.span());
+    if (!plain) return tl::unexpected(wrap(plain.error(), "secret " + quote(name)));
+    return plain;
+}
+
+}  // namespace secretshim::plugin
