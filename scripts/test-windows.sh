@@ -19,6 +19,10 @@ command -v meson >/dev/null 2>&1 || missing="$missing meson"
 command -v ninja >/dev/null 2>&1 || missing="$missing ninja-build"
 [ -f /usr/include/doctest/doctest.h ] || missing="$missing doctest-dev"
 [ -f /usr/include/tl/expected.hpp ] || missing="$missing libexpected-dev"
+[ -f /usr/include/nlohmann/json.hpp ] || missing="$missing nlohmann-json3-dev"
+[ -f /usr/include/CLI/CLI.hpp ] || missing="$missing libcli11-dev"
+# wine's bcrypt does AES-GCM through GnuTLS (a Recommends of libwine).
+ls /usr/lib/x86_64-linux-gnu/libgnutls.so.30* >/dev/null 2>&1 || missing="$missing libgnutls30"
 if [ -n "$missing" ]; then
     echo "installing:$missing"
     apt-get update -qq

@@ -19,6 +19,10 @@ tl::unexpected<Error> failWin32(std::string message, unsigned long code) {
     return tl::unexpected(Error{static_cast<int>(code), std::move(message)});
 }
 
+tl::unexpected<Error> failWithCode(unsigned long code, std::string message) {
+    return tl::unexpected(Error{static_cast<int>(code), std::move(message)});
+}
+
 tl::unexpected<Error> failLastError(std::string message) {
     return failWin32(std::move(message), ::GetLastError());
 }

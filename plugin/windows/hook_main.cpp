@@ -21,7 +21,7 @@ using namespace secretshim::plugin;
 namespace {
 
 int failLine(const std::string& stage, const std::string& task, const std::string& message) {
-    std::fprintf(stderr, "secretshim-hook: %s task %s: %s\n", stage.c_str(), quote(task).c_str(), message.c_str());
+    std::fprintf(stderr, "secretshim-hook: %s: task %s: %s\n", stage.c_str(), quote(task).c_str(), message.c_str());
     return 1;
 }
 

@@ -13,6 +13,7 @@ namespace {
 
 using platform::failLastError;
 using platform::failWin32;
+using platform::failWithCode;
 using platform::UniqueHandle;
 
 UniqueHandle newEvent() { return UniqueHandle(::CreateEventW(nullptr, TRUE, FALSE, nullptr)); }
@@ -28,15 +29,15 @@ Result<DWORD> finishIo(HANDLE pipe, OVERLAPPED& ov, BOOL started, Millis timeout
             ::CancelIoEx(pipe, &ov);
             DWORD ignored = 0;
             ::GetOverlappedResult(pipe, &ov, &ignored, TRUE);
-            return failCode(WAIT_TIMEOUT, what + ": timed out after " + std::to_string(timeout.count()) + " ms");
+            return failWithCode(WAIT_TIMEOUT, what + ": timed out after " + std::to_string(timeout.count()) + " ms");
         }
     }
     DWORD n = 0;
     if (!::GetOverlappedResult(pipe, &ov, &n, FALSE)) {
         const DWORD code = ::GetLastError();
-        if (code == ERROR_MORE_DATA) return failCode(ERROR_MORE_DATA, what + ": message too large");
+        if (code == ERROR_MORE_DATA) return failWithCode(ERROR_MORE_DATA, what + ": message too large");
         if (code == ERROR_BROKEN_PIPE || code == ERROR_PIPE_NOT_CONNECTED)
-            return failCode(ERROR_BROKEN_PIPE, what + ": the other end closed the pipe");
+            return failWithCode(ERROR_BROKEN_PIPE, what + ": the other end closed the pipe");
         return failWin32(what, code);
     }
     return n;
@@ -121,17 +122,27 @@ Result<nlohmann::json> PipeConnection::receive(Millis timeout) {
             if (more || more.error().code != ERROR_MORE_DATA) break;
         }
         ::SecureZeroMemory(buffer.data(), buffer.size());
-        return failCode(ERROR_MORE_DATA, "message over " + std::to_string(kPipeMaxMessage) + " bytes");
+        return failWithCode(ERROR_MORE_DATA, "message over " + std::to_string(kPipeMaxMessage) + " bytes");
     }
     if (!n) return tl::unexpected(n.error());
     nlohmann::json body = nlohmann::json::parse(buffer.begin(), buffer.begin() + *n, nullptr, false);
     ::SecureZeroMemory(buffer.data(), buffer.size());
     if (body.is_discarded() || !body.is_object())
-        return failCode(ERROR_INVALID_DATA, "malformed message (not a JSON object)");
+        return failWithCode(ERROR_INVALID_DATA, "malformed message (not a JSON object)");
     return body;
 }
 
 Result<PipeListener> PipeListener::create(const std::wstring& path) {
+    // FILE_FLAG_FIRST_PIPE_INSTANCE refuses a name someone already serves;
+    // wine 8 does not enforce it, so a client-side probe checks first.
+    {
+        UniqueHandle probe(::CreateFileW(path.c_str(), GENERIC_READ, 0, nullptr, OPEN_EXISTING,
+                                         SECURITY_SQOS_PRESENT | SECURITY_IDENTIFICATION, nullptr));
+        const DWORD code = probe ? ERROR_SUCCESS : ::GetLastError();
+        if (probe || code == ERROR_PIPE_BUSY || code == ERROR_ACCESS_DENIED)
+            return failWithCode(ERROR_PIPE_BUSY, "the pipe " + quote(platform::toUtf8(path)) +
+                                                     " already exists (another agent is running, or a process took its name)");
+    }
     auto descriptor = platform::SecurityDescriptor::adminsAndSystemOnly();
     if (!descriptor) return tl::unexpected(descriptor.error());
     PipeListener listener(path, std::move(*descriptor));

@@ -10,6 +10,8 @@
 #include <string>
 #include <utility>
 
+#include "platform/windows/win_error.hpp"
+
 namespace secretshim::plugin {
 
 Result<SecureBuffer> SecureBuffer::allocate(std::size_t size) {
@@ -21,8 +23,7 @@ Result<SecureBuffer> SecureBuffer::allocate(std::size_t size) {
     const std::size_t mapped = (size + page - 1) / page * page;
     void* addr = ::VirtualAlloc(nullptr, mapped, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
     if (addr == nullptr)
-        return failCode(static_cast<int>(::GetLastError()),
-                        "secure buffer: VirtualAlloc of " + std::to_string(mapped) + " bytes failed");
+        return platform::failLastError("secure buffer: VirtualAlloc of " + std::to_string(mapped) + " bytes");
     // A failed lock (the working-set quota) is not an error: the buffer
     // works, it may only be paged out.
     const bool locked = ::VirtualLock(addr, mapped) != 0;

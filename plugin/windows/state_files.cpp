@@ -58,7 +58,7 @@ Result<SecureBuffer> readWholeFile(const std::wstring& path, std::size_t maxByte
                                     FILE_FLAG_OPEN_REPARSE_POINT, nullptr));
     if (!file) {
         const DWORD code = ::GetLastError();
-        if (isMissing(code)) return failCode(ERROR_FILE_NOT_FOUND, shown(path) + " does not exist");
+        if (isMissing(code)) return platform::failWithCode(ERROR_FILE_NOT_FOUND, shown(path) + " does not exist");
         return failWin32("opening " + shown(path), code);
     }
     LARGE_INTEGER size{};
@@ -108,7 +108,7 @@ Result<void> writeFileAtomically(const std::wstring& path, std::span<const unsig
         const DWORD code = ::GetLastError();
         ::DeleteFileW(temp.c_str());
         if (code == ERROR_ALREADY_EXISTS || code == ERROR_FILE_EXISTS)
-            return failCode(ERROR_ALREADY_EXISTS, shown(path) + " already exists");
+            return platform::failWithCode(ERROR_ALREADY_EXISTS, shown(path) + " already exists");
         return failWin32("renaming into " + shown(path), code);
     }
     return {};

@@ -1,0 +1,409 @@
+// End to end under wine: the real secretshimd (over StandInLinkFs, since
+// wine creates no symbolic links), secretshim-hook.exe and secretshimctl.exe
+// as separate processes talking over a real named pipe, on real files in a
+// temporary container root. Secret values are random markers, compared in
+// code and never printed.
+#include <doctest/doctest.h>
+
+#include <windows.h>
+#include <bcrypt.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "plugin/windows/pipe_channel.hpp"
+#include "plugin/windows/pipe_protocol.hpp"
+#include "tests/windows/stand_in_link_fs.hpp"
+#include "tests/windows/test_support.hpp"
+
+using namespace secretshim;
+using namespace secretshim::testing;
+
+namespace {
+
+std::wstring widen(const std::string& s) { return std::wstring(s.begin(), s.end()); }
+
+std::wstring exeFromEnv(const char* name) {
+    const char* value = std::getenv(name);
+    REQUIRE_MESSAGE(value != nullptr, name << " is not set (meson test sets it)");
+    return widen(value);
+}
+
+std::string randomMarker() {
+    unsigned char raw[12];
+    REQUIRE(BCRYPT_SUCCESS(::BCryptGenRandom(nullptr, raw, sizeof raw, BCRYPT_USE_SYSTEM_PREFERRED_RNG)));
+    std::string out = "marker-";
+    for (unsigned char b : raw) {
+        out += "0123456789abcdef"[b >> 4];
+        out += "0123456789abcdef"[b & 0xf];
+    }
+    return out;
+}
+
+struct RunResult {
+    DWORD exitCode = 0xFFFFFFFF;
+    std::string out;
+    std::string err;
+};
+
+
+std::wstring commandLine(const std::wstring& exe, const std::vector<std::wstring>& args) {
+    // Arguments here hold no quotes or trailing backslashes before a quote.
+    std::wstring line = L"\"" + exe + L"\"";
+    for (const std::wstring& a : args) line += L" \"" + a + L"\"";
+    return line;
+}
+
+void drain(HANDLE pipe, std::string* into) {
+    char buf[4096];
+    DWORD n = 0;
+    while (::ReadFile(pipe, buf, sizeof buf, &n, nullptr) && n > 0) into->append(buf, n);
+}
+
+// Runs a program to its end, feeding `input` on stdin.
+RunResult run(const std::wstring& exe, const std::vector<std::wstring>& args, const std::string& input = {}) {
+    SECURITY_ATTRIBUTES inherit{sizeof inherit, nullptr, TRUE};
+    HANDLE inRead, inWrite, outRead, outWrite, errRead, errWrite;
+    REQUIRE(::CreatePipe(&inRead, &inWrite, &inherit, 0));
+    REQUIRE(::CreatePipe(&outRead, &outWrite, &inherit, 0));
+    REQUIRE(::CreatePipe(&errRead, &errWrite, &inherit, 0));
+    ::SetHandleInformation(inWrite, HANDLE_FLAG_INHERIT, 0);
+    ::SetHandleInformation(outRead, HANDLE_FLAG_INHERIT, 0);
+    ::SetHandleInformation(errRead, HANDLE_FLAG_INHERIT, 0);
+    STARTUPINFOW si{};
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES;
+    si.hStdInput = inRead;
+    si.hStdOutput = outWrite;
+    si.hStdError = errWrite;
+    PROCESS_INFORMATION pi{};
+    std::wstring line = commandLine(exe, args);
+    REQUIRE(::CreateProcessW(exe.c_str(), line.data(), nullptr, nullptr, TRUE, 0, nullptr, nullptr, &si, &pi));
+    ::CloseHandle(inRead);
+    ::CloseHandle(outWrite);
+    ::CloseHandle(errWrite);
+    RunResult result;
+    std::thread outThread(drain, outRead, &result.out);
+    std::thread errThread(drain, errRead, &result.err);
+    DWORD written = 0;
+    if (!input.empty()) ::WriteFile(inWrite, input.data(), static_cast<DWORD>(input.size()), &written, nullptr);
+    ::CloseHandle(inWrite);
+    const DWORD waited = ::WaitForSingleObject(pi.hProcess, 60000);
+    if (waited != WAIT_OBJECT_0) ::TerminateProcess(pi.hProcess, 99);
+    ::GetExitCodeProcess(pi.hProcess, &result.exitCode);
+    outThread.join();
+    errThread.join();
+    // A console program's text-mode stdio ends lines with CR LF.
+    for (std::string* text : {&result.out, &result.err})
+        for (std::size_t at; (at = text->find("\r\n")) != std::string::npos;) text->erase(at, 1);
+    ::CloseHandle(outRead);
+    ::CloseHandle(errRead);
+    ::CloseHandle(pi.hProcess);
+    ::CloseHandle(pi.hThread);
+    return result;
+}
+
+bool oneLine(const std::string& text) {
+    return !text.empty() && text.back() == '\n' && text.find('\n') == text.size() - 1;
+}
+
+bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+int countEntries(const std::wstring& dir) {
+    WIN32_FIND_DATAW data{};
+    HANDLE find = ::FindFirstFileW((dir + L"\\*").c_str(), &data);
+    if (find == INVALID_HANDLE_VALUE) return -1;
+    int n = 0;
+    do {
+        const std::wstring name = data.cFileName;
+        if (name != L"." && name != L"..") ++n;
+    } while (::FindNextFileW(find, &data));
+    ::FindClose(find);
+    return n;
+}
+
+std::string readText(const std::wstring& path) {
+    const auto bytes = readFile(path);
+    return std::string(bytes.begin(), bytes.end());
+}
+
+// The agent under test, on its own pipe and state directory, its log in a file.
+class Agent {
+public:
+    Agent(std::wstring pipe, std::wstring stateDir, std::wstring logPath)
+        : pipe_(std::move(pipe)), state_(std::move(stateDir)), log_(std::move(logPath)) {}
+    Agent(const Agent&) = delete;
+    Agent& operator=(const Agent&) = delete;
+    ~Agent() { kill(); }
+
+    // The second agent on a pipe is expected to exit: returns its exit code
+    // if it did within a few seconds, else keeps it running and returns -1.
+    int start() {
+        SECURITY_ATTRIBUTES inherit{sizeof inherit, nullptr, TRUE};
+        HANDLE logFile = ::CreateFileW(log_.c_str(), FILE_APPEND_DATA, FILE_SHARE_READ | FILE_SHARE_WRITE, &inherit,
+                                       OPEN_ALWAYS, 0, nullptr);
+        REQUIRE(logFile != INVALID_HANDLE_VALUE);
+        STARTUPINFOW si{};
+        si.cb = sizeof si;
+        si.dwFlags = STARTF_USESTDHANDLES;
+        si.hStdInput = nullptr;
+        si.hStdOutput = logFile;
+        si.hStdError = logFile;
+        const std::wstring exe = exeFromEnv("SECRETSHIM_TEST_AGENT_EXE");
+        std::wstring line = commandLine(exe, {L"--pipe", pipe_, L"--state-dir", state_.substr(4)});
+        PROCESS_INFORMATION pi{};
+        REQUIRE(::CreateProcessW(exe.c_str(), line.data(), nullptr, nullptr, TRUE, 0, nullptr, nullptr, &si, &pi));
+        ::CloseHandle(logFile);
+        ::CloseHandle(pi.hThread);
+        process_ = pi.hProcess;
+        if (::WaitForSingleObject(process_, 1500) == WAIT_OBJECT_0) {
+            DWORD code = 0;
+            ::GetExitCodeProcess(process_, &code);
+            ::CloseHandle(process_);
+            process_ = nullptr;
+            return static_cast<int>(code);
+        }
+        return -1;
+    }
+    // A crash: no chance to clean anything up.
+    void kill() {
+        if (process_ == nullptr) return;
+        ::TerminateProcess(process_, 137);
+        ::WaitForSingleObject(process_, 10000);
+        ::CloseHandle(process_);
+        process_ = nullptr;
+    }
+    std::string log() const { return readText(log_); }
+
+private:
+    std::wstring pipe_, state_, log_;
+    HANDLE process_ = nullptr;
+};
+
+struct Node {
+    TempDir work{L"e2e-node"};
+    std::wstring pipe = L"secretshim-e2e-" + std::to_wstring(::GetCurrentProcessId());
+    std::wstring state = work.path() + L"\\state";
+    std::wstring root = work.path() + L"\\root";
+    std::string rootPlain = narrow(root.substr(4));
+    Agent agent{pipe, state, work.path() + L"\\agent.log"};
+    std::wstring hook = exeFromEnv("SECRETSHIM_HOOK_EXE");
+    std::wstring ctl = exeFromEnv("SECRETSHIM_CTL_EXE");
+
+    Node() { ::CreateDirectoryW(root.c_str(), nullptr); }
+
+    RunResult hookRun(const std::vector<std::wstring>& args) {
+        std::vector<std::wstring> all{L"--pipe", pipe, L"--timeout", L"20"};
+        all.insert(all.end(), args.begin(), args.end());
+        return run(hook, all);
+    }
+    RunResult prepare(const std::wstring& task, const std::vector<std::wstring>& specs) {
+        std::vector<std::wstring> args{L"prepare", L"--root", widen(rootPlain), L"--task", task};
+        for (const auto& s : specs) args.insert(args.end(), {L"--secret", s});
+        return hookRun(args);
+    }
+    RunResult cleanup(const std::wstring& task) {
+        return hookRun({L"cleanup", L"--root", widen(rootPlain), L"--task", task});
+    }
+    RunResult ctlRun(const std::vector<std::wstring>& args, const std::string& input = {}) {
+        std::vector<std::wstring> all{L"--pipe", pipe};
+        all.insert(all.end(), args.begin(), args.end());
+        return run(ctl, all, input);
+    }
+    std::wstring internal() const { return root + L"\\ProgramData\\Docker\\internal\\secrets"; }
+    std::wstring link(const std::wstring& containerPath) const { return root + containerPath.substr(2); }
+};
+
+}  // namespace
+
+TEST_CASE("secrets reach a task through the pipe, and go at cleanup") {
+    Node node;
+    REQUIRE(node.agent.start() == -1);
+    const std::string db = randomMarker(), api = randomMarker();
+
+    auto created = node.ctlRun({L"secret", L"create", L"db", L"-"}, db);
+    CHECK(created.exitCode == 0);
+    CHECK(created.err.empty());
+    REQUIRE(node.ctlRun({L"secret", L"create", L"api"}, api).exitCode == 0);
+    auto again = node.ctlRun({L"secret", L"create", L"db"}, db);
+    CHECK(again.exitCode == 1);
+    CHECK(again.err == "secretshimctl: secret \"db\" already exists\n");
+
+    auto listed = node.ctlRun({L"secret", L"ls", L"--format", L"json"});
+    CHECK(listed.exitCode == 0);
+    CHECK(has(listed.out, "\"name\":\"api\""));
+    CHECK(has(listed.out, "\"name\":\"db\""));
+    CHECK_FALSE(has(listed.out, db));
+
+    auto prepared = node.prepare(L"task-1", {L"db", L"source=api,target=C:\\app\\key"});
+    CHECK(prepared.exitCode == 0);
+    CHECK(prepared.err.empty());
+    CHECK(sameBytes(readFile(node.internal() + L"\\0"), db));
+    CHECK(sameBytes(readFile(node.internal() + L"\\1"), api));
+    CHECK(readText(node.link(L"C:\\ProgramData\\Docker\\secrets\\db")) ==
+          std::string(kStandInPrefix) + "..\\internal\\secrets\\0");
+    CHECK(readText(node.link(L"C:\\app\\key")) == std::string(kStandInPrefix) + "..\\ProgramData\\Docker\\internal\\secrets\\1");
+    // The task record: one, naming the task, holding no value.
+    CHECK(countEntries(node.state + L"\\tasks") == 1);
+
+    // In use: not removable; listed with its task.
+    auto rm = node.ctlRun({L"secret", L"rm", L"db"});
+    CHECK(rm.exitCode == 1);
+    CHECK(rm.err == "secretshimctl: secret \"db\" is in use by task \"task-1\"\n");
+    CHECK(has(node.ctlRun({L"secret", L"ls", L"--format", L"json"}).out, "\"tasks\":[\"task-1\"]"));
+    auto twice = node.prepare(L"task-1", {L"db"});
+    CHECK(twice.exitCode == 1);
+    CHECK(twice.err == "secretshim-hook: prepare: task \"task-1\": is already prepared (clean it up first)\n");
+
+    auto cleaned = node.cleanup(L"task-1");
+    CHECK(cleaned.exitCode == 0);
+    CHECK(cleaned.err.empty());
+    CHECK_FALSE(pathExists(node.internal()));
+    CHECK_FALSE(pathExists(node.link(L"C:\\ProgramData\\Docker\\secrets\\db")));
+    CHECK_FALSE(pathExists(node.link(L"C:\\app\\key")));
+    CHECK(countEntries(node.state + L"\\tasks") == 0);
+    // Idempotent.
+    CHECK(node.cleanup(L"task-1").exitCode == 0);
+    CHECK(node.cleanup(L"never-prepared").exitCode == 0);
+    CHECK(node.ctlRun({L"secret", L"rm", L"db"}).exitCode == 0);
+
+    // No value in anything the agent logged.
+    node.agent.kill();
+    const std::string log = node.agent.log();
+    CHECK(has(log, "prepared task \"task-1\": 2 secret file(s) (db, api)"));
+    CHECK_FALSE(has(log, db));
+    CHECK_FALSE(has(log, api));
+}
+
+TEST_CASE("after an agent crash, the restarted agent cleans up what the first one prepared") {
+    Node node;
+    REQUIRE(node.agent.start() == -1);
+    const std::string db = randomMarker();
+    REQUIRE(node.ctlRun({L"secret", L"create", L"db"}, db).exitCode == 0);
+    REQUIRE(node.prepare(L"task-crash", {L"db", L"source=db,target=C:\\etc\\pw"}).exitCode == 0);
+    node.agent.kill();
+    // The container keeps its secrets while the agent is down.
+    CHECK(sameBytes(readFile(node.internal() + L"\\1"), db));
+
+    REQUIRE(node.agent.start() == -1);
+    CHECK(node.prepare(L"task-crash", {L"db"}).exitCode == 1);  // still known, from its record
+    // A file a crash in the middle of an update would have left.
+    REQUIRE(writeFile(node.internal() + L"\\0.new", db));
+    auto cleaned = node.cleanup(L"task-crash");
+    CHECK(cleaned.exitCode == 0);
+    CHECK(cleaned.err.empty());
+    CHECK_FALSE(pathExists(node.internal()));
+    CHECK_FALSE(pathExists(node.link(L"C:\\ProgramData\\Docker\\secrets\\db")));
+    CHECK_FALSE(pathExists(node.link(L"C:\\etc\\pw")));
+    CHECK(node.cleanup(L"task-crash").exitCode == 0);
+    CHECK(has(node.agent.log(), "adopted task \"task-crash\" from its record"));
+}
+
+TEST_CASE("refusals: one line, exit 1, nothing left in the root") {
+    Node node;
+    REQUIRE(node.agent.start() == -1);
+    REQUIRE(node.ctlRun({L"secret", L"create", L"db"}, randomMarker()).exitCode == 0);
+
+    for (const wchar_t* spec : {L"source=db,uid=1000", L"source=db,gid=0", L"source=db,mode=0400"}) {
+        auto r = node.prepare(L"task-r", {spec});
+        CHECK(r.exitCode == 1);
+        CHECK(oneLine(r.err));
+        CHECK(has(r.err, "secretshim-hook: prepare: task \"task-r\": secret spec "));
+        CHECK(has(r.err, "is not supported on Windows"));
+    }
+    auto outside = node.prepare(L"task-r", {L"source=db,target=C:\\..\\..\\escape"});
+    CHECK(outside.exitCode == 1);
+    CHECK(oneLine(outside.err));
+    CHECK(has(outside.err, "target \"C:\\..\\..\\escape\""));
+    auto drive = node.prepare(L"task-r", {L"source=db,target=D:\\x"});
+    CHECK(drive.exitCode == 1);
+    CHECK(oneLine(drive.err));
+    auto missing = node.prepare(L"task-r", {L"db", L"nosuch"});
+    CHECK(missing.exitCode == 1);
+    CHECK(missing.err == "secretshim-hook: prepare: task \"task-r\": no secret \"nosuch\"\n");
+    auto badTask = node.prepare(L"../x", {L"db"});
+    CHECK(badTask.exitCode == 1);
+    CHECK(oneLine(badTask.err));
+    auto relative = node.hookRun({L"prepare", L"--root", L"relative\\root", L"--task", L"t", L"--secret", L"db"});
+    CHECK(relative.exitCode == 1);
+    CHECK(has(relative.err, "is not an absolute Windows path"));
+    CHECK(countEntries(node.root) == 0);
+    CHECK(countEntries(node.state + L"\\tasks") == 0);
+
+    // An image whose ProgramData is a link leading out of the root.
+    const char* fixture = std::getenv("SECRETSHIM_E2E_HOSTILE_DIR");
+    REQUIRE(fixture != nullptr);
+    const std::wstring hostileOutside = L"\\\\?\\" + widen(fixture) + L"\\outside";
+    clearDirectory(hostileOutside);
+    auto hostile = node.hookRun({L"prepare", L"--root", widen(fixture) + L"\\root", L"--task", L"task-h",
+                                 L"--secret", L"db"});
+    CHECK(hostile.exitCode == 1);
+    CHECK(hostile.err == "secretshim-hook: prepare: task \"task-h\": attaching secrets: C:\\ProgramData is a reparse "
+                         "point (a link or junction in the image); refusing to follow it\n");
+    CHECK(countEntries(hostileOutside) == 0);
+
+    // Usage errors are exit 2.
+    CHECK(node.hookRun({L"prepare", L"--root", widen(node.rootPlain)}).exitCode == 2);
+    CHECK(node.hookRun({L"bogus"}).exitCode == 2);
+    // No secrets asked for: nothing to do, the agent is not asked.
+    CHECK(node.hookRun({L"prepare", L"--root", widen(node.rootPlain), L"--task", L"t0"}).exitCode == 0);
+}
+
+TEST_CASE("the pipe refuses bad messages with one line and keeps serving") {
+    Node node;
+    REQUIRE(node.agent.start() == -1);
+    auto path = plugin::pipePath(narrow(node.pipe));
+    REQUIRE(path.has_value());
+    auto connection = plugin::PipeConnection::connect(*path, plugin::Millis{10000});
+    REQUIRE(connection.has_value());
+
+    const auto rawExchange = [&](const std::string& bytes) {
+        OVERLAPPED ov{};
+        ov.hEvent = ::CreateEventW(nullptr, TRUE, FALSE, nullptr);
+        DWORD n = 0;
+        if (!::WriteFile(connection->handle(), bytes.data(), static_cast<DWORD>(bytes.size()), nullptr, &ov))
+            REQUIRE(::GetLastError() == ERROR_IO_PENDING);
+        REQUIRE(::GetOverlappedResult(connection->handle(), &ov, &n, TRUE));
+        ::CloseHandle(ov.hEvent);
+        auto reply = connection->receive(plugin::Millis{10000});
+        REQUIRE(reply.has_value());
+        return *reply;
+    };
+    auto notJson = rawExchange("this is not json");
+    CHECK(notJson["ok"] == false);
+    CHECK(notJson["error"] == "malformed message (not a JSON object)");
+    auto array = rawExchange("[1,2]");
+    CHECK(array["error"] == "malformed message (not a JSON object)");
+    auto oversized = rawExchange("{\"op\":\"" + std::string(70 * 1024, 'x') + "\"}");
+    CHECK(oversized["error"] == "message over 65536 bytes");
+    auto unknown = rawExchange("{\"op\":\"rm -rf\"}");
+    CHECK(unknown["error"] == "unknown op \"rm -rf\"");
+    auto typed = rawExchange("{\"op\":\"prepare\",\"task\":5}");
+    CHECK(typed["error"] == "task id \"\" does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
+    for (const nlohmann::json* reply : {&notJson, &oversized, &unknown})
+        CHECK_FALSE(has((*reply)["error"].get<std::string>(), "\n"));
+    // Still serving, on this connection and new ones.
+    REQUIRE(connection->send({{"op", "secret-ls"}}, plugin::Millis{10000}).has_value());
+    auto listed = connection->receive(plugin::Millis{10000});
+    REQUIRE(listed.has_value());
+    CHECK((*listed)["ok"] == true);
+    CHECK(node.ctlRun({L"secret", L"ls"}).exitCode == 0);
+    CHECK(has(node.agent.log(), "refused a message: malformed message (not a JSON object)"));
+
+    // A second agent on the same pipe refuses to start.
+    Agent second(node.pipe, node.work.path() + L"\\state2", node.work.path() + L"\\second.log");
+    CHECK(second.start() == 1);
+    CHECK(has(second.log(), "already exists (another agent is running, or a process took its name)"));
+}
+
+TEST_CASE("the hook says so in one line when no agent answers") {
+    TempDir work(L"e2e-noagent");
+    auto r = run(exeFromEnv("SECRETSHIM_HOOK_EXE"),
+                 {L"--pipe", L"secretshim-e2e-nobody", L"--timeout", L"1", L"prepare", L"--root", L"C:\\r", L"--task",
+                  L"t", L"--secret", L"db"});
+    CHECK(r.exitCode == 1);
+    CHECK(oneLine(r.err));
+    CHECK(has(r.err, "secretshim-hook: prepare: task \"t\": cannot reach the secretshim agent at "));
+}
