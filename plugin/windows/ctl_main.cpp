@@ -94,10 +94,12 @@ int main() {
     Utf8Args args;
     CLI::App app{"secretshimctl: manage the secrets of a Windows node's secretshim agent"};
     app.require_subcommand(1);
+    app.fallthrough();
     std::string pipe(kDefaultPipe), name, file, format;
     app.add_option("--pipe", pipe, "the agent's named pipe")->capture_default_str();
     auto* secret = app.add_subcommand("secret", "manage secrets");
     secret->require_subcommand(1);
+    secret->fallthrough();
     auto* create = secret->add_subcommand("create", "store a new secret (value from FILE or stdin)");
     create->add_option("name", name)->required();
     create->add_option("file", file, "file holding the value, or - for stdin");

@@ -31,6 +31,7 @@ int main() {
     Utf8Args args;
     CLI::App app{"secretshim-hook: prepares and cleans up a Windows task's secrets through the agent"};
     app.require_subcommand(1);
+    app.fallthrough();  // --pipe and --timeout also after the subcommand
     std::string root, task, pipe(kDefaultPipe), joined;
     std::vector<std::string> specs;
     unsigned timeoutSeconds = 30;

@@ -301,6 +301,41 @@ TEST_CASE("after an agent crash, the restarted agent cleans up what the first on
     CHECK(has(node.agent.log(), "adopted task \"task-crash\" from its record"));
 }
 
+TEST_CASE("tasks prepared and cleaned up in parallel each get their own secrets") {
+    Node node;
+    REQUIRE(node.agent.start() == -1);
+    constexpr int kTasks = 4;
+    std::vector<std::string> values;
+    for (int i = 0; i < kTasks; ++i) {
+        values.push_back(randomMarker());
+        REQUIRE(node.ctlRun({L"secret", L"create", L"s" + std::to_wstring(i)}, values.back()).exitCode == 0);
+    }
+    std::vector<std::wstring> roots;
+    for (int i = 0; i < kTasks; ++i) {
+        roots.push_back(node.work.path() + L"\\root" + std::to_wstring(i));
+        REQUIRE_MESSAGE(::CreateDirectoryW(roots.back().c_str(), nullptr), "error " << ::GetLastError());
+    }
+    const auto all = [&](const wchar_t* stage) {
+        std::vector<RunResult> results(kTasks);
+        std::vector<std::thread> threads;
+        for (int i = 0; i < kTasks; ++i)
+            threads.emplace_back([&, i] {
+                std::vector<std::wstring> args{std::wstring(stage), L"--root", roots[i].substr(4), L"--task",
+                                               L"par-" + std::to_wstring(i)};
+                if (std::wstring(stage) == L"prepare") args.insert(args.end(), {L"--secret", L"s" + std::to_wstring(i)});
+                results[i] = node.hookRun(args);
+            });
+        for (auto& t : threads) t.join();
+        return results;
+    };
+    for (const RunResult& r : all(L"prepare")) CHECK(r.exitCode == 0);
+    for (int i = 0; i < kTasks; ++i)
+        CHECK(sameBytes(readFile(roots[i] + L"\\ProgramData\\Docker\\internal\\secrets\\0"), values[i]));
+    for (const RunResult& r : all(L"cleanup")) CHECK(r.exitCode == 0);
+    for (int i = 0; i < kTasks; ++i) CHECK_FALSE(pathExists(roots[i] + L"\\ProgramData\\Docker\\internal\\secrets"));
+    CHECK(countEntries(node.state + L"\\tasks") == 0);
+}
+
 TEST_CASE("refusals: one line, exit 1, nothing left in the root") {
     Node node;
     REQUIRE(node.agent.start() == -1);
