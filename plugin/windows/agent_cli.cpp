@@ -13,6 +13,19 @@
 #include "plugin/windows/win_agent.hpp"
 
 namespace secretshim::plugin {
+namespace {
+
+// SYSTEM's token holds the Administrators group too; a UAC-filtered
+// (not elevated) administrator's token holds it deny-only, which fails.
+bool elevated() {
+    BYTE admins[SECURITY_MAX_SID_SIZE];
+    DWORD size = sizeof admins;
+    BOOL member = FALSE;
+    return ::CreateWellKnownSid(WinBuiltinAdministratorsSid, nullptr, admins, &size) &&
+           ::CheckTokenMembership(nullptr, admins, &member) && member;
+}
+
+}  // namespace
 
 int runAgent(int argc, char** argv, platform::WinFs& fs) {
     CLI::App app{"secretshimd: the secretshim node agent (Windows)"};
@@ -33,6 +46,9 @@ int runAgent(int argc, char** argv, platform::WinFs& fs) {
         log(error.message);
         return 1;
     };
+    if (!elevated())
+        return die(Error{0, "must run as SYSTEM or an elevated administrator (it writes into containers' "
+                            "filesystems, and only Administrators and SYSTEM may open its pipe)"});
     auto path = pipePath(pipe);
     if (!path) return die(path.error());
     auto dir = absoluteDirectory(stateDir);
