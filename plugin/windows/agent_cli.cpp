@@ -2,12 +2,11 @@
 
 #include <windows.h>
 
-#include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <mutex>
 #include <thread>
 
+#include "plugin/windows/command_lines.hpp"
 #include "plugin/windows/pipe_protocol.hpp"
 #include "plugin/windows/state_files.hpp"
 #include "plugin/windows/win_agent.hpp"
@@ -28,13 +27,9 @@ bool elevated() {
 }  // namespace
 
 int runAgent(int argc, char** argv, platform::WinFs& fs) {
-    CLI::App app{"secretshimd: the secretshim node agent (Windows)"};
-    std::string pipe(kDefaultPipe), stateDir(kDefaultStateDir);
-    std::size_t maxPayload = mountfs::kDefaultMaxPayload;
-    app.add_option("--pipe", pipe, "named pipe to serve (NAME or \\\\.\\pipe\\NAME)")->capture_default_str();
-    app.add_option("--state-dir", stateDir, "state directory (node key, secrets, task records)")->capture_default_str();
-    app.add_option("--max-payload", maxPayload, "largest secret in bytes")->check(CLI::Range(1, 16 * 1024 * 1024));
-    CLI11_PARSE(app, argc, argv);
+    AgentArgs args;
+    if (const int code = parseAgentArgs(argc, argv, args); code >= 0) return code;
+    const std::string& pipe = args.pipe;
 
     static std::mutex logMutex;
     const LogFn log = [](const std::string& line) {
@@ -51,9 +46,9 @@ int runAgent(int argc, char** argv, platform::WinFs& fs) {
                             "filesystems, and only Administrators and SYSTEM may open its pipe)"});
     auto path = pipePath(pipe);
     if (!path) return die(path.error());
-    auto dir = absoluteDirectory(stateDir);
+    auto dir = absoluteDirectory(args.stateDir);
     if (!dir) return die(dir.error());
-    auto store = WinLocalStore::open(*dir, maxPayload);
+    auto store = WinLocalStore::open(*dir, args.maxPayload);
     if (!store) return die(store.error());
     auto agent = WinAgent::open(std::move(*store), fs, log);
     if (!agent) return die(agent.error());

@@ -9,13 +9,12 @@
 #include <fcntl.h>
 #include <io.h>
 
-#include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "mountfs/secret_ref.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/store/secure_buffer.hpp"
+#include "plugin/windows/command_lines.hpp"
 #include "plugin/windows/pipe_channel.hpp"
 #include "plugin/windows/pipe_protocol.hpp"
 #include "plugin/windows/utf8_args.hpp"
@@ -92,49 +91,32 @@ Result<json> createSecret(PipeConnection& connection, const std::string& name, c
 
 int main() {
     Utf8Args args;
-    CLI::App app{"secretshimctl: manage the secrets of a Windows node's secretshim agent"};
-    app.require_subcommand(1);
-    app.fallthrough();
-    std::string pipe(kDefaultPipe), name, file, format;
-    app.add_option("--pipe", pipe, "the agent's named pipe")->capture_default_str();
-    auto* secret = app.add_subcommand("secret", "manage secrets");
-    secret->require_subcommand(1);
-    secret->fallthrough();
-    auto* create = secret->add_subcommand("create", "store a new secret (value from FILE or stdin)");
-    create->add_option("name", name)->required();
-    create->add_option("file", file, "file holding the value, or - for stdin");
-    auto* ls = secret->add_subcommand("ls", "list secrets (never their values)");
-    ls->add_option("--format", format)->check(CLI::IsMember({"json"}));
-    auto* rm = secret->add_subcommand("rm", "remove a secret");
-    rm->add_option("name", name)->required();
-    try {
-        app.parse(args.argc(), args.argv());
-    } catch (const CLI::ParseError& e) {
-        const int code = app.exit(e);
-        return code == 0 ? 0 : 2;
-    }
+    CtlArgs parsed;
+    if (const int code = parseCtlArgs(args.argc(), args.argv(), parsed); code >= 0) return code;
+    const std::string& name = parsed.name;
+    const bool creating = parsed.command == CtlArgs::Command::create;
 
-    auto path = pipePath(pipe);
+    auto path = pipePath(parsed.pipe);
     if (!path) return failLine(path.error().message);
     // The value is read before the agent is contacted, so a bad file
     // leaves no half-made request behind.
     SecureBuffer value;
-    if (create->parsed()) {
-        auto read = readValue(file, mountfs::kDefaultMaxPayload);
+    if (creating) {
+        auto read = readValue(parsed.file, mountfs::kDefaultMaxPayload);
         if (!read) return failLine(read.error().message);
         value = std::move(*read);
     }
     auto connection = PipeConnection::connect(*path, Millis{10000});
     if (!connection) return failLine(connection.error().message);
 
-    if (create->parsed()) {
+    if (creating) {
         auto reply = createSecret(*connection, name, value);
         value.reset();
         if (!reply) return failLine(reply.error().message);
         std::printf("%s\n", stringField((*reply)["secret"], "id").c_str());
         return 0;
     }
-    if (rm->parsed()) {
+    if (parsed.command == CtlArgs::Command::rm) {
         auto reply = call(*connection, {{"op", "secret-rm"}, {"name", name}});
         if (!reply) return failLine(reply.error().message);
         return 0;
@@ -142,7 +124,7 @@ int main() {
     auto reply = call(*connection, {{"op", "secret-ls"}});
     if (!reply) return failLine(reply.error().message);
     const json& list = (*reply)["secrets"];
-    if (format == "json") {
+    if (parsed.format == "json") {
         std::printf("%s\n", encodeMessage(list).c_str());
         return 0;
     }

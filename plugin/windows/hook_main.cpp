@@ -6,11 +6,10 @@
 // writes the container's files, so no plaintext ever passes through here.
 // Exit 0 on success; 1 with one line on stderr naming the task and the
 // reason; 2 for a usage error.
-#include <CLI/CLI.hpp>
-
 #include <cstdio>
 
 #include "plugin/protocol/json_fields.hpp"
+#include "plugin/windows/command_lines.hpp"
 #include "plugin/windows/pipe_channel.hpp"
 #include "plugin/windows/pipe_protocol.hpp"
 #include "plugin/windows/utf8_args.hpp"
@@ -29,35 +28,16 @@ int failLine(const std::string& stage, const std::string& task, const std::strin
 
 int main() {
     Utf8Args args;
-    CLI::App app{"secretshim-hook: prepares and cleans up a Windows task's secrets through the agent"};
-    app.require_subcommand(1);
-    app.fallthrough();  // --pipe and --timeout also after the subcommand
-    std::string root, task, pipe(kDefaultPipe), joined;
-    std::vector<std::string> specs;
-    unsigned timeoutSeconds = 30;
-    app.add_option("--pipe", pipe, "the agent's named pipe")->capture_default_str();
-    app.add_option("--timeout", timeoutSeconds, "seconds to wait for the agent")->capture_default_str();
-    auto* prepare = app.add_subcommand("prepare", "write the task's secrets into its filesystem");
-    prepare->add_option("--root", root, "the container's filesystem root")->required();
-    prepare->add_option("--task", task, "the task (container) id")->required();
-    prepare->add_option("--secret", specs, "a Docker-style secret spec (repeatable)");
-    prepare->add_option("--secrets", joined, "secret specs separated by ';' (the annotation's value)");
-    auto* cleanup = app.add_subcommand("cleanup", "overwrite and remove the task's secrets");
-    cleanup->add_option("--root", root, "the container's filesystem root")->required();
-    cleanup->add_option("--task", task, "the task (container) id")->required();
-    try {
-        app.parse(args.argc(), args.argv());
-    } catch (const CLI::ParseError& e) {
-        const int code = app.exit(e);
-        return code == 0 ? 0 : 2;
-    }
-    const bool preparing = prepare->parsed();
+    HookArgs parsed;
+    if (const int code = parseHookArgs(args.argc(), args.argv(), parsed); code >= 0) return code;
+    const std::string& task = parsed.task;
+    const bool preparing = parsed.prepare;
     const std::string stage = preparing ? "prepare" : "cleanup";
 
-    nlohmann::json request{{"op", stage}, {"task", task}, {"root", root}};
+    nlohmann::json request{{"op", stage}, {"task", task}, {"root", parsed.root}};
     if (preparing) {
-        std::string all = joined;
-        for (const std::string& spec : specs) {
+        std::string all = parsed.joined;
+        for (const std::string& spec : parsed.specs) {
             // ';' separates specs: one inside a --secret would make two.
             if (spec.find(';') != std::string::npos)
                 return failLine(stage, task, "--secret " + quote(spec) + " contains ';' (use --secrets for a list)");
@@ -67,9 +47,9 @@ int main() {
         if (all.find_first_not_of("; \t") == std::string::npos) return 0;
         request["secrets"] = all;
     }
-    auto path = pipePath(pipe);
+    auto path = pipePath(parsed.pipe);
     if (!path) return failLine(stage, task, path.error().message);
-    const Millis timeout{static_cast<long long>(timeoutSeconds) * 1000};
+    const Millis timeout{static_cast<long long>(parsed.timeoutSeconds) * 1000};
     auto connection = PipeConnection::connect(*path, timeout);
     if (!connection) return failLine(stage, task, connection.error().message);
     if (auto sent = connection->send(request, timeout); !sent) return failLine(stage, task, sent.error().message);
