@@ -257,9 +257,15 @@ TEST_CASE("secrets reach a task through the pipe, and go at cleanup") {
     CHECK(twice.exitCode == 1);
     CHECK(twice.err == "secretshim-hook: prepare: task \"task-1\": is already prepared (clean it up first)\n");
 
+    // A second name for the first file's bytes, to see cleanup overwrite
+    // them (not just unlink them).
+    const std::wstring spy = node.work.path() + L"\\spy";
+    REQUIRE(::CreateHardLinkW(spy.c_str(), (node.internal() + L"\\0").c_str(), nullptr));
+
     auto cleaned = node.cleanup(L"task-1");
     CHECK(cleaned.exitCode == 0);
     CHECK(cleaned.err.empty());
+    CHECK(allZero(readFile(spy), db.size()));
     CHECK_FALSE(pathExists(node.internal()));
     CHECK_FALSE(pathExists(node.link(L"C:\\ProgramData\\Docker\\secrets\\db")));
     CHECK_FALSE(pathExists(node.link(L"C:\\app\\key")));
