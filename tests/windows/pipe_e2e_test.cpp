@@ -132,8 +132,9 @@ std::string readText(const std::wstring& path) {
 // The agent under test, on its own pipe and state directory, its log in a file.
 class Agent {
 public:
-    Agent(std::wstring pipe, std::wstring stateDir, std::wstring logPath)
-        : pipe_(std::move(pipe)), state_(std::move(stateDir)), log_(std::move(logPath)) {}
+    Agent(std::wstring pipe, std::wstring stateDir, std::wstring logPath,
+          const char* exeVariable = "SECRETSHIM_TEST_AGENT_EXE")
+        : pipe_(std::move(pipe)), state_(std::move(stateDir)), log_(std::move(logPath)), exeVariable_(exeVariable) {}
     Agent(const Agent&) = delete;
     Agent& operator=(const Agent&) = delete;
     ~Agent() { kill(); }
@@ -151,7 +152,7 @@ public:
         si.hStdInput = nullptr;
         si.hStdOutput = logFile;
         si.hStdError = logFile;
-        const std::wstring exe = exeFromEnv("SECRETSHIM_TEST_AGENT_EXE");
+        const std::wstring exe = exeFromEnv(exeVariable_);
         std::wstring line = commandLine(exe, {L"--pipe", pipe_, L"--state-dir", state_.substr(4)});
         PROCESS_INFORMATION pi{};
         REQUIRE(::CreateProcessW(exe.c_str(), line.data(), nullptr, nullptr, TRUE, 0, nullptr, nullptr, &si, &pi));
@@ -179,6 +180,7 @@ public:
 
 private:
     std::wstring pipe_, state_, log_;
+    const char* exeVariable_;
     HANDLE process_ = nullptr;
 };
 
@@ -437,6 +439,39 @@ TEST_CASE("the pipe refuses bad messages with one line and keeps serving") {
     Agent second(node.pipe, node.work.path() + L"\\state2", node.work.path() + L"\\second.log");
     CHECK(second.start() == 1);
     CHECK(has(second.log(), "already exists (another agent is running, or a process took its name)"));
+}
+
+TEST_CASE("the installed secretshimd.exe itself: links for real, or a clean refusal where they are not made") {
+    Node node;
+    Agent real(node.pipe + L"-real", node.state, node.work.path() + L"\\real.log", "SECRETSHIM_AGENT_EXE");
+    REQUIRE(real.start() == -1);
+    const std::string db = randomMarker();
+    REQUIRE(run(node.ctl, {L"--pipe", node.pipe + L"-real", L"secret", L"create", L"db"}, db).exitCode == 0);
+    const auto hook = [&](const wchar_t* stage) {
+        std::vector<std::wstring> args{L"--pipe", node.pipe + L"-real", stage, L"--root", widen(node.rootPlain),
+                                       L"--task", L"real-1"};
+        if (std::wstring(stage) == L"prepare") args.insert(args.end(), {L"--secret", L"db"});
+        return run(node.hook, args);
+    };
+    auto prepared = hook(L"prepare");
+    if (runningUnderWine()) {
+        // wine's CreateSymbolicLinkW creates nothing: the container must not
+        // start, and nothing may be left behind.
+        CHECK(prepared.exitCode == 1);
+        CHECK(oneLine(prepared.err));
+        CHECK(has(prepared.err, "(symbolic links are not supported here)"));
+        CHECK_FALSE(pathExists(node.internal()));
+        CHECK(countEntries(node.state + L"\\tasks") == 0);
+        MESSAGE("wine 8 creates no symbolic links: the real agent is checked to refuse and leave nothing");
+    } else {
+        CHECK(prepared.exitCode == 0);
+        CHECK(sameBytes(readFile(node.link(L"C:\\ProgramData\\Docker\\secrets\\db")), db));
+    }
+    CHECK(hook(L"cleanup").exitCode == 0);
+    CHECK_FALSE(pathExists(node.internal()));
+    CHECK_FALSE(pathExists(node.link(L"C:\\ProgramData\\Docker\\secrets\\db")));
+    real.kill();
+    CHECK_FALSE(has(real.log(), db));
 }
 
 TEST_CASE("the hook says so in one line when no agent answers") {
