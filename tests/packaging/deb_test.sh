@@ -29,9 +29,15 @@ cleanup() {
         kill -KILL "$sd_pid" 2>/dev/null   # PID 1 of the namespace: takes all of it along
         i=0; while kill -0 "$sd_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     fi
-    # Leaf first: systemd made system.slice/... below our own cgroups.
+    # Leaf first: systemd made system.slice/... below our own cgroups. The
+    # namespace's processes may take a moment to be gone.
     for cg in $cgroups; do
-        [ -d "$cg" ] && find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null
+        i=0
+        while [ -d "$cg" ] && [ $i -lt 50 ]; do
+            find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || sleep 0.1
+            i=$((i + 1))
+        done
+        [ -d "$cg" ] && echo "# left behind: cgroup $cg" >&2
     done
     rm -rf "$work"
 }
@@ -62,7 +68,7 @@ ok "the package builds: $(basename "$deb")"
 
 # --- lintian ---------------------------------------------------------------
 start=$(date +%s)
-lintian --fail-on error "$deb" >"$work/lintian.out" 2>&1
+lintian --fail-on error --display-info --pedantic "$deb" >"$work/lintian.out" 2>&1
 status=$?
 grep -v 'running with root privileges' "$work/lintian.out" | sed 's/^/# lintian: /'
 echo "# lintian took $(($(date +%s) - start)) s"
