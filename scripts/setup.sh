@@ -7,7 +7,7 @@ pkgs="meson ninja-build pkg-config g++ git
   doctest-dev nlohmann-json3-dev libexpected-dev libcli11-dev
   busybox-static runc crun util-linux procps python3
   podman containerd umoci etcd-server etcd-client openssl
-  debhelper dpkg-dev fakeroot lintian systemd hyperfine"
+  debhelper dpkg-dev fakeroot lintian systemd hyperfine libsystemd-dev"
 missing=""
 for p in $pkgs; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

@@ -272,7 +272,9 @@ Result<void> TmpfsView::flushAdopted() {
     return result;
 }
 
-TmpfsView::~TmpfsView() { (void)flush(); }
+TmpfsView::~TmpfsView() {
+    if (!kept_) (void)flush();
+}
 
 std::vector<MountSource> TmpfsView::mountSources() const {
     std::vector<MountSource> sources;

@@ -40,6 +40,10 @@ public:
     // Forgets the read-only mounts after another process attached them.
     void releaseMountSources();
     bool noswap() const { return noswap_; }
+    // Leaves an attached view to its container when this object goes away
+    // (no flush): a stopping agent hands running containers' secrets to its
+    // successor, which re-adopts them (systemctl restart, package upgrade).
+    void keepAttached() { kept_ = true; }
 
 private:
     TmpfsView(mountfs::ViewLayout layout, const KernelFeatures& features, std::size_t maxPayload)
@@ -52,6 +56,7 @@ private:
     std::size_t maxPayload_;
     bool noswap_ = false;
     bool flushed_ = false;
+    bool kept_ = false;
     Result<void> flushAdopted();
 
     UniqueFd root_;                  // writable, detached

@@ -248,8 +248,13 @@ void Agent::stop() {
         listener_->close(ignored);
         (void)::unlink(config_.socket.c_str());
     }
-    for (auto& [id, task] : tasks_)
+    // Running containers keep their secrets across a stop (SIGTERM from
+    // systemctl stop/restart, a package upgrade), as across a kill: the
+    // next agent re-adopts them from their records.
+    for (auto& [id, task] : tasks_) {
         if (task.exitWatch) task.exitWatch->cancel();
+        task.view->keepAttached();
+    }
 }
 
 Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<UniqueFd>& fds) {

@@ -13,6 +13,7 @@
 
 #include "platform/linux/features.hpp"
 #include "plugin/agent/agent.hpp"
+#include "plugin/agent/service_notify.hpp"
 
 using namespace secretshim;
 using namespace secretshim::plugin;
@@ -73,11 +74,13 @@ int main(int argc, char** argv) {
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code&, int) {
         std::fputs("secretshimd: stopping\n", stderr);
+        notifyStopping();
         agent.stop();
         io.stop();
     });
     std::fprintf(stderr, "secretshimd: serving %s, state in %s (%s)\n", config->socket.c_str(),
                  config->stateDir.c_str(), features.describe().c_str());
+    notifyReady("serving " + config->socket);
     // A handler that throws is a bug; log it and keep serving the node
     // rather than abandon every running task's flush.
     for (;;) {

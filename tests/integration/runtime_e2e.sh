@@ -138,6 +138,18 @@ kill -9 "$(rt state c5 | python3 -c 'import json,sys; print(json.load(sys.stdin)
 check "re-adopted container flushed on exit" tasks_empty
 check "no view left after the restart" no_view_mounts
 
+# A graceful stop (SIGTERM: systemctl stop/restart, a package upgrade)
+# leaves running containers their secrets too.
+bundle c5t "db_pass;source=api_key,target=/etc/app/key" sh -c 'sleep 100'
+ids="$ids c5t"
+rt run -d --bundle "$work/c5t" c5t >/dev/null 2>&1 </dev/null
+kill -TERM "$agent_pid"; wait "$agent_pid" 2>/dev/null; agent_pid=
+check "agent stopped (SIGTERM): the container still reads its secrets" '[ "$(rt exec c5t /bin/busybox cat /run/secrets/db_pass)" = "$db" ] && [ "$(rt exec c5t /bin/busybox cat /etc/app/key)" = "$api" ]'
+start_agent
+check "SIGTERM restart: re-adopted and still readable" '[ "$(ctl task ls --format json | grep -c "\"c5t\"")" = 1 ] && [ "$(rt exec c5t /bin/busybox cat /etc/app/key)" = "$api" ]'
+rt delete -f c5t >/dev/null 2>&1
+check "SIGTERM restart: flushed on exit" tasks_empty
+
 # Memory: five references to a 400 KB secret raise Shmem while the
 # container runs; after it exits Shmem is back (within noise).
 shmem() { awk '/^Shmem:/ {print $2}' /proc/meminfo; }
