@@ -251,8 +251,102 @@ run_cases() {
     host_check "cases"
 }
 
+# --- race -------------------------------------------------------------------
+# A host volume is bind-mounted at /etc/appTAG; in it, sub<i> and sub<i>.alt
+# are a directory and a symlink out of the rootfs (to the host's canary
+# directory, absolute for odd i, relative for even i), and a host process
+# swaps them with renameat2(RENAME_EXCHANGE) in a tight loop while
+# containers start with the targets /etc/appTAG/sub<i>/pw<i>TAG. Inside
+# the container the symlinks resolve to a decoy directory in the rootfs at
+# the canary's path, so a start may land each target in the volume's
+# directory or in the decoy: both are the container's. The host's canary
+# must never get a file or a mount.
+run_race() {
+    seconds=${RACE_SECONDS:-30}
+    k=8
+    vol=$work/vol
+    mkdir -p "$vol"
+    ann=""; i=1
+    while [ $i -le $k ]; do
+        mkdir "$vol/sub$i"
+        if [ $((i % 2)) = 1 ]; then ln -s "$canary" "$vol/sub$i.alt"
+        else ln -s "../../../../../../../../../..$canary" "$vol/sub$i.alt"; fi
+        ann="$ann${ann:+;}source=s,target=/etc/app$tag/sub$i/pw$i$tag"
+        i=$((i + 1))
+    done
+    # The container finds each of its targets (the volume's directory is
+    # under one of two names at any moment; retried until seen) and prints
+    # how many it found holding the secret.
+    bundle race "$ann" sh -c '
+        found=0; i=1
+        while [ $i -le '"$k"' ]; do
+            n=0
+            while [ $n -lt 200 ]; do
+                for f in '"$canary"'/pw${i}'"$tag"' /etc/app'"$tag"'/sub$i/pw${i}'"$tag"' /etc/app'"$tag"'/sub$i.alt/pw${i}'"$tag"'; do
+                    [ "$(sha256sum "$f" 2>/dev/null | cut -c1-64)" = '"$want"' ] && { found=$((found + 1)); n=1000; break; }
+                done
+                n=$((n + 1))
+            done
+            i=$((i + 1))
+        done
+        echo "found $found"'
+    bind_mount race "$vol" "/etc/app$tag"
+    mkdir -p "$work/race/rootfs$canary"
+    python3 - "$vol" "$k" "$work/swaps" <<'PY' &
+import ctypes, os, signal, sys
+vol, k, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD, RENAME_EXCHANGE = -100, 2
+pairs = [(f"{vol}/sub{i}".encode(), f"{vol}/sub{i}.alt".encode()) for i in range(1, k + 1)]
+swaps = 0
+def stop(*_):
+    open(out, "w").write(str(swaps))
+    sys.exit(0)
+signal.signal(signal.SIGTERM, stop)
+while True:
+    for a, b in pairs:
+        if libc.renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_EXCHANGE) != 0:
+            open(out, "w").write("renameat2: " + os.strerror(ctypes.get_errno()))
+            sys.exit(1)
+        swaps += 1
+PY
+    helper_pid=$!
+    starts=0; landed=0; refused=0; broken=0
+    end=$(( $(date +%s) + seconds ))
+    while [ "$(date +%s)" -lt $end ]; do
+        starts=$((starts + 1))
+        id=race$starts
+        out=$(runc --root "$work/state-rt" run --bundle "$work/race" "$id" 2>"$work/race.err"); rc=$?
+        if [ $rc = 0 ] && [ "$out" = "found $k" ]; then
+            landed=$((landed + 1))
+        elif [ $rc != 0 ] && [ -z "$out" ] && [ "$(grep -c 'secretshim-hook: container' "$work/race.err")" = 1 ]; then
+            refused=$((refused + 1))
+            [ $refused -le 3 ] && echo "# refused: $(grep -o 'secretshim-hook: [^\\]*' "$work/race.err" | sed "s/$tag/TAG/g")"
+        else
+            broken=$((broken + 1))
+            echo "# $id: rc=$rc out=$out"; sed 's/^/# /' "$work/race.err" | tail -3
+            runc --root "$work/state-rt" delete -f "$id" >/dev/null 2>&1
+        fi
+    done
+    kill "$helper_pid"; wait "$helper_pid"; swapper=$?; helper_pid=
+    swaps=$(cat "$work/swaps" 2>/dev/null)
+    echo "# $starts starts x $k targets = $((starts * k)) tries in ${seconds}s against $swaps swaps: $landed with every secret inside, $refused refused cleanly, $broken otherwise"
+    check "the swapper ran the whole time" '[ $swapper = 0 ] && [ "${swaps:-0}" -gt 0 ] 2>/dev/null'
+    check "enough tries ($((starts * k)))" '[ $starts -ge 20 ]'
+    check "every start got its secrets inside the rootfs or volume, or failed with one line" '[ $broken = 0 ]'
+    check "at least one start got its secrets" '[ $landed -gt 0 ]'
+    check "placeholders only in the volume's directories and the decoy" \
+        '[ -z "$(find "$work" -name "pw*$tag" | grep -v -E -e "^$vol/sub[0-9]+(\.alt)?/pw[0-9]+$tag\$" -e "^$work/race/rootfs$canary/pw[0-9]+$tag\$")" ]'
+    in_vol=$(find "$vol" -name "pw*$tag" | wc -l); in_decoy=$(find "$work/race/rootfs$canary" -name "pw*$tag" | wc -l)
+    check "the swaps changed what the hook resolved ($in_vol targets landed in the volume, $in_decoy in the decoy)" \
+        '[ "$in_vol" -gt 0 ] && [ "$in_decoy" -gt 0 ]'
+    check "the agent holds no view" tasks_empty
+    host_check "race"
+}
+
 case $mode in
 cases) run_cases ;;
+race) run_race ;;
 *) echo "usage: hostile_runc.sh BUILD_DIR cases|race|flood"; exit 2 ;;
 esac
 
