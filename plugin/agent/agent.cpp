@@ -29,7 +29,17 @@ using platform::UniqueFd;
 
 namespace {
 
+// The whole exchange of one connection (a hook's create, attach, attached)
+// must fit in kConnectionTimeout; a client that has sent nothing after
+// kFirstRequestTimeout is closed sooner, so idle connections cannot hold
+// the slots below for long. Every real client sends at once.
 constexpr auto kConnectionTimeout = std::chrono::seconds(10);
+constexpr auto kFirstRequestTimeout = std::chrono::seconds(2);
+// Connections served at once. Each holds an fd, and a pending create holds
+// a built view until "attached": the cap bounds both. Beyond it a new
+// connection gets {"ok":false,"busy":true,...} and is closed at once; the
+// hook retries for a few seconds (plugin/hook/main.cpp).
+constexpr std::size_t kMaxConnections = 128;
 
 void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
 
@@ -70,13 +80,16 @@ Result<SecureBuffer> readValue(int fd, const std::string& name, std::size_t limi
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
     Connection(asio::io_context& io, Agent& agent, UniqueFd fd)
-        : agent_(agent), socket_(io, fd.release()), timer_(io) {}
+        : agent_(agent), socket_(io, fd.release()), timer_(io),
+          deadline_(std::chrono::steady_clock::now() + kConnectionTimeout), count_(agent.connections_) {
+        ++*count_;
+    }
+    // The io_context may destroy a pending handler, and this with it, after
+    // the Agent is gone: the count is shared, not reached through agent_.
+    ~Connection() { --*count_; }
 
     void run() {
-        timer_.expires_after(kConnectionTimeout);
-        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-            if (!ec) self->close();
-        });
+        armTimer(std::chrono::steady_clock::now() + kFirstRequestTimeout);
         // A refused peer still gets its answer, to its first request: a
         // reply before it has sent would end in EPIPE on its side.
         if (!peerIsRoot()) refused_ = true;
@@ -84,6 +97,15 @@ public:
     }
 
 private:
+    // A new expiry cancels the wait in progress (its handler sees
+    // operation_aborted and does nothing).
+    void armTimer(std::chrono::steady_clock::time_point when) {
+        timer_.expires_at(when);
+        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            if (!ec) self->close();
+        });
+    }
+
     bool peerIsRoot() {
         ucred cred{};
         socklen_t len = sizeof cred;
@@ -108,6 +130,10 @@ private:
         auto message = receiveJson(socket_.native_handle());
         const int code = message ? 0 : message.error().code;
         if (code == EAGAIN) return doRead();
+        if (!spoken_) {
+            spoken_ = true;
+            armTimer(deadline_);
+        }
         if (refused_ || code == EBADMSG) {
             (void)sendJson(socket_.native_handle(), failure(refused_ ? refusal_ : "malformed request"));
             return close();
@@ -173,8 +199,11 @@ private:
     asio::posix::stream_descriptor socket_;
     asio::steady_timer timer_;
     std::unique_ptr<Agent::PendingTask> pending_;
+    std::chrono::steady_clock::time_point deadline_;
+    std::shared_ptr<std::size_t> count_;
     std::string refusal_;
     bool refused_ = false;
+    bool spoken_ = false;  // a first message arrived
 };
 
 Agent::Agent(asio::io_context& io, AgentConfig config, LocalStore store, TaskRecords records)
@@ -236,10 +265,29 @@ void Agent::acceptNext() {
         for (;;) {
             UniqueFd fd(::accept4(listener_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
             if (!fd) break;
+            if (*connections_ >= kMaxConnections) {
+                refuseBusy(std::move(fd));
+                continue;
+            }
             std::make_shared<Connection>(io_, *this, std::move(fd))->run();
         }
         acceptNext();
     });
+}
+
+// Over the cap: one line for the client, closed at once. The log says so
+// at most once a second, with how many were refused since it last did.
+void Agent::refuseBusy(UniqueFd fd) {
+    (void)sendJson(fd.get(), {{"ok", false}, {"busy", true},
+                              {"error", "the secretshim agent is busy: " + std::to_string(kMaxConnections) +
+                                            " connections open"}});
+    ++busyRefused_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - lastBusyLog_ < std::chrono::seconds(1)) return;
+    log("refused " + std::to_string(busyRefused_) + " connection(s): " + std::to_string(kMaxConnections) +
+        " open, the limit");
+    busyRefused_ = 0;
+    lastBusyLog_ = now;
 }
 
 void Agent::stop() {

@@ -344,9 +344,54 @@ PY
     host_check "race"
 }
 
+# --- flood ------------------------------------------------------------------
+# flood_agent.py holds more idle connections than the agent serves at once,
+# sends oversized, split and garbage frames (with fds attached), leaves
+# creates half-done and churns connections, while a container starts.
+agent_fds() { ls "/proc/$agent_pid/fd" | wc -l; }
+run_flood() {
+    bundle warm "s" sh -c 'sha256sum /run/secrets/s | cut -c1-64'
+    ids="$ids warm"
+    out=$(runc --root "$work/state-rt" run --bundle "$work/warm" warm 2>/dev/null)
+    check "a container reads its secret before the flood" '[ "$out" = "$want" ]'
+    tasks_empty
+    fds_before=$(agent_fds)
+    python3 "$(dirname "$0")/flood_agent.py" "$sock" "$work/flood.ready" >"$work/flood.out" 2>"$work/flood.err" &
+    helper_pid=$!
+    i=0
+    while [ ! -e "$work/flood.ready" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    fds_during=$(agent_fds)
+    bundle during "s" sh -c 'sha256sum /run/secrets/s | cut -c1-64'
+    ids="$ids during"
+    out=$(runc --root "$work/state-rt" run --bundle "$work/during" during 2>"$work/during.err")
+    check "a container started during the flood reads its secret" '[ "$out" = "$want" ]' || sed 's/^/# /' "$work/during.err"
+    wait "$helper_pid"; rc=$?; helper_pid=
+    check "the flooder ran to the end" '[ $rc = 0 ]' || sed 's/^/# /' "$work/flood.err"
+    val() { awk -v k="$1" '$1 == k {print $2}' "$work/flood.out"; }
+    echo "# flood: $(tr '\n' ' ' <"$work/flood.out")agent fds: $fds_before before, $fds_during while 200 were held"
+    check "connections beyond 128 are turned away at once as busy ($(val busy_refused) of 200)" '[ "$(val busy_refused)" -ge 72 ]'
+    check "the agent held at most 128 connections (fds $fds_before -> $fds_during)" '[ $((fds_during - fds_before)) -le 130 ]'
+    check "the agent logged the refusals" 'grep -q "connection(s): 128 open, the limit" "$work/agent.log"'
+    check "oversized frames: the client is dropped (10)" '[ "$(val oversized_closed)" = 10 ]'
+    check "split frames: refused as malformed (10)" '[ "$(val split_refused)" = 10 ]' || sed "s/^/# /" "$work/flood.err"
+    check "garbage and unknown requests with fds attached: refused (20)" '[ "$(val fds_refused)" = 20 ]'
+    check "a create whose pidfd is not a pidfd: refused" '[ "$(val bad_pidfd_refused)" = 1 ]'
+    check "half-done creates were built (6)" '[ "$(val half_built)" = 6 ]'
+    check "silent half-done creates closed by the deadline (3)" '[ "$(val half_closed)" = 3 ]'
+    check "every idle connection closed by the agent (200)" '[ "$(val idle_closed)" = 200 ]'
+    check "half-done views flushed, no task left" tasks_empty
+    i=0
+    while [ "$(agent_fds)" -gt "$fds_before" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    check "no fd leaked by the agent ($fds_before before, $(agent_fds) after)" '[ "$(agent_fds)" -le "$fds_before" ]' ||
+        ls -l "/proc/$agent_pid/fd" | sed 's/^/# /'
+    check "the agent still serves" 'ctl status >/dev/null'
+    host_check "flood"
+}
+
 case $mode in
 cases) run_cases ;;
 race) run_race ;;
+flood) run_flood ;;
 *) echo "usage: hostile_runc.sh BUILD_DIR cases|race|flood"; exit 2 ;;
 esac
 
