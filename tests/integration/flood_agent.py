@@ -65,7 +65,8 @@ for s in held:
     r, _, _ = select.select([s], [], [], 0)
     if r:
         got = reply(s, 0.1)
-        if isinstance(got, dict) and got.get("busy") is True and got.get("ok") is False:
+        if isinstance(got, dict) and got.get("busy") is True and got.get("ok") is False and \
+                got.get("error") == "the secretshim agent is busy: 128 connections open":
             busy += 1
 out["busy_refused"] = busy
 open(ready, "w").write("held\n")
@@ -117,7 +118,7 @@ for i in range(20):
 s = connect()
 socket.send_fds(s, [json.dumps({"op": "create", "id": "notpidfd", "secrets": "s"}).encode()], [null])
 got = reply(s)
-out["bad_pidfd_refused"] = int(isinstance(got, dict) and got.get("ok") is False)
+out["bad_pidfd_refused"] = int(isinstance(got, dict) and got.get("ok") is False and got.get("error") == "not a pidfd")
 s.close()
 os.close(null)
 out["fds_refused"] = fds_refused
@@ -137,6 +138,59 @@ for i in range(6):
     else:
         half.append(s)
 out["half_built"] = half_built
+
+# Every refusal of the protocol, with its exact line (docs/bad-inputs.md).
+def exchange(messages, fds=()):
+    """Sends each message on one connection; returns the last reply."""
+    s = connect()
+    got = None
+    for i, m in enumerate(messages):
+        socket.send_fds(s, [json.dumps(m).encode()], list(fds) if i == 0 else [])
+        got = reply(s)
+    s.close()
+    return got
+
+
+def refused(name, messages, fds, line):
+    got = exchange(messages, fds)
+    good = isinstance(got, dict) and got.get("ok") is False and got.get("error") == line
+    if not good:
+        print(f"refusal {name}: got {got}", file=sys.stderr)
+    out["refusal_" + name] = int(good)
+
+
+create = {"op": "create", "id": "proto", "secrets": "s"}
+refused("second_create", [create, create], [pidfd], "one create per connection")
+refused("attached_first", [{"op": "attached", "ok": True}], [], "nothing to attach")
+refused("no_id", [{"op": "create", "secrets": "s"}], [pidfd], "the request names no container")
+refused("no_pidfd", [create], [], "the request carries no pidfd of the container")
+many = ";".join(f"source=s,target=/t/{i}" for i in range(253))
+refused("too_many_files", [{"op": "create", "id": "many", "secrets": many}], [pidfd],
+        "253 targets outside /run/secrets: at most 252 can be attached")
+refused("bad_spec", [{"op": "create", "id": "spec", "secrets": "source=s,target=/proc/x"}], [pidfd],
+        'secret spec "source=s,target=/proc/x": target "/proc/x" is under /proc')
+refused("unknown_secret", [{"op": "create", "id": "unk", "secrets": "nope"}], [pidfd],
+        'secret "nope" does not exist')
+# A running task, then a second create for the same container.
+started = exchange([{"op": "create", "id": "dup", "secrets": "s"}, {"op": "attached", "ok": True}], [pidfd])
+out["task_started"] = int(isinstance(started, dict) and started.get("ok") is True)
+refused("same_container", [{"op": "create", "id": "dup", "secrets": "s"}], [pidfd],
+        'container "dup" already has its secrets')
+refused("rm_in_use", [{"op": "secret.rm", "name": "s"}], [], 'secret "s" is in use by a running task')
+out["released"] = int(exchange([{"op": "release", "id": "dup"}]) == {"ok": True})
+refused("create_no_value", [{"op": "secret.create", "name": "n"}], [],
+        "secret.create needs the value as a memfd")
+devnull = os.open("/dev/null", os.O_RDONLY)
+refused("create_not_memfd", [{"op": "secret.create", "name": "n"}], [devnull],
+        'secret "n": the value is not a memfd')
+os.close(devnull)
+mem = os.memfd_create("v", os.MFD_ALLOW_SEALING)
+os.write(mem, b"x")
+refused("create_unsealed", [{"op": "secret.create", "name": "n"}], [mem],
+        'secret "n": the value\'s memfd is not sealed')
+os.close(mem)
+refused("unknown_op", [{"op": "nope"}], [], 'unknown request "nope"')
+refused("inspect_missing", [{"op": "secret.inspect", "name": "zz"}], [], 'secret "zz" not found')
 
 # Churn: connect and hang up at once.
 for _ in range(300):

@@ -368,7 +368,7 @@ run_flood() {
     wait "$helper_pid"; rc=$?; helper_pid=
     check "the flooder ran to the end" '[ $rc = 0 ]' || sed 's/^/# /' "$work/flood.err"
     val() { awk -v k="$1" '$1 == k {print $2}' "$work/flood.out"; }
-    echo "# flood: $(tr '\n' ' ' <"$work/flood.out")agent fds: $fds_before before, $fds_during while 200 were held"
+    echo "# flood: $(grep -v ^refusal_ "$work/flood.out" | tr '\n' ' ')agent fds: $fds_before before, $fds_during while 200 were held"
     check "connections beyond 128 are turned away at once as busy ($(val busy_refused) of 200)" '[ "$(val busy_refused)" -ge 72 ]'
     check "the agent held at most 128 connections (fds $fds_before -> $fds_during)" '[ $((fds_during - fds_before)) -le 130 ]'
     check "the agent logged the refusals" 'grep -q "connection(s): 128 open, the limit" "$work/agent.log"'
@@ -379,6 +379,11 @@ run_flood() {
     check "half-done creates were built (6)" '[ "$(val half_built)" = 6 ]'
     check "silent half-done creates closed by the deadline (3)" '[ "$(val half_closed)" = 3 ]'
     check "every idle connection closed by the agent (200)" '[ "$(val idle_closed)" = 200 ]'
+    for r in $(awk '$1 ~ /^refusal_/ {print $1}' "$work/flood.out"); do
+        check "protocol refusal ${r#refusal_}: the exact line" '[ "$(val "$r")" = 1 ]' || grep "refusal ${r#refusal_}:" "$work/flood.err" | sed 's/^/# /'
+    done
+    check "protocol refusals checked (14)" '[ "$(grep -c "^refusal_" "$work/flood.out")" = 14 ]'
+    check "a task started over the protocol, then released" '[ "$(val task_started)" = 1 ] && [ "$(val released)" = 1 ]'
     check "half-done views flushed, no task left" tasks_empty
     i=0
     while [ "$(agent_fds)" -gt "$fds_before" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
