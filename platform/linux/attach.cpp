@@ -75,10 +75,11 @@ Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const 
     return {};
 }
 
-Result<void> rebindFile(int pidfd, const std::string& rootfs, const std::string& target, int fd) {
+Result<void> rebindFile(int pidfd, const std::string& rootfs, const std::string& target, int fd,
+                        AfterEnter afterEnter) {
     auto proc = openProc();
     if (!proc) return tl::unexpected(proc.error());
-    auto root = enterContainer(pidfd, rootfs);
+    auto root = enterContainer(pidfd, rootfs, afterEnter);
     if (!root) return tl::unexpected(root.error());
     std::string relative = target.substr(target.find_first_not_of('/'));
     UniqueFd top(sysOpenat2(root->get(), relative.c_str(), O_PATH,

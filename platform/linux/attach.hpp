@@ -32,6 +32,7 @@ Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const 
 // the target shows nothing: mounts `fd` beneath the current mount
 // (MOVE_MOUNT_BENEATH, 6.5+), then detaches the old one. Same namespace
 // rules as attachMounts().
-Result<void> rebindFile(int pidfd, const std::string& rootfs, const std::string& target, int fd);
+Result<void> rebindFile(int pidfd, const std::string& rootfs, const std::string& target, int fd,
+                        AfterEnter afterEnter = nullptr);
 
 }  // namespace secretshim::platform

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <span>
 
 namespace secretshim::platform {
 namespace {
@@ -20,7 +21,11 @@ bool kept(int cap) {
     return false;
 }
 
-// Each entry and why the attach phase needs it.
+// Each entry and why the attach phase needs it. The same list confines the
+// hook (plugin/hook/main.cpp) and the agent's helpers that enter a
+// container to attach or rebind (TmpfsView::attach, update, via
+// helper_process.cpp, which has already closed every inherited fd and set
+// no_new_privs); the re-adopting helper adds kReadoptAllowed below.
 constexpr int kAllowed[] = {
     SCMP_SYS(openat),       // /proc, the rootfs, placeholders (O_CREAT|O_EXCL|O_NOFOLLOW)
     SCMP_SYS(openat2),      // every lookup inside the rootfs (RESOLVE_IN_ROOT)
@@ -45,6 +50,14 @@ constexpr int kAllowed[] = {
     SCMP_SYS(rt_sigreturn),
     SCMP_SYS(exit),
     SCMP_SYS(exit_group),
+};
+
+// Added for the re-adopting helper (TmpfsView::adopt), which checks and
+// clones the mounts it finds at each target.
+constexpr int kReadoptAllowed[] = {
+    SCMP_SYS(open_tree),      // cloning our attached mount
+    SCMP_SYS(mount_setattr),  // clearing read-only on the detached clone
+    SCMP_SYS(fstatfs),        // checking it is a tmpfs
 };
 
 // What the sanitizer runtimes call after confinement, in sanitizer builds
@@ -76,13 +89,14 @@ Result<void> dropCapabilities() {
     return {};
 }
 
-Result<void> installFilter() {
+Result<void> installFilter(std::span<const int> extra) {
     std::unique_ptr<void, FilterDeleter> ctx(seccomp_init(SCMP_ACT_ERRNO(EPERM)));
     if (!ctx) return fail("seccomp_init failed");
-    for (int call : kAllowed) {
-        const int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0);
-        if (rc != 0) return failCode(-rc, "adding a seccomp rule");
-    }
+    for (std::span<const int> list : {std::span<const int>(kAllowed), extra})
+        for (int call : list) {
+            const int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0);
+            if (rc != 0) return failCode(-rc, "adding a seccomp rule");
+        }
 #if defined(__SANITIZE_ADDRESS__)
     for (int call : kSanitizerAllowed) {
         const int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0);
@@ -93,12 +107,16 @@ Result<void> installFilter() {
     return {};
 }
 
-}  // namespace
-
-Result<void> confineForAttach() {
+Result<void> confine(std::span<const int> extra) {
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return failErrno("setting no_new_privs");
     if (auto ok = dropCapabilities(); !ok) return ok;
-    return installFilter();
+    return installFilter(extra);
 }
+
+}  // namespace
+
+Result<void> confineForAttach() { return confine({}); }
+
+Result<void> confineForReadopt() { return confine(kReadoptAllowed); }
 
 }  // namespace secretshim::platform

@@ -18,4 +18,10 @@ namespace secretshim::platform {
 // with EPERM. Irreversible.
 Result<void> confineForAttach();
 
+// The same for the agent's helper that re-adopts a running container's
+// views after a restart: the attach allow-list plus open_tree,
+// mount_setattr and fstatfs, which clone our mounts back out of the
+// container. Nothing is ever created or mounted there.
+Result<void> confineForReadopt();
+
 }  // namespace secretshim::platform

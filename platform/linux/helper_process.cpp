@@ -1,16 +1,54 @@
 #include "platform/linux/helper_process.hpp"
 
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <string>
 
 #include "platform/linux/fd_passing.hpp"
 
 namespace secretshim::platform {
+namespace {
 
-Result<std::vector<UniqueFd>> runInHelper(const HelperFn& fn) {
+// Closes every fd but stderr and `keep`, with close_range(2) (5.9) over the
+// gaps between them.
+Result<void> closeInherited(std::vector<int> keep) {
+    keep.push_back(STDERR_FILENO);
+    std::sort(keep.begin(), keep.end());
+    unsigned next = 0;
+    for (int fd : keep) {
+        if (fd < 0 || static_cast<unsigned>(fd) < next) continue;
+        if (static_cast<unsigned>(fd) > next && ::close_range(next, static_cast<unsigned>(fd) - 1, 0) != 0)
+            return failErrno("closing inherited fds");
+        next = static_cast<unsigned>(fd) + 1;
+    }
+    if (::close_range(next, UINT_MAX, 0) != 0) return failErrno("closing inherited fds");
+    return {};
+}
+
+// The wire form of a helper's result: "+" with fds, or "-CODE:MESSAGE".
+std::string encodeError(const Error& e) { return "-" + std::to_string(e.code) + ":" + e.message; }
+
+Error decodeError(const std::string& data) {
+    const auto colon = data.find(':');
+    if (data.size() < 2 || colon == std::string::npos) return Error{0, "helper process failed"};
+    int code = 0;
+    try {
+        code = std::stoi(data.substr(1, colon - 1));
+    } catch (const std::exception&) {
+        return Error{0, data.substr(1)};
+    }
+    return Error{code, data.substr(colon + 1)};
+}
+
+}  // namespace
+
+Result<std::vector<UniqueFd>> runInHelper(std::span<const int> keep, const HelperFn& fn) {
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
         return failErrno("creating a helper socket");
@@ -19,16 +57,22 @@ Result<std::vector<UniqueFd>> runInHelper(const HelperFn& fn) {
     const pid_t pid = ::fork();
     if (pid < 0) return failErrno("forking a helper");
     if (pid == 0) {
-        parentEnd.reset();
-        auto result = fn();
+        std::vector<int> kept(keep.begin(), keep.end());
+        kept.push_back(childEnd.get());
+        Result<std::vector<UniqueFd>> result = closeInherited(std::move(kept)).and_then([] {
+            return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 ? Result<void>() : failErrno("setting no_new_privs");
+        }).and_then([&] { return fn(); });
         int status = 0;
         if (result) {
             std::vector<int> raw;
             for (const auto& fd : *result) raw.push_back(fd.get());
             status = sendFds(childEnd.get(), "+", raw) ? 0 : 1;
         } else {
-            status = sendFds(childEnd.get(), "-" + result.error().message, {}) ? 2 : 1;
+            status = sendFds(childEnd.get(), encodeError(result.error()), {}) ? 2 : 1;
         }
+        // The parent's fds are closed already: nothing here may run
+        // destructors or atexit handlers that expect them.
+        (void)parentEnd.release();
         ::_exit(status);
     }
     childEnd.reset();
@@ -37,8 +81,7 @@ Result<std::vector<UniqueFd>> runInHelper(const HelperFn& fn) {
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
     if (!message) return tl::unexpected(wrap(message.error(), "helper process"));
-    if (message->data.empty() || message->data[0] != '+')
-        return fail(message->data.size() > 1 ? message->data.substr(1) : "helper process failed");
+    if (message->data.empty() || message->data[0] != '+') return tl::unexpected(decodeError(message->data));
     return std::move(message->fds);
 }
 

@@ -3,6 +3,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace secretshim::platform {
 
 int sysPidfdOpen(int pid, unsigned flags) {
@@ -13,7 +15,18 @@ int sysOpenat2(int dirfd, const char* path, std::uint64_t flags, std::uint64_t r
     open_how how{};
     how.flags = flags | O_CLOEXEC;
     how.resolve = resolve;
-    return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+    // With RESOLVE_IN_ROOT or RESOLVE_BENEATH the kernel answers EAGAIN when
+    // a rename anywhere raced a ".." walk and it cannot prove the walk stayed
+    // inside; openat2(2) says to retry. A volume whose directories are
+    // renamed in a loop (tests/integration/hostile_runc.sh race) saw it in
+    // about one start in ten; a few retries make it rare, and the error
+    // stays EAGAIN if they all lose.
+    int fd = -1;
+    for (int attempt = 0; attempt < 32; ++attempt) {
+        fd = static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+        if (fd >= 0 || errno != EAGAIN) break;
+    }
+    return fd;
 }
 
 int sysMountSetattr(int dirfd, const char* path, unsigned flags, std::uint64_t set,

@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <string>
 
+#include "platform/linux/confine.hpp"
 #include "platform/linux/helper_process.hpp"
 #include "platform/linux/mount_api.hpp"
 
@@ -163,7 +164,10 @@ Result<void> TmpfsView::makeReadOnlyClones() {
 // private mount namespace of its own, clones from there (the writable root
 // too), and exits; the clones outlive that namespace.
 Result<void> TmpfsView::makeReadOnlyClonesStaged() {
-    auto fds = runInHelper([this]() -> Result<std::vector<UniqueFd>> {
+    // Host side only (no container's files): no_new_privs and no inherited
+    // fds but the view's, no seccomp (it needs unshare and mount).
+    const int keep[] = {root_.get()};
+    auto fds = runInHelper(keep, [this]() -> Result<std::vector<UniqueFd>> {
         if (::unshare(CLONE_NEWNS) != 0) return failErrno("unshare(CLONE_NEWNS)");
         if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
             return failErrno("making the helper's mounts private");
@@ -221,8 +225,12 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::adopt(mountfs::ViewLayout layout, 
                                                      const KernelFeatures& features) {
     std::unique_ptr<TmpfsView> view(new TmpfsView(std::move(layout), features, 0));
     const mountfs::ViewLayout& l = view->layout_;
-    auto fds = runInHelper([&]() -> Result<std::vector<UniqueFd>> {
+    const int keep[] = {pidfd};
+    auto fds = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
         if (::setns(pidfd, CLONE_NEWNS) != 0) return failErrno("entering the container's mount namespace");
+        // Inside the container, before looking at its files: confined like
+        // the hook, plus the calls that clone our mounts back.
+        if (auto ok = confineForReadopt(); !ok) return tl::unexpected(ok.error());
         UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
         if (!root) return failErrno("opening the container's root");
         std::vector<UniqueFd> out;
@@ -296,8 +304,10 @@ Result<void> TmpfsView::attach(const mountfs::ContainerHandle& container) {
     if (adopted_) return fail("the secrets view is already attached");
     const std::vector<MountSource> sources = mountSources();
     if (sources.empty()) return fail("the secrets view is already attached");
-    auto done = runInHelper([&]() -> Result<std::vector<UniqueFd>> {
-        if (auto ok = attachMounts(container.pidfd, container.rootfs, sources); !ok)
+    std::vector<int> keep{container.pidfd};
+    for (const auto& source : sources) keep.push_back(source.fd);
+    auto done = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
+        if (auto ok = attachMounts(container.pidfd, container.rootfs, sources, &confineForAttach); !ok)
             return tl::unexpected(ok.error());
         return std::vector<UniqueFd>{};
     });
@@ -332,8 +342,11 @@ Result<void> TmpfsView::update(std::size_t index, Bytes payload,
 
     auto clone = readOnlyClone(root_.get(), entry.file.c_str());
     if (!clone) return tl::unexpected(clone.error());
-    auto done = runInHelper([&]() -> Result<std::vector<UniqueFd>> {
-        if (auto ok = rebindFile(container.pidfd, container.rootfs, entry.ref.target, clone->get()); !ok)
+    const int keep[] = {container.pidfd, clone->get()};
+    auto done = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
+        if (auto ok = rebindFile(container.pidfd, container.rootfs, entry.ref.target, clone->get(),
+                                 &confineForAttach);
+            !ok)
             return tl::unexpected(ok.error());
         return std::vector<UniqueFd>{};
     });

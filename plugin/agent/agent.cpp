@@ -12,11 +12,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "mountfs/secret_ref.hpp"
 #include "mountfs/view_layout.hpp"
 #include "platform/linux/fd_passing.hpp"
 #include "platform/linux/mount_api.hpp"
+#include "plugin/agent/session.hpp"
 #include "plugin/protocol/channel.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
@@ -29,7 +31,17 @@ using platform::UniqueFd;
 
 namespace {
 
+// The whole exchange of one connection (a hook's create, attach, attached)
+// must fit in kConnectionTimeout; a client that has sent nothing after
+// kFirstRequestTimeout is closed sooner, so idle connections cannot hold
+// the slots below for long. Every real client sends at once.
 constexpr auto kConnectionTimeout = std::chrono::seconds(10);
+constexpr auto kFirstRequestTimeout = std::chrono::seconds(2);
+// Connections served at once. Each holds an fd, and a pending create holds
+// a built view until "attached": the cap bounds both. Beyond it a new
+// connection gets {"ok":false,"busy":true,...} and is closed at once; the
+// hook retries for a few seconds (plugin/hook/main.cpp).
+constexpr std::size_t kMaxConnections = 128;
 
 void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
 
@@ -64,38 +76,45 @@ Result<SecureBuffer> readValue(int fd, const std::string& name, std::size_t limi
 
 }  // namespace
 
-// One client connection: reads requests, answers them, and for a hook
-// holds the task between "create" and "attached". A deadline covers the
-// whole connection, so a slow or silent client cannot hold anything long.
+// One client connection: the socket, its deadline and its Session (the
+// socket-free request handling, plugin/agent/session.cpp). A deadline covers
+// the whole connection, so a slow or silent client cannot hold anything long.
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
     Connection(asio::io_context& io, Agent& agent, UniqueFd fd)
-        : agent_(agent), socket_(io, fd.release()), timer_(io) {}
+        : agent_(agent), socket_(io, fd.release()), timer_(io),
+          deadline_(std::chrono::steady_clock::now() + kConnectionTimeout), count_(agent.connections_) {
+        ++*count_;
+    }
+    // The io_context may destroy a pending handler, and this with it, after
+    // the Agent is gone: the count is shared, not reached through agent_.
+    ~Connection() { --*count_; }
 
     void run() {
-        timer_.expires_after(kConnectionTimeout);
-        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
-            if (!ec) self->close();
-        });
-        // A refused peer still gets its answer, to its first request: a
-        // reply before it has sent would end in EPIPE on its side.
-        if (!peerIsRoot()) refused_ = true;
+        armTimer(std::chrono::steady_clock::now() + kFirstRequestTimeout);
+        session_.emplace(agent_, peerRefusal());
         doRead();
     }
 
 private:
-    bool peerIsRoot() {
+    // A new expiry cancels the wait in progress (its handler sees
+    // operation_aborted and does nothing).
+    void armTimer(std::chrono::steady_clock::time_point when) {
+        timer_.expires_at(when);
+        timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+            if (!ec) self->close();
+        });
+    }
+
+    std::optional<std::string> peerRefusal() {
         ucred cred{};
         socklen_t len = sizeof cred;
-        if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-            refusal_ = "cannot check the client's credentials";
-            return false;
-        }
-        if (cred.uid == 0) return true;
-        refusal_ = "permission denied: the secretshim agent serves root only (client uid " +
-                   std::to_string(cred.uid) + ")";
+        if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+            return "cannot check the client's credentials";
+        if (cred.uid == 0) return std::nullopt;
         log("refused a client with uid " + std::to_string(cred.uid));
-        return false;
+        return "permission denied: the secretshim agent serves root only (client uid " + std::to_string(cred.uid) +
+               ")";
     }
 
     void doRead() {
@@ -106,75 +125,30 @@ private:
     void onRead(const boost::system::error_code& ec) {
         if (ec) return close();
         auto message = receiveJson(socket_.native_handle());
-        const int code = message ? 0 : message.error().code;
-        if (code == EAGAIN) return doRead();
-        if (refused_ || code == EBADMSG) {
-            (void)sendJson(socket_.native_handle(), failure(refused_ ? refusal_ : "malformed request"));
-            return close();
+        if (!message && message.error().code == EAGAIN) return doRead();
+        if (!spoken_) {
+            spoken_ = true;
+            armTimer(deadline_);
         }
-        if (!message) return close();  // closed, truncated or oversized: drop the client
-        const json& request = message->body;
-        const std::string op = stringField(request, "op");
-        if (op == "create") return onCreate(request, message->fds);
-        if (op == "attached") return onAttached(request);
-        (void)sendJson(socket_.native_handle(), agent_.handle(request, message->fds));
+        auto out = session_->receive(std::move(message));
+        if (!out.reply || !sendJson(socket_.native_handle(), *out.reply, out.fds) || out.close) return close();
         doRead();
-    }
-
-    void onCreate(const json& request, std::vector<UniqueFd>& fds) {
-        if (pending_) {
-            (void)sendJson(socket_.native_handle(), failure("one create per connection"));
-            return close();
-        }
-        auto task = agent_.prepareTask(request, fds);
-        if (!task) {
-            log("container " + quote(stringField(request, "id")) + ": refused: " + task.error().message);
-            (void)sendJson(socket_.native_handle(), failure(task.error().message));
-            return close();
-        }
-        json mounts = json::array();
-        std::vector<int> mountFds;
-        for (const auto& source : task->view->mountSources()) {
-            mounts.push_back({{"target", source.target}, {"directory", source.directory}});
-            mountFds.push_back(source.fd);
-        }
-        if (auto ok = sendJson(socket_.native_handle(), {{"ok", true}, {"mounts", mounts}}, mountFds); !ok)
-            return close();  // the pending view is flushed with the connection
-        pending_ = std::make_unique<Agent::PendingTask>(std::move(*task));
-        doRead();
-    }
-
-    void onAttached(const json& request) {
-        if (!pending_) {
-            (void)sendJson(socket_.native_handle(), failure("nothing to attach"));
-            return close();
-        }
-        if (!boolField(request, "ok")) {
-            log("container " + quote(pending_->record.id) + ": the hook could not attach: " +
-                quote(stringField(request, "error")));
-            pending_.reset();  // flushes the view
-            (void)sendJson(socket_.native_handle(), json{{"ok", true}});
-            return close();
-        }
-        agent_.startTask(std::move(*pending_));
-        pending_.reset();
-        (void)sendJson(socket_.native_handle(), json{{"ok", true}});
-        close();
     }
 
     void close() {
         timer_.cancel();
         boost::system::error_code ignored;
         socket_.close(ignored);
-        pending_.reset();
+        if (session_) session_->abandon();
     }
 
     Agent& agent_;
     asio::posix::stream_descriptor socket_;
     asio::steady_timer timer_;
-    std::unique_ptr<Agent::PendingTask> pending_;
-    std::string refusal_;
-    bool refused_ = false;
+    std::chrono::steady_clock::time_point deadline_;
+    std::shared_ptr<std::size_t> count_;
+    std::optional<Session> session_;
+    bool spoken_ = false;  // a first message arrived
 };
 
 Agent::Agent(asio::io_context& io, AgentConfig config, LocalStore store, TaskRecords records)
@@ -236,10 +210,29 @@ void Agent::acceptNext() {
         for (;;) {
             UniqueFd fd(::accept4(listener_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
             if (!fd) break;
+            if (*connections_ >= kMaxConnections) {
+                refuseBusy(std::move(fd));
+                continue;
+            }
             std::make_shared<Connection>(io_, *this, std::move(fd))->run();
         }
         acceptNext();
     });
+}
+
+// Over the cap: one line for the client, closed at once. The log says so
+// at most once a second, with how many were refused since it last did.
+void Agent::refuseBusy(UniqueFd fd) {
+    (void)sendJson(fd.get(), {{"ok", false}, {"busy", true},
+                              {"error", "the secretshim agent is busy: " + std::to_string(kMaxConnections) +
+                                            " connections open"}});
+    ++busyRefused_;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - lastBusyLog_ < std::chrono::seconds(1)) return;
+    log("refused " + std::to_string(busyRefused_) + " connection(s): " + std::to_string(kMaxConnections) +
+        " open, the limit");
+    busyRefused_ = 0;
+    lastBusyLog_ = now;
 }
 
 void Agent::stop() {

@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
@@ -47,6 +48,7 @@ public:
     nlohmann::json handle(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
 
 private:
+    friend class Connection;  // counts itself in connections_
     struct Task {
         TaskRecord record;
         std::vector<std::string> secrets;
@@ -54,6 +56,7 @@ private:
         std::unique_ptr<boost::asio::posix::stream_descriptor> exitWatch;
     };
     void acceptNext();
+    void refuseBusy(platform::UniqueFd fd);
     void addTask(const TaskRecord& record, std::vector<std::string> secrets,
                  std::unique_ptr<platform::TmpfsView> view, platform::UniqueFd pidfd);
     void watchExit(const TaskRecord& record);
@@ -66,6 +69,9 @@ private:
     TaskRecords records_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
     std::map<std::string, Task> tasks_;
+    std::shared_ptr<std::size_t> connections_ = std::make_shared<std::size_t>(0);  // open Connections
+    std::size_t busyRefused_ = 0;  // refused since the last log line
+    std::chrono::steady_clock::time_point lastBusyLog_{};
 };
 
 }  // namespace secretshim::plugin

@@ -5,6 +5,7 @@
 // forks a child that keeps its stdio: runc waits for those pipes to close.
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -37,6 +38,7 @@ namespace {
 
 constexpr std::size_t kMaxState = 1 << 20;
 constexpr auto kTimeout = std::chrono::seconds(10);
+constexpr auto kBusyRetry = std::chrono::seconds(5);
 
 int usage() {
     std::fputs("usage: secretshim-hook [--socket PATH] createRuntime|prestart|poststop\n", stderr);
@@ -59,6 +61,24 @@ Result<void> checkReply(const JsonMessage& reply) {
     return fail(error.empty() ? "the agent refused without a reason" : error);
 }
 
+// A create request and the agent's reply. A send refused because the
+// agent already closed (EPIPE) reads the reply it left, if any.
+Result<JsonMessage> sendCreate(int sock, const json& request, int pidfd) {
+    const int fds[] = {pidfd};
+    if (auto sent = sendJson(sock, request, fds); !sent) {
+        if (sent.error().code != EPIPE && sent.error().code != ECONNRESET) return tl::unexpected(sent.error());
+        auto left = receiveJson(sock);
+        if (left) return left;
+        return tl::unexpected(sent.error());
+    }
+    return receiveJson(sock);
+}
+
+bool isBusy(const Result<JsonMessage>& reply) {
+    if (!reply) return reply.error().code == EPIPE || reply.error().code == ECONNRESET;
+    return boolField(reply->body, "busy");
+}
+
 Result<void> create(const std::string& socket, const OciState& state, const std::string& secrets) {
     if (state.pid <= 0) return fail("the OCI state has no pid (is the hook registered at createRuntime?)");
     platform::UniqueFd pidfd(platform::sysPidfdOpen(state.pid, 0));
@@ -70,12 +90,19 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
     auto rootfs = parseRootfsPath(*config, state.bundle);
     if (!rootfs) return tl::unexpected(rootfs.error());
 
+    const json request = {{"op", "create"}, {"id", state.id}, {"secrets", secrets}};
     auto sock = connectAgent(socket, kTimeout);
     if (!sock) return tl::unexpected(sock.error());
-    const int fds[] = {pidfd.get()};
-    if (auto ok = sendJson(sock->get(), {{"op", "create"}, {"id", state.id}, {"secrets", secrets}}, fds); !ok)
-        return ok;
-    auto reply = receiveJson(sock->get());
+    auto reply = sendCreate(sock->get(), request, pidfd.get());
+    // The agent turns connections beyond its limit away at once (its reply
+    // says "busy", or it closed before our request went out): retry.
+    for (auto until = std::chrono::steady_clock::now() + kBusyRetry;
+         isBusy(reply) && std::chrono::steady_clock::now() < until;) {
+        ::usleep(50 * 1000);
+        sock = connectAgent(socket, kTimeout);
+        if (!sock) return tl::unexpected(sock.error());
+        reply = sendCreate(sock->get(), request, pidfd.get());
+    }
     if (!reply) return tl::unexpected(reply.error());
     if (auto ok = checkReply(*reply); !ok) return ok;
 

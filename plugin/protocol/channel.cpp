@@ -46,10 +46,14 @@ Result<JsonMessage> receiveJson(int sock) {
             return tl::unexpected(Error{EAGAIN, "timed out waiting for the secretshim agent"});
         return tl::unexpected(msg.error());
     }
+    return decodeJson(msg->data, std::move(msg->fds));
+}
+
+Result<JsonMessage> decodeJson(std::string_view data, std::vector<platform::UniqueFd> fds) {
     JsonMessage out;
-    out.body = nlohmann::json::parse(msg->data, nullptr, false);
+    out.body = nlohmann::json::parse(data, nullptr, false);
     if (out.body.is_discarded() || !out.body.is_object()) return tl::unexpected(Error{EBADMSG, "malformed message"});
-    out.fds = std::move(msg->fds);
+    out.fds = std::move(fds);
     return out;
 }
 

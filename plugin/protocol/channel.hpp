@@ -4,6 +4,7 @@
 #include <chrono>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,5 +29,7 @@ Result<void> sendJson(int sock, const nlohmann::json& body, std::span<const int>
 // EBADMSG). Nothing to read on a non-blocking socket, or a timeout on a
 // blocking one, is code EAGAIN.
 Result<JsonMessage> receiveJson(int sock);
+// What receiveJson() makes of a message's bytes (also used by the fuzzer).
+Result<JsonMessage> decodeJson(std::string_view data, std::vector<platform::UniqueFd> fds);
 
 }  // namespace secretshim::plugin

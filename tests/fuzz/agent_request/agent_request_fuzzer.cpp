@@ -1,14 +1,12 @@
-// Fuzzes the agent's request decoding: one connection's SOCK_SEQPACKET
+// Fuzzes the agent's request handling: one connection's SOCK_SEQPACKET
 // messages (the input split at NUL bytes, which no JSON text contains),
-// each parsed and dispatched as plugin/agent/agent.cpp does, then handled by
-// a real Agent on a throwaway state directory.
-//
-// Connection (the per-socket state machine: parse, "op", create/attached) is
-// private to agent.cpp, so its glue is restated in FuzzConnection below,
-// line for line; everything after it (Agent::prepareTask, startTask, handle,
-// the store, the annotation parser and, as root, the tmpfs view) is the
-// real code. Keep FuzzConnection in step with Connection::onRead,
-// onCreate and onAttached.
+// each decoded by decodeJson() (what receiveJson() does after the read) and
+// fed to the agent's real Session (plugin/agent/session.cpp, the same
+// socket-free state machine the agent's connections run) over a real Agent
+// on a throwaway state directory: the store, the annotation parser and, as
+// root, the tmpfs view are the real code too. The fuzzer plays the client
+// only: it attaches the fds a real client sends (a pidfd with "create", a
+// sealed memfd with "secret.create") and drops what receiveFds() would.
 //
 // Every reply must be an object with a boolean "ok", a failure must carry a
 // one-line "error", and the reply must survive the wire (dump, then parse).
@@ -27,6 +25,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +36,7 @@
 #include "platform/linux/fd_passing.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "plugin/agent/agent.hpp"
+#include "plugin/agent/session.hpp"
 #include "plugin/protocol/channel.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
@@ -71,8 +71,6 @@ void removeStateDir() {
     std::filesystem::remove_all(fixture->stateDir, ec);
 }
 
-
-json failure(const std::string& message) { return {{"ok", false}, {"error", message}}; }
 
 // What sendJson() and the peer's receiveJson() do to a reply.
 void checkReply(const json& reply) {
@@ -137,35 +135,55 @@ UniqueFd valueMemfd() {
     return mem;
 }
 
-// The restated Connection. receive() returns false once the real one
-// would have closed the socket.
+// One client connection over a real Session. receive() returns false
+// once the agent would have closed the socket.
 class FuzzConnection {
 public:
-    explicit FuzzConnection(Agent& agent) : agent_(agent) {}
+    explicit FuzzConnection(Agent& agent) : agent_(agent), session_(agent, std::nullopt) {}
 
     bool receive(const std::string& data) {
         // receiveFds(): an oversized message is truncated and dropped, an
         // empty one reads as the peer closing.
-        if (data.size() > kMaxMessage || data.empty()) return false;
-        json request = json::parse(data, nullptr, false);
-        if (request.is_discarded() || !request.is_object()) return reply(failure("malformed request"), false);
-        const std::string op = stringField(request, "op");
-        if (op == "create") return onCreate(request);
-        if (op == "attached") return onAttached(request);
+        Result<JsonMessage> message = data.size() > kMaxMessage || data.empty()
+                                          ? Result<JsonMessage>(fail("connection closed"))
+                                          : decodeJson(data, {});
+        std::string op, pendingId;
+        if (message) {
+            op = stringField(message->body, "op");
+            // The fds the real clients send with these requests.
+            if (op == "create") {
+                message->fds.emplace_back(platform::sysPidfdOpen(::getpid(), 0));
+                FUZZ_CHECK(message->fds.back().valid());
+            }
+            if (op == "secret.create") message->fds.push_back(valueMemfd());
+        }
+        const json request = message ? message->body : json();
+        const bool hadPending = session_.pending() != nullptr;
+        if (hadPending) pendingId = session_.pending()->record.id;
 
-        // The fds the real clients send with these requests.
-        std::vector<UniqueFd> fds;
-        if (op == "secret.create") fds.push_back(valueMemfd());
-        const json answer = agent_.handle(request, fds);
-        checkReply(answer);
-        if (answer["ok"] == true && (op == "secret.create" || op == "secret.rm")) storeChanged_ = true;
-        return reply(answer, true);
+        const Session::Outcome out = session_.receive(std::move(message));
+        if (!out.reply) {
+            FUZZ_CHECK(out.fds.empty());
+            return false;
+        }
+        checkReply(*out.reply);
+        const bool ok = (*out.reply)["ok"] == true;
+        if (op == "create" && ok) {
+            FUZZ_CHECK(!hadPending && session_.pending() != nullptr && !out.close);
+            FUZZ_CHECK(out.reply->contains("mounts"));
+            checkCreateReply(request, *session_.pending(), (*out.reply)["mounts"], out.fds);
+        } else {
+            FUZZ_CHECK(out.fds.empty());
+        }
+        if (op == "attached" && hadPending && boolField(request, "ok")) started_.push_back(pendingId);
+        if (ok && (op == "secret.create" || op == "secret.rm")) storeChanged_ = true;
+        return !out.close;
     }
 
     // The connection closes: a pending view is flushed; tasks that were
     // started are released as their poststop hook would.
     void close() {
-        pending_.reset();
+        session_.abandon();
         for (const auto& id : started_) checkReply(agent_.handle({{"op", "release"}, {"id", id}}, noFds_));
         started_.clear();
     }
@@ -173,45 +191,8 @@ public:
     bool storeChanged() const { return storeChanged_; }
 
 private:
-    bool reply(const json& body, bool keepOpen) {
-        checkReply(body);
-        return keepOpen;
-    }
-
-    bool onCreate(const json& request) {
-        if (pending_) return reply(failure("one create per connection"), false);
-        std::vector<UniqueFd> fds;
-        fds.emplace_back(platform::sysPidfdOpen(::getpid(), 0));  // the hook sends the init's pidfd
-        FUZZ_CHECK(fds.back().valid());
-        auto task = agent_.prepareTask(request, fds);
-        if (!task) return reply(failure(task.error().message), false);
-        json mounts = json::array();
-        std::vector<int> mountFds;
-        for (const auto& source : task->view->mountSources()) {
-            mounts.push_back({{"target", source.target}, {"directory", source.directory}});
-            mountFds.push_back(source.fd);
-        }
-        checkCreateReply(request, *task, mounts, mountFds);
-        reply({{"ok", true}, {"mounts", mounts}}, true);
-        pending_ = std::make_unique<Agent::PendingTask>(std::move(*task));
-        return true;
-    }
-
-    bool onAttached(const json& request) {
-        if (!pending_) return reply(failure("nothing to attach"), false);
-        if (!boolField(request, "ok")) {
-            (void)stringField(request, "error");  // logged
-            pending_.reset();
-            return reply(json{{"ok", true}}, false);
-        }
-        started_.push_back(pending_->record.id);
-        agent_.startTask(std::move(*pending_));
-        pending_.reset();
-        return reply(json{{"ok", true}}, false);
-    }
-
     Agent& agent_;
-    std::unique_ptr<Agent::PendingTask> pending_;
+    Session session_;
     std::vector<std::string> started_;
     std::vector<UniqueFd> noFds_;
     bool storeChanged_ = false;

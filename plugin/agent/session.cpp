@@ -1,0 +1,70 @@
+#include "plugin/agent/session.hpp"
+
+#include <cerrno>
+#include <cstdio>
+
+#include "plugin/protocol/json_fields.hpp"
+
+namespace secretshim::plugin {
+
+using nlohmann::json;
+using platform::UniqueFd;
+
+namespace {
+
+void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
+
+Session::Outcome answer(json body, bool close) { return {std::move(body), {}, close}; }
+Session::Outcome refuse(const std::string& message) { return answer({{"ok", false}, {"error", message}}, true); }
+
+}  // namespace
+
+Session::Session(Agent& agent, std::optional<std::string> refusal) : agent_(agent), refusal_(std::move(refusal)) {}
+
+Session::Outcome Session::receive(Result<JsonMessage> message) {
+    // A refused peer still gets its answer, to its first request: a reply
+    // before it has sent would end in EPIPE on its side.
+    if (refusal_) return refuse(*refusal_);
+    if (!message && message.error().code == EBADMSG) return refuse("malformed request");
+    if (!message) return {std::nullopt, {}, true};  // closed, truncated or oversized: drop the client
+    const json& request = message->body;
+    const std::string op = stringField(request, "op");
+    if (op == "create") return onCreate(request, message->fds);
+    if (op == "attached") return onAttached(request);
+    return answer(agent_.handle(request, message->fds), false);
+}
+
+Session::Outcome Session::onCreate(const json& request, std::vector<UniqueFd>& fds) {
+    if (pending_) return refuse("one create per connection");
+    auto task = agent_.prepareTask(request, fds);
+    if (!task) {
+        log("container " + quote(stringField(request, "id")) + ": refused: " + task.error().message);
+        return refuse(task.error().message);
+    }
+    Outcome out;
+    json mounts = json::array();
+    for (const auto& source : task->view->mountSources()) {
+        mounts.push_back({{"target", source.target}, {"directory", source.directory}});
+        out.fds.push_back(source.fd);
+    }
+    out.reply = json{{"ok", true}, {"mounts", mounts}};
+    // If the reply cannot be sent, the connection abandons the session and
+    // the pending view is flushed with it.
+    pending_ = std::make_unique<Agent::PendingTask>(std::move(*task));
+    return out;
+}
+
+Session::Outcome Session::onAttached(const json& request) {
+    if (!pending_) return refuse("nothing to attach");
+    if (!boolField(request, "ok")) {
+        log("container " + quote(pending_->record.id) + ": the hook could not attach: " +
+            quote(stringField(request, "error")));
+        pending_.reset();  // flushes the view
+        return answer({{"ok", true}}, true);
+    }
+    agent_.startTask(std::move(*pending_));
+    pending_.reset();
+    return answer({{"ok", true}}, true);
+}
+
+}  // namespace secretshim::plugin

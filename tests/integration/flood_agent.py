@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Floods the agent's socket as a hostile root client would; used by
+hostile_runc.sh flood. Prints "key value" lines for the shell to check.
+
+usage: flood_agent.py SOCKET READY_FILE
+
+1. opens CONNECTIONS idle connections (more than the agent's cap), counts
+   those the agent turned away at once as busy, writes READY_FILE and waits
+   until the agent closed the rest (its first-request deadline);
+2. then: oversized frames, frames split in two (SEQPACKET's half-sent
+   frame: each half arrives as a malformed message), garbage with fds
+   attached, a create whose pidfd is not a pidfd, creates left half-done
+   (no "attached") and connection churn.
+"""
+import json
+import os
+import select
+import socket
+import sys
+import time
+
+CONNECTIONS = 200
+sock_path, ready = sys.argv[1], sys.argv[2]
+
+
+def connect():
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(sock_path)
+    return s
+
+
+def reply(s, timeout=5.0):
+    """The agent's next message as JSON, "EOF" when it closed, None on timeout."""
+    r, _, _ = select.select([s], [], [], timeout)
+    if not r:
+        return None
+    try:
+        data, fds, _, _ = socket.recv_fds(s, 1 << 17, 8)
+    except (ConnectionResetError, BrokenPipeError):
+        return "EOF"
+    for fd in fds:
+        os.close(fd)
+    return json.loads(data) if data else "EOF"
+
+
+def closes(s, timeout=5.0):
+    """True once the agent closed the connection (EOF), draining replies."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = reply(s, end - time.monotonic())
+        if got == "EOF":
+            return True
+        if got is None:
+            return False
+    return False
+
+
+out = {}
+# 1. The idle flood.
+held, busy = [], 0
+for _ in range(CONNECTIONS):
+    held.append(connect())
+time.sleep(0.3)
+for s in held:
+    r, _, _ = select.select([s], [], [], 0)
+    if r:
+        got = reply(s, 0.1)
+        if isinstance(got, dict) and got.get("busy") is True and got.get("ok") is False and \
+                got.get("error") == "the secretshim agent is busy: 128 connections open":
+            busy += 1
+out["busy_refused"] = busy
+open(ready, "w").write("held\n")
+# The agent closes the ones it kept once they stay silent past its
+# first-request deadline (2 s): all 200 must be closed by then.
+out["idle_closed"] = sum(closes(s, 10) for s in held)
+
+# 2. Oversized frames: each over the agent's 64 KiB limit.
+oversized_closed = 0
+for _ in range(10):
+    s = connect()
+    try:
+        s.send(b"{" + b" " * (100 * 1024) + b"}")
+    except OSError:
+        pass
+    oversized_closed += closes(s)
+    s.close()
+out["oversized_closed"] = oversized_closed
+
+# A frame cut in two: on a SEQPACKET socket each part is a message of its
+# own, and neither is a JSON object. (Both parts on one connection would
+# make the reply racy: a peer that closes with unread data resets the
+# connection, and the reply may be lost.)
+split_refused = 0
+frame = json.dumps({"op": "create", "id": "split", "secrets": "s"}).encode()
+for i in range(10):
+    s = connect()
+    s.send(frame[: len(frame) // 2] if i % 2 else frame[len(frame) // 2:])
+    got = reply(s)
+    if isinstance(got, dict) and got.get("error") == "malformed request":
+        split_refused += 1
+    else:
+        print("split frame: unexpected reply", got, file=sys.stderr)
+    s.close()
+out["split_refused"] = split_refused
+
+# Garbage and unknown requests with fds attached: the agent must close them.
+null = os.open("/dev/null", os.O_RDONLY)
+fds_refused = 0
+for i in range(20):
+    s = connect()
+    payload = b"\xff{garbage" if i % 2 else json.dumps({"op": "nope"}).encode()
+    socket.send_fds(s, [payload], [null] * 8)
+    got = reply(s)
+    fds_refused += isinstance(got, dict) and got.get("ok") is False
+    s.close()
+
+# A create whose "pidfd" is /dev/null.
+s = connect()
+socket.send_fds(s, [json.dumps({"op": "create", "id": "notpidfd", "secrets": "s"}).encode()], [null])
+got = reply(s)
+out["bad_pidfd_refused"] = int(isinstance(got, dict) and got.get("ok") is False and got.get("error") == "not a pidfd")
+s.close()
+os.close(null)
+out["fds_refused"] = fds_refused
+
+# Creates left half-done: the view is built and its mount fds sent, then
+# no "attached" ever comes; some clients hang up, some stay silent.
+pidfd = os.pidfd_open(os.getpid())
+half = []
+half_built = 0
+for i in range(6):
+    s = connect()
+    socket.send_fds(s, [json.dumps({"op": "create", "id": f"half{i}", "secrets": "s"}).encode()], [pidfd])
+    got = reply(s)
+    half_built += isinstance(got, dict) and got.get("ok") is True
+    if i % 2:
+        s.close()
+    else:
+        half.append(s)
+out["half_built"] = half_built
+
+# Every refusal of the protocol, with its exact line (docs/bad-inputs.md).
+def exchange(messages, fds=()):
+    """Sends each message on one connection; returns the last reply."""
+    s = connect()
+    got = None
+    for i, m in enumerate(messages):
+        socket.send_fds(s, [json.dumps(m).encode()], list(fds) if i == 0 else [])
+        got = reply(s)
+    s.close()
+    return got
+
+
+def refused(name, messages, fds, line):
+    got = exchange(messages, fds)
+    good = isinstance(got, dict) and got.get("ok") is False and got.get("error") == line
+    if not good:
+        print(f"refusal {name}: got {got}", file=sys.stderr)
+    out["refusal_" + name] = int(good)
+
+
+create = {"op": "create", "id": "proto", "secrets": "s"}
+refused("second_create", [create, create], [pidfd], "one create per connection")
+refused("attached_first", [{"op": "attached", "ok": True}], [], "nothing to attach")
+refused("no_id", [{"op": "create", "secrets": "s"}], [pidfd], "the request names no container")
+refused("no_pidfd", [create], [], "the request carries no pidfd of the container")
+many = ";".join(f"source=s,target=/t/{i}" for i in range(253))
+refused("too_many_files", [{"op": "create", "id": "many", "secrets": many}], [pidfd],
+        "253 targets outside /run/secrets: at most 252 can be attached")
+refused("bad_spec", [{"op": "create", "id": "spec", "secrets": "source=s,target=/proc/x"}], [pidfd],
+        'secret spec "source=s,target=/proc/x": target "/proc/x" is under /proc')
+refused("unknown_secret", [{"op": "create", "id": "unk", "secrets": "nope"}], [pidfd],
+        'secret "nope" does not exist')
+# A running task, then a second create for the same container.
+started = exchange([{"op": "create", "id": "dup", "secrets": "s"}, {"op": "attached", "ok": True}], [pidfd])
+out["task_started"] = int(isinstance(started, dict) and started.get("ok") is True)
+refused("same_container", [{"op": "create", "id": "dup", "secrets": "s"}], [pidfd],
+        'container "dup" already has its secrets')
+refused("rm_in_use", [{"op": "secret.rm", "name": "s"}], [], 'secret "s" is in use by a running task')
+out["released"] = int(exchange([{"op": "release", "id": "dup"}]) == {"ok": True})
+refused("create_no_value", [{"op": "secret.create", "name": "n"}], [],
+        "secret.create needs the value as a memfd")
+devnull = os.open("/dev/null", os.O_RDONLY)
+refused("create_not_memfd", [{"op": "secret.create", "name": "n"}], [devnull],
+        'secret "n": the value is not a memfd')
+os.close(devnull)
+mem = os.memfd_create("v", os.MFD_ALLOW_SEALING)
+os.write(mem, b"x")
+refused("create_unsealed", [{"op": "secret.create", "name": "n"}], [mem],
+        'secret "n": the value\'s memfd is not sealed')
+os.close(mem)
+refused("unknown_op", [{"op": "nope"}], [], 'unknown request "nope"')
+refused("inspect_missing", [{"op": "secret.inspect", "name": "zz"}], [], 'secret "zz" not found')
+
+# Churn: connect and hang up at once.
+for _ in range(300):
+    try:
+        connect().close()
+    except OSError:
+        pass
+
+out["half_closed"] = sum(closes(s, 12) for s in half)
+for s in held + half:
+    s.close()
+os.close(pidfd)
+for k, v in out.items():
+    print(k, int(v))
