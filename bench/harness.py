@@ -63,7 +63,7 @@ class Table:
 
     def render(self):
         out = []
-        head = "%-44s %5s  %-22s  %-22s  %9s  %6s  %10s" % (
+        head = "%-52s %5s  %-22s  %-22s  %9s  %6s  %10s" % (
             "row", "runs", "baseline med/p90/p99", "secretshim med/p90/p99", "added", "ratio", "per secret")
         out.append(head)
         out.append("-" * len(head))
@@ -71,11 +71,11 @@ class Table:
             if r[0] == "section":
                 out.append("[%s]" % r[1])
             elif r[0] == "text":
-                out.append("%-44s %s" % (r[1], r[2]))
+                out.append("%-52s %s" % (r[1], r[2]))
             elif r[0] == "single":
                 _, name, s, note, unit = r
                 f = 1000.0 if unit == "ms" else 1.0
-                out.append("%-44s %5d  %-22s  %-22s  %9s  %6s  %10s %s" % (
+                out.append("%-52s %5d  %-22s  %-22s  %9s  %6s  %10s %s" % (
                     name, len(s), "", "%.3f/%.3f/%.3f" % (median(s) * f, pct(s, .9) * f, pct(s, .99) * f),
                     "", "", "", note))
             else:
@@ -83,7 +83,7 @@ class Table:
                 f = 1000.0
                 added = (median(shim) - median(base)) * f
                 per_s = "%.4f" % (added / per) if per else ""
-                out.append("%-44s %5d  %-22s  %-22s  %9.3f  %6.3f  %10s" % (
+                out.append("%-52s %5d  %-22s  %-22s  %9.3f  %6.3f  %10s" % (
                     name, len(shim),
                     "%.2f/%.2f/%.2f" % (median(base) * f, pct(base, .9) * f, pct(base, .99) * f),
                     "%.2f/%.2f/%.2f" % (median(shim) * f, pct(shim, .9) * f, pct(shim, .99) * f),
@@ -96,19 +96,19 @@ class Agent:
     """secretshimd on a private socket and state dir; its stderr is read by a
     thread that stamps each line with the monotonic clock."""
 
-    def __init__(self, build, work):
+    def __init__(self, build, work, wrapper=()):
         self.sock = os.path.join(work, "agent.sock")
         self.ctlbin = os.path.join(build, "plugin", "secretshimctl")
         self.logf = open(os.path.join(work, "agent.log"), "a")
         self.lines = []
         self.cond = threading.Condition()
         self.proc = subprocess.Popen(
-            [os.path.join(build, "plugin", "secretshimd"), "--socket", self.sock,
+            [*wrapper, os.path.join(build, "plugin", "secretshimd"), "--socket", self.sock,
              "--state-dir", os.path.join(work, "state")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
-        for _ in range(200):
+        for _ in range(600):
             if os.path.exists(self.sock):
                 return
             if self.proc.poll() is not None:
@@ -182,7 +182,13 @@ class Agent:
 
     def stop(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            pid = self.proc.pid
+            try:  # under a tracer (--agent-wrapper strace ...): the agent is its child
+                with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                    pid = int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+            os.kill(pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -318,6 +324,23 @@ class Bench:
         pid = json.loads(self.runc("state", cid).stdout)["pid"]
         return cid, pid, t
 
+    def start_profile(self, name):
+        """--profile DIR: perf samples (cpu-clock, call graphs) of the agent
+        during the measured runs of one row, in DIR/name."""
+        if not self.args.profile:
+            return None
+        os.makedirs(self.args.profile, exist_ok=True)
+        p = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "10000", "-g", "-p",
+                              str(self.agent.proc.pid), "-o", os.path.join(self.args.profile, name)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        return p
+
+    def stop_profile(self, p):
+        if p:
+            p.send_signal(signal.SIGINT)
+            p.wait()
+
     def delete(self, cid):
         self.runc("delete", "-f", cid, check=False)
         self.live.discard(cid)
@@ -359,8 +382,8 @@ class Bench:
     def start_with_secrets(self):
         q = self.args.quick
         self.table.section("2. runc run with N secrets vs bare runc run (same container)")
-        counts = [1] if q else [1, 10, 100, 1000]
-        sizes = [64] if q else [64, 65536]
+        counts = [1] if q else [int(c) for c in self.args.counts.split(",")]
+        sizes = [64] if q else [int(c) for c in self.args.sizes.split(",")]
         for size in sizes:
             for n in counts:
                 names = self.ensure_secrets(n, size)
@@ -373,9 +396,70 @@ class Bench:
                                      % (names[0], names[-1])])
                 self.timed_run(check, "chk")
                 runs = 3 if q else (self.args.runs // 2 if n >= 1000 else self.args.runs)
+                prof = self.start_profile("perf-%d-%d.data" % (n, size))
                 b, s = self.interleaved(lambda: self.timed_run(bare, "b"), lambda: self.timed_run(shim, "s"),
                                         runs, 1 if q else 2)
-                self.table.pair("%4d x %-5s" % (n, "64 B" if size == 64 else "64 KiB"), b, s, per=n)
+                self.stop_profile(prof)
+                self.table.pair("%4d x %-6s" % (n, human(size)), b, s, per=n)
+
+    def agent_direct(self):
+        """The agent's share alone, without runc or the hook: a client speaks
+        the hook's protocol (plugin/protocol/messages.hpp) for a sleeping
+        child process, so the numbers carry no container-start noise."""
+        import socket
+        q = self.args.quick
+        self.table.section("2b. the agent alone: hook protocol for N secrets (create -> reply, attached -> ack, release -> ack)")
+        counts = [1] if q else [int(c) for c in self.args.counts.split(",")]
+        sizes = [64] if q else [int(c) for c in self.args.sizes.split(",")]
+        child = subprocess.Popen(["sleep", "100000"])
+        pidfd = os.pidfd_open(child.pid)
+
+        def request(sock, body, fds=()):
+            data = json.dumps(body).encode()
+            if fds:
+                socket.send_fds(sock, [data], list(fds))
+            else:
+                sock.send(data)
+            msg, got, _, _ = socket.recv_fds(sock, 65536, 253)
+            for fd in got:
+                os.close(fd)
+            reply = json.loads(msg)
+            if not reply.get("ok"):
+                raise RuntimeError("agent refused: %s" % reply.get("error"))
+
+        def once(ann):
+            cid = self.new_id("direct")
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
+                sock.connect(self.agent.sock)
+                t0 = time.perf_counter()
+                request(sock, {"op": "create", "id": cid, "secrets": ann}, [pidfd])
+                t1 = time.perf_counter()
+                request(sock, {"op": "attached", "ok": True})
+                t2 = time.perf_counter()
+            with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
+                sock.connect(self.agent.sock)
+                t3 = time.perf_counter()
+                request(sock, {"op": "release", "id": cid})
+                t4 = time.perf_counter()
+            return t1 - t0, t2 - t1, t4 - t3
+
+        try:
+            for size in sizes:
+                for n in counts:
+                    ann = ";".join(self.ensure_secrets(n, size))
+                    runs = 3 if q else (self.args.runs // 2 if n >= 1000 else self.args.runs)
+                    samples = [once(ann) for _ in range(runs + (0 if q else 3))][0 if q else 3:]
+                    total = [a + b + c for a, b, c in samples]
+                    label = "%4d x %-6s" % (n, human(size))
+                    self.table.single("%s create+attached+release" % label, total,
+                                      note="= %.3f ms per secret" % (ms(median(total)) / n))
+                    self.table.single("%s   create (decrypt, build the view)" % (" " * len(label)), [a for a, _, _ in samples])
+                    self.table.single("%s   attached (task record saved)" % (" " * len(label)), [b for _, b, _ in samples])
+                    self.table.single("%s   release (flush)" % (" " * len(label)), [c for _, _, c in samples])
+        finally:
+            os.close(pidfd)
+            child.kill()
+            child.wait()
 
     def flush(self):
         q = self.args.quick
@@ -400,7 +484,7 @@ class Bench:
                     lat.append(hit[0] - t0)
                     own.append(int(m.group(1)) / 1e6 if m else 0.0)
                 self.delete(cid)
-            label = "%d x %s" % (n, "64 B" if size == 64 else "64 KiB")
+            label = "%d x %s" % (n, human(size))
             self.table.single("exit -> flushed, %s" % label, lat)
             self.table.single("  of which the flush itself (agent log)", own)
 
@@ -516,6 +600,10 @@ class Bench:
         DockerColumn(self).run()
 
 
+def human(size):
+    return "%d KiB" % (size // 1024) if size >= 1024 and size % 1024 == 0 else "%d B" % size
+
+
 def meminfo(field):
     with open("/proc/meminfo") as f:
         for line in f:
@@ -547,6 +635,11 @@ def main():
     p.add_argument("--held", type=int, default=500, help="containers held in row 4b (default 500)")
     p.add_argument("--docker-runs", type=int, default=10, help="runs per Docker row (default 10)")
     p.add_argument("--only", default="1,2,3,4,5", help="rows to run, e.g. 1,2 (default all)")
+    p.add_argument("--agent-wrapper", default="", help="a command to run the agent under, e.g. "
+                   "'valgrind --tool=callgrind' or 'strace -c -o FILE' (for profiling)")
+    p.add_argument("--profile", metavar="DIR", help="record perf profiles of the agent for row 2 into DIR")
+    p.add_argument("--counts", default="1,10,100,1000", help="secret counts of row 2 (default 1,10,100,1000)")
+    p.add_argument("--sizes", default="64,65536", help="secret sizes of row 2 in bytes (default 64,65536)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (agent.log) for a look")
     args = p.parse_args()
     if os.geteuid() != 0:
@@ -565,11 +658,13 @@ def main():
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     status = 0
     try:
-        bench.agent = Agent(bench.build, bench.work)
+        bench.agent = Agent(bench.build, bench.work, args.agent_wrapper.split())
         if "1" in rows:
             bench.hook_fastpath()
         if "2" in rows:
             bench.start_with_secrets()
+        if "2" in rows or "2b" in rows:
+            bench.agent_direct()
         if "3" in rows:
             bench.flush()
         if "4" in rows:
