@@ -96,14 +96,15 @@ class Agent:
     """secretshimd on a private socket and state dir; its stderr is read by a
     thread that stamps each line with the monotonic clock."""
 
-    def __init__(self, build, work, wrapper=()):
+    def __init__(self, build, work, wrapper=(), binary=None):
+        os.makedirs(work, exist_ok=True)
         self.sock = os.path.join(work, "agent.sock")
         self.ctlbin = os.path.join(build, "plugin", "secretshimctl")
         self.logf = open(os.path.join(work, "agent.log"), "a")
         self.lines = []
         self.cond = threading.Condition()
         self.proc = subprocess.Popen(
-            [*wrapper, os.path.join(build, "plugin", "secretshimd"), "--socket", self.sock,
+            [*wrapper, binary or os.path.join(build, "plugin", "secretshimd"), "--socket", self.sock,
              "--state-dir", os.path.join(work, "state")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -209,6 +210,7 @@ class Bench:
         self.live = set()  # container ids that may need a delete
         self.seq = 0
         self.agent = None
+        self.other = None  # --compare-agent: an older secretshimd, row 2b only
         self.table = Table()
         self.secrets = {}  # (count, size) -> names created so far
         self.failures = []
@@ -260,9 +262,11 @@ class Bench:
         missing = ["%s%04d" % (prefix, i) for i in range(len(have), count)]
 
         def create(name):
-            r = self.agent.ctl("secret", "create", name, "-", data=os.urandom(size))
-            if r.returncode != 0:
-                raise RuntimeError("creating secret %s: %s" % (name, r.stderr.decode().strip()))
+            value = os.urandom(size)
+            for agent in filter(None, (self.agent, self.other)):
+                r = agent.ctl("secret", "create", name, "-", data=value)
+                if r.returncode != 0:
+                    raise RuntimeError("creating secret %s: %s" % (name, r.stderr.decode().strip()))
             return name
 
         if missing:
@@ -349,8 +353,8 @@ class Bench:
         ids = list(self.live)
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             list(pool.map(self.delete, ids))
-        if self.agent:
-            self.agent.stop()
+        for agent in filter(None, (self.agent, self.other)):
+            agent.stop()
         if not self.args.keep:
             shutil.rmtree(self.work, ignore_errors=True)
 
@@ -427,17 +431,18 @@ class Bench:
             if not reply.get("ok"):
                 raise RuntimeError("agent refused: %s" % reply.get("error"))
 
-        def once(ann):
+        def once(ann, agent=None):
+            agent = agent or self.agent
             cid = self.new_id("direct")
             with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
-                sock.connect(self.agent.sock)
+                sock.connect(agent.sock)
                 t0 = time.perf_counter()
                 request(sock, {"op": "create", "id": cid, "secrets": ann}, [pidfd])
                 t1 = time.perf_counter()
                 request(sock, {"op": "attached", "ok": True})
                 t2 = time.perf_counter()
             with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
-                sock.connect(self.agent.sock)
+                sock.connect(agent.sock)
                 t3 = time.perf_counter()
                 request(sock, {"op": "release", "id": cid})
                 t4 = time.perf_counter()
@@ -448,9 +453,18 @@ class Bench:
                 for n in counts:
                     ann = ";".join(self.ensure_secrets(n, size))
                     runs = 3 if q else (self.args.runs // 2 if n >= 1000 else self.args.runs)
+                    label = "%4d x %-6s" % (n, human(size))
+                    if self.other:  # before/after of an optimisation, interleaved
+                        old, new = self.interleaved(lambda: once(ann, self.other), lambda: once(ann),
+                                                    runs, 3)
+                        for k, what in enumerate(("create", "attached", "release")):
+                            self.table.pair("%s %s: old agent vs new" % (label, what),
+                                            [x[k] for x in old], [x[k] for x in new], base_name="old agent")
+                        self.table.pair("%s total: old agent vs new" % label, [sum(x) for x in old],
+                                        [sum(x) for x in new], base_name="old agent")
+                        continue
                     samples = [once(ann) for _ in range(runs + (0 if q else 3))][0 if q else 3:]
                     total = [a + b + c for a, b, c in samples]
-                    label = "%4d x %-6s" % (n, human(size))
                     self.table.single("%s create+attached+release" % label, total,
                                       note="= %.3f ms per secret" % (ms(median(total)) / n))
                     self.table.single("%s   create (decrypt, build the view)" % (" " * len(label)), [a for a, _, _ in samples])
@@ -637,6 +651,8 @@ def main():
     p.add_argument("--only", default="1,2,3,4,5", help="rows to run, e.g. 1,2 (default all)")
     p.add_argument("--agent-wrapper", default="", help="a command to run the agent under, e.g. "
                    "'valgrind --tool=callgrind' or 'strace -c -o FILE' (for profiling)")
+    p.add_argument("--compare-agent", metavar="SECRETSHIMD",
+                   help="row 2b against this other (older) agent binary too, interleaved: before/after")
     p.add_argument("--profile", metavar="DIR", help="record perf profiles of the agent for row 2 into DIR")
     p.add_argument("--counts", default="1,10,100,1000", help="secret counts of row 2 (default 1,10,100,1000)")
     p.add_argument("--sizes", default="64,65536", help="secret sizes of row 2 in bytes (default 64,65536)")
@@ -659,6 +675,8 @@ def main():
     status = 0
     try:
         bench.agent = Agent(bench.build, bench.work, args.agent_wrapper.split())
+        if args.compare_agent:
+            bench.other = Agent(bench.build, os.path.join(bench.work, "old"), binary=args.compare_agent)
         if "1" in rows:
             bench.hook_fastpath()
         if "2" in rows:
