@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 
+#include "plugin/store/aes_gcm.hpp"
 #include "plugin/store/atomic_file.hpp"
 #include "plugin/store/private_path.hpp"
 #include "plugin/store/random_hex.hpp"
@@ -154,6 +155,22 @@ Result<RecordHeader> LocalStore::readRecord(std::string_view name, std::vector<u
         return tl::unexpected(file.error());
     }
     const std::string tampered = "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)";
+    // A record that can hold a value within the limit is read in one go and
+    // its header parsed from memory (two syscalls fewer per secret: no
+    // separate header read, no lseek). A larger file gets its header read
+    // first, so an oversized value is refused without reading it.
+    const std::uint64_t fits = kMaxRecordHeader + kGcmNonceSize + kGcmTagSize + options_.maxPayload;
+    if (file->size <= fits) {
+        record.resize(file->size);
+        if (auto ok = readExact(file->fd.get(), record, label); !ok) return tl::unexpected(ok.error());
+        const auto prefix = std::span<const unsigned char>(record).first(
+            std::min<std::size_t>(record.size(), kMaxRecordHeader));
+        auto header = parseRecordHeader(prefix, file->size);
+        if (!header || header->meta.name != name) return refuse(EBADMSG, tampered);
+        if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
+            return tl::unexpected(ok.error());
+        return header;
+    }
     auto header = readHeader(name, file->fd.get(), file->size);
     if (!header) {
         if (header.error().code == EBADMSG) return refuse(EBADMSG, tampered);
