@@ -3,7 +3,9 @@
 // median, p90 and p99 wall times. Used for the hook's fast path: a
 // container without secrets must cost the hook next to nothing.
 //
-// usage: spawn_timer RUNS STDIN_FILE -- PROGRAM ARGS... -- BASELINE ARGS...
+// usage: spawn_timer RUNS STDIN_FILE [--raw] -- PROGRAM ARGS... -- BASELINE ARGS...
+// --raw prints each measured pair instead ("PROGRAM_US BASELINE_US" a line),
+// for bench/harness.py.
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -53,13 +55,14 @@ void report(const char* name, std::vector<double> t) {
 
 int main(int argc, char** argv) {
     if (argc < 6) {
-        std::fprintf(stderr, "usage: spawn_timer RUNS STDIN_FILE -- PROGRAM ARGS... -- BASELINE ARGS...\n");
+        std::fprintf(stderr, "usage: spawn_timer RUNS STDIN_FILE [--raw] -- PROGRAM ARGS... -- BASELINE ARGS...\n");
         return 2;
     }
     const int runs = std::atoi(argv[1]);
     const char* input = argv[2];
     std::vector<char*> program, baseline;
-    int i = 4;
+    const bool raw = std::strcmp(argv[3], "--raw") == 0;
+    int i = raw ? 5 : 4;
     for (; i < argc && std::strcmp(argv[i], "--") != 0; ++i) program.push_back(argv[i]);
     for (++i; i < argc; ++i) baseline.push_back(argv[i]);
     program.push_back(nullptr);
@@ -74,6 +77,10 @@ int main(int argc, char** argv) {
     for (int r = 0; r < runs; ++r) {  // interleaved: noise hits both alike
         a.push_back(runOnce(program, input));
         b.push_back(runOnce(baseline, input));
+    }
+    if (raw) {
+        for (std::size_t k = 0; k < a.size(); ++k) std::printf("%.1f %.1f\n", a[k], b[k]);
+        return 0;
     }
     std::printf("%-28s %8s %10s %10s %10s\n", "wall time (us)", "runs", "median", "p90", "p99");
     report(program[0] + std::string(program[0]).rfind('/') + 1, a);

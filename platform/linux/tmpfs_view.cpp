@@ -44,7 +44,13 @@ Result<void> writeSecretFile(int root, const std::string& path, Bytes data,
     if (!fd) return failErrno("creating the file for secret \"" + ref.source + "\"");
     if (auto ok = writeAll(fd.get(), data); !ok)
         return tl::unexpected(wrap(ok.error(), "secret \"" + ref.source + "\""));
-    if (::fchown(fd.get(), ref.uid, ref.gid) != 0)
+    // A new file already belongs to our fsuid/fsgid (the view's directories
+    // have no setgid bit): skip the call when that is the wanted owner, as
+    // it is for most references (uid and gid default to 0).
+    // (Asked once: geteuid and getegid are syscalls too.)
+    static const uid_t ownUid = ::geteuid();
+    static const gid_t ownGid = ::getegid();
+    if ((ref.uid != ownUid || ref.gid != ownGid) && ::fchown(fd.get(), ref.uid, ref.gid) != 0)
         return failErrno("setting the owner of secret \"" + ref.source + "\"");
     if (::fchmod(fd.get(), ref.mode) != 0)
         return failErrno("setting the mode of secret \"" + ref.source + "\"");

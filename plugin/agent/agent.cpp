@@ -276,20 +276,16 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
         return fail(std::to_string(files) + " targets outside " + std::string(mountfs::kSecretsDir) +
                     ": at most " + std::to_string(platform::kMaxPassedFds - 1) + " can be attached");
 
-    // Decrypt each secret once; the buffers are wiped when this returns: the
-    // view's tmpfs is the only copy a running task needs.
-    std::map<std::string, SecureBuffer> plain;
+    // Decrypt each secret once, all into one locked buffer (one mlock per
+    // task, not per secret); it is wiped when this returns: the view's tmpfs
+    // is the only copy a running task needs.
+    std::map<std::string, std::size_t> index;
+    for (const auto& ref : *refs)
+        if (index.emplace(ref.source, task.secrets.size()).second) task.secrets.push_back(ref.source);
+    auto plain = store_.loadMany(task.secrets);
+    if (!plain) return tl::unexpected(plain.error());
     std::vector<mountfs::Bytes> payloads;
-    for (const auto& ref : *refs) {
-        if (!plain.count(ref.source)) {
-            auto value = store_.load(ref.source);
-            if (!value) return tl::unexpected(value.error());
-            plain.emplace(ref.source, std::move(*value));
-            task.secrets.push_back(ref.source);
-        }
-        const SecureBuffer& b = plain.at(ref.source);
-        payloads.emplace_back(b.data(), b.size());
-    }
+    for (const auto& ref : *refs) payloads.push_back(plain->values[index.at(ref.source)]);
     mountfs::ViewOptions options;
     options.maxPayload = config_.maxPayload;
     auto view = platform::TmpfsView::build(std::move(*layout), payloads, options, platform::kernelFeatures());

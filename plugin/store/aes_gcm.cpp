@@ -4,6 +4,7 @@
 #include <climits>
 #include <memory>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -58,16 +59,24 @@ Result<GcmSealed> gcmSeal(std::span<const unsigned char> key, std::span<const un
 Result<SecureBuffer> gcmOpen(std::span<const unsigned char> key, const GcmNonce& nonce,
                              std::span<const unsigned char> ciphertext, const GcmTag& tag,
                              std::span<const unsigned char> aad) {
-    if (key.size() != kAesKeySize || ciphertext.empty() || !fitsInt(ciphertext.size()) ||
-        !fitsInt(aad.size()))
-        return cannotDecrypt();
+    if (ciphertext.empty()) return cannotDecrypt();
     auto plain = SecureBuffer::allocate(ciphertext.size());
     if (!plain) return tl::unexpected(plain.error());
+    if (auto ok = gcmOpenInto(key, nonce, ciphertext, tag, aad, plain->span()); !ok)
+        return tl::unexpected(ok.error());
+    return plain;
+}
+
+Result<void> gcmOpenInto(std::span<const unsigned char> key, const GcmNonce& nonce,
+                         std::span<const unsigned char> ciphertext, const GcmTag& tag,
+                         std::span<const unsigned char> aad, std::span<unsigned char> out) {
+    if (key.size() != kAesKeySize || ciphertext.empty() || out.size() != ciphertext.size() ||
+        !fitsInt(ciphertext.size()) || !fitsInt(aad.size()))
+        return cannotDecrypt();
 
     // GCM has no padding: the plaintext is exactly as long as the
     // ciphertext, so EVP writes only into the locked buffer. On a tag
-    // mismatch the buffer holds unauthenticated bytes; it is wiped when it
-    // goes out of scope here.
+    // mismatch the buffer holds unauthenticated bytes: wiped here.
     GcmTag expected = tag;  // EVP_CTRL_GCM_SET_TAG takes a non-const pointer
     CipherCtx ctx(EVP_CIPHER_CTX_new());
     int len = 0;
@@ -77,13 +86,16 @@ Result<SecureBuffer> gcmOpen(std::span<const unsigned char> key, const GcmNonce&
         EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kGcmNonceSize), nullptr) == 1 &&
         EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key.data(), nonce.data()) == 1 &&
         (aad.empty() || EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
-        EVP_DecryptUpdate(ctx.get(), plain->data(), &len, ciphertext.data(),
+        EVP_DecryptUpdate(ctx.get(), out.data(), &len, ciphertext.data(),
                           static_cast<int>(ciphertext.size())) == 1 &&
         EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kGcmTagSize), expected.data()) == 1 &&
-        EVP_DecryptFinal_ex(ctx.get(), plain->data() + len, &tail) == 1 &&
+        EVP_DecryptFinal_ex(ctx.get(), out.data() + len, &tail) == 1 &&
         static_cast<std::size_t>(len + tail) == ciphertext.size();
-    if (!ok) return cannotDecrypt();
-    return plain;
+    if (!ok) {
+        OPENSSL_cleanse(out.data(), out.size());
+        return cannotDecrypt();
+    }
+    return {};
 }
 
 }  // namespace secretshim::plugin

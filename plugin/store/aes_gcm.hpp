@@ -35,5 +35,10 @@ Result<GcmSealed> gcmSeal(std::span<const unsigned char> key, std::span<const un
 Result<SecureBuffer> gcmOpen(std::span<const unsigned char> key, const GcmNonce& nonce,
                              std::span<const unsigned char> ciphertext, const GcmTag& tag,
                              std::span<const unsigned char> aad);
+// The same into `out` (exactly ciphertext.size() bytes of a SecureBuffer):
+// one locked buffer can hold many values. Wiped on failure.
+Result<void> gcmOpenInto(std::span<const unsigned char> key, const GcmNonce& nonce,
+                         std::span<const unsigned char> ciphertext, const GcmTag& tag,
+                         std::span<const unsigned char> aad, std::span<unsigned char> out);
 
 }  // namespace secretshim::plugin

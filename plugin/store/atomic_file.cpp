@@ -59,7 +59,8 @@ int renameNoReplace(int dirFd, const char* tmp, const char* name) {
 }  // namespace
 
 Result<void> writeFileAtomic(int dirFd, const std::string& dirPath, const std::string& name,
-                             std::span<const unsigned char> data, mode_t mode, IfExists ifExists) {
+                             std::span<const unsigned char> data, mode_t mode, IfExists ifExists,
+                             Durability durability) {
     const std::string path = dirPath + "/" + name;
     UniqueFd fd;
     std::string tmpName;
@@ -79,7 +80,8 @@ Result<void> writeFileAtomic(int dirFd, const std::string& dirPath, const std::s
     if (::geteuid() == 0 && ::fchown(fd.get(), 0, 0) != 0) return failErrno("chown 0:0 " + path);
     if (::fchmod(fd.get(), mode) != 0) return failErrno("chmod " + path);
     if (auto ok = writeAll(fd.get(), data, path); !ok) return ok;
-    if (::fsync(fd.get()) != 0) return failErrno("fsync " + path);
+    const bool sync = durability == Durability::machineCrash;
+    if (sync && ::fsync(fd.get()) != 0) return failErrno("fsync " + path);
 
     const int rc = ifExists == IfExists::fail ? renameNoReplace(dirFd, tmp.c_str(), name.c_str())
                                               : ::renameat(dirFd, tmp.c_str(), dirFd, name.c_str());
@@ -89,7 +91,7 @@ Result<void> writeFileAtomic(int dirFd, const std::string& dirPath, const std::s
     }
     tmp.commit();
     // The rename is durable only once the directory entry is on disk.
-    if (::fsync(dirFd) != 0) return failErrno("fsync " + dirPath);
+    if (sync && ::fsync(dirFd) != 0) return failErrno("fsync " + dirPath);
     return {};
 }
 

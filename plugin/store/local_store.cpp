@@ -10,6 +10,7 @@
 #include <chrono>
 #include <memory>
 
+#include "plugin/store/aes_gcm.hpp"
 #include "plugin/store/atomic_file.hpp"
 #include "plugin/store/private_path.hpp"
 #include "plugin/store/random_hex.hpp"
@@ -145,7 +146,7 @@ Result<void> LocalStore::remove(std::string_view name) {
     return {};
 }
 
-Result<SecureBuffer> LocalStore::load(std::string_view name) const {
+Result<RecordHeader> LocalStore::readRecord(std::string_view name, std::vector<unsigned char>& record) const {
     if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
     const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
     auto file = openPrivateFile(dir_.get(), fileName(name), label);
@@ -154,6 +155,22 @@ Result<SecureBuffer> LocalStore::load(std::string_view name) const {
         return tl::unexpected(file.error());
     }
     const std::string tampered = "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)";
+    // A record that can hold a value within the limit is read in one go and
+    // its header parsed from memory (two syscalls fewer per secret: no
+    // separate header read, no lseek). A larger file gets its header read
+    // first, so an oversized value is refused without reading it.
+    const std::uint64_t fits = kMaxRecordHeader + kGcmNonceSize + kGcmTagSize + options_.maxPayload;
+    if (file->size <= fits) {
+        record.resize(file->size);
+        if (auto ok = readExact(file->fd.get(), record, label); !ok) return tl::unexpected(ok.error());
+        const auto prefix = std::span<const unsigned char>(record).first(
+            std::min<std::size_t>(record.size(), kMaxRecordHeader));
+        auto header = parseRecordHeader(prefix, file->size);
+        if (!header || header->meta.name != name) return refuse(EBADMSG, tampered);
+        if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
+            return tl::unexpected(ok.error());
+        return header;
+    }
     auto header = readHeader(name, file->fd.get(), file->size);
     if (!header) {
         if (header.error().code == EBADMSG) return refuse(EBADMSG, tampered);
@@ -163,15 +180,57 @@ Result<SecureBuffer> LocalStore::load(std::string_view name) const {
     if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
         return tl::unexpected(ok.error());
 
-    std::vector<unsigned char> record(file->size);
+    record.resize(file->size);
     if (::lseek(file->fd.get(), 0, SEEK_SET) != 0) return failErrno("reading " + label);
     if (auto ok = readExact(file->fd.get(), record, label); !ok) return tl::unexpected(ok.error());
+    return header;
+}
+
+Result<SecureBuffer> LocalStore::load(std::string_view name) const {
+    std::vector<unsigned char> record;
+    auto header = readRecord(name, record);
+    if (!header) return tl::unexpected(header.error());
     auto plain = openRecord(record, name, key_.bytes());
     if (!plain) {
-        if (plain.error().code == EBADMSG) return refuse(EBADMSG, tampered);
+        if (plain.error().code == EBADMSG)
+            return refuse(EBADMSG, "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)");
         return tl::unexpected(plain.error());
     }
     return plain;
+}
+
+Result<LoadedSecrets> LocalStore::loadMany(std::span<const std::string> names) const {
+    // Chunks, not one buffer for the total: the total is known only after
+    // every record was read, and holding all the records (ciphertext) until
+    // then cost more than it saved (bench row 2b, 1000 x 64 KiB). Chunks
+    // double from 16 KiB to 1 MiB: mlock faults in and reset() wipes every
+    // page, so a task of a few small secrets must not pay for 1 MiB.
+    constexpr std::size_t kMaxChunk = std::size_t{1} << 20;
+    std::size_t chunk = std::size_t{16} << 10;
+    LoadedSecrets out;
+    std::vector<unsigned char> record;  // reused: ciphertext only
+    std::size_t used = 0;
+    for (const std::string& name : names) {
+        auto header = readRecord(name, record);
+        if (!header) return tl::unexpected(header.error());
+        const std::size_t size = header->meta.size;
+        if (out.buffers.empty() || used + size > out.buffers.back().size()) {
+            auto buffer = SecureBuffer::allocate(std::max(chunk, size));
+            if (!buffer) return tl::unexpected(buffer.error());
+            out.buffers.push_back(std::move(*buffer));
+            used = 0;
+            chunk = std::min(chunk * 2, kMaxChunk);
+        }
+        const auto slice = out.buffers.back().span().subspan(used, size);
+        if (auto ok = openRecordInto(record, name, key_.bytes(), slice); !ok) {
+            if (ok.error().code == EBADMSG)
+                return refuse(EBADMSG, "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)");
+            return tl::unexpected(ok.error());
+        }
+        out.values.emplace_back(slice.data(), slice.size());
+        used += size;
+    }
+    return out;
 }
 
 }  // namespace secretshim::plugin

@@ -22,6 +22,13 @@ namespace secretshim::plugin {
 inline constexpr std::string_view kSecretsSubdir = "secrets";
 inline constexpr std::string_view kSecretSuffix = ".secret";
 
+// Several values decrypted into a few large SecureBuffers: values[i] is the
+// value of the i-th name asked for.
+struct LoadedSecrets {
+    std::vector<SecureBuffer> buffers;
+    std::vector<mountfs::Bytes> values;
+};
+
 struct StoreOptions {
     std::size_t maxPayload = mountfs::kDefaultMaxPayload;
 };
@@ -41,6 +48,10 @@ public:
     Result<void> remove(std::string_view name);
     // Decrypts one secret's value.
     Result<SecureBuffer> load(std::string_view name) const;
+    // Decrypts several secrets into a few locked buffers (16 KiB doubling up
+    // to 1 MiB, or one value's size): one mapping and one mlock for many
+    // values rather than one per secret. Same errors as load().
+    Result<LoadedSecrets> loadMany(std::span<const std::string> names) const;
 
     const std::string& secretsDir() const { return dirPath_; }
 
@@ -49,6 +60,8 @@ private:
         : dir_(std::move(dir)), dirPath_(std::move(dirPath)), key_(std::move(key)), options_(options) {}
 
     Result<RecordHeader> readHeader(std::string_view name, int fd, std::uint64_t fileSize) const;
+    // The whole record (ciphertext) and its header, checked as load() does.
+    Result<RecordHeader> readRecord(std::string_view name, std::vector<unsigned char>& record) const;
 
     platform::UniqueFd dir_;
     std::string dirPath_;

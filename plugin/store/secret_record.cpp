@@ -107,10 +107,21 @@ Result<RecordHeader> parseRecordHeader(std::span<const unsigned char> prefix, st
 
 Result<SecureBuffer> openRecord(std::span<const unsigned char> record, std::string_view name,
                                 std::span<const unsigned char> key) {
+    auto header = parseRecordHeader(record, record.size());
+    if (!header || header->meta.name != name || header->meta.size == 0)
+        return corrupt("cannot decrypt (corrupt or tampered)");
+    auto plain = SecureBuffer::allocate(header->meta.size);
+    if (!plain) return tl::unexpected(plain.error());
+    if (auto ok = openRecordInto(record, name, key, plain->span()); !ok) return tl::unexpected(ok.error());
+    return plain;
+}
+
+Result<void> openRecordInto(std::span<const unsigned char> record, std::string_view name,
+                            std::span<const unsigned char> key, std::span<unsigned char> out) {
     const auto tampered = [] { return corrupt("cannot decrypt (corrupt or tampered)"); };
     auto header = parseRecordHeader(record, record.size());
     // The name check is also enforced by the tag; checking first is cheaper.
-    if (!header || header->meta.name != name) return tampered();
+    if (!header || header->meta.name != name || header->meta.size != out.size()) return tampered();
 
     const auto headerBytes = record.first(header->length);
     auto rest = record.subspan(header->length);
@@ -121,9 +132,9 @@ Result<SecureBuffer> openRecord(std::span<const unsigned char> record, std::stri
     std::copy_n(rest.begin() + static_cast<std::ptrdiff_t>(kGcmNonceSize + header->meta.size), kGcmTagSize,
                 tag.begin());
 
-    auto plain = gcmOpen(key, nonce, ciphertext, tag, associatedData(headerBytes, name));
-    if (!plain) return plain.error().code == EBADMSG ? tampered() : tl::unexpected(plain.error());
-    return plain;
+    auto ok = gcmOpenInto(key, nonce, ciphertext, tag, associatedData(headerBytes, name), out);
+    if (!ok) return ok.error().code == EBADMSG ? tampered() : ok;
+    return {};
 }
 
 }  // namespace secretshim::plugin

@@ -53,5 +53,9 @@ Result<RecordHeader> parseRecordHeader(std::span<const unsigned char> prefix, st
 // Error{EBADMSG, "cannot decrypt (corrupt or tampered)"}.
 Result<SecureBuffer> openRecord(std::span<const unsigned char> record, std::string_view name,
                                 std::span<const unsigned char> key);
+// The same into `out`, exactly the record's meta.size bytes (a slice of a
+// SecureBuffer that holds several values).
+Result<void> openRecordInto(std::span<const unsigned char> record, std::string_view name,
+                            std::span<const unsigned char> key, std::span<unsigned char> out);
 
 }  // namespace secretshim::plugin

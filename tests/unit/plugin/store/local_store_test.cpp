@@ -379,3 +379,31 @@ TEST_CASE("the store refuses a bad node key") {
     CHECK(store.error().message == "node key " + tmp.path() +
                                        "/node.key is accessible by group or others (mode 0604); expected 0600");
 }
+
+TEST_CASE("loadMany decrypts several secrets into one buffer, each as load() does") {
+    TempDir tmp;
+    auto store = openStore(tmp.path());
+    const std::string big(70000, 'b');
+    REQUIRE(store.create("one", bytesOf(kMarker)).has_value());
+    REQUIRE(store.create("two", bytesOf(kOther)).has_value());
+    REQUIRE(store.create("big", bytesOf(big)).has_value());
+    const std::vector<std::string> names = {"two", "one", "big"};
+    auto loaded = store.loadMany(names);
+    REQUIRE(loaded.has_value());
+    REQUIRE(loaded->values.size() == 3);
+    CHECK(sameBytes(loaded->values[0], kOther));
+    CHECK(sameBytes(loaded->values[1], kMarker));
+    CHECK(sameBytes(loaded->values[2], big));
+    CHECK(loaded->buffers.size() == 2);  // the small two share the first chunk
+
+    const std::vector<std::string> missing = {"one", "nope"};
+    auto refused = store.loadMany(missing);
+    REQUIRE(!refused.has_value());
+    CHECK(refused.error().message == "secret \"nope\" does not exist");
+
+    std::filesystem::rename(fileOf(tmp.path(), "one"), fileOf(tmp.path(), "two"));
+    const std::vector<std::string> moved = {"big", "two"};
+    auto tampered = store.loadMany(moved);
+    REQUIRE(!tampered.has_value());
+    CHECK(tampered.error().message == "secret \"two\": cannot decrypt (corrupt or tampered)");
+}

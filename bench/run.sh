@@ -1,0 +1,7 @@
+#!/bin/sh
+# One command for every benchmark: prints one table (see bench/README.md).
+# usage: sh bench/run.sh [--quick] [--docker] [--build DIR] [--only 1,2,...] [--held N] ...
+# Needs root, runc and a build (meson setup build && meson compile -C build).
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+exec python3 "$here/harness.py" "$@"
