@@ -39,7 +39,7 @@ constexpr std::size_t kMaxState = 1 << 20;
 constexpr auto kTimeout = std::chrono::seconds(10);
 
 int usage() {
-    std::fputs("usage: secretshim-hook [--socket PATH] createRuntime|prestart|poststop\n", stderr);
+    std::fputs("usage: secretshim-hook [--socket PATH] createRuntime|prestart|poststop|auto\n", stderr);
     return 2;
 }
 
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
         else
             return usage();
     }
-    if (stage != "createRuntime" && stage != "prestart" && stage != "poststop") return usage();
+    if (stage != "createRuntime" && stage != "prestart" && stage != "poststop" && stage != "auto") return usage();
 
     auto input = readAll(std::cin, kMaxState, "the OCI state");
     auto state = input ? parseOciState(*input) : tl::unexpected(input.error());
@@ -137,8 +137,12 @@ int main(int argc, char** argv) {
     // The fast path: a container that asks for no secrets costs one lookup.
     const auto secrets = state->annotations.find(std::string(kSecretsAnnotation));
     if (secrets == state->annotations.end()) return 0;
+    // A hooks.d file (Podman, CRI-O) gives one argument list to all its
+    // stages: "auto" tells them apart by the state's status.
+    if (stage == "auto") stage = state->status == "stopped" ? "poststop" : "createRuntime";
 
-    auto result = stage == "poststop" ? release(socket, *state) : create(socket, *state, secrets->second);
+    auto result = stage == "poststop" ? release(socket, *state) : checkNoSplitReference(*state);
+    if (result && stage != "poststop") result = create(socket, *state, secrets->second);
     if (!result) {
         std::fprintf(stderr, "secretshim-hook: container %s: %s\n", state->id.c_str(),
                      result.error().message.c_str());

@@ -23,6 +23,10 @@ Result<OciState> parseOciState(std::string_view text) {
         if (!bundle->is_string()) return fail("the OCI state has an invalid bundle");
         state.bundle = bundle->get<std::string>();
     }
+    if (const auto status = doc.find("status"); status != doc.end()) {
+        if (!status->is_string()) return fail("the OCI state has an invalid status");
+        state.status = status->get<std::string>();
+    }
     if (const auto ann = doc.find("annotations"); ann != doc.end() && !ann->is_null()) {
         if (!ann->is_object()) return fail("the OCI state's annotations are not an object");
         for (const auto& [key, value] : ann->items()) {
@@ -31,6 +35,15 @@ Result<OciState> parseOciState(std::string_view text) {
         }
     }
     return state;
+}
+
+Result<void> checkNoSplitReference(const OciState& state) {
+    for (const char* key : {"source", "target", "uid", "gid", "mode"})
+        if (state.annotations.count(key))
+            return fail(std::string("the annotation ") + quote(key) +
+                        " looks like a piece of a secret reference split at a comma (Podman: quote it, "
+                        "--annotation '\"io.secretshim.secrets=...\"')");
+    return {};
 }
 
 Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle) {

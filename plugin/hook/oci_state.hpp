@@ -17,10 +17,17 @@ struct OciState {
     std::string id;
     pid_t pid = 0;  // 0 where the stage has none (poststop)
     std::string bundle;
+    std::string status;  // "creating"/"created" at createRuntime, "stopped" at poststop
     std::map<std::string, std::string> annotations;
 };
 
 Result<OciState> parseOciState(std::string_view json);
+// Podman 4.3 splits an --annotation value at commas, so an unquoted
+// "io.secretshim.secrets=source=a,target=/x,mode=0400" arrives as the
+// annotations io.secretshim.secrets=source=a, target=/x and mode=0400: the
+// secret would be delivered with the default target, owner and mode. Fails
+// with a hint when such a stray piece is there.
+Result<void> checkNoSplitReference(const OciState& state);
 // root.path of config.json, made absolute against the bundle.
 Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle);
 
