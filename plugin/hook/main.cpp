@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
     }
     // The fast path: a container that asks for no secrets costs one lookup.
     const auto secrets = state->annotations.find(std::string(kSecretsAnnotation));
-    if (secrets == state->annotations.end()) return 0;
+    if (secrets == state->annotations.end() || isPodSandbox(*state)) return 0;
     // A hooks.d file (Podman, CRI-O) gives one argument list to all its
     // stages: "auto" tells them apart by the state's status.
     if (stage == "auto") stage = state->status == "stopped" ? "poststop" : "createRuntime";

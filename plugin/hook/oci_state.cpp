@@ -37,6 +37,14 @@ Result<OciState> parseOciState(std::string_view text) {
     return state;
 }
 
+bool isPodSandbox(const OciState& state) {
+    for (const char* key : {"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"}) {
+        const auto it = state.annotations.find(key);
+        if (it != state.annotations.end() && it->second == "sandbox") return true;
+    }
+    return false;
+}
+
 Result<void> checkNoSplitReference(const OciState& state) {
     for (const char* key : {"source", "target", "uid", "gid", "mode"})
         if (state.annotations.count(key))

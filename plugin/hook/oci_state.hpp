@@ -22,6 +22,9 @@ struct OciState {
 };
 
 Result<OciState> parseOciState(std::string_view json);
+// The pause container of a CRI pod (containerd or CRI-O): it gets the pod's
+// annotations too, but runs no workload, so it gets no secrets.
+bool isPodSandbox(const OciState& state);
 // Podman 4.3 splits an --annotation value at commas, so an unquoted
 // "io.secretshim.secrets=source=a,target=/x,mode=0400" arrives as the
 // annotations io.secretshim.secrets=source=a, target=/x and mode=0400: the

@@ -32,6 +32,10 @@ bool specAsksForSecrets(const json& spec) {
     if (!spec.is_object()) return false;
     const auto ann = spec.find("annotations");
     if (ann == spec.end() || !ann->is_object()) return false;
+    // A CRI pod's pause container gets the pod's annotations but no
+    // secrets (the hook skips it the same way: plugin/hook/oci_state.cpp).
+    for (const char* key : {"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"})
+        if (ann->contains(key) && (*ann)[key] == "sandbox") return false;
     return ann->contains(std::string(kSecretsAnnotation)) || ann->contains(kTaskAnnotation);
 }
 

@@ -47,6 +47,7 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 1" INT TERM HUP PIPE  # so that cleanup runs on a signal too
 tasks_empty() {
     i=0
     while [ $i -lt 40 ]; do

@@ -228,3 +228,10 @@ TEST_CASE("a secret reference split at commas (Podman 4.3 --annotation) is refus
     CHECK(r.error().message.find("the annotation \"target\" looks like a piece of a secret reference split at a comma") == 0);
     CHECK(checkNoSplitReference(stateOk(R"({"id":"x","annotations":{"io.secretshim.secrets":"a,b","org.x":"1"}})")));
 }
+
+TEST_CASE("the pause container of a CRI pod is a sandbox") {
+    CHECK(isPodSandbox(stateOk(R"({"id":"p","annotations":{"io.kubernetes.cri.container-type":"sandbox"}})")));
+    CHECK(isPodSandbox(stateOk(R"({"id":"p","annotations":{"io.kubernetes.cri-o.ContainerType":"sandbox"}})")));
+    CHECK_FALSE(isPodSandbox(stateOk(R"({"id":"c","annotations":{"io.kubernetes.cri.container-type":"container"}})")));
+    CHECK_FALSE(isPodSandbox(stateOk(R"({"id":"c"})")));
+}

@@ -30,6 +30,11 @@ TEST_CASE("which specs ask for secrets") {
     CHECK_FALSE(specAsksForSecrets({{"ociVersion", "1.0.2"}}));
     CHECK_FALSE(specAsksForSecrets({{"annotations", "not an object"}}));
     CHECK_FALSE(specAsksForSecrets(json::array()));
+    // A CRI pod's pause container: no secrets.
+    CHECK_FALSE(specAsksForSecrets(
+        specWith({{"io.secretshim.secrets", "a"}, {"io.kubernetes.cri.container-type", "sandbox"}})));
+    CHECK(specAsksForSecrets(
+        specWith({{"io.secretshim.secrets", "a"}, {"io.kubernetes.cri.container-type", "container"}})));
 }
 
 TEST_CASE("hooks are added at createRuntime and poststop") {
