@@ -3,6 +3,8 @@
 // container; at poststop it tells the agent to flush at once. It stays
 // single-threaded (setns into a mount namespace needs that) and never
 // forks a child that keeps its stdio: runc waits for those pipes to close.
+#include <fcntl.h>
+#include <sys/fsuid.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -17,6 +19,7 @@
 
 #include "platform/linux/attach.hpp"
 #include "platform/linux/confine.hpp"
+#include "platform/linux/id_map.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "plugin/hook/oci_state.hpp"
 #include "plugin/protocol/channel.hpp"
@@ -59,6 +62,28 @@ Result<void> checkReply(const JsonMessage& reply) {
     return fail(error.empty() ? "the agent refused without a reason" : error);
 }
 
+// In a user namespace, the mount points the hook creates belong to the
+// container's root: a tmpfs the container mounted (its /run) refuses an
+// owner its namespace cannot name (EOVERFLOW), and the container's root
+// should own what appears in its tree. Capabilities are unaffected: the
+// confinement gives DAC_OVERRIDE back after setfsuid() cleared it.
+Result<void> actAsContainerRoot(pid_t pid) {
+    auto uids = platform::IdMap::read(AT_FDCWD, pid, "uid");
+    if (!uids) return tl::unexpected(uids.error());
+    auto gids = platform::IdMap::read(AT_FDCWD, pid, "gid");
+    if (!gids) return tl::unexpected(gids.error());
+    auto uid = uids->toHost(0);
+    auto gid = gids->toHost(0);
+    if (!uid || !gid) return fail("the container's root has no mapping to the host");
+    if (*uid == 0 && *gid == 0) return {};
+    ::setfsgid(*gid);
+    ::setfsuid(*uid);
+    if (static_cast<std::uint32_t>(::setfsuid(static_cast<uid_t>(-1))) != *uid ||
+        static_cast<std::uint32_t>(::setfsgid(static_cast<gid_t>(-1))) != *gid)
+        return fail("cannot act as the container's root (host uid " + std::to_string(*uid) + ")");
+    return {};
+}
+
 Result<void> create(const std::string& socket, const OciState& state, const std::string& secrets) {
     if (state.pid <= 0) return fail("the OCI state has no pid (is the hook registered at createRuntime?)");
     platform::UniqueFd pidfd(platform::sysPidfdOpen(state.pid, 0));
@@ -67,7 +92,8 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
     if (!configFile) return fail("cannot read " + state.bundle + "/config.json");
     auto config = readAll(configFile, 16 * kMaxState, "config.json");
     if (!config) return tl::unexpected(config.error());
-    auto rootfs = parseRootfsPath(*config, state.bundle);
+    bool rootReadOnly = false;
+    auto rootfs = parseRootfsPath(*config, state.bundle, &rootReadOnly);
     if (!rootfs) return tl::unexpected(rootfs.error());
 
     auto sock = connectAgent(socket, kTimeout);
@@ -89,9 +115,14 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
             return fail("malformed reply from the agent");
         sources.push_back({m["target"].get<std::string>(), reply->fds[i].get(), boolField(m, "directory")});
     }
+    if (auto ok = actAsContainerRoot(state.pid); !ok) {
+        (void)sendJson(sock->get(), {{"op", "attached"}, {"ok", false}, {"error", ok.error().message}});
+        return ok;
+    }
     // Once inside the container's mount namespace, before it touches the
     // image's files, the hook confines itself.
-    auto attached = platform::attachMounts(pidfd.get(), *rootfs, sources, &platform::confineForAttach);
+    auto attached = platform::attachMounts(pidfd.get(), *rootfs, sources, &platform::confineForAttach,
+                                           rootReadOnly);
     json report = {{"op", "attached"}, {"ok", attached.has_value()}};
     if (!attached) report["error"] = attached.error().message;
     if (auto ok = sendJson(sock->get(), report); !ok) return attached ? ok : attached;

@@ -54,7 +54,7 @@ Result<void> checkNoSplitReference(const OciState& state) {
     return {};
 }
 
-Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle) {
+Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle, bool* readonly) {
     const json doc = json::parse(configJson, nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) return fail("the bundle's config.json is not a JSON object");
     const auto root = doc.find("root");
@@ -62,6 +62,10 @@ Result<std::string> parseRootfsPath(std::string_view configJson, const std::stri
     const auto path = root->find("path");
     if (path == root->end() || !path->is_string() || path->get_ref<const std::string&>().empty())
         return fail("config.json has no root.path");
+    if (readonly) {
+        const auto ro = root->find("readonly");
+        *readonly = ro != root->end() && ro->is_boolean() && ro->get<bool>();
+    }
     std::string p = path->get<std::string>();
     if (p.front() == '/') return p;
     if (bundle.empty() || bundle.front() != '/') return fail("the bundle path is not absolute");

@@ -31,7 +31,9 @@ bool isPodSandbox(const OciState& state);
 // secret would be delivered with the default target, owner and mode. Fails
 // with a hint when such a stray piece is there.
 Result<void> checkNoSplitReference(const OciState& state);
-// root.path of config.json, made absolute against the bundle.
-Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle);
+// root.path of config.json, made absolute against the bundle; root.readonly
+// into *readonly if given.
+Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle,
+                                    bool* readonly = nullptr);
 
 }  // namespace secretshim::plugin

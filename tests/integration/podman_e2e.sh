@@ -118,6 +118,18 @@ pm stop -t 0 "$cid" >/dev/null 2>&1
 pm rm "$cid" >/dev/null 2>&1
 check "podman stop and rm: nothing left" 'no_view_mounts && [ -z "$(pm ps -aq)" ]'
 
+# A user namespace (--uidmap/--gidmap): a secret's uid is a container id,
+# the file carries the host id it maps to.
+cp -a "$work/rootfs" "$work/rootfs-userns"
+chown -R 100000:100000 "$work/rootfs-userns"
+chmod 0711 "$work"
+out=$(pm run --rm --network none --uidmap 0:100000:65536 --gidmap 0:100000:65536 \
+      --annotation '"io.secretshim.secrets=source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0400"' \
+      --rootfs "$work/rootfs-userns" /bin/sh -c 'sha256sum /etc/app/key | cut -c1-64; stat -c "%u %g %a" /etc/app/key; cat /proc/self/uid_map' 2>"$work/userns.err")
+check "podman --uidmap: the secret is readable, owned by container uid 1000" \
+    '[ "$(echo "$out" | sed -n 1,2p | tr "\n" " ")" = "$(digest "$api") 1000 1000 400 " ] && echo "$out" | sed -n 3p | grep -qE "^ *0 +100000 +65536$"' || cat "$work/userns.err"
+check "podman --uidmap: flushed" tasks_empty
+
 # A container without the annotation: the hook is not even run.
 out=$(pm run --rm --network none --rootfs "$work/rootfs" /bin/sh -c 'grep -c " /run/secrets " /proc/self/mountinfo' 2>&1)
 check "podman: no annotation, runs without secrets" '[ "$out" = 0 ]'

@@ -235,3 +235,13 @@ TEST_CASE("the pause container of a CRI pod is a sandbox") {
     CHECK_FALSE(isPodSandbox(stateOk(R"({"id":"c","annotations":{"io.kubernetes.cri.container-type":"container"}})")));
     CHECK_FALSE(isPodSandbox(stateOk(R"({"id":"c"})")));
 }
+
+TEST_CASE("parseRootfsPath reports root.readonly") {
+    bool ro = true;
+    CHECK(parseRootfsPath(R"({"root":{"path":"rootfs"}})", "/b", &ro).value() == "/b/rootfs");
+    CHECK_FALSE(ro);
+    CHECK(parseRootfsPath(R"({"root":{"path":"rootfs","readonly":true}})", "/b", &ro).value() == "/b/rootfs");
+    CHECK(ro);
+    CHECK(parseRootfsPath(R"({"root":{"path":"/r","readonly":"yes"}})", "/b", &ro).value() == "/r");
+    CHECK_FALSE(ro);
+}
