@@ -5,6 +5,7 @@
 // forks a child that keeps its stdio: runc waits for those pipes to close.
 #include <fcntl.h>
 #include <sys/fsuid.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -20,6 +21,7 @@
 #include "platform/linux/attach.hpp"
 #include "platform/linux/confine.hpp"
 #include "platform/linux/id_map.hpp"
+#include "platform/linux/userns_lock.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "plugin/hook/oci_state.hpp"
 #include "plugin/protocol/channel.hpp"
@@ -84,6 +86,29 @@ Result<void> actAsContainerRoot(pid_t pid) {
     return {};
 }
 
+// A container in its own user namespace gets mounts whose flags it cannot
+// change (platform/linux/userns_lock.hpp); `sources` then name the locked
+// clones, which `locked` keeps open.
+// Inside the container's user namespace the hook can no longer setns() on
+// the pidfd (that needs ptrace rights over the init, whose memory belongs
+// to the host's namespace): `mntns` is the container's mount namespace,
+// opened before, for attachMounts().
+Result<void> lockFlagsIfUserNamespace(int pidfd, pid_t pid, std::vector<platform::MountSource>& sources,
+                                      std::vector<platform::UniqueFd>& locked, platform::UniqueFd& mntns) {
+    auto other = platform::inOtherUserNamespace(pid);
+    if (!other) return tl::unexpected(other.error());
+    if (!*other) return {};
+    mntns.reset(::open(("/proc/" + std::to_string(pid) + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!mntns) return failErrno("opening the container's mount namespace");
+    // The pid still names the init the pidfd holds (not a reused pid).
+    if (::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0) return failErrno("checking the container's init");
+    auto clones = platform::lockMountFlags(pidfd, sources);
+    if (!clones) return tl::unexpected(clones.error());
+    locked = std::move(*clones);
+    for (std::size_t i = 0; i < sources.size(); ++i) sources[i].fd = locked[i].get();
+    return {};
+}
+
 Result<void> create(const std::string& socket, const OciState& state, const std::string& secrets) {
     if (state.pid <= 0) return fail("the OCI state has no pid (is the hook registered at createRuntime?)");
     platform::UniqueFd pidfd(platform::sysPidfdOpen(state.pid, 0));
@@ -115,14 +140,15 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
             return fail("malformed reply from the agent");
         sources.push_back({m["target"].get<std::string>(), reply->fds[i].get(), boolField(m, "directory")});
     }
-    if (auto ok = actAsContainerRoot(state.pid); !ok) {
-        (void)sendJson(sock->get(), {{"op", "attached"}, {"ok", false}, {"error", ok.error().message}});
-        return ok;
-    }
     // Once inside the container's mount namespace, before it touches the
     // image's files, the hook confines itself.
-    auto attached = platform::attachMounts(pidfd.get(), *rootfs, sources, &platform::confineForAttach,
-                                           rootReadOnly);
+    std::vector<platform::UniqueFd> locked;
+    platform::UniqueFd mntns;
+    auto attached = actAsContainerRoot(state.pid);
+    if (attached) attached = lockFlagsIfUserNamespace(pidfd.get(), state.pid, sources, locked, mntns);
+    if (attached)
+        attached = platform::attachMounts(mntns ? mntns.get() : pidfd.get(), *rootfs, sources,
+                                          &platform::confineForAttach, rootReadOnly);
     json report = {{"op", "attached"}, {"ok", attached.has_value()}};
     if (!attached) report["error"] = attached.error().message;
     if (auto ok = sendJson(sock->get(), report); !ok) return attached ? ok : attached;

@@ -8,13 +8,14 @@
 #  * root.readonly: a target whose mount point cannot be created is refused
 #    in one line with nothing left behind; with a /run tmpfs in the spec,
 #    /run/secrets works; existing mount points work.
-# Usage: userns_rootfs_e2e.sh BUILD_DIR
+# Usage: userns_rootfs_e2e.sh BUILD_DIR [runc|crun]
 # Secret values are random markers compared as SHA-256 digests, never printed.
 set -u
 build=$(cd "$1" && pwd)
 scripts=$(cd "$(dirname "$0")/../../scripts" && pwd)
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-command -v runc >/dev/null || { echo "SKIP: runc not installed"; exit 77; }
+runtime=${2:-runc}
+command -v "$runtime" >/dev/null || { echo "SKIP: $runtime not installed"; exit 77; }
 
 hook=$build/plugin/secretshim-hook
 work=$(mktemp -d /tmp/secretshim-userns-XXXXXX)
@@ -30,7 +31,15 @@ check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
 marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 digest() { printf %s "$1" | sha256sum | cut -c1-64; }
 ctl() { "$build/plugin/secretshimctl" --socket "$sock" "$@"; }
-rt() { runc --root "$work/state-rt" "$@"; }
+# crun 1.8 refuses a hybrid cgroup layout: run it in a private mount
+# namespace without the cgroup2 mount (FACTS.md).
+rt() {
+    if [ "$runtime" = crun ] && mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
+        unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified; exec crun --cgroup-manager=disabled --root "$0" "$@"' "$work/state-rt" "$@"
+    else
+        "$runtime" --root "$work/state-rt" "$@"
+    fi
+}
 cleanup() {
     for id in $ids; do rt delete -f "$id" >/dev/null 2>&1; done
     [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
@@ -54,6 +63,9 @@ bundle() {
     [ -z "${USERNS:-}" ] || chown -R "${USERNS%%:*}:${USERNS%%:*}" "$work/$b/rootfs"
 }
 run() { id=$1; shift; ids="$ids $id"; rt run --bundle "$work/$id" "$id" "$@"; }
+# What the hook said: runc passes its stderr on, crun writes it to the file
+# the bundle's run.oci.hooks.stderr annotation names.
+hook_said() { cat "$work/$1.err" "$work/$1.hookerr" 2>/dev/null; }
 pid_of() { rt state "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
 
 "$build/plugin/secretshimd" --config "$scripts/../packaging/secretshimd.yaml" --socket "$sock" \
@@ -79,29 +91,44 @@ check "userns: the placeholder the hook created belongs to the container's root 
     '[ "$(stat -c "%u %g" "$work/u1/rootfs/etc/app/key" "$work/u1/rootfs/etc/app" | tr "\n" " ")" = "100000 100000 100000 100000 " ]'
 check "userns: flushed after exit" tasks_empty
 
-bundle u2 "source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0400" 0 sh -c 'sleep 100'
+bundle u2 "db_pass;source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0400" 0 sh -c 'sleep 100'
+python3 - "$work/u2/config.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+caps = ["CAP_SYS_ADMIN", "CAP_DAC_OVERRIDE"]
+spec["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+spec["process"]["noNewPrivileges"] = True
+json.dump(spec, open(sys.argv[1], "w"))
+PY
 ids="$ids u2"
 rt run -d --bundle "$work/u2" u2 >/dev/null 2>"$work/u2.err" </dev/null
 pid=$(pid_of u2)
 check "userns: on the host the file has the mapped ids 101000:101000" \
     '[ "$(stat -c "%u %g" "/proc/$pid/root/etc/app/key")" = "101000 101000" ]'
-# The mounts we attach are not locked by the kernel (only mounts copied
-# into a namespace of a less privileged user namespace are): a container
-# whose root holds CAP_SYS_ADMIN in its own namespace could remount its
-# view; make_bundle.py gives no capabilities, so here it cannot.
-check "userns: the container cannot remount its view read-write" \
-    '! rt exec u2 /bin/busybox mount -o remount,bind,rw /run/secrets >/dev/null 2>&1 && rt exec u2 /bin/busybox grep -q " /etc/app/key ro," /proc/self/mountinfo'
+# The container's root holds CAP_SYS_ADMIN in its own user namespace: it
+# can remount what it mounted itself (its /run tmpfs), but not clear ro,
+# nosuid or noexec on its secrets: the hook hands over mounts whose flags
+# the kernel has locked (platform/linux/userns_lock.hpp).
+check "userns: the container's root can remount its own /run (so it holds CAP_SYS_ADMIN)" \
+    'rt exec u2 /bin/busybox mount -o remount,bind,ro /run >/dev/null 2>&1'
+check "userns: ... but not make its secrets directory read-write" \
+    '! rt exec u2 /bin/busybox mount -o remount,bind,rw /run/secrets >/dev/null 2>&1'
+check "userns: ... nor clear nosuid or noexec on a single-file secret" \
+    '! rt exec u2 /bin/busybox mount -o remount,bind,ro,suid /etc/app/key >/dev/null 2>&1 && ! rt exec u2 /bin/busybox mount -o remount,bind,ro,exec /etc/app/key >/dev/null 2>&1'
+check "userns: the flags are still ro,nosuid,nodev,noexec" \
+    '[ "$(rt exec u2 /bin/busybox grep -cE " (/run/secrets|/etc/app/key) ro,nosuid,nodev,noexec[, ]" /proc/self/mountinfo)" = 2 ]'
+check "userns: the container's root can still read its secret" '[ "$(rt exec u2 /bin/busybox sha256sum /etc/app/key | cut -c1-64)" = "$(digest "$api")" ]'
 kill -9 "$pid"
 check "userns: killed, flushed" tasks_empty
 
 bundle u3 "source=db_pass,uid=70000" 0 sh -c 'echo RAN'
 out=$(run u3 2>"$work/u3.err"); rc=$?
 check "userns: a uid with no mapping is refused in one line" \
-    '[ $rc != 0 ] && [ -z "$out" ] && grep -qF "secretshim-hook: container u3: secret" "$work/u3.err" && grep -qF "uid 70000 has no mapping in the container" "$work/u3.err"'
+    '[ $rc != 0 ] && [ -z "$out" ] && hook_said u3 | grep -qF "secretshim-hook: container u3: secret" && hook_said u3 | grep -qF "uid 70000 has no mapping in the container"'
 check "userns: refused, nothing left" 'no_view_mounts && tasks_empty && [ ! -e "$work/u3/rootfs/run/secrets" ]'
 bundle u4 "source=db_pass,gid=65536" 0 sh -c 'echo RAN'
 out=$(run u4 2>"$work/u4.err"); rc=$?
-check "userns: a gid with no mapping is refused" '[ $rc != 0 ] && grep -qF "gid 65536 has no mapping" "$work/u4.err"'
+check "userns: a gid with no mapping is refused" '[ $rc != 0 ] && hook_said u4 | grep -qF "gid 65536 has no mapping"'
 check "userns: the kernel refuses noswap for a tmpfs made in a user namespace (why the agent makes views outside)" \
     '! unshare -Urm sh -c "mount -t tmpfs -o noswap none /mnt" 2>/dev/null && unshare -Urm sh -c "mount -t tmpfs none /mnt"'
 unset USERNS
@@ -115,8 +142,8 @@ check "readonly rootfs: flushed" tasks_empty
 
 bundle r2 "db_pass;source=api_key,target=/etc/app/key" 0 sh -c 'echo RAN'
 out=$(run r2 2>"$work/r2.err"); rc=$?
-err=$(grep -o "secretshim-hook: .*" "$work/r2.err" | sed 's/\\n.*//; s/"$//')
-echo "# runc said: $err"
+err=$(hook_said r2 | grep -o "secretshim-hook: .*" | sed 's/\\n.*//; s/"$//')
+echo "# $runtime said: $err"
 check "readonly rootfs: a target outside /run/secrets is refused in one line" \
     '[ $rc != 0 ] && [ -z "$out" ] && [ "$err" = "secretshim-hook: container r2: creating /etc/app in the container: the root filesystem is read-only (use a target under /run/secrets, or a mount point the image already has)" ]'
 check "readonly rootfs: refused, no view, no task, the /run/secrets mount taken down" \
@@ -126,7 +153,7 @@ export NO_RUN_TMPFS=1
 bundle r3 "db_pass" 0 sh -c 'echo RAN'
 out=$(run r3 2>"$work/r3.err"); rc=$?
 check "readonly rootfs without a /run tmpfs: /run/secrets refused in one line" \
-    '[ $rc != 0 ] && [ -z "$out" ] && grep -qF "secretshim-hook: container r3: creating /run/secrets in the container: the root filesystem is read-only" "$work/r3.err" && tasks_empty'
+    '[ $rc != 0 ] && [ -z "$out" ] && hook_said r3 | grep -qF "secretshim-hook: container r3: creating /run/secrets in the container: the root filesystem is read-only" && tasks_empty'
 # Mount points the image already has need no creating.
 bundle r4 "db_pass;source=api_key,target=/etc/key" 0 sh -c 'sha256sum /run/secrets/db_pass /etc/key | cut -c1-64'
 mkdir -p "$work/r4/rootfs/run/secrets"; : >"$work/r4/rootfs/etc/key"
