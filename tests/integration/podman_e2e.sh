@@ -65,13 +65,22 @@ python3 "$here/check_hooks_json.py" "$packaged" "$installed_hook" || failures=$(
 # 2. A copy for this test: the packaged file with only the hook's path and
 # socket changed.
 mkdir -p "$work/hooks" "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/run"
-python3 - "$packaged" "$work/hooks/secretshim.json" "$hook" "$sock" <<'PY'
+python3 - "$packaged" "$work/hooks/secretshim.json" "$work/hook-logged" "$sock" <<'PY'
 import json, sys
 doc = json.load(open(sys.argv[1]))
 doc["hook"]["path"] = sys.argv[3]
 doc["hook"]["args"] = ["secretshim-hook", "--socket", sys.argv[4]] + doc["hook"]["args"][1:]
 json.dump(doc, open(sys.argv[2], "w"), indent=1)
 PY
+# The hook, behind a script that notes each stage's status and container.
+cat >"$work/hook-logged" <<SH
+#!/bin/sh
+state=\$(cat)
+printf '%s\n' "\$state" | grep -o '"id":"[^"]*"\|"status":"[^"]*"' | tr '\n' ' ' >>"$work/hook-calls.log"
+echo >>"$work/hook-calls.log"
+printf '%s' "\$state" | exec "$hook" "\$@"
+SH
+chmod +x "$work/hook-logged"
 cp /bin/busybox "$work/rootfs/bin/busybox"
 ln -s busybox "$work/rootfs/bin/sh"
 
@@ -117,6 +126,8 @@ check "hook auto + a stopped state = poststop: flushed while still running" 'tas
 pm stop -t 0 "$cid" >/dev/null 2>&1
 pm rm "$cid" >/dev/null 2>&1
 check "podman stop and rm: nothing left" 'no_view_mounts && [ -z "$(pm ps -aq)" ]'
+check "podman ran the hook at createRuntime and, after the exit, at poststop" \
+    'grep -qxF "\"id\":\"$cid\" \"status\":\"creating\" " "$work/hook-calls.log" && grep -qxF "\"id\":\"$cid\" \"status\":\"stopped\" " "$work/hook-calls.log"' || cat "$work/hook-calls.log"
 
 # A user namespace (--uidmap/--gidmap): a secret's uid is a container id,
 # the file carries the host id it maps to.
