@@ -248,6 +248,8 @@ check "wrapper: itself as the runtime is refused" '[ $rc = 1 ] && echo "$err" | 
 mkdir -p "$work/pathdir"; ln -s "$wrapper" "$work/pathdir/runc"
 err=$(PATH="$work/pathdir:relative:/usr/sbin:/usr/bin:/sbin:/bin" "$work/pathdir/runc" --version 2>&1 | head -1)
 check "wrapper installed as runc in PATH finds the real runc, not itself" 'echo "$err" | grep -q "^runc version"'
+out=$(SECRETSHIM_RUNTIME=/nonexistent "$wrapper" --secretshim-runtime=/bin/echo --root /r state w1 2>&1)
+check "wrapper: --secretshim-runtime= overrides the environment and is not passed on" '[ "$out" = "--root /r state w1" ]'
 err=$(PATH=/nonexistent "$wrapper" state w1 2>&1); rc=$?
 check "wrapper: a runtime missing from PATH is refused" '[ $rc = 1 ] && [ "$err" = "secretshim-runtime: the runtime \"runc\" was not found in PATH" ]'
 
