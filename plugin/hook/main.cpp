@@ -88,11 +88,10 @@ Result<void> actAsContainerRoot(pid_t pid) {
 
 // A container in its own user namespace gets mounts whose flags it cannot
 // change (platform/linux/userns_lock.hpp); `sources` then name the locked
-// clones, which `locked` keeps open.
-// Inside the container's user namespace the hook can no longer setns() on
-// the pidfd (that needs ptrace rights over the init, whose memory belongs
-// to the host's namespace): `mntns` is the container's mount namespace,
-// opened before, for attachMounts().
+// clones, which `locked` keeps open. Once in that user namespace the hook
+// can no longer setns() on the pidfd (that needs ptrace rights over the
+// init, whose memory belongs to the host's namespace): `mntns` is the
+// container's mount namespace, opened before, for attachMounts().
 Result<void> lockFlagsIfUserNamespace(int pidfd, pid_t pid, std::vector<platform::MountSource>& sources,
                                       std::vector<platform::UniqueFd>& locked, platform::UniqueFd& mntns) {
     auto other = platform::inOtherUserNamespace(pid);
@@ -101,7 +100,8 @@ Result<void> lockFlagsIfUserNamespace(int pidfd, pid_t pid, std::vector<platform
     mntns.reset(::open(("/proc/" + std::to_string(pid) + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
     if (!mntns) return failErrno("opening the container's mount namespace");
     // The pid still names the init the pidfd holds (not a reused pid).
-    if (::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0) return failErrno("checking the container's init");
+    if (::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0)
+        return failErrno("checking the container's init");
     auto clones = platform::lockMountFlags(pidfd, sources);
     if (!clones) return tl::unexpected(clones.error());
     locked = std::move(*clones);
@@ -140,12 +140,12 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
             return fail("malformed reply from the agent");
         sources.push_back({m["target"].get<std::string>(), reply->fds[i].get(), boolField(m, "directory")});
     }
-    // Once inside the container's mount namespace, before it touches the
-    // image's files, the hook confines itself.
     std::vector<platform::UniqueFd> locked;
     platform::UniqueFd mntns;
     auto attached = actAsContainerRoot(state.pid);
     if (attached) attached = lockFlagsIfUserNamespace(pidfd.get(), state.pid, sources, locked, mntns);
+    // Once inside the container's mount namespace, before it touches the
+    // image's files, the hook confines itself.
     if (attached)
         attached = platform::attachMounts(mntns ? mntns.get() : pidfd.get(), *rootfs, sources,
                                           &platform::confineForAttach, rootReadOnly);
