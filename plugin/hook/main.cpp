@@ -117,8 +117,8 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
     if (!configFile) return fail("cannot read " + state.bundle + "/config.json");
     auto config = readAll(configFile, 16 * kMaxState, "config.json");
     if (!config) return tl::unexpected(config.error());
-    bool rootReadOnly = false;
-    auto rootfs = parseRootfsPath(*config, state.bundle, &rootReadOnly);
+    BundleFacts facts;
+    auto rootfs = parseRootfsPath(*config, state.bundle, &facts);
     if (!rootfs) return tl::unexpected(rootfs.error());
 
     auto sock = connectAgent(socket, kTimeout);
@@ -143,12 +143,18 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
     std::vector<platform::UniqueFd> locked;
     platform::UniqueFd mntns;
     auto attached = actAsContainerRoot(state.pid);
-    if (attached) attached = lockFlagsIfUserNamespace(pidfd.get(), state.pid, sources, locked, mntns);
+    // Locking costs the re-adoption after an agent restart (a locked
+    // read-only flag cannot be cleared on a clone either): only where the
+    // container may hold CAP_SYS_ADMIN in its user namespace. Without it
+    // nothing in the container can remount: a nested user namespace gets
+    // a copy of the mount namespace, where the kernel locks our flags.
+    if (attached && facts.mayHoldSysAdmin)
+        attached = lockFlagsIfUserNamespace(pidfd.get(), state.pid, sources, locked, mntns);
     // Once inside the container's mount namespace, before it touches the
     // image's files, the hook confines itself.
     if (attached)
         attached = platform::attachMounts(mntns ? mntns.get() : pidfd.get(), *rootfs, sources,
-                                          &platform::confineForAttach, rootReadOnly);
+                                          &platform::confineForAttach, facts.rootReadOnly);
     json report = {{"op", "attached"}, {"ok", attached.has_value()}};
     if (!attached) report["error"] = attached.error().message;
     if (auto ok = sendJson(sock->get(), report); !ok) return attached ? ok : attached;

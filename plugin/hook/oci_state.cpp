@@ -54,7 +54,7 @@ Result<void> checkNoSplitReference(const OciState& state) {
     return {};
 }
 
-Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle, bool* readonly) {
+Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle, BundleFacts* facts) {
     const json doc = json::parse(configJson, nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) return fail("the bundle's config.json is not a JSON object");
     const auto root = doc.find("root");
@@ -62,9 +62,20 @@ Result<std::string> parseRootfsPath(std::string_view configJson, const std::stri
     const auto path = root->find("path");
     if (path == root->end() || !path->is_string() || path->get_ref<const std::string&>().empty())
         return fail("config.json has no root.path");
-    if (readonly) {
+    if (facts) {
         const auto ro = root->find("readonly");
-        *readonly = ro != root->end() && ro->is_boolean() && ro->get<bool>();
+        facts->rootReadOnly = ro != root->end() && ro->is_boolean() && ro->get<bool>();
+        facts->mayHoldSysAdmin = false;
+        const auto process = doc.find("process");
+        if (process != doc.end() && process->is_object()) {
+            const auto caps = process->find("capabilities");
+            if (caps != process->end() && caps->is_object()) {
+                const auto bounding = caps->find("bounding");
+                if (bounding != caps->end() && bounding->is_array())
+                    for (const auto& c : *bounding)
+                        if (c == "CAP_SYS_ADMIN") facts->mayHoldSysAdmin = true;
+            }
+        }
     }
     std::string p = path->get<std::string>();
     if (p.front() == '/') return p;

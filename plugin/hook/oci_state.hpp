@@ -31,9 +31,15 @@ bool isPodSandbox(const OciState& state);
 // secret would be delivered with the default target, owner and mode. Fails
 // with a hint when such a stray piece is there.
 Result<void> checkNoSplitReference(const OciState& state);
-// root.path of config.json, made absolute against the bundle; root.readonly
-// into *readonly if given.
+// What else the hook reads from config.json.
+struct BundleFacts {
+    bool rootReadOnly = false;  // root.readonly
+    bool mayHoldSysAdmin = false;  // CAP_SYS_ADMIN in process.capabilities.bounding
+};
+
+// root.path of config.json, made absolute against the bundle; the other
+// facts into *facts if given.
 Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle,
-                                    bool* readonly = nullptr);
+                                    BundleFacts* facts = nullptr);
 
 }  // namespace secretshim::plugin

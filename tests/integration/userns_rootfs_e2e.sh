@@ -68,11 +68,15 @@ run() { id=$1; shift; ids="$ids $id"; rt run --bundle "$work/$id" "$id" "$@"; }
 hook_said() { cat "$work/$1.err" "$work/$1.hookerr" 2>/dev/null; }
 pid_of() { rt state "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
 
-"$build/plugin/secretshimd" --config "$scripts/../packaging/secretshimd.yaml" --socket "$sock" \
-    --state-dir "$work/state" 2>>"$work/agent.log" &
-agent_pid=$!
-i=0
-while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+start_agent() {
+    rm -f "$sock"  # a SIGKILLed agent leaves its socket file
+    "$build/plugin/secretshimd" --config "$scripts/../packaging/secretshimd.yaml" --socket "$sock" \
+        --state-dir "$work/state" 2>>"$work/agent.log" &
+    agent_pid=$!
+    i=0
+    while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+}
+start_agent
 db=$(marker); api=$(marker)
 printf %s "$db" | ctl secret create db_pass - >/dev/null
 printf %s "$api" | ctl secret create api_key - >/dev/null
@@ -120,6 +124,35 @@ check "userns: the flags are still ro,nosuid,nodev,noexec" \
 check "userns: the container's root can still read its secret" '[ "$(rt exec u2 /bin/busybox sha256sum /etc/app/key | cut -c1-64)" = "$(digest "$api")" ]'
 kill -9 "$pid"
 check "userns: killed, flushed" tasks_empty
+
+# An agent restart: a container without CAP_SYS_ADMIN got unlocked mounts
+# (nothing in it can remount them: a nested user namespace would get a
+# copy of the mount namespace, which the kernel locks, CVE-2014-5206), and
+# is re-adopted; one with CAP_SYS_ADMIN got locked ones, which cannot be
+# cloned writable again (a known limit).
+bundle u5 "db_pass" 0 sh -c 'sleep 100'
+ids="$ids u5"
+rt run -d --bundle "$work/u5" u5 >/dev/null 2>"$work/u5.err" </dev/null
+check "userns without CAP_SYS_ADMIN: the container cannot remount its view" \
+    '! rt exec u5 /bin/busybox mount -o remount,bind,rw /run/secrets >/dev/null 2>&1'
+bundle u6 "api_key" 0 sh -c 'sleep 100'
+ids="$ids u6"
+python3 - "$work/u6/config.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+json.dump(spec, open(sys.argv[1], "w"))
+PY
+rt run -d --bundle "$work/u6" u6 >/dev/null 2>"$work/u6.err" </dev/null
+kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
+start_agent
+check "userns without CAP_SYS_ADMIN: re-adopted after an agent restart" '[ "$(ctl task ls --format json | grep -c "\"u5\"")" = 1 ]'
+check "userns with CAP_SYS_ADMIN: locked, so not re-adopted (known limit), and says why" \
+    'grep -qF "container \"u6\": cannot re-adopt its secrets: making the clone of /run/secrets writable: Operation not permitted" "$work/agent.log"'
+check "userns: both still read their secrets" \
+    '[ "$(rt exec u5 /bin/busybox sha256sum /run/secrets/db_pass | cut -c1-64)" = "$(digest "$db")" ] && [ "$(rt exec u6 /bin/busybox sha256sum /run/secrets/api_key | cut -c1-64)" = "$(digest "$api")" ]'
+kill -9 "$(pid_of u5)" "$(pid_of u6)"
+check "userns: the re-adopted container flushed on exit" tasks_empty
 
 bundle u3 "source=db_pass,uid=70000" 0 sh -c 'echo RAN'
 out=$(run u3 2>"$work/u3.err"); rc=$?

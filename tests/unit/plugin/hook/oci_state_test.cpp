@@ -236,12 +236,20 @@ TEST_CASE("the pause container of a CRI pod is a sandbox") {
     CHECK_FALSE(isPodSandbox(stateOk(R"({"id":"c"})")));
 }
 
-TEST_CASE("parseRootfsPath reports root.readonly") {
-    bool ro = true;
-    CHECK(parseRootfsPath(R"({"root":{"path":"rootfs"}})", "/b", &ro).value() == "/b/rootfs");
-    CHECK_FALSE(ro);
-    CHECK(parseRootfsPath(R"({"root":{"path":"rootfs","readonly":true}})", "/b", &ro).value() == "/b/rootfs");
-    CHECK(ro);
-    CHECK(parseRootfsPath(R"({"root":{"path":"/r","readonly":"yes"}})", "/b", &ro).value() == "/r");
-    CHECK_FALSE(ro);
+TEST_CASE("parseRootfsPath reports root.readonly and CAP_SYS_ADMIN in the bounding set") {
+    BundleFacts f;
+    f.rootReadOnly = f.mayHoldSysAdmin = true;
+    CHECK(parseRootfsPath(R"({"root":{"path":"rootfs"}})", "/b", &f).value() == "/b/rootfs");
+    CHECK_FALSE(f.rootReadOnly);
+    CHECK_FALSE(f.mayHoldSysAdmin);
+    CHECK(parseRootfsPath(R"({"root":{"path":"rootfs","readonly":true},"process":{"capabilities":)"
+                          R"({"bounding":["CAP_CHOWN","CAP_SYS_ADMIN"],"effective":[]}}})",
+                          "/b", &f).value() == "/b/rootfs");
+    CHECK(f.rootReadOnly);
+    CHECK(f.mayHoldSysAdmin);
+    CHECK(parseRootfsPath(R"({"root":{"path":"/r","readonly":"yes"},"process":{"capabilities":)"
+                          R"({"effective":["CAP_SYS_ADMIN"],"bounding":"CAP_SYS_ADMIN"}}})",
+                          "/b", &f).value() == "/r");
+    CHECK_FALSE(f.rootReadOnly);
+    CHECK_FALSE(f.mayHoldSysAdmin);
 }
