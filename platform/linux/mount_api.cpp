@@ -3,6 +3,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
+
 namespace secretshim::platform {
 
 int sysPidfdOpen(int pid, unsigned flags) {
@@ -13,7 +15,17 @@ int sysOpenat2(int dirfd, const char* path, std::uint64_t flags, std::uint64_t r
     open_how how{};
     how.flags = flags | O_CLOEXEC;
     how.resolve = resolve;
-    return static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+    // With RESOLVE_IN_ROOT or RESOLVE_BENEATH, a ".." walked while any
+    // mount or rename happens anywhere on the node fails with EAGAIN (the
+    // kernel cannot prove it stayed inside); openat2(2) says to retry. Seen
+    // on a busy node: "resolving /run/secrets in the container: Resource
+    // temporarily unavailable".
+    int fd = -1;
+    for (int attempt = 0; attempt < 64; ++attempt) {
+        fd = static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
+        if (fd >= 0 || errno != EAGAIN) break;
+    }
+    return fd;
 }
 
 int sysMountSetattr(int dirfd, const char* path, unsigned flags, std::uint64_t set,
