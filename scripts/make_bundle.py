@@ -5,6 +5,9 @@ hooks run secretshim-hook at createRuntime and poststop.
 usage: make_bundle.py BUNDLE HOOK SOCKET ANNOTATION UID ARGS...
 An empty ANNOTATION leaves the container without secrets. HOOK_STAGE in the
 environment registers the hook at "prestart" instead of "createRuntime".
+USERNS=HOSTID:SIZE gives the container a user namespace mapping ids
+0..SIZE-1 to HOSTID..; READONLY=1 makes the rootfs read-only; NO_RUN_TMPFS=1
+leaves out the /run tmpfs.
 """
 import json
 import os
@@ -42,6 +45,15 @@ def main():
         "hooks": {stage: [hook_entry(stage)], "poststop": [hook_entry("poststop")]},
         "annotations": annotations,
     }
+    if os.environ.get("USERNS"):
+        host, size = (int(x) for x in os.environ["USERNS"].split(":"))
+        spec["linux"]["namespaces"].append({"type": "user"})
+        spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": host, "size": size}]
+        spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": host, "size": size}]
+    if os.environ.get("READONLY") == "1":
+        spec["root"]["readonly"] = True
+    if os.environ.get("NO_RUN_TMPFS") == "1":
+        spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/run"]
     with open(os.path.join(bundle, "config.json"), "w") as f:
         json.dump(spec, f, indent=1)
 

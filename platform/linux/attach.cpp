@@ -46,7 +46,7 @@ void detachMount(int procfd, int fd) {
 }  // namespace
 
 Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const MountSource> sources,
-                          AfterEnter afterEnter) {
+                          AfterEnter afterEnter, bool rootReadOnly) {
     auto proc = openProc();
     if (!proc) return tl::unexpected(proc.error());
     auto root = enterContainer(pidfd, rootfs, afterEnter);
@@ -59,7 +59,7 @@ Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const 
     std::vector<int> attached;
     for (const MountSource* s : order) {
         auto point = openMountPoint(root->get(), s->target,
-                                    s->directory ? MountPointKind::Directory : MountPointKind::File);
+                                    s->directory ? MountPointKind::Directory : MountPointKind::File, rootReadOnly);
         Result<void> result;
         if (!point)
             result = tl::unexpected(point.error());

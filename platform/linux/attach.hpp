@@ -26,7 +26,7 @@ using AfterEnter = Result<void> (*)();
 // good), opens `rootfs` there and moves each source onto its target,
 // directory mounts first. On failure, detaches what it had attached.
 Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const MountSource> sources,
-                          AfterEnter afterEnter = nullptr);
+                          AfterEnter afterEnter = nullptr, bool rootReadOnly = false);
 
 // Replaces the single-file mount at `target` by `fd` without a moment where
 // the target shows nothing: mounts `fd` beneath the current mount

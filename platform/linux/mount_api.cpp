@@ -19,10 +19,11 @@ int sysOpenat2(int dirfd, const char* path, std::uint64_t flags, std::uint64_t r
     // a rename anywhere raced a ".." walk and it cannot prove the walk stayed
     // inside; openat2(2) says to retry. A volume whose directories are
     // renamed in a loop (tests/integration/hostile_runc.sh race) saw it in
-    // about one start in ten; a few retries make it rare, and the error
-    // stays EAGAIN if they all lose.
+    // about one start in ten, and a busy node that mounts elsewhere sees it
+    // too; the retries make it rare, and the error stays EAGAIN if they all
+    // lose.
     int fd = -1;
-    for (int attempt = 0; attempt < 32; ++attempt) {
+    for (int attempt = 0; attempt < 64; ++attempt) {
         fd = static_cast<int>(::syscall(SYS_openat2, dirfd, path, &how, sizeof how));
         if (fd >= 0 || errno != EAGAIN) break;
     }

@@ -49,9 +49,22 @@ const char* typeName(mode_t mode) {
     }
 }
 
+Result<void> mayCreateIn(int dirfd, int rootfd, bool rootReadOnly, const std::string& shown) {
+    if (!rootReadOnly) return {};
+    struct statx dir {}, root {};
+    if (::statx(dirfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &dir) != 0 ||
+        ::statx(rootfd, "", AT_EMPTY_PATH, STATX_MNT_ID, &root) != 0)
+        return failErrno("inspecting the mount of " + shown + " in the container");
+    if (dir.stx_mnt_id == root.stx_mnt_id)
+        return fail("creating " + shown +
+                    " in the container: the root filesystem is read-only (use a target under /run/secrets, "
+                    "or a mount point the image already has)");
+    return {};
+}
+
 // Opens (creating if missing) the directory made of parts[0..count).
 Result<UniqueFd> openDirectories(int rootfd, const std::vector<std::string>& parts,
-                                 std::size_t count) {
+                                 std::size_t count, bool rootReadOnly) {
     UniqueFd cur(sysOpenat2(rootfd, ".", O_PATH | O_DIRECTORY, kOwnOnly));
     if (!cur) return failErrno("opening the container's root");
     bool created = false;
@@ -66,6 +79,7 @@ Result<UniqueFd> openDirectories(int rootfd, const std::vector<std::string>& par
             }
             if (errno != ENOENT) return failErrno("resolving " + shown + " in the container");
         }
+        if (auto ok = mayCreateIn(cur.get(), rootfd, rootReadOnly, shown); !ok) return tl::unexpected(ok.error());
         if (::mkdirat(cur.get(), parts[i].c_str(), 0755) != 0) {
             if (errno == EEXIST && !created)
                 return fail(shown + " in the container is a dangling symbolic link");
@@ -87,7 +101,7 @@ bool sameInode(int a, int b) {
 
 }  // namespace
 
-Result<UniqueFd> openMountPoint(int rootfd, std::string_view target, MountPointKind kind) {
+Result<UniqueFd> openMountPoint(int rootfd, std::string_view target, MountPointKind kind, bool rootReadOnly) {
     const std::vector<std::string> parts = splitPath(target);
     if (parts.empty()) return fail("target \"" + std::string(target) + "\" is the container's root");
     const std::string relative = joinPath(parts, parts.size());
@@ -97,8 +111,9 @@ Result<UniqueFd> openMountPoint(int rootfd, std::string_view target, MountPointK
     UniqueFd fd(sysOpenat2(rootfd, relative.c_str(), O_PATH, kInRoot));
     if (!fd) {
         if (errno != ENOENT) return failErrno("resolving " + shown + " in the container");
-        auto parent = openDirectories(rootfd, parts, parts.size() - 1);
+        auto parent = openDirectories(rootfd, parts, parts.size() - 1, rootReadOnly);
         if (!parent) return tl::unexpected(parent.error());
+        if (auto ok = mayCreateIn(parent->get(), rootfd, rootReadOnly, shown); !ok) return tl::unexpected(ok.error());
         const char* name = parts.back().c_str();
         if (wantDir) {
             if (::mkdirat(parent->get(), name, 0755) != 0)

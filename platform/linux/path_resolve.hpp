@@ -16,7 +16,12 @@ enum class MountPointKind { Directory, File };
 
 // Returns an O_PATH fd of `target` (absolute, clean) inside `rootfd`,
 // creating it and its parents if missing. Refuses a target that exists with
-// the wrong type, that is the rootfs itself, or a dangling symlink.
-Result<UniqueFd> openMountPoint(int rootfd, std::string_view target, MountPointKind kind);
+// the wrong type, that is the rootfs itself, or a dangling symlink. With
+// rootReadOnly (the spec's root.readonly) nothing is created on the rootfs's
+// own mount, only in other mounts (a /run tmpfs): runc makes the rootfs
+// read-only after the createRuntime hooks and crun before them; neither
+// may see the image changed.
+Result<UniqueFd> openMountPoint(int rootfd, std::string_view target, MountPointKind kind,
+                                bool rootReadOnly = false);
 
 }  // namespace secretshim::platform

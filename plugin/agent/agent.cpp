@@ -17,6 +17,7 @@
 #include "mountfs/secret_ref.hpp"
 #include "mountfs/view_layout.hpp"
 #include "platform/linux/fd_passing.hpp"
+#include "platform/linux/id_map.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "plugin/agent/session.hpp"
 #include "plugin/protocol/channel.hpp"
@@ -72,6 +73,25 @@ Result<SecureBuffer> readValue(int fd, const std::string& name, std::size_t limi
         done += static_cast<std::size_t>(n);
     }
     return buffer;
+}
+
+// A container with a user namespace names a secret's owner by its own ids:
+// the files get the host ids those map to (read from the init's maps).
+Result<void> mapOwnersToHost(pid_t pid, std::vector<mountfs::SecretRef>& refs) {
+    auto uids = platform::IdMap::read(AT_FDCWD, pid, "uid");
+    if (!uids) return tl::unexpected(uids.error());
+    auto gids = platform::IdMap::read(AT_FDCWD, pid, "gid");
+    if (!gids) return tl::unexpected(gids.error());
+    if (uids->identity() && gids->identity()) return {};
+    for (auto& ref : refs) {
+        auto uid = uids->toHost(ref.uid);
+        if (!uid) return fail("secret " + quote(ref.source) + ": uid " + uid.error().message);
+        auto gid = gids->toHost(ref.gid);
+        if (!gid) return fail("secret " + quote(ref.source) + ": gid " + gid.error().message);
+        ref.uid = *uid;
+        ref.gid = *gid;
+    }
+    return {};
 }
 
 }  // namespace
@@ -267,6 +287,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
 
     auto refs = mountfs::parseSecretRefs(task.record.secrets);
     if (!refs) return tl::unexpected(refs.error());
+    if (auto ok = mapOwnersToHost(*pid, *refs); !ok) return tl::unexpected(ok.error());
     auto layout = mountfs::planView(*refs);
     if (!layout) return tl::unexpected(layout.error());
     // Each single-file target is one more fd to pass (and the directory one).

@@ -3,6 +3,9 @@
 // container; at poststop it tells the agent to flush at once. It stays
 // single-threaded (setns into a mount namespace needs that) and never
 // forks a child that keeps its stdio: runc waits for those pipes to close.
+#include <fcntl.h>
+#include <sys/fsuid.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -18,6 +21,8 @@
 
 #include "platform/linux/attach.hpp"
 #include "platform/linux/confine.hpp"
+#include "platform/linux/id_map.hpp"
+#include "platform/linux/userns_lock.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "plugin/hook/oci_state.hpp"
 #include "plugin/protocol/channel.hpp"
@@ -41,7 +46,7 @@ constexpr auto kTimeout = std::chrono::seconds(10);
 constexpr auto kBusyRetry = std::chrono::seconds(5);
 
 int usage() {
-    std::fputs("usage: secretshim-hook [--socket PATH] createRuntime|prestart|poststop\n", stderr);
+    std::fputs("usage: secretshim-hook [--socket PATH] createRuntime|prestart|poststop|auto\n", stderr);
     return 2;
 }
 
@@ -79,6 +84,51 @@ bool isBusy(const Result<JsonMessage>& reply) {
     return boolField(reply->body, "busy");
 }
 
+// In a user namespace, the mount points the hook creates belong to the
+// container's root: a tmpfs the container mounted (its /run) refuses an
+// owner its namespace cannot name (EOVERFLOW), and the container's root
+// should own what appears in its tree. Capabilities are unaffected: the
+// confinement gives DAC_OVERRIDE back after setfsuid() cleared it.
+Result<void> actAsContainerRoot(pid_t pid) {
+    auto uids = platform::IdMap::read(AT_FDCWD, pid, "uid");
+    if (!uids) return tl::unexpected(uids.error());
+    auto gids = platform::IdMap::read(AT_FDCWD, pid, "gid");
+    if (!gids) return tl::unexpected(gids.error());
+    auto uid = uids->toHost(0);
+    auto gid = gids->toHost(0);
+    if (!uid || !gid) return fail("the container's root has no mapping to the host");
+    if (*uid == 0 && *gid == 0) return {};
+    ::setfsgid(*gid);
+    ::setfsuid(*uid);
+    if (static_cast<std::uint32_t>(::setfsuid(static_cast<uid_t>(-1))) != *uid ||
+        static_cast<std::uint32_t>(::setfsgid(static_cast<gid_t>(-1))) != *gid)
+        return fail("cannot act as the container's root (host uid " + std::to_string(*uid) + ")");
+    return {};
+}
+
+// A container in its own user namespace gets mounts whose flags it cannot
+// change (platform/linux/userns_lock.hpp); `sources` then name the locked
+// clones, which `locked` keeps open. Once in that user namespace the hook
+// can no longer setns() on the pidfd (that needs ptrace rights over the
+// init, whose memory belongs to the host's namespace): `mntns` is the
+// container's mount namespace, opened before, for attachMounts().
+Result<void> lockFlagsIfUserNamespace(int pidfd, pid_t pid, std::vector<platform::MountSource>& sources,
+                                      std::vector<platform::UniqueFd>& locked, platform::UniqueFd& mntns) {
+    auto other = platform::inOtherUserNamespace(pid);
+    if (!other) return tl::unexpected(other.error());
+    if (!*other) return {};
+    mntns.reset(::open(("/proc/" + std::to_string(pid) + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!mntns) return failErrno("opening the container's mount namespace");
+    // The pid still names the init the pidfd holds (not a reused pid).
+    if (::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0)
+        return failErrno("checking the container's init");
+    auto clones = platform::lockMountFlags(pidfd, sources);
+    if (!clones) return tl::unexpected(clones.error());
+    locked = std::move(*clones);
+    for (std::size_t i = 0; i < sources.size(); ++i) sources[i].fd = locked[i].get();
+    return {};
+}
+
 Result<void> create(const std::string& socket, const OciState& state, const std::string& secrets) {
     if (state.pid <= 0) return fail("the OCI state has no pid (is the hook registered at createRuntime?)");
     platform::UniqueFd pidfd(platform::sysPidfdOpen(state.pid, 0));
@@ -87,7 +137,8 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
     if (!configFile) return fail("cannot read " + state.bundle + "/config.json");
     auto config = readAll(configFile, 16 * kMaxState, "config.json");
     if (!config) return tl::unexpected(config.error());
-    auto rootfs = parseRootfsPath(*config, state.bundle);
+    BundleFacts facts;
+    auto rootfs = parseRootfsPath(*config, state.bundle, &facts);
     if (!rootfs) return tl::unexpected(rootfs.error());
 
     const json request = {{"op", "create"}, {"id", state.id}, {"secrets", secrets}};
@@ -116,9 +167,21 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
             return fail("malformed reply from the agent");
         sources.push_back({m["target"].get<std::string>(), reply->fds[i].get(), boolField(m, "directory")});
     }
+    std::vector<platform::UniqueFd> locked;
+    platform::UniqueFd mntns;
+    auto attached = actAsContainerRoot(state.pid);
+    // Locking costs the re-adoption after an agent restart (a locked
+    // read-only flag cannot be cleared on a clone either): only where the
+    // container may hold CAP_SYS_ADMIN in its user namespace. Without it
+    // nothing in the container can remount: a nested user namespace gets
+    // a copy of the mount namespace, where the kernel locks our flags.
+    if (attached && facts.mayHoldSysAdmin)
+        attached = lockFlagsIfUserNamespace(pidfd.get(), state.pid, sources, locked, mntns);
     // Once inside the container's mount namespace, before it touches the
     // image's files, the hook confines itself.
-    auto attached = platform::attachMounts(pidfd.get(), *rootfs, sources, &platform::confineForAttach);
+    if (attached)
+        attached = platform::attachMounts(mntns ? mntns.get() : pidfd.get(), *rootfs, sources,
+                                          &platform::confineForAttach, facts.rootReadOnly);
     json report = {{"op", "attached"}, {"ok", attached.has_value()}};
     if (!attached) report["error"] = attached.error().message;
     if (auto ok = sendJson(sock->get(), report); !ok) return attached ? ok : attached;
@@ -153,7 +216,7 @@ int main(int argc, char** argv) {
         else
             return usage();
     }
-    if (stage != "createRuntime" && stage != "prestart" && stage != "poststop") return usage();
+    if (stage != "createRuntime" && stage != "prestart" && stage != "poststop" && stage != "auto") return usage();
 
     auto input = readAll(std::cin, kMaxState, "the OCI state");
     auto state = input ? parseOciState(*input) : tl::unexpected(input.error());
@@ -163,9 +226,13 @@ int main(int argc, char** argv) {
     }
     // The fast path: a container that asks for no secrets costs one lookup.
     const auto secrets = state->annotations.find(std::string(kSecretsAnnotation));
-    if (secrets == state->annotations.end()) return 0;
+    if (secrets == state->annotations.end() || isPodSandbox(*state)) return 0;
+    // A hooks.d file (Podman, CRI-O) gives one argument list to all its
+    // stages: "auto" tells them apart by the state's status.
+    if (stage == "auto") stage = state->status == "stopped" ? "poststop" : "createRuntime";
 
-    auto result = stage == "poststop" ? release(socket, *state) : create(socket, *state, secrets->second);
+    auto result = stage == "poststop" ? release(socket, *state) : checkNoSplitReference(*state);
+    if (result && stage != "poststop") result = create(socket, *state, secrets->second);
     if (!result) {
         std::fprintf(stderr, "secretshim-hook: container %s: %s\n", state->id.c_str(),
                      result.error().message.c_str());

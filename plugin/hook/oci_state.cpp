@@ -23,6 +23,10 @@ Result<OciState> parseOciState(std::string_view text) {
         if (!bundle->is_string()) return fail("the OCI state has an invalid bundle");
         state.bundle = bundle->get<std::string>();
     }
+    if (const auto status = doc.find("status"); status != doc.end()) {
+        if (!status->is_string()) return fail("the OCI state has an invalid status");
+        state.status = status->get<std::string>();
+    }
     if (const auto ann = doc.find("annotations"); ann != doc.end() && !ann->is_null()) {
         if (!ann->is_object()) return fail("the OCI state's annotations are not an object");
         for (const auto& [key, value] : ann->items()) {
@@ -33,7 +37,24 @@ Result<OciState> parseOciState(std::string_view text) {
     return state;
 }
 
-Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle) {
+bool isPodSandbox(const OciState& state) {
+    for (const char* key : {"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"}) {
+        const auto it = state.annotations.find(key);
+        if (it != state.annotations.end() && it->second == "sandbox") return true;
+    }
+    return false;
+}
+
+Result<void> checkNoSplitReference(const OciState& state) {
+    for (const char* key : {"source", "target", "uid", "gid", "mode"})
+        if (state.annotations.count(key))
+            return fail(std::string("the annotation ") + quote(key) +
+                        " looks like a piece of a secret reference split at a comma (Podman: quote it, "
+                        "--annotation '\"io.secretshim.secrets=...\"')");
+    return {};
+}
+
+Result<std::string> parseRootfsPath(std::string_view configJson, const std::string& bundle, BundleFacts* facts) {
     const json doc = json::parse(configJson, nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) return fail("the bundle's config.json is not a JSON object");
     const auto root = doc.find("root");
@@ -41,6 +62,21 @@ Result<std::string> parseRootfsPath(std::string_view configJson, const std::stri
     const auto path = root->find("path");
     if (path == root->end() || !path->is_string() || path->get_ref<const std::string&>().empty())
         return fail("config.json has no root.path");
+    if (facts) {
+        const auto ro = root->find("readonly");
+        facts->rootReadOnly = ro != root->end() && ro->is_boolean() && ro->get<bool>();
+        facts->mayHoldSysAdmin = false;
+        const auto process = doc.find("process");
+        if (process != doc.end() && process->is_object()) {
+            const auto caps = process->find("capabilities");
+            if (caps != process->end() && caps->is_object()) {
+                const auto bounding = caps->find("bounding");
+                if (bounding != caps->end() && bounding->is_array())
+                    for (const auto& c : *bounding)
+                        if (c == "CAP_SYS_ADMIN") facts->mayHoldSysAdmin = true;
+            }
+        }
+    }
     std::string p = path->get<std::string>();
     if (p.front() == '/') return p;
     if (bundle.empty() || bundle.front() != '/') return fail("the bundle path is not absolute");

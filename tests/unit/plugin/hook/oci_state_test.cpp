@@ -58,6 +58,7 @@ TEST_CASE("a runc-style createRuntime state") {
         }
     })");
     CHECK(state.id == "4b5c6d7e8f90");
+    CHECK(state.status == "creating");
     CHECK(state.pid == 12345);
     CHECK(state.bundle == "/run/containerd/io.containerd.runtime.v2.task/k8s.io/4b5c6d7e8f90");
     REQUIRE(state.annotations.size() == 2);
@@ -80,9 +81,15 @@ TEST_CASE("a poststop state without a pid has pid 0") {
     const auto state =
         stateOk(R"({"ociVersion":"1.0.2","id":"gone","status":"stopped","bundle":"/b/gone","annotations":{}})");
     CHECK(state.id == "gone");
+    CHECK(state.status == "stopped");
     CHECK(state.pid == 0);
     CHECK(state.bundle == "/b/gone");
     CHECK(state.annotations.empty());
+}
+
+TEST_CASE("a status that is not a string is refused") {
+    CHECK(stateError(R"({"id":"x","status":3})") == "the OCI state has an invalid status");
+    CHECK(stateOk(R"({"id":"x"})").status.empty());
 }
 
 TEST_CASE("pid 0 is accepted as no pid") {
@@ -211,4 +218,38 @@ TEST_CASE("parseRootfsPath refuses text that is not a JSON object") {
     CHECK(rootfsError("{root:", "/b") == message);
     CHECK(rootfsError("[1,2]", "/b") == message);
     CHECK(rootfsError(R"("rootfs")", "/b") == message);
+}
+
+TEST_CASE("a secret reference split at commas (Podman 4.3 --annotation) is refused") {
+    const auto split = stateOk(R"({"id":"x","annotations":{"io.secretshim.secrets":"source=a","target":"/etc/k",)"
+                               R"("mode":"0400"}})");
+    const auto r = checkNoSplitReference(split);
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message.find("the annotation \"target\" looks like a piece of a secret reference split at a comma") == 0);
+    CHECK(checkNoSplitReference(stateOk(R"({"id":"x","annotations":{"io.secretshim.secrets":"a,b","org.x":"1"}})")));
+}
+
+TEST_CASE("the pause container of a CRI pod is a sandbox") {
+    CHECK(isPodSandbox(stateOk(R"({"id":"p","annotations":{"io.kubernetes.cri.container-type":"sandbox"}})")));
+    CHECK(isPodSandbox(stateOk(R"({"id":"p","annotations":{"io.kubernetes.cri-o.ContainerType":"sandbox"}})")));
+    CHECK_FALSE(isPodSandbox(stateOk(R"({"id":"c","annotations":{"io.kubernetes.cri.container-type":"container"}})")));
+    CHECK_FALSE(isPodSandbox(stateOk(R"({"id":"c"})")));
+}
+
+TEST_CASE("parseRootfsPath reports root.readonly and CAP_SYS_ADMIN in the bounding set") {
+    BundleFacts f;
+    f.rootReadOnly = f.mayHoldSysAdmin = true;
+    CHECK(parseRootfsPath(R"({"root":{"path":"rootfs"}})", "/b", &f).value() == "/b/rootfs");
+    CHECK_FALSE(f.rootReadOnly);
+    CHECK_FALSE(f.mayHoldSysAdmin);
+    CHECK(parseRootfsPath(R"({"root":{"path":"rootfs","readonly":true},"process":{"capabilities":)"
+                          R"({"bounding":["CAP_CHOWN","CAP_SYS_ADMIN"],"effective":[]}}})",
+                          "/b", &f).value() == "/b/rootfs");
+    CHECK(f.rootReadOnly);
+    CHECK(f.mayHoldSysAdmin);
+    CHECK(parseRootfsPath(R"({"root":{"path":"/r","readonly":"yes"},"process":{"capabilities":)"
+                          R"({"effective":["CAP_SYS_ADMIN"],"bounding":"CAP_SYS_ADMIN"}}})",
+                          "/b", &f).value() == "/r");
+    CHECK_FALSE(f.rootReadOnly);
+    CHECK_FALSE(f.mayHoldSysAdmin);
 }

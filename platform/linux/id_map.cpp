@@ -1,0 +1,70 @@
+#include "platform/linux/id_map.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+
+#include "platform/linux/unique_fd.hpp"
+
+namespace secretshim::platform {
+namespace {
+
+bool parseNumber(std::string_view& text, std::uint32_t& out) {
+    while (!text.empty() && text.front() == ' ') text.remove_prefix(1);
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+    if (ec != std::errc() || end == text.data()) return false;
+    text.remove_prefix(static_cast<std::size_t>(end - text.data()));
+    return true;
+}
+
+}  // namespace
+
+Result<IdMap> IdMap::parse(std::string_view text) {
+    IdMap map;
+    while (!text.empty()) {
+        const std::size_t eol = text.find('\n');
+        std::string_view line = text.substr(0, eol);
+        text.remove_prefix(eol == std::string_view::npos ? text.size() : eol + 1);
+        if (line.find_first_not_of(' ') == std::string_view::npos) continue;
+        Range r{};
+        if (!parseNumber(line, r.inside) || !parseNumber(line, r.outside) || !parseNumber(line, r.count) ||
+            line.find_first_not_of(' ') != std::string_view::npos || r.count == 0 ||
+            r.inside > UINT32_MAX - (r.count - 1) || r.outside > UINT32_MAX - (r.count - 1))
+            return fail("malformed id map line " + quote(line));
+        map.ranges_.push_back(r);
+    }
+    return map;
+}
+
+Result<IdMap> IdMap::read(int procDir, pid_t pid, const char* kind) {
+    const std::string path = std::string(procDir == AT_FDCWD ? "/proc/" : "") + std::to_string(pid) + "/" +
+                             kind + "_map";
+    UniqueFd fd(::openat(procDir, path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) return failErrno(std::string("reading the container's ") + kind + "_map");
+    std::string text;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return failErrno(std::string("reading the container's ") + kind + "_map");
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > 65536) return fail(std::string("the container's ") + kind + "_map is too large");
+    }
+    return parse(text);
+}
+
+Result<std::uint32_t> IdMap::toHost(std::uint32_t inside) const {
+    for (const Range& r : ranges_)
+        if (inside >= r.inside && inside - r.inside < r.count) return r.outside + (inside - r.inside);
+    return fail(std::to_string(inside) + " has no mapping in the container's user namespace");
+}
+
+bool IdMap::identity() const {
+    return ranges_.size() == 1 && ranges_[0].inside == 0 && ranges_[0].outside == 0 &&
+           ranges_[0].count == UINT32_MAX;
+}
+
+}  // namespace secretshim::platform

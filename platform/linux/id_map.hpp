@@ -1,0 +1,39 @@
+// A process's user-namespace id mappings (/proc/PID/uid_map, gid_map): a
+// container with a user namespace names its owners by container ids, and
+// files we create for it must carry the host ids those map to.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mountfs/error.hpp"
+
+namespace secretshim::platform {
+
+class IdMap {
+public:
+    struct Range {
+        std::uint32_t inside;   // first id in the namespace
+        std::uint32_t outside;  // the host id it maps to
+        std::uint32_t count;
+    };
+    // The text of a uid_map or gid_map: lines "INSIDE OUTSIDE COUNT".
+    static Result<IdMap> parse(std::string_view text);
+    // /proc/PID/uid_map or gid_map ("uid" or "gid"), read through procDir
+    // (a dirfd of the host's /proc, or AT_FDCWD for "/proc").
+    static Result<IdMap> read(int procDir, pid_t pid, const char* kind);
+
+    // The host id for a namespace id; Error if it has no mapping.
+    Result<std::uint32_t> toHost(std::uint32_t inside) const;
+    // The initial namespace's map, "0 0 4294967295": every id is itself.
+    bool identity() const;
+
+private:
+    std::vector<Range> ranges_;
+};
+
+}  // namespace secretshim::platform

@@ -1,0 +1,28 @@
+// Adds secretshim's hooks to an OCI runtime spec (a bundle's config.json),
+// for containers that ask for secrets by annotation and only for them.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "mountfs/error.hpp"
+
+namespace secretshim::plugin {
+
+struct HookSettings {
+    std::string hookPath;  // absolute path of secretshim-hook
+    std::string socket;    // the agent's socket; empty: the hook's default
+    int timeout = 10;      // seconds, for each hook run
+};
+
+// True if the spec carries io.secretshim.secrets or io.secretshim.task.
+bool specAsksForSecrets(const nlohmann::json& spec);
+
+// Adds a createRuntime and a poststop hook running settings.hookPath, after
+// any the spec already has; a hook already registered at a stage is not
+// added twice. Returns whether the spec changed. Fails (spec untouched) if
+// the spec's hooks are malformed.
+Result<bool> addSecretshimHooks(nlohmann::json& spec, const HookSettings& settings);
+
+}  // namespace secretshim::plugin

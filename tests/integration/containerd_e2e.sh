@@ -1,0 +1,258 @@
+#!/bin/sh
+# containerd 1.6 end to end, on a private containerd (its own root, state
+# and socket under a temp dir, started and killed by pid):
+#  * the packaged CRI snippets load: the config fragment is imported, the
+#    CRI plugin loads the base spec (and refuses a broken one);
+#  * the runtime wrapper, as `ctr run --runc-binary`, delivers secrets with
+#    runc and with crun, only to containers that ask, and flushes them;
+#  * the wrapper's own errors: one line, config.json untouched.
+# Usage: containerd_e2e.sh BUILD_DIR
+# Secret values are random markers compared as SHA-256 digests, never printed.
+set -u
+build=$(cd "$1" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+scripts=$(cd "$here/../../scripts" && pwd)
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
+for t in containerd ctr umoci runc; do
+    command -v $t >/dev/null || { echo "SKIP: $t not installed"; exit 77; }
+done
+
+hook=$build/plugin/secretshim-hook
+wrapper=$build/plugin/secretshim-runtime
+work=$(mktemp -d /tmp/secretshim-containerd-XXXXXX)
+sock=$work/agent.sock
+csock=$work/containerd.sock
+image=localhost/secretshim-busybox:latest
+agent_pid=
+cd_pid=
+failures=0
+ids=""
+
+ok() { echo "ok - $1"; }
+bad() { echo "FAIL - $1"; failures=$((failures + 1)); }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
+marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+digest() { printf %s "$1" | sha256sum | cut -c1-64; }
+ctl() { "$build/plugin/secretshimctl" --socket "$sock" "$@"; }
+c() { ctr --address "$csock" "$@"; }
+stop_containerd() {
+    [ -n "$cd_pid" ] || return 0
+    kill "$cd_pid" 2>/dev/null
+    wait "$cd_pid" 2>/dev/null
+    cd_pid=
+}
+cleanup() {
+    if [ -n "$cd_pid" ]; then
+        for id in $ids; do c task kill -s KILL "$id" >/dev/null 2>&1; c task delete -f "$id" >/dev/null 2>&1; c container delete "$id" >/dev/null 2>&1; done
+    fi
+    stop_containerd
+    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+    # containerd's snapshots and shim mounts below $work
+    grep " $work/" /proc/self/mountinfo 2>/dev/null | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
+    [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap "exit 1" INT TERM HUP PIPE  # so that cleanup runs on a signal too
+tasks_empty() {
+    i=0
+    while [ $i -lt 40 ]; do
+        [ "$(ctl task ls --format json | tr -d ' \n')" = "[]" ] && return 0
+        sleep 0.05; i=$((i + 1))
+    done
+    return 1
+}
+no_view_mounts() { ! grep -qs " secretshim " /proc/self/mountinfo; }
+
+# start_containerd CONFIG: a private containerd, its environment telling
+# the wrapper (started by the shim) where the hook and the agent are.
+start_containerd() {
+    SECRETSHIM_HOOK=$hook SECRETSHIM_SOCKET=$sock containerd --config "$1" >>"$work/containerd.log" 2>&1 &
+    cd_pid=$!
+    i=0
+    while ! c version >/dev/null 2>&1; do
+        i=$((i + 1))
+        [ $i -lt 200 ] && kill -0 "$cd_pid" 2>/dev/null || return 1
+        sleep 0.05
+    done
+}
+# write_config FILE [SNIPPET]: root, state and sockets under $work, a CRI
+# section as an admin's config.toml has one (a runc handler), and the
+# snippet appended the way the packaged file says.
+write_config() {
+    cat >"$1" <<CONF
+version = 2
+root = "$work/root"
+state = "$work/state"
+[grpc]
+  address = "$csock"
+[ttrpc]
+  address = "$csock.ttrpc"
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_cgroup = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "$work/cni-bin"
+    conf_dir = "$work/cni-conf"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+CONF
+    [ -z "${2:-}" ] || cat "$2" >>"$1"
+}
+
+# --- 1. The packaged CRI snippets.
+snippet=$build/packaging/containerd/secretshim.toml
+base_spec=$build/packaging/containerd/base-spec.json
+check "base spec: valid JSON, our hooks at createRuntime and poststop" 'python3 - "$base_spec" <<PY
+import json, sys
+d = json.load(open(sys.argv[1]))
+h = d["hooks"]
+ok = d["ociVersion"].startswith("1.") and d["root"]["path"] == "rootfs" and "cgroupsPath" not in d["linux"]
+for stage in ("createRuntime", "poststop"):
+    e = h[stage][0]
+    ok = ok and len(h[stage]) == 1 and e["path"].endswith("/secretshim/secretshim-hook") and e["path"].startswith("/")
+    ok = ok and e["args"] == ["secretshim-hook", stage] and e["timeout"] > 0
+sys.exit(0 if ok and set(h) == {"createRuntime", "poststop"} else 1)
+PY'
+# A copy naming this build's files instead of the installed ones.
+sed -e "s|\"[^\"]*/secretshim/containerd/base-spec.json\"|\"$base_spec\"|" \
+    -e "s|\"[^\"]*/secretshim/secretshim-runtime\"|\"$wrapper\"|" "$snippet" >"$work/secretshim.toml"
+check "snippet copy differs from the packaged one only in paths" '[ "$(diff "$snippet" "$work/secretshim.toml" | grep -c "^>")" = 2 ]'
+write_config "$work/config.toml" "$work/secretshim.toml"
+containerd --config "$work/config.toml" config dump >"$work/dump.toml" 2>"$work/dump.err"
+check "containerd config dump: the snippet appended, the rest of the CRI section kept" \
+    'grep -qF "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]" "$work/dump.toml" &&
+     grep -qF "disable_cgroup = true" "$work/dump.toml" &&
+     grep -qF "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.secretshim]" "$work/dump.toml" &&
+     grep -qF "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.secretshim-wrapper.options]" "$work/dump.toml" &&
+     grep -qF "BinaryName = \"$wrapper\"" "$work/dump.toml" &&
+     grep -qF "base_runtime_spec = \"$base_spec\"" "$work/dump.toml" &&
+     [ "$(grep -cF "pod_annotations = [\"io.secretshim.*\"]" "$work/dump.toml")" = 2 ]' || cat "$work/dump.err"
+# The CRI plugin loads every handler's base spec at start: broken, it fails.
+echo '{"ociVersion": ' >"$work/broken-spec.json"
+sed "s|\"$base_spec\"|\"$work/broken-spec.json\"|" "$work/secretshim.toml" >"$work/broken.toml"
+write_config "$work/config-broken.toml" "$work/broken.toml"
+start_containerd "$work/config-broken.toml"
+check "a broken base spec fails containerd's CRI plugin (so the check below can fail)" \
+    'c plugins ls | grep -E "io.containerd.grpc.v1 +cri " | grep -q error'
+stop_containerd
+start_containerd "$work/config.toml" || { cat "$work/containerd.log"; exit 1; }
+check "containerd's CRI plugin loads our snippet and base spec" \
+    'c plugins ls | grep -E "io.containerd.grpc.v1 +cri " | grep -qw ok' || c plugins ls | grep cri
+
+# --- 2. An image from busybox-static, built with umoci.
+mkdir -p "$work/cni-bin" "$work/cni-conf"
+umoci init --layout "$work/oci" && umoci new --image "$work/oci:latest" &&
+    umoci unpack --image "$work/oci:latest" "$work/unpacked" >/dev/null &&
+    mkdir -p "$work/unpacked/rootfs/bin" "$work/unpacked/rootfs/etc" &&
+    cp /bin/busybox "$work/unpacked/rootfs/bin/busybox" && ln -s busybox "$work/unpacked/rootfs/bin/sh" &&
+    umoci repack --image "$work/oci:latest" "$work/unpacked" &&
+    umoci config --image "$work/oci:latest" --config.cmd /bin/sh &&
+    (cd "$work/oci" && tar -cf "$work/image.tar" .) &&
+    c images import --base-name localhost/secretshim-busybox "$work/image.tar" >/dev/null
+check "image built with umoci and imported" 'c images ls -q | grep -qx "$image"'
+
+"$build/plugin/secretshimd" --config "$scripts/../packaging/secretshimd.yaml" --socket "$sock" \
+    --state-dir "$work/agent-state" 2>>"$work/agent.log" &
+agent_pid=$!
+i=0
+while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+db=$(marker); api=$(marker)
+printf %s "$db" | ctl secret create db_pass - >/dev/null
+printf %s "$api" | ctl secret create api_key - >/dev/null
+
+# crun 1.8 refuses this VM's hybrid cgroup layout: the wrapper's real
+# runtime is crun in a private mount namespace without cgroup2 (FACTS.md).
+cat >"$work/crun" <<'SH'
+#!/bin/sh
+exec unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified 2>/dev/null; exec crun --cgroup-manager=disabled "$@"' sh "$@"
+SH
+cat >"$work/wrapper-crun" <<SH
+#!/bin/sh
+SECRETSHIM_RUNTIME=$work/crun exec "$wrapper" "\$@"
+SH
+chmod +x "$work/crun" "$work/wrapper-crun"
+
+# --- 3. ctr run through the wrapper, for runc and crun.
+for rt in runc crun; do
+    if [ $rt = crun ]; then
+        command -v crun >/dev/null || { echo "# crun not installed: skipped"; continue; }
+        binary=$work/wrapper-crun
+    else
+        binary=$wrapper
+    fi
+    id=s-$rt; ids="$ids $id"
+    out=$(c run --rm --runc-binary "$binary" \
+          --annotation "io.secretshim.secrets=db_pass;source=api_key,target=/etc/app/key,uid=1000,mode=0400" \
+          "$image" "$id" /bin/sh -c 'sha256sum /run/secrets/db_pass /etc/app/key | cut -c1-64;
+              stat -c "%a %u" /run/secrets/db_pass /etc/app/key;
+              grep -cE " (/run/secrets|/etc/app/key) ro,nosuid,nodev,noexec[, ]" /proc/self/mountinfo' 2>"$work/$id.err")
+    rc=$?
+    check "$rt via the wrapper: ctr run with the annotation succeeds" '[ $rc = 0 ]' || cat "$work/$id.err"
+    check "$rt via the wrapper: /run/secrets/db_pass holds the secret" '[ "$(echo "$out" | sed -n 1p)" = "$(digest "$db")" ]'
+    check "$rt via the wrapper: /etc/app/key holds the secret" '[ "$(echo "$out" | sed -n 2p)" = "$(digest "$api")" ]'
+    check "$rt via the wrapper: owner, mode and mount flags" '[ "$(echo "$out" | sed -n 3,5p | tr "\n" " ")" = "444 0 400 1000 2 " ]'
+    check "$rt via the wrapper: flushed after exit" tasks_empty
+
+    # Detached: the bundle's config.json has our hooks; a container
+    # without the annotation keeps its config.json as containerd wrote it.
+    id=d-$rt; ids="$ids $id"
+    c run -d --runc-binary "$binary" --annotation "io.secretshim.secrets=db_pass" "$image" "$id" /bin/sh -c 'sleep 100' >/dev/null 2>"$work/$id.err"
+    bundle=$work/state/io.containerd.runtime.v2.task/default/$id
+    check "$rt via the wrapper: hooks added to the annotated container's config.json" \
+        'python3 -c "import json,sys; h=json.load(open(sys.argv[1]))[\"hooks\"]; sys.exit(0 if h[\"createRuntime\"][-1][\"path\"] == sys.argv[2] and h[\"poststop\"][-1][\"args\"][-1] == \"poststop\" else 1)" "$bundle/config.json" "$hook"'
+    check "$rt via the wrapper: a running container is a task" '[ "$(ctl task ls --format json | grep -c "\"$id\"")" = 1 ]'
+    c task kill -s KILL "$id" >/dev/null 2>&1
+    check "$rt via the wrapper: killed, flushed" tasks_empty
+    c task delete "$id" >/dev/null 2>&1; c container delete "$id" >/dev/null 2>&1
+
+    id=n-$rt; ids="$ids $id"
+    c run -d --runc-binary "$binary" "$image" "$id" /bin/sh -c 'sleep 100' >/dev/null 2>"$work/$id.err"
+    bundle=$work/state/io.containerd.runtime.v2.task/default/$id
+    check "$rt via the wrapper: no annotation, config.json has no hooks" \
+        '[ -f "$bundle/config.json" ] && ! grep -q "\"hooks\"" "$bundle/config.json"'
+    check "$rt via the wrapper: no annotation, no secrets mounted" \
+        '[ "$(c task exec --exec-id e1 "$id" /bin/sh -c "grep -c \" /run/secrets \" /proc/self/mountinfo")" = 0 ]'
+    c task kill -s KILL "$id" >/dev/null 2>&1; sleep 0.2
+    c task delete "$id" >/dev/null 2>&1; c container delete "$id" >/dev/null 2>&1
+
+    # A bad annotation: refused with the hook's one line, nothing left.
+    id=b-$rt; ids="$ids $id"
+    out=$(c run --rm --runc-binary "$binary" --annotation "io.secretshim.secrets=nope" "$image" "$id" /bin/sh -c 'echo RAN' 2>"$work/$id.err"); rc=$?
+    check "$rt via the wrapper: bad annotation refused" '[ $rc != 0 ] && [ -z "$out" ]'
+    check "$rt via the wrapper: the error names the secret and why" 'grep -qF "\"nope\" does not exist" "$work/$id.err" || grep -qF "\"nope\" does not exist" "$work/agent.log"'
+    echo "# ctr said: $(head -c 600 "$work/$id.err")"
+    check "$rt via the wrapper: refused, no view and no task" 'no_view_mounts && tasks_empty'
+    c container delete "$id" >/dev/null 2>&1
+done
+
+# --- 4. The wrapper on its own: one-line errors, config.json untouched.
+mkdir -p "$work/bundle"
+printf '{"ociVersion":"1.0.2","annotations":{"io.secretshim.secrets":"a"},"hooks":"oops"}' >"$work/bundle/config.json"
+chmod 0640 "$work/bundle/config.json"
+before=$(sha256sum <"$work/bundle/config.json")
+err=$(SECRETSHIM_RUNTIME=/bin/true "$wrapper" --root /x create --bundle "$work/bundle" w1 2>&1); rc=$?
+check "wrapper: malformed hooks refused in one line, config.json untouched" \
+    '[ $rc = 1 ] && [ "$err" = "secretshim-runtime: bundle \"$work/bundle\": config.json: hooks is not an object" ] && [ "$(sha256sum <"$work/bundle/config.json")" = "$before" ]'
+printf '{"ociVersion": ' >"$work/bundle/config.json"
+err=$(SECRETSHIM_RUNTIME=/bin/true "$wrapper" create -b "$work/bundle" w1 2>&1); rc=$?
+check "wrapper: invalid JSON refused in one line" '[ $rc = 1 ] && [ "$err" = "secretshim-runtime: bundle \"$work/bundle\": config.json is not valid JSON" ]'
+printf '{"ociVersion":"1.0.2","annotations":{"io.secretshim.secrets":"a"}}' >"$work/bundle/config.json"
+chmod 0640 "$work/bundle/config.json"
+(cd "$work/bundle" && SECRETSHIM_RUNTIME=/bin/true SECRETSHIM_HOOK=/opt/h "$wrapper" create w1)
+check "wrapper: no --bundle means the working directory; mode kept; no temp file left" \
+    '[ "$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[\"hooks\"][\"createRuntime\"][0][\"path\"])" "$work/bundle/config.json")" = /opt/h ] &&
+     [ "$(stat -c %a "$work/bundle/config.json")" = 640 ] && [ "$(ls -A "$work/bundle")" = config.json ]'
+err=$(SECRETSHIM_RUNTIME=runc/x "$wrapper" state w1 2>&1); rc=$?
+check "wrapper: a relative runtime path is refused" '[ $rc = 1 ] && [ "$err" = "secretshim-runtime: the runtime \"runc/x\" is not an absolute path" ]'
+err=$(SECRETSHIM_RUNTIME=$wrapper "$wrapper" state w1 2>&1); rc=$?
+check "wrapper: itself as the runtime is refused" '[ $rc = 1 ] && echo "$err" | grep -qF "is this wrapper itself"'
+mkdir -p "$work/pathdir"; ln -s "$wrapper" "$work/pathdir/runc"
+err=$(PATH="$work/pathdir:relative:/usr/sbin:/usr/bin:/sbin:/bin" "$work/pathdir/runc" --version 2>&1 | head -1)
+check "wrapper installed as runc in PATH finds the real runc, not itself" 'echo "$err" | grep -q "^runc version"'
+out=$(SECRETSHIM_RUNTIME=/nonexistent "$wrapper" --secretshim-runtime=/bin/echo --root /r state w1 2>&1)
+check "wrapper: --secretshim-runtime= overrides the environment and is not passed on" '[ "$out" = "--root /r state w1" ]'
+err=$(PATH=/nonexistent "$wrapper" state w1 2>&1); rc=$?
+check "wrapper: a runtime missing from PATH is refused" '[ $rc = 1 ] && [ "$err" = "secretshim-runtime: the runtime \"runc\" was not found in PATH" ]'
+
+echo "$failures failure(s)"
+[ $failures = 0 ] || { echo "--- agent log"; cat "$work/agent.log"; echo "--- containerd log (tail)"; tail -20 "$work/containerd.log"; }
+[ $failures = 0 ]

@@ -1,0 +1,173 @@
+#!/bin/sh
+# Podman end to end: the packaged hooks.d file (checked first: one invalid
+# file in a hooks directory stops every container on the node) runs the
+# hook at createRuntime and poststop for containers that carry a secretshim
+# annotation, and only for them. Podman's storage lives under a temp dir.
+# Usage: podman_e2e.sh BUILD_DIR INSTALLED_HOOK_PATH
+# Secret values are random markers compared as SHA-256 digests, never printed.
+set -u
+build=$(cd "$1" && pwd)
+installed_hook=$2
+here=$(cd "$(dirname "$0")" && pwd)
+scripts=$(cd "$here/../../scripts" && pwd)
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
+command -v podman >/dev/null || { echo "SKIP: podman not installed"; exit 77; }
+
+hook=$build/plugin/secretshim-hook
+work=$(mktemp -d /tmp/secretshim-podman-XXXXXX)
+sock=$work/agent.sock
+packaged=$build/packaging/hooks.d/secretshim.json
+agent_pid=
+failures=0
+
+ok() { echo "ok - $1"; }
+bad() { echo "FAIL - $1"; failures=$((failures + 1)); }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
+marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+digest() { printf %s "$1" | sha256sum | cut -c1-64; }
+ctl() { "$build/plugin/secretshimctl" --socket "$sock" "$@"; }
+# Podman on this VM: runc, and explicit ulimits (FACTS.md); no journald.
+cat >"$work/containers.conf" <<CONF
+[containers]
+default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
+[engine]
+runtime = "runc"
+events_logger = "none"
+cgroup_manager = "cgroupfs"
+CONF
+pm() {
+    CONTAINERS_CONF=$work/containers.conf podman --root "$work/root" --runroot "$work/runroot" \
+        --storage-driver vfs --tmpdir "$work/tmp" --hooks-dir "${hooks_dir:-$work/hooks}" "$@"
+}
+cleanup() {
+    pm rm -af >/dev/null 2>&1
+    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+    # Podman's vfs storage may leave mounts (shm, overlay of /run) below $work.
+    grep -h " $work/" /proc/self/mountinfo 2>/dev/null | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
+    [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
+trap cleanup EXIT
+trap "exit 1" INT TERM HUP PIPE  # so that cleanup runs on a signal too
+tasks_empty() {
+    i=0
+    while [ $i -lt 40 ]; do
+        [ "$(ctl task ls --format json | tr -d ' \n')" = "[]" ] && return 0
+        sleep 0.05; i=$((i + 1))
+    done
+    return 1
+}
+# Views live in the containers' namespaces only: none on the host, none left under $work.
+no_view_mounts() { ! grep -qs -e " secretshim " -e " $work/" /proc/self/mountinfo; }
+
+# 1. The packaged file, as installed.
+python3 "$here/check_hooks_json.py" "$packaged" "$installed_hook" || failures=$((failures + 1))
+
+# 2. A copy for this test: the packaged file with only the hook's path and
+# socket changed.
+mkdir -p "$work/hooks" "$work/rootfs/bin" "$work/rootfs/etc" "$work/rootfs/run"
+python3 - "$packaged" "$work/hooks/secretshim.json" "$work/hook-logged" "$sock" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+doc["hook"]["path"] = sys.argv[3]
+doc["hook"]["args"] = ["secretshim-hook", "--socket", sys.argv[4]] + doc["hook"]["args"][1:]
+json.dump(doc, open(sys.argv[2], "w"), indent=1)
+PY
+# The hook, behind a script that notes each stage's status and container.
+cat >"$work/hook-logged" <<SH
+#!/bin/sh
+state=\$(cat)
+printf '%s\n' "\$state" | grep -o '"id":"[^"]*"\|"status":"[^"]*"' | tr '\n' ' ' >>"$work/hook-calls.log"
+echo >>"$work/hook-calls.log"
+printf '%s' "\$state" | exec "$hook" "\$@"
+SH
+chmod +x "$work/hook-logged"
+cp /bin/busybox "$work/rootfs/bin/busybox"
+ln -s busybox "$work/rootfs/bin/sh"
+
+"$build/plugin/secretshimd" --config "$scripts/../packaging/secretshimd.yaml" --socket "$sock" \
+    --state-dir "$work/state" 2>>"$work/agent.log" &
+agent_pid=$!
+i=0
+while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+db=$(marker); api=$(marker)
+printf %s "$db" | ctl secret create db_pass - >/dev/null
+printf %s "$api" | ctl secret create api_key - >/dev/null
+
+# A container that asks for secrets: a default and a custom target.
+# --rootfs takes no value: the first argument after the options is the rootfs.
+# Podman 4.3 splits --annotation values at commas (a CSV list): a reference
+# with options is quoted as one CSV field.
+out=$(pm run --rm --network none \
+      --annotation '"io.secretshim.secrets=db_pass;source=api_key,target=/etc/app/key,uid=1000,mode=0400"' \
+      --rootfs "$work/rootfs" /bin/sh -c 'sha256sum /run/secrets/db_pass /etc/app/key | cut -c1-64;
+                  stat -c "%a %u" /run/secrets/db_pass /etc/app/key;
+                  grep -cE " (/run/secrets|/etc/app/key) ro,nosuid,nodev,noexec[, ]" /proc/self/mountinfo' 2>"$work/run1.err")
+rc=$?
+check "podman run with the annotation succeeds" '[ $rc = 0 ]' || cat "$work/run1.err"
+check "podman: /run/secrets/db_pass holds the secret" '[ "$(echo "$out" | sed -n 1p)" = "$(digest "$db")" ]'
+check "podman: /etc/app/key holds the secret" '[ "$(echo "$out" | sed -n 2p)" = "$(digest "$api")" ]'
+check "podman: owner and mode" '[ "$(echo "$out" | sed -n 3,4p | tr "\n" " ")" = "444 0 400 1000 " ]'
+check "podman: both mounts ro,nosuid,nodev,noexec" '[ "$(echo "$out" | sed -n 5p)" = 2 ]' || echo "$out" | sed 1,4d
+check "podman: flushed after exit (task ls empty)" tasks_empty
+check "podman: no view left in any mount table" no_view_mounts
+
+# Detached: the task is listed while it runs; podman stop runs poststop
+# (the hook's "auto" stage tells it from createRuntime by the state).
+cid=$(pm run -d --network none --annotation "io.secretshim.secrets=db_pass" --rootfs "$work/rootfs" \
+      /bin/sh -c 'sleep 100' 2>"$work/run2.err")
+check "podman: a running container is a task" '[ -n "$cid" ] && [ "$(ctl task ls --format json | grep -c "$cid")" = 1 ]' || cat "$work/run2.err"
+check "podman exec reads the secret" '[ "$(pm exec "$cid" /bin/sh -c "sha256sum /run/secrets/db_pass" | cut -c1-64)" = "$(digest "$db")" ]'
+# The hook's "auto" stage: a "stopped" state is poststop, which flushes at
+# once (Podman runs poststop itself after the exit, when the pidfd watch
+# has usually flushed already; this checks the path on its own).
+printf '{"ociVersion":"1.0.2","id":"%s","status":"stopped","bundle":"/x","annotations":{"io.secretshim.secrets":"db_pass"}}' "$cid" |
+    "$hook" --socket "$sock" auto
+check "hook auto + a stopped state = poststop: flushed while still running" 'tasks_empty && grep -qF "$cid\": released by poststop" "$work/agent.log"'
+pm stop -t 0 "$cid" >/dev/null 2>&1
+pm rm "$cid" >/dev/null 2>&1
+check "podman stop and rm: nothing left" 'no_view_mounts && [ -z "$(pm ps -aq)" ]'
+check "podman ran the hook at createRuntime and, after the exit, at poststop" \
+    'grep -qxF "\"id\":\"$cid\" \"status\":\"creating\" " "$work/hook-calls.log" && grep -qxF "\"id\":\"$cid\" \"status\":\"stopped\" " "$work/hook-calls.log"' || cat "$work/hook-calls.log"
+
+# A user namespace (--uidmap/--gidmap): a secret's uid is a container id,
+# the file carries the host id it maps to.
+cp -a "$work/rootfs" "$work/rootfs-userns"
+chown -R 100000:100000 "$work/rootfs-userns"
+chmod 0711 "$work"
+out=$(pm run --rm --network none --uidmap 0:100000:65536 --gidmap 0:100000:65536 \
+      --annotation '"io.secretshim.secrets=source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0400"' \
+      --rootfs "$work/rootfs-userns" /bin/sh -c 'sha256sum /etc/app/key | cut -c1-64; stat -c "%u %g %a" /etc/app/key; cat /proc/self/uid_map' 2>"$work/userns.err")
+check "podman --uidmap: the secret is readable, owned by container uid 1000" \
+    '[ "$(echo "$out" | sed -n 1,2p | tr "\n" " ")" = "$(digest "$api") 1000 1000 400 " ] && echo "$out" | sed -n 3p | grep -qE "^ *0 +100000 +65536$"' || cat "$work/userns.err"
+check "podman --uidmap: flushed" tasks_empty
+
+# A container without the annotation: the hook is not even run.
+out=$(pm run --rm --network none --rootfs "$work/rootfs" /bin/sh -c 'grep -c " /run/secrets " /proc/self/mountinfo' 2>&1)
+check "podman: no annotation, runs without secrets" '[ "$out" = 0 ]'
+
+# A bad annotation: refused with the hook's one line, nothing left behind.
+out=$(pm run --rm --network none --annotation "io.secretshim.secrets=nope" --rootfs "$work/rootfs" \
+      /bin/sh -c 'echo RAN' 2>"$work/bad.err"); rc=$?
+check "podman: bad annotation refused" '[ $rc != 0 ] && [ -z "$out" ]'
+check "podman: the error names the secret and why" 'grep -qF "secretshim-hook: container " "$work/bad.err" && grep -qF "\"nope\" does not exist" "$work/bad.err"'
+echo "# podman said: $(cat "$work/bad.err")"
+check "podman: refused container leaves no view and no task" 'no_view_mounts && tasks_empty'
+check "podman: refused container not left running" '[ -z "$(pm ps -q)" ]'
+
+# Unquoted, Podman splits the reference: refused with a hint, rather than
+# delivered with the default target, owner and mode.
+out=$(pm run --rm --network none --annotation "io.secretshim.secrets=source=api_key,target=/etc/app/key,mode=0400" \
+      --rootfs "$work/rootfs" /bin/sh -c 'echo RAN' 2>"$work/split.err"); rc=$?
+check "podman: a reference split at commas is refused with a hint" '[ $rc != 0 ] && [ -z "$out" ] && grep -qF "looks like a piece of a secret reference split at a comma" "$work/split.err" && tasks_empty'
+
+# Why the packaged file is checked: one invalid file in a hooks directory
+# makes every podman run fail, with or without secrets.
+mkdir -p "$work/broken"
+cp "$work/hooks/secretshim.json" "$work/broken/"
+echo '{"version": "1.0.0", "hook": {' >"$work/broken/zz-invalid.json"
+hooks_dir=$work/broken pm run --rm --network none --rootfs "$work/rootfs" /bin/true >/dev/null 2>&1; rc=$?
+check "an invalid hooks.d file breaks every podman run (why ours is checked)" '[ $rc != 0 ]'
+
+echo "$failures failure(s)"
+[ $failures = 0 ] || { echo "--- agent log"; cat "$work/agent.log"; }
+[ $failures = 0 ]
