@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compares the files of an extracted package root with the expected list.
 
-usage: check_files.py ROOT EXPECTED_LIST [EXTRA_PATTERN...]
+usage: check_files.py ROOT EXPECTED_LIST
 Prints one line per missing or unexpected file; exits 1 if there is any.
 """
 import fnmatch
@@ -10,8 +10,8 @@ import sys
 
 
 def main():
-    root, listing = sys.argv[1:3]
-    patterns = list(sys.argv[3:])
+    root, listing = sys.argv[1:]
+    patterns = []
     with open(listing) as f:
         patterns += [l.strip() for l in f if l.strip() and not l.startswith("#")]
     files = []
