@@ -73,14 +73,20 @@ struct FilterDeleter {
 };
 
 Result<void> dropCapabilities() {
-    // The bounding set first: dropping from it needs CAP_SETPCAP, which
-    // capset() below takes away.
-    for (int cap = 0; cap <= CAP_LAST_CAP; ++cap)
-        if (!kept(cap) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
-            return failErrno("dropping capability " + std::to_string(cap) + " from the bounding set");
-    (void)::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
     __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
     __user_cap_data_struct data[2] = {};
+    if (::syscall(SYS_capget, &header, data) != 0) return failErrno("reading capabilities");
+    // The bounding set first: dropping from it needs CAP_SETPCAP, which
+    // capset() below takes away. A process without it (the agent under its
+    // systemd unit) keeps its bounding set: with no_new_privs set, an
+    // execve could gain nothing beyond the permitted set capset() leaves,
+    // and the filter allows no execve.
+    if (data[CAP_SETPCAP / 32].effective & (1u << (CAP_SETPCAP % 32)))
+        for (int cap = 0; cap <= CAP_LAST_CAP; ++cap)
+            if (!kept(cap) && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
+                return failErrno("dropping capability " + std::to_string(cap) + " from the bounding set");
+    (void)::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+    data[0] = data[1] = {};
     for (int cap : kKeep) {
         data[cap / 32].effective |= 1u << (cap % 32);
         data[cap / 32].permitted |= 1u << (cap % 32);

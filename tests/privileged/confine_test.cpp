@@ -6,6 +6,8 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -87,4 +89,42 @@ TEST_CASE("a confined process keeps what attaching needs and nothing else") {
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
     ::close(sv[0]);
+}
+
+// The agent under its systemd unit has no CAP_SETPCAP (packaging/systemd):
+// its helpers cannot shrink the bounding set, and still confine themselves.
+TEST_CASE("a process without CAP_SETPCAP is confined all the same") {
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv) == 0);
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+        __user_cap_data_struct data[2] = {};
+        if (::syscall(SYS_capget, &header, data) != 0) ::_exit(2);
+        data[CAP_SETPCAP / 32].effective &= ~(1u << (CAP_SETPCAP % 32));
+        data[CAP_SETPCAP / 32].permitted &= ~(1u << (CAP_SETPCAP % 32));
+        if (::syscall(SYS_capset, &header, data) != 0) ::_exit(2);
+        if (!platform::confineForAttach()) ::_exit(3);
+        char go;
+        iovec in{&go, 1};
+        msghdr msg{};
+        msg.msg_iov = &in;
+        msg.msg_iovlen = 1;
+        (void)::recvmsg(sv[1], &msg, 0);  // stay alive while the parent looks
+        ::_exit(0);
+    }
+    // Wait until the child has confined itself (its filter is on).
+    for (int i = 0; i < 500 && statusField(pid, "Seccomp") != "2"; ++i) ::usleep(10000);
+    CHECK(statusField(pid, "Seccomp") == "2");
+    CHECK(statusField(pid, "NoNewPrivs") == "1");
+    CHECK(statusField(pid, "CapEff") == "0000000000200006");
+    CHECK(statusField(pid, "CapPrm") == "0000000000200006");
+    (void)::send(sv[0], "g", 1, 0);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);  // 3: confinement failed
+    ::close(sv[0]);
+    ::close(sv[1]);
 }
