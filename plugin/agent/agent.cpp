@@ -267,6 +267,8 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     task.record.pid = *pid;
     task.record.startTime = *start;
 
+    std::map<std::string, SecureBuffer> granted;  // cluster mode: the assignment's values
+    if (auto ok = clusterGrant(request, task, granted); !ok) return tl::unexpected(ok.error());
     auto refs = mountfs::parseSecretRefs(task.record.secrets);
     if (!refs) return tl::unexpected(refs.error());
     auto layout = mountfs::planView(*refs);
@@ -284,7 +286,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     std::vector<mountfs::Bytes> payloads;
     for (const auto& ref : *refs) {
         if (!plain.count(ref.source)) {
-            auto value = store_.load(ref.source);
+            auto value = cluster_ ? Result<SecureBuffer>(std::move(granted[ref.source])) : store_.load(ref.source);
             if (!value) return tl::unexpected(value.error());
             plain.emplace(ref.source, std::move(*value));
             task.secrets.push_back(ref.source);
@@ -303,6 +305,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
 void Agent::startTask(PendingTask pending) {
     pending.view->releaseMountSources();
     const std::string id = pending.record.id;
+    if (!pending.clusterTask.empty()) clusterTasks_[id] = pending.clusterTask;
     if (auto ok = records_.save(pending.record); !ok)
         log("container " + quote(id) + ": its record was not saved, it will not survive an agent restart: " +
             ok.error().message);
@@ -347,6 +350,7 @@ void Agent::flushTask(const std::string& id, const char* why) {
     boost::system::error_code ignored;
     if (it->second.exitWatch) it->second.exitWatch->close(ignored);
     tasks_.erase(it);
+    clusterTasks_.erase(id);
     records_.remove(id);
     log("container " + quote(id) + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +
         (ok ? "" : " (with an error: " + ok.error().message + ")"));
@@ -401,8 +405,10 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
         return {{"ok", true}, {"tasks", list}};
     }
     if (op == "status") {
-        return {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},
-                {"kernel", platform::kernelFeatures().describe()}};
+        json reply = {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},
+                      {"kernel", platform::kernelFeatures().describe()}};
+        if (cluster_) reply["cluster"] = clusterStatus();
+        return reply;
     }
     return failure("unknown request " + quote(op.substr(0, 64)));
 }

@@ -22,6 +22,7 @@
 namespace secretshim::plugin {
 
 class Connection;
+class ClusterSource;
 
 class Agent {
 public:
@@ -41,10 +42,15 @@ public:
         std::vector<std::string> secrets;
         std::unique_ptr<platform::TmpfsView> view;
         platform::UniqueFd pidfd;
+        std::string clusterTask;  // io.secretshim.task (cluster mode)
     };
     Result<PendingTask> prepareTask(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
     void startTask(PendingTask task);
     nlohmann::json handle(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
+
+    // Cluster mode (plugin/agent/cluster_updates.cpp): secrets come from
+    // `source` and its changes reach the running containers.
+    void setClusterSource(ClusterSource* source);
 
 private:
     struct Task {
@@ -59,6 +65,12 @@ private:
     void watchExit(const TaskRecord& record);
     void flushTask(const std::string& id, const char* why);
     std::vector<std::string> tasksUsing(const std::string& name) const;  // container ids
+    // Cluster mode (plugin/agent/cluster_updates.cpp).
+    Result<void> clusterGrant(const nlohmann::json& request, PendingTask& task, std::map<std::string, SecureBuffer>& values);
+    void onClusterSecretChanged(const std::string& name);
+    void onClusterTaskChanged(const std::string& clusterTask);
+    nlohmann::json clusterStatus() const;
+    void signalIfAsked(const std::string& containerId, const std::string& clusterTask);
 
     boost::asio::io_context& io_;
     AgentConfig config_;
@@ -66,6 +78,8 @@ private:
     TaskRecords records_;
     std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
     std::map<std::string, Task> tasks_;
+    ClusterSource* cluster_ = nullptr;
+    std::map<std::string, std::string> clusterTasks_;  // container id -> its io.secretshim.task
 };
 
 }  // namespace secretshim::plugin

@@ -388,6 +388,9 @@ WatchEnd EtcdClient::watch(const std::string& prefix, std::int64_t startRevision
     req.set(http::field::host, ep.host);
     req.set(http::field::content_type, "application/json");
     req.set(http::field::accept, "application/json");
+    // A member that loses its leader cancels the watch instead of leaving
+    // it open and stale.
+    req.set("Grpc-Metadata-Hasleader", "true");
     if (!token.empty()) req.set(http::field::authorization, token);
     req.body() = json{{"create_request", create}}.dump();
     req.prepare_payload();

@@ -59,7 +59,8 @@ Result<void> checkReply(const JsonMessage& reply) {
     return fail(error.empty() ? "the agent refused without a reason" : error);
 }
 
-Result<void> create(const std::string& socket, const OciState& state, const std::string& secrets) {
+Result<void> create(const std::string& socket, const OciState& state, const std::string& secrets,
+                    const std::string& task) {
     if (state.pid <= 0) return fail("the OCI state has no pid (is the hook registered at createRuntime?)");
     platform::UniqueFd pidfd(platform::sysPidfdOpen(state.pid, 0));
     if (!pidfd) return failErrno("opening the container's init process");
@@ -73,7 +74,7 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
     auto sock = connectAgent(socket, kTimeout);
     if (!sock) return tl::unexpected(sock.error());
     const int fds[] = {pidfd.get()};
-    if (auto ok = sendJson(sock->get(), {{"op", "create"}, {"id", state.id}, {"secrets", secrets}}, fds); !ok)
+    if (auto ok = sendJson(sock->get(), {{"op", "create"}, {"id", state.id}, {"secrets", secrets}, {"task", task}}, fds); !ok)
         return ok;
     auto reply = receiveJson(sock->get());
     if (!reply) return tl::unexpected(reply.error());
@@ -136,9 +137,11 @@ int main(int argc, char** argv) {
     }
     // The fast path: a container that asks for no secrets costs one lookup.
     const auto secrets = state->annotations.find(std::string(kSecretsAnnotation));
-    if (secrets == state->annotations.end()) return 0;
+    const auto task = state->annotations.find(std::string(kTaskAnnotation));
+    if (secrets == state->annotations.end() && task == state->annotations.end()) return 0;
 
-    auto result = stage == "poststop" ? release(socket, *state) : create(socket, *state, secrets->second);
+    const auto value = [&](auto it) { return it == state->annotations.end() ? std::string() : it->second; };
+    auto result = stage == "poststop" ? release(socket, *state) : create(socket, *state, value(secrets), value(task));
     if (!result) {
         std::fprintf(stderr, "secretshim-hook: container %s: %s\n", state->id.c_str(),
                      result.error().message.c_str());
