@@ -8,10 +8,12 @@
 
 #include <csignal>
 #include <cstdio>
+#include <algorithm>
 #include <set>
 
 #include "plugin/agent/agent.hpp"
 #include "plugin/agent/cluster_source.hpp"
+#include "mountfs/secret_ref.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
 
@@ -22,6 +24,12 @@ using nlohmann::json;
 namespace {
 
 void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
+
+std::string toOctal(std::uint32_t mode) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%o", mode & 07777);
+    return buf;
+}
 
 }  // namespace
 
@@ -82,20 +90,58 @@ void Agent::onClusterSecretChanged(const std::string& name) {
     }
 }
 
+// A changed assignment reaches its running containers: references no
+// longer granted are zeroed and removed, new ones under /run/secrets
+// appear. An unassigned task's containers keep their secrets until they
+// stop (the next start is refused).
 void Agent::onClusterTaskChanged(const std::string& clusterTask) {
     const cluster::TaskAssignment* a = cluster_->assignment(clusterTask);
     for (const auto& [id, task] : clusterTasks_) {
         if (task != clusterTask) continue;
         const auto running = tasks_.find(id);
         if (running == tasks_.end()) continue;
+        Task& t = running->second;
         if (!a) {
             log("container " + quote(id) + ": task " + clusterTask +
                 " was unassigned; the running container keeps its secrets until it stops");
-        } else if (a->secrets != running->second.record.secrets) {
-            // Not done yet: adding or removing files of a running view.
-            log("container " + quote(id) + ": task " + clusterTask +
-                "'s grants changed; they apply when the container next starts");
+            continue;
         }
+        if (a->secrets == t.record.secrets) continue;
+        auto refs = mountfs::parseSecretRefs(a->secrets);
+        if (!refs) continue;  // checked when the record was read
+        bool changed = false;
+        const auto& entries = t.view->layout().entries;
+        for (std::size_t i = entries.size(); i-- > 0;) {
+            if (std::find(refs->begin(), refs->end(), entries[i].ref) != refs->end()) continue;
+            const std::string target = entries[i].ref.target;
+            if (auto ok = t.view->removeEntry(i); !ok)
+                log("container " + quote(id) + ": " + target + " not revoked: " + ok.error().message);
+            else
+                log("container " + quote(id) + ": " + target + " revoked"), changed = true;
+        }
+        for (const auto& ref : *refs) {
+            const auto& now = t.view->layout().entries;
+            if (std::find_if(now.begin(), now.end(), [&](const auto& e) { return e.ref == ref; }) != now.end()) continue;
+            auto value = cluster_->value(ref.source);
+            auto ok = value ? t.view->addEntry(ref, value->span()) : Result<void>(tl::unexpected(value.error()));
+            if (!ok)
+                log("container " + quote(id) + ": " + ref.target + " not granted: " + ok.error().message);
+            else
+                log("container " + quote(id) + ": " + ref.target + " granted"), changed = true;
+        }
+        // What the container holds now, for `task ls`, `secret rm` and a restart.
+        t.secrets.clear();
+        for (const auto& e : t.view->layout().entries)
+            if (std::find(t.secrets.begin(), t.secrets.end(), e.ref.source) == t.secrets.end())
+                t.secrets.push_back(e.ref.source);
+        std::string specs;
+        for (const auto& e : t.view->layout().entries)
+            specs += (specs.empty() ? "" : ";") + ("source=" + e.ref.source + ",target=" + e.ref.target +
+                                                   ",uid=" + std::to_string(e.ref.uid) + ",gid=" +
+                                                   std::to_string(e.ref.gid) + ",mode=0" + toOctal(e.ref.mode));
+        t.record.secrets = specs;
+        (void)records_.save(t.record);
+        if (changed) signalIfAsked(id, clusterTask);
     }
 }
 

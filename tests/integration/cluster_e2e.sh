@@ -144,6 +144,15 @@ brc=$?
 check "propagation benchmark ran ($(tail -1 "$work/bench"))" '[ $brc = 0 ]'
 echo "# $(tail -1 "$work/bench")"
 
+# A new grant appears in the running container; a revoked one disappears
+# (a revoked single-file target is emptied: its mount stays until restart).
+admin task assign t1 --node node-1 --secret db --secret "source=db,target=/etc/app/db,mode=0400" --secret other >/dev/null
+check "a new grant appears in the running container" 'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/other 2>/dev/null | cut -c1-64)\" = \"$(digest "$other")\" ]"'
+admin task assign t1 --node node-1 --secret db >/dev/null
+check "a revoked grant disappears from the running container" 'wait_for 10 runc --root "$work/state-rt" exec c1 /bin/busybox test ! -e /run/secrets/other'
+check "a revoked single-file target is emptied" 'wait_for 10 runc --root "$work/state-rt" exec c1 /bin/busybox sh -c "test ! -s /etc/app/db"'
+check "the remaining grant is untouched" '[ "$(in_container c1 "test -s /run/secrets/db && echo y")" = y ]'
+
 # Unassigned, foreign and unannotated tasks are refused in one line.
 bundle c2 t9 true
 check "a task of another node is refused" '! rt run --bundle "$work/c2" c2 >/dev/null 2>"$work/c2.err" && grep -q "not assigned to node" "$work/c2.err"'
