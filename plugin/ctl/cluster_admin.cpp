@@ -217,8 +217,7 @@ Result<void> ClusterAdmin::assignTask(const std::string& task, const std::string
     if (!registration) return tl::unexpected(registration.error());
     const std::span<const unsigned char> pub(reinterpret_cast<const unsigned char*>(registration->publicKey.data()), 32);
 
-    // What the node holds already: a copy of the same id and version is kept
-    // (a repeated assign writes nothing new for it).
+    // What the node holds already, for the revocations below.
     auto held = client_->range(nodePrefix(node) + "secrets/", true);
     if (!held) return tl::unexpected(held.error());
     std::map<std::string, std::pair<std::string, std::uint64_t>> copies;
@@ -233,8 +232,10 @@ Result<void> ClusterAdmin::assignTask(const std::string& task, const std::string
         auto master = readMaster(*client_, name, &modRevision);
         if (!master) return tl::unexpected(master.error());
         compares.push_back(txnModRevision(masterKey(name), modRevision));  // no rotation in between
-        const auto c = copies.find(name);
-        if (c != copies.end() && c->second == std::make_pair(master->id, master->version)) continue;
+        // Always re-sealed, even when a copy of this version is there: the
+        // admin cannot tell a good copy from one moved in from another node
+        // (which the node refuses), and a node ignores a new copy of a
+        // version it already holds.
         auto plain = (*key)->open(master->sealed, {"", name, master->id, master->version});
         if (!plain) return fail("secret " + quote(name) + ": the cluster key cannot decrypt it");
         auto copy = sealForNode(pub, plain->span(), {node, name, master->id, master->version});

@@ -190,6 +190,18 @@ bundle c6 t5 sh -c 'sha256sum /run/secrets/other | cut -c1-64'
 check "then the new task starts with its secret" '[ "$(rt run --bundle "$work/c6" c6 2>/dev/null)" = "$(digest "$other")" ]'
 ids="$ids c6"
 
+# The agent SIGKILLed and restarted: running containers keep their secrets,
+# and the new agent serves new containers from etcd again.
+kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
+rm -f "$sock"
+"$agentbin" --config "$work/agent.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
+agent_pid=$!
+check "agent restarted: connects again" 'wait_for 20 connected'
+check "agent restarted: running containers still read their secrets" '[ "$(in_container c4 "sha256sum /run/secrets/other" | cut -c1-64)" = "$(digest "$other")" ]'
+bundle c8 t5 sh -c 'sha256sum /run/secrets/other | cut -c1-64'
+check "agent restarted: a new container gets its secret" '[ "$(rt run --bundle "$work/c8" c8 2>/dev/null)" = "$(digest "$other")" ]'
+ids="$ids c8"
+
 # Unassigned: the next start is refused; the running container keeps its copy.
 admin task unassign t1 >/dev/null
 bundle c7 t1 true
