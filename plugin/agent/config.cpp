@@ -79,7 +79,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
         }
     }
     if (config.source == "etcd" && (!config.hasEtcd || config.etcd.node.empty()))
-        return fail(name + ": source \"etcd\" needs an etcd block with endpoints, ca, cert, key and node");
+        return fail(where(name, root) + ": source \"etcd\" needs an etcd block with endpoints, ca, cert, key and node");
     return config;
 }
 

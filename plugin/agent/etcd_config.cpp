@@ -39,8 +39,11 @@ Result<std::string> textValue(const std::string& name, const std::string& key, c
 }
 
 Result<std::string> endpointValue(const std::string& name, const YAML::Node& value) {
-    if (!value.IsScalar() || value.Scalar().rfind("https://", 0) != 0 || value.Scalar().size() > 256 ||
-        value.Scalar().find_first_of(std::string(" \n\r\0", 4)) != std::string::npos)
+    // A URL is printable ASCII: nothing else can name a host and port.
+    const bool printable = value.IsScalar() && std::all_of(value.Scalar().begin(), value.Scalar().end(), [](char ch) {
+        return static_cast<unsigned char>(ch) > 0x20 && static_cast<unsigned char>(ch) < 0x7f;
+    });
+    if (!printable || value.Scalar().rfind("https://", 0) != 0 || value.Scalar().size() > 256)
         return fail(where(name, value) + ": key \"etcd.endpoints\": expected https://HOST:PORT (TLS only)");
     return value.Scalar();
 }
