@@ -206,6 +206,13 @@ void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, s
     }
     const auto old = copies_.find(ref->name);
     if (old != copies_.end() && old->second.id == s->id && old->second.version == s->version) return;
+    // An older version of the same secret is a replay (someone with write
+    // access put back an old copy): never roll a running task back.
+    if (old != copies_.end() && old->second.id == s->id && s->version < old->second.version) {
+        log("etcd: skipped key " + quote(kv.key) + ": version " + std::to_string(s->version) +
+            " is older than the held version " + std::to_string(old->second.version));
+        return;
+    }
     if (old != copies_.end()) secrets.insert(ref->name);
     copies_[ref->name] = std::move(*s);
 }

@@ -144,6 +144,15 @@ brc=$?
 check "propagation benchmark ran ($(tail -1 "$work/bench"))" '[ $brc = 0 ]'
 echo "# $(tail -1 "$work/bench")"
 
+# An old version put back (a replay) is not applied.
+etcdctl_root get --print-value-only /secretshim/nodes/node-1/secrets/db >"$work/db-now"
+current=$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)
+printf %s "$(marker)" | admin secret rotate db - >/dev/null
+wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/db | cut -c1-64)\" != $current ]"
+after=$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)
+etcdctl_root put /secretshim/nodes/node-1/secrets/db <"$work/db-now" >/dev/null
+check "a replayed older version is refused" 'wait_for 5 grep -q "secrets/db.*older than the held version" "$work/agent.log" && [ "$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)" = "$after" ]'
+
 # A new grant appears in the running container; a revoked one disappears
 # (a revoked single-file target is emptied: its mount stays until restart).
 admin task assign t1 --node node-1 --secret db --secret "source=db,target=/etc/app/db,mode=0400" --secret other >/dev/null
