@@ -4,7 +4,8 @@ hooks run secretshim-hook at createRuntime and poststop.
 
 usage: make_bundle.py BUNDLE HOOK SOCKET ANNOTATION UID ARGS...
 An empty ANNOTATION leaves the container without secrets. HOOK_STAGE in the
-environment registers the hook at "prestart" instead of "createRuntime".
+environment registers the hook at "prestart" instead of "createRuntime";
+TASK_ANNOTATION sets io.secretshim.task (cluster mode).
 USERNS=HOSTID:SIZE gives the container a user namespace mapping ids
 0..SIZE-1 to HOSTID..; READONLY=1 makes the rootfs read-only; NO_RUN_TMPFS=1
 leaves out the /run tmpfs.
@@ -32,6 +33,8 @@ def main():
     }
     if annotation:
         annotations["io.secretshim.secrets"] = annotation
+    if os.environ.get("TASK_ANNOTATION"):  # cluster mode: io.secretshim.task
+        annotations["io.secretshim.task"] = os.environ["TASK_ANNOTATION"]
     spec = {
         "ociVersion": "1.0.2",
         "root": {"path": "rootfs"},

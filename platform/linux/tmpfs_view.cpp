@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>  // renameat2
 #include <string>
 
 #include "platform/linux/confine.hpp"
@@ -357,6 +358,50 @@ Result<void> TmpfsView::update(std::size_t index, Bytes payload,
         return std::vector<UniqueFd>{};
     });
     if (!done) return tl::unexpected(done.error());
+    return {};
+}
+
+Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload) {
+    if (flushed_) return fail("the secrets view was flushed");
+    if (adopted_) return fail("a view re-adopted after an agent restart cannot be updated");
+    auto planned = mountfs::planView({ref});
+    if (!planned) return tl::unexpected(planned.error());
+    mountfs::ViewEntry entry = planned->entries.front();
+    if (!entry.inDirectory || !layout_.hasDirectoryMount())
+        return fail("adding " + ref.target + " needs a restart of the task: only targets under " +
+                    std::string(mountfs::kSecretsDir) + " of a task that already has some can be added live");
+    for (const auto& e : layout_.entries)
+        if (e.file == entry.file) return fail("target " + ref.target + " is already in the view");
+    if (auto ok = mountfs::checkPayloadSize(ref.source, payload.size(), maxPayload_); !ok) return ok;
+    for (const std::string& dir : planned->directories)
+        if (::mkdirat(root_.get(), dir.c_str(), 0755) != 0 && errno != EEXIST)
+            return failErrno("creating the view's " + dir);
+    (void)::unlinkat(root_.get(), kUpdateTemp, 0);
+    if (auto ok = writeSecretFile(root_.get(), kUpdateTemp, payload, entry.ref); !ok) return ok;
+    // RENAME_NOREPLACE: never over a file the image's view already shows.
+    if (::renameat2(root_.get(), kUpdateTemp, root_.get(), entry.file.c_str(), RENAME_NOREPLACE) != 0) {
+        auto error = failErrno("adding secret \"" + ref.source + "\"");
+        (void)::unlinkat(root_.get(), kUpdateTemp, 0);
+        return error;
+    }
+    layout_.entries.push_back(std::move(entry));
+    fileMounts_.resize(layout_.entries.size());
+    return {};
+}
+
+Result<void> TmpfsView::removeEntry(std::size_t index) {
+    if (flushed_) return fail("the secrets view was flushed");
+    if (adopted_) return fail("a view re-adopted after an agent restart cannot be updated");
+    if (index >= layout_.entries.size()) return fail("no such reference in the view");
+    const mountfs::ViewEntry entry = layout_.entries[index];
+    // Zero before unlinking: a reader that has the file open, or the
+    // single-file mount that pins it, then sees nothing of the secret.
+    UniqueFd fd(sysOpenat2(root_.get(), entry.file.c_str(), O_WRONLY | O_NOFOLLOW, kOwnOnly));
+    Result<void> ok = fd ? wipeFile(fd.get()) : failErrno("opening " + entry.file);
+    if (ok && ::unlinkat(root_.get(), entry.file.c_str(), 0) != 0) ok = failErrno("removing " + entry.file);
+    if (!ok) return tl::unexpected(wrap(ok.error(), "revoking secret \"" + entry.ref.source + "\""));
+    layout_.entries.erase(layout_.entries.begin() + static_cast<std::ptrdiff_t>(index));
+    if (index < fileMounts_.size()) fileMounts_.erase(fileMounts_.begin() + static_cast<std::ptrdiff_t>(index));
     return {};
 }
 

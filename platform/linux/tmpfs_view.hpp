@@ -34,6 +34,14 @@ public:
                         const mountfs::ContainerHandle& container) override;
     Result<void> flush() override;
 
+    // Live grants and revocations (cluster mode). A new reference can be
+    // added only under the directory mount (/run/secrets), which the
+    // container already has; it appears atomically (written, then renamed
+    // into place). Removing an entry zeroes its file, then unlinks it: a
+    // single-file target keeps its (now empty) mount until the task restarts.
+    Result<void> addEntry(const mountfs::SecretRef& ref, mountfs::Bytes payload);
+    Result<void> removeEntry(std::size_t index);
+
     // The read-only mounts to attach, for a process that attaches them
     // itself (the hook). Empty once attached or flushed.
     std::vector<MountSource> mountSources() const;

@@ -285,6 +285,8 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     task.record.pid = *pid;
     task.record.startTime = *start;
 
+    std::map<std::string, SecureBuffer> granted;  // cluster mode: the assignment's values
+    if (auto ok = clusterGrant(request, task, granted); !ok) return tl::unexpected(ok.error());
     auto refs = mountfs::parseSecretRefs(task.record.secrets);
     if (!refs) return tl::unexpected(refs.error());
     if (auto ok = mapOwnersToHost(*pid, *refs); !ok) return tl::unexpected(ok.error());
@@ -297,16 +299,26 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
         return fail(std::to_string(files) + " targets outside " + std::string(mountfs::kSecretsDir) +
                     ": at most " + std::to_string(platform::kMaxPassedFds - 1) + " can be attached");
 
-    // Decrypt each secret once, all into one locked buffer (one mlock per
-    // task, not per secret); it is wiped when this returns: the view's tmpfs
-    // is the only copy a running task needs.
     std::map<std::string, std::size_t> index;
     for (const auto& ref : *refs)
         if (index.emplace(ref.source, task.secrets.size()).second) task.secrets.push_back(ref.source);
-    auto plain = store_.loadMany(task.secrets);
+    // Local mode: decrypt each secret once, all into one locked buffer (one
+    // mlock per task, not per secret). Cluster mode: the assignment's values,
+    // decrypted by clusterGrant(). Both are wiped when this returns: the
+    // view's tmpfs is the only copy a running task needs.
+    Result<LoadedSecrets> plain = LoadedSecrets{};
+    if (!cluster_) plain = store_.loadMany(task.secrets);
     if (!plain) return tl::unexpected(plain.error());
     std::vector<mountfs::Bytes> payloads;
-    for (const auto& ref : *refs) payloads.push_back(plain->values[index.at(ref.source)]);
+    for (const auto& ref : *refs) {
+        if (!cluster_) {
+            payloads.push_back(plain->values[index.at(ref.source)]);
+            continue;
+        }
+        const auto value = granted.find(ref.source);
+        if (value == granted.end()) return fail("secret " + quote(ref.source) + " is not in the task's assignment");
+        payloads.push_back(value->second.span());
+    }
     mountfs::ViewOptions options;
     options.maxPayload = config_.maxPayload;
     auto view = platform::TmpfsView::build(std::move(*layout), payloads, options, platform::kernelFeatures());
@@ -318,6 +330,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
 void Agent::startTask(PendingTask pending) {
     pending.view->releaseMountSources();
     const std::string id = pending.record.id;
+    if (!pending.clusterTask.empty()) clusterTasks_[id] = pending.clusterTask;
     if (auto ok = records_.save(pending.record); !ok)
         log("container " + quote(id) + ": its record was not saved, it will not survive an agent restart: " +
             ok.error().message);
@@ -362,6 +375,7 @@ void Agent::flushTask(const std::string& id, const char* why) {
     boost::system::error_code ignored;
     if (it->second.exitWatch) it->second.exitWatch->close(ignored);
     tasks_.erase(it);
+    clusterTasks_.erase(id);
     records_.remove(id);
     log("container " + quote(id) + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +
         (ok ? "" : " (with an error: " + ok.error().message + ")"));
@@ -416,8 +430,10 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
         return {{"ok", true}, {"tasks", list}};
     }
     if (op == "status") {
-        return {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},
-                {"kernel", platform::kernelFeatures().describe()}};
+        json reply = {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},
+                      {"kernel", platform::kernelFeatures().describe()}};
+        if (cluster_) reply["cluster"] = clusterStatus();
+        return reply;
     }
     return failure("unknown request " + quote(op.substr(0, 64)));
 }

@@ -23,6 +23,7 @@
 namespace secretshim::plugin {
 
 class Connection;
+class ClusterSource;
 
 class Agent {
 public:
@@ -42,10 +43,15 @@ public:
         std::vector<std::string> secrets;
         std::unique_ptr<platform::TmpfsView> view;
         platform::UniqueFd pidfd;
+        std::string clusterTask;  // io.secretshim.task (cluster mode)
     };
     Result<PendingTask> prepareTask(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
     void startTask(PendingTask task);
     nlohmann::json handle(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
+
+    // Cluster mode (plugin/agent/cluster_updates.cpp): secrets come from
+    // `source` and its changes reach the running containers.
+    void setClusterSource(ClusterSource* source);
 
 private:
     friend class Connection;  // counts itself in connections_
@@ -62,6 +68,12 @@ private:
     void watchExit(const TaskRecord& record);
     void flushTask(const std::string& id, const char* why);
     std::vector<std::string> tasksUsing(const std::string& name) const;  // container ids
+    // Cluster mode (plugin/agent/cluster_updates.cpp).
+    Result<void> clusterGrant(const nlohmann::json& request, PendingTask& task, std::map<std::string, SecureBuffer>& values);
+    void onClusterSecretChanged(const std::string& name);
+    void onClusterTaskChanged(const std::string& clusterTask);
+    nlohmann::json clusterStatus() const;
+    void signalIfAsked(const std::string& containerId, const std::string& clusterTask);
 
     boost::asio::io_context& io_;
     AgentConfig config_;
@@ -72,6 +84,8 @@ private:
     std::shared_ptr<std::size_t> connections_ = std::make_shared<std::size_t>(0);  // open Connections
     std::size_t busyRefused_ = 0;  // refused since the last log line
     std::chrono::steady_clock::time_point lastBusyLog_{};
+    ClusterSource* cluster_ = nullptr;
+    std::map<std::string, std::string> clusterTasks_;  // container id -> its io.secretshim.task
 };
 
 }  // namespace secretshim::plugin

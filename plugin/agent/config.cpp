@@ -66,13 +66,20 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
                             std::to_string(kPayloadCeiling));
             config.maxPayload = n;
         } else if (key == "source") {
-            if (!value.IsScalar() || value.Scalar() != "local")
-                return fail(where(name, value) + ": key \"source\": expected \"local\"");
+            if (!value.IsScalar() || (value.Scalar() != "local" && value.Scalar() != "etcd"))
+                return fail(where(name, value) + ": key \"source\": expected \"local\" or \"etcd\"");
             config.source = value.Scalar();
+        } else if (key == "etcd") {
+            auto etcd = parseEtcdBlock(name, value);
+            if (!etcd) return tl::unexpected(etcd.error());
+            config.etcd = std::move(*etcd);
+            config.hasEtcd = true;
         } else {
             return fail(where(name, keyNode) + ": unknown key " + quote(key));
         }
     }
+    if (config.source == "etcd" && (!config.hasEtcd || config.etcd.node.empty()))
+        return fail(where(name, root) + ": source \"etcd\" needs an etcd block with endpoints, ca, cert, key and node");
     return config;
 }
 

@@ -6,19 +6,42 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mountfs/error.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "plugin/protocol/messages.hpp"
 
+namespace YAML {
+class Node;
+}
+
 namespace secretshim::plugin {
+
+// The `etcd:` block (source: etcd; secretshimctl's cluster commands read
+// the same block). Paths are absolute.
+struct EtcdConfig {
+    std::vector<std::string> endpoints;  // https://HOST:PORT
+    std::string ca, cert, key;
+    std::string user;
+    std::string passwordFile;
+    std::string node;        // this node's name (the agent)
+    std::string clusterKey;  // the admins' cluster key (secretshimctl)
+};
 
 struct AgentConfig {
     std::string socket{kDefaultSocket};
     std::string stateDir = "/var/lib/secretshim";
     std::size_t maxPayload = mountfs::kDefaultMaxPayload;
-    std::string source = "local";  // "local" (the embedded store)
+    std::string source = "local";  // "local" (the embedded store) or "etcd"
+    bool hasEtcd = false;
+    EtcdConfig etcd;
 };
+
+// The `etcd:` block (plugin/agent/etcd_config.cpp).
+Result<EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& block);
+// Reads a password file: its first line (root-only mode is the admin's job).
+Result<std::string> readPasswordFile(const std::string& path);
 
 // Parses YAML text; `name` is the file name used in errors.
 Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& name);

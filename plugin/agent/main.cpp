@@ -13,6 +13,7 @@
 
 #include "platform/linux/features.hpp"
 #include "plugin/agent/agent.hpp"
+#include "plugin/agent/cluster_source.hpp"
 #include "plugin/agent/service_notify.hpp"
 
 using namespace secretshim;
@@ -67,6 +68,16 @@ int main(int argc, char** argv) {
     boost::asio::io_context io;
     Agent agent(io, *config, std::move(*store), std::move(*records));
     agent.adoptTasks();
+    std::unique_ptr<ClusterSource> cluster;
+    if (config->source == "etcd") {
+        auto source = ClusterSource::create(io, *config);
+        if (!source) {
+            std::fprintf(stderr, "secretshimd: %s\n", source.error().message.c_str());
+            return 1;
+        }
+        cluster = std::move(*source);
+        agent.setClusterSource(cluster.get());  // starts its watch thread
+    }
     if (auto ok = agent.listen(); !ok) {
         std::fprintf(stderr, "secretshimd: %s\n", ok.error().message.c_str());
         return 1;
@@ -76,6 +87,7 @@ int main(int argc, char** argv) {
         std::fputs("secretshimd: stopping\n", stderr);
         notifyStopping();
         agent.stop();
+        if (cluster) cluster->stop();
         io.stop();
     });
     std::fprintf(stderr, "secretshimd: serving %s, state in %s (%s)\n", config->socket.c_str(),

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "platform/linux/unique_fd.hpp"
+#include "plugin/ctl/cluster_ctl.hpp"
 #include "plugin/protocol/channel.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
@@ -101,6 +102,7 @@ int main(int argc, char** argv) {
     auto* tls = task->add_subcommand("ls", "list running tasks and the secrets they hold");
     tls->add_option("--format", format)->check(CLI::IsMember({"table", "json"}));
     auto* status = app.add_subcommand("status", "the agent's status");
+    ClusterCli cluster(app, *secret, *task);  // the cluster commands (against etcd)
 
     try {
         app.parse(argc, argv);
@@ -108,6 +110,8 @@ int main(int argc, char** argv) {
         const int code = app.exit(e);
         return code == 0 ? 0 : 2;
     }
+
+    if (cluster.selected()) return cluster.run();
 
     Result<json> reply = fail("no command");
     if (create->parsed()) {

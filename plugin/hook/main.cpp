@@ -129,7 +129,8 @@ Result<void> lockFlagsIfUserNamespace(int pidfd, pid_t pid, std::vector<platform
     return {};
 }
 
-Result<void> create(const std::string& socket, const OciState& state, const std::string& secrets) {
+Result<void> create(const std::string& socket, const OciState& state, const std::string& secrets,
+                    const std::string& task) {
     if (state.pid <= 0) return fail("the OCI state has no pid (is the hook registered at createRuntime?)");
     platform::UniqueFd pidfd(platform::sysPidfdOpen(state.pid, 0));
     if (!pidfd) return failErrno("opening the container's init process");
@@ -141,7 +142,7 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
     auto rootfs = parseRootfsPath(*config, state.bundle, &facts);
     if (!rootfs) return tl::unexpected(rootfs.error());
 
-    const json request = {{"op", "create"}, {"id", state.id}, {"secrets", secrets}};
+    const json request = {{"op", "create"}, {"id", state.id}, {"secrets", secrets}, {"task", task}};
     auto sock = connectAgent(socket, kTimeout);
     if (!sock) return tl::unexpected(sock.error());
     auto reply = sendCreate(sock->get(), request, pidfd.get());
@@ -226,13 +227,15 @@ int main(int argc, char** argv) {
     }
     // The fast path: a container that asks for no secrets costs one lookup.
     const auto secrets = state->annotations.find(std::string(kSecretsAnnotation));
-    if (secrets == state->annotations.end() || isPodSandbox(*state)) return 0;
+    const auto task = state->annotations.find(std::string(kTaskAnnotation));
+    if ((secrets == state->annotations.end() && task == state->annotations.end()) || isPodSandbox(*state)) return 0;
     // A hooks.d file (Podman, CRI-O) gives one argument list to all its
     // stages: "auto" tells them apart by the state's status.
     if (stage == "auto") stage = state->status == "stopped" ? "poststop" : "createRuntime";
 
+    const auto value = [&](auto it) { return it == state->annotations.end() ? std::string() : it->second; };
     auto result = stage == "poststop" ? release(socket, *state) : checkNoSplitReference(*state);
-    if (result && stage != "poststop") result = create(socket, *state, secrets->second);
+    if (result && stage != "poststop") result = create(socket, *state, value(secrets), value(task));
     if (!result) {
         std::fprintf(stderr, "secretshim-hook: container %s: %s\n", state->id.c_str(),
                      result.error().message.c_str());

@@ -3,7 +3,8 @@
 // object of at most kMaxMessage bytes; fds travel with a message by
 // SCM_RIGHTS. Peers must be root (SO_PEERCRED).
 //
-//   hook -> agent  {"op":"create","id":ID,"secrets":ANNOTATION}  + pidfd
+//   hook -> agent  {"op":"create","id":ID,"secrets":ANNOTATION,"task":TASK}  + pidfd
+//                  ("task": io.secretshim.task, cluster mode; either may be empty)
 //   agent -> hook  {"ok":true,"mounts":[{"target":T,"directory":B}...]} + one fd each
 //   hook -> agent  {"op":"attached","ok":B,"error":E}
 //   agent -> hook  {"ok":true}
@@ -19,5 +20,7 @@ namespace secretshim::plugin {
 inline constexpr std::size_t kMaxMessage = 64 * 1024;
 inline constexpr std::string_view kDefaultSocket = "/run/secretshim/agent.sock";
 inline constexpr std::string_view kSecretsAnnotation = "io.secretshim.secrets";
+// Cluster mode: ties a container to its task's assignment in etcd.
+inline constexpr std::string_view kTaskAnnotation = "io.secretshim.task";
 
 }  // namespace secretshim::plugin

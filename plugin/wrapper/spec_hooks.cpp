@@ -8,8 +8,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kTaskAnnotation = "io.secretshim.task";
-
 json hookEntry(const HookSettings& settings, const char* stage) {
     json args = json::array({"secretshim-hook"});
     if (!settings.socket.empty()) {
@@ -36,7 +34,7 @@ bool specAsksForSecrets(const json& spec) {
     // secrets (the hook skips it the same way: plugin/hook/oci_state.cpp).
     for (const char* key : {"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"})
         if (ann->contains(key) && (*ann)[key] == "sandbox") return false;
-    return ann->contains(std::string(kSecretsAnnotation)) || ann->contains(kTaskAnnotation);
+    return ann->contains(std::string(kSecretsAnnotation)) || ann->contains(std::string(kTaskAnnotation));
 }
 
 Result<bool> addSecretshimHooks(json& spec, const HookSettings& settings) {

@@ -31,6 +31,18 @@ std::string format(const AgentConfig& c) {
     out << YAML::Key << "state_dir" << YAML::Value << YAML::DoubleQuoted << c.stateDir;
     out << YAML::Key << "max_payload" << YAML::Value << c.maxPayload;
     out << YAML::Key << "source" << YAML::Value << c.source;
+    if (c.hasEtcd) {
+        out << YAML::Key << "etcd" << YAML::Value << YAML::BeginMap;
+        out << YAML::Key << "endpoints" << YAML::Value << YAML::BeginSeq;
+        for (const auto& e : c.etcd.endpoints) out << YAML::DoubleQuoted << e;
+        out << YAML::EndSeq;
+        const std::pair<const char*, const std::string*> fields[] = {
+            {"ca", &c.etcd.ca}, {"cert", &c.etcd.cert}, {"key", &c.etcd.key}, {"user", &c.etcd.user},
+            {"password_file", &c.etcd.passwordFile}, {"node", &c.etcd.node}, {"cluster_key", &c.etcd.clusterKey}};
+        for (const auto& [key, value] : fields)
+            if (!value->empty()) out << YAML::Key << key << YAML::Value << YAML::DoubleQuoted << *value;
+        out << YAML::EndMap;
+    }
     out << YAML::EndMap;
     return out.c_str();
 }
@@ -62,7 +74,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK_MSG(isPath(config->socket), config->socket);
     FUZZ_CHECK_MSG(isPath(config->stateDir), config->stateDir);
     FUZZ_CHECK(config->maxPayload >= 1 && config->maxPayload <= 64 * 1024 * 1024);
-    FUZZ_CHECK(config->source == "local");
+    FUZZ_CHECK(config->source == "local" || (config->source == "etcd" && config->hasEtcd));
+    if (config->hasEtcd) {
+        const EtcdConfig& e = config->etcd;
+        FUZZ_CHECK(!e.endpoints.empty() && isPath(e.ca) && isPath(e.cert) && isPath(e.key));
+        for (const auto& url : e.endpoints) FUZZ_CHECK_MSG(url.rfind("https://", 0) == 0, url);
+        for (const auto& url : e.endpoints) FUZZ_CHECK_MSG(fuzz::isUtf8(url), url);
+        for (const std::string* s : {&e.ca, &e.cert, &e.key, &e.user, &e.passwordFile, &e.node, &e.clusterKey})
+            if (!fuzz::isUtf8(*s)) return 0;
+    }
 
     // YAML is UTF-8: a path with other bytes is taken as it is, but cannot
     // be written back unchanged (the emitter substitutes U+FFFD).
@@ -77,5 +97,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK_MSG(reparsed.has_value(), reparsed ? again : reparsed.error().message);
     FUZZ_CHECK(reparsed->socket == config->socket && reparsed->stateDir == config->stateDir &&
                reparsed->maxPayload == config->maxPayload && reparsed->source == config->source);
+    FUZZ_CHECK(reparsed->hasEtcd == config->hasEtcd && reparsed->etcd.endpoints == config->etcd.endpoints &&
+               reparsed->etcd.ca == config->etcd.ca && reparsed->etcd.cert == config->etcd.cert &&
+               reparsed->etcd.key == config->etcd.key && reparsed->etcd.user == config->etcd.user &&
+               reparsed->etcd.passwordFile == config->etcd.passwordFile && reparsed->etcd.node == config->etcd.node &&
+               reparsed->etcd.clusterKey == config->etcd.clusterKey);
     return 0;
 }

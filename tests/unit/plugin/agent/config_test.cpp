@@ -159,7 +159,7 @@ TEST_CASE("a non-scalar value is refused") {
         CHECK(parseError("max_payload: [1]\n").message == "agent.yaml:1" + kPayloadMessage);
     }
     SUBCASE("a mapping for source") {
-        CHECK(parseError("source: {kind: local}\n").message == "agent.yaml:1: key \"source\": expected \"local\"");
+        CHECK(parseError("source: {kind: local}\n").message == "agent.yaml:1: key \"source\": expected \"local\" or \"etcd\"");
     }
 }
 
@@ -199,9 +199,9 @@ TEST_CASE("max_payload out of range or not a number is refused") {
 }
 
 TEST_CASE("a source other than local is refused") {
-    CHECK(parseError("source: vault\n").message == "agent.yaml:1: key \"source\": expected \"local\"");
-    CHECK(parseError("source: Local\n").message == "agent.yaml:1: key \"source\": expected \"local\"");
-    CHECK(parseError("socket: /s\n\nsource: \"\"\n").message == "agent.yaml:3: key \"source\": expected \"local\"");
+    CHECK(parseError("source: vault\n").message == "agent.yaml:1: key \"source\": expected \"local\" or \"etcd\"");
+    CHECK(parseError("source: Local\n").message == "agent.yaml:1: key \"source\": expected \"local\" or \"etcd\"");
+    CHECK(parseError("socket: /s\n\nsource: \"\"\n").message == "agent.yaml:3: key \"source\": expected \"local\" or \"etcd\"");
 }
 
 TEST_CASE("a document that is not a mapping is refused") {
@@ -296,4 +296,40 @@ TEST_CASE("a directory given as the config file is refused") {
     auto c = loadAgentConfig("/tmp");
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message == "cannot read config /tmp: Is a directory");
+}
+
+TEST_CASE("source etcd with its etcd block") {
+    const std::string yaml = "source: etcd\n"
+                             "etcd:\n"
+                             "  endpoints: [https://127.0.0.1:2379, https://127.0.0.1:2389]\n"
+                             "  ca: /etc/secretshim/etcd/ca.crt\n"
+                             "  cert: /etc/secretshim/etcd/node.crt\n"
+                             "  key: /etc/secretshim/etcd/node.key\n"
+                             "  user: node-1\n"
+                             "  password_file: /etc/secretshim/etcd/password\n"
+                             "  node: node-1\n";
+    auto c = parseAgentConfig(yaml, kName);
+    REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error().message));
+    CHECK(c->source == "etcd");
+    REQUIRE(c->etcd.endpoints.size() == 2);
+    CHECK(c->etcd.endpoints[1] == "https://127.0.0.1:2389");
+    CHECK(c->etcd.node == "node-1");
+    CHECK(c->etcd.passwordFile == "/etc/secretshim/etcd/password");
+
+    const std::pair<const char*, const char*> bad[] = {
+        {"source: etcd\n", "needs an etcd block"},
+        {"etcd:\n  endpoints: [http://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n", "TLS only"},
+        {"etcd:\n  endpoints: [https://x:1]\n  ca: relative\n  cert: /b\n  key: /c\n", "etcd.ca"},
+        {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n", "required"},
+        {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n  user: u\n", "go together"},
+        {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n  colour: red\n", "unknown key"},
+        {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  ca: /b\n  cert: /b\n  key: /c\n", "duplicate"},
+        {"etcd: [1]\n", "mapping"},
+    };
+    for (const auto& [text, expect] : bad) {
+        auto r = parseAgentConfig(text, kName);
+        REQUIRE_FALSE(r.has_value());
+        CHECK_MESSAGE(r.error().message.find(expect) != std::string::npos, r.error().message);
+        CHECK(r.error().message.find('\n') == std::string::npos);
+    }
 }

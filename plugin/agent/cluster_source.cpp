@@ -1,0 +1,329 @@
+#include "plugin/agent/cluster_source.hpp"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "mountfs/secret_ref.hpp"
+
+namespace secretshim::plugin {
+
+namespace asio = boost::asio;
+using namespace secretshim::cluster;
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kNodeKeyFile = "cluster-node.key";
+constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
+
+void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
+
+std::vector<std::string> sourcesOf(const std::string& specs) {
+    std::vector<std::string> names;
+    auto refs = mountfs::parseSecretRefs(specs);
+    if (!refs) return names;
+    for (const auto& r : *refs)
+        if (std::find(names.begin(), names.end(), r.source) == names.end()) names.push_back(r.source);
+    return names;
+}
+
+}  // namespace
+
+ClusterSource::ClusterSource(asio::io_context& io, std::unique_ptr<EtcdClient> client, NodeKeyPair key, std::string node)
+    : io_(io), client_(std::move(client)), key_(std::move(key)), node_(std::move(node)), prefix_(nodePrefix(node_)) {}
+
+ClusterSource::~ClusterSource() { stop(); }
+
+Result<std::unique_ptr<ClusterSource>> ClusterSource::create(asio::io_context& io, const AgentConfig& config) {
+    const EtcdConfig& c = config.etcd;
+    if (auto ok = checkName("node", c.node); !ok) return tl::unexpected(wrap(ok.error(), "etcd.node"));
+    EtcdSettings s;
+    s.endpoints = c.endpoints;
+    s.caFile = c.ca;
+    s.certFile = c.cert;
+    s.keyFile = c.key;
+    s.user = c.user;
+    if (!c.passwordFile.empty()) {
+        auto password = readPasswordFile(c.passwordFile);
+        if (!password) return tl::unexpected(password.error());
+        s.password = *password;
+    }
+    auto client = EtcdClient::create(std::move(s));
+    if (!client) return tl::unexpected(client.error());
+    auto key = NodeKeyPair::loadOrCreate(config.stateDir, kNodeKeyFile);
+    if (!key) return tl::unexpected(key.error());
+    return std::unique_ptr<ClusterSource>(new ClusterSource(io, std::move(*client), std::move(*key), c.node));
+}
+
+void ClusterSource::start(Callbacks callbacks) {
+    callbacks_ = std::move(callbacks);
+    thread_ = std::thread([this] { run(); });
+}
+
+void ClusterSource::stop() {
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    client_->interruptWatch();
+    thread_.join();
+}
+
+// The watch thread: a full read, then the watch from its revision + 1. A
+// broken or silent stream resumes from the last revision on the next
+// endpoint; after a whole round of endpoints failed the node counts as
+// disconnected (and will read everything again); a compaction means a full
+// read.
+void ClusterSource::run() {
+    std::int64_t last = 0;
+    bool needRead = true;
+    std::size_t failures = 0;
+    auto backoff = std::chrono::milliseconds(100);
+    const std::size_t round = client_->settings().endpoints.size();
+    auto pause = [&] {
+        for (auto slept = std::chrono::milliseconds(0); slept < backoff && !stop_; slept += std::chrono::milliseconds(20))
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kMaxBackoff));
+    };
+    while (!stop_) {
+        if (needRead) {
+            auto r = client_->range(prefix_, true);
+            if (!r) {
+                const std::string why = r.error().message;
+                asio::post(io_, [this, why] { markDisconnected(why); });
+                pause();
+                continue;
+            }
+            last = r->revision;
+            needRead = false;
+            failures = 0;
+            backoff = std::chrono::milliseconds(100);
+            asio::post(io_, [this, kvs = std::move(r->kvs), rev = r->revision]() mutable {
+                applySnapshot(std::move(kvs), rev);
+            });
+        }
+        auto end = client_->watch(
+            prefix_, last + 1,
+            [&](const WatchMessage& m) {
+                std::int64_t top = 0;
+                for (const auto& e : m.events) top = std::max(top, e.kv.modRevision);
+                for (const auto& s : m.skipped) log("etcd: skipped an event: " + s);
+                // A progress notification promises every event up to its
+                // revision was sent.
+                if (m.progress()) top = std::max(top, m.revision);
+                last = std::max(last, top);
+                failures = 0;
+                backoff = std::chrono::milliseconds(100);
+                asio::post(io_, [this, events = m.events, rev = last]() mutable { applyEvents(std::move(events), rev); });
+            },
+            stop_);
+        if (stop_) break;
+        if (end.reason == WatchEnd::Reason::compacted) {
+            log(end.message + ": reading everything again");
+            needRead = true;
+            continue;
+        }
+        log(end.message);
+        if (++failures >= round) {
+            const std::string why = end.message;
+            asio::post(io_, [this, why] { markDisconnected(why); });
+            needRead = true;
+            failures = 0;
+            pause();
+        }
+    }
+}
+
+void ClusterSource::markContact(std::int64_t revision) {
+    if (!connected_) log("etcd: connected (" + client_->endpoint() + ", revision " + std::to_string(revision) + ")");
+    connected_ = true;
+    revision_ = std::max(revision_, revision);
+    lastContact_ = std::chrono::steady_clock::now();
+}
+
+void ClusterSource::markDisconnected(const std::string& why) {
+    lastError_ = why;
+    if (!connected_ && !synced_) return;
+    connected_ = false;
+    synced_ = false;
+    // Keep only what running tasks use: a new container cannot be checked
+    // against the control plane now.
+    const std::set<std::string> running = callbacks_.runningTasks ? callbacks_.runningTasks() : std::set<std::string>{};
+    std::set<std::string> keep;
+    for (auto it = tasks_.begin(); it != tasks_.end();) {
+        if (running.count(it->first)) {
+            for (const auto& n : sourcesOf(it->second.secrets)) keep.insert(n);
+            ++it;
+        } else {
+            it = tasks_.erase(it);
+        }
+    }
+    std::size_t dropped = 0;
+    for (auto it = copies_.begin(); it != copies_.end();) {
+        if (keep.count(it->first)) {
+            ++it;
+        } else {
+            it = copies_.erase(it);
+            ++dropped;
+        }
+    }
+    log("etcd: disconnected (" + why + "); kept " + std::to_string(tasks_.size()) + " running task(s), dropped " +
+        std::to_string(dropped) + " unused secret(s)");
+}
+
+void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, std::set<std::string>& secrets) {
+    auto ref = parseNodeKey(kv.key);
+    if (!ref || ref->node != node_) {
+        log("etcd: skipped key " + quote(kv.key) + ": " + (ref ? "not this node's" : ref.error().message));
+        return;
+    }
+    if (ref->kind == NodeKeyRef::Kind::task) {
+        auto t = decodeTask(kv.value);
+        if (!t || t->task != ref->name) {
+            log("etcd: skipped key " + quote(kv.key) + ": " + (t ? "the record names another task" : t.error().message));
+            return;
+        }
+        if (auto refs = mountfs::parseSecretRefs(t->secrets); !refs) {
+            log("etcd: skipped key " + quote(kv.key) + ": " + refs.error().message);
+            return;
+        }
+        const auto old = tasks_.find(ref->name);
+        if (old == tasks_.end() || old->second.secrets != t->secrets || old->second.signal != t->signal)
+            tasks.insert(ref->name);
+        tasks_[ref->name] = std::move(*t);
+        return;
+    }
+    auto s = decodeNodeSecret(kv.value);
+    if (!s || s->name != ref->name) {
+        log("etcd: skipped key " + quote(kv.key) + ": " + (s ? "the record names another secret" : s.error().message));
+        return;
+    }
+    // Check now that it decrypts: a copy that does not (tampered, moved from
+    // another node's prefix) is skipped and the old one kept.
+    if (auto plain = key_.open(s->sealed, {node_, s->name, s->id, s->version}); !plain) {
+        log("etcd: skipped key " + quote(kv.key) + ": it does not decrypt with this node's key");
+        return;
+    }
+    const auto old = copies_.find(ref->name);
+    if (old != copies_.end() && old->second.id == s->id && old->second.version == s->version) return;
+    // An older version of the same secret is a replay (someone with write
+    // access put back an old copy): never roll a running task back.
+    if (old != copies_.end() && old->second.id == s->id && s->version < old->second.version) {
+        log("etcd: skipped key " + quote(kv.key) + ": version " + std::to_string(s->version) +
+            " is older than the held version " + std::to_string(old->second.version));
+        return;
+    }
+    if (old != copies_.end()) secrets.insert(ref->name);
+    copies_[ref->name] = std::move(*s);
+}
+
+void ClusterSource::applyDelete(const std::string& key, std::set<std::string>& tasks) {
+    auto ref = parseNodeKey(key);
+    if (!ref) return;
+    if (ref->kind == NodeKeyRef::Kind::task) {
+        if (tasks_.erase(ref->name)) tasks.insert(ref->name);
+    } else {
+        copies_.erase(ref->name);  // running views keep their files until revoked by the assignment
+    }
+}
+
+void ClusterSource::applySnapshot(std::vector<KeyValue> kvs, std::int64_t revision) {
+    std::set<std::string> tasks;
+    std::set<std::string> secrets;
+    std::set<std::string> seenTasks;
+    std::set<std::string> seenCopies;
+    for (const auto& kv : kvs) {
+        applyPut(kv, tasks, secrets);
+        if (auto ref = parseNodeKey(kv.key))
+            (ref->kind == NodeKeyRef::Kind::task ? seenTasks : seenCopies).insert(ref->name);
+    }
+    for (auto it = tasks_.begin(); it != tasks_.end();) {
+        if (seenTasks.count(it->first)) {
+            ++it;
+        } else {
+            tasks.insert(it->first);
+            it = tasks_.erase(it);
+        }
+    }
+    for (auto it = copies_.begin(); it != copies_.end();)
+        it = seenCopies.count(it->first) ? std::next(it) : copies_.erase(it);
+    synced_ = true;
+    markContact(revision);
+    notify(tasks, secrets);
+}
+
+void ClusterSource::applyEvents(std::vector<WatchEvent> events, std::int64_t revision) {
+    std::set<std::string> tasks;
+    std::set<std::string> secrets;
+    for (const auto& e : events) {
+        if (e.type == WatchEvent::Type::put)
+            applyPut(e.kv, tasks, secrets);
+        else
+            applyDelete(e.kv.key, tasks);
+    }
+    markContact(revision);
+    notify(tasks, secrets);
+}
+
+void ClusterSource::notify(const std::set<std::string>& tasks, const std::set<std::string>& secrets) {
+    for (const auto& name : secrets)
+        if (callbacks_.secretChanged) callbacks_.secretChanged(name);
+    for (const auto& task : tasks)
+        if (callbacks_.taskChanged) callbacks_.taskChanged(task);
+}
+
+Result<void> ClusterSource::unreachable(const std::string& what) const {
+    return fail("control plane unreachable: " + what + " (" + lastError_ + ")");
+}
+
+const TaskAssignment* ClusterSource::assignment(const std::string& task) const {
+    const auto it = tasks_.find(task);
+    return it == tasks_.end() ? nullptr : &it->second;
+}
+
+Result<SecureBuffer> ClusterSource::value(const std::string& name) {
+    const auto it = copies_.find(name);
+    if (it == copies_.end()) {
+        if (!connected_) return tl::unexpected(unreachable("secret " + quote(name) + " is not held").error());
+        return fail("secret " + quote(name) + " has no copy for node " + quote(node_) + " yet");
+    }
+    const NodeSecret& s = it->second;
+    auto plain = key_.open(s.sealed, {node_, s.name, s.id, s.version});
+    if (!plain) return fail("secret " + quote(name) + ": its copy does not decrypt with this node's key");
+    return plain;
+}
+
+Result<ClusterSource::Grant> ClusterSource::grant(const std::string& task) {
+    if (auto ok = checkName("task", task); !ok) return tl::unexpected(ok.error());
+    const TaskAssignment* a = assignment(task);
+    if (!a) {
+        if (!connected_ || !synced_)
+            return tl::unexpected(unreachable("cannot check task " + quote(task) + "'s assignment").error());
+        return fail("task " + quote(task) + " is not assigned to node " + quote(node_));
+    }
+    Grant g;
+    g.specs = a->secrets;
+    g.signal = a->signal;
+    for (const auto& name : sourcesOf(a->secrets)) {
+        auto v = value(name);
+        if (!v) return tl::unexpected(wrap(v.error(), "task " + quote(task)));
+        g.values.emplace(name, std::move(*v));
+    }
+    return g;
+}
+
+json ClusterSource::status() const {
+    json s = {{"node", node_},
+              {"connected", connected_},
+              {"endpoint", client_->endpoint()},
+              {"revision", revision_},
+              {"tasks", tasks_.size()},
+              {"secrets", copies_.size()}};
+    if (lastContact_ != std::chrono::steady_clock::time_point{})
+        s["since_contact_ms"] =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - lastContact_).count();
+    if (!lastError_.empty()) s["last_error"] = lastError_;
+    return s;
+}
+
+}  // namespace secretshim::plugin

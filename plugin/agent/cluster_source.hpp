@@ -1,0 +1,98 @@
+// The agent's cluster source (source: etcd): reads this node's prefix in
+// etcd, watches it from the read's revision + 1 in a thread of its own, and
+// keeps the node's task assignments and its encrypted per-node copies. A
+// secret is decrypted only on demand, into a SecureBuffer, for the view
+// being built or updated; no plaintext is cached.
+//
+// Disconnected (no endpoint answers after a round of retries): the running
+// containers keep their views; assignments and copies that no running task
+// uses are dropped; a new container whose task and secrets are not held is
+// refused with "control plane unreachable". On reconnect: a full read, then
+// the watch again, and the differences go to the running containers.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "plugin/agent/config.hpp"
+#include "plugin/cluster/envelope.hpp"
+#include "plugin/cluster/etcd_client.hpp"
+#include "plugin/cluster/model.hpp"
+
+namespace secretshim::plugin {
+
+class ClusterSource {
+public:
+    // Loads the TLS material, the password and the node key
+    // (<state_dir>/cluster-node.key, created when missing).
+    static Result<std::unique_ptr<ClusterSource>> create(boost::asio::io_context& io, const AgentConfig& config);
+    ~ClusterSource();
+
+    // Starts the watch thread. Callbacks run on the io_context's thread.
+    struct Callbacks {
+        std::function<std::set<std::string>()> runningTasks;           // cluster task ids in use
+        std::function<void(const std::string& task)> taskChanged;      // assignment put or deleted
+        std::function<void(const std::string& name)> secretChanged;    // a new version of a copy
+    };
+    void start(Callbacks callbacks);
+    void stop();
+
+    // What a container of `task` gets: the specs of its assignment and each
+    // secret's plaintext (io thread only).
+    struct Grant {
+        std::string specs;
+        int signal = 0;
+        std::map<std::string, SecureBuffer> values;
+    };
+    Result<Grant> grant(const std::string& task);
+    // One secret's plaintext for a running task's update.
+    Result<SecureBuffer> value(const std::string& name);
+    const cluster::TaskAssignment* assignment(const std::string& task) const;
+    nlohmann::json status() const;
+    const std::string& node() const { return node_; }
+
+private:
+    ClusterSource(boost::asio::io_context& io, std::unique_ptr<cluster::EtcdClient> client, cluster::NodeKeyPair key,
+                  std::string node);
+    void run();  // the watch thread
+    // Applied on the io thread.
+    void applySnapshot(std::vector<cluster::KeyValue> kvs, std::int64_t revision);
+    void applyEvents(std::vector<cluster::WatchEvent> events, std::int64_t revision);
+    void applyPut(const cluster::KeyValue& kv, std::set<std::string>& tasks, std::set<std::string>& secrets);
+    void applyDelete(const std::string& key, std::set<std::string>& tasks);
+    void markContact(std::int64_t revision);
+    void markDisconnected(const std::string& why);
+    void notify(const std::set<std::string>& tasks, const std::set<std::string>& secrets);
+    Result<void> unreachable(const std::string& what) const;
+
+    boost::asio::io_context& io_;
+    std::unique_ptr<cluster::EtcdClient> client_;
+    cluster::NodeKeyPair key_;
+    std::string node_;
+    std::string prefix_;
+    Callbacks callbacks_;
+    std::thread thread_;
+    std::atomic<bool> stop_{false};
+
+    // io thread state
+    std::map<std::string, cluster::TaskAssignment> tasks_;
+    std::map<std::string, cluster::NodeSecret> copies_;
+    bool connected_ = false;
+    bool synced_ = false;  // a full read happened since the last disconnect
+    std::int64_t revision_ = 0;
+    std::chrono::steady_clock::time_point lastContact_{};
+    std::string lastError_;
+};
+
+}  // namespace secretshim::plugin

@@ -1,0 +1,93 @@
+// A client of etcd v3's JSON gateway over mutual TLS (Boost.Asio ssl +
+// Boost.Beast): the server is verified against the cluster's CA and by
+// name, the client presents its certificate, and a user/password gives the
+// token each request carries. The gateway does not map a certificate's CN to
+// a user (FACTS.md), hence the token.
+//
+// Every request has a deadline; a request that fails in transport, or that
+// a member answers "unavailable" (no leader), is retried on the next
+// endpoint. The watch reads the gateway's chunked stream and asks for
+// progress notifications: a stream silent for longer than the heartbeat
+// allows is treated as a hung member.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "mountfs/error.hpp"
+#include "plugin/cluster/etcd_decode.hpp"
+
+namespace secretshim::cluster {
+
+struct EtcdSettings {
+    std::vector<std::string> endpoints;  // https://host:port
+    std::string caFile;
+    std::string certFile;
+    std::string keyFile;
+    std::string user;      // empty: no authentication
+    std::string password;
+    std::chrono::milliseconds timeout{5000};       // per request
+    std::chrono::milliseconds watchSilence{3500};  // longer than the progress interval
+};
+
+// Why a watch stream ended (the Error of watch() says it in words).
+struct WatchEnd {
+    enum class Reason { stopped, broken, silent, compacted, refused } reason = Reason::broken;
+    std::int64_t compactRevision = 0;
+    std::string message;
+};
+
+class EtcdClient {
+public:
+    // Checks the settings and loads the TLS material; does not connect.
+    static Result<std::unique_ptr<EtcdClient>> create(EtcdSettings settings);
+    ~EtcdClient();
+
+    Result<RangeResult> range(const std::string& key, bool prefix, std::int64_t revision = 0);
+    Result<WriteResult> put(const std::string& key, const std::string& value);
+    Result<WriteResult> remove(const std::string& key, bool prefix = false);
+    // A raw txn body: {"compare":[...],"success":[...],"failure":[...]}, keys
+    // and values already base64 (see txn helpers below).
+    Result<WriteResult> txn(const nlohmann::json& body);
+    Result<void> compact(std::int64_t revision);
+
+    // Watches `prefix` from `startRevision`, calling `onMessage` for each
+    // message (events, progress) until the stream ends, `stop` turns true,
+    // or the member is silent too long. Starts on the preferred endpoint;
+    // after a failure the next call starts on the next one.
+    WatchEnd watch(const std::string& prefix, std::int64_t startRevision,
+                   const std::function<void(const WatchMessage&)>& onMessage, const std::atomic<bool>& stop);
+    // Ends a watch running in another thread (closes its socket).
+    void interruptWatch();
+
+    std::string endpoint() const;  // the preferred endpoint now
+    const EtcdSettings& settings() const { return settings_; }
+
+    struct Impl;
+
+private:
+    explicit EtcdClient(EtcdSettings settings);
+    Result<std::string> call(const std::string& path, const nlohmann::json& body);
+
+    EtcdSettings settings_;
+    std::unique_ptr<Impl> impl_;
+};
+
+// Txn building blocks (keys and values as raw bytes).
+std::string prefixEnd(const std::string& prefix);
+nlohmann::json txnPut(const std::string& key, const std::string& value);
+nlohmann::json txnDelete(const std::string& key, bool prefix = false);
+nlohmann::json txnRange(const std::string& key, bool prefix = false);
+// compare: the key's create_revision == 0 (absent), or mod_revision == rev.
+nlohmann::json txnAbsent(const std::string& key);
+nlohmann::json txnModRevision(const std::string& key, std::int64_t revision);
+
+}  // namespace secretshim::cluster

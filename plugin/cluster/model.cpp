@@ -1,0 +1,225 @@
+#include "plugin/cluster/model.hpp"
+
+#include <charconv>
+
+#include <nlohmann/json.hpp>
+
+#include "plugin/cluster/base64.hpp"
+
+namespace secretshim::cluster {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxRecord = 1 << 20;  // a record larger than this is not ours
+
+bool nameChar(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-';
+}
+
+std::string join(std::string_view a, std::string_view b, std::string_view c = {}) {
+    std::string s(a);
+    s += b;
+    s += c;
+    return s;
+}
+
+// Field readers that treat a wrong type as absent.
+bool getString(const json& j, const char* key, std::string& out) {
+    const auto it = j.find(key);
+    if (it == j.end() || !it->is_string()) return false;
+    out = it->get<std::string>();
+    return true;
+}
+
+bool getBytes(const json& j, const char* key, std::string& out) {
+    std::string text;
+    if (!getString(j, key, text)) return false;
+    auto bytes = base64Decode(text);
+    if (!bytes) return false;
+    out = std::move(*bytes);
+    return true;
+}
+
+template <class Int>
+bool getInt(const json& j, const char* key, Int& out) {
+    const auto it = j.find(key);
+    if (it == j.end()) return false;
+    if (it->is_number_unsigned()) {
+        const auto v = it->get<std::uint64_t>();
+        if (v > static_cast<std::uint64_t>(std::numeric_limits<Int>::max())) return false;
+        out = static_cast<Int>(v);
+        return true;
+    }
+    if (it->is_number_integer()) {
+        const auto v = it->get<std::int64_t>();
+        if constexpr (std::is_unsigned_v<Int>) {
+            if (v < 0) return false;
+        }
+        if (v < static_cast<std::int64_t>(std::numeric_limits<Int>::min()) ||
+            static_cast<std::uint64_t>(v < 0 ? 0 : v) > static_cast<std::uint64_t>(std::numeric_limits<Int>::max()))
+            return false;
+        out = static_cast<Int>(v);
+        return true;
+    }
+    return false;
+}
+
+Result<json> parseObject(std::string_view text, const char* what) {
+    if (text.size() > kMaxRecord) return fail(std::string(what) + ": record too large");
+    json j = json::parse(text.begin(), text.end(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) return fail(std::string(what) + ": not a JSON object");
+    return j;
+}
+
+tl::unexpected<Error> badField(const char* what, const char* field) {
+    return fail(std::string(what) + ": missing or invalid field \"" + field + "\"");
+}
+
+json sealedJson(const SealedValue& s) {
+    json j = {{"nonce", base64Encode(s.nonce)}, {"ciphertext", base64Encode(s.ciphertext)},
+              {"tag", base64Encode(s.tag)}};
+    if (!s.epk.empty()) j["epk"] = base64Encode(s.epk);
+    return j;
+}
+
+Result<SealedValue> sealedFrom(const json& j, const char* what, bool withEpk) {
+    const auto it = j.find("sealed");
+    if (it == j.end() || !it->is_object()) return badField(what, "sealed");
+    SealedValue s;
+    if (!getBytes(*it, "nonce", s.nonce) || s.nonce.size() != 12) return badField(what, "sealed.nonce");
+    if (!getBytes(*it, "ciphertext", s.ciphertext) || s.ciphertext.empty()) return badField(what, "sealed.ciphertext");
+    if (!getBytes(*it, "tag", s.tag) || s.tag.size() != 16) return badField(what, "sealed.tag");
+    if (withEpk && (!getBytes(*it, "epk", s.epk) || s.epk.size() != 32)) return badField(what, "sealed.epk");
+    return s;
+}
+
+}  // namespace
+
+Result<void> checkName(std::string_view kind, std::string_view name) {
+    const std::string what(kind);
+    if (name.empty()) return fail(what + " name is empty");
+    if (name.size() > kMaxNameLength)
+        return fail(what + " name " + quote(name.substr(0, 32)) + "... is longer than " +
+                    std::to_string(kMaxNameLength) + " bytes");
+    const char first = name.front();
+    bool ok = first != '.' && first != '-' && first != '_' && name.find("..") == std::string_view::npos;
+    for (char c : name) ok = ok && nameChar(c);
+    if (!ok)
+        return fail(what + " name " + quote(name) +
+                    " is invalid: use letters, digits, '.', '_' and '-', starting with a letter or digit, no \"..\"");
+    return {};
+}
+
+std::string nodesPrefix() { return join(kRoot, "nodes/"); }
+std::string nodePrefix(std::string_view node) { return join(nodesPrefix(), node, "/"); }
+std::string taskKey(std::string_view node, std::string_view task) { return join(nodePrefix(node), "tasks/", task); }
+std::string nodeSecretKey(std::string_view node, std::string_view name) {
+    return join(nodePrefix(node), "secrets/", name);
+}
+std::string mastersPrefix() { return join(kRoot, "secrets/"); }
+std::string masterKey(std::string_view name) { return join(mastersPrefix(), name); }
+std::string registrationsPrefix() { return join(kRoot, "registry/"); }
+std::string registrationKey(std::string_view node) { return join(registrationsPrefix(), node); }
+
+Result<NodeKeyRef> parseNodeKey(std::string_view key) {
+    const std::string prefix = nodesPrefix();
+    if (key.substr(0, prefix.size()) != prefix) return fail("key " + quote(key) + " is not under " + prefix);
+    std::string_view rest = key.substr(prefix.size());
+    const auto slash = rest.find('/');
+    if (slash == std::string_view::npos) return fail("key " + quote(key) + ": no record kind");
+    NodeKeyRef ref;
+    ref.node = std::string(rest.substr(0, slash));
+    rest = rest.substr(slash + 1);
+    if (auto ok = checkName("node", ref.node); !ok) return fail("key " + quote(key) + ": " + ok.error().message);
+    const auto slash2 = rest.find('/');
+    if (slash2 == std::string_view::npos) return fail("key " + quote(key) + ": no record kind");
+    const std::string_view kind = rest.substr(0, slash2);
+    ref.name = std::string(rest.substr(slash2 + 1));
+    if (kind == "tasks")
+        ref.kind = NodeKeyRef::Kind::task;
+    else if (kind == "secrets")
+        ref.kind = NodeKeyRef::Kind::secret;
+    else
+        return fail("key " + quote(key) + ": unknown record kind " + quote(kind));
+    if (auto ok = checkName(ref.kind == NodeKeyRef::Kind::task ? "task" : "secret", ref.name); !ok)
+        return fail("key " + quote(key) + ": " + ok.error().message);
+    return ref;
+}
+
+std::string encodeTask(const TaskAssignment& t) {
+    json j = {{"task", t.task}, {"secrets", t.secrets}};
+    if (t.signal != 0) j["signal"] = t.signal;
+    return j.dump();
+}
+
+Result<TaskAssignment> decodeTask(std::string_view text) {
+    auto j = parseObject(text, "task record");
+    if (!j) return tl::unexpected(j.error());
+    TaskAssignment t;
+    if (!getString(*j, "task", t.task) || !checkName("task", t.task)) return badField("task record", "task");
+    if (!getString(*j, "secrets", t.secrets)) return badField("task record", "secrets");
+    if (j->contains("signal") && (!getInt(*j, "signal", t.signal) || t.signal < 0 || t.signal > 64))
+        return badField("task record", "signal");
+    return t;
+}
+
+std::string encodeNodeSecret(const NodeSecret& s) {
+    return json{{"name", s.name}, {"id", s.id}, {"version", s.version}, {"sealed", sealedJson(s.sealed)}}.dump();
+}
+
+Result<NodeSecret> decodeNodeSecret(std::string_view text) {
+    constexpr const char* what = "secret copy";
+    auto j = parseObject(text, what);
+    if (!j) return tl::unexpected(j.error());
+    NodeSecret s;
+    if (!getString(*j, "name", s.name) || !checkName("secret", s.name)) return badField(what, "name");
+    if (!getString(*j, "id", s.id) || s.id.empty() || s.id.size() > 64) return badField(what, "id");
+    if (!getInt(*j, "version", s.version) || s.version == 0) return badField(what, "version");
+    auto sealed = sealedFrom(*j, what, true);
+    if (!sealed) return tl::unexpected(sealed.error());
+    s.sealed = std::move(*sealed);
+    return s;
+}
+
+std::string encodeMaster(const MasterSecret& s) {
+    return json{{"name", s.name},       {"id", s.id},     {"version", s.version},
+                {"created", s.created}, {"updated", s.updated}, {"size", s.size},
+                {"sealed", sealedJson(s.sealed)}}
+        .dump();
+}
+
+Result<MasterSecret> decodeMaster(std::string_view text) {
+    constexpr const char* what = "secret record";
+    auto j = parseObject(text, what);
+    if (!j) return tl::unexpected(j.error());
+    MasterSecret s;
+    if (!getString(*j, "name", s.name) || !checkName("secret", s.name)) return badField(what, "name");
+    if (!getString(*j, "id", s.id) || s.id.empty() || s.id.size() > 64) return badField(what, "id");
+    if (!getInt(*j, "version", s.version) || s.version == 0) return badField(what, "version");
+    if (!getInt(*j, "created", s.created)) return badField(what, "created");
+    if (!getInt(*j, "updated", s.updated)) return badField(what, "updated");
+    if (!getInt(*j, "size", s.size)) return badField(what, "size");
+    auto sealed = sealedFrom(*j, what, false);
+    if (!sealed) return tl::unexpected(sealed.error());
+    s.sealed = std::move(*sealed);
+    return s;
+}
+
+std::string encodeRegistration(const NodeRegistration& r) {
+    return json{{"node", r.node}, {"public_key", base64Encode(r.publicKey)}}.dump();
+}
+
+Result<NodeRegistration> decodeRegistration(std::string_view text) {
+    constexpr const char* what = "node registration";
+    auto j = parseObject(text, what);
+    if (!j) return tl::unexpected(j.error());
+    NodeRegistration r;
+    if (!getString(*j, "node", r.node) || !checkName("node", r.node)) return badField(what, "node");
+    if (!getBytes(*j, "public_key", r.publicKey) || r.publicKey.size() != 32) return badField(what, "public_key");
+    return r;
+}
+
+}  // namespace secretshim::cluster

@@ -1,0 +1,94 @@
+// The cluster data model in etcd: key names under /secretshim/ and the JSON
+// records stored at them (docs/cluster.md). Parsing never throws: a bad
+// record is an Error naming what is wrong, so callers log it by key and
+// skip it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "mountfs/error.hpp"
+
+namespace secretshim::cluster {
+
+inline constexpr std::string_view kRoot = "/secretshim/";
+inline constexpr std::size_t kMaxNameLength = 128;
+
+// Node, secret and task names become key segments: [A-Za-z0-9][A-Za-z0-9._-]*,
+// at most 128 bytes, no "..". `kind` names the thing in the error ("node").
+Result<void> checkName(std::string_view kind, std::string_view name);
+
+// Everything a node may read (its etcd role covers exactly this prefix).
+std::string nodePrefix(std::string_view node);             // /secretshim/nodes/<node>/
+std::string taskKey(std::string_view node, std::string_view task);        // .../tasks/<task>
+std::string nodeSecretKey(std::string_view node, std::string_view name);  // .../secrets/<name>
+// Admin only.
+std::string nodesPrefix();                                // /secretshim/nodes/
+std::string masterKey(std::string_view name);             // /secretshim/secrets/<name>
+std::string mastersPrefix();                              // /secretshim/secrets/
+std::string registrationKey(std::string_view node);       // /secretshim/registry/<node>
+std::string registrationsPrefix();                        // /secretshim/registry/
+
+// What a key under some node's prefix is.
+struct NodeKeyRef {
+    enum class Kind { task, secret } kind = Kind::task;
+    std::string node;
+    std::string name;  // the task id or the secret name
+};
+Result<NodeKeyRef> parseNodeKey(std::string_view key);
+
+// nodes/<node>/tasks/<task>: the task's grants as Docker --secret specs
+// joined by ';' (the syntax of io.secretshim.secrets), and an optional
+// signal for the container's init after its secrets changed (0: none).
+struct TaskAssignment {
+    std::string task;
+    std::string secrets;
+    int signal = 0;
+};
+
+// An AES-256-GCM sealed value, with (for per-node copies) the sender's
+// ephemeral X25519 public key.
+struct SealedValue {
+    std::string epk;  // raw bytes; empty for master copies
+    std::string nonce;
+    std::string ciphertext;
+    std::string tag;
+};
+
+// nodes/<node>/secrets/<name>: the copy of one version of a secret,
+// encrypted to that node.
+struct NodeSecret {
+    std::string name;
+    std::string id;          // the secret's id, fixed at creation
+    std::uint64_t version = 0;  // 1 at creation, +1 per rotation
+    SealedValue sealed;
+};
+
+// secrets/<name>: the admin's master copy under the cluster key.
+struct MasterSecret {
+    std::string name;
+    std::string id;
+    std::uint64_t version = 0;
+    std::int64_t created = 0;  // unix seconds of version 1
+    std::int64_t updated = 0;  // unix seconds of this version
+    std::uint64_t size = 0;
+    SealedValue sealed;
+};
+
+// registry/<node>: a node's X25519 public key (raw 32 bytes).
+struct NodeRegistration {
+    std::string node;
+    std::string publicKey;
+};
+
+std::string encodeTask(const TaskAssignment& task);
+Result<TaskAssignment> decodeTask(std::string_view json);
+std::string encodeNodeSecret(const NodeSecret& secret);
+Result<NodeSecret> decodeNodeSecret(std::string_view json);
+std::string encodeMaster(const MasterSecret& secret);
+Result<MasterSecret> decodeMaster(std::string_view json);
+std::string encodeRegistration(const NodeRegistration& reg);
+Result<NodeRegistration> decodeRegistration(std::string_view json);
+
+}  // namespace secretshim::cluster

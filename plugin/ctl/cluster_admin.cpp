@@ -1,0 +1,283 @@
+#include "plugin/ctl/cluster_admin.hpp"
+
+#include <algorithm>
+#include <ctime>
+#include <map>
+#include <set>
+
+#include "mountfs/secret_ref.hpp"
+#include "mountfs/view_layout.hpp"
+#include "plugin/cluster/base64.hpp"
+#include "plugin/cluster/model.hpp"
+#include "plugin/store/random_hex.hpp"
+
+namespace secretshim::plugin {
+
+using namespace secretshim::cluster;
+using nlohmann::json;
+
+namespace {
+
+std::vector<std::string> sourcesOf(const std::vector<mountfs::SecretRef>& refs) {
+    std::vector<std::string> names;
+    for (const auto& r : refs)
+        if (std::find(names.begin(), names.end(), r.source) == names.end()) names.push_back(r.source);
+    return names;
+}
+
+std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
+
+// The value at `key` in a txn's failure ranges, if any.
+const KeyValue* found(const WriteResult& w) {
+    for (const auto& r : w.ranges)
+        if (!r.kvs.empty()) return &r.kvs.front();
+    return nullptr;
+}
+
+Result<MasterSecret> readMaster(EtcdClient& c, const std::string& name, std::int64_t* modRevision = nullptr) {
+    auto r = c.range(masterKey(name), false);
+    if (!r) return tl::unexpected(r.error());
+    if (r->kvs.empty()) return fail("secret " + quote(name) + " not found");
+    auto m = decodeMaster(r->kvs[0].value);
+    if (!m) return tl::unexpected(wrap(m.error(), "secret " + quote(name)));
+    if (modRevision) *modRevision = r->kvs[0].modRevision;
+    return m;
+}
+
+}  // namespace
+
+Result<const ClusterKey*> ClusterAdmin::clusterKey() {
+    if (!key_) return fail("this command needs the cluster key (--cluster-key or etcd.cluster_key)");
+    return &*key_;
+}
+
+Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& publicKey) {
+    if (auto ok = checkName("node", node); !ok) return ok;
+    const std::string value = encodeRegistration({node, std::string(publicKey.begin(), publicKey.end())});
+    const std::string key = registrationKey(node);
+    auto w = client_->txn({{"compare", {txnAbsent(key)}}, {"success", {txnPut(key, value)}}, {"failure", {txnRange(key)}}});
+    if (!w) return tl::unexpected(w.error());
+    if (w->succeeded) return {};
+    const KeyValue* existing = found(*w);
+    auto reg = existing ? decodeRegistration(existing->value) : tl::unexpected(Error{0, "gone"});
+    if (reg && reg->publicKey == std::string(publicKey.begin(), publicKey.end())) return {};  // already so
+    return fail("node " + quote(node) + " is already registered with another key");
+}
+
+Result<json> ClusterAdmin::listNodes() {
+    auto r = client_->range(registrationsPrefix(), true);
+    if (!r) return tl::unexpected(r.error());
+    json out = json::array();
+    for (const auto& kv : r->kvs) {
+        auto reg = decodeRegistration(kv.value);
+        if (reg) out.push_back({{"node", reg->node}, {"public_key", base64Encode(reg->publicKey)}});
+    }
+    return out;
+}
+
+Result<std::string> ClusterAdmin::createSecret(const std::string& name, const SecureBuffer& value) {
+    if (auto ok = checkName("secret", name); !ok) return tl::unexpected(ok.error());
+    auto key = clusterKey();
+    if (!key) return tl::unexpected(key.error());
+    auto id = randomHex(16);
+    if (!id) return tl::unexpected(id.error());
+    MasterSecret m{name, *id, 1, now(), now(), value.size(), {}};
+    auto sealed = (*key)->seal(value.span(), {"", name, *id, 1});
+    if (!sealed) return tl::unexpected(sealed.error());
+    m.sealed = std::move(*sealed);
+    const std::string k = masterKey(name);
+    auto w = client_->txn({{"compare", {txnAbsent(k)}}, {"success", {txnPut(k, encodeMaster(m))}}, {"failure", {txnRange(k)}}});
+    if (!w) return tl::unexpected(w.error());
+    if (w->succeeded) return *id;
+    const KeyValue* existing = found(*w);
+    auto prior = existing ? decodeMaster(existing->value) : tl::unexpected(Error{0, "gone"});
+    if (prior && prior->id == *id) return *id;  // our own write, retried
+    return fail("secret " + quote(name) + " already exists");
+}
+
+Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments() {
+    auto r = client_->range(nodesPrefix(), true);
+    if (!r) return tl::unexpected(r.error());
+    std::vector<Assignment> out;
+    for (const auto& kv : r->kvs) {
+        auto ref = parseNodeKey(kv.key);
+        if (!ref || ref->kind != NodeKeyRef::Kind::task) continue;
+        auto task = decodeTask(kv.value);
+        if (!task) continue;
+        auto refs = mountfs::parseSecretRefs(task->secrets);
+        out.push_back({ref->node, ref->name, task->secrets, refs ? sourcesOf(*refs) : std::vector<std::string>{}});
+    }
+    return out;
+}
+
+Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const SecureBuffer& value) {
+    if (auto ok = checkName("secret", name); !ok) return tl::unexpected(ok.error());
+    auto key = clusterKey();
+    if (!key) return tl::unexpected(key.error());
+    std::int64_t modRevision = 0;
+    auto master = readMaster(*client_, name, &modRevision);
+    if (!master) return tl::unexpected(master.error());
+    auto all = assignments();
+    if (!all) return tl::unexpected(all.error());
+    MasterSecret next = *master;
+    next.version = master->version + 1;
+    next.updated = now();
+    next.size = value.size();
+    auto sealed = (*key)->seal(value.span(), {"", name, next.id, next.version});
+    if (!sealed) return tl::unexpected(sealed.error());
+    next.sealed = std::move(*sealed);
+    json ops = json::array({txnPut(masterKey(name), encodeMaster(next))});
+    std::set<std::string> nodes;
+    for (const auto& a : *all)
+        if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end()) nodes.insert(a.node);
+    for (const auto& node : nodes) {
+        auto reg = client_->range(registrationKey(node), false);
+        if (!reg) return tl::unexpected(reg.error());
+        auto decoded = reg->kvs.empty() ? tl::unexpected(Error{0, "node " + quote(node) + " is not registered"})
+                                        : decodeRegistration(reg->kvs[0].value);
+        if (!decoded) return tl::unexpected(decoded.error());
+        auto copy = sealForNode({reinterpret_cast<const unsigned char*>(decoded->publicKey.data()), 32}, value.span(),
+                                {node, name, next.id, next.version});
+        if (!copy) return tl::unexpected(copy.error());
+        ops.push_back(txnPut(nodeSecretKey(node, name), encodeNodeSecret({name, next.id, next.version, *copy})));
+    }
+    const std::string k = masterKey(name);
+    auto w = client_->txn({{"compare", {txnModRevision(k, modRevision)}}, {"success", ops}, {"failure", {txnRange(k)}}});
+    if (!w) return tl::unexpected(w.error());
+    if (w->succeeded) return next.version;
+    const KeyValue* existing = found(*w);
+    auto now = existing ? decodeMaster(existing->value) : tl::unexpected(Error{0, "gone"});
+    if (now && now->sealed.ciphertext == next.sealed.ciphertext && now->sealed.nonce == next.sealed.nonce)
+        return next.version;  // our own write, retried
+    return fail("secret " + quote(name) + " changed while rotating it; run the command again");
+}
+
+Result<json> ClusterAdmin::listSecrets(const std::string& only) {
+    auto r = client_->range(only.empty() ? mastersPrefix() : masterKey(only), only.empty());
+    if (!r) return tl::unexpected(r.error());
+    auto all = assignments();
+    if (!all) return tl::unexpected(all.error());
+    json out = json::array();
+    for (const auto& kv : r->kvs) {
+        auto m = decodeMaster(kv.value);
+        if (!m) continue;
+        json tasks = json::array();
+        for (const auto& a : *all)
+            if (std::find(a.sources.begin(), a.sources.end(), m->name) != a.sources.end())
+                tasks.push_back(a.node + "/" + a.task);
+        out.push_back({{"name", m->name}, {"id", m->id}, {"version", m->version}, {"size", m->size},
+                       {"created", m->created}, {"updated", m->updated}, {"tasks", tasks}});
+    }
+    if (!only.empty() && out.empty()) return fail("secret " + quote(only) + " not found");
+    return out;
+}
+
+Result<void> ClusterAdmin::removeSecret(const std::string& name) {
+    if (auto ok = checkName("secret", name); !ok) return ok;
+    std::int64_t modRevision = 0;
+    auto master = readMaster(*client_, name, &modRevision);
+    if (!master) return tl::unexpected(master.error());
+    auto all = assignments();
+    if (!all) return tl::unexpected(all.error());
+    for (const auto& a : *all)
+        if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end())
+            return fail("secret " + quote(name) + " is assigned to task " + quote(a.task) + " on node " + quote(a.node) +
+                        ": unassign it first");
+    // Nothing was assigned when we looked; a concurrent assign changes no
+    // master, so guard on the node prefix's absence of new tasks by revision.
+    const std::string k = masterKey(name);
+    auto w = client_->txn({{"compare", {txnModRevision(k, modRevision)}}, {"success", {txnDelete(k)}}, {"failure", json::array()}});
+    if (!w) return tl::unexpected(w.error());
+    if (!w->succeeded) {
+        auto again = client_->range(k, false);
+        if (again && again->kvs.empty()) return {};  // our delete, retried
+        return fail("secret " + quote(name) + " changed while removing it; run the command again");
+    }
+    return {};
+}
+
+Result<void> ClusterAdmin::assignTask(const std::string& task, const std::string& node, const std::string& specs,
+                                      int signal) {
+    if (auto ok = checkName("task", task); !ok) return ok;
+    if (auto ok = checkName("node", node); !ok) return ok;
+    auto refs = mountfs::parseSecretRefs(specs);
+    if (!refs) return tl::unexpected(refs.error());
+    if (auto layout = mountfs::planView(*refs); !layout) return tl::unexpected(layout.error());
+    auto key = clusterKey();
+    if (!key) return tl::unexpected(key.error());
+    auto all = assignments();
+    if (!all) return tl::unexpected(all.error());
+    for (const auto& a : *all)
+        if (a.task == task && a.node != node)
+            return fail("task " + quote(task) + " is assigned to node " + quote(a.node) + ": unassign it first");
+    auto reg = client_->range(registrationKey(node), false);
+    if (!reg) return tl::unexpected(reg.error());
+    if (reg->kvs.empty()) return fail("node " + quote(node) + " is not registered (secretshimctl node add)");
+    auto registration = decodeRegistration(reg->kvs[0].value);
+    if (!registration) return tl::unexpected(registration.error());
+    const std::span<const unsigned char> pub(reinterpret_cast<const unsigned char*>(registration->publicKey.data()), 32);
+
+    // What the node holds already, for the revocations below.
+    auto held = client_->range(nodePrefix(node) + "secrets/", true);
+    if (!held) return tl::unexpected(held.error());
+    std::map<std::string, std::pair<std::string, std::uint64_t>> copies;
+    for (const auto& kv : held->kvs)
+        if (auto s = decodeNodeSecret(kv.value)) copies[s->name] = {s->id, s->version};
+
+    const std::vector<std::string> sources = sourcesOf(*refs);
+    json compares = json::array();
+    json ops = json::array({txnPut(taskKey(node, task), encodeTask({task, specs, signal}))});
+    for (const auto& name : sources) {
+        std::int64_t modRevision = 0;
+        auto master = readMaster(*client_, name, &modRevision);
+        if (!master) return tl::unexpected(master.error());
+        compares.push_back(txnModRevision(masterKey(name), modRevision));  // no rotation in between
+        // Always re-sealed, even when a copy of this version is there: the
+        // admin cannot tell a good copy from one moved in from another node
+        // (which the node refuses), and a node ignores a new copy of a
+        // version it already holds.
+        auto plain = (*key)->open(master->sealed, {"", name, master->id, master->version});
+        if (!plain) return fail("secret " + quote(name) + ": the cluster key cannot decrypt it");
+        auto copy = sealForNode(pub, plain->span(), {node, name, master->id, master->version});
+        if (!copy) return tl::unexpected(copy.error());
+        ops.push_back(txnPut(nodeSecretKey(node, name), encodeNodeSecret({name, master->id, master->version, *copy})));
+    }
+    // Revocations: copies no task on this node uses any more.
+    std::set<std::string> used(sources.begin(), sources.end());
+    for (const auto& a : *all)
+        if (a.node == node && a.task != task) used.insert(a.sources.begin(), a.sources.end());
+    for (const auto& [name, idVersion] : copies)
+        if (!used.count(name)) ops.push_back(txnDelete(nodeSecretKey(node, name)));
+    auto w = client_->txn({{"compare", compares}, {"success", ops}, {"failure", json::array()}});
+    if (!w) return tl::unexpected(w.error());
+    if (!w->succeeded) return fail("a secret of task " + quote(task) + " changed meanwhile; run the command again");
+    return {};
+}
+
+Result<std::string> ClusterAdmin::unassignTask(const std::string& task) {
+    if (auto ok = checkName("task", task); !ok) return tl::unexpected(ok.error());
+    auto all = assignments();
+    if (!all) return tl::unexpected(all.error());
+    const auto it = std::find_if(all->begin(), all->end(), [&](const Assignment& a) { return a.task == task; });
+    if (it == all->end()) return fail("task " + quote(task) + " is not assigned");
+    const std::string node = it->node;
+    std::set<std::string> used;
+    for (const auto& a : *all)
+        if (a.node == node && a.task != task) used.insert(a.sources.begin(), a.sources.end());
+    json ops = json::array({txnDelete(taskKey(node, task))});
+    for (const auto& name : it->sources)
+        if (!used.count(name)) ops.push_back(txnDelete(nodeSecretKey(node, name)));
+    auto w = client_->txn({{"compare", json::array()}, {"success", ops}, {"failure", json::array()}});
+    if (!w) return tl::unexpected(w.error());
+    return node;
+}
+
+Result<json> ClusterAdmin::listTasks() {
+    auto all = assignments();
+    if (!all) return tl::unexpected(all.error());
+    json out = json::array();
+    for (const auto& a : *all) out.push_back({{"task", a.task}, {"node", a.node}, {"secrets", a.secrets}});
+    return out;
+}
+
+}  // namespace secretshim::plugin

@@ -1,0 +1,268 @@
+#include "plugin/ctl/cluster_ctl.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+
+#include "platform/linux/unique_fd.hpp"
+#include "plugin/agent/config.hpp"
+#include "plugin/cluster/base64.hpp"
+#include "plugin/cluster/envelope.hpp"
+#include "plugin/cluster/model.hpp"
+#include "plugin/ctl/cluster_admin.hpp"
+
+namespace secretshim::plugin {
+
+using namespace secretshim::cluster;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kMaxValue = 16 * 1024 * 1024;
+constexpr const char* kNodeKeyFile = "cluster-node.key";
+
+// Reads a secret's value from FILE or stdin straight into locked memory.
+Result<SecureBuffer> readSecretValue(const std::string& source) {
+    platform::UniqueFd in(source == "-" ? ::dup(STDIN_FILENO) : ::open(source.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return failErrno("cannot read " + source);
+    auto buffer = SecureBuffer::allocate(kMaxValue);
+    if (!buffer) return tl::unexpected(buffer.error());
+    std::size_t total = 0;
+    for (;;) {
+        if (total == kMaxValue) return fail("the value is too large");
+        const ssize_t n = ::read(in.get(), buffer->data() + total, kMaxValue - total);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return failErrno("reading " + source);
+        if (n == 0) break;
+        total += static_cast<std::size_t>(n);
+    }
+    if (total == 0) return fail("the value is empty");
+    auto exact = SecureBuffer::allocate(total);
+    if (!exact) return tl::unexpected(exact.error());
+    std::copy(buffer->data(), buffer->data() + total, exact->data());
+    return exact;
+}
+
+std::string isoTime(std::int64_t t) {
+    char buf[32];
+    const std::time_t tt = static_cast<std::time_t>(t);
+    std::tm tm{};
+    ::gmtime_r(&tt, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+std::string optionValue(CLI::App* app, const char* name, const std::string& fallback = {}) {
+    auto* opt = app->get_option_no_throw(name);
+    return opt && opt->count() > 0 ? opt->as<std::string>() : fallback;
+}
+
+int failed(const Error& e) {
+    std::fprintf(stderr, "secretshimctl: %s\n", e.message.c_str());
+    return 1;
+}
+
+}  // namespace
+
+ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret_(&secret) {
+    auto* g = app.add_option_group("cluster", "etcd settings for the cluster commands");
+    g->add_option("--cluster-config", config_, "YAML file with an etcd: block (the agent's format)");
+    g->add_option("--endpoints", endpoints_, "etcd endpoints, https://HOST:PORT")->delimiter(',');
+    g->add_option("--cacert", caFile_, "CA certificate of the etcd cluster");
+    g->add_option("--cert", certFile_, "client certificate (without CN)");
+    g->add_option("--key", keyFile_, "client key");
+    g->add_option("--user", user_, "etcd user");
+    g->add_option("--password-file", passwordFile_, "file holding the etcd user's password");
+    g->add_option("--cluster-key", clusterKey_, "the admins' cluster key (created by the first secret create)");
+
+    nodeCmd_ = app.add_subcommand("node", "cluster nodes");
+    nodeCmd_->require_subcommand(1);
+    nodeAdd_ = nodeCmd_->add_subcommand("add", "register a node's public key; prints what the node admin installs");
+    nodeAdd_->add_option("NODE", node_)->required();
+    auto* keySource = nodeAdd_->add_option_group("key");
+    keySource->add_option("--public-key", publicKey_, "the node's public key (base64, from `node keygen` on the node)");
+    keySource->add_option("--key-out", keyOut_, "generate the node's key pair here, to be installed on the node");
+    keySource->require_option(1);
+    nodeLs_ = nodeCmd_->add_subcommand("ls", "list registered nodes");
+    nodeKeygen_ = nodeCmd_->add_subcommand("keygen", "on a node: create (or show) its key pair, print the public key");
+    nodeKeygen_->add_option("--state-dir", stateDir_, "the agent's state directory")->default_str("/var/lib/secretshim");
+    stateDir_ = "/var/lib/secretshim";
+
+    rotate_ = secret.add_subcommand("rotate", "a new version of a cluster secret from FILE or - (stdin)");
+    rotate_->add_option("NAME", name_)->required();
+    rotate_->add_option("FILE", source_, "file holding the value, - for stdin");
+
+    assign_ = task.add_subcommand("assign", "assign a task to a node with its secrets");
+    assign_->add_option("TASK", name_)->required();
+    assign_->add_option("--node", node_)->required();
+    assign_->add_option("--secret", specs_, "a Docker-style --secret spec (repeatable)")->required();
+    assign_->add_option("--signal", signal_, "signal for the container's init after its secrets changed")
+        ->check(CLI::Range(0, 64));
+    unassign_ = task.add_subcommand("unassign", "remove a task's assignment");
+    unassign_->add_option("TASK", name_)->required();
+    tasks_ = task.get_subcommand("ls");
+}
+
+bool ClusterCli::selected() const {
+    return !config_.empty() || !endpoints_.empty() || nodeCmd_->parsed() || rotate_->parsed() || assign_->parsed() ||
+           unassign_->parsed();
+}
+
+int ClusterCli::run() {
+    if (nodeKeygen_->parsed()) {
+        auto pair = NodeKeyPair::loadOrCreate(stateDir_, kNodeKeyFile);
+        if (!pair) return failed(pair.error());
+        std::printf("%s\n", base64Encode(pair->publicKey()).c_str());
+        return 0;
+    }
+    EtcdConfig c;
+    if (!config_.empty()) {
+        auto loaded = loadAgentConfig(config_);
+        if (!loaded) return failed(loaded.error());
+        if (!loaded->hasEtcd) return failed(Error{0, config_ + ": no etcd block"});
+        c = loaded->etcd;
+    }
+    if (!endpoints_.empty()) c.endpoints = endpoints_;
+    if (!caFile_.empty()) c.ca = caFile_;
+    if (!certFile_.empty()) c.cert = certFile_;
+    if (!keyFile_.empty()) c.key = keyFile_;
+    if (!user_.empty()) c.user = user_;
+    if (!passwordFile_.empty()) c.passwordFile = passwordFile_;
+    if (!clusterKey_.empty()) c.clusterKey = clusterKey_;
+    if (c.endpoints.empty())
+        return failed(Error{0, "the cluster commands need etcd settings: --cluster-config FILE or --endpoints ..."});
+
+    EtcdSettings s;
+    s.endpoints = c.endpoints;
+    s.caFile = c.ca;
+    s.certFile = c.cert;
+    s.keyFile = c.key;
+    s.user = c.user;
+    if (!c.passwordFile.empty()) {
+        auto password = readPasswordFile(c.passwordFile);
+        if (!password) return failed(password.error());
+        s.password = *password;
+    }
+    auto client = EtcdClient::create(s);
+    if (!client) return failed(client.error());
+
+    CLI::App* create = secret_->get_subcommand("create");
+    const bool needsKey = create->parsed() || rotate_->parsed() || assign_->parsed();
+    std::optional<ClusterKey> key;
+    if (!c.clusterKey.empty() && needsKey) {
+        auto k = create->parsed() ? ClusterKey::loadOrCreate(c.clusterKey) : ClusterKey::load(c.clusterKey);
+        if (!k) return failed(k.error());
+        key.emplace(std::move(*k));
+    }
+    ClusterAdmin admin(std::move(*client), std::move(key));
+
+    if (nodeAdd_->parsed()) {
+        PublicKey pub{};
+        if (!keyOut_.empty()) {
+            const auto slash = keyOut_.rfind('/');
+            const std::string dir = slash == std::string::npos ? "." : keyOut_.substr(0, slash ? slash : 1);
+            auto pair = NodeKeyPair::loadOrCreate(dir, keyOut_.substr(slash == std::string::npos ? 0 : slash + 1));
+            if (!pair) return failed(pair.error());
+            pub = pair->publicKey();
+        } else {
+            auto raw = base64Decode(publicKey_);
+            if (!raw || raw->size() != pub.size())
+                return failed(Error{0, "--public-key: expected 32 bytes in base64 (secretshimctl node keygen)"});
+            std::copy(raw->begin(), raw->end(), pub.begin());
+        }
+        if (auto ok = admin.addNode(node_, pub); !ok) return failed(ok.error());
+        std::printf("node %s registered (public key %s)\n", node_.c_str(), base64Encode(pub).c_str());
+        std::printf("\nOn the node, install:\n");
+        if (!keyOut_.empty())
+            std::printf("  %s as <state_dir>/%s (mode 0600, root), then delete it here\n", keyOut_.c_str(), kNodeKeyFile);
+        std::printf("  an etcd user %s with a role that may read %s (trailing slash), and in secretshimd.yaml:\n\n",
+                    node_.c_str(), nodePrefix(node_).c_str());
+        std::printf("source: etcd\netcd:\n  endpoints: [");
+        for (std::size_t i = 0; i < c.endpoints.size(); ++i) std::printf("%s%s", i ? ", " : "", c.endpoints[i].c_str());
+        std::printf("]\n  ca: %s\n  cert: /etc/secretshim/etcd/%s.crt   # a certificate WITHOUT CN\n"
+                    "  key: /etc/secretshim/etcd/%s.key\n  user: %s\n  password_file: /etc/secretshim/etcd/%s.password\n"
+                    "  node: %s\n",
+                    c.ca.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str());
+        return 0;
+    }
+    if (nodeLs_->parsed()) {
+        auto nodes = admin.listNodes();
+        if (!nodes) return failed(nodes.error());
+        for (const auto& n : *nodes)
+            std::printf("%-32s %s\n", n["node"].get<std::string>().c_str(), n["public_key"].get<std::string>().c_str());
+        return 0;
+    }
+    if (create->parsed()) {
+        const std::string name = optionValue(create, "NAME");
+        if (auto ok = checkName("secret", name); !ok) return failed(ok.error());
+        auto value = readSecretValue(optionValue(create, "FILE", "-"));
+        if (!value) return failed(wrap(value.error(), "secret " + quote(name)));
+        auto id = admin.createSecret(name, *value);
+        if (!id) return failed(id.error());
+        std::printf("%s\n", id->c_str());
+        return 0;
+    }
+    if (rotate_->parsed()) {
+        if (auto ok = checkName("secret", name_); !ok) return failed(ok.error());
+        auto value = readSecretValue(source_);
+        if (!value) return failed(wrap(value.error(), "secret " + quote(name_)));
+        auto version = admin.rotateSecret(name_, *value);
+        if (!version) return failed(version.error());
+        std::printf("%s version %llu\n", name_.c_str(), static_cast<unsigned long long>(*version));
+        return 0;
+    }
+    CLI::App* ls = secret_->get_subcommand("ls");
+    CLI::App* inspect = secret_->get_subcommand("inspect");
+    if (ls->parsed() || inspect->parsed()) {
+        auto list = admin.listSecrets(inspect->parsed() ? optionValue(inspect, "NAME") : "");
+        if (!list) return failed(list.error());
+        if (inspect->parsed() || optionValue(ls, "--format", "table") == "json") {
+            std::printf("%s\n", (inspect->parsed() ? (*list)[0] : *list).dump(2).c_str());
+        } else {
+            std::printf("%-32s %-32s %7s %10s  %-20s %s\n", "NAME", "ID", "VERSION", "SIZE", "UPDATED", "TASKS");
+            for (const auto& s : *list)
+                std::printf("%-32s %-32s %7llu %10llu  %-20s %zu\n", s["name"].get<std::string>().c_str(),
+                            s["id"].get<std::string>().c_str(), s["version"].get<unsigned long long>(),
+                            s["size"].get<unsigned long long>(), isoTime(s["updated"].get<std::int64_t>()).c_str(),
+                            s["tasks"].size());
+        }
+        return 0;
+    }
+    CLI::App* rm = secret_->get_subcommand("rm");
+    if (rm->parsed()) {
+        if (auto ok = admin.removeSecret(optionValue(rm, "NAME")); !ok) return failed(ok.error());
+        return 0;
+    }
+    if (assign_->parsed()) {
+        std::string specs;
+        for (const auto& spec : specs_) specs += (specs.empty() ? "" : ";") + spec;
+        if (auto ok = admin.assignTask(name_, node_, specs, signal_); !ok) return failed(ok.error());
+        std::printf("task %s assigned to node %s\n", name_.c_str(), node_.c_str());
+        return 0;
+    }
+    if (unassign_->parsed()) {
+        auto node = admin.unassignTask(name_);
+        if (!node) return failed(node.error());
+        std::printf("task %s unassigned from node %s\n", name_.c_str(), node->c_str());
+        return 0;
+    }
+    if (tasks_ && tasks_->parsed()) {
+        auto list = admin.listTasks();
+        if (!list) return failed(list.error());
+        if (optionValue(tasks_, "--format", "table") == "json") {
+            std::printf("%s\n", list->dump(2).c_str());
+        } else {
+            std::printf("%-32s %-24s %s\n", "TASK", "NODE", "SECRETS");
+            for (const auto& t : *list)
+                std::printf("%-32s %-24s %s\n", t["task"].get<std::string>().c_str(), t["node"].get<std::string>().c_str(),
+                            t["secrets"].get<std::string>().c_str());
+        }
+        return 0;
+    }
+    return failed(Error{0, "this command is not available against the cluster"});
+}
+
+}  // namespace secretshim::plugin

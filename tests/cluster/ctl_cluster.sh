@@ -1,0 +1,87 @@
+#!/bin/sh
+# secretshimctl's cluster commands against a real cluster (run by
+# with_cluster.sh): node registration, secret create/ls/inspect/rotate/rm,
+# task assign/unassign, idempotent repeats, refusals with one clear line,
+# and no plaintext marker anywhere in etcd's data directories.
+set -eu
+ctl_bin=$1
+work=$(mktemp -d /tmp/secretshim-ctl-cluster-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+checks=0
+fails=0
+ok() { checks=$((checks + 1)); echo "ok - $1"; }
+bad() { checks=$((checks + 1)); fails=$((fails + 1)); echo "FAIL - $1"; }
+check() { desc=$1; shift; if "$@" >/dev/null 2>&1; then ok "$desc"; else bad "$desc"; fi; }
+refused() {  # refused DESC PATTERN CMD...: fails with one line matching PATTERN
+    desc=$1; pattern=$2; shift 2
+    if "$@" >"$work/out" 2>"$work/err"; then bad "$desc (accepted)"; return; fi
+    if [ "$(wc -l <"$work/err")" = 1 ] && grep -q -- "$pattern" "$work/err"; then ok "$desc"; else bad "$desc: $(cat "$work/err")"; fi
+}
+ctl() { "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
+    --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \
+    --cluster-key "$work/admin/cluster.key" "$@"; }
+etcdctl_root() { ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
+    --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" "$@"; }
+mkdir -m 700 "$work/admin" "$work/node1"
+
+marker="ctl-cluster-MARKER-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+printf '%s' "$marker" >"$work/v1"
+printf '%s-2' "$marker" >"$work/v2"
+
+pub=$("$ctl_bin" node keygen --state-dir "$work/node1")
+check "node keygen prints a 32-byte public key" test "$(printf '%s' "$pub" | base64 -d | wc -c)" = 32
+check "node keygen is stable" test "$("$ctl_bin" node keygen --state-dir "$work/node1")" = "$pub"
+check "node add with the node's public key" ctl node add node-1 --public-key "$pub"
+check "node add again is a no-op" ctl node add node-1 --public-key "$pub"
+check "node add prints the node's config" sh -c "\"\$@\" node add node-1 --public-key $pub | grep -q 'source: etcd'" sh "$ctl_bin" \
+    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
+    --user root --password-file "$ETCD_PKI/root.password"
+check "node add with a generated key pair" ctl node add node-2 --key-out "$work/admin/node-2.key"
+refused "node add with another key is refused" "already registered" ctl node add node-2 --public-key "$pub"
+refused "a node name with a slash is refused" "invalid" ctl node add "a/b" --public-key "$pub"
+refused "a node name with dot-dot is refused" "invalid" ctl node add ".." --public-key "$pub"
+
+id=$(ctl secret create db "$work/v1")
+check "secret create prints an id" test -n "$id"
+refused "secret create twice is refused" "already exists" ctl secret create db "$work/v1"
+check "secret create from stdin" sh -c "printf other | \"\$@\" secret create other -" sh "$ctl_bin" \
+    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
+    --user root --password-file "$ETCD_PKI/root.password" --cluster-key "$work/admin/cluster.key"
+check "the cluster key is 0600" test "$(stat -c %a "$work/admin/cluster.key")" = 600
+check "secret ls lists both" sh -c "$(printf '%s' '"$@"') secret ls | grep -c '^db \|^other ' | grep -qx 2" sh "$ctl_bin" \
+    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
+    --user root --password-file "$ETCD_PKI/root.password"
+ctl secret inspect db >"$work/inspect"
+check "secret inspect shows version 1 and the id" sh -c "grep -q '\"version\": 1' $work/inspect && grep -q $id $work/inspect"
+refused "assign to an unregistered node is refused" "not registered" ctl task assign t1 --node node-9 --secret db
+refused "assign of a missing secret is refused" "not found" ctl task assign t1 --node node-1 --secret nope
+refused "assign with a bad spec is refused" "" ctl task assign t1 --node node-1 --secret "source=db,mode=9z"
+check "task assign" ctl task assign t1 --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
+check "task assign again is a no-op" ctl task assign t1 --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
+refused "the same task on another node is refused" "assigned to node" ctl task assign t1 --node node-2 --secret db
+etcdctl_root get --prefix /secretshim/nodes/node-1/ --keys-only >"$work/keys"
+check "node-1 holds the task and both copies" sh -c "grep -qx /secretshim/nodes/node-1/tasks/t1 $work/keys && grep -qx /secretshim/nodes/node-1/secrets/db $work/keys && grep -qx /secretshim/nodes/node-1/secrets/other $work/keys"
+refused "secret rm while assigned is refused" "assigned to task" ctl secret rm db
+check "secret rotate" ctl secret rotate db "$work/v2"
+check "the node copy is at version 2" sh -c "ETCDCTL_API=3 etcdctl --endpoints $ETCD_ENDPOINTS --cacert $ETCD_PKI/ca.crt --cert $ETCD_PKI/root.crt --key $ETCD_PKI/root.key get --print-value-only /secretshim/nodes/node-1/secrets/db | grep -q '\"version\":2'"
+check "revoke by re-assigning without it" ctl task assign t1 --node node-1 --secret db
+check "the revoked copy is gone" sh -c "! ETCDCTL_API=3 etcdctl --endpoints $ETCD_ENDPOINTS --cacert $ETCD_PKI/ca.crt --cert $ETCD_PKI/root.crt --key $ETCD_PKI/root.key get --keys-only /secretshim/nodes/node-1/secrets/other | grep -q other"
+check "task ls shows the assignment" sh -c "\"\$@\" task ls | grep -q '^t1 .*node-1'" sh "$ctl_bin" \
+    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
+    --user root --password-file "$ETCD_PKI/root.password"
+check "task unassign" ctl task unassign t1
+refused "unassign twice says so" "not assigned" ctl task unassign t1
+check "the node's prefix is empty" test -z "$(etcdctl_root get --prefix /secretshim/nodes/node-1/ --keys-only)"
+check "secret rm after unassign" ctl secret rm db
+refused "rm of a missing secret" "not found" ctl secret rm db
+refused "no cluster key: a clear error" "cluster key" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
+    --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \
+    secret rotate other "$work/v1"
+refused "a node user cannot write" "permission denied" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
+    --cert "$ETCD_PKI/node-1.crt" --key "$ETCD_PKI/node-1.key" --user node-1 --password-file "$ETCD_PKI/node-1.password" \
+    --cluster-key "$work/admin/cluster.key" secret create x "$work/v1"
+# Plaintext never reaches etcd: not in its data directories, not in any value.
+if grep -r -a -q -F "$marker" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3; then bad "a marker is in etcd's data"; else ok "no marker in etcd's data directories"; fi
+
+echo "$checks checks, $fails failed"
+[ "$fails" = 0 ]

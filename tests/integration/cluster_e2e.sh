@@ -1,0 +1,228 @@
+#!/bin/sh
+# Cluster mode end to end (run by tests/cluster/with_cluster.sh against a
+# real 3-member etcd with TLS and RBAC): secretshimctl assigns, secretshimd
+# (source: etcd) delivers into real runc containers tied to their task by
+# io.secretshim.task; rotation reaches a running container atomically;
+# unassigned or foreign tasks are refused; a copy moved from another node's
+# prefix does not decrypt; with two of three members down running
+# containers keep their secrets and new ones get "control plane
+# unreachable"; everything recovers with quorum. Measures admin write ->
+# new value visible in the container.
+# Usage: cluster_e2e.sh BUILD_DIR. Values are random markers compared by digest.
+set -u
+build=$(cd "$1" && pwd)
+scripts=$(cd "$(dirname "$0")/../../scripts" && pwd)
+here=$(cd "$(dirname "$0")" && pwd)
+[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
+command -v runc >/dev/null || { echo "SKIP: runc not installed"; exit 77; }
+runtime=runc
+hook=$build/plugin/secretshim-hook
+agentbin=$build/plugin/secretshimd
+ctlbin=$build/plugin/secretshimctl
+work=$(mktemp -d /tmp/secretshim-cluster-e2e-XXXXXX)
+sock=$work/agent.sock
+agent_pid=
+failures=0
+checks=0
+ids=""
+
+cleanup() {
+    for id in $ids; do runc --root "$work/state-rt" delete -f "$id" >/dev/null 2>&1; done
+    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+    for m in m1 m2 m3; do sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" "$m" CONT >/dev/null 2>&1; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+rt() { runc --root "$work/state-rt" "$@"; }
+ok() { checks=$((checks + 1)); echo "ok - $1"; }
+bad() { checks=$((checks + 1)); echo "FAIL - $1"; failures=$((failures + 1)); }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
+marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+digest() { printf %s "$1" | sha256sum | cut -c1-64; }
+admin() { "$ctlbin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
+    --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \
+    --cluster-key "$work/admin/cluster.key" "$@"; }
+etcdctl_root() { ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
+    --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" --command-timeout 5s "$@"; }
+status_json() { "$ctlbin" --socket "$sock" status 2>/dev/null; }
+connected() { status_json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["cluster"]["connected"] else 1)' 2>/dev/null; }
+wait_for() {  # wait_for SECONDS COMMAND...
+    limit=$(( $1 * 20 )); shift; i=0
+    while [ $i -lt $limit ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done
+    return 1
+}
+bundle() { b=$1; task=$2; shift 2; TASK_ANNOTATION=$task python3 "$scripts/make_bundle.py" "$work/$b" "$hook" "$sock" "${ANN:-}" 0 "$@"; }
+start_detached() { ids="$ids $1"; rt run -d --bundle "$work/$1" "$1" >/dev/null 2>"$work/$1.err" </dev/null; }
+pid_of() { rt state "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
+in_container() { rt exec "$1" /bin/busybox sh -c "$2"; }
+
+mkdir -m 700 "$work/admin" "$work/state"
+cat >"$work/agent.yaml" <<YAML
+source: etcd
+etcd:
+  endpoints: [$(echo "$ETCD_ENDPOINTS" | sed 's/,/, /g')]
+  ca: $ETCD_PKI/ca.crt
+  cert: $ETCD_PKI/node-1.crt
+  key: $ETCD_PKI/node-1.key
+  user: node-1
+  password_file: $ETCD_PKI/node-1.password
+  node: node-1
+YAML
+
+# The node's key pair is made on the node; the admin registers its public half.
+pub=$("$ctlbin" node keygen --state-dir "$work/state")
+admin node add node-1 --public-key "$pub" >/dev/null
+admin node add node-2 --key-out "$work/admin/node-2.key" >/dev/null
+v1=$(marker); v2=$(marker); other=$(marker)
+printf %s "$v1" | admin secret create db - >/dev/null
+printf %s "$other" | admin secret create other - >/dev/null
+admin task assign t1 --node node-1 --secret db --secret "source=db,target=/etc/app/db,mode=0400" >/dev/null
+admin task assign t4 --node node-1 --secret other >/dev/null
+admin task assign t9 --node node-2 --secret other >/dev/null
+
+rm -f "$sock"
+"$agentbin" --config "$work/agent.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
+agent_pid=$!
+check "agent starts and connects to etcd" 'wait_for 20 connected'
+
+# The container asks for more through its own annotation: ignored.
+ANN="other" bundle c1 t1 sh -c 'while :; do sha256sum /run/secrets/db | cut -c1-64 >>/tmp/reads; done'
+start_detached c1
+check "container of task t1 runs" '[ "$(rt state c1 2>/dev/null | grep -c running)" = 1 ]'
+check "it reads its assigned secret" '[ "$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)" = "$(digest "$v1")" ]'
+check "and the single-file target" '[ "$(in_container c1 "sha256sum /etc/app/db" | cut -c1-64)" = "$(digest "$v1")" ]'
+check "its own annotation cannot widen the grant" 'in_container c1 "test ! -e /run/secrets/other"'
+
+# Rotation reaches the running container; its reader never sees a torn value.
+admin secret rotate db - >/dev/null <<EOF2
+$v2
+EOF2
+v2nl="$v2
+"
+check "rotated value visible in the running container" 'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/db | cut -c1-64)\" = \"$(digest "$v2nl")\" ]"'
+check "single-file target rotated too" '[ "$(in_container c1 "sha256sum /etc/app/db" | cut -c1-64)" = "$(digest "$v2nl")" ]'
+sleep 0.3
+in_container c1 "sort -u /tmp/reads" >"$work/reads"
+check "no torn read: only the old and new digests were seen ($(wc -l <"$work/reads") distinct)" \
+    '[ -z "$(grep -v -x -e "$(digest "$v1")" -e "$(digest "$v2nl")" "$work/reads")" ] && [ "$(wc -l <"$work/reads")" -le 2 ]'
+
+# Propagation delay: admin write committed -> new content in the container.
+rounds=${CLUSTER_BENCH_ROUNDS:-40}
+python3 - "$ctlbin" "$(pid_of c1)" "$rounds" "$work" >"$work/bench" 2>&1 <<'PY'
+import hashlib, os, subprocess, sys, time
+ctl, pid, rounds, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+env = os.environ
+base = [ctl, "--endpoints", env["ETCD_ENDPOINTS"], "--cacert", env["ETCD_PKI"] + "/ca.crt",
+        "--cert", env["ETCD_PKI"] + "/admin.crt", "--key", env["ETCD_PKI"] + "/admin.key", "--user", "root",
+        "--password-file", env["ETCD_PKI"] + "/root.password", "--cluster-key", work + "/admin/cluster.key"]
+path = "/proc/%s/root/run/secrets/db" % pid
+commit, total = [], []
+for i in range(rounds):
+    value = os.urandom(16).hex().encode()
+    want = hashlib.sha256(value).digest()
+    t0 = time.monotonic()
+    subprocess.run(base + ["secret", "rotate", "db", "-"], input=value, check=True, stdout=subprocess.DEVNULL)
+    t1 = time.monotonic()
+    while True:
+        with open(path, "rb") as f:
+            if hashlib.sha256(f.read()).digest() == want:
+                break
+        if time.monotonic() - t1 > 10:
+            sys.exit("update %d not seen in 10 s" % i)
+    t2 = time.monotonic()
+    commit.append((t2 - t1) * 1000)
+    total.append((t2 - t0) * 1000)
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100.0 * (len(xs) - 1))))]
+print("cluster propagation over %d updates: ctl returned -> visible median %.2f ms p99 %.2f ms; "
+      "ctl start -> visible median %.1f ms p99 %.1f ms" % (rounds, pct(commit, 50), pct(commit, 99),
+                                                           pct(total, 50), pct(total, 99)))
+PY
+brc=$?
+check "propagation benchmark ran ($(tail -1 "$work/bench"))" '[ $brc = 0 ]'
+echo "# $(tail -1 "$work/bench")"
+
+# An old version put back (a replay) is not applied.
+etcdctl_root get --print-value-only /secretshim/nodes/node-1/secrets/db >"$work/db-now"
+current=$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)
+printf %s "$(marker)" | admin secret rotate db - >/dev/null
+wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/db | cut -c1-64)\" != $current ]"
+after=$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)
+etcdctl_root put /secretshim/nodes/node-1/secrets/db <"$work/db-now" >/dev/null
+check "a replayed older version is refused" 'wait_for 5 grep -q "secrets/db.*older than the held version" "$work/agent.log" && [ "$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)" = "$after" ]'
+
+# A new grant appears in the running container; a revoked one disappears
+# (a revoked single-file target is emptied: its mount stays until restart).
+admin task assign t1 --node node-1 --secret db --secret "source=db,target=/etc/app/db,mode=0400" --secret other >/dev/null
+check "a new grant appears in the running container" 'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/other 2>/dev/null | cut -c1-64)\" = \"$(digest "$other")\" ]"'
+admin task assign t1 --node node-1 --secret db >/dev/null
+check "a revoked grant disappears from the running container" 'wait_for 10 runc --root "$work/state-rt" exec c1 /bin/busybox test ! -e /run/secrets/other'
+check "a revoked single-file target is emptied" 'wait_for 10 runc --root "$work/state-rt" exec c1 /bin/busybox sh -c "test ! -s /etc/app/db"'
+check "the remaining grant is untouched" '[ "$(in_container c1 "test -s /run/secrets/db && echo y")" = y ]'
+
+# Unassigned, foreign and unannotated tasks are refused in one line.
+bundle c2 t9 true
+check "a task of another node is refused" '! rt run --bundle "$work/c2" c2 >/dev/null 2>"$work/c2.err" && grep -q "not assigned to node" "$work/c2.err"'
+ids="$ids c2"
+ANN="db" bundle c3 "" true
+check "no io.secretshim.task on a cluster node is refused" '! rt run --bundle "$work/c3" c3 >/dev/null 2>"$work/c3.err" && grep -q "io.secretshim.task" "$work/c3.err"'
+ids="$ids c3"
+
+# A per-node copy moved from node-2's prefix does not decrypt on node-1.
+etcdctl_root get --print-value-only /secretshim/nodes/node-2/secrets/other >"$work/moved"
+etcdctl_root put /secretshim/nodes/node-1/secrets/other <"$work/moved" >/dev/null 2>&1 || \
+    etcdctl_root put /secretshim/nodes/node-1/secrets/other "$(cat "$work/moved")" >/dev/null
+check "a copy moved from another node is skipped" 'wait_for 5 grep -q "secrets/other.*does not decrypt" "$work/agent.log"'
+admin task assign t4 --node node-1 --secret other >/dev/null   # restores a good copy
+
+# Disconnect: two of three members down.
+bundle c4 t4 sh -c 'sleep 100'
+start_detached c4
+check "container of t4 runs" '[ "$(in_container c4 "sha256sum /run/secrets/other" | cut -c1-64)" = "$(digest "$other")" ]'
+admin task assign t5 --node node-1 --secret other >/dev/null
+wait_for 5 sh -c "\"$ctlbin\" --socket \"$sock\" status | grep -q '\"tasks\": 3'" || true
+sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" m2 KILL
+sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" m3 KILL
+check "the agent notices the lost quorum" 'wait_for 30 sh -c "! \"\$0\" --socket \"\$1\" status | grep -q \"\\\"connected\\\": true\"" "$ctlbin" "$sock"'
+status_json >"$work/status"
+check "status shows the state, revision and time since contact" 'grep -q "\"revision\"" "$work/status" && grep -q "since_contact_ms" "$work/status"'
+check "running containers keep their secrets" '[ "$(in_container c4 "sha256sum /run/secrets/other" | cut -c1-64)" = "$(digest "$other")" ] && [ "$(in_container c1 "test -s /run/secrets/db && echo y")" = y ]'
+bundle c5 t5 true
+check "a new task is refused: control plane unreachable" '! rt run --bundle "$work/c5" c5 >/dev/null 2>"$work/c5.err" && grep -q "control plane unreachable" "$work/c5.err"'
+ids="$ids c5"
+sh "$ETCD_CLUSTER_SCRIPT" restart "$ETCD_DIR" m2
+sh "$ETCD_CLUSTER_SCRIPT" restart "$ETCD_DIR" m3
+check "the agent reconnects when quorum returns" 'wait_for 60 connected'
+bundle c6 t5 sh -c 'sha256sum /run/secrets/other | cut -c1-64'
+check "then the new task starts with its secret" '[ "$(rt run --bundle "$work/c6" c6 2>/dev/null)" = "$(digest "$other")" ]'
+ids="$ids c6"
+
+# The agent SIGKILLed and restarted: running containers keep their secrets,
+# and the new agent serves new containers from etcd again.
+kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
+rm -f "$sock"
+"$agentbin" --config "$work/agent.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
+agent_pid=$!
+check "agent restarted: connects again" 'wait_for 20 connected'
+check "agent restarted: running containers still read their secrets" '[ "$(in_container c4 "sha256sum /run/secrets/other" | cut -c1-64)" = "$(digest "$other")" ]'
+bundle c8 t5 sh -c 'sha256sum /run/secrets/other | cut -c1-64'
+check "agent restarted: a new container gets its secret" '[ "$(rt run --bundle "$work/c8" c8 2>/dev/null)" = "$(digest "$other")" ]'
+ids="$ids c8"
+
+# Unassigned: the next start is refused; the running container keeps its copy.
+admin task unassign t1 >/dev/null
+bundle c7 t1 true
+check "an unassigned task is refused at its next start" 'wait_for 5 sh -c "! runc --root $work/state-rt run --bundle $work/c7 c7 >/dev/null 2>$work/c7.err" && grep -q "not assigned" "$work/c7.err"'
+ids="$ids c7"
+check "the running container of t1 still reads its secret" '[ "$(in_container c1 "test -s /run/secrets/db && echo y")" = y ]'
+
+rt delete -f c1 >/dev/null 2>&1; rt delete -f c4 >/dev/null 2>&1
+check "no marker in etcd's data directories" '! grep -r -a -q -F -e "$v1" -e "$v2" -e "$other" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3'
+check "no marker in the agent's state directory" '! grep -r -a -q -F -e "$v1" -e "$v2" -e "$other" "$work/state"'
+check "no marker in the agent's log" '! grep -q -F -e "$v1" -e "$v2" -e "$other" "$work/agent.log"'
+
+if [ "$failures" != 0 ]; then echo "--- agent log"; tail -40 "$work/agent.log"; fi
+echo "$checks checks, $failures failed"
+[ "$failures" = 0 ]

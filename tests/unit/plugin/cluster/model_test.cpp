@@ -1,0 +1,84 @@
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "plugin/cluster/base64.hpp"
+#include "plugin/cluster/model.hpp"
+
+using namespace secretshim::cluster;
+
+TEST_CASE("names: letters, digits, '.', '_', '-'; no slash, no dot-dot") {
+    CHECK(checkName("node", "node-1"));
+    CHECK(checkName("secret", "db_pass.v2"));
+    for (const char* bad : {"", "a/b", "..", "a..b", ".hidden", "-x", "a b", "node\n1", "/"}) {
+        auto r = checkName("node", bad);
+        CHECK_FALSE(r);
+        if (!r) CHECK(r.error().message.find('\n') == std::string::npos);
+    }
+    CHECK_FALSE(checkName("task", std::string(129, 'a')));
+}
+
+TEST_CASE("keys: a node's prefix ends with a slash and covers its records only") {
+    CHECK(nodePrefix("node-1") == "/secretshim/nodes/node-1/");
+    CHECK(taskKey("node-1", "t1") == "/secretshim/nodes/node-1/tasks/t1");
+    CHECK(nodeSecretKey("node-1", "s") == "/secretshim/nodes/node-1/secrets/s");
+    CHECK(masterKey("s").rfind(nodesPrefix(), 0) == std::string::npos);
+    CHECK(registrationKey("node-1").rfind(nodesPrefix(), 0) == std::string::npos);
+    auto ref = parseNodeKey("/secretshim/nodes/node-1/tasks/t1");
+    REQUIRE(ref.has_value());
+    CHECK(ref->node == "node-1");
+    CHECK(ref->kind == NodeKeyRef::Kind::task);
+    CHECK(ref->name == "t1");
+    ref = parseNodeKey("/secretshim/nodes/node-1/secrets/db");
+    REQUIRE(ref.has_value());
+    CHECK(ref->kind == NodeKeyRef::Kind::secret);
+    for (const char* bad : {"/secretshim/nodes/node-1/other/x", "/secretshim/nodes/node-1/tasks/a/b",
+                            "/secretshim/nodes/node-1/tasks/..", "/secretshim/secrets/x", "/secretshim/nodes/n"})
+        CHECK_FALSE(parseNodeKey(bad).has_value());
+}
+
+TEST_CASE("records round-trip and refuse bad fields") {
+    TaskAssignment t{"web-1", "db_pass;source=api,target=/etc/api,mode=0400", 1};
+    auto t2 = decodeTask(encodeTask(t));
+    REQUIRE(t2.has_value());
+    CHECK(t2->task == t.task);
+    CHECK(t2->secrets == t.secrets);
+    CHECK(t2->signal == 1);
+    CHECK_FALSE(decodeTask(R"({"task":"a/b","secrets":""})").has_value());
+    CHECK_FALSE(decodeTask(R"({"task":"a","secrets":1})").has_value());
+    CHECK_FALSE(decodeTask(R"({"task":"a","secrets":"","signal":99})").has_value());
+    CHECK_FALSE(decodeTask("[1,2").has_value());
+
+    NodeSecret s{"db", "abc", 2, {std::string(32, 'e'), std::string(12, 'n'), "ct", std::string(16, 't')}};
+    auto s2 = decodeNodeSecret(encodeNodeSecret(s));
+    REQUIRE(s2.has_value());
+    CHECK(s2->version == 2);
+    CHECK(s2->sealed.epk == s.sealed.epk);
+    CHECK(s2->sealed.ciphertext == "ct");
+    s.sealed.epk = "short";
+    CHECK_FALSE(decodeNodeSecret(encodeNodeSecret(s)).has_value());
+    CHECK_FALSE(decodeNodeSecret(R"({"name":"db","id":"x","version":-1})").has_value());
+
+    MasterSecret m{"db", "abc", 1, 10, 11, 5, {"", std::string(12, 'n'), "ct", std::string(16, 't')}};
+    auto m2 = decodeMaster(encodeMaster(m));
+    REQUIRE(m2.has_value());
+    CHECK(m2->size == 5);
+    CHECK(m2->created == 10);
+
+    NodeRegistration r{"node-1", std::string(32, 'k')};
+    auto r2 = decodeRegistration(encodeRegistration(r));
+    REQUIRE(r2.has_value());
+    CHECK(r2->publicKey == r.publicKey);
+}
+
+TEST_CASE("base64: round trip, canonical form only") {
+    for (const std::string& s : std::vector<std::string>{"", "f", "fo", "foo", "foob", "fooba", "foobar", std::string("\0\xff", 2)}) {
+        auto d = base64Decode(base64Encode(s));
+        REQUIRE(d.has_value());
+        CHECK(*d == s);
+    }
+    CHECK(base64Encode("foobar") == "Zm9vYmFy");
+    for (const char* bad : {"Zm9", "Zm9v=", "Zg=a", "Zh==", "====", "Zm 9", "Z===", "Zm9v\n"})
+        CHECK_FALSE(base64Decode(bad).has_value());
+}
