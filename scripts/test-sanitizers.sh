@@ -11,6 +11,7 @@
 #   BUILD_DIR=build-asan
 #   SANITIZE_TIMEOUT_MULTIPLIER=3   meson test --timeout-multiplier
 #   SANITIZE_SUITES="unit privileged integration"
+#   RACE_SECONDS=10                 the symlink race (30 s in the plain build)
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -46,6 +47,7 @@ chmod 1777 "$logs"
 export ASAN_OPTIONS="detect_leaks=1:log_path=$logs/asan:check_initialization_order=1:strict_init_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
+export RACE_SECONDS="${RACE_SECONDS:-10}"
 start_test=$(date +%s)
 status=0
 suite_args=""
