@@ -84,22 +84,35 @@ Result<GcmSealed> gcmSeal(std::span<const unsigned char> key, std::span<const un
 Result<SecureBuffer> gcmOpen(std::span<const unsigned char> key, const GcmNonce& nonce,
                              std::span<const unsigned char> ciphertext, const GcmTag& tag,
                              std::span<const unsigned char> aad) {
-    if (key.size() != kAesKeySize || ciphertext.empty() || !fitsUlong(ciphertext.size()) || !fitsUlong(aad.size()))
-        return cannotDecrypt();
+    if (ciphertext.empty()) return cannotDecrypt();
     auto plain = SecureBuffer::allocate(ciphertext.size());
     if (!plain) return tl::unexpected(plain.error());
+    if (auto ok = gcmOpenInto(key, nonce, ciphertext, tag, aad, plain->span()); !ok)
+        return tl::unexpected(ok.error());
+    return plain;
+}
+
+Result<void> gcmOpenInto(std::span<const unsigned char> key, const GcmNonce& nonce,
+                         std::span<const unsigned char> ciphertext, const GcmTag& tag,
+                         std::span<const unsigned char> aad, std::span<unsigned char> out) {
+    if (key.size() != kAesKeySize || ciphertext.empty() || out.size() != ciphertext.size() ||
+        !fitsUlong(ciphertext.size()) || !fitsUlong(aad.size()))
+        return cannotDecrypt();
     GcmKey gcm;
     if (!gcm.init(key)) return fail("decrypting: CNG AES-256-GCM is not available");
     GcmTag expected = tag;
     auto info = modeInfo(nonce, expected, aad);
     ULONG written = 0;
-    // On a tag mismatch (STATUS_AUTH_TAG_MISMATCH) the buffer may hold
-    // unauthenticated bytes; it is wiped when it goes out of scope here.
     const NTSTATUS status = ::BCryptDecrypt(gcm.get(), const_cast<PUCHAR>(ciphertext.data()),
                                             static_cast<ULONG>(ciphertext.size()), &info, nullptr, 0,
-                                            plain->data(), static_cast<ULONG>(plain->size()), &written, 0);
-    if (!BCRYPT_SUCCESS(status) || written != ciphertext.size()) return cannotDecrypt();
-    return plain;
+                                            out.data(), static_cast<ULONG>(out.size()), &written, 0);
+    if (!BCRYPT_SUCCESS(status) || written != ciphertext.size()) {
+        // On a tag mismatch (STATUS_AUTH_TAG_MISMATCH) the buffer may hold
+        // unauthenticated bytes.
+        ::SecureZeroMemory(out.data(), out.size());
+        return cannotDecrypt();
+    }
+    return {};
 }
 
 }  // namespace secretshim::plugin
