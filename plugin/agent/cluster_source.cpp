@@ -36,9 +36,7 @@ ClusterSource::ClusterSource(asio::io_context& io, std::unique_ptr<EtcdClient> c
 
 ClusterSource::~ClusterSource() { stop(); }
 
-Result<std::unique_ptr<ClusterSource>> ClusterSource::create(asio::io_context& io, const AgentConfig& config) {
-    const EtcdConfig& c = config.etcd;
-    if (auto ok = checkName("node", c.node); !ok) return tl::unexpected(wrap(ok.error(), "etcd.node"));
+Result<std::unique_ptr<EtcdClient>> etcdClientFor(const EtcdConfig& c) {
     EtcdSettings s;
     s.endpoints = c.endpoints;
     s.caFile = c.ca;
@@ -50,7 +48,13 @@ Result<std::unique_ptr<ClusterSource>> ClusterSource::create(asio::io_context& i
         if (!password) return tl::unexpected(password.error());
         s.password = *password;
     }
-    auto client = EtcdClient::create(std::move(s));
+    return EtcdClient::create(std::move(s));
+}
+
+Result<std::unique_ptr<ClusterSource>> ClusterSource::create(asio::io_context& io, const AgentConfig& config) {
+    const EtcdConfig& c = config.etcd;
+    if (auto ok = checkName("node", c.node); !ok) return tl::unexpected(wrap(ok.error(), "etcd.node"));
+    auto client = etcdClientFor(c);
     if (!client) return tl::unexpected(client.error());
     auto key = NodeKeyPair::loadOrCreate(config.stateDir, kNodeKeyFile);
     if (!key) return tl::unexpected(key.error());

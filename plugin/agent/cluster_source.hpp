@@ -32,6 +32,10 @@
 
 namespace secretshim::plugin {
 
+// The etcd client an `etcd:` block describes (used by the agent and the
+// CLI): reads the password file; does not connect yet.
+Result<std::unique_ptr<cluster::EtcdClient>> etcdClientFor(const EtcdConfig& config);
+
 class ClusterSource {
 public:
     // Loads the TLS material, the password and the node key

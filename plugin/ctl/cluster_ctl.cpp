@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "platform/linux/unique_fd.hpp"
+#include "plugin/agent/cluster_source.hpp"
 #include "plugin/agent/config.hpp"
 #include "plugin/cluster/base64.hpp"
 #include "plugin/cluster/envelope.hpp"
@@ -135,18 +136,7 @@ int ClusterCli::run() {
     if (c.endpoints.empty())
         return failed(Error{0, "the cluster commands need etcd settings: --cluster-config FILE or --endpoints ..."});
 
-    EtcdSettings s;
-    s.endpoints = c.endpoints;
-    s.caFile = c.ca;
-    s.certFile = c.cert;
-    s.keyFile = c.key;
-    s.user = c.user;
-    if (!c.passwordFile.empty()) {
-        auto password = readPasswordFile(c.passwordFile);
-        if (!password) return failed(password.error());
-        s.password = *password;
-    }
-    auto client = EtcdClient::create(s);
+    auto client = etcdClientFor(c);
     if (!client) return failed(client.error());
 
     CLI::App* create = secret_->get_subcommand("create");
