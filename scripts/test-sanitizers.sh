@@ -26,7 +26,7 @@ suites=${SANITIZE_SUITES:-unit privileged integration}
 start_build=$(date +%s)
 if [ ! -f "$build/build.ninja" ]; then
   setup_log=$(mktemp /tmp/secretshim-asan-setup-XXXXXX)
-  meson setup "$build" -Db_sanitize=address,undefined >"$setup_log" 2>&1 ||
+  meson setup "$build" -Db_sanitize=address,undefined -Doptimization=1 >"$setup_log" 2>&1 ||
     { cat "$setup_log"; rm -f "$setup_log"; exit 1; }
   rm -f "$setup_log"
 fi
