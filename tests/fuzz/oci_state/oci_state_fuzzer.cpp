@@ -1,7 +1,7 @@
-// Fuzzes the hook's readers of runtime input (plugin/hook/oci_state): the
-// OCI state on stdin and root.path from the bundle's config.json. Both are
-// JSON; the annotations in the state are chosen by whoever creates the
-// container.
+// Fuzzes the readers of runtime input: the hook's (plugin/hook/oci_state),
+// the OCI state on stdin and root.path from the bundle's config.json, and
+// the containerd wrapper's rewrite of config.json (plugin/wrapper). All are
+// JSON; the annotations are chosen by whoever creates the container.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plugin/hook/oci_state.hpp"
+#include "plugin/wrapper/spec_hooks.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 using namespace secretshim;
@@ -62,6 +63,25 @@ void fuzzRootfs(std::string_view text, const std::string& bundle) {
         FUZZ_CHECK(!bundle.empty() && bundle.front() == '/' && *rootfs == bundle + "/" + path);
 }
 
+// The wrapper adds its hooks once: a second pass changes nothing, and a
+// refused spec is left as it was.
+void fuzzSpec(std::string_view text) {
+    json spec = json::parse(text, nullptr, false);
+    if (spec.is_discarded()) return;
+    (void)specAsksForSecrets(spec);
+    const json before = spec;
+    const HookSettings settings{"/usr/libexec/secretshim/secretshim-hook", "", 10};
+    const auto changed = addSecretshimHooks(spec, settings);
+    if (!changed) {
+        checkError(changed.error());
+        FUZZ_CHECK(spec == before);
+        return;
+    }
+    FUZZ_CHECK(*changed == (spec != before));
+    const auto again = addSecretshimHooks(spec, settings);
+    FUZZ_CHECK(again.has_value() && !*again);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -72,6 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         fuzzRootfs(input, "/run/containerd/bundle");
         fuzzRootfs(input, "");
         fuzzRootfs(input, "relative/bundle");
+        fuzzSpec(input);
     } catch (const std::exception& e) {
         // The hook catches nothing: an exception here ends it with SIGABRT.
         FUZZ_CHECK_MSG(false, std::string("exception escaped: ") + e.what());
