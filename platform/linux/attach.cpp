@@ -40,7 +40,8 @@ void detachMount(int procfd, int fd) {
     const std::string path = "self/fd/" + std::to_string(fd);
     UniqueFd cwd(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (::fchdir(procfd) == 0) (void)::umount2(path.c_str(), MNT_DETACH);
-    if (cwd) (void)::fchdir(cwd.get());
+    // Best effort: nothing after this resolves a path against the cwd.
+    if (cwd && ::fchdir(cwd.get()) != 0) return;
 }
 
 }  // namespace
