@@ -3,6 +3,9 @@
 // long-lived process goes through runInHelper().
 #pragma once
 
+#include <sys/types.h>
+
+#include <functional>
 #include <span>
 #include <string>
 
@@ -20,7 +23,9 @@ struct MountSource {
 // before it looks at the container's files (the hook confines itself
 // there: setns() on another root process needs ptrace access, so it must
 // come first).
-using AfterEnter = Result<void> (*)();
+// (A std::function: the agent's helpers also clone there what only a process
+// inside may clone, tmpfs_view.cpp.)
+using AfterEnter = std::function<Result<void>()>;
 
 // Enters the mount namespace of `pidfd` (changing the calling process for
 // good), opens `rootfs` there and moves each source onto its target,
@@ -30,9 +35,25 @@ Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const 
 
 // Replaces the single-file mount at `target` by `fd` without a moment where
 // the target shows nothing: mounts `fd` beneath the current mount
-// (MOVE_MOUNT_BENEATH, 6.5+), then detaches the old one. Same namespace
-// rules as attachMounts().
+// (MOVE_MOUNT_BENEATH, 6.5+), then detaches the old one. With `ourDev` set,
+// the mount found at `target` must be a mount root on that device (the
+// view's tmpfs), else nothing is touched. Same namespace rules as
+// attachMounts().
 Result<void> rebindFile(int pidfd, const std::string& rootfs, const std::string& target, int fd,
+                        AfterEnter afterEnter = nullptr, dev_t ourDev = 0);
+
+// Which file of ours a single-file mount shows (the view's tmpfs file).
+struct FileIdentity {
+    dev_t dev = 0;
+    ino_t ino = 0;
+};
+
+// Detaches the single-file mount at `target` (resolved in the container's
+// root, as at attach) if, and only if, it is a mount of `ours`: a mount
+// root with our file's device and inode. A container that put a symlink or
+// a mount of its own there gets an error and keeps its mounts. Repeats for
+// mounts of ours stacked there. Same namespace rules as attachMounts().
+Result<void> detachFile(int pidfd, const std::string& rootfs, const std::string& target, FileIdentity ours,
                         AfterEnter afterEnter = nullptr);
 
 }  // namespace secretshim::platform

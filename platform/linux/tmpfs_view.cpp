@@ -4,7 +4,9 @@
 #include <sys/mount.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/fsuid.h>
 #include <sys/statfs.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +26,10 @@ using mountfs::Bytes;
 constexpr std::size_t kPage = 4096;
 constexpr std::uint64_t kOwnOnly = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 constexpr const char* kUpdateTemp = "file/.update";
+// A re-adopted view reaches only dir/: its new files are linked there under
+// this name, complete (owner, mode, content), for the moment before the
+// rename that puts them in place.
+constexpr const char* kAdoptedTemp = ".secretshim-update";
 
 std::size_t pages(std::size_t bytes) { return (bytes + kPage - 1) / kPage * kPage; }
 
@@ -38,12 +44,18 @@ Result<void> writeAll(int fd, Bytes data) {
     return {};
 }
 
+Result<void> fillSecretFile(int fd, Bytes data, const mountfs::SecretRef& ref);
+
 Result<void> writeSecretFile(int root, const std::string& path, Bytes data,
                              const mountfs::SecretRef& ref) {
     // 0600 until fchown/fchmod set the reference's own owner and mode.
     UniqueFd fd(::openat(root, path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) return failErrno("creating the file for secret \"" + ref.source + "\"");
-    if (auto ok = writeAll(fd.get(), data); !ok)
+    return fillSecretFile(fd.get(), data, ref);
+}
+
+Result<void> fillSecretFile(int fd, Bytes data, const mountfs::SecretRef& ref) {
+    if (auto ok = writeAll(fd, data); !ok)
         return tl::unexpected(wrap(ok.error(), "secret \"" + ref.source + "\""));
     // A new file already belongs to our fsuid/fsgid (the view's directories
     // have no setgid bit): skip the call when that is the wanted owner, as
@@ -51,9 +63,9 @@ Result<void> writeSecretFile(int root, const std::string& path, Bytes data,
     // (Asked once: geteuid and getegid are syscalls too.)
     static const uid_t ownUid = ::geteuid();
     static const gid_t ownGid = ::getegid();
-    if ((ref.uid != ownUid || ref.gid != ownGid) && ::fchown(fd.get(), ref.uid, ref.gid) != 0)
+    if ((ref.uid != ownUid || ref.gid != ownGid) && ::fchown(fd, ref.uid, ref.gid) != 0)
         return failErrno("setting the owner of secret \"" + ref.source + "\"");
-    if (::fchmod(fd.get(), ref.mode) != 0)
+    if (::fchmod(fd, ref.mode) != 0)
         return failErrno("setting the mode of secret \"" + ref.source + "\"");
     return {};
 }
@@ -148,6 +160,7 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
 
     auto ok = features.detachedClone ? view->makeReadOnlyClones() : view->makeReadOnlyClonesStaged();
     if (!ok) return tl::unexpected(ok.error());
+    view->dirAttached_ = view->layout_.hasDirectoryMount();
     return view;
 }
 
@@ -229,8 +242,8 @@ static Result<UniqueFd> cloneAttached(int root, const std::string& target) {
 }
 
 Result<std::unique_ptr<TmpfsView>> TmpfsView::adopt(mountfs::ViewLayout layout, int pidfd,
-                                                     const KernelFeatures& features) {
-    std::unique_ptr<TmpfsView> view(new TmpfsView(std::move(layout), features, 0));
+                                                     const KernelFeatures& features, std::size_t maxPayload) {
+    std::unique_ptr<TmpfsView> view(new TmpfsView(std::move(layout), features, maxPayload));
     const mountfs::ViewLayout& l = view->layout_;
     const int keep[] = {pidfd};
     auto fds = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
@@ -258,6 +271,7 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::adopt(mountfs::ViewLayout layout, 
     auto it = fds->begin();
     view->adopted_ = true;
     if (l.hasDirectoryMount()) view->root_ = std::move(*it++);
+    view->dirAttached_ = static_cast<bool>(view->root_);
     view->fileMounts_.resize(l.entries.size());
     for (std::size_t i = 0; i < l.entries.size(); ++i)
         if (!l.entries[i].inDirectory) view->fileMounts_[i] = std::move(*it++);
@@ -281,6 +295,7 @@ Result<void> TmpfsView::flushAdopted() {
         if (!ok && result)
             result = tl::unexpected(wrap(ok.error(), "flushing secret \"" + entry.ref.source + "\""));
     }
+    if (root_) (void)::unlinkat(root_.get(), kAdoptedTemp, 0);  // left by a crash
     root_.reset();
     for (auto& fd : fileMounts_) fd.reset();
     flushed_ = true;
@@ -323,85 +338,309 @@ Result<void> TmpfsView::attach(const mountfs::ContainerHandle& container) {
     return {};
 }
 
+std::string TmpfsView::pathInRoot(const mountfs::ViewEntry& entry) const {
+    if (!adopted_) return entry.file;
+    return entry.file.substr(mountfs::kViewDir.size() + 1);  // root_ is dir/ itself
+}
+
+std::string TmpfsView::freshFileName() const {
+    for (std::size_t n = layout_.entries.size();; ++n) {
+        std::string name = std::string(mountfs::kViewFiles) + "/" + std::to_string(n);
+        if (std::none_of(layout_.entries.begin(), layout_.entries.end(),
+                         [&](const mountfs::ViewEntry& e) { return e.file == name; }))
+            return name;
+    }
+}
+
+// tmpfs takes a new size and inode count on a live superblock (fspick +
+// FSCONFIG_CMD_RECONFIGURE, 5.2): a grant added live need not fit in the
+// room left at build time. Only when the room left would not hold the file
+// and the update slot; best effort (a write that does not fit then fails
+// with ENOSPC and says so).
+void TmpfsView::growFor(std::size_t bytes) {
+    struct statfs sfs {};
+    if (!root_ || ::fstatfs(root_.get(), &sfs) != 0) return;
+    const std::size_t need = pages(bytes) + pages(maxPayload_) + kPage;
+    const std::size_t have = static_cast<std::size_t>(sfs.f_bavail) * sfs.f_bsize;
+    if (have >= need && sfs.f_ffree >= 4) return;
+    UniqueFd ctx(::fspick(root_.get(), "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT));
+    if (!ctx) return;
+    const std::size_t size = static_cast<std::size_t>(sfs.f_blocks) * sfs.f_bsize + (need - std::min(have, need));
+    const std::size_t inodes = static_cast<std::size_t>(sfs.f_files) + 4;
+    (void)(::fsconfig(ctx.get(), FSCONFIG_SET_STRING, "size", std::to_string(size).c_str(), 0) == 0 &&
+           ::fsconfig(ctx.get(), FSCONFIG_SET_STRING, "nr_inodes", std::to_string(inodes).c_str(), 0) == 0 &&
+           ::fsconfig(ctx.get(), FSCONFIG_CMD_RECONFIGURE, nullptr, nullptr, 0) == 0);
+}
+
+Result<std::string> TmpfsView::stageFile(Bytes payload, const mountfs::SecretRef& ref) {
+    if (!root_)
+        return fail("the view re-adopted after an agent restart has no " + std::string(mountfs::kSecretsDir) +
+                    " mount to write through: needs a restart of the task");
+    if (!adopted_) {
+        (void)::unlinkat(root_.get(), kUpdateTemp, 0);  // left by a crash
+        if (auto ok = writeSecretFile(root_.get(), kUpdateTemp, payload, ref); !ok) return tl::unexpected(ok.error());
+        return std::string(kUpdateTemp);
+    }
+    for (const auto& e : layout_.entries)
+        if (e.inDirectory && pathInRoot(e) == kAdoptedTemp)
+            return fail("target " + e.ref.target + " is the name the agent needs for updates");
+    // Unnamed until complete: the container never sees a partial file.
+    UniqueFd fd(::openat(root_.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
+    if (!fd) return failErrno("creating the file for secret \"" + ref.source + "\"");
+    if (auto ok = fillSecretFile(fd.get(), payload, ref); !ok) return tl::unexpected(ok.error());
+    (void)::unlinkat(root_.get(), kAdoptedTemp, 0);  // left by a crash
+    const std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+    if (::linkat(AT_FDCWD, self.c_str(), root_.get(), kAdoptedTemp, AT_SYMLINK_FOLLOW) != 0)
+        return failErrno("linking the new file for secret \"" + ref.source + "\"");
+    return std::string(kAdoptedTemp);
+}
+
+// Runs `act` (an attach or a rebind) in a helper inside the container's
+// mount namespace. Built view: `source` is the read-only mount to use.
+// Re-adopted view: its mounts were cloned inside the container's namespace,
+// and the kernel lets only a process there clone them again (an anonymous
+// mount namespace is tied to its creator's, fs/namespace.c
+// check_anonymous_mnt()); so the helper clones `clonePath` of root_ there,
+// before it confines itself, and brings the writable clone back.
+Result<UniqueFd> TmpfsView::runInContainer(const mountfs::ContainerHandle& container, int source,
+                                           const std::string& clonePath, uid_t uid, gid_t gid, const LiveAct& act) {
+    std::vector<int> keep{container.pidfd};
+    if (source >= 0) keep.push_back(source);
+    if (!clonePath.empty()) keep.push_back(root_.get());
+    auto fds = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
+        // What the container gets created in its tree (placeholders) is its
+        // root's, as at start (the hook's actAsContainerRoot).
+        if (uid != 0 || gid != 0) {
+            ::setfsgid(gid);
+            ::setfsuid(uid);
+            if (static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))) != uid ||
+                static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1))) != gid)
+                return fail("cannot act as the container's root (host uid " + std::to_string(uid) + ")");
+        }
+        std::vector<UniqueFd> out;
+        if (clonePath.empty()) {
+            if (auto ok = act(source, &confineForAttach); !ok) return tl::unexpected(ok.error());
+            return out;
+        }
+        // The fd number `act` will use, filled once inside.
+        UniqueFd slot(::fcntl(container.pidfd, F_DUPFD_CLOEXEC, 0));
+        if (!slot) return failErrno("reserving an fd");
+        UniqueFd writable;
+        const AfterEnter cloneThere = [&]() -> Result<void> {
+            writable.reset(::open_tree(root_.get(), clonePath.c_str(),
+                                       OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW));
+            if (!writable) return failErrno("cloning the view's new file");
+            auto readOnly = readOnlyClone(root_.get(), clonePath.c_str());
+            if (!readOnly) return tl::unexpected(readOnly.error());
+            if (::dup3(readOnly->get(), slot.get(), O_CLOEXEC) < 0) return failErrno("placing the view's new mount");
+            return confineForAttach();
+        };
+        if (auto ok = act(slot.get(), cloneThere); !ok) return tl::unexpected(ok.error());
+        out.push_back(std::move(writable));
+        return out;
+    });
+    if (!fds) return tl::unexpected(fds.error());
+    if (fds->empty()) return UniqueFd();
+    return std::move(fds->front());
+}
+
 Result<void> TmpfsView::update(std::size_t index, Bytes payload,
                                const mountfs::ContainerHandle& container) {
     if (flushed_) return fail("the secrets view was flushed");
-    if (adopted_) return fail("a view re-adopted after an agent restart cannot be updated");
     if (index >= layout_.entries.size()) return fail("no such reference in the view");
-    const mountfs::ViewEntry& entry = layout_.entries[index];
+    const mountfs::ViewEntry entry = layout_.entries[index];
     if (auto ok = mountfs::checkPayloadSize(entry.ref.source, payload.size(), maxPayload_); !ok)
         return ok;
     if (!entry.inDirectory && !(features_.moveMountBeneath && features_.detachedClone))
         return fail("updating " + entry.ref.target +
                     " needs a restart of the task: the kernel cannot rebind a single-file mount");
 
-    (void)::unlinkat(root_.get(), kUpdateTemp, 0);  // left by a crash
-    if (auto ok = writeSecretFile(root_.get(), kUpdateTemp, payload, entry.ref); !ok) return ok;
+    auto temp = stageFile(payload, entry.ref);
+    if (!temp) return tl::unexpected(temp.error());
     // The old file is not wiped: a reader that opened it just before the
     // swap must still read the whole old value (the atomic-update test
     // caught torn reads when it was). Its pages are freed with its last
     // reference. Revocation and exit go through flush(), which does wipe.
     // rename() swaps the name atomically: a reader opens the old file or the
     // new one, never a half-written one.
-    if (::renameat(root_.get(), kUpdateTemp, root_.get(), entry.file.c_str()) != 0)
-        return failErrno("replacing secret \"" + entry.ref.source + "\"");
-    if (entry.inDirectory) return {};
+    if (entry.inDirectory) {
+        if (::renameat(root_.get(), temp->c_str(), root_.get(), pathInRoot(entry).c_str()) != 0) {
+            auto error = failErrno("replacing secret \"" + entry.ref.source + "\"");
+            (void)::unlinkat(root_.get(), temp->c_str(), 0);
+            return error;
+        }
+        return {};
+    }
 
+    // A single-file target: a mount of the new file goes beneath the old one.
+    // A re-adopted view has no file/ to rename into: the new file's own
+    // writable clone becomes the entry's handle.
+    struct stat own {};
+    if (::fstat(root_.get(), &own) != 0) return failErrno("inspecting the view");
+    const std::string target = entry.ref.target;
+    const LiveAct rebind = [&](int fd, const AfterEnter& afterEnter) {
+        return rebindFile(container.pidfd, container.rootfs, target, fd, afterEnter, own.st_dev);
+    };
+    if (adopted_) {
+        auto writable = runInContainer(container, -1, *temp, 0, 0, rebind);
+        (void)::unlinkat(root_.get(), temp->c_str(), 0);  // the mounts keep the file
+        if (!writable) return tl::unexpected(writable.error());
+        fileMounts_[index] = std::move(*writable);
+        return {};
+    }
+    if (::renameat(root_.get(), temp->c_str(), root_.get(), entry.file.c_str()) != 0)
+        return failErrno("replacing secret \"" + entry.ref.source + "\"");
     auto clone = readOnlyClone(root_.get(), entry.file.c_str());
     if (!clone) return tl::unexpected(clone.error());
-    const int keep[] = {container.pidfd, clone->get()};
-    auto done = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
-        if (auto ok = rebindFile(container.pidfd, container.rootfs, entry.ref.target, clone->get(),
-                                 &confineForAttach);
-            !ok)
-            return tl::unexpected(ok.error());
-        return std::vector<UniqueFd>{};
-    });
+    auto done = runInContainer(container, clone->get(), {}, 0, 0, rebind);
     if (!done) return tl::unexpected(done.error());
     return {};
 }
 
-Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload) {
+bool TmpfsView::addNeedsMount(const mountfs::SecretRef& ref) const {
+    auto planned = mountfs::planView({ref});
+    return !planned || !planned->entries.front().inDirectory || !dirAttached_;
+}
+
+namespace {
+
+Result<void> wipeAndRemove(int root, const std::string& path) {
+    UniqueFd fd(sysOpenat2(root, path.c_str(), O_WRONLY | O_NOFOLLOW, kOwnOnly));
+    Result<void> ok = fd ? wipeFile(fd.get()) : failErrno("opening " + path);
+    if (ok && ::unlinkat(root, path.c_str(), 0) != 0) ok = failErrno("removing " + path);
+    return ok;
+}
+
+// The file a (writable) single-file mount shows, through the mount itself.
+Result<void> wipeMounted(int mountFd) {
+    UniqueFd fd(::open(("/proc/self/fd/" + std::to_string(mountFd)).c_str(), O_WRONLY | O_CLOEXEC));
+    return fd ? wipeFile(fd.get()) : failErrno("opening a single-file mount");
+}
+
+}  // namespace
+
+// An act for runInContainer(): attaches `source` (its fd: the one given).
+TmpfsView::LiveAct TmpfsView::attachOne(const mountfs::ContainerHandle& container, MountSource source) {
+    return [container, source](int fd, const AfterEnter& afterEnter) mutable {
+        source.fd = fd;
+        return attachMounts(container.pidfd, container.rootfs, std::span<const MountSource>(&source, 1), afterEnter);
+    };
+}
+
+Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
+                                 const mountfs::ContainerHandle& container, uid_t rootUid, gid_t rootGid) {
     if (flushed_) return fail("the secrets view was flushed");
-    if (adopted_) return fail("a view re-adopted after an agent restart cannot be updated");
     auto planned = mountfs::planView({ref});
     if (!planned) return tl::unexpected(planned.error());
     mountfs::ViewEntry entry = planned->entries.front();
-    if (!entry.inDirectory || !layout_.hasDirectoryMount())
-        return fail("adding " + ref.target + " needs a restart of the task: only targets under " +
-                    std::string(mountfs::kSecretsDir) + " of a task that already has some can be added live");
     for (const auto& e : layout_.entries)
-        if (e.file == entry.file) return fail("target " + ref.target + " is already in the view");
+        if (e.ref.target == ref.target) return fail("target " + ref.target + " is already in the view");
     if (auto ok = mountfs::checkPayloadSize(ref.source, payload.size(), maxPayload_); !ok) return ok;
-    for (const std::string& dir : planned->directories)
-        if (::mkdirat(root_.get(), dir.c_str(), 0755) != 0 && errno != EEXIST)
-            return failErrno("creating the view's " + dir);
-    (void)::unlinkat(root_.get(), kUpdateTemp, 0);
-    if (auto ok = writeSecretFile(root_.get(), kUpdateTemp, payload, entry.ref); !ok) return ok;
-    // RENAME_NOREPLACE: never over a file the image's view already shows.
-    if (::renameat2(root_.get(), kUpdateTemp, root_.get(), entry.file.c_str(), RENAME_NOREPLACE) != 0) {
-        auto error = failErrno("adding secret \"" + ref.source + "\"");
-        (void)::unlinkat(root_.get(), kUpdateTemp, 0);
-        return error;
+    const bool newMount = !entry.inDirectory || !dirAttached_;
+    // Before 6.15 only the staging helper could clone a detached mount.
+    if (newMount && !features_.detachedClone)
+        return fail("adding " + ref.target + " needs a restart of the task: the kernel cannot clone a detached mount");
+    if (!root_)
+        return fail("adding " + ref.target + " needs a restart of the task: the view re-adopted after an agent "
+                    "restart has no " + std::string(mountfs::kSecretsDir) + " mount to write through");
+    if (!entry.inDirectory) entry.file = freshFileName();
+    growFor(payload.size());
+    if (entry.inDirectory)
+        for (const std::string& dir : planned->directories) {
+            const std::string path = adopted_ ? dir.substr(mountfs::kViewDir.size() + 1) : dir;
+            if (::mkdirat(root_.get(), path.c_str(), 0755) != 0 && errno != EEXIST)
+                return failErrno("creating the view's " + dir);
+        }
+
+    if (entry.inDirectory && dirAttached_) {
+        auto temp = stageFile(payload, entry.ref);
+        if (!temp) return tl::unexpected(temp.error());
+        // RENAME_NOREPLACE: never over a file the view already shows.
+        if (::renameat2(root_.get(), temp->c_str(), root_.get(), pathInRoot(entry).c_str(), RENAME_NOREPLACE) != 0) {
+            auto error = failErrno("adding secret \"" + ref.source + "\"");
+            (void)::unlinkat(root_.get(), temp->c_str(), 0);
+            return error;
+        }
+    } else if (entry.inDirectory) {
+        // The first target under /run/secrets of a built view: dir/ is not
+        // in the container yet; the file is complete before dir/ appears.
+        if (auto ok = writeSecretFile(root_.get(), entry.file, payload, entry.ref); !ok) return ok;
+        auto clone = readOnlyClone(root_.get(), std::string(mountfs::kViewDir).c_str());
+        const MountSource source{std::string(mountfs::kSecretsDir), clone ? clone->get() : -1, true};
+        auto done = clone ? runInContainer(container, source.fd, {}, rootUid, rootGid, attachOne(container, source))
+                          : Result<UniqueFd>(tl::unexpected(clone.error()));
+        if (!done) {
+            (void)wipeAndRemove(root_.get(), entry.file);
+            return tl::unexpected(done.error());
+        }
+        dirAttached_ = true;
+    } else {
+        // A single-file target: its own read-only mount of a new file.
+        Result<UniqueFd> done = UniqueFd();
+        if (adopted_) {
+            auto temp = stageFile(payload, entry.ref);
+            if (!temp) return tl::unexpected(temp.error());
+            done = runInContainer(container, -1, *temp, rootUid, rootGid,
+                                  attachOne(container, {ref.target, -1, false}));
+            if (!done)
+                (void)wipeAndRemove(root_.get(), *temp);
+            else
+                (void)::unlinkat(root_.get(), temp->c_str(), 0);  // the mounts keep the file
+        } else {
+            if (auto ok = writeSecretFile(root_.get(), entry.file, payload, entry.ref); !ok) return ok;
+            auto clone = readOnlyClone(root_.get(), entry.file.c_str());
+            done = clone ? runInContainer(container, clone->get(), {}, rootUid, rootGid,
+                                          attachOne(container, {ref.target, clone->get(), false}))
+                         : Result<UniqueFd>(tl::unexpected(clone.error()));
+            if (!done) (void)wipeAndRemove(root_.get(), entry.file);
+        }
+        if (!done) return tl::unexpected(done.error());
+        fileMounts_.resize(layout_.entries.size());
+        fileMounts_.push_back(std::move(*done));  // a writable clone if adopted, else nothing
     }
     layout_.entries.push_back(std::move(entry));
     fileMounts_.resize(layout_.entries.size());
     return {};
 }
 
-Result<void> TmpfsView::removeEntry(std::size_t index) {
+Result<void> TmpfsView::removeEntry(std::size_t index, const mountfs::ContainerHandle& container) {
     if (flushed_) return fail("the secrets view was flushed");
-    if (adopted_) return fail("a view re-adopted after an agent restart cannot be updated");
     if (index >= layout_.entries.size()) return fail("no such reference in the view");
     const mountfs::ViewEntry entry = layout_.entries[index];
-    // Zero before unlinking: a reader that has the file open, or the
-    // single-file mount that pins it, then sees nothing of the secret.
-    UniqueFd fd(sysOpenat2(root_.get(), entry.file.c_str(), O_WRONLY | O_NOFOLLOW, kOwnOnly));
-    Result<void> ok = fd ? wipeFile(fd.get()) : failErrno("opening " + entry.file);
-    if (ok && ::unlinkat(root_.get(), entry.file.c_str(), 0) != 0) ok = failErrno("removing " + entry.file);
+    fileMounts_.resize(layout_.entries.size());
+    // A single-file target: its mount in the container goes first, if it
+    // still is ours (attach.cpp detachFile checks device and inode).
+    Result<void> detached;
+    if (!entry.inDirectory) {
+        struct stat st {};
+        const bool known = adopted_ ? fileMounts_[index] && ::fstat(fileMounts_[index].get(), &st) == 0
+                                    : ::fstatat(root_.get(), entry.file.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+        if (!known) {
+            detached = failErrno("inspecting the view's file for " + entry.ref.target);
+        } else {
+            const FileIdentity ours{st.st_dev, st.st_ino};
+            const int keep[] = {container.pidfd};
+            auto done = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
+                if (auto ok = detachFile(container.pidfd, container.rootfs, entry.ref.target, ours, &confineForAttach);
+                    !ok)
+                    return tl::unexpected(ok.error());
+                return std::vector<UniqueFd>{};
+            });
+            if (!done) detached = tl::unexpected(done.error());
+        }
+    }
+    // Zero before unlinking: a reader that has the file open (or a mount
+    // that could not be detached) then sees nothing of the secret.
+    Result<void> ok = !entry.inDirectory && adopted_
+                          ? (fileMounts_[index] ? wipeMounted(fileMounts_[index].get())
+                                                : fail("no handle on " + entry.ref.target))
+                          : wipeAndRemove(root_.get(), pathInRoot(entry));
     if (!ok) return tl::unexpected(wrap(ok.error(), "revoking secret \"" + entry.ref.source + "\""));
     layout_.entries.erase(layout_.entries.begin() + static_cast<std::ptrdiff_t>(index));
-    if (index < fileMounts_.size()) fileMounts_.erase(fileMounts_.begin() + static_cast<std::ptrdiff_t>(index));
+    fileMounts_.erase(fileMounts_.begin() + static_cast<std::ptrdiff_t>(index));
+    if (!detached)
+        return tl::unexpected(wrap(detached.error(), "secret \"" + entry.ref.source + "\" was zeroed and removed, but its mount at " +
+                                                         entry.ref.target + " stays"));
     return {};
 }
 

@@ -4,7 +4,9 @@
 // are read-only clones (one of dir/, one per single-file target).
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "mountfs/secrets_view.hpp"
@@ -23,9 +25,14 @@ public:
     // Recovers the view of a running container after an agent restart: a
     // helper enters the container, finds our mounts at their targets, and
     // clones them writable (the superblock was never read-only). Such a view
-    // can be flushed but not updated.
+    // holds dir/ (what /run/secrets shows) and each single-file mount, not
+    // the tmpfs's root: it is updated through dir/ (a new file is made
+    // unnamed with O_TMPFILE, then linked under a dot name for the moment
+    // before its rename), so a re-adopted view without a /run/secrets mount
+    // can be flushed and have grants revoked, but gets no new content.
     static Result<std::unique_ptr<TmpfsView>> adopt(mountfs::ViewLayout layout, int pidfd,
-                                                     const KernelFeatures& features);
+                                                     const KernelFeatures& features,
+                                                     std::size_t maxPayload = mountfs::kDefaultMaxPayload);
     ~TmpfsView() override;
 
     const mountfs::ViewLayout& layout() const override { return layout_; }
@@ -34,13 +41,22 @@ public:
                         const mountfs::ContainerHandle& container) override;
     Result<void> flush() override;
 
-    // Live grants and revocations (cluster mode). A new reference can be
-    // added only under the directory mount (/run/secrets), which the
-    // container already has; it appears atomically (written, then renamed
-    // into place). Removing an entry zeroes its file, then unlinks it: a
-    // single-file target keeps its (now empty) mount until the task restarts.
-    Result<void> addEntry(const mountfs::SecretRef& ref, mountfs::Bytes payload);
-    Result<void> removeEntry(std::size_t index);
+    // Live grants and revocations (cluster mode). A new reference appears
+    // atomically: under an attached /run/secrets mount it is written, then
+    // renamed into place; any other target (or the first one under
+    // /run/secrets) gets its own read-only mount, attached by a helper in
+    // the container's mount namespace through the hook's safe path
+    // (attach.cpp), placeholders owned by `rootUid`/`rootGid` (the host ids
+    // of the container's root). On failure the view is as before.
+    Result<void> addEntry(const mountfs::SecretRef& ref, mountfs::Bytes payload,
+                          const mountfs::ContainerHandle& container, uid_t rootUid = 0, gid_t rootGid = 0);
+    // Whether adding `ref` attaches a new mount in the container.
+    bool addNeedsMount(const mountfs::SecretRef& ref) const;
+    // Detaches a single-file target's mount in the container (only if it
+    // still is ours: attach.cpp detachFile), then zeroes and removes the
+    // file. If the mount cannot be detached, the file is still zeroed and
+    // removed (the entry is gone) and the error says the mount stays.
+    Result<void> removeEntry(std::size_t index, const mountfs::ContainerHandle& container);
 
     // The read-only mounts to attach, for a process that attaches them
     // itself (the hook). Empty once attached or flushed.
@@ -58,6 +74,17 @@ private:
         : layout_(std::move(layout)), features_(features), maxPayload_(maxPayload) {}
     Result<void> makeReadOnlyClones();
     Result<void> makeReadOnlyClonesStaged();
+    // Path of a dir/ entry relative to root_ (root_ is dir/ itself once adopted).
+    std::string pathInRoot(const mountfs::ViewEntry& entry) const;
+    // Writes a new file not yet shown at any target; returns its path in root_.
+    Result<std::string> stageFile(mountfs::Bytes payload, const mountfs::SecretRef& ref);
+    // Makes room in the tmpfs (sized at build) for one more file of `bytes`.
+    void growFor(std::size_t bytes);
+    using LiveAct = std::function<Result<void>(int fd, const AfterEnter& afterEnter)>;
+    Result<UniqueFd> runInContainer(const mountfs::ContainerHandle& container, int source, const std::string& clonePath,
+                                    uid_t uid, gid_t gid, const LiveAct& act);
+    static LiveAct attachOne(const mountfs::ContainerHandle& container, MountSource source);
+    std::string freshFileName() const;
 
     mountfs::ViewLayout layout_;
     KernelFeatures features_;
@@ -69,8 +96,10 @@ private:
 
     UniqueFd root_;                  // writable, detached
     bool adopted_ = false;           // then root_ is a writable clone of dir/ (if any)
+    bool dirAttached_ = false;       // the container has our /run/secrets mount
     UniqueFd dirMount_;              // read-only clone of dir/
     std::vector<UniqueFd> fileMounts_;  // by entry index; invalid for dir entries
+                                        // (once attached: writable clones if adopted_)
 };
 
 }  // namespace secretshim::platform

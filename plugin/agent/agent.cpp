@@ -75,6 +75,8 @@ Result<SecureBuffer> readValue(int fd, const std::string& name, std::size_t limi
     return buffer;
 }
 
+}  // namespace
+
 // A container with a user namespace names a secret's owner by its own ids:
 // the files get the host ids those map to (read from the init's maps).
 Result<void> mapOwnersToHost(pid_t pid, std::vector<mountfs::SecretRef>& refs) {
@@ -93,8 +95,6 @@ Result<void> mapOwnersToHost(pid_t pid, std::vector<mountfs::SecretRef>& refs) {
     }
     return {};
 }
-
-}  // namespace
 
 // One client connection: the socket, its deadline and its Session (the
 // socket-free request handling, plugin/agent/session.cpp). A deadline covers
@@ -185,8 +185,11 @@ void Agent::adoptTasks() {
             continue;
         }
         auto refs = mountfs::parseSecretRefs(r.secrets);
+        // Owners as the files carry them (host ids), for live updates.
+        if (auto mapped = refs; mapped && mapOwnersToHost(r.pid, *mapped)) refs = std::move(mapped);
         auto layout = refs ? mountfs::planView(*refs) : tl::unexpected(refs.error());
-        auto view = layout ? platform::TmpfsView::adopt(std::move(*layout), pidfd.get(), platform::kernelFeatures())
+        auto view = layout ? platform::TmpfsView::adopt(std::move(*layout), pidfd.get(), platform::kernelFeatures(),
+                                                        config_.maxPayload)
                            : tl::unexpected(layout.error());
         if (!view) {
             log("container " + quote(r.id) + ": cannot re-adopt its secrets: " + view.error().message);
@@ -197,6 +200,9 @@ void Agent::adoptTasks() {
         for (const auto& ref : *refs)
             if (std::find(names.begin(), names.end(), ref.source) == names.end()) names.push_back(ref.source);
         log("container " + quote(r.id) + ": re-adopted secrets " + joinNames(names));
+        // Cluster mode: tied to its task again; the first read of etcd
+        // brings it what changed while the agent was down.
+        if (!r.task.empty()) clusterTasks_[r.id] = r.task, clusterResync_.insert(r.id);
         addTask(r, std::move(names), std::move(*view), std::move(pidfd));
     }
     for (const auto& p : problems) log(p);
@@ -376,6 +382,7 @@ void Agent::flushTask(const std::string& id, const char* why) {
     if (it->second.exitWatch) it->second.exitWatch->close(ignored);
     tasks_.erase(it);
     clusterTasks_.erase(id);
+    clusterResync_.erase(id);
     records_.remove(id);
     log("container " + quote(id) + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +
         (ok ? "" : " (with an error: " + ok.error().message + ")"));

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ namespace secretshim::plugin {
 
 class Connection;
 class ClusterSource;
+
+// A container with a user namespace names a secret's owner by its own ids:
+// maps each reference's uid and gid to the host ids (the init's maps).
+Result<void> mapOwnersToHost(pid_t pid, std::vector<mountfs::SecretRef>& refs);
 
 class Agent {
 public:
@@ -86,6 +91,7 @@ private:
     std::chrono::steady_clock::time_point lastBusyLog_{};
     ClusterSource* cluster_ = nullptr;
     std::map<std::string, std::string> clusterTasks_;  // container id -> its io.secretshim.task
+    std::set<std::string> clusterResync_;  // re-adopted containers not yet brought up to date
 };
 
 }  // namespace secretshim::plugin

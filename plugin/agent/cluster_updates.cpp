@@ -3,17 +3,25 @@
 // only (its own io.secretshim.secrets cannot widen it). A rotated secret
 // reaches every running container of a task that holds it, atomically
 // (TmpfsView::update), and the init gets the assignment's signal if one is set.
+#include <fcntl.h>
+#include <linux/capability.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include "plugin/agent/agent.hpp"
 #include "plugin/agent/cluster_source.hpp"
 #include "mountfs/secret_ref.hpp"
+#include "platform/linux/id_map.hpp"
+#include "platform/linux/userns_lock.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
 
@@ -60,6 +68,7 @@ Result<void> Agent::clusterGrant(const json& request, PendingTask& task, std::ma
     if (!grant) return tl::unexpected(grant.error());
     task.record.secrets = grant->specs;  // the assignment, not the container's annotation
     task.clusterTask = clusterTask;
+    task.record.task = clusterTask;  // re-adopted after an agent restart, it is tied to its task again
     values = std::move(grant->values);
     return {};
 }
@@ -90,10 +99,55 @@ void Agent::onClusterSecretChanged(const std::string& name) {
     }
 }
 
+namespace {
+
+// The host ids of the container's root: the owner of what a live attach
+// creates in its tree (placeholders), as at start.
+Result<std::pair<uid_t, gid_t>> containerRoot(pid_t pid) {
+    auto uids = platform::IdMap::read(AT_FDCWD, pid, "uid");
+    if (!uids) return tl::unexpected(uids.error());
+    auto gids = platform::IdMap::read(AT_FDCWD, pid, "gid");
+    if (!gids) return tl::unexpected(gids.error());
+    auto uid = uids->toHost(0);
+    auto gid = gids->toHost(0);
+    if (!uid || !gid) return fail("the container's root has no mapping to the host");
+    return std::pair<uid_t, gid_t>(*uid, *gid);
+}
+
+// Whether the hook locked this container's mounts at start: a user
+// namespace of its own where its processes may hold CAP_SYS_ADMIN (the
+// init's bounding set, which no process of the container can exceed, as
+// the hook reads it from config.json). A mount attached live would not be
+// locked (the agent's unit may not enter user namespaces): such a grant
+// waits for a restart of the task.
+Result<bool> locksItsMounts(pid_t pid) {
+    auto other = platform::inOtherUserNamespace(pid);
+    if (!other) return tl::unexpected(other.error());
+    if (!*other) return false;
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    for (std::string line; std::getline(status, line);)
+        if (line.rfind("CapBnd:", 0) == 0) {
+            const unsigned long long caps = std::strtoull(line.c_str() + 7, nullptr, 16);
+            return ((caps >> CAP_SYS_ADMIN) & 1) != 0;
+        }
+    return fail("cannot read the capabilities of the container's init");
+}
+
+std::string specOf(const mountfs::SecretRef& ref) {
+    return "source=" + ref.source + ",target=" + ref.target + ",uid=" + std::to_string(ref.uid) +
+           ",gid=" + std::to_string(ref.gid) + ",mode=0" + toOctal(ref.mode);
+}
+
+}  // namespace
+
 // A changed assignment reaches its running containers: references no
-// longer granted are zeroed and removed, new ones under /run/secrets
-// appear. An unassigned task's containers keep their secrets until they
-// stop (the next start is refused).
+// longer granted are zeroed and removed (a single-file target's mount is
+// detached), new ones appear (written then renamed under /run/secrets, or
+// attached as a mount of their own). A container re-adopted after an agent
+// restart also gets every secret it holds rewritten once, at the first
+// read of etcd: rotations made while the agent was down. An unassigned
+// task's containers keep their secrets until they stop (the next start is
+// refused).
 void Agent::onClusterTaskChanged(const std::string& clusterTask) {
     const cluster::TaskAssignment* a = cluster_->assignment(clusterTask);
     for (const auto& [id, task] : clusterTasks_) {
@@ -101,45 +155,90 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
         const auto running = tasks_.find(id);
         if (running == tasks_.end()) continue;
         Task& t = running->second;
+        const bool resync = clusterResync_.erase(id) > 0;
         if (!a) {
             log("container " + quote(id) + ": task " + clusterTask +
                 " was unassigned; the running container keeps its secrets until it stops");
             continue;
         }
-        if (a->secrets == t.record.secrets) continue;
+        if (a->secrets == t.record.secrets && !resync) continue;
         auto refs = mountfs::parseSecretRefs(a->secrets);
         if (!refs) continue;  // checked when the record was read
-        bool changed = false;
-        const auto& entries = t.view->layout().entries;
-        for (std::size_t i = entries.size(); i-- > 0;) {
-            if (std::find(refs->begin(), refs->end(), entries[i].ref) != refs->end()) continue;
-            const std::string target = entries[i].ref.target;
-            if (auto ok = t.view->removeEntry(i); !ok)
-                log("container " + quote(id) + ": " + target + " not revoked: " + ok.error().message);
-            else
-                log("container " + quote(id) + ": " + target + " revoked"), changed = true;
+        // The view's files carry host ids: compare and add in those.
+        std::vector<mountfs::SecretRef> mapped = *refs;
+        if (auto ok = mapOwnersToHost(t.record.pid, mapped); !ok) {
+            log("container " + quote(id) + ": the assignment of task " + clusterTask + " was not applied: " +
+                ok.error().message);
+            continue;
         }
-        for (const auto& ref : *refs) {
+        const mountfs::ContainerHandle handle{t.exitWatch->native_handle(), "/"};
+        bool changed = false;
+        for (std::size_t i = t.view->layout().entries.size(); i-- > 0;) {
+            const auto& entries = t.view->layout().entries;
+            if (std::find(mapped.begin(), mapped.end(), entries[i].ref) != mapped.end()) continue;
+            const std::string target = entries[i].ref.target;
+            const std::size_t before = entries.size();
+            auto ok = t.view->removeEntry(i, handle);
+            if (t.view->layout().entries.size() < before) changed = true;
+            if (!ok)
+                log("container " + quote(id) + ": " + target + (changed ? " revoked, with an error: " : " not revoked: ") +
+                    ok.error().message);
+            else
+                log("container " + quote(id) + ": " + target + " revoked");
+        }
+        if (resync) {
+            const auto& entries = t.view->layout().entries;
+            for (std::size_t i = 0; i < entries.size(); ++i) {
+                auto value = cluster_->value(entries[i].ref.source);
+                auto ok = value ? t.view->update(i, value->span(), handle) : Result<void>(tl::unexpected(value.error()));
+                if (!ok) log("container " + quote(id) + ": " + entries[i].ref.target + " not brought up to date: " +
+                             ok.error().message);
+            }
+            log("container " + quote(id) + ": re-adopted secrets brought up to date");
+        }
+        std::optional<Result<bool>> locked;
+        for (const auto& ref : mapped) {
             const auto& now = t.view->layout().entries;
             if (std::find_if(now.begin(), now.end(), [&](const auto& e) { return e.ref == ref; }) != now.end()) continue;
-            auto value = cluster_->value(ref.source);
-            auto ok = value ? t.view->addEntry(ref, value->span()) : Result<void>(tl::unexpected(value.error()));
+            Result<void> ok;
+            std::pair<uid_t, gid_t> owner{0, 0};
+            if (t.view->addNeedsMount(ref)) {
+                if (!locked) locked = locksItsMounts(t.record.pid);
+                auto root = containerRoot(t.record.pid);
+                if (!*locked)
+                    ok = tl::unexpected(locked->error());
+                else if (**locked)
+                    ok = fail("needs a restart of the task: the container has a user namespace of its own and may hold "
+                              "CAP_SYS_ADMIN there, and a mount attached live could not be locked");
+                else if (!root)
+                    ok = tl::unexpected(root.error());
+                else
+                    owner = *root;
+            }
+            if (ok) {
+                auto value = cluster_->value(ref.source);
+                ok = value ? t.view->addEntry(ref, value->span(), handle, owner.first, owner.second)
+                           : Result<void>(tl::unexpected(value.error()));
+            }
             if (!ok)
                 log("container " + quote(id) + ": " + ref.target + " not granted: " + ok.error().message);
             else
                 log("container " + quote(id) + ": " + ref.target + " granted"), changed = true;
         }
-        // What the container holds now, for `task ls`, `secret rm` and a restart.
+        // What the container holds now (in the assignment's own ids), for
+        // `task ls`, `secret rm` and a restart of the agent.
         t.secrets.clear();
         for (const auto& e : t.view->layout().entries)
             if (std::find(t.secrets.begin(), t.secrets.end(), e.ref.source) == t.secrets.end())
                 t.secrets.push_back(e.ref.source);
         std::string specs;
-        for (const auto& e : t.view->layout().entries)
-            specs += (specs.empty() ? "" : ";") + ("source=" + e.ref.source + ",target=" + e.ref.target +
-                                                   ",uid=" + std::to_string(e.ref.uid) + ",gid=" +
-                                                   std::to_string(e.ref.gid) + ",mode=0" + toOctal(e.ref.mode));
-        t.record.secrets = specs;
+        std::size_t found = 0;
+        const auto& held = t.view->layout().entries;
+        for (std::size_t i = 0; i < refs->size(); ++i)
+            if (std::find_if(held.begin(), held.end(), [&](const auto& e) { return e.ref == mapped[i]; }) != held.end())
+                specs += (specs.empty() ? "" : ";") + specOf((*refs)[i]), ++found;
+        // All of it: the assignment's own text, so the next event compares equal.
+        t.record.secrets = found == refs->size() && held.size() == found ? a->secrets : specs;
         (void)records_.save(t.record);
         if (changed) signalIfAsked(id, clusterTask);
     }

@@ -44,8 +44,9 @@ Result<TaskRecords> TaskRecords::open(const std::string& stateDir) {
 }
 
 Result<void> TaskRecords::save(const TaskRecord& r) {
-    const std::string text =
-        nlohmann::json{{"id", r.id}, {"pid", r.pid}, {"start_time", r.startTime}, {"secrets", r.secrets}}.dump();
+    nlohmann::json record{{"id", r.id}, {"pid", r.pid}, {"start_time", r.startTime}, {"secrets", r.secrets}};
+    if (!r.task.empty()) record["task"] = r.task;
+    const std::string text = record.dump();
     // No fsync: a record only has to outlive an agent crash (the page cache
     // does); after a node crash no container it names is running. The two
     // fsyncs cost 1-10 ms of every container start (bench row 2b).
@@ -88,6 +89,7 @@ std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems)
         r.pid = j["pid"].get<pid_t>();
         r.startTime = j["start_time"].get<unsigned long long>();
         r.secrets = j["secrets"].get<std::string>();
+        if (j.contains("task") && j["task"].is_string()) r.task = j["task"].get<std::string>();
         records.push_back(std::move(r));
     }
     ::closedir(dir);

@@ -19,6 +19,7 @@ struct TaskRecord {
     pid_t pid = 0;
     unsigned long long startTime = 0;  // field 22 of /proc/<pid>/stat
     std::string secrets;               // the annotation value
+    std::string task = {};             // cluster mode: its io.secretshim.task (live updates after a restart)
 };
 
 class TaskRecords {

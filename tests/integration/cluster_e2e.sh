@@ -162,6 +162,22 @@ check "a revoked grant disappears from the running container" 'wait_for 10 runc 
 check "a revoked single-file target is emptied" 'wait_for 10 runc --root "$work/state-rt" exec c1 /bin/busybox sh -c "test ! -s /etc/app/db"'
 check "the remaining grant is untouched" '[ "$(in_container c1 "test -s /run/secrets/db && echo y")" = y ]'
 
+# Live mounts (issue 4): the revoked single-file target above is detached in
+# the running container, not just emptied; a new grant whose target is
+# outside /run/secrets is attached live as a read-only mount of its own.
+mount_at() { awk -v t="$2" '$5 == t { print $6 }' "/proc/$1/mountinfo"; }   # PID TARGET -> its options
+c1pid=$(pid_of c1)
+check "live: the revoked single-file target is no longer a mount in the container" \
+    'wait_for 10 sh -c "[ -z \"\$(awk -v t=/etc/app/db '\''\$5 == t'\'' /proc/$c1pid/mountinfo)\" ]"'
+check "live: nothing of the secret is readable at the revoked target" \
+    '[ "$(in_container c1 "cat /etc/app/db 2>/dev/null | wc -c" | tr -d " ")" = 0 ]'
+admin task assign t1 --node node-1 --secret db --secret "source=other,target=/etc/app/late,mode=0440" >/dev/null
+check "live: a new grant outside /run/secrets is readable in the running container" \
+    'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /etc/app/late 2>/dev/null | cut -c1-64)\" = \"$(digest "$other")\" ]"'
+check "live: it is a read-only mount of its own ($(mount_at "$c1pid" /etc/app/late))" \
+    'case "$(mount_at "$c1pid" /etc/app/late)" in ro,nosuid,nodev,noexec*) true ;; *) false ;; esac'
+check "live: with the granted mode" '[ "$(in_container c1 "stat -c %a /etc/app/late")" = 440 ]'
+
 # Unassigned, foreign and unannotated tasks are refused in one line.
 bundle c2 t9 true
 check "a task of another node is refused" '! rt run --bundle "$work/c2" c2 >/dev/null 2>"$work/c2.err" && grep -q "not assigned to node" "$work/c2.err"'
@@ -210,6 +226,35 @@ check "agent restarted: running containers still read their secrets" '[ "$(in_co
 bundle c8 t5 sh -c 'sha256sum /run/secrets/other | cut -c1-64'
 check "agent restarted: a new container gets its secret" '[ "$(rt run --bundle "$work/c8" c8 2>/dev/null)" = "$(digest "$other")" ]'
 ids="$ids c8"
+
+# Live updates reach containers re-adopted after the SIGKILL above (issue 4):
+# a rotation (directory and single-file targets, no torn read), a revoked
+# single-file target detached, a new grant.
+c1pid=$(pid_of c1)
+live3=$(marker); live4=$(marker)
+check "re-adopted: c1 still shows its live-granted file" \
+    '[ "$(in_container c1 "sha256sum /etc/app/late" | cut -c1-64)" = "$(digest "$other")" ]'
+before=$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)
+in_container c1 ": >/tmp/reads"
+printf %s "$live3" | admin secret rotate db - >/dev/null
+check "re-adopted: a rotation reaches /run/secrets" \
+    'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/db | cut -c1-64)\" = \"$(digest "$live3")\" ]"'
+sleep 0.3
+in_container c1 "sort -u /tmp/reads" >"$work/reads3"
+check "re-adopted: no torn read ($(wc -l <"$work/reads3") distinct digests, $(in_container c1 "wc -l </tmp/reads") reads)" \
+    '[ -s "$work/reads3" ] && [ -z "$(grep -v -x -e "$before" -e "$(digest "$live3")" "$work/reads3")" ]'
+printf %s "$live4" | admin secret rotate other - >/dev/null
+check "re-adopted: a rotation reaches a single-file target" \
+    'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /etc/app/late | cut -c1-64)\" = \"$(digest "$live4")\" ]"'
+check "re-adopted: and the other re-adopted container" \
+    'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c4 /bin/busybox sha256sum /run/secrets/other | cut -c1-64)\" = \"$(digest "$live4")\" ]"'
+admin task assign t1 --node node-1 --secret db --secret "source=db,target=/run/secrets/again,mode=0400" >/dev/null
+check "re-adopted: a new grant appears" \
+    'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/again 2>/dev/null | cut -c1-64)\" = \"$(digest "$live3")\" ]"'
+check "re-adopted: a revoked single-file target is detached" '[ -z "$(mount_at "$c1pid" /etc/app/late)" ]'
+check "re-adopted: nothing of it is readable there" '[ "$(in_container c1 "cat /etc/app/late 2>/dev/null | wc -c" | tr -d " ")" = 0 ]'
+check "re-adopted: no live-update marker in etcd, the state directory or the log" \
+    '! grep -r -a -q -F -e "$live3" -e "$live4" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3 "$work/state" "$work/agent.log"'
 
 # Unassigned: the next start is refused; the running container keeps its copy.
 admin task unassign t1 >/dev/null
