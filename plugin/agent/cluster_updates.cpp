@@ -179,9 +179,10 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
             const std::string target = entries[i].ref.target;
             const std::size_t before = entries.size();
             auto ok = t.view->removeEntry(i, handle);
-            if (t.view->layout().entries.size() < before) changed = true;
+            const bool gone = t.view->layout().entries.size() < before;  // zeroed and removed
+            changed = changed || gone;
             if (!ok)
-                log("container " + quote(id) + ": " + target + (changed ? " revoked, with an error: " : " not revoked: ") +
+                log("container " + quote(id) + ": " + target + (gone ? " revoked, with an error: " : " not revoked: ") +
                     ok.error().message);
             else
                 log("container " + quote(id) + ": " + target + " revoked");

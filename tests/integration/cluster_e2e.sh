@@ -253,6 +253,20 @@ check "re-adopted: a new grant appears" \
     'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/again 2>/dev/null | cut -c1-64)\" = \"$(digest "$live3")\" ]"'
 check "re-adopted: a revoked single-file target is detached" '[ -z "$(mount_at "$c1pid" /etc/app/late)" ]'
 check "re-adopted: nothing of it is readable there" '[ "$(in_container c1 "cat /etc/app/late 2>/dev/null | wc -c" | tr -d " ")" = 0 ]'
+# A hostile container cannot steer a revocation onto another mount: it moves
+# the directory holding its live-granted file away and puts a symlink to its
+# /proc (a mount root) at the target. The agent detaches only a mount of its
+# own file: /proc stays, the moved secret is zeroed, one line says why.
+admin task assign t1 --node node-1 --secret db --secret "source=db,target=/run/secrets/again,mode=0400" \
+    --secret "source=other,target=/etc/trap/f,mode=0400" >/dev/null
+wait_for 10 sh -c "[ -n \"\$(awk -v t=/etc/trap/f '\$5 == t' /proc/$c1pid/mountinfo)\" ]"
+in_container c1 "mv /etc/trap /etc/trap.old && mkdir /etc/trap && ln -s /proc /etc/trap/f"
+check "hostile: the file mount moved away before the revocation" '[ -n "$(mount_at "$c1pid" /etc/trap.old/f)" ]'
+admin task assign t1 --node node-1 --secret db --secret "source=db,target=/run/secrets/again,mode=0400" >/dev/null
+check "hostile: the revocation refuses the planted symlink in one line" \
+    'wait_for 10 grep -q "/etc/trap/f revoked, with an error: .*is no longer our secret.s mount" "$work/agent.log"'
+check "hostile: the container's /proc is still mounted" '[ -n "$(mount_at "$c1pid" /proc)" ]'
+check "hostile: the moved secret is zeroed" '[ "$(in_container c1 "cat /etc/trap.old/f | wc -c" | tr -d " ")" = 0 ]'
 check "re-adopted: no live-update marker in etcd, the state directory or the log" \
     '! grep -r -a -q -F -e "$live3" -e "$live4" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3 "$work/state" "$work/agent.log"'
 
