@@ -178,6 +178,37 @@ check "live: it is a read-only mount of its own ($(mount_at "$c1pid" /etc/app/la
     'case "$(mount_at "$c1pid" /etc/app/late)" in ro,nosuid,nodev,noexec*) true ;; *) false ;; esac'
 check "live: with the granted mode" '[ "$(in_container c1 "stat -c %a /etc/app/late")" = 440 ]'
 
+# Live mounts in user namespaces (issue 4): owners are mapped to host ids,
+# the placeholder belongs to the container's root; a container whose mounts
+# the hook locked (CAP_SYS_ADMIN in its own user namespace) gets no live
+# mount: one line, the container as it was.
+admin task assign t6 --node node-1 --secret other >/dev/null
+chmod 0711 "$work"  # the containers' root (host uid 100000) walks to their rootfs
+USERNS=100000:65536 bundle c9 t6 sh -c 'sleep 100'
+chown -R 100000:100000 "$work/c9/rootfs"
+start_detached c9
+USERNS=100000:65536 bundle c10 t6 sh -c 'sleep 100'
+chown -R 100000:100000 "$work/c10/rootfs"
+python3 - "$work/c10/config.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+json.dump(spec, open(sys.argv[1], "w"))
+PY
+start_detached c10
+check "userns live: both containers of t6 run" '[ -n "$(pid_of c9)" ] && [ -n "$(pid_of c10)" ]' || cat "$work/c9.err" "$work/c10.err"
+c9pid=$(pid_of c9); c10pid=$(pid_of c10)
+admin task assign t6 --node node-1 --secret other --secret "source=other,target=/etc/u/f,uid=1000,gid=1000,mode=0400" >/dev/null
+check "userns live: uid 1000 reads its new 0400 file" \
+    'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec --user 1000:1000 c9 /bin/busybox sha256sum /etc/u/f 2>/dev/null | cut -c1-64)\" = \"$(digest "$other")\" ]"'
+check "userns live: owners are container ids inside" '[ "$(rt exec c9 /bin/busybox stat -c "%u %g %a" /etc/u/f)" = "1000 1000 400" ]'
+check "userns live: host ids outside, the placeholder's parent is the container root's" \
+    '[ "$(stat -c "%u %g" "/proc/$c9pid/root/etc/u/f" "/proc/$c9pid/root/etc/u" | tr "\n" " ")" = "101000 101000 100000 100000 " ]'
+check "userns live: a locked container is refused the new mount in one line" \
+    'wait_for 10 grep -q "\"c10\": /etc/u/f not granted: needs a restart of the task: .*could not be locked" "$work/agent.log"'
+check "userns live: ... and left as it was" '[ -z "$(mount_at "$c10pid" /etc/u/f)" ] && [ ! -e "/proc/$c10pid/root/etc/u" ]'
+rt delete -f c9 >/dev/null 2>&1; rt delete -f c10 >/dev/null 2>&1
+
 # Unassigned, foreign and unannotated tasks are refused in one line.
 bundle c2 t9 true
 check "a task of another node is refused" '! rt run --bundle "$work/c2" c2 >/dev/null 2>"$work/c2.err" && grep -q "not assigned to node" "$work/c2.err"'
