@@ -256,3 +256,77 @@ TEST_CASE("build refuses empty and oversized payloads, naming the secret") {
     REQUIRE_FALSE(e.has_value());
     CHECK(e.error().message == "secret \"big\" is empty");
 }
+
+// Live grants and revocations (cluster mode): a new single-file target and
+// the first /run/secrets target are attached as mounts of their own; a
+// revoked single-file target's mount is detached, then the file zeroed.
+TEST_CASE("live: new targets are attached, a revoked single-file mount is detached") {
+    Setup s;
+    const std::string first = "marker-live-first-0a1b";
+    const std::string added = "marker-live-added-9c8d";
+    const std::string inDir = "marker-live-dir-5e6f";
+    auto view = buildFrom("source=a,target=/srv/a", {first});
+    FakeContainer c(s.rootfs);
+    const mountfs::ContainerHandle handle{c.pidfd(), c.rootfs()};
+    REQUIRE(view->attach(handle).has_value());
+
+    auto refs = mountfs::parseSecretRefs("source=b,target=/etc/live/b,mode=0440;source=c,target=/run/secrets/c");
+    REQUIRE(refs.has_value());
+    CHECK(view->addNeedsMount((*refs)[0]));
+    CHECK(view->addNeedsMount((*refs)[1]));  // no /run/secrets mount yet
+    auto ok = view->addEntry((*refs)[0], bytes(added), handle);
+    REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
+    ok = view->addEntry((*refs)[1], bytes(inDir), handle);
+    REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
+    CHECK(readInside(c, "/etc/live/b").value_or("") == added);
+    CHECK(readInside(c, "/run/secrets/c").value_or("") == inDir);
+    CHECK(statInside(c, "/etc/live/b").value_or(StatInfo{}).mode == 0440);
+    auto mounts = containerMounts(c);
+    const MountEntry* m = findMount(mounts, "/etc/live/b");
+    REQUIRE(m != nullptr);
+    for (const char* opt : {"ro", "nosuid", "nodev", "noexec"}) CHECK_MESSAGE(hasOption(m->options, opt), opt);
+    REQUIRE(findMount(mounts, "/run/secrets") != nullptr);
+    CHECK_FALSE(view->addNeedsMount(mountfs::parseSecretRef("d").value()));  // under /run/secrets now
+    CHECK_FALSE(view->addEntry((*refs)[0], bytes(added), handle).has_value());  // the same target twice
+
+    // Revoke /srv/a (entry 0): its mount goes, the placeholder is empty.
+    ok = view->removeEntry(0, handle);
+    REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
+    mounts = containerMounts(c);
+    CHECK(findMount(mounts, "/srv/a") == nullptr);
+    CHECK(findMount(mounts, "/etc/live/b") != nullptr);
+    CHECK(readInside(c, "/srv/a").value_or("x") == "");
+    CHECK(view->layout().entries.size() == 2);
+    REQUIRE(view->flush().has_value());
+}
+
+// A container that moved its secret's mount away and planted a symlink to
+// another mount root of the SAME tmpfs (its /run/secrets: same device) at
+// the target: the inode check refuses it, nothing is unmounted, and the
+// secret is zeroed anyway.
+TEST_CASE("live: a revocation never detaches a mount the container steered it to") {
+    Setup s;
+    const std::string dirValue = "marker-hostile-dir-1234";
+    const std::string fileValue = "marker-hostile-file-5678";
+    auto view = buildFrom("d;source=f,target=/etc/t/f", {dirValue, fileValue});
+    FakeContainer c(s.rootfs);
+    const mountfs::ContainerHandle handle{c.pidfd(), c.rootfs()};
+    REQUIRE(view->attach(handle).has_value());
+    auto moved = runInside(c, 0, 0, []() -> Result<std::string> {
+        if (::rename("/etc/t", "/etc/t.old") != 0) return failErrno("rename");
+        if (::mkdir("/etc/t", 0755) != 0) return failErrno("mkdir");
+        if (::symlink("/run/secrets", "/etc/t/f") != 0) return failErrno("symlink");
+        return std::string("ok");
+    });
+    REQUIRE_MESSAGE(moved.has_value(), (moved ? "" : moved.error().message));
+    auto ok = view->removeEntry(1, handle);
+    REQUIRE_FALSE(ok.has_value());
+    CHECK_MESSAGE(ok.error().message.find("no longer our secret's mount") != std::string::npos, ok.error().message);
+    CHECK(view->layout().entries.size() == 1);  // zeroed and removed all the same
+    const auto mounts = containerMounts(c);
+    CHECK(findMount(mounts, "/run/secrets") != nullptr);
+    CHECK(findMount(mounts, "/etc/t.old/f") != nullptr);
+    CHECK(readInside(c, "/etc/t.old/f").value_or("x") == "");
+    CHECK(readInside(c, "/run/secrets/d").value_or("") == dirValue);
+    REQUIRE(view->flush().has_value());
+}
