@@ -661,6 +661,7 @@ class Bench:
             list(ex.map(lambda s: self.delete(s[0]), started))
 
     def propagation(self):
+        sys.dont_write_bytecode = True  # no __pycache__ in the source tree
         from propagation import Propagation  # bench/propagation.py
         if shutil.which("etcd") is None or shutil.which("etcdctl") is None:
             self.table.section("6. update propagation: skipped (etcd-server and etcd-client are not installed)")
