@@ -97,7 +97,7 @@ class Agent:
     """secretshimd on a private socket and state dir; its stderr is read by a
     thread that stamps each line with the monotonic clock."""
 
-    def __init__(self, build, work, wrapper=(), binary=None):
+    def __init__(self, build, work, wrapper=(), binary=None, extra=(), env=None):
         os.makedirs(work, exist_ok=True)
         self.sock = os.path.join(work, "agent.sock")
         self.ctlbin = os.path.join(build, "plugin", "secretshimctl")
@@ -106,8 +106,8 @@ class Agent:
         self.cond = threading.Condition()
         self.proc = subprocess.Popen(
             [*wrapper, binary or os.path.join(build, "plugin", "secretshimd"), "--socket", self.sock,
-             "--state-dir", os.path.join(work, "state")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             "--state-dir", os.path.join(work, "state"), *extra],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         for _ in range(600):
@@ -248,12 +248,12 @@ class Bench:
         self.seq += 1
         return "ssb-%d-%s-%d" % (os.getpid(), tag, self.seq)
 
-    def bundle(self, name, annotation, args, hooks=True):
+    def bundle(self, name, annotation, args, hooks=True, task=None, sock=None):
         """A bundle (config.json only; the rootfs is shared) like
         scripts/make_bundle.py lays out, with or without our hooks."""
         path = os.path.join(self.work, "bundles", name)
         os.makedirs(path, exist_ok=True)
-        entry = lambda stage: {"path": self.hook, "args": ["secretshim-hook", "--socket", self.agent.sock, stage],
+        entry = lambda stage: {"path": self.hook, "args": ["secretshim-hook", "--socket", sock or self.agent.sock, stage],
                                "timeout": 10}
         spec = {
             "ociVersion": "1.0.2",
@@ -275,6 +275,8 @@ class Bench:
             spec["hooks"] = {"createRuntime": [entry("createRuntime")], "poststop": [entry("poststop")]}
         if annotation:
             spec["annotations"]["io.secretshim.secrets"] = annotation
+        if task:  # cluster mode (row 6): the container's task assignment
+            spec["annotations"]["io.secretshim.task"] = task
         with open(os.path.join(path, "config.json"), "w") as f:
             json.dump(spec, f)
         return path
@@ -658,6 +660,14 @@ class Bench:
         with concurrent.futures.ThreadPoolExecutor(4) as ex:
             list(ex.map(lambda s: self.delete(s[0]), started))
 
+    def propagation(self):
+        sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+        from propagation import Propagation  # bench/propagation.py
+        if shutil.which("etcd") is None or shutil.which("etcdctl") is None:
+            self.table.section("6. update propagation: skipped (etcd-server and etcd-client are not installed)")
+            return
+        Propagation(self, Agent).run()
+
     def docker(self):
         from docker_column import DockerColumn  # bench/docker_column.py
         self.table.section("5. time to a running task: docker service create vs secretshim + runc run -d")
@@ -698,7 +708,11 @@ def main():
     p.add_argument("--concurrent", type=int, default=200, help="concurrent starts in row 4a (default 200)")
     p.add_argument("--held", type=int, default=500, help="containers held in row 4b (default 500)")
     p.add_argument("--docker-runs", type=int, default=10, help="runs per Docker row (default 10)")
-    p.add_argument("--only", default="1,2,3,4,5", help="rows to run, e.g. 1,2 (default all)")
+    p.add_argument("--prop-updates", type=int, default=200, help="rotations per case in row 6 (default 200)")
+    p.add_argument("--prop-containers", type=int, default=200, help="running containers in row 6b/6c (default 200)")
+    p.add_argument("--prop-cli-runs", type=int, default=20, help="timed secretshimctl rotations in row 6a (default 20)")
+    p.add_argument("--prop-agent", metavar="SECRETSHIMD", help="row 6 with this other agent binary (before/after)")
+    p.add_argument("--only", default="1,2,3,4,5,6", help="rows to run, e.g. 1,2 (default all)")
     p.add_argument("--agent-wrapper", default="", help="a command to run the agent under, e.g. "
                    "'valgrind --tool=callgrind' or 'strace -c -o FILE' (for profiling)")
     p.add_argument("--compare-agent", metavar="SECRETSHIMD",
@@ -714,7 +728,8 @@ def main():
     if shutil.which("runc") is None:
         print("SKIP: runc is not installed")
         return SKIP
-    for prog in ("plugin/secretshimd", "plugin/secretshimctl", "plugin/secretshim-hook", "bench/spawn_timer"):
+    for prog in ("plugin/secretshimd", "plugin/secretshimctl", "plugin/secretshim-hook", "bench/spawn_timer",
+                 "bench/prop_timer"):
         if not os.access(os.path.join(args.build, prog), os.X_OK):
             print("bench: %s/%s is missing: build first (meson setup build && meson compile -C build)"
                   % (args.build, prog), file=sys.stderr)
@@ -737,6 +752,8 @@ def main():
             bench.flush()
         if "4" in rows:
             bench.scale()
+        if "6" in rows:
+            bench.propagation()
         if "5" in rows and args.docker:
             bench.docker()
     except (RuntimeError, subprocess.CalledProcessError, OSError) as e:

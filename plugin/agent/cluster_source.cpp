@@ -118,7 +118,9 @@ void ClusterSource::run() {
                 last = std::max(last, top);
                 failures = 0;
                 backoff = std::chrono::milliseconds(100);
-                asio::post(io_, [this, events = m.events, rev = last]() mutable { applyEvents(std::move(events), rev); });
+                asio::post(io_, [this, events = m.events, rev = last, at = std::chrono::steady_clock::now()]() mutable {
+                    applyEvents(std::move(events), rev, at);
+                });
             },
             stop_);
         if (stop_) break;
@@ -256,7 +258,9 @@ void ClusterSource::applySnapshot(std::vector<KeyValue> kvs, std::int64_t revisi
     notify(tasks, secrets);
 }
 
-void ClusterSource::applyEvents(std::vector<WatchEvent> events, std::int64_t revision) {
+void ClusterSource::applyEvents(std::vector<WatchEvent> events, std::int64_t revision,
+                                std::chrono::steady_clock::time_point received) {
+    const auto start = std::chrono::steady_clock::now();
     std::set<std::string> tasks;
     std::set<std::string> secrets;
     for (const auto& e : events) {
@@ -267,6 +271,14 @@ void ClusterSource::applyEvents(std::vector<WatchEvent> events, std::int64_t rev
     }
     markContact(revision);
     notify(tasks, secrets);
+    if (trace_ && !events.empty()) {
+        const auto ns = [](std::chrono::steady_clock::time_point t) {
+            return std::to_string(std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count());
+        };
+        log("etcd: trace revision " + std::to_string(revision) + " events " + std::to_string(events.size()) +
+            " received_ns " + ns(received) + " start_ns " + ns(start) + " applied_ns " +
+            ns(std::chrono::steady_clock::now()));
+    }
 }
 
 void ClusterSource::notify(const std::set<std::string>& tasks, const std::set<std::string>& secrets) {

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -72,7 +73,8 @@ private:
     void run();  // the watch thread
     // Applied on the io thread.
     void applySnapshot(std::vector<cluster::KeyValue> kvs, std::int64_t revision);
-    void applyEvents(std::vector<cluster::WatchEvent> events, std::int64_t revision);
+    void applyEvents(std::vector<cluster::WatchEvent> events, std::int64_t revision,
+                     std::chrono::steady_clock::time_point received = {});
     void applyPut(const cluster::KeyValue& kv, std::set<std::string>& tasks, std::set<std::string>& secrets);
     void applyDelete(const std::string& key, std::set<std::string>& tasks);
     void markContact(std::int64_t revision);
@@ -88,6 +90,10 @@ private:
     Callbacks callbacks_;
     std::thread thread_;
     std::atomic<bool> stop_{false};
+    // SECRETSHIM_TRACE_UPDATES=1: one line per applied watch message with
+    // CLOCK_MONOTONIC times (received, apply start, applied), so a benchmark
+    // can split etcd delivery, the io thread's queue and the apply itself.
+    const bool trace_ = std::getenv("SECRETSHIM_TRACE_UPDATES") != nullptr;
 
     // io thread state
     std::map<std::string, cluster::TaskAssignment> tasks_;

@@ -74,6 +74,13 @@ Result<void> Agent::clusterGrant(const json& request, PendingTask& task, std::ma
 }
 
 void Agent::onClusterSecretChanged(const std::string& name) {
+    // Decrypted once for all the containers that hold it (an X25519 + HKDF +
+    // GCM open per container made 60 containers take ~36 ms here), on first
+    // need, and wiped when this returns. One log line for all of them: a
+    // line per container was a tenth of the agent's time (bench row 6).
+    std::optional<Result<SecureBuffer>> value;
+    std::size_t updated = 0;
+    std::string one;
     for (auto& [id, task] : tasks_) {
         const auto ct = clusterTasks_.find(id);
         if (ct == clusterTasks_.end()) continue;
@@ -81,22 +88,24 @@ void Agent::onClusterSecretChanged(const std::string& name) {
         bool touched = false;
         for (std::size_t i = 0; i < entries.size(); ++i) {
             if (entries[i].ref.source != name) continue;
-            auto value = cluster_->value(name);
-            if (!value) {
-                log("container " + quote(id) + ": secret " + name + " not updated: " + value.error().message);
+            if (!value) value.emplace(cluster_->value(name));
+            if (!*value) {
+                log("container " + quote(id) + ": secret " + name + " not updated: " + value->error().message);
                 break;
             }
             const mountfs::ContainerHandle handle{task.exitWatch->native_handle(), "/"};
-            if (auto ok = task.view->update(i, value->span(), handle); !ok) {
+            if (auto ok = task.view->update(i, (*value)->span(), handle); !ok) {
                 log("container " + quote(id) + ": secret " + name + " not updated: " + ok.error().message);
                 continue;
             }
             touched = true;
         }
         if (!touched) continue;
-        log("container " + quote(id) + ": secret " + name + " updated");
+        if (++updated == 1) one = id;
         signalIfAsked(id, ct->second);
     }
+    if (updated == 1) log("container " + quote(one) + ": secret " + name + " updated");
+    if (updated > 1) log("secret " + name + " updated in " + std::to_string(updated) + " containers");
 }
 
 namespace {
