@@ -59,6 +59,55 @@ PACL SecurityDescriptor::dacl() const {
 
 Result<std::string> SecurityDescriptor::sddl() const { return daclToSddl(get()); }
 
+namespace {
+
+bool isAdminsOrSystem(PSID sid) {
+    for (WELL_KNOWN_SID_TYPE type : {WinBuiltinAdministratorsSid, WinLocalSystemSid}) {
+        alignas(DWORD) BYTE known[SECURITY_MAX_SID_SIZE] = {};
+        DWORD size = sizeof known;
+        if (::CreateWellKnownSid(type, nullptr, known, &size) && ::EqualSid(sid, known)) return true;
+    }
+    return false;
+}
+
+std::string sidText(PSID sid) {
+    LPWSTR text = nullptr;
+    if (!::ConvertSidToStringSidW(sid, &text)) return "an unreadable SID";
+    std::string out = toUtf8(text);
+    ::LocalFree(text);
+    return out;
+}
+
+}  // namespace
+
+Result<void> checkAdminsAndSystemOnly(PSECURITY_DESCRIPTOR descriptor) {
+    PSID owner = nullptr;
+    BOOL defaulted = FALSE;
+    if (!::GetSecurityDescriptorOwner(descriptor, &owner, &defaulted)) return failLastError("reading the owner");
+    if (owner == nullptr) return fail("it has no owner");
+    if (!isAdminsOrSystem(owner))
+        return fail("its owner is " + sidText(owner) + " (only Administrators or SYSTEM may own it)");
+    BOOL present = FALSE;
+    PACL acl = nullptr;
+    if (!::GetSecurityDescriptorDacl(descriptor, &present, &acl, &defaulted)) return failLastError("reading the DACL");
+    if (!present || acl == nullptr) return fail("it has no DACL (everyone may open it)");
+    for (DWORD i = 0; i < acl->AceCount; ++i) {
+        void* raw = nullptr;
+        if (!::GetAce(acl, i, &raw)) return failLastError("reading the DACL");
+        const auto* header = static_cast<const ACE_HEADER*>(raw);
+        if (header->AceType == ACCESS_DENIED_ACE_TYPE) continue;
+        // Object, callback and compound allow ACEs have no place on a file.
+        if (header->AceType != ACCESS_ALLOWED_ACE_TYPE)
+            return fail("its DACL holds an ACE of type " + std::to_string(header->AceType) +
+                        " (only Administrators and SYSTEM may be allowed)");
+        const auto* ace = static_cast<const ACCESS_ALLOWED_ACE*>(raw);
+        PSID sid = const_cast<DWORD*>(&ace->SidStart);
+        if (!isAdminsOrSystem(sid))
+            return fail("its DACL allows " + sidText(sid) + " (only Administrators and SYSTEM may be allowed)");
+    }
+    return {};
+}
+
 Result<std::string> daclToSddl(PSECURITY_DESCRIPTOR descriptor) {
     LPWSTR text = nullptr;
     if (!::ConvertSecurityDescriptorToStringSecurityDescriptorW(descriptor, SDDL_REVISION_1,

@@ -35,6 +35,13 @@ private:
     std::shared_ptr<const Storage> storage_;
 };
 
+// Whether an existing object's descriptor keeps everyone but
+// Administrators and SYSTEM out: owned by one of them (an owner can always
+// rewrite the DACL), a DACL present (a NULL DACL lets everyone in) whose
+// every allow ACE names one of them; deny ACEs are fine. The error says
+// what is wrong, naming SIDs in their string form.
+Result<void> checkAdminsAndSystemOnly(PSECURITY_DESCRIPTOR descriptor);
+
 // The DACL part of any security descriptor in SDDL (used by the tests and
 // the fake file system to record what was applied).
 Result<std::string> daclToSddl(PSECURITY_DESCRIPTOR descriptor);

@@ -56,17 +56,6 @@ Result<GcmSealed> gcmSeal(std::span<const unsigned char> key, std::span<const un
     return out;
 }
 
-Result<SecureBuffer> gcmOpen(std::span<const unsigned char> key, const GcmNonce& nonce,
-                             std::span<const unsigned char> ciphertext, const GcmTag& tag,
-                             std::span<const unsigned char> aad) {
-    if (ciphertext.empty()) return cannotDecrypt();
-    auto plain = SecureBuffer::allocate(ciphertext.size());
-    if (!plain) return tl::unexpected(plain.error());
-    if (auto ok = gcmOpenInto(key, nonce, ciphertext, tag, aad, plain->span()); !ok)
-        return tl::unexpected(ok.error());
-    return plain;
-}
-
 Result<void> gcmOpenInto(std::span<const unsigned char> key, const GcmNonce& nonce,
                          std::span<const unsigned char> ciphertext, const GcmTag& tag,
                          std::span<const unsigned char> aad, std::span<unsigned char> out) {

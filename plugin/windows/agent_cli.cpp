@@ -26,7 +26,7 @@ bool elevated() {
 
 }  // namespace
 
-int runAgent(int argc, char** argv, platform::WinFs& fs) {
+int runAgent(int argc, char** argv, platform::WinFs& fs, ExistingDirectory stateDir) {
     AgentArgs args;
     if (const int code = parseAgentArgs(argc, argv, args); code >= 0) return code;
     const std::string& pipe = args.pipe;
@@ -48,7 +48,7 @@ int runAgent(int argc, char** argv, platform::WinFs& fs) {
     if (!path) return die(path.error());
     auto dir = absoluteDirectory(args.stateDir);
     if (!dir) return die(dir.error());
-    auto store = WinLocalStore::open(*dir, args.maxPayload);
+    auto store = WinLocalStore::open(*dir, args.maxPayload, stateDir);
     if (!store) return die(store.error());
     auto agent = WinAgent::open(std::move(*store), fs, log);
     if (!agent) return die(agent.error());

@@ -4,9 +4,13 @@
 #pragma once
 
 #include "platform/windows/win_fs.hpp"
+#include "plugin/windows/state_files.hpp"
 
 namespace secretshim::plugin {
 
-int runAgent(int argc, char** argv, platform::WinFs& fs);
+// `stateDir`: how an existing state directory is checked (the program
+// always passes mustBePrivate).
+int runAgent(int argc, char** argv, platform::WinFs& fs,
+             ExistingDirectory stateDir = ExistingDirectory::mustBePrivate);
 
 }  // namespace secretshim::plugin

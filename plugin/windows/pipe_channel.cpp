@@ -7,6 +7,7 @@
 #include "platform/windows/utf16.hpp"
 #include "platform/windows/win_error.hpp"
 #include "plugin/windows/pipe_protocol.hpp"
+#include "plugin/windows/pipe_server_check.hpp"
 
 namespace secretshim::plugin {
 namespace {
@@ -76,6 +77,7 @@ Result<PipeConnection> PipeConnection::connect(const std::wstring& path, Millis 
             DWORD mode = PIPE_READMODE_MESSAGE;
             if (!::SetNamedPipeHandleState(pipe.get(), &mode, nullptr, nullptr))
                 return failLastError("setting message mode on " + shown);
+            if (auto trusted = checkPipeServer(pipe.get(), shown); !trusted) return tl::unexpected(trusted.error());
             return PipeConnection(std::move(pipe));
         }
         const DWORD code = ::GetLastError();

@@ -20,7 +20,9 @@ class PipeConnection {
 public:
     // Client side: waits up to `timeout` for the agent's pipe to exist and
     // have a free instance. The agent may only identify, never impersonate,
-    // this client (SECURITY_IDENTIFICATION).
+    // this client (SECURITY_IDENTIFICATION). A server that runs neither as
+    // SYSTEM nor as an elevated administrator is refused before anything is
+    // sent (pipe_server_check.hpp): it is not the agent.
     static Result<PipeConnection> connect(const std::wstring& path, Millis timeout);
 
     explicit PipeConnection(platform::UniqueHandle pipe);

@@ -1,6 +1,7 @@
 #include "plugin/windows/state_files.hpp"
 
 #include <windows.h>
+#include <aclapi.h>
 
 #include "platform/windows/unique_handle.hpp"
 #include "platform/windows/utf16.hpp"
@@ -40,7 +41,8 @@ Result<std::wstring> absoluteDirectory(std::string_view path) {
     return L"\\\\?\\" + out;
 }
 
-Result<void> ensurePrivateDirectory(const std::wstring& path, const platform::SecurityDescriptor& descriptor) {
+Result<void> ensurePrivateDirectory(const std::wstring& path, const platform::SecurityDescriptor& descriptor,
+                                    ExistingDirectory existing) {
     SECURITY_ATTRIBUTES attributes{sizeof attributes, descriptor.get(), FALSE};
     if (::CreateDirectoryW(path.c_str(), &attributes)) return {};
     const DWORD code = ::GetLastError();
@@ -50,6 +52,22 @@ Result<void> ensurePrivateDirectory(const std::wstring& path, const platform::Se
     if (kind & FILE_ATTRIBUTE_REPARSE_POINT)
         return fail(shown(path) + " is a reparse point (a link or junction); refusing to follow it");
     if (!(kind & FILE_ATTRIBUTE_DIRECTORY)) return fail(shown(path) + " is not a directory");
+    if (existing == ExistingDirectory::asItIs) return {};
+    // Made before this start, maybe by someone else: used only if nobody
+    // but Administrators and SYSTEM could have put a key or a record in it.
+    UniqueHandle dir(::CreateFileW(path.c_str(), READ_CONTROL, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+                                   nullptr, OPEN_EXISTING, FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT,
+                                   nullptr));
+    if (!dir) return failLastError("opening " + shown(path));
+    PSECURITY_DESCRIPTOR security = nullptr;
+    if (const DWORD got = ::GetSecurityInfo(dir.get(), SE_FILE_OBJECT,
+                                            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION, nullptr, nullptr,
+                                            nullptr, nullptr, &security);
+        got != ERROR_SUCCESS)
+        return failWin32("reading the security of " + shown(path), got);
+    auto ok = platform::checkAdminsAndSystemOnly(security);
+    ::LocalFree(security);
+    if (!ok) return fail(shown(path) + " already exists and is not private: " + ok.error().message);
     return {};
 }
 

@@ -19,9 +19,19 @@ namespace secretshim::plugin {
 
 // An absolute "\\?\" form of a directory given on the command line.
 Result<std::wstring> absoluteDirectory(std::string_view path);
+// What to make of a directory that is already there.
+enum class ExistingDirectory {
+    // Refused unless owned by Administrators or SYSTEM with a DACL that
+    // allows only them: someone else could have planted a key or a record.
+    mustBePrivate,
+    // Used as it is: inside a directory already checked, or in a test
+    // under wine (which reports no real owners or ACLs).
+    asItIs,
+};
 // Creates the directory with `descriptor` if it is missing; refuses a file
-// or a reparse point there.
-Result<void> ensurePrivateDirectory(const std::wstring& path, const platform::SecurityDescriptor& descriptor);
+// or a reparse point there, and checks an existing one as `existing` says.
+Result<void> ensurePrivateDirectory(const std::wstring& path, const platform::SecurityDescriptor& descriptor,
+                                    ExistingDirectory existing);
 // The whole file, at most maxBytes. A missing file is code ERROR_FILE_NOT_FOUND.
 Result<SecureBuffer> readWholeFile(const std::wstring& path, std::size_t maxBytes);
 // Writes a temporary file next to `path` and renames it there. Without

@@ -56,7 +56,7 @@ bool isValidTaskId(std::string_view id) {
 Result<std::unique_ptr<WinAgent>> WinAgent::open(WinLocalStore store, platform::WinFs& fs, LogFn log) {
     std::unique_ptr<WinAgent> agent(new WinAgent(std::move(store), fs, std::move(log)));
     if (auto ok = ensurePrivateDirectory(agent->store_.stateDir() + std::wstring(kTasksDir),
-                                         agent->store_.descriptor());
+                                         agent->store_.descriptor(), ExistingDirectory::asItIs);
         !ok)
         return tl::unexpected(wrap(ok.error(), "tasks directory"));
     if (auto ok = agent->adoptRecords(); !ok) return tl::unexpected(ok.error());

@@ -48,12 +48,14 @@ Result<SecureBuffer> loadOrCreateKey(const std::wstring& path, const platform::S
 
 }  // namespace
 
-Result<WinLocalStore> WinLocalStore::open(const std::wstring& stateDir, std::size_t maxPayload) {
+Result<WinLocalStore> WinLocalStore::open(const std::wstring& stateDir, std::size_t maxPayload,
+                                          ExistingDirectory existing) {
     auto descriptor = platform::SecurityDescriptor::adminsAndSystemOnly();
     if (!descriptor) return tl::unexpected(descriptor.error());
-    if (auto ok = ensurePrivateDirectory(stateDir, *descriptor); !ok)
+    if (auto ok = ensurePrivateDirectory(stateDir, *descriptor, existing); !ok)
         return tl::unexpected(wrap(ok.error(), "state directory"));
-    if (auto ok = ensurePrivateDirectory(stateDir + std::wstring(kSecretsDir), *descriptor); !ok)
+    if (auto ok = ensurePrivateDirectory(stateDir + std::wstring(kSecretsDir), *descriptor, ExistingDirectory::asItIs);
+        !ok)
         return tl::unexpected(wrap(ok.error(), "secrets directory"));
     auto key = loadOrCreateKey(stateDir + std::wstring(kKeyFile), *descriptor);
     if (!key) return tl::unexpected(key.error());

@@ -15,14 +15,17 @@
 #include "platform/windows/security_descriptor.hpp"
 #include "plugin/store/secret_record.hpp"
 #include "plugin/store/secure_buffer.hpp"
+#include "plugin/windows/state_files.hpp"
 
 namespace secretshim::plugin {
 
 class WinLocalStore {
 public:
     // `stateDir` is a "\\?\" path (absoluteDirectory()); it and its secrets
-    // directory are created if missing, and the node key too.
-    static Result<WinLocalStore> open(const std::wstring& stateDir, std::size_t maxPayload);
+    // directory are created if missing, and the node key too. An existing
+    // `stateDir` is checked as `existing` says (its contents then need no check).
+    static Result<WinLocalStore> open(const std::wstring& stateDir, std::size_t maxPayload,
+                                      ExistingDirectory existing = ExistingDirectory::mustBePrivate);
 
     // Refuses an invalid name, an empty or oversized value, an existing name.
     Result<SecretMeta> create(std::string_view name, mountfs::Bytes plaintext);

@@ -10,6 +10,7 @@
 # new value visible in the container.
 # Usage: cluster_e2e.sh BUILD_DIR. Values are random markers compared by digest.
 set -u
+. "$(dirname "$0")/lib.sh"
 build=$(cd "$1" && pwd)
 scripts=$(cd "$(dirname "$0")/../../scripts" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
@@ -28,18 +29,12 @@ ids=""
 
 cleanup() {
     for id in $ids; do runc --root "$work/state-rt" delete -f "$id" >/dev/null 2>&1; done
-    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+    stop_agent
     for m in m1 m2 m3; do sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" "$m" CONT >/dev/null 2>&1; done
-    rm -rf "$work"
+    remove_work
 }
 trap cleanup EXIT
 
-rt() { runc --root "$work/state-rt" "$@"; }
-ok() { checks=$((checks + 1)); echo "ok - $1"; }
-bad() { checks=$((checks + 1)); echo "FAIL - $1"; failures=$((failures + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
-marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-digest() { printf %s "$1" | sha256sum | cut -c1-64; }
 admin() { "$ctlbin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
     --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \
     --cluster-key "$work/admin/cluster.key" "$@"; }
@@ -54,7 +49,6 @@ wait_for() {  # wait_for SECONDS COMMAND...
 }
 bundle() { b=$1; task=$2; shift 2; TASK_ANNOTATION=$task python3 "$scripts/make_bundle.py" "$work/$b" "$hook" "$sock" "${ANN:-}" 0 "$@"; }
 start_detached() { ids="$ids $1"; rt run -d --bundle "$work/$1" "$1" >/dev/null 2>"$work/$1.err" </dev/null; }
-pid_of() { rt state "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
 in_container() { rt exec "$1" /bin/busybox sh -c "$2"; }
 
 mkdir -m 700 "$work/admin" "$work/state"

@@ -9,6 +9,7 @@
 # Usage: containerd_e2e.sh BUILD_DIR
 # Secret values are random markers compared as SHA-256 digests, never printed.
 set -u
+. "$(dirname "$0")/lib.sh"
 build=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 scripts=$(cd "$here/../../scripts" && pwd)
@@ -23,17 +24,10 @@ work=$(mktemp -d /tmp/secretshim-containerd-XXXXXX)
 sock=$work/agent.sock
 csock=$work/containerd.sock
 image=localhost/secretshim-busybox:latest
-agent_pid=
+agent_state=$work/agent-state  # $work/state is containerd's
 cd_pid=
-failures=0
 ids=""
 
-ok() { echo "ok - $1"; }
-bad() { echo "FAIL - $1"; failures=$((failures + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
-marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-digest() { printf %s "$1" | sha256sum | cut -c1-64; }
-ctl() { "$build/plugin/secretshimctl" --socket "$sock" "$@"; }
 c() { ctr --address "$csock" "$@"; }
 stop_containerd() {
     [ -n "$cd_pid" ] || return 0
@@ -46,22 +40,12 @@ cleanup() {
         for id in $ids; do c task kill -s KILL "$id" >/dev/null 2>&1; c task delete -f "$id" >/dev/null 2>&1; c container delete "$id" >/dev/null 2>&1; done
     fi
     stop_containerd
-    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-    # containerd's snapshots and shim mounts below $work
-    grep " $work/" /proc/self/mountinfo 2>/dev/null | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
+    stop_agent
+    remove_work  # containerd's snapshots and shim mounts below $work
 }
 trap cleanup EXIT
 trap "exit 1" INT TERM HUP PIPE  # so that cleanup runs on a signal too
-tasks_empty() {
-    i=0
-    while [ $i -lt 40 ]; do
-        [ "$(ctl task ls --format json | tr -d ' \n')" = "[]" ] && return 0
-        sleep 0.05; i=$((i + 1))
-    done
-    return 1
-}
-no_view_mounts() { ! grep -qs " secretshim " /proc/self/mountinfo; }
+view_grep='" secretshim " /proc/self/mountinfo'  # for no_view_mounts: $work holds containerd's own mounts
 
 # start_containerd CONFIG: a private containerd, its environment telling
 # the wrapper (started by the shim) where the hook and the agent are.
@@ -150,11 +134,7 @@ umoci init --layout "$work/oci" && umoci new --image "$work/oci:latest" &&
     c images import --base-name localhost/secretshim-busybox "$work/image.tar" >/dev/null
 check "image built with umoci and imported" 'c images ls -q | grep -qx "$image"'
 
-"$build/plugin/secretshimd" --config "$scripts/../packaging/secretshimd.yaml" --socket "$sock" \
-    --state-dir "$work/agent-state" 2>>"$work/agent.log" &
-agent_pid=$!
-i=0
-while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+start_agent
 db=$(marker); api=$(marker)
 printf %s "$db" | ctl secret create db_pass - >/dev/null
 printf %s "$api" | ctl secret create api_key - >/dev/null

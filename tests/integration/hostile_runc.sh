@@ -20,6 +20,7 @@
 # file with that tag anywhere on the host is an escape. Secret values are
 # random markers compared by SHA-256, never printed.
 set -u
+. "$(dirname "$0")/lib.sh"
 build=$(cd "$1" && pwd)
 mode=$2
 scripts=$(cd "$(dirname "$0")/../../scripts" && pwd)
@@ -27,41 +28,21 @@ scripts=$(cd "$(dirname "$0")/../../scripts" && pwd)
 command -v runc >/dev/null || { echo "SKIP: runc not installed"; exit 77; }
 
 hook=$build/plugin/secretshim-hook
-agentbin=$build/plugin/secretshimd
-ctlbin=$build/plugin/secretshimctl
 work=$(mktemp -d /tmp/secretshim-hostile-XXXXXX)
 sock=$work/agent.sock
 tag=hx$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 canary=$work/canary
-agent_pid=
 helper_pid=
-failures=0
-checks=0
 ids=""
 
 cleanup() {
     [ -n "$helper_pid" ] && kill "$helper_pid" 2>/dev/null && wait "$helper_pid" 2>/dev/null
     for id in $ids; do runc --root "$work/state-rt" delete -f "$id" >/dev/null 2>&1; done
-    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-    rm -rf "$work"
+    stop_agent
+    remove_work
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-ctl() { "$ctlbin" --socket "$sock" "$@"; }
-ok() { checks=$((checks + 1)); printf 'ok - %s\n' "$1"; }
-bad() { checks=$((checks + 1)); printf 'FAIL - %s\n' "$1"; failures=$((failures + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
-marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-digest() { printf %s "$1" | sha256sum | cut -c1-64; }
-
-start_agent() {
-    "$agentbin" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
-    agent_pid=$!
-    i=0
-    while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    [ -S "$sock" ]
-}
 
 # bundle NAME ANNOTATION ARGS...: a busybox bundle with our hooks.
 bundle() { b=$1; ann=$2; shift 2; python3 "$scripts/make_bundle.py" "$work/$b" "$hook" "$sock" "$ann" 0 "$@"; }
@@ -77,16 +58,6 @@ PY
 }
 no_run_tmpfs='spec["mounts"] = [m for m in spec["mounts"] if m["destination"] != "/run"]'
 bind_mount() { edit_config "$1" "spec['mounts'].append({'destination': '$3', 'type': 'bind', 'source': '$2', 'options': ['rbind', 'rw']})"; }
-
-tasks_empty() {
-    i=0
-    while [ $i -lt 40 ]; do
-        [ "$(ctl task ls --format json | tr -d ' \n')" = "[]" ] && return 0
-        sleep 0.05; i=$((i + 1))
-    done
-    return 1
-}
-no_view_mounts() { ! grep -qs "$work/" /proc/[0-9]*/mountinfo; }
 
 # --- the host check ---------------------------------------------------------
 # The canary directory: every entry with type, size, mode, owner and mtime.

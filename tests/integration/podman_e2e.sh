@@ -6,6 +6,7 @@
 # Usage: podman_e2e.sh BUILD_DIR INSTALLED_HOOK_PATH
 # Secret values are random markers compared as SHA-256 digests, never printed.
 set -u
+. "$(dirname "$0")/lib.sh"
 build=$(cd "$1" && pwd)
 installed_hook=$2
 here=$(cd "$(dirname "$0")" && pwd)
@@ -17,15 +18,7 @@ hook=$build/plugin/secretshim-hook
 work=$(mktemp -d /tmp/secretshim-podman-XXXXXX)
 sock=$work/agent.sock
 packaged=$build/packaging/hooks.d/secretshim.json
-agent_pid=
-failures=0
 
-ok() { echo "ok - $1"; }
-bad() { echo "FAIL - $1"; failures=$((failures + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
-marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-digest() { printf %s "$1" | sha256sum | cut -c1-64; }
-ctl() { "$build/plugin/secretshimctl" --socket "$sock" "$@"; }
 # Podman on this VM: runc, and explicit ulimits (FACTS.md); no journald.
 cat >"$work/containers.conf" <<CONF
 [containers]
@@ -41,23 +34,13 @@ pm() {
 }
 cleanup() {
     pm rm -af >/dev/null 2>&1
-    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-    # Podman's vfs storage may leave mounts (shm, overlay of /run) below $work.
-    grep -h " $work/" /proc/self/mountinfo 2>/dev/null | awk '{print $5}' | sort -r | while read -r m; do umount -l "$m"; done
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
+    stop_agent
+    remove_work  # Podman's vfs storage may leave mounts (shm, overlay of /run) below $work
 }
 trap cleanup EXIT
 trap "exit 1" INT TERM HUP PIPE  # so that cleanup runs on a signal too
-tasks_empty() {
-    i=0
-    while [ $i -lt 40 ]; do
-        [ "$(ctl task ls --format json | tr -d ' \n')" = "[]" ] && return 0
-        sleep 0.05; i=$((i + 1))
-    done
-    return 1
-}
 # Views live in the containers' namespaces only: none on the host, none left under $work.
-no_view_mounts() { ! grep -qs -e " secretshim " -e " $work/" /proc/self/mountinfo; }
+view_grep='-e " secretshim " -e " $work/" /proc/self/mountinfo'  # for no_view_mounts
 
 # 1. The packaged file, as installed.
 python3 "$here/check_hooks_json.py" "$packaged" "$installed_hook" || failures=$((failures + 1))
@@ -84,11 +67,7 @@ chmod +x "$work/hook-logged"
 cp /bin/busybox "$work/rootfs/bin/busybox"
 ln -s busybox "$work/rootfs/bin/sh"
 
-"$build/plugin/secretshimd" --config "$scripts/../packaging/secretshimd.yaml" --socket "$sock" \
-    --state-dir "$work/state" 2>>"$work/agent.log" &
-agent_pid=$!
-i=0
-while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+start_agent
 db=$(marker); api=$(marker)
 printf %s "$db" | ctl secret create db_pass - >/dev/null
 printf %s "$api" | ctl secret create api_key - >/dev/null

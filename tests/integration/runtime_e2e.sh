@@ -4,6 +4,7 @@
 # container exits. Usage: runtime_e2e.sh BUILD_DIR runc|crun
 # Secret values are random markers compared in the shell, never printed.
 set -u
+. "$(dirname "$0")/lib.sh"
 build=$(cd "$1" && pwd)
 runtime=$2
 scripts=$(cd "$(dirname "$0")/../../scripts" && pwd)
@@ -15,62 +16,19 @@ agentbin=$build/plugin/secretshimd
 ctlbin=$build/plugin/secretshimctl
 work=$(mktemp -d /tmp/secretshim-e2e-XXXXXX)
 sock=$work/agent.sock
-agent_pid=
-failures=0
 ids=""
 
 cleanup() {
     for id in $ids; do rt delete -f "$id" >/dev/null 2>&1; done
-    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-    rm -rf "$work"
+    stop_agent
+    remove_work
 }
 trap cleanup EXIT
-
-# crun 1.8 refuses a hybrid cgroup layout: run it in a private mount
-# namespace without the cgroup2 mount (FACTS.md).
-rt() {
-    if [ "$runtime" = crun ] && mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
-        unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified; exec crun --cgroup-manager=disabled --root "$0" "$@"' "$work/state-rt" "$@"
-    else
-        "$runtime" --root "$work/state-rt" "$@"
-    fi
-}
-ctl() { "$ctlbin" --socket "$sock" "$@"; }
-ok() { echo "ok - $1"; }
-bad() { echo "FAIL - $1"; failures=$((failures + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
-marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-# Containers report SHA-256 digests of what they read, not the bytes: busybox
-# cat splices a tmpfs file into its stdout by reference, and when the
-# container exits at once the flush zeroes those pages before the reader on
-# the other end has copied them (seen here: 1 in ~20 such containers).
-digest() { printf %s "$1" | sha256sum | cut -c1-64; }
-
-# start_agent [CONFIG]: by default the packaged example config, with the
-# paths of this test.
-start_agent() {
-    rm -f "$sock"  # a SIGKILLed agent leaves its socket file
-    "$agentbin" --config "${1:-$scripts/../packaging/secretshimd.yaml}" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
-    agent_pid=$!
-    i=0
-    while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    [ -S "$sock" ]
-}
 
 # bundle NAME ANNOTATION ARGS...: a busybox bundle with our hooks
 bundle() { b=$1; ann=$2; shift 2; python3 "$scripts/make_bundle.py" "$work/$b" "$hook" "$sock" "$ann" "${E2E_UID:-0}" "$@"; }
 
 run() { id=$1; shift; ids="$ids $id"; rt run --bundle "$work/$id" "$id" "$@"; }
-
-tasks_empty() {
-    i=0
-    while [ $i -lt 20 ]; do
-        [ "$(ctl task ls --format json | tr -d ' \n')" = "[]" ] && return 0
-        sleep 0.05; i=$((i + 1))
-    done
-    return 1
-}
-no_view_mounts() { ! grep -qs "$work/" /proc/[0-9]*/mountinfo; }
 
 start_agent || { echo "FAIL - agent did not start"; cat "$work/agent.log" >&2; exit 1; }
 db=$(marker); api=$(marker)

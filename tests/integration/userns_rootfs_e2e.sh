@@ -11,6 +11,7 @@
 # Usage: userns_rootfs_e2e.sh BUILD_DIR [runc|crun]
 # Secret values are random markers compared as SHA-256 digests, never printed.
 set -u
+. "$(dirname "$0")/lib.sh"
 build=$(cd "$1" && pwd)
 scripts=$(cd "$(dirname "$0")/../../scripts" && pwd)
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
@@ -21,41 +22,16 @@ hook=$build/plugin/secretshim-hook
 work=$(mktemp -d /tmp/secretshim-userns-XXXXXX)
 chmod 0711 "$work"  # the container's root (host uid 100000) walks to its rootfs
 sock=$work/agent.sock
-agent_pid=
-failures=0
 ids=""
 
-ok() { echo "ok - $1"; }
-bad() { echo "FAIL - $1"; failures=$((failures + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
-marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-digest() { printf %s "$1" | sha256sum | cut -c1-64; }
-ctl() { "$build/plugin/secretshimctl" --socket "$sock" "$@"; }
-# crun 1.8 refuses a hybrid cgroup layout: run it in a private mount
-# namespace without the cgroup2 mount (FACTS.md).
-rt() {
-    if [ "$runtime" = crun ] && mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
-        unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified; exec crun --cgroup-manager=disabled --root "$0" "$@"' "$work/state-rt" "$@"
-    else
-        "$runtime" --root "$work/state-rt" "$@"
-    fi
-}
 cleanup() {
     for id in $ids; do rt delete -f "$id" >/dev/null 2>&1; done
-    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
-    [ -n "${KEEP:-}" ] || rm -rf "$work"
+    stop_agent
+    remove_work
 }
 trap cleanup EXIT
 trap "exit 1" INT TERM HUP PIPE
-tasks_empty() {
-    i=0
-    while [ $i -lt 40 ]; do
-        [ "$(ctl task ls --format json | tr -d ' \n')" = "[]" ] && return 0
-        sleep 0.05; i=$((i + 1))
-    done
-    return 1
-}
-no_view_mounts() { ! grep -qs " secretshim " /proc/self/mountinfo; }
+view_grep='" secretshim " /proc/self/mountinfo'  # for no_view_mounts
 # bundle NAME ANNOTATION UID ARGS... (USERNS, READONLY, NO_RUN_TMPFS from the environment)
 bundle() {
     b=$1; ann=$2; uid=$3; shift 3
@@ -66,16 +42,7 @@ run() { id=$1; shift; ids="$ids $id"; rt run --bundle "$work/$id" "$id" "$@"; }
 # What the hook said: runc passes its stderr on, crun writes it to the file
 # the bundle's run.oci.hooks.stderr annotation names.
 hook_said() { cat "$work/$1.err" "$work/$1.hookerr" 2>/dev/null; }
-pid_of() { rt state "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
 
-start_agent() {
-    rm -f "$sock"  # a SIGKILLed agent leaves its socket file
-    "$build/plugin/secretshimd" --config "$scripts/../packaging/secretshimd.yaml" --socket "$sock" \
-        --state-dir "$work/state" 2>>"$work/agent.log" &
-    agent_pid=$!
-    i=0
-    while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-}
 start_agent
 db=$(marker); api=$(marker)
 printf %s "$db" | ctl secret create db_pass - >/dev/null

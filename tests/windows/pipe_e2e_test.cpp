@@ -7,6 +7,7 @@
 
 #include <windows.h>
 #include <bcrypt.h>
+#include <sddl.h>
 
 #include <cstdlib>
 #include <string>
@@ -15,6 +16,7 @@
 
 #include "plugin/windows/pipe_channel.hpp"
 #include "plugin/windows/pipe_protocol.hpp"
+#include "plugin/windows/pipe_server_check.hpp"
 #include "tests/windows/stand_in_link_fs.hpp"
 #include "tests/windows/test_support.hpp"
 
@@ -482,4 +484,121 @@ TEST_CASE("the hook says so in one line when no agent answers") {
     CHECK(r.exitCode == 1);
     CHECK(oneLine(r.err));
     CHECK(has(r.err, "secretshim-hook: prepare: task \"t\": cannot reach the secretshim agent at "));
+}
+
+namespace {
+
+// Starts `exe` without waiting, as `token`'s user (the caller's own token if null).
+HANDLE startAs(HANDLE token, const std::wstring& exe, const std::vector<std::wstring>& args) {
+    STARTUPINFOW si{};
+    si.cb = sizeof si;
+    PROCESS_INFORMATION pi{};
+    std::wstring line = commandLine(exe, args);
+    const BOOL started = token != nullptr
+        ? ::CreateProcessAsUserW(token, exe.c_str(), line.data(), nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi)
+        : ::CreateProcessW(exe.c_str(), line.data(), nullptr, nullptr, FALSE, 0, nullptr, nullptr, &si, &pi);
+    REQUIRE(started);
+    ::CloseHandle(pi.hThread);
+    return pi.hProcess;
+}
+
+void finish(HANDLE process) {
+    if (::WaitForSingleObject(process, 10000) != WAIT_OBJECT_0) ::TerminateProcess(process, 99);
+    ::WaitForSingleObject(process, 10000);
+    ::CloseHandle(process);
+}
+
+// This process's token less its Administrators group (made deny-only, as
+// UAC leaves it for an administrator who did not elevate).
+HANDLE filteredToken() {
+    HANDLE self = nullptr;
+    REQUIRE(::OpenProcessToken(::GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY | TOKEN_ASSIGN_PRIMARY, &self));
+    alignas(DWORD) BYTE admins[SECURITY_MAX_SID_SIZE] = {};
+    DWORD size = sizeof admins;
+    REQUIRE(::CreateWellKnownSid(WinBuiltinAdministratorsSid, nullptr, admins, &size));
+    SID_AND_ATTRIBUTES disable{admins, 0};
+    HANDLE filtered = nullptr;
+    REQUIRE(::CreateRestrictedToken(self, 0, 1, &disable, 0, nullptr, 0, nullptr, &filtered));
+    ::CloseHandle(self);
+    return filtered;
+}
+
+}  // namespace
+
+TEST_CASE("the hook and the CLI send nothing to a pipe served by a process that is not the agent") {
+    TempDir work(L"e2e-squatter");
+    const std::wstring squatter = exeFromEnv("SECRETSHIM_SQUATTER_EXE");
+    const std::wstring hook = exeFromEnv("SECRETSHIM_HOOK_EXE");
+    const std::wstring ctl = exeFromEnv("SECRETSHIM_CTL_EXE");
+    const std::wstring pipe = L"secretshim-e2e-squat-" + std::to_wstring(::GetCurrentProcessId());
+    const auto prepare = [&](const std::wstring& name) {
+        return run(hook, {L"--pipe", name, L"--timeout", L"10", L"prepare", L"--root", L"C:\\r", L"--task", L"t1",
+                          L"--secret", L"db"});
+    };
+
+    HANDLE filtered = filteredToken();
+    auto standing = plugin::tokenStanding(filtered);
+    REQUIRE(standing.has_value());
+    CHECK_FALSE(standing->administrator);
+    CHECK_FALSE(plugin::mayServeAgentPipe(*standing));
+
+    // A squatter running as a non-elevated administrator took the name.
+    const std::wstring seen = work.path() + L"\\hook.txt";
+    HANDLE process = startAs(filtered, squatter, {pipe, seen.substr(4)});
+    auto refused = prepare(pipe);
+    finish(process);
+    CHECK(refused.exitCode == 1);
+    CHECK(oneLine(refused.err));
+    CHECK(has(refused.err, "secretshim-hook: prepare: task \"t1\": the process serving the pipe \"\\\\.\\pipe\\" +
+                               narrow(pipe) + "\" (pid "));
+    CHECK(has(refused.err, "runs neither as SYSTEM nor as an elevated administrator: it is not the secretshim agent"));
+    CHECK(has(readText(seen), "admin=0 received 0 bytes"));
+    MESSAGE("squatter: " << readText(seen));
+
+    // secretshimctl never sends it a value either.
+    const std::string value = randomMarker();
+    const std::wstring seenByCtl = work.path() + L"\\ctl.txt";
+    process = startAs(filtered, squatter, {pipe, seenByCtl.substr(4)});
+    auto created = run(ctl, {L"--pipe", pipe, L"secret", L"create", L"db"}, value);
+    finish(process);
+    CHECK(created.exitCode == 1);
+    CHECK(oneLine(created.err));
+    CHECK(has(created.err, "it is not the secretshim agent"));
+    CHECK(has(readText(seenByCtl), "received 0 bytes"));
+    ::CloseHandle(filtered);
+
+    // The same squatter with this test's own token (an elevated
+    // administrator, or SYSTEM) is served: the token made the difference.
+    // An administrator can take over the node anyway.
+    const std::wstring seenAsAdmin = work.path() + L"\\admin.txt";
+    process = startAs(nullptr, squatter, {pipe, seenAsAdmin.substr(4)});
+    auto served = prepare(pipe);
+    finish(process);
+    CHECK(served.exitCode == 0);
+    CHECK(has(readText(seenAsAdmin), "admin=1 received "));
+    CHECK_FALSE(has(readText(seenAsAdmin), "received 0 bytes"));
+}
+
+TEST_CASE("the agent refuses an existing state directory that is not private, in one line") {
+    Node node;
+    // Users may read it: refused on Windows for its DACL; under wine, which
+    // shows the unix user as every file's owner, for its owner.
+    PSECURITY_DESCRIPTOR open = nullptr;
+    REQUIRE(::ConvertStringSecurityDescriptorToSecurityDescriptorW(
+        L"O:BAD:P(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;OICI;FR;;;BU)", SDDL_REVISION_1, &open, nullptr));
+    SECURITY_ATTRIBUTES attributes{sizeof attributes, open, FALSE};
+    REQUIRE(::CreateDirectoryW(node.state.c_str(), &attributes));
+    ::LocalFree(open);
+    Agent real(node.pipe + L"-acl", node.state, node.work.path() + L"\\acl.log", "SECRETSHIM_AGENT_EXE");
+    CHECK(real.start() == 1);
+    const std::string said = real.log();
+    CHECK(oneLine(said));
+    CHECK(has(said, "secretshimd: state directory: \"" + narrow(node.state.substr(4)) + "\" already exists and is not private: its "));
+    if (runningUnderWine())
+        CHECK(has(said, "its owner is S-1-5-21-"));
+    else
+        CHECK(has(said, "its DACL allows S-1-5-32-545"));
+    MESSAGE("agent: " << said);
+    CHECK_FALSE(pathExists(node.state + L"\\node.key"));
+    CHECK_FALSE(pathExists(node.state + L"\\secrets"));
 }

@@ -125,3 +125,50 @@ TEST_CASE("a directory is created with the descriptor (applied on Windows, not b
         }
     }
 }
+
+namespace {
+
+// checkAdminsAndSystemOnly on a descriptor parsed from SDDL.
+Result<void> checkSddl(const wchar_t* sddl) {
+    PSECURITY_DESCRIPTOR sd = nullptr;
+    REQUIRE(::ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd, nullptr));
+    auto result = checkAdminsAndSystemOnly(sd);
+    ::LocalFree(sd);
+    return result;
+}
+
+std::string refusal(const wchar_t* sddl) {
+    auto r = checkSddl(sddl);
+    return r ? std::string("accepted") : r.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("an existing directory is private only if owned by and open to Administrators and SYSTEM alone") {
+    CHECK(checkSddl(L"O:BAD:P(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)").has_value());
+    CHECK(checkSddl(L"O:SYD:P(A;OICI;FA;;;SY)").has_value());
+    CHECK(checkSddl(L"O:BAD:(D;;FA;;;WD)(A;OICI;FA;;;BA)").has_value());  // a deny ACE keeps others out too
+    CHECK(refusal(L"O:BUD:P(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)") ==
+          "its owner is S-1-5-32-545 (only Administrators or SYSTEM may own it)");
+    CHECK(refusal(L"O:S-1-5-21-1-2-3-1001D:P(A;OICI;FA;;;BA)") ==
+          "its owner is S-1-5-21-1-2-3-1001 (only Administrators or SYSTEM may own it)");
+    CHECK(refusal(L"O:BAD:P(A;OICI;FA;;;BA)(A;OICI;FA;;;SY)(A;OICI;FR;;;BU)") ==
+          "its DACL allows S-1-5-32-545 (only Administrators and SYSTEM may be allowed)");
+    CHECK(refusal(L"O:BAD:(A;OICIIO;FA;;;CO)(A;OICI;FA;;;BA)") ==
+          "its DACL allows S-1-3-0 (only Administrators and SYSTEM may be allowed)");
+    CHECK(refusal(L"O:BAD:") == "accepted");  // an empty DACL lets no one in
+    // A NULL DACL lets everyone in (built in code: wine's SDDL parser reads
+    // "D:NO_ACCESS_CONTROL" as an empty DACL).
+    SECURITY_DESCRIPTOR nullDacl{};
+    alignas(DWORD) BYTE admins[SECURITY_MAX_SID_SIZE] = {};
+    DWORD size = sizeof admins;
+    REQUIRE(::CreateWellKnownSid(WinBuiltinAdministratorsSid, nullptr, admins, &size));
+    REQUIRE(::InitializeSecurityDescriptor(&nullDacl, SECURITY_DESCRIPTOR_REVISION));
+    REQUIRE(::SetSecurityDescriptorOwner(&nullDacl, admins, FALSE));
+    REQUIRE(::SetSecurityDescriptorDacl(&nullDacl, TRUE, nullptr, FALSE));
+    auto open = checkAdminsAndSystemOnly(&nullDacl);
+    REQUIRE_FALSE(open.has_value());
+    CHECK(open.error().message == "it has no DACL (everyone may open it)");
+    CHECK(refusal(L"O:BA") == "it has no DACL (everyone may open it)");
+    CHECK(refusal(L"D:P(A;OICI;FA;;;BA)") == "it has no owner");
+}

@@ -21,6 +21,10 @@ using namespace secretshim::testing;
 
 namespace {
 
+// TempDir makes the state directory with the default ACL of %TEMP%: the
+// check of an existing state directory is tested in pipe_e2e_test.
+constexpr ExistingDirectory kTempDir = ExistingDirectory::asItIs;
+
 std::vector<unsigned char> fromHex(std::string_view hex) {
     std::vector<unsigned char> out;
     for (std::size_t i = 0; i + 1 < hex.size(); i += 2)
@@ -95,7 +99,7 @@ TEST_CASE("a record sealed by the Linux build opens here, and only as its own na
 
 TEST_CASE("the local store: create, list, load, refusals, remove") {
     TempDir state(L"store");
-    auto store = WinLocalStore::open(state.path(), mountfs::kDefaultMaxPayload);
+    auto store = WinLocalStore::open(state.path(), mountfs::kDefaultMaxPayload, kTempDir);
     REQUIRE(store.has_value());
     CHECK(pathExists(state.path() + L"\\node.key"));
     CHECK(pathExists(state.path() + L"\\secrets"));
@@ -124,7 +128,7 @@ TEST_CASE("the local store: create, list, load, refusals, remove") {
 
     // A second store over the same directory (a restarted agent) uses the same key.
     REQUIRE(store->create("api", bytesOf("marker-store-api")).has_value());
-    auto again = WinLocalStore::open(state.path(), mountfs::kDefaultMaxPayload);
+    auto again = WinLocalStore::open(state.path(), mountfs::kDefaultMaxPayload, kTempDir);
     REQUIRE(again.has_value());
     auto list = again->list();
     REQUIRE(list.has_value());
@@ -148,7 +152,7 @@ TEST_CASE("the local store: create, list, load, refusals, remove") {
 TEST_CASE("a node key of the wrong size is refused") {
     TempDir state(L"badkey");
     REQUIRE(writeFile(state.path() + L"\\node.key", "short"));
-    auto store = WinLocalStore::open(state.path(), mountfs::kDefaultMaxPayload);
+    auto store = WinLocalStore::open(state.path(), mountfs::kDefaultMaxPayload, kTempDir);
     REQUIRE_FALSE(store.has_value());
     CHECK(store.error().message.find("node key") != std::string::npos);
 }

@@ -1,0 +1,83 @@
+# Helpers shared by the end-to-end scripts in this folder (POSIX sh).
+# shellcheck shell=sh disable=SC2154  # the sourcing script sets build, work, sock, ...
+# Each script sources it first: . "$(dirname "$0")/lib.sh"
+# The functions read the script's variables when they are called: build
+# (the build dir), work (the test's temp dir), sock (the agent's socket),
+# scripts (the project's scripts/ dir), runtime (runc|crun, for rt) and
+# agent_pid. Secret values are random markers compared in the shell or as
+# SHA-256 digests, never printed.
+
+failures=0
+checks=0
+agent_pid=
+
+# check LABEL SHELL-CODE: one "ok - LABEL" or "FAIL - LABEL" line; counts both.
+ok() { checks=$((checks + 1)); printf 'ok - %s\n' "$1"; }
+bad() { checks=$((checks + 1)); printf 'FAIL - %s\n' "$1"; failures=$((failures + 1)); }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
+marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+# Containers report SHA-256 digests of what they read, not the bytes: busybox
+# cat splices a tmpfs file into its stdout by reference, and when the
+# container exits at once the flush zeroes those pages before the reader on
+# the other end has copied them (seen here: 1 in ~20 such containers).
+digest() { printf %s "$1" | sha256sum | cut -c1-64; }
+
+ctl() { "$build/plugin/secretshimctl" --socket "$sock" "$@"; }
+# crun 1.8 refuses a hybrid cgroup layout: run it in a private mount
+# namespace without the cgroup2 mount (FACTS.md).
+rt() {
+    if [ "$runtime" = crun ] && mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
+        unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified; exec crun --cgroup-manager=disabled --root "$0" "$@"' "$work/state-rt" "$@"
+    else
+        "$runtime" --root "$work/state-rt" "$@"
+    fi
+}
+pid_of() { rt state "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }
+
+# start_agent [CONFIG]: the agent on this test's socket and state dir
+# ($agent_state, default $work/state), by default with the packaged example
+# config; true once the socket is there.
+start_agent() {
+    rm -f "$sock"  # a SIGKILLed agent leaves its socket file
+    "$build/plugin/secretshimd" --config "${1:-$scripts/../packaging/secretshimd.yaml}" --socket "$sock" \
+        --state-dir "${agent_state:-$work/state}" 2>>"$work/agent.log" &
+    agent_pid=$!
+    i=0
+    while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+    [ -S "$sock" ]
+}
+stop_agent() {
+    [ -z "$agent_pid" ] || { kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null; }
+    agent_pid=
+}
+
+# tasks_empty: the agent holds no task (within 2 s: it flushes on the
+# pidfd wakeup, which comes a few ms after the init is gone).
+tasks_empty() {
+    i=0
+    while [ $i -lt 40 ]; do
+        [ "$(ctl task ls --format json | tr -d ' \n')" = "[]" ] && return 0
+        sleep 0.05; i=$((i + 1))
+    done
+    return 1
+}
+# no_view_mounts: no view left in a mount table. By default: nothing below
+# $work in any process's table. A script whose runtime keeps mounts of its
+# own below $work (Podman's, containerd's storage) sets view_grep to the
+# grep arguments to use instead (evaluated at each call).
+no_view_mounts() {
+    if [ -n "${view_grep:-}" ]; then
+        eval "! grep -qs $view_grep"
+    else
+        ! grep -qs "$work/" /proc/[0-9]*/mountinfo
+    fi
+}
+
+# remove_work: unmounts what is left below $work in this mount namespace
+# (a runtime's storage, a failed test's mount), deepest first, then removes
+# $work unless KEEP is set.
+remove_work() {
+    awk -v w="$work/" 'index($5, w) == 1 {print $5}' /proc/self/mountinfo 2>/dev/null | sort -r |
+        while read -r m; do umount -l "$m"; done
+    [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
