@@ -255,6 +255,17 @@ Result<std::string> EtcdClient::call(const std::string& path, const json& body) 
             std::lock_guard lock(impl.mutex);
             if (impl.preferred == index) impl.preferred = (index + 1) % n;
         };
+        // TLS 1.3: a member that refuses our certificate says so only after
+        // our side of the handshake is done, by an alert and a closed
+        // connection that the first request runs into.
+        bool fresh = false;
+        auto refusedCert = [&](const Error& why) {
+            if (!fresh || why.code != EPIPE) return why;
+            const auto colon = why.message.rfind(": ");
+            const std::string cause = colon == std::string::npos ? why.message : why.message.substr(colon + 2);
+            return Error{EPIPE, "etcd " + e.text + ": the member closed the connection right after the TLS handshake (" +
+                                    cause + "): does it trust the client certificate " + quote(settings_.certFile) + "?"};
+        };
         if (!impl.conn || impl.connIndex != index || !beast::get_lowest_layer(*impl.conn).socket().is_open()) {
             auto stream = impl.open(impl.io, index, settings_.timeout);
             if (!stream) {
@@ -264,16 +275,18 @@ Result<std::string> EtcdClient::call(const std::string& path, const json& body) 
             }
             impl.conn = std::move(*stream);
             impl.connIndex = index;
+            fresh = true;
         }
         if (token.empty() && !settings_.user.empty()) {
             auto auth = post(impl.io, *impl.conn, e, "/v3/auth/authenticate",
                              json{{"name", settings_.user}, {"password", settings_.password}}.dump(), "",
                              settings_.timeout);
             if (!auth) {
-                last = auth.error();
+                last = refusedCert(auth.error());
                 next();
                 continue;
             }
+            fresh = false;
             if (auth->status != 200) {
                 auto g = decodeGatewayError(auth->body);
                 if (g && retryable(g->code)) {
@@ -292,7 +305,7 @@ Result<std::string> EtcdClient::call(const std::string& path, const json& body) 
         }
         auto answer = post(impl.io, *impl.conn, e, path, text, token, settings_.timeout);
         if (!answer) {
-            last = answer.error();
+            last = refusedCert(answer.error());
             next();
             continue;
         }

@@ -127,7 +127,7 @@ check "ctl: nothing applied with a wrong CA" 'absent /secretshim/secrets/x'
 refused "ctl: an expired client certificate is one line" "expired on" \
     ctl_as "$ETCD_PKI/ca.crt" "$work/pki/expired.crt" "$work/pki/expired.key" secret create x "$work/x"
 check "ctl: nothing applied with an expired certificate" 'absent /secretshim/secrets/x'
-refused "ctl: a client certificate of another CA is one line" "etcd unreachable" \
+refused "ctl: a client certificate of another CA is one line" "does it trust the client certificate" \
     ctl_as "$ETCD_PKI/ca.crt" "$work/pki/foreign.crt" "$work/pki/foreign.key" secret create x "$work/x"
 check "ctl: nothing applied with a foreign certificate" 'absent /secretshim/secrets/x'
 

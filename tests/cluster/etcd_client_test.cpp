@@ -236,6 +236,7 @@ TEST_CASE("bad TLS material and credentials are one clear error") {
     REQUIRE_FALSE(refused.has_value());
     MESSAGE("foreign client certificate: " << refused.error().message);
     CHECK(refused.error().message.find('\n') == std::string::npos);
+    CHECK(refused.error().message.find("does it trust the client certificate") != std::string::npos);
 
     // An expired client certificate signed by the cluster's CA: refused
     // when loaded, by name, before any connection.
