@@ -41,8 +41,9 @@ cleanup() {
 trap cleanup EXIT
 
 rt() { runc --root "$work/state-rt" "$@"; }
-ok() { checks=$((checks + 1)); echo "ok - $1"; }
-bad() { checks=$((checks + 1)); echo "FAIL - $1"; failures=$((failures + 1)); }
+t0=$(date +%s)  # elapsed seconds on each line, to see where the time goes
+ok() { checks=$((checks + 1)); echo "ok - $1 [$(($(date +%s) - t0)) s]"; }
+bad() { checks=$((checks + 1)); echo "FAIL - $1 [$(($(date +%s) - t0)) s]"; failures=$((failures + 1)); }
 check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 digest() { printf %s "$1" | sha256sum | cut -c1-64; }
