@@ -19,6 +19,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "plugin/cluster/base64.hpp"
 
@@ -83,6 +84,32 @@ beast::error_code runOp(asio::io_context& io, Start start) {
     return result;
 }
 
+std::string asn1Time(const ASN1_TIME* t) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    if (!bio) return "?";
+    std::string text = "?";
+    if (ASN1_TIME_print(bio, t) == 1) {
+        char* data = nullptr;
+        const long n = BIO_get_mem_data(bio, &data);
+        if (n > 0) text.assign(data, static_cast<std::size_t>(n));
+    }
+    BIO_free(bio);
+    return text;
+}
+
+// An expired (or not yet valid) client certificate: the members would
+// refuse every handshake with a bare TLS alert, so say it here, by name.
+Result<void> checkValidity(SSL_CTX* ctx, const std::string& file) {
+    const X509* cert = SSL_CTX_get0_certificate(ctx);
+    if (!cert) return {};
+    if (X509_cmp_current_time(X509_get0_notAfter(cert)) < 0)
+        return fail("etcd: the client certificate " + quote(file) + " expired on " + asn1Time(X509_get0_notAfter(cert)));
+    if (X509_cmp_current_time(X509_get0_notBefore(cert)) > 0)
+        return fail("etcd: the client certificate " + quote(file) + " is not valid before " +
+                    asn1Time(X509_get0_notBefore(cert)));
+    return {};
+}
+
 bool retryable(int grpcCode) { return grpcCode == kGrpcUnavailable || grpcCode == kGrpcDeadline; }
 
 }  // namespace
@@ -145,6 +172,7 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::create(EtcdSettings settings) {
     if (s.certFile.empty() || s.keyFile.empty()) return fail("etcd: a client certificate and key are needed (cert, key)");
     impl.ctx.use_certificate_chain_file(s.certFile, ec);
     if (ec) return fail("etcd: cannot load the client certificate " + quote(s.certFile) + ": " + sslError(ec));
+    if (auto ok = checkValidity(impl.ctx.native_handle(), s.certFile); !ok) return tl::unexpected(ok.error());
     impl.ctx.use_private_key_file(s.keyFile, ssl::context::pem, ec);
     if (ec) {
         const std::string why = sslError(ec);
@@ -227,6 +255,17 @@ Result<std::string> EtcdClient::call(const std::string& path, const json& body) 
             std::lock_guard lock(impl.mutex);
             if (impl.preferred == index) impl.preferred = (index + 1) % n;
         };
+        // TLS 1.3: a member that refuses our certificate says so only after
+        // our side of the handshake is done, by an alert and a closed
+        // connection that the first request runs into.
+        bool fresh = false;
+        auto refusedCert = [&](const Error& why) {
+            if (!fresh || why.code != EPIPE) return why;
+            const auto colon = why.message.rfind(": ");
+            const std::string cause = colon == std::string::npos ? why.message : why.message.substr(colon + 2);
+            return Error{EPIPE, "etcd " + e.text + ": the member closed the connection right after the TLS handshake (" +
+                                    cause + "): does it trust the client certificate " + quote(settings_.certFile) + "?"};
+        };
         if (!impl.conn || impl.connIndex != index || !beast::get_lowest_layer(*impl.conn).socket().is_open()) {
             auto stream = impl.open(impl.io, index, settings_.timeout);
             if (!stream) {
@@ -236,16 +275,18 @@ Result<std::string> EtcdClient::call(const std::string& path, const json& body) 
             }
             impl.conn = std::move(*stream);
             impl.connIndex = index;
+            fresh = true;
         }
         if (token.empty() && !settings_.user.empty()) {
             auto auth = post(impl.io, *impl.conn, e, "/v3/auth/authenticate",
                              json{{"name", settings_.user}, {"password", settings_.password}}.dump(), "",
                              settings_.timeout);
             if (!auth) {
-                last = auth.error();
+                last = refusedCert(auth.error());
                 next();
                 continue;
             }
+            fresh = false;
             if (auth->status != 200) {
                 auto g = decodeGatewayError(auth->body);
                 if (g && retryable(g->code)) {
@@ -264,7 +305,7 @@ Result<std::string> EtcdClient::call(const std::string& path, const json& body) 
         }
         auto answer = post(impl.io, *impl.conn, e, path, text, token, settings_.timeout);
         if (!answer) {
-            last = answer.error();
+            last = refusedCert(answer.error());
             next();
             continue;
         }
@@ -505,6 +546,11 @@ json txnAbsent(const std::string& key) {
 
 json txnModRevision(const std::string& key, std::int64_t revision) {
     return {{"key", base64Encode(key)}, {"target", "MOD"}, {"result", "EQUAL"}, {"mod_revision", std::to_string(revision)}};
+}
+
+json txnUnchangedSince(const std::string& prefix, std::int64_t revision) {
+    return {{"key", base64Encode(prefix)}, {"range_end", base64Encode(prefixEnd(prefix))}, {"target", "MOD"},
+            {"result", "LESS"}, {"mod_revision", std::to_string(revision + 1)}};
 }
 
 }  // namespace secretshim::cluster

@@ -89,5 +89,10 @@ nlohmann::json txnRange(const std::string& key, bool prefix = false);
 // compare: the key's create_revision == 0 (absent), or mod_revision == rev.
 nlohmann::json txnAbsent(const std::string& key);
 nlohmann::json txnModRevision(const std::string& key, std::int64_t revision);
+// compare: no key under `prefix` was written after `revision` (a range
+// compare, etcd 3.3+: every key in [prefix, prefixEnd) has mod_revision <
+// revision + 1; true for an empty range). Deletes are not seen: guard the
+// keys whose absence matters on their own.
+nlohmann::json txnUnchangedSince(const std::string& prefix, std::int64_t revision);
 
 }  // namespace secretshim::cluster

@@ -1,6 +1,7 @@
 #include "plugin/ctl/cluster_admin.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <ctime>
 #include <map>
 #include <set>
@@ -27,6 +28,10 @@ std::vector<std::string> sourcesOf(const std::vector<mountfs::SecretRef>& refs) 
 
 std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
+// A guarded write that lost a race is redone from a fresh read this often
+// before the command gives up with one line.
+constexpr int kAttempts = 5;
+
 // The value at `key` in a txn's failure ranges, if any.
 const KeyValue* found(const WriteResult& w) {
     for (const auto& r : w.ranges)
@@ -37,7 +42,7 @@ const KeyValue* found(const WriteResult& w) {
 Result<MasterSecret> readMaster(EtcdClient& c, const std::string& name, std::int64_t* modRevision = nullptr) {
     auto r = c.range(masterKey(name), false);
     if (!r) return tl::unexpected(r.error());
-    if (r->kvs.empty()) return fail("secret " + quote(name) + " not found");
+    if (r->kvs.empty()) return failCode(ENOENT, "secret " + quote(name) + " not found");
     auto m = decodeMaster(r->kvs[0].value);
     if (!m) return tl::unexpected(wrap(m.error(), "secret " + quote(name)));
     if (modRevision) *modRevision = r->kvs[0].modRevision;
@@ -95,9 +100,10 @@ Result<std::string> ClusterAdmin::createSecret(const std::string& name, const Se
     return fail("secret " + quote(name) + " already exists");
 }
 
-Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments() {
+Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int64_t* revision) {
     auto r = client_->range(nodesPrefix(), true);
     if (!r) return tl::unexpected(r.error());
+    if (revision) *revision = r->revision;
     std::vector<Assignment> out;
     for (const auto& kv : r->kvs) {
         auto ref = parseNodeKey(kv.key);
@@ -114,42 +120,51 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
     if (auto ok = checkName("secret", name); !ok) return tl::unexpected(ok.error());
     auto key = clusterKey();
     if (!key) return tl::unexpected(key.error());
-    std::int64_t modRevision = 0;
-    auto master = readMaster(*client_, name, &modRevision);
-    if (!master) return tl::unexpected(master.error());
-    auto all = assignments();
-    if (!all) return tl::unexpected(all.error());
-    MasterSecret next = *master;
-    next.version = master->version + 1;
-    next.updated = now();
-    next.size = value.size();
-    auto sealed = (*key)->seal(value.span(), {"", name, next.id, next.version});
-    if (!sealed) return tl::unexpected(sealed.error());
-    next.sealed = std::move(*sealed);
-    json ops = json::array({txnPut(masterKey(name), encodeMaster(next))});
-    std::set<std::string> nodes;
-    for (const auto& a : *all)
-        if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end()) nodes.insert(a.node);
-    for (const auto& node : nodes) {
-        auto reg = client_->range(registrationKey(node), false);
-        if (!reg) return tl::unexpected(reg.error());
-        auto decoded = reg->kvs.empty() ? tl::unexpected(Error{0, "node " + quote(node) + " is not registered"})
-                                        : decodeRegistration(reg->kvs[0].value);
-        if (!decoded) return tl::unexpected(decoded.error());
-        auto copy = sealForNode({reinterpret_cast<const unsigned char*>(decoded->publicKey.data()), 32}, value.span(),
-                                {node, name, next.id, next.version});
-        if (!copy) return tl::unexpected(copy.error());
-        ops.push_back(txnPut(nodeSecretKey(node, name), encodeNodeSecret({name, next.id, next.version, *copy})));
-    }
     const std::string k = masterKey(name);
-    auto w = client_->txn({{"compare", {txnModRevision(k, modRevision)}}, {"success", ops}, {"failure", {txnRange(k)}}});
-    if (!w) return tl::unexpected(w.error());
-    if (w->succeeded) return next.version;
-    const KeyValue* existing = found(*w);
-    auto now = existing ? decodeMaster(existing->value) : tl::unexpected(Error{0, "gone"});
-    if (now && now->sealed.ciphertext == next.sealed.ciphertext && now->sealed.nonce == next.sealed.nonce)
-        return next.version;  // our own write, retried
-    return fail("secret " + quote(name) + " changed while rotating it; run the command again");
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        std::int64_t modRevision = 0;
+        auto master = readMaster(*client_, name, &modRevision);
+        if (!master) return tl::unexpected(master.error());
+        std::int64_t scanned = 0;
+        auto all = assignments(&scanned);
+        if (!all) return tl::unexpected(all.error());
+        MasterSecret next = *master;
+        next.version = master->version + 1;
+        next.updated = now();
+        next.size = value.size();
+        auto sealed = (*key)->seal(value.span(), {"", name, next.id, next.version});
+        if (!sealed) return tl::unexpected(sealed.error());
+        next.sealed = std::move(*sealed);
+        json ops = json::array({txnPut(k, encodeMaster(next))});
+        std::set<std::string> nodes;
+        for (const auto& a : *all)
+            if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end()) nodes.insert(a.node);
+        for (const auto& node : nodes) {
+            auto reg = client_->range(registrationKey(node), false);
+            if (!reg) return tl::unexpected(reg.error());
+            auto decoded = reg->kvs.empty() ? tl::unexpected(Error{0, "node " + quote(node) + " is not registered"})
+                                            : decodeRegistration(reg->kvs[0].value);
+            if (!decoded) return tl::unexpected(decoded.error());
+            auto copy = sealForNode({reinterpret_cast<const unsigned char*>(decoded->publicKey.data()), 32},
+                                    value.span(), {node, name, next.id, next.version});
+            if (!copy) return tl::unexpected(copy.error());
+            ops.push_back(txnPut(nodeSecretKey(node, name), encodeNodeSecret({name, next.id, next.version, *copy})));
+        }
+        // The master unchanged, and no task written since the scan: a task
+        // assigned meanwhile would keep the old version's copy.
+        beforeCommit();
+        auto w = client_->txn({{"compare", {txnModRevision(k, modRevision), txnUnchangedSince(nodesPrefix(), scanned)}},
+                               {"success", ops},
+                               {"failure", {txnRange(k)}}});
+        if (!w) return tl::unexpected(w.error());
+        if (w->succeeded) return next.version;
+        const KeyValue* existing = found(*w);
+        auto current = existing ? decodeMaster(existing->value) : tl::unexpected(Error{0, "gone"});
+        if (current && current->sealed.ciphertext == next.sealed.ciphertext && current->sealed.nonce == next.sealed.nonce)
+            return next.version;  // our own write, retried
+    }
+    return fail("secret " + quote(name) + " kept changing while rotating it (" + std::to_string(kAttempts) +
+                " attempts); run the command again");
 }
 
 Result<json> ClusterAdmin::listSecrets(const std::string& only) {
@@ -174,26 +189,31 @@ Result<json> ClusterAdmin::listSecrets(const std::string& only) {
 
 Result<void> ClusterAdmin::removeSecret(const std::string& name) {
     if (auto ok = checkName("secret", name); !ok) return ok;
-    std::int64_t modRevision = 0;
-    auto master = readMaster(*client_, name, &modRevision);
-    if (!master) return tl::unexpected(master.error());
-    auto all = assignments();
-    if (!all) return tl::unexpected(all.error());
-    for (const auto& a : *all)
-        if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end())
-            return fail("secret " + quote(name) + " is assigned to task " + quote(a.task) + " on node " + quote(a.node) +
-                        ": unassign it first");
-    // Nothing was assigned when we looked; a concurrent assign changes no
-    // master, so guard on the node prefix's absence of new tasks by revision.
     const std::string k = masterKey(name);
-    auto w = client_->txn({{"compare", {txnModRevision(k, modRevision)}}, {"success", {txnDelete(k)}}, {"failure", json::array()}});
-    if (!w) return tl::unexpected(w.error());
-    if (!w->succeeded) {
-        auto again = client_->range(k, false);
-        if (again && again->kvs.empty()) return {};  // our delete, retried
-        return fail("secret " + quote(name) + " changed while removing it; run the command again");
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        std::int64_t modRevision = 0;
+        auto master = readMaster(*client_, name, &modRevision);
+        if (!master && master.error().code == ENOENT && attempt > 0) return {};  // removed meanwhile
+        if (!master) return tl::unexpected(master.error());
+        std::int64_t scanned = 0;
+        auto all = assignments(&scanned);
+        if (!all) return tl::unexpected(all.error());
+        for (const auto& a : *all)
+            if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end())
+                return fail("secret " + quote(name) + " is assigned to task " + quote(a.task) + " on node " +
+                            quote(a.node) + ": unassign it first");
+        // Nothing was assigned when we looked. An assign between that scan
+        // and this delete writes under nodes/ after `scanned`: the guard
+        // fails and the scan is redone (which then sees the new task).
+        beforeCommit();
+        auto w = client_->txn({{"compare", {txnModRevision(k, modRevision), txnUnchangedSince(nodesPrefix(), scanned)}},
+                               {"success", {txnDelete(k)}},
+                               {"failure", {txnRange(k)}}});
+        if (!w) return tl::unexpected(w.error());
+        if (w->succeeded || !found(*w)) return {};  // deleted, or gone: our own delete, retried
     }
-    return {};
+    return fail("secret " + quote(name) + ": assignments kept changing while removing it (" +
+                std::to_string(kAttempts) + " attempts); run the command again");
 }
 
 Result<void> ClusterAdmin::assignTask(const std::string& task, const std::string& node, const std::string& specs,
@@ -205,71 +225,95 @@ Result<void> ClusterAdmin::assignTask(const std::string& task, const std::string
     if (auto layout = mountfs::planView(*refs); !layout) return tl::unexpected(layout.error());
     auto key = clusterKey();
     if (!key) return tl::unexpected(key.error());
-    auto all = assignments();
-    if (!all) return tl::unexpected(all.error());
-    for (const auto& a : *all)
-        if (a.task == task && a.node != node)
-            return fail("task " + quote(task) + " is assigned to node " + quote(a.node) + ": unassign it first");
-    auto reg = client_->range(registrationKey(node), false);
-    if (!reg) return tl::unexpected(reg.error());
-    if (reg->kvs.empty()) return fail("node " + quote(node) + " is not registered (secretshimctl node add)");
-    auto registration = decodeRegistration(reg->kvs[0].value);
-    if (!registration) return tl::unexpected(registration.error());
-    const std::span<const unsigned char> pub(reinterpret_cast<const unsigned char*>(registration->publicKey.data()), 32);
-
-    // What the node holds already, for the revocations below.
-    auto held = client_->range(nodePrefix(node) + "secrets/", true);
-    if (!held) return tl::unexpected(held.error());
-    std::map<std::string, std::pair<std::string, std::uint64_t>> copies;
-    for (const auto& kv : held->kvs)
-        if (auto s = decodeNodeSecret(kv.value)) copies[s->name] = {s->id, s->version};
-
     const std::vector<std::string> sources = sourcesOf(*refs);
-    json compares = json::array();
-    json ops = json::array({txnPut(taskKey(node, task), encodeTask({task, specs, signal}))});
-    for (const auto& name : sources) {
-        std::int64_t modRevision = 0;
-        auto master = readMaster(*client_, name, &modRevision);
-        if (!master) return tl::unexpected(master.error());
-        compares.push_back(txnModRevision(masterKey(name), modRevision));  // no rotation in between
-        // Always re-sealed, even when a copy of this version is there: the
-        // admin cannot tell a good copy from one moved in from another node
-        // (which the node refuses), and a node ignores a new copy of a
-        // version it already holds.
-        auto plain = (*key)->open(master->sealed, {"", name, master->id, master->version});
-        if (!plain) return fail("secret " + quote(name) + ": the cluster key cannot decrypt it");
-        auto copy = sealForNode(pub, plain->span(), {node, name, master->id, master->version});
-        if (!copy) return tl::unexpected(copy.error());
-        ops.push_back(txnPut(nodeSecretKey(node, name), encodeNodeSecret({name, master->id, master->version, *copy})));
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        std::int64_t scanned = 0;
+        auto all = assignments(&scanned);
+        if (!all) return tl::unexpected(all.error());
+        for (const auto& a : *all)
+            if (a.task == task && a.node != node)
+                return fail("task " + quote(task) + " is assigned to node " + quote(a.node) + ": unassign it first");
+        auto reg = client_->range(registrationKey(node), false);
+        if (!reg) return tl::unexpected(reg.error());
+        if (reg->kvs.empty()) return fail("node " + quote(node) + " is not registered (secretshimctl node add)");
+        auto registration = decodeRegistration(reg->kvs[0].value);
+        if (!registration) return tl::unexpected(registration.error());
+        const std::span<const unsigned char> pub(reinterpret_cast<const unsigned char*>(registration->publicKey.data()),
+                                                 32);
+
+        // What the node holds already, for the revocations below.
+        auto held = client_->range(nodePrefix(node) + "secrets/", true);
+        if (!held) return tl::unexpected(held.error());
+        std::map<std::string, std::pair<std::string, std::uint64_t>> copies;
+        for (const auto& kv : held->kvs)
+            if (auto s = decodeNodeSecret(kv.value)) copies[s->name] = {s->id, s->version};
+
+        // Guards: each master unchanged since read (not rotated, not
+        // removed: a removed key's mod_revision reads as 0), and nothing
+        // written under nodes/ since the scan (the same task on another
+        // node, or another task's grants that the revocations rely on).
+        json compares = json::array({txnUnchangedSince(nodesPrefix(), scanned)});
+        json ops = json::array({txnPut(taskKey(node, task), encodeTask({task, specs, signal}))});
+        for (const auto& name : sources) {
+            std::int64_t modRevision = 0;
+            auto master = readMaster(*client_, name, &modRevision);
+            if (!master) return tl::unexpected(master.error());
+            compares.push_back(txnModRevision(masterKey(name), modRevision));
+            // Always re-sealed, even when a copy of this version is there: the
+            // admin cannot tell a good copy from one moved in from another node
+            // (which the node refuses), and a node ignores a new copy of a
+            // version it already holds.
+            auto plain = (*key)->open(master->sealed, {"", name, master->id, master->version});
+            if (!plain) return fail("secret " + quote(name) + ": the cluster key cannot decrypt it");
+            auto copy = sealForNode(pub, plain->span(), {node, name, master->id, master->version});
+            if (!copy) return tl::unexpected(copy.error());
+            ops.push_back(txnPut(nodeSecretKey(node, name), encodeNodeSecret({name, master->id, master->version, *copy})));
+        }
+        // Revocations: copies no task on this node uses any more.
+        std::set<std::string> used(sources.begin(), sources.end());
+        for (const auto& a : *all)
+            if (a.node == node && a.task != task) used.insert(a.sources.begin(), a.sources.end());
+        for (const auto& [name, idVersion] : copies)
+            if (!used.count(name)) ops.push_back(txnDelete(nodeSecretKey(node, name)));
+        beforeCommit();
+        auto w = client_->txn({{"compare", compares}, {"success", ops}, {"failure", json::array()}});
+        if (!w) return tl::unexpected(w.error());
+        if (w->succeeded) return {};
+        // Lost a race (or our own write landed before a retry): redo it from
+        // a fresh read; writing the same assignment again is harmless.
     }
-    // Revocations: copies no task on this node uses any more.
-    std::set<std::string> used(sources.begin(), sources.end());
-    for (const auto& a : *all)
-        if (a.node == node && a.task != task) used.insert(a.sources.begin(), a.sources.end());
-    for (const auto& [name, idVersion] : copies)
-        if (!used.count(name)) ops.push_back(txnDelete(nodeSecretKey(node, name)));
-    auto w = client_->txn({{"compare", compares}, {"success", ops}, {"failure", json::array()}});
-    if (!w) return tl::unexpected(w.error());
-    if (!w->succeeded) return fail("a secret of task " + quote(task) + " changed meanwhile; run the command again");
-    return {};
+    return fail("task " + quote(task) + ": its secrets or the node's assignments kept changing (" +
+                std::to_string(kAttempts) + " attempts); run the command again");
 }
 
 Result<std::string> ClusterAdmin::unassignTask(const std::string& task) {
     if (auto ok = checkName("task", task); !ok) return tl::unexpected(ok.error());
-    auto all = assignments();
-    if (!all) return tl::unexpected(all.error());
-    const auto it = std::find_if(all->begin(), all->end(), [&](const Assignment& a) { return a.task == task; });
-    if (it == all->end()) return fail("task " + quote(task) + " is not assigned");
-    const std::string node = it->node;
-    std::set<std::string> used;
-    for (const auto& a : *all)
-        if (a.node == node && a.task != task) used.insert(a.sources.begin(), a.sources.end());
-    json ops = json::array({txnDelete(taskKey(node, task))});
-    for (const auto& name : it->sources)
-        if (!used.count(name)) ops.push_back(txnDelete(nodeSecretKey(node, name)));
-    auto w = client_->txn({{"compare", json::array()}, {"success", ops}, {"failure", json::array()}});
-    if (!w) return tl::unexpected(w.error());
-    return node;
+    std::string node;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        std::int64_t scanned = 0;
+        auto all = assignments(&scanned);
+        if (!all) return tl::unexpected(all.error());
+        const auto it = std::find_if(all->begin(), all->end(), [&](const Assignment& a) { return a.task == task; });
+        if (it == all->end()) {
+            if (attempt > 0) return node;  // unassigned meanwhile (or our own delete, retried)
+            return fail("task " + quote(task) + " is not assigned");
+        }
+        node = it->node;
+        std::set<std::string> used;
+        for (const auto& a : *all)
+            if (a.node == node && a.task != task) used.insert(a.sources.begin(), a.sources.end());
+        json ops = json::array({txnDelete(taskKey(node, task))});
+        for (const auto& name : it->sources)
+            if (!used.count(name)) ops.push_back(txnDelete(nodeSecretKey(node, name)));
+        // A task assigned to this node meanwhile may need a copy deleted here.
+        beforeCommit();
+        auto w = client_->txn(
+            {{"compare", {txnUnchangedSince(nodePrefix(node), scanned)}}, {"success", ops}, {"failure", json::array()}});
+        if (!w) return tl::unexpected(w.error());
+        if (w->succeeded) return node;
+    }
+    return fail("task " + quote(task) + ": the node's assignments kept changing (" + std::to_string(kAttempts) +
+                " attempts); run the command again");
 }
 
 Result<json> ClusterAdmin::listTasks() {

@@ -1,10 +1,14 @@
 // secretshimctl's cluster side: the admin's operations on the etcd data
 // model (docs/cluster.md). Every write is a transaction that is safe to
 // repeat: a request that timed out may still have landed, so a retry that
-// finds its own write in place counts as success.
+// finds its own write in place counts as success. A write that depends on
+// what it read (no assignment uses a secret, the nodes a rotation reaches,
+// the copies an assignment revokes) is guarded by the revision of that read
+// and retried from a fresh read when someone else wrote in between.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,6 +38,10 @@ public:
     Result<std::string> unassignTask(const std::string& task);  // the node it was on
     Result<nlohmann::json> listTasks();
 
+    // Called just before each guarded transaction is sent: tests run a
+    // concurrent admin command here to check the guards.
+    void setBeforeCommit(std::function<void()> hook) { beforeCommit_ = std::move(hook); }
+
 private:
     struct Assignment {
         std::string node;
@@ -41,11 +49,16 @@ private:
         std::string secrets;  // the specs
         std::vector<std::string> sources;
     };
-    Result<std::vector<Assignment>> assignments();
+    // Every task under /secretshim/nodes/, and the revision of that read.
+    Result<std::vector<Assignment>> assignments(std::int64_t* revision = nullptr);
     Result<const cluster::ClusterKey*> clusterKey();
+    void beforeCommit() const {
+        if (beforeCommit_) beforeCommit_();
+    }
 
     std::unique_ptr<cluster::EtcdClient> client_;
     std::optional<cluster::ClusterKey> key_;
+    std::function<void()> beforeCommit_;
 };
 
 }  // namespace secretshim::plugin

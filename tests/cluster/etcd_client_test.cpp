@@ -186,6 +186,21 @@ TEST_CASE("RBAC: a node reads its own prefix only, and writes nothing") {
     CHECK_FALSE(n1->range("/secretshim/nodes/", true).has_value());
     CHECK_FALSE(n1->put(taskKey("node-1", "mine"), "x").has_value());
     CHECK_FALSE(n1->range(masterKey("anything"), false).has_value());
+    // And the other way round: node-2's credentials cannot read node-1's
+    // prefix, by range or by watch.
+    auto n2 = client("node-2");
+    auto theirs = n2->range(nodePrefix("node-1"), true);
+    REQUIRE_FALSE(theirs.has_value());
+    CHECK(theirs.error().code == EACCES);
+    CHECK(theirs.error().message.find("permission denied") != std::string::npos);
+    CHECK_FALSE(n2->range(taskKey("node-1", "t1"), false).has_value());
+    std::atomic<bool> stop{false};
+    std::size_t events = 0;
+    auto end = n2->watch(nodePrefix("node-1"), 0, [&](const WatchMessage& m) { events += m.events.size(); }, stop);
+    MESSAGE("node-2 watching node-1: " << end.message);
+    CHECK(end.reason != WatchEnd::Reason::stopped);
+    CHECK(end.message.find("permission denied") != std::string::npos);
+    CHECK(events == 0);
     REQUIRE(admin->remove("/secretshim/nodes/", true).has_value());
 }
 
@@ -217,7 +232,30 @@ TEST_CASE("bad TLS material and credentials are one clear error") {
     s.keyFile = env("ETCD_DIR") + "/other-ca.key";
     auto wrongCert = EtcdClient::create(s);
     REQUIRE(wrongCert.has_value());
-    CHECK_FALSE((*wrongCert)->range(nodePrefix("node-1"), true).has_value());
+    auto refused = (*wrongCert)->range(nodePrefix("node-1"), true);
+    REQUIRE_FALSE(refused.has_value());
+    MESSAGE("foreign client certificate: " << refused.error().message);
+    CHECK(refused.error().message.find('\n') == std::string::npos);
+    CHECK(refused.error().message.find("does it trust the client certificate") != std::string::npos);
+
+    // An expired client certificate signed by the cluster's CA: refused
+    // when loaded, by name, before any connection.
+    const std::string dir = env("ETCD_DIR");
+    REQUIRE(std::system(("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /O=expired -keyout " +
+                         dir + "/expired.key -out " + dir + "/expired.csr >/dev/null 2>&1 && " +
+                         "printf 'extendedKeyUsage=clientAuth\\n' >" + dir + "/expired.ext && " +
+                         "openssl x509 -req -in " + dir + "/expired.csr -CA " + pki + "/ca.crt -CAkey " + pki +
+                         "/ca.key -CAserial " + dir + "/expired.srl -CAcreateserial -days -1 -extfile " + dir +
+                         "/expired.ext -out " + dir + "/expired.crt >/dev/null 2>&1")
+                            .c_str()) == 0);
+    s = settingsFor("node-1");
+    s.certFile = dir + "/expired.crt";
+    s.keyFile = dir + "/expired.key";
+    auto expired = EtcdClient::create(s);
+    REQUIRE_FALSE(expired.has_value());
+    MESSAGE(expired.error().message);
+    CHECK(expired.error().message.find("expired on") != std::string::npos);
+    CHECK(expired.error().message.find('\n') == std::string::npos);
 
     // A key that does not match the certificate.
     s = settingsFor("node-1");
