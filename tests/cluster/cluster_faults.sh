@@ -17,6 +17,7 @@
 # Usage: cluster_faults.sh BUILD_DIR. Values are random markers compared by
 # digest, never printed.
 set -u
+. "$(dirname "$0")/../integration/lib.sh"
 build=$(cd "$1" && pwd)
 scripts=$(cd "$(dirname "$0")/../../scripts" && pwd)
 [ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
@@ -26,36 +27,24 @@ agentbin=$build/plugin/secretshimd
 ctlbin=$build/plugin/secretshimctl
 work=$(mktemp -d /tmp/secretshim-cluster-faults-XXXXXX)
 sock=$work/agent.sock
-agent_pid=
-failures=0
-checks=0
+runtime=runc
 ids=""
 m1=$(echo "$ETCD_ENDPOINTS" | cut -d, -f1)
 
 cleanup() {
     for id in $ids; do runc --root "$work/state-rt" delete -f "$id" >/dev/null 2>&1; done
-    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null
+    stop_agent
     for m in m1 m2 m3; do sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" "$m" CONT >/dev/null 2>&1; done
-    rm -rf "$work"
+    remove_work
 }
 trap cleanup EXIT
 
-rt() { runc --root "$work/state-rt" "$@"; }
-t0=$(date +%s)  # elapsed seconds on each line, to see where the time goes
-ok() { checks=$((checks + 1)); echo "ok - $1 [$(($(date +%s) - t0)) s]"; }
-bad() { checks=$((checks + 1)); echo "FAIL - $1 [$(($(date +%s) - t0)) s]"; failures=$((failures + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-digest() { printf %s "$1" | sha256sum | cut -c1-64; }
 ctl_as() {  # ctl_as CA CERT KEY ARGS...: the admin (root) with the given TLS material
     ca=$1 cert=$2 key=$3; shift 3
     "$ctlbin" --endpoints "$ctl_endpoints" --cacert "$ca" --cert "$cert" --key "$key" --user root \
         --password-file "$ETCD_PKI/root.password" --cluster-key "$work/admin/cluster.key" "$@"
 }
 admin() { ctl_as "$ETCD_PKI/ca.crt" "$ETCD_PKI/admin.crt" "$ETCD_PKI/admin.key" "$@"; }
-etcdctl_at() { eps=$1; shift; ETCDCTL_API=3 etcdctl --endpoints "$eps" --cacert "$ETCD_PKI/ca.crt" \
-    --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" --command-timeout 5s "$@"; }
-etcdctl_root() { etcdctl_at "$ETCD_ENDPOINTS" "$@"; }
 # refused DESC PATTERN CMD...: fails with exactly one line on stderr matching PATTERN
 refused() {
     desc=$1 pattern=$2; shift 2
@@ -70,19 +59,14 @@ status_field() {  # status_field KEY: the agent's cluster.KEY ("" when absent)
 connected() { [ "$(status_field connected)" = true ]; }
 holds() { [ "$(status_field secrets)" = "$1" ]; }
 disconnected() { [ "$(status_field connected)" = false ]; }
-wait_for() {  # wait_for SECONDS COMMAND...
-    limit=$(( $1 * 20 )); shift; i=0
-    while [ $i -lt $limit ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done
-    return 1
-}
-start_agent() {  # start_agent CONFIG
+# start_agent CONFIG: lib.sh's waits for the socket; here an agent may
+# also be expected to exit at once (bad TLS material).
+start_agent() {
     rm -f "$sock"
     "$agentbin" --config "$1" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
     agent_pid=$!
 }
 kill_agent() { kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null; agent_pid=; }
-bundle() { b=$1; task=$2; shift 2; TASK_ANNOTATION=$task python3 "$scripts/make_bundle.py" "$work/$b" "$hook" "$sock" "" 0 "$@"; }
-start_detached() { ids="$ids $1"; rt run -d --bundle "$work/$1" "$1" >/dev/null 2>"$work/$1.err" </dev/null; }
 read_digest() { rt exec "$1" /bin/busybox sha256sum "$2" 2>/dev/null | cut -c1-64; }
 has_digest() { [ "$(read_digest "$1" "$2")" = "$3" ]; }
 member_of() {  # the member name (m1..m3) of an endpoint URL

@@ -22,9 +22,6 @@ agentbin=$build/plugin/secretshimd
 ctlbin=$build/plugin/secretshimctl
 work=$(mktemp -d /tmp/secretshim-cluster-e2e-XXXXXX)
 sock=$work/agent.sock
-agent_pid=
-failures=0
-checks=0
 ids=""
 
 cleanup() {
@@ -38,17 +35,8 @@ trap cleanup EXIT
 admin() { "$ctlbin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
     --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \
     --cluster-key "$work/admin/cluster.key" "$@"; }
-etcdctl_root() { ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
-    --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" --command-timeout 5s "$@"; }
 status_json() { "$ctlbin" --socket "$sock" status 2>/dev/null; }
 connected() { status_json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["cluster"]["connected"] else 1)' 2>/dev/null; }
-wait_for() {  # wait_for SECONDS COMMAND...
-    limit=$(( $1 * 20 )); shift; i=0
-    while [ $i -lt $limit ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done
-    return 1
-}
-bundle() { b=$1; task=$2; shift 2; TASK_ANNOTATION=$task python3 "$scripts/make_bundle.py" "$work/$b" "$hook" "$sock" "${ANN:-}" 0 "$@"; }
-start_detached() { ids="$ids $1"; rt run -d --bundle "$work/$1" "$1" >/dev/null 2>"$work/$1.err" </dev/null; }
 in_container() { rt exec "$1" /bin/busybox sh -c "$2"; }
 
 mkdir -m 700 "$work/admin" "$work/state"

@@ -81,3 +81,19 @@ remove_work() {
         while read -r m; do umount -l "$m"; done
     [ -n "${KEEP:-}" ] || rm -rf "$work"
 }
+
+# Cluster scripts (run by tests/cluster/with_cluster.sh, which sets
+# ETCD_ENDPOINTS and ETCD_PKI): etcdctl as etcd's root user, and runc
+# containers tied to a cluster task (their ids kept in $ids for cleanup).
+etcdctl_at() { eps=$1; shift; ETCDCTL_API=3 etcdctl --endpoints "$eps" --cacert "$ETCD_PKI/ca.crt" \
+    --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" --command-timeout 5s "$@"; }
+etcdctl_root() { etcdctl_at "$ETCD_ENDPOINTS" "$@"; }
+wait_for() {  # wait_for SECONDS COMMAND...
+    limit=$(( $1 * 20 )); shift; i=0
+    while [ $i -lt $limit ]; do "$@" && return 0; sleep 0.05; i=$((i + 1)); done
+    return 1
+}
+# bundle NAME TASK ARGS...: a bundle in $work/NAME for task TASK (extra
+# annotation ANN), running ARGS.
+bundle() { b=$1; task=$2; shift 2; TASK_ANNOTATION=$task python3 "$scripts/make_bundle.py" "$work/$b" "$hook" "$sock" "${ANN:-}" 0 "$@"; }
+start_detached() { ids="$ids $1"; rt run -d --bundle "$work/$1" "$1" >/dev/null 2>"$work/$1.err" </dev/null; }
