@@ -67,7 +67,6 @@ Result<void> TaskRecords::save(const TaskRecord& r) {
 void TaskRecords::remove(const std::string& id) { (void)::unlinkat(dir_.get(), fileName(id).c_str(), 0); }
 
 std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems) {
-    std::vector<TaskRecord> records;
     if (legacy_) {
         // An upgrade from an agent that kept records in the state directory:
         // move them to the runtime directory, so its running tasks are
