@@ -104,9 +104,16 @@ class Agent:
         self.logf = open(os.path.join(work, "agent.log"), "a")
         self.lines = []
         self.cond = threading.Condition()
+        # Task records on a tmpfs, as /run/secretshim is on a node (here /run
+        # may be a disk); only this tree's agent has --runtime-dir, not an
+        # older one given to --compare-agent.
+        self.runtime = None
+        if binary is None and os.path.isdir("/dev/shm"):
+            self.runtime = tempfile.mkdtemp(prefix="secretshim-bench-run-", dir="/dev/shm")
         self.proc = subprocess.Popen(
             [*wrapper, binary or os.path.join(build, "plugin", "secretshimd"), "--socket", self.sock,
-             "--state-dir", os.path.join(work, "state"), *extra],
+             "--state-dir", os.path.join(work, "state"),
+             *(["--runtime-dir", self.runtime] if self.runtime else []), *extra],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -216,6 +223,8 @@ class Agent:
                 self.proc.wait()
         self.reader.join(timeout=5)
         self.logf.close()
+        if self.runtime:
+            shutil.rmtree(self.runtime, ignore_errors=True)
 
 
 class Bench:

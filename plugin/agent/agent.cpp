@@ -20,6 +20,7 @@
 #include "platform/linux/id_map.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "plugin/agent/session.hpp"
+#include "plugin/agent/task_list.hpp"
 #include "plugin/protocol/channel.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
@@ -431,10 +432,10 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
         log("secret " + name + " removed");
         return {{"ok", true}};
     }
-    if (op == "task.ls") {
-        json list = json::array();
-        for (const auto& [id, task] : tasks_) list.push_back({{"id", id}, {"secrets", task.secrets}});
-        return {{"ok", true}, {"tasks", list}};
+    if (op == "task.ls") {  // paged: plugin/agent/task_list.hpp
+        std::map<std::string, const std::vector<std::string>*> secretsById;
+        for (const auto& [id, task] : tasks_) secretsById.emplace_hint(secretsById.end(), id, &task.secrets);
+        return taskListPage(secretsById, stringField(request, "after"));
     }
     if (op == "status") {
         json reply = {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},

@@ -56,6 +56,10 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
             auto p = absolutePath(name, key, value);
             if (!p) return tl::unexpected(p.error());
             config.stateDir = *p;
+        } else if (key == "runtime_dir") {
+            auto p = absolutePath(name, key, value);
+            if (!p) return tl::unexpected(p.error());
+            config.runtimeDir = *p;
         } else if (key == "max_payload") {
             std::size_t n = 0;
             const std::string& s = value.IsScalar() ? value.Scalar() : std::string();

@@ -32,6 +32,9 @@ struct EtcdConfig {
 struct AgentConfig {
     std::string socket{kDefaultSocket};
     std::string stateDir = "/var/lib/secretshim";
+    // Records of running tasks (names only) go to <runtimeDir>/tasks, a
+    // tmpfs; empty means the socket's directory (/run/secretshim).
+    std::string runtimeDir;
     std::size_t maxPayload = mountfs::kDefaultMaxPayload;
     std::string source = "local";  // "local" (the embedded store) or "etcd"
     bool hasEtcd = false;

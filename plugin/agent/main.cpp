@@ -21,10 +21,13 @@ using namespace secretshim::plugin;
 
 int main(int argc, char** argv) {
     CLI::App app{"secretshimd: the secretshim node agent"};
-    std::string configPath, socket, stateDir;
+    std::string configPath, socket, stateDir, runtimeDir;
     app.add_option("--config", configPath, "YAML configuration file");
     app.add_option("--socket", socket, "unix socket to serve (overrides the config)");
     app.add_option("--state-dir", stateDir, "state directory (overrides the config)");
+    app.add_option("--runtime-dir", runtimeDir,
+                   "runtime directory for the records of running tasks, a tmpfs (overrides the config; "
+                   "default: the socket's directory)");
     CLI11_PARSE(app, argc, argv);
 
     // Plaintext passes through this process: no core dumps, no ptrace by
@@ -44,6 +47,11 @@ int main(int argc, char** argv) {
     }
     if (!socket.empty()) config->socket = socket;
     if (!stateDir.empty()) config->stateDir = stateDir;
+    if (!runtimeDir.empty()) config->runtimeDir = runtimeDir;
+    if (config->runtimeDir.empty()) {
+        const auto slash = config->socket.rfind('/');
+        config->runtimeDir = slash == std::string::npos ? "." : slash == 0 ? "/" : config->socket.substr(0, slash);
+    }
 
     const auto& features = platform::kernelFeatures();
     if (!features.sufficient()) {
@@ -59,7 +67,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    auto records = TaskRecords::open(config->stateDir);
+    auto records = TaskRecords::open(config->runtimeDir, config->stateDir);
     if (!records) {
         std::fprintf(stderr, "secretshimd: %s\n", records.error().message.c_str());
         return 1;
@@ -90,8 +98,9 @@ int main(int argc, char** argv) {
         if (cluster) cluster->stop();
         io.stop();
     });
-    std::fprintf(stderr, "secretshimd: serving %s, state in %s (%s)\n", config->socket.c_str(),
-                 config->stateDir.c_str(), features.describe().c_str());
+    std::fprintf(stderr, "secretshimd: serving %s, state in %s, task records in %s/tasks (%s)\n",
+                 config->socket.c_str(), config->stateDir.c_str(), config->runtimeDir.c_str(),
+                 features.describe().c_str());
     notifyReady("serving " + config->socket);
     // A handler that throws is a bug; log it and keep serving the node
     // rather than abandon every running task's flush.

@@ -1,5 +1,5 @@
 // What the agent remembers of running tasks across its own restarts: one
-// small JSON file per task in <state>/tasks/ holding the container id, its
+// small JSON file per task in <runtime_dir>/tasks/ holding the container id, its
 // init's pid and start time (to tell a reused pid), and the references
 // (names and targets only, never a value).
 #pragma once
@@ -24,7 +24,13 @@ struct TaskRecord {
 
 class TaskRecords {
 public:
-    static Result<TaskRecords> open(const std::string& stateDir);
+    // Records live in <dir>/tasks (created 0700 when missing). `dir` is the
+    // runtime directory, a tmpfs such as /run/secretshim: records only have
+    // to outlive the agent, not the node (no container survives a reboot
+    // either), and a tmpfs makes saving one nearly free. Records an older
+    // agent left in <legacyDir>/tasks (its state directory) are moved over
+    // by loadAll().
+    static Result<TaskRecords> open(const std::string& dir, const std::string& legacyDir = "");
     Result<void> save(const TaskRecord& record);
     void remove(const std::string& id);
     // Every readable record; unreadable ones are reported and removed.
@@ -32,8 +38,11 @@ public:
 
 private:
     TaskRecords(platform::UniqueFd dir, std::string path) : dir_(std::move(dir)), path_(std::move(path)) {}
+    std::vector<TaskRecord> loadDir(int dirFd, const std::string& path, std::vector<std::string>& problems);
     platform::UniqueFd dir_;
     std::string path_;
+    platform::UniqueFd legacy_;  // an older agent's <state>/tasks, if any
+    std::string legacyPath_;
 };
 
 // The start time of a process in clock ticks since boot, as /proc shows it.

@@ -69,6 +69,28 @@ Result<json> call(const std::string& socket, const json& request, std::span<cons
     return reply->body;
 }
 
+// task.ls comes in pages (plugin/agent/task_list.hpp): ask for the next
+// one after the last id until "more" is false. One reply holds all.
+Result<json> callTaskList(const std::string& socket) {
+    json all = json::array();
+    std::string after;
+    for (;;) {
+        json request = {{"op", "task.ls"}};
+        if (!after.empty()) request["after"] = after;
+        auto page = call(socket, request);
+        if (!page) return page;
+        const auto tasks = page->find("tasks");
+        if (tasks == page->end() || !tasks->is_array()) return fail("malformed reply from the agent");
+        for (auto& t : *tasks) all.push_back(std::move(t));
+        if (!boolField(*page, "more") || tasks->empty()) break;
+        const json& last = all.back();
+        if (!last.is_object() || !last.contains("id") || !last["id"].is_string() || last["id"] <= after)
+            return fail("malformed reply from the agent");
+        after = last["id"].get<std::string>();
+    }
+    return json{{"ok", true}, {"tasks", std::move(all)}};
+}
+
 std::string isoTime(std::int64_t t) {
     char buf[32];
     const std::time_t tt = static_cast<std::time_t>(t);
@@ -137,7 +159,7 @@ int main(int argc, char** argv) {
     } else if (rm->parsed()) {
         reply = call(socket, {{"op", "secret.rm"}, {"name", name}});
     } else if (tls->parsed()) {
-        reply = call(socket, {{"op", "task.ls"}});
+        reply = callTaskList(socket);
         if (reply && format == "json") {
             std::printf("%s\n", (*reply)["tasks"].dump(2).c_str());
         } else if (reply) {

@@ -361,6 +361,15 @@ run_flood() {
     check "no fd leaked by the agent ($fds_before before, $(agent_fds) after)" '[ "$(agent_fds)" -le "$fds_before" ]' ||
         ls -l "/proc/$agent_pid/fd" | sed 's/^/# /'
     check "the agent still serves" 'ctl status >/dev/null'
+    # More running tasks than one 64 KiB reply lists: task ls pages.
+    python3 "$(dirname "$0")/many_tasks.py" "$sock" "$ctlbin" s 80 >"$work/many.out" 2>"$work/many.err"
+    many() { awk -v k="$1" '$1 == k {print $2}' "$work/many.out"; }
+    echo "# many tasks: $(tr '\n' ' ' <"$work/many.out")"
+    check "80 tasks started over the protocol" '[ "$(many started)" = 80 ]' || sed 's/^/# /' "$work/many.err"
+    check "task ls lists all 80 ($(many json_bytes) bytes of JSON, more than one 64 KiB message)" \
+        '[ "$(many listed_all_once)" = 1 ] && [ "$(many json_bytes)" -gt 65536 ] && [ "$(many names_right)" = 1 ]'
+    check "task ls as a table: 80 rows" '[ "$(many table_rows)" = 80 ]'
+    check "all 80 flushed when their process exited" '[ "$(many left_after_exit)" = 0 ]'
     host_check "flood"
 }
 

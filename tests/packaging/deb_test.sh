@@ -281,7 +281,7 @@ rt delete -f c1 >/dev/null 2>&1
 
 ns systemctl stop secretshimd
 check "systemctl stop: inactive, not failed (STOPPING=1, exit 0)" '[ "$(state)" = inactive ]'
-check "stop removes the runtime directory" '! ns test -e /run/secretshim'
+check "stop removes the socket, keeps the task records (RuntimeDirectoryPreserve)" '! ns test -e /run/secretshim/agent.sock && ns test -d /run/secretshim/tasks'
 
 [ "$failures" = 0 ] || ns cat /run/secretshimd-test.log | sed 's/^/# agent: /'
 echo "$failures failed"

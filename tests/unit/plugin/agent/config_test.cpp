@@ -87,6 +87,12 @@ TEST_CASE("state_dir is accepted") {
     CHECK(config.socket == "/run/secretshim/agent.sock");
 }
 
+TEST_CASE("runtime_dir is accepted; unset, it stays empty (the socket's directory)") {
+    CHECK(parseOk("runtime_dir: /run/secretshim-b\n").runtimeDir == "/run/secretshim-b");
+    CHECK(parseOk("state_dir: /var/lib/s\n").runtimeDir.empty());
+    CHECK(parseError("runtime_dir: run/x\n").message == "agent.yaml:1: key \"runtime_dir\": expected an absolute path");
+}
+
 TEST_CASE("max_payload is accepted, up to the ceiling") {
     CHECK(parseOk("max_payload: 1\n").maxPayload == 1);
     CHECK(parseOk("max_payload: 4096\n").maxPayload == 4096);
