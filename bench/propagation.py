@@ -22,20 +22,7 @@ import socket
 import subprocess
 import time
 
-import sys
-
-
-def log(msg):
-    print("# " + msg, file=sys.stderr, flush=True)
-
-
-def pct(samples, q):
-    s = sorted(samples)
-    return s[int(q * (len(s) - 1))]
-
-
-def median(samples):
-    return pct(samples, 0.5)
+from harness import log, median, pct  # bench/harness.py, which imports this module
 
 NODE = "node-1"
 SIZE = 32

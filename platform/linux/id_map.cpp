@@ -67,4 +67,15 @@ bool IdMap::identity() const {
            ranges_[0].count == UINT32_MAX;
 }
 
+Result<HostIds> containerRootIds(pid_t pid) {
+    auto uids = IdMap::read(AT_FDCWD, pid, "uid");
+    if (!uids) return tl::unexpected(uids.error());
+    auto gids = IdMap::read(AT_FDCWD, pid, "gid");
+    if (!gids) return tl::unexpected(gids.error());
+    auto uid = uids->toHost(0);
+    auto gid = gids->toHost(0);
+    if (!uid || !gid) return fail("the container's root has no mapping to the host");
+    return HostIds{static_cast<uid_t>(*uid), static_cast<gid_t>(*gid)};
+}
+
 }  // namespace secretshim::platform

@@ -36,4 +36,12 @@ private:
     std::vector<Range> ranges_;
 };
 
+struct HostIds {
+    uid_t uid;
+    gid_t gid;
+};
+// The host uid and gid of process `pid`'s namespace root (0 and 0 without a
+// user namespace): the owner of what is created in its container's tree.
+Result<HostIds> containerRootIds(pid_t pid);
+
 }  // namespace secretshim::platform

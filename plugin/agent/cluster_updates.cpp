@@ -110,19 +110,6 @@ void Agent::onClusterSecretChanged(const std::string& name) {
 
 namespace {
 
-// The host ids of the container's root: the owner of what a live attach
-// creates in its tree (placeholders), as at start.
-Result<std::pair<uid_t, gid_t>> containerRoot(pid_t pid) {
-    auto uids = platform::IdMap::read(AT_FDCWD, pid, "uid");
-    if (!uids) return tl::unexpected(uids.error());
-    auto gids = platform::IdMap::read(AT_FDCWD, pid, "gid");
-    if (!gids) return tl::unexpected(gids.error());
-    auto uid = uids->toHost(0);
-    auto gid = gids->toHost(0);
-    if (!uid || !gid) return fail("the container's root has no mapping to the host");
-    return std::pair<uid_t, gid_t>(*uid, *gid);
-}
-
 // Whether the hook locked this container's mounts at start: a user
 // namespace of its own where its processes may hold CAP_SYS_ADMIN (the
 // init's bounding set, which no process of the container can exceed, as
@@ -211,10 +198,12 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
             const auto& now = t.view->layout().entries;
             if (std::find_if(now.begin(), now.end(), [&](const auto& e) { return e.ref == ref; }) != now.end()) continue;
             Result<void> ok;
-            std::pair<uid_t, gid_t> owner{0, 0};
+            // What a live attach creates in the container's tree (its
+            // placeholders) is its root's, as at start.
+            platform::HostIds owner{0, 0};
             if (t.view->addNeedsMount(ref)) {
                 if (!locked) locked = locksItsMounts(t.record.pid);
-                auto root = containerRoot(t.record.pid);
+                auto root = platform::containerRootIds(t.record.pid);
                 if (!*locked)
                     ok = tl::unexpected(locked->error());
                 else if (**locked)
@@ -227,7 +216,7 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
             }
             if (ok) {
                 auto value = cluster_->value(ref.source);
-                ok = value ? t.view->addEntry(ref, value->span(), handle, owner.first, owner.second)
+                ok = value ? t.view->addEntry(ref, value->span(), handle, owner.uid, owner.gid)
                            : Result<void>(tl::unexpected(value.error()));
             }
             if (!ok)

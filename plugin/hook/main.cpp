@@ -90,19 +90,16 @@ bool isBusy(const Result<JsonMessage>& reply) {
 // should own what appears in its tree. Capabilities are unaffected: the
 // confinement gives DAC_OVERRIDE back after setfsuid() cleared it.
 Result<void> actAsContainerRoot(pid_t pid) {
-    auto uids = platform::IdMap::read(AT_FDCWD, pid, "uid");
-    if (!uids) return tl::unexpected(uids.error());
-    auto gids = platform::IdMap::read(AT_FDCWD, pid, "gid");
-    if (!gids) return tl::unexpected(gids.error());
-    auto uid = uids->toHost(0);
-    auto gid = gids->toHost(0);
-    if (!uid || !gid) return fail("the container's root has no mapping to the host");
-    if (*uid == 0 && *gid == 0) return {};
-    ::setfsgid(*gid);
-    ::setfsuid(*uid);
-    if (static_cast<std::uint32_t>(::setfsuid(static_cast<uid_t>(-1))) != *uid ||
-        static_cast<std::uint32_t>(::setfsgid(static_cast<gid_t>(-1))) != *gid)
-        return fail("cannot act as the container's root (host uid " + std::to_string(*uid) + ")");
+    auto root = platform::containerRootIds(pid);
+    if (!root) return tl::unexpected(root.error());
+    const uid_t uid = root->uid;
+    const gid_t gid = root->gid;
+    if (uid == 0 && gid == 0) return {};
+    ::setfsgid(gid);
+    ::setfsuid(uid);
+    if (static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))) != uid ||
+        static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1))) != gid)
+        return fail("cannot act as the container's root (host uid " + std::to_string(uid) + ")");
     return {};
 }
 

@@ -22,28 +22,17 @@
 #include "mountfs/secret_ref.hpp"
 #include "plugin/cluster/envelope.hpp"
 #include "plugin/cluster/etcd_client.hpp"
+#include "tests/cluster/test_env.hpp"
 #include "plugin/cluster/model.hpp"
 #include "plugin/ctl/cluster_admin.hpp"
 
 using namespace secretshim;
 using namespace secretshim::cluster;
+using secretshim::cluster_test::env;
+using secretshim::cluster_test::readFile;
 using secretshim::plugin::ClusterAdmin;
 
 namespace {
-
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? v : "";
-}
-
-std::string readFile(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    std::string text = s.str();
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    return text;
-}
 
 std::unique_ptr<EtcdClient> rootClient() {
     const std::string pki = env("ETCD_PKI");

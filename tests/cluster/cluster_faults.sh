@@ -31,13 +31,7 @@ runtime=runc
 ids=""
 m1=$(echo "$ETCD_ENDPOINTS" | cut -d, -f1)
 
-cleanup() {
-    for id in $ids; do runc --root "$work/state-rt" delete -f "$id" >/dev/null 2>&1; done
-    stop_agent
-    for m in m1 m2 m3; do sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" "$m" CONT >/dev/null 2>&1; done
-    remove_work
-}
-trap cleanup EXIT
+trap cleanup_cluster EXIT
 
 ctl_as() {  # ctl_as CA CERT KEY ARGS...: the admin (root) with the given TLS material
     ca=$1 cert=$2 key=$3; shift 3

@@ -15,27 +15,16 @@
 #include <doctest/doctest.h>
 
 #include "plugin/cluster/etcd_client.hpp"
+#include "tests/cluster/test_env.hpp"
 #include "plugin/cluster/model.hpp"
 
 using namespace secretshim;
 using namespace secretshim::cluster;
+using secretshim::cluster_test::env;
+using secretshim::cluster_test::readFile;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::string env(const char* name) {
-    const char* v = std::getenv(name);
-    return v ? v : "";
-}
-
-std::string readFile(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    std::string text = s.str();
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-    return text;
-}
 
 std::vector<std::string> split(const std::string& s) {
     std::vector<std::string> out;

@@ -24,13 +24,7 @@ work=$(mktemp -d /tmp/secretshim-cluster-e2e-XXXXXX)
 sock=$work/agent.sock
 ids=""
 
-cleanup() {
-    for id in $ids; do runc --root "$work/state-rt" delete -f "$id" >/dev/null 2>&1; done
-    stop_agent
-    for m in m1 m2 m3; do sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" "$m" CONT >/dev/null 2>&1; done
-    remove_work
-}
-trap cleanup EXIT
+trap cleanup_cluster EXIT
 
 admin() { "$ctlbin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
     --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \

@@ -362,7 +362,7 @@ run_flood() {
         ls -l "/proc/$agent_pid/fd" | sed 's/^/# /'
     check "the agent still serves" 'ctl status >/dev/null'
     # More running tasks than one 64 KiB reply lists: task ls pages.
-    python3 "$(dirname "$0")/many_tasks.py" "$sock" "$ctlbin" s 80 >"$work/many.out" 2>"$work/many.err"
+    python3 "$(dirname "$0")/many_tasks.py" "$sock" "$build/plugin/secretshimctl" s 80 >"$work/many.out" 2>"$work/many.err"
     many() { awk -v k="$1" '$1 == k {print $2}' "$work/many.out"; }
     echo "# many tasks: $(tr '\n' ' ' <"$work/many.out")"
     check "80 tasks started over the protocol" '[ "$(many started)" = 80 ]' || sed 's/^/# /' "$work/many.err"

@@ -97,3 +97,11 @@ wait_for() {  # wait_for SECONDS COMMAND...
 # annotation ANN), running ARGS.
 bundle() { b=$1; task=$2; shift 2; TASK_ANNOTATION=$task python3 "$scripts/make_bundle.py" "$work/$b" "$hook" "$sock" "${ANN:-}" 0 "$@"; }
 start_detached() { ids="$ids $1"; rt run -d --bundle "$work/$1" "$1" >/dev/null 2>"$work/$1.err" </dev/null; }
+# cleanup_cluster: a cluster script's exit trap: its containers, its agent,
+# every etcd member resumed (a test may leave one SIGSTOPped), then $work.
+cleanup_cluster() {
+    for id in $ids; do runc --root "$work/state-rt" delete -f "$id" >/dev/null 2>&1; done
+    stop_agent
+    for m in m1 m2 m3; do sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" "$m" CONT >/dev/null 2>&1; done
+    remove_work
+}
