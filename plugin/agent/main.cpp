@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
         return 1;
     }
 
-    auto records = TaskRecords::open(config->runtimeDir, config->stateDir);
+    auto records = TaskRecords::open(config->runtimeDir);
     if (!records) {
         std::fprintf(stderr, "secretshimd: %s\n", records.error().message.c_str());
         return 1;

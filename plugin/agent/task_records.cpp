@@ -36,7 +36,7 @@ std::string fileName(const std::string& id) {
 
 }  // namespace
 
-Result<TaskRecords> TaskRecords::open(const std::string& dir, const std::string& legacyDir) {
+Result<TaskRecords> TaskRecords::open(const std::string& dir) {
     // The runtime directory may not exist yet outside systemd (which makes
     // RuntimeDirectory=): one level, 0700, like the socket's directory.
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return failErrno("creating runtime directory " + dir);
@@ -44,13 +44,7 @@ Result<TaskRecords> TaskRecords::open(const std::string& dir, const std::string&
     if (!parent) return failErrno("opening runtime directory " + dir);
     auto tasks = openOrCreateDir(parent.get(), "tasks", dir + "/tasks", DirAccess::ownerOnly);
     if (!tasks) return tl::unexpected(tasks.error());
-    TaskRecords records(std::move(*tasks), dir + "/tasks");
-    if (!legacyDir.empty() && legacyDir != dir) {
-        // Never created: only what an older agent left there is read.
-        records.legacy_.reset(::open((legacyDir + "/tasks").c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-        records.legacyPath_ = legacyDir + "/tasks";
-    }
-    return records;
+    return TaskRecords(std::move(*tasks), dir + "/tasks");
 }
 
 Result<void> TaskRecords::save(const TaskRecord& r) {
@@ -68,48 +62,31 @@ Result<void> TaskRecords::save(const TaskRecord& r) {
 void TaskRecords::remove(const std::string& id) { (void)::unlinkat(dir_.get(), fileName(id).c_str(), 0); }
 
 std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems) {
-    if (legacy_) {
-        // An upgrade from an agent that kept records in the state directory:
-        // move them to the runtime directory, so its running tasks are
-        // re-adopted now and after the next restart.
-        for (auto& r : loadDir(legacy_.get(), legacyPath_, problems)) {
-            if (auto ok = save(r); !ok) {
-                problems.push_back("cannot move the record of container " + quote(r.id) + ": " + ok.error().message);
-                continue;
-            }
-            (void)::unlinkat(legacy_.get(), fileName(r.id).c_str(), 0);
-        }
-    }
-    return loadDir(dir_.get(), path_, problems);
-}
-
-std::vector<TaskRecord> TaskRecords::loadDir(int dirFd, const std::string& path,
-                                             std::vector<std::string>& problems) {
     std::vector<TaskRecord> records;
-    const int fd = ::openat(dirFd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const int fd = ::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR* dir = fd >= 0 ? ::fdopendir(fd) : nullptr;
     if (!dir) {
         if (fd >= 0) ::close(fd);
-        problems.push_back("cannot list " + path);
+        problems.push_back("cannot list " + path_);
         return records;
     }
     while (const dirent* d = ::readdir(dir)) {
         const std::string name = d->d_name;
         if (name.size() <= 5 || name.substr(name.size() - 5) != kSuffix) continue;
-        auto file = openPrivateFile(dirFd, name, path + "/" + name);  // no symlinks, owner-only
+        auto file = openPrivateFile(dir_.get(), name, path_ + "/" + name);  // no symlinks, owner-only
         std::string text;
         if (file && file->size <= 64 * 1024) {
             text.resize(file->size);
             auto span = std::span<unsigned char>(reinterpret_cast<unsigned char*>(text.data()), text.size());
-            if (!readExact(file->fd.get(), span, path + "/" + name)) text.clear();
+            if (!readExact(file->fd.get(), span, path_ + "/" + name)) text.clear();
         }
         const auto j = nlohmann::json::parse(text, nullptr, false);
         TaskRecord r;
         if (!j.is_object() || !j.contains("id") || !j["id"].is_string() || !j.contains("pid") ||
             !j["pid"].is_number_integer() || !j.contains("start_time") || !j["start_time"].is_number_unsigned() ||
             !j.contains("secrets") || !j["secrets"].is_string() || fileName(j["id"].get<std::string>()) != name) {
-            problems.push_back("unreadable task record " + path + "/" + name + ": removed");
-            (void)::unlinkat(dirFd, name.c_str(), 0);
+            problems.push_back("unreadable task record " + path_ + "/" + name + ": removed");
+            (void)::unlinkat(dir_.get(), name.c_str(), 0);
             continue;
         }
         r.id = j["id"].get<std::string>();

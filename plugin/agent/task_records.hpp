@@ -27,10 +27,8 @@ public:
     // Records live in <dir>/tasks (created 0700 when missing). `dir` is the
     // runtime directory, a tmpfs such as /run/secretshim: records only have
     // to outlive the agent, not the node (no container survives a reboot
-    // either), and a tmpfs makes saving one nearly free. Records an older
-    // agent left in <legacyDir>/tasks (its state directory) are moved over
-    // by loadAll().
-    static Result<TaskRecords> open(const std::string& dir, const std::string& legacyDir = "");
+    // either), and a tmpfs makes saving one nearly free.
+    static Result<TaskRecords> open(const std::string& dir);
     Result<void> save(const TaskRecord& record);
     void remove(const std::string& id);
     // Every readable record; unreadable ones are reported and removed.
@@ -38,11 +36,8 @@ public:
 
 private:
     TaskRecords(platform::UniqueFd dir, std::string path) : dir_(std::move(dir)), path_(std::move(path)) {}
-    std::vector<TaskRecord> loadDir(int dirFd, const std::string& path, std::vector<std::string>& problems);
     platform::UniqueFd dir_;
     std::string path_;
-    platform::UniqueFd legacy_;  // an older agent's <state>/tasks, if any
-    std::string legacyPath_;
 };
 
 // The start time of a process in clock ticks since boot, as /proc shows it.

@@ -201,42 +201,6 @@ TEST_CASE("open creates a missing runtime directory (0700), not its parents") {
 // Upgrading from an agent that kept records in <state>/tasks: the running
 // tasks it left must be re-adopted, and their records live on in the
 // runtime directory.
-TEST_CASE("records an older agent left in the state directory move to the runtime directory") {
-    TempDir state, runtime;
-    {
-        auto old = openRecords(state.path());  // the old layout: <state>/tasks
-        REQUIRE(old.save({"left-1", 42, 99, "a"}).has_value());
-        REQUIRE(old.save({"left-2", 43, 100, "b"}).has_value());
-    }
-    auto records = TaskRecords::open(runtime.path(), state.path());
-    REQUIRE(records.has_value());
-    REQUIRE(records->save({"new", 44, 101, "c"}).has_value());
-    std::vector<std::string> problems;
-    auto all = records->loadAll(problems);
-    CHECK(problems.empty());
-    std::vector<std::string> ids;
-    for (const auto& r : all) ids.push_back(r.id);
-    std::sort(ids.begin(), ids.end());
-    CHECK(ids == std::vector<std::string>{"left-1", "left-2", "new"});
-    CHECK(entriesOf(state.tasks()).empty());
-    CHECK(entriesOf(runtime.tasks()).size() == 3);
-    // Loaded again (the next restart): the same three, from the runtime directory.
-    auto again = TaskRecords::open(runtime.path(), state.path());
-    REQUIRE(again.has_value());
-    CHECK(again->loadAll(problems).size() == 3);
-    CHECK(problems.empty());
-}
-
-TEST_CASE("without an older agent's records, the state directory gets no tasks directory") {
-    TempDir state, runtime;
-    auto records = TaskRecords::open(runtime.path(), state.path());
-    REQUIRE(records.has_value());
-    std::vector<std::string> problems;
-    CHECK(records->loadAll(problems).empty());
-    CHECK(problems.empty());
-    CHECK_FALSE(fs::exists(state.tasks()));
-}
-
 TEST_CASE("open refuses a tasks directory others can read") {
     TempDir tmp;
     REQUIRE(::mkdir(tmp.tasks().c_str(), 0700) == 0);
