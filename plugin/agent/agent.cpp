@@ -203,7 +203,10 @@ void Agent::adoptTasks() {
         log("container " + quote(r.id) + ": re-adopted secrets " + joinNames(names));
         // Cluster mode: tied to its task again; the first read of etcd
         // brings it what changed while the agent was down.
-        if (!r.task.empty()) clusterTasks_[r.id] = r.task, clusterResync_.insert(r.id);
+        if (!r.task.empty()) {
+            clusterTasks_[r.id] = r.task;
+            clusterResync_.insert(r.id);
+        }
         addTask(r, std::move(names), std::move(*view), std::move(pidfd));
     }
     for (const auto& p : problems) log(p);
