@@ -3,7 +3,7 @@
 # the privileged suites mount, enter namespaces and run containers): the
 # Linux build's suites, the Windows view under wine, the same Linux suites
 # again under ASan+UBSan (scripts/test-sanitizers.sh), and the fuzzers for
-# a bounded time (scripts/test-fuzz.sh; FUZZ_SECONDS, default 30 here).
+# a bounded time (scripts/test-fuzz.sh; FUZZ_SECONDS, default 20 here).
 # QUICK=1 skips the last two. Ends with "N passed, N failed, N skipped".
 set -eu
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ if [ "${QUICK:-0}" != 1 ]; then
     BUILD_DIR=$asan_build sh scripts/test-sanitizers.sh || status=$?
     logs="$logs $asan_build/meson-logs/testlog.json"
     fuzz_out=$(mktemp /tmp/secretshim-fuzz-XXXXXX)
-    BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz} FUZZ_SECONDS=${FUZZ_SECONDS:-30} sh scripts/test-fuzz.sh >"$fuzz_out" 2>&1 || status=$?
+    BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz} FUZZ_SECONDS=${FUZZ_SECONDS:-20} sh scripts/test-fuzz.sh >"$fuzz_out" 2>&1 || status=$?
     cat "$fuzz_out"
     fuzz_line=$(grep '^fuzzers: ' "$fuzz_out" | tail -1 || true)
     rm -f "$fuzz_out"
