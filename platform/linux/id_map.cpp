@@ -1,6 +1,7 @@
 #include "platform/linux/id_map.hpp"
 
 #include <fcntl.h>
+#include <sys/fsuid.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -76,6 +77,15 @@ Result<HostIds> containerRootIds(pid_t pid) {
     auto gid = gids->toHost(0);
     if (!uid || !gid) return fail("the container's root has no mapping to the host");
     return HostIds{static_cast<uid_t>(*uid), static_cast<gid_t>(*gid)};
+}
+
+Result<void> actAs(HostIds ids) {
+    ::setfsgid(ids.gid);
+    ::setfsuid(ids.uid);
+    if (static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))) != ids.uid ||
+        static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1))) != ids.gid)
+        return fail("cannot act as the container's root (host uid " + std::to_string(ids.uid) + ")");
+    return {};
 }
 
 }  // namespace secretshim::platform

@@ -43,5 +43,8 @@ struct HostIds {
 // The host uid and gid of process `pid`'s namespace root (0 and 0 without a
 // user namespace): the owner of what is created in its container's tree.
 Result<HostIds> containerRootIds(pid_t pid);
+// Creates what follows as `ids` (setfsuid/setfsgid; capabilities are
+// unaffected), checked: one error line when the kernel kept the old ids.
+Result<void> actAs(HostIds ids);
 
 }  // namespace secretshim::platform

@@ -4,7 +4,6 @@
 #include <sys/mount.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/fsuid.h>
 #include <sys/statfs.h>
 #include <fcntl.h>
 #include <sys/uio.h>
@@ -16,6 +15,7 @@
 #include <string>
 
 #include "platform/linux/confine.hpp"
+#include "platform/linux/id_map.hpp"
 #include "platform/linux/helper_process.hpp"
 #include "platform/linux/mount_api.hpp"
 
@@ -405,7 +405,10 @@ Result<std::string> TmpfsView::stageFile(Bytes payload, const mountfs::SecretRef
     // Unnamed until complete: the container never sees a partial file.
     UniqueFd fd(::openat(root_.get(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
     if (!fd) return failErrno("creating the file for secret \"" + ref.source + "\"");
-    if (auto ok = fillSecretFile(fd.get(), payload, ref); !ok) return tl::unexpected(ok.error());
+    if (auto ok = fillSecretFile(fd.get(), payload, ref); !ok) {
+        (void)wipeFile(fd.get());  // partial plaintext, freed with the fd
+        return tl::unexpected(ok.error());
+    }
     (void)::unlinkat(root_.get(), kAdoptedTemp, 0);  // left by a crash
     const std::string self = "/proc/self/fd/" + std::to_string(fd.get());
     if (::linkat(AT_FDCWD, self.c_str(), root_.get(), kAdoptedTemp, AT_SYMLINK_FOLLOW) != 0)
@@ -428,13 +431,8 @@ Result<UniqueFd> TmpfsView::runInContainer(const mountfs::ContainerHandle& conta
     auto fds = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
         // What the container gets created in its tree (placeholders) is its
         // root's, as at start (the hook's actAsContainerRoot).
-        if (uid != 0 || gid != 0) {
-            ::setfsgid(gid);
-            ::setfsuid(uid);
-            if (static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))) != uid ||
-                static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1))) != gid)
-                return fail("cannot act as the container's root (host uid " + std::to_string(uid) + ")");
-        }
+        if (uid != 0 || gid != 0)
+            if (auto ok = actAs({uid, gid}); !ok) return tl::unexpected(ok.error());
         std::vector<UniqueFd> out;
         if (clonePath.empty()) {
             if (auto ok = act(source, &confineForAttach); !ok) return tl::unexpected(ok.error());

@@ -4,7 +4,6 @@
 // single-threaded (setns into a mount namespace needs that) and never
 // forks a child that keeps its stdio: runc waits for those pipes to close.
 #include <fcntl.h>
-#include <sys/fsuid.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -92,15 +91,8 @@ bool isBusy(const Result<JsonMessage>& reply) {
 Result<void> actAsContainerRoot(pid_t pid) {
     auto root = platform::containerRootIds(pid);
     if (!root) return tl::unexpected(root.error());
-    const uid_t uid = root->uid;
-    const gid_t gid = root->gid;
-    if (uid == 0 && gid == 0) return {};
-    ::setfsgid(gid);
-    ::setfsuid(uid);
-    if (static_cast<uid_t>(::setfsuid(static_cast<uid_t>(-1))) != uid ||
-        static_cast<gid_t>(::setfsgid(static_cast<gid_t>(-1))) != gid)
-        return fail("cannot act as the container's root (host uid " + std::to_string(uid) + ")");
-    return {};
+    if (root->uid == 0 && root->gid == 0) return {};
+    return platform::actAs(*root);
 }
 
 // A container in its own user namespace gets mounts whose flags it cannot
