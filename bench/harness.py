@@ -232,6 +232,8 @@ class Bench:
         self.args = args
         self.build = os.path.abspath(args.build)
         self.hook = os.path.join(self.build, "plugin", "secretshim-hook")
+        self.noop = os.path.join(self.build, "bench", "noop")  # the floors: a static no-op program
+        self.wrapper = os.path.join(self.build, "plugin", "secretshim-runtime")
         self.work = tempfile.mkdtemp(prefix="secretshim-bench-")
         self.runc_root = os.path.join(self.work, "runc")
         self.rootfs = os.path.join(self.work, "rootfs")
@@ -257,13 +259,19 @@ class Bench:
         self.seq += 1
         return "ssb-%d-%s-%d" % (os.getpid(), tag, self.seq)
 
-    def bundle(self, name, annotation, args, hooks=True, task=None, sock=None):
+    def bundle(self, name, annotation, args, hooks=True, task=None, sock=None, noop_hooks=False):
         """A bundle (config.json only; the rootfs is shared) like
-        scripts/make_bundle.py lays out, with or without our hooks."""
+        scripts/make_bundle.py lays out, with or without our hooks;
+        noop_hooks registers bench/noop at the same stages instead (the
+        floor of any OCI hook)."""
         path = os.path.join(self.work, "bundles", name)
         os.makedirs(path, exist_ok=True)
-        entry = lambda stage: {"path": self.hook, "args": ["secretshim-hook", "--socket", sock or self.agent.sock, stage],
-                               "timeout": 10}
+        if noop_hooks:
+            entry = lambda stage: {"path": self.noop, "args": ["noop", stage], "timeout": 10}
+        else:
+            entry = lambda stage: {"path": self.hook,
+                                   "args": ["secretshim-hook", "--socket", sock or self.agent.sock, stage],
+                                   "timeout": 10}
         spec = {
             "ociVersion": "1.0.2",
             "root": {"path": self.rootfs},
@@ -319,8 +327,9 @@ class Bench:
             raise RuntimeError("runc %s: %s" % (" ".join(args[:2]), r.stderr.decode(errors="replace").strip()))
         return r
 
-    def timed_run(self, bundle, tag):
-        """Wall time of `runc run` (create, hooks, start, the process, delete)."""
+    def timed_run(self, bundle, tag, wrapper=False):
+        """Wall time of `runc run` (create, hooks, start, the process, delete);
+        with wrapper, of `secretshim-runtime run`, which execs runc."""
         cid = self.new_id(tag)
         self.live.add(cid)
         # CPU time as well as wall time: on a loaded machine the wall time
@@ -330,8 +339,9 @@ class Bench:
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         a0 = self.agent.cpu_ns()
         t0 = time.perf_counter()
-        r = subprocess.run(["runc", "--root", self.runc_root, "run", "--bundle", bundle, cid],
-                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        r = subprocess.run([self.wrapper if wrapper else "runc", "--root", self.runc_root, "run", "--bundle", bundle,
+                            cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                           env=self.wrapper_env if wrapper else None)
         t = time.perf_counter() - t0
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime) + (self.agent.cpu_ns() - a0) / 1e9
@@ -344,18 +354,26 @@ class Bench:
     def interleaved(self, a, b, runs, warmup):
         """Runs a() and b() alternately (AB, BA, AB, ...); the first `warmup`
         pairs are discarded."""
-        sa, sb = [], []
+        return self.interleaved_n([a, b], runs, warmup)
+
+    def interleaved_n(self, fns, runs, warmup):
+        """Runs the functions in turn, the first of each round rotating
+        (A B C, B C A, C A B, ...); the first `warmup` rounds are
+        discarded. One list of samples per function."""
+        out = [[] for _ in fns]
         for i in range(warmup + runs):
-            if i % 2 == 0:
-                x = a()
-                y = b()
-            else:
-                y = b()
-                x = a()
-            if i >= warmup:
-                sa.append(x)
-                sb.append(y)
-        return sa, sb
+            for k in range(len(fns)):
+                j = (i + k) % len(fns)
+                x = fns[j]()
+                if i >= warmup:
+                    out[j].append(x)
+        return out
+
+    @property
+    def wrapper_env(self):
+        """secretshim-runtime's settings (containerd passes them to the shim)."""
+        return dict(os.environ, SECRETSHIM_RUNTIME="runc", SECRETSHIM_HOOK=self.hook,
+                    SECRETSHIM_SOCKET=self.agent.sock)
 
     def start_detached(self, bundle, tag):
         cid = self.new_id(tag)
@@ -411,24 +429,39 @@ class Bench:
             json.dump({"ociVersion": "1.0.2-dev", "id": "bench", "status": "creating", "pid": 1,
                        "bundle": "/nonexistent", "annotations": {"org.opencontainers.image.ref.name": "busybox"}}, f)
         runs = 20 if q else self.args.spawn_runs
+        # Three programs in turn (rotating): the hook, /bin/true (dynamic,
+        # what any small tool costs) and bench/noop (static, like the hook:
+        # the floor of any process start), each line the round's wall and
+        # CPU times in us.
         out = subprocess.run([os.path.join(self.build, "bench", "spawn_timer"), str(runs), state, "--raw", "--",
-                              self.hook, "createRuntime", "--", "/bin/true"],
+                              self.hook, "createRuntime", "--", "/bin/true", "--", self.noop],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=True).stdout.decode()
-        hook, true = [], []
-        for line in out.splitlines():
-            a, b = line.split()
-            hook.append(float(a) / 1e6)
-            true.append(float(b) / 1e6)
+        cols = list(zip(*[[float(x) / 1e6 for x in line.split()] for line in out.splitlines()]))
+        hook, hook_cpu, true, _, noop, noop_cpu = cols
         self.table.pair("hook process vs /bin/true (spawn+wait)", true, hook)
+        self.table.pair("hook process vs no-op static program: wall", noop, hook)
+        self.table.pair("hook process vs no-op static program: CPU", noop_cpu, hook_cpu)
         runs = 3 if q else self.args.runs
         bare = self.bundle("fast-bare", "", ["/bin/true"], hooks=False)
+        floor = self.bundle("fast-noop", "", ["/bin/true"], noop_hooks=True)
         hooked = self.bundle("fast-hook", "", ["/bin/true"], hooks=True)
         warm = 1 if q else 3
         self.cpu = {}
-        b, h = self.interleaved(lambda: self.timed_run(bare, "fb"), lambda: self.timed_run(hooked, "fh"),
-                                runs, warm)
+        # Four sides in turn: bare runc, runc with a no-op hook at the same
+        # two stages (what any OCI hook costs), with our hooks, and runc
+        # through secretshim-runtime (containerd's wrapper) with no hooks.
+        b, f, h, w = self.interleaved_n([lambda: self.timed_run(bare, "fb"), lambda: self.timed_run(floor, "fn"),
+                                         lambda: self.timed_run(hooked, "fh"),
+                                         lambda: self.timed_run(bare, "fw", wrapper=True)], runs, warm)
+        cpu = {k: v[warm:] for k, v in self.cpu.items()}
         self.table.pair("runc run, hook installed, no annotation: wall", b, h)
-        self.table.pair("runc run, hook installed, no annotation: CPU", self.cpu["fb"][warm:], self.cpu["fh"][warm:])
+        self.table.pair("runc run, hook installed, no annotation: CPU", cpu["fb"], cpu["fh"])
+        self.table.pair("runc run, no-op hook (any-hook floor) vs bare: wall", b, f)
+        self.table.pair("runc run, no-op hook (any-hook floor) vs bare: CPU", cpu["fb"], cpu["fn"])
+        self.table.pair("  hook installed, added over the floor: wall", f, h, base_name="no-op hook")
+        self.table.pair("  hook installed, added over the floor: CPU", cpu["fn"], cpu["fh"], base_name="no-op hook")
+        self.table.pair("secretshim-runtime -> runc, no annotation: wall", b, w)
+        self.table.pair("secretshim-runtime -> runc, no annotation: CPU", cpu["fb"], cpu["fw"])
 
     def start_with_secrets(self):
         q = self.args.quick
@@ -441,6 +474,9 @@ class Bench:
                 ann = ";".join(names)
                 bare = self.bundle("bare", "", ["/bin/true"], hooks=False)
                 shim = self.bundle("s%d-%d" % (n, size), ann, ["/bin/true"], hooks=True)
+                # The same config.json (annotation included) with a no-op
+                # hook at both stages: the floor of any OCI hook.
+                floor = self.bundle("n%d-%d" % (n, size), ann, ["/bin/true"], noop_hooks=True)
                 # One checked run first: the container really sees its secrets.
                 check = self.bundle("c%d-%d" % (n, size), ann,
                                     ["sh", "-c", "test -s /run/secrets/%s && test -s /run/secrets/%s"
@@ -450,12 +486,17 @@ class Bench:
                 prof = self.start_profile("perf-%d-%d.data" % (n, size))
                 self.cpu = {}
                 warm = 1 if q else 2
-                b, s = self.interleaved(lambda: self.timed_run(bare, "b"), lambda: self.timed_run(shim, "s"),
-                                        runs, warm)
+                b, f, s = self.interleaved_n([lambda: self.timed_run(bare, "b"), lambda: self.timed_run(floor, "n"),
+                                              lambda: self.timed_run(shim, "s")], runs, warm)
                 self.stop_profile(prof)
-                self.table.pair("%4d x %-6s wall" % (n, human(size)), b, s, per=n)
-                self.table.pair("%4d x %-6s CPU (runc+hook+agent)" % (n, human(size)),
-                                self.cpu["b"][warm:], self.cpu["s"][warm:], per=n)
+                cpu = {k: v[warm:] for k, v in self.cpu.items()}
+                label = "%4d x %-6s" % (n, human(size))
+                self.table.pair("%s wall" % label, b, s, per=n)
+                self.table.pair("%s CPU (runc+hook+agent)" % label, cpu["b"], cpu["s"], per=n)
+                self.table.pair("%s wall, added over the any-hook floor" % label, f, s, per=n,
+                                base_name="no-op hook")
+                self.table.pair("%s CPU, added over the any-hook floor" % label, cpu["n"], cpu["s"], per=n,
+                                base_name="no-op hook")
 
     def agent_direct(self):
         """The agent's share alone, without runc or the hook: a client speaks
@@ -737,8 +778,8 @@ def main():
     if shutil.which("runc") is None:
         print("SKIP: runc is not installed")
         return SKIP
-    for prog in ("plugin/secretshimd", "plugin/secretshimctl", "plugin/secretshim-hook", "bench/spawn_timer",
-                 "bench/prop_timer"):
+    for prog in ("plugin/secretshimd", "plugin/secretshimctl", "plugin/secretshim-hook", "plugin/secretshim-runtime",
+                 "bench/spawn_timer", "bench/prop_timer", "bench/noop"):
         if not os.access(os.path.join(args.build, prog), os.X_OK):
             print("bench: %s/%s is missing: build first (meson setup build && meson compile -C build)"
                   % (args.build, prog), file=sys.stderr)
