@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mountfs/error.hpp"
+#include "plugin/store/aes_gcm.hpp"
 #include "plugin/store/secure_buffer.hpp"
 
 namespace secretshim::plugin {
@@ -57,5 +58,10 @@ Result<SecureBuffer> openRecord(std::span<const unsigned char> record, std::stri
 // SecureBuffer that holds several values).
 Result<void> openRecordInto(std::span<const unsigned char> record, std::string_view name,
                             std::span<const unsigned char> key, std::span<unsigned char> out);
+// The same in pieces through `buffer`, each handed to `piece` (gcmOpenPieces:
+// unauthenticated until this succeeds). The record must hold `size` bytes.
+Result<void> openRecordPieces(std::span<const unsigned char> record, std::string_view name,
+                              std::span<const unsigned char> key, std::size_t size,
+                              std::span<unsigned char> buffer, const GcmPiece& piece);
 
 }  // namespace secretshim::plugin
