@@ -46,7 +46,8 @@ Result<void> gcmOpenInto(std::span<const unsigned char> key, const GcmNonce& non
 // overwrites it. The tag is checked only at the end: until this returns
 // success what `piece` received is unauthenticated, and on EBADMSG the
 // receiver must wipe it. An error of `piece` is returned as it is. The
-// buffer is wiped before this returns.
+// buffer is wiped on failure; on success it still holds the last piece,
+// for its owner to wipe (SecureBuffer does) when it is done with it.
 using GcmPiece = std::function<Result<void>(std::span<const unsigned char>)>;
 Result<void> gcmOpenPieces(std::span<const unsigned char> key, const GcmNonce& nonce,
                            std::span<const unsigned char> ciphertext, const GcmTag& tag,

@@ -63,7 +63,7 @@ private:
     std::vector<Entry> entries_;
     std::vector<unsigned char> held_;
     mutable std::vector<unsigned char> scratch_;  // a record read again
-    mutable SecureBuffer buffer_;                 // allocated on first use
+    mutable SecureBuffer buffer_;  // allocated on first use, wiped when this goes
 };
 
 // A view's payloads from sealed secrets: entry i of the view holds secret
