@@ -295,9 +295,17 @@ Result<void> SealedSecrets::decryptTo(std::size_t index, const GcmPiece& piece) 
             return refuse(EAGAIN, "secret " + quote(entry.name) + " was replaced while the task started; try again");
         record = scratch_;
     }
-    auto ok = openRecordPieces(record, entry.name, store_->key_.bytes(), entry.size, buffer_.span(), piece);
-    if (!ok && ok.error().code == EBADMSG)
-        return refuse(EBADMSG, "secret " + quote(entry.name) + ": cannot decrypt (corrupt or tampered)");
+    const std::string tampered = "secret " + quote(entry.name) + ": cannot decrypt (corrupt or tampered)";
+    auto parts = splitRecord(record, entry.name, entry.size);
+    if (!parts) return refuse(EBADMSG, tampered);
+    bool handed = true;  // a failure of `piece` is returned as it is
+    auto ok = gcmOpenPieces(store_->key_.bytes(), parts->nonce, parts->ciphertext, parts->tag, parts->aad,
+                            buffer_.span(), [&](std::span<const unsigned char> plain) {
+                                auto done = piece(plain);
+                                handed = done.has_value();
+                                return done;
+                            });
+    if (!ok && handed) return refuse(EBADMSG, tampered);
     return ok;
 }
 

@@ -137,29 +137,17 @@ Result<void> openRecordInto(std::span<const unsigned char> record, std::string_v
     return {};
 }
 
-Result<void> openRecordPieces(std::span<const unsigned char> record, std::string_view name,
-                              std::span<const unsigned char> key, std::size_t size,
-                              std::span<unsigned char> buffer, const GcmPiece& piece) {
-    const auto tampered = [] { return corrupt("cannot decrypt (corrupt or tampered)"); };
+Result<RecordParts> splitRecord(std::span<const unsigned char> record, std::string_view name, std::size_t size) {
     auto header = parseRecordHeader(record, record.size());
-    if (!header || header->meta.name != name || header->meta.size != size) return tampered();
-
-    const auto headerBytes = record.first(header->length);
-    auto rest = record.subspan(header->length);
-    GcmNonce nonce;
-    std::copy_n(rest.begin(), kGcmNonceSize, nonce.begin());
-    const auto ciphertext = rest.subspan(kGcmNonceSize, size);
-    GcmTag tag;
-    std::copy_n(rest.begin() + static_cast<std::ptrdiff_t>(kGcmNonceSize + size), kGcmTagSize, tag.begin());
-    bool pieceFailed = false;
-    auto ok = gcmOpenPieces(key, nonce, ciphertext, tag, associatedData(headerBytes, name), buffer,
-                            [&](std::span<const unsigned char> plain) {
-                                auto handed = piece(plain);
-                                pieceFailed = !handed;
-                                return handed;
-                            });
-    if (!ok && !pieceFailed) return tampered();
-    return ok;
+    if (!header || header->meta.name != name || header->meta.size != size)
+        return corrupt("cannot decrypt (corrupt or tampered)");
+    RecordParts parts;
+    const auto rest = record.subspan(header->length);
+    std::copy_n(rest.begin(), kGcmNonceSize, parts.nonce.begin());
+    parts.ciphertext = rest.subspan(kGcmNonceSize, size);
+    std::copy_n(rest.begin() + static_cast<std::ptrdiff_t>(kGcmNonceSize + size), kGcmTagSize, parts.tag.begin());
+    parts.aad = associatedData(record.first(header->length), name);
+    return parts;
 }
 
 }  // namespace secretshim::plugin
