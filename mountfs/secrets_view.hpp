@@ -65,6 +65,9 @@ public:
     // fail after some pieces were written (a record that fails its tag
     // check at the end): the caller wipes whatever it received.
     virtual Result<void> produce(std::size_t index, PayloadSink& sink) const = 0;
+    // Another source of the same payloads that a second thread may use at
+    // the same time as this one, or null (the view is then filled on one).
+    virtual std::unique_ptr<PayloadSource> concurrentCopy() const { return nullptr; }
 };
 
 // Payloads already in memory: each is one piece.
@@ -75,6 +78,9 @@ public:
     std::size_t size(std::size_t index) const override { return payloads_[index].size(); }
     Result<void> produce(std::size_t index, PayloadSink& sink) const override {
         return sink.write(payloads_[index]);
+    }
+    std::unique_ptr<PayloadSource> concurrentCopy() const override {
+        return std::make_unique<SpanPayloads>(payloads_);
     }
 
 private:

@@ -10,9 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>  // renameat2
 #include <string>
+#include <system_error>
+#include <thread>
 
 #include "platform/linux/confine.hpp"
 #include "platform/linux/id_map.hpp"
@@ -236,16 +239,49 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
     // On failure the view's destructor flushes the files already written
     // (a missing one is skipped); a file left partial was wiped and removed
     // by writeSecretFileFrom().
-    for (std::size_t i = 0; i < payloads.count(); ++i) {
-        const auto& entry = view->layout_.entries[i];
-        if (auto ok = writeSecretFileFrom(rootfd, entry.file, payloads, i, entry.ref); !ok)
-            return tl::unexpected(ok.error());
-    }
+    if (auto ok = view->fillFiles(payloads); !ok) return tl::unexpected(ok.error());
 
     auto ok = features.detachedClone ? view->makeReadOnlyClones() : view->makeReadOnlyClonesStaged();
     if (!ok) return tl::unexpected(ok.error());
     view->dirAttached_ = view->layout_.hasDirectoryMount();
     return view;
+}
+
+// A large task's files are filled on two threads, each with its own copy
+// of the source (its own decryption buffer): the hook and runc wait idle
+// while the agent builds the view, and a node has more than one core.
+// Below kTwoThreads the thread costs more than it saves.
+Result<void> TmpfsView::fillFiles(const mountfs::PayloadSource& payloads) {
+    constexpr std::size_t kTwoThreads = std::size_t{2} << 20;
+    const std::size_t count = payloads.count();
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < count; ++i) total += payloads.size(i);
+    std::atomic<bool> stop{false};
+    const auto fill = [&](const mountfs::PayloadSource& source, std::size_t from, std::size_t to) -> Result<void> {
+        for (std::size_t i = from; i < to && !stop.load(std::memory_order_relaxed); ++i) {
+            const auto& entry = layout_.entries[i];
+            if (auto ok = writeSecretFileFrom(root_.get(), entry.file, source, i, entry.ref); !ok) {
+                stop = true;
+                return ok;
+            }
+        }
+        return {};
+    };
+    std::unique_ptr<mountfs::PayloadSource> other = total >= kTwoThreads ? payloads.concurrentCopy() : nullptr;
+    if (!other) return fill(payloads, 0, count);
+    // The second thread takes the entries past half of the bytes.
+    std::size_t split = 0;
+    for (std::size_t bytes = 0; split < count && bytes < total / 2; ++split) bytes += payloads.size(split);
+    Result<void> second;
+    std::thread helper;
+    try {
+        helper = std::thread([&] { second = fill(*other, split, count); });
+    } catch (const std::system_error&) {
+        return fill(payloads, 0, count);  // no thread to be had: one is enough
+    }
+    Result<void> first = fill(payloads, 0, split);
+    helper.join();
+    return first ? second : first;
 }
 
 Result<void> TmpfsView::makeReadOnlyClones() {

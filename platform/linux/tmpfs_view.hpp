@@ -77,6 +77,7 @@ public:
 private:
     TmpfsView(mountfs::ViewLayout layout, const KernelFeatures& features, std::size_t maxPayload)
         : layout_(std::move(layout)), features_(features), maxPayload_(maxPayload) {}
+    Result<void> fillFiles(const mountfs::PayloadSource& payloads);
     Result<void> makeReadOnlyClones();
     Result<void> makeReadOnlyClonesStaged();
     // Path of a dir/ entry relative to root_ (root_ is dir/ itself once adopted).

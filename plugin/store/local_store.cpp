@@ -238,7 +238,6 @@ Result<SealedSecrets> LocalStore::readMany(std::span<const std::string> names) c
     constexpr std::size_t kHoldBudget = std::size_t{1} << 20;
     SealedSecrets out(*this);
     out.entries_.reserve(names.size());
-    const std::string tail = ": cannot decrypt (corrupt or tampered)";
     for (const std::string& name : names) {
         if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
         const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
@@ -262,7 +261,7 @@ Result<SealedSecrets> LocalStore::readMany(std::span<const std::string> names) c
             header = readHeader(name, file->fd.get(), file->size);
         }
         if (!header) {
-            if (header.error().code == EBADMSG) return refuse(EBADMSG, "secret " + quote(name) + tail);
+            if (header.error().code == EBADMSG) return refuse(EBADMSG, "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)");
             return tl::unexpected(header.error());
         }
         if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
@@ -273,39 +272,39 @@ Result<SealedSecrets> LocalStore::readMany(std::span<const std::string> names) c
     return out;
 }
 
-Result<void> SealedSecrets::decryptTo(std::size_t index, const GcmPiece& piece) const {
+Result<void> SealedSecrets::decryptTo(std::size_t index, const GcmPiece& piece, Workspace& workspace) const {
     // One piece per value up to 64 KiB; larger values go through in 64 KiB
     // pieces. A task of small values locks only as many pages as its largest.
     constexpr std::size_t kPiece = std::size_t{64} << 10;
     const Entry& entry = entries_[index];
-    if (buffer_.empty()) {
+    if (workspace.buffer.empty()) {
         std::size_t largest = 0;
         for (const Entry& e : entries_) largest = std::max(largest, e.size);
         auto buffer = SecureBuffer::allocate(std::min(largest, kPiece));
         if (!buffer) return tl::unexpected(buffer.error());
-        buffer_ = std::move(*buffer);
+        workspace.buffer = std::move(*buffer);
     }
     std::span<const unsigned char> record;
     if (entry.length != 0) {
         record = std::span<const unsigned char>(held_).subspan(entry.offset, entry.length);
     } else {
-        auto header = store_->readRecord(entry.name, scratch_);
+        auto header = store_->readRecord(entry.name, workspace.scratch);
         if (!header) return tl::unexpected(header.error());
         if (header->meta.size != entry.size)
             return refuse(EAGAIN, "secret " + quote(entry.name) + " was replaced while the task started; try again");
-        record = scratch_;
+        record = workspace.scratch;
     }
-    const std::string tampered = "secret " + quote(entry.name) + ": cannot decrypt (corrupt or tampered)";
+    const auto tampered = [&entry] { return "secret " + quote(entry.name) + ": cannot decrypt (corrupt or tampered)"; };
     auto parts = splitRecord(record, entry.name, entry.size);
-    if (!parts) return refuse(EBADMSG, tampered);
+    if (!parts) return refuse(EBADMSG, tampered());
     bool handed = true;  // a failure of `piece` is returned as it is
     auto ok = gcmOpenPieces(store_->key_.bytes(), parts->nonce, parts->ciphertext, parts->tag, parts->aad,
-                            buffer_.span(), [&](std::span<const unsigned char> plain) {
+                            workspace.buffer.span(), [&](std::span<const unsigned char> plain) {
                                 auto done = piece(plain);
                                 handed = done.has_value();
                                 return done;
                             });
-    if (!ok && handed) return refuse(EBADMSG, tampered);
+    if (!ok && handed) return refuse(EBADMSG, tampered());
     return ok;
 }
 

@@ -42,12 +42,21 @@ class LocalStore;
 // than reading each file twice).
 class SealedSecrets {
 public:
+    // What one decryption at a time uses: the locked buffer (allocated on
+    // first use, wiped when this goes) and a record read again. Two threads
+    // may decrypt at once, each with its own.
+    struct Workspace {
+        SecureBuffer buffer;
+        std::vector<unsigned char> scratch;
+    };
+
     std::size_t count() const { return entries_.size(); }
     std::size_t size(std::size_t index) const { return entries_[index].size; }
     // Hands value `index` to `piece` (see gcmOpenPieces: what `piece` got is
     // unauthenticated until this succeeds; on failure the caller wipes it).
     // Errors are load()'s lines.
-    Result<void> decryptTo(std::size_t index, const GcmPiece& piece) const;
+    Result<void> decryptTo(std::size_t index, const GcmPiece& piece) const { return decryptTo(index, piece, own_); }
+    Result<void> decryptTo(std::size_t index, const GcmPiece& piece, Workspace& workspace) const;
 
 private:
     friend class LocalStore;
@@ -62,8 +71,7 @@ private:
     const LocalStore* store_;
     std::vector<Entry> entries_;
     std::vector<unsigned char> held_;
-    mutable std::vector<unsigned char> scratch_;  // a record read again
-    mutable SecureBuffer buffer_;  // allocated on first use, wiped when this goes
+    mutable Workspace own_;
 };
 
 // A view's payloads from sealed secrets: entry i of the view holds secret
@@ -75,14 +83,17 @@ public:
     std::size_t count() const override { return which_.size(); }
     std::size_t size(std::size_t index) const override { return sealed_.size(which_[index]); }
     Result<void> produce(std::size_t index, mountfs::PayloadSink& sink) const override {
-        return sealed_.decryptTo(which_[index], [&sink](std::span<const unsigned char> piece) {
-            return sink.write(piece);
-        });
+        return sealed_.decryptTo(
+            which_[index], [&sink](std::span<const unsigned char> piece) { return sink.write(piece); }, workspace_);
+    }
+    std::unique_ptr<mountfs::PayloadSource> concurrentCopy() const override {
+        return std::make_unique<SealedPayloads>(sealed_, which_);
     }
 
 private:
     const SealedSecrets& sealed_;
     std::vector<std::size_t> which_;
+    mutable SealedSecrets::Workspace workspace_;
 };
 
 struct StoreOptions {

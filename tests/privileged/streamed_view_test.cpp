@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -90,18 +91,31 @@ std::vector<std::string> entriesOf(int root, const char* dir) {
 // store failed on it), to look at them after the build returns.
 class Spy final : public mountfs::PayloadSource {
 public:
-    Spy(const mountfs::PayloadSource& inner, std::size_t spyAt, std::vector<std::string> files)
-        : inner_(inner), spyAt_(spyAt), files_(std::move(files)) {}
+    // Opens the files from `from` on (0: all those written before).
+    Spy(const mountfs::PayloadSource& inner, std::size_t spyAt, std::vector<std::string> files, std::size_t from = 0)
+        : inner_(inner), spyAt_(spyAt), files_(std::move(files)), from_(from) {}
     std::size_t count() const override { return inner_.count(); }
     std::size_t size(std::size_t index) const override { return inner_.size(index); }
     Result<void> produce(std::size_t index, mountfs::PayloadSink& sink) const override {
         if (index != spyAt_) return inner_.produce(index, sink);
-        root = findViewRoot();
-        for (std::size_t i = 0; i < index; ++i) open(files_[i]);
+        const Spy& report = report_ ? *report_ : *this;
+        report.root = findViewRoot();
+        report.onCopy = report_ != nullptr;
+        for (std::size_t i = from_; i < index; ++i) report.open(files_[i]);
         auto ok = inner_.produce(index, sink);
-        open(files_[index]);
+        report.open(files_[index]);
         return ok;
     }
+    // The second thread's copy spies alike and reports here.
+    std::unique_ptr<mountfs::PayloadSource> concurrentCopy() const override {
+        auto inner = inner_.concurrentCopy();
+        if (!inner) return nullptr;
+        auto copy = std::make_unique<Spy>(*inner, spyAt_, files_, from_);
+        copy->owned_ = std::move(inner);
+        copy->report_ = this;
+        return copy;
+    }
+    mutable bool onCopy = false;  // spied on by the second thread's copy
     mutable UniqueFd root;
     mutable std::vector<UniqueFd> held;
     mutable std::vector<off_t> sizesThen;
@@ -118,6 +132,9 @@ private:
     const mountfs::PayloadSource& inner_;
     std::size_t spyAt_;
     std::vector<std::string> files_;
+    std::size_t from_;
+    std::unique_ptr<mountfs::PayloadSource> owned_;  // a copy's inner source
+    const Spy* report_ = nullptr;
 };
 
 std::string readAll(const std::string& path) {
@@ -222,4 +239,72 @@ TEST_CASE("a missing record fails before the view is made") {
     auto sealed = s.store.readMany(names);
     REQUIRE(!sealed.has_value());
     CHECK(sealed.error().message == "secret \"gone\" does not exist");
+}
+
+TEST_CASE("a large task is filled on two threads: exactly the bytes; a failure in the second half leaves nothing") {
+    Store s;
+    // 10 x 500 KiB: over the 2 MiB where the view takes a second thread.
+    std::vector<std::string> names;
+    std::vector<std::string> values;
+    std::string annotation;
+    for (unsigned i = 0; i < 10; ++i) {
+        names.push_back("big" + std::to_string(i));
+        values.push_back(patterned(500 * 1024, 20 + i));
+        s.create(names.back(), values.back());
+        annotation += (i ? ";" : "") + names.back();
+    }
+    auto refs = mountfs::parseSecretRefs(annotation);
+    REQUIRE(refs.has_value());
+    std::vector<std::size_t> which;
+    for (std::size_t i = 0; i < names.size(); ++i) which.push_back(i);
+    {
+        auto layout = mountfs::planView(*refs);
+        REQUIRE(layout.has_value());
+        auto sealed = s.store.readMany(names);
+        REQUIRE(sealed.has_value());
+        auto view = TmpfsView::build(std::move(*layout), SealedPayloads(*sealed, which), {}, platform::kernelFeatures());
+        REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
+        TempDir rootDir;
+        const std::string rootfs = rootDir.path() + "/rootfs";
+        makeBusyboxRootfs(rootfs);
+        FakeContainer c(rootfs);
+        REQUIRE((*view)->attach({c.pidfd(), c.rootfs()}).has_value());
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            CAPTURE(names[i]);
+            auto got = readInside(c, "/run/secrets/" + names[i]);
+            REQUIRE(got.has_value());
+            const bool same = *got == values[i];
+            CHECK_MESSAGE(same, "the file's content differs from the stored value");
+        }
+    }
+
+    // big7 tampered: the second thread fails on it, after its plaintext went
+    // into the file; the first thread stops; nothing is left.
+    const std::string path = s.dir.path() + "/state/secrets/big7.secret";
+    std::string raw = readAll(path);
+    raw[raw.size() / 2] ^= 0x20;
+    {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << raw;
+    }
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    std::vector<std::string> files;
+    for (const auto& e : layout->entries) files.push_back(e.file);
+    auto sealed = s.store.readMany(names);
+    REQUIRE(sealed.has_value());
+    const SealedPayloads payloads(*sealed, which);
+    // Spies on big7 alone (the other thread's files may still be in progress).
+    const Spy spy(payloads, 7, files, 7);
+    auto view = TmpfsView::build(std::move(*layout), spy, {}, platform::kernelFeatures());
+    REQUIRE(!view.has_value());
+    CHECK(view.error().message == "secret \"big7\": cannot decrypt (corrupt or tampered)");
+    REQUIRE(spy.held.size() == 1);
+    CHECK(spy.onCopy);  // big7 was the second thread's
+    CHECK(spy.sizesThen == std::vector<off_t>{500 * 1024});
+    struct stat st {};
+    REQUIRE(::fstat(spy.held[0].get(), &st) == 0);
+    CHECK(st.st_size == 0);
+    CHECK(st.st_nlink == 0);
+    CHECK(entriesOf(spy.root.get(), "dir").empty());
 }
