@@ -308,3 +308,31 @@ TEST_CASE("a large task is filled on two threads: exactly the bytes; a failure i
     CHECK(st.st_nlink == 0);
     CHECK(entriesOf(spy.root.get(), "dir").empty());
 }
+
+TEST_CASE("payloads already in memory (cluster mode) past 2 MiB: two threads, exactly the bytes") {
+    std::vector<std::string> values;
+    std::vector<mountfs::Bytes> payloads;
+    std::string annotation;
+    for (unsigned i = 0; i < 6; ++i) {
+        values.push_back(patterned(500 * 1024, 40 + i));
+        annotation += (i ? ";" : "") + std::string("mem") + std::to_string(i);
+    }
+    for (const auto& v : values) payloads.push_back(bytes(v));
+    auto refs = mountfs::parseSecretRefs(annotation);
+    REQUIRE(refs.has_value());
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    auto view = TmpfsView::build(std::move(*layout), payloads, {}, platform::kernelFeatures());
+    REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
+    TempDir rootDir;
+    const std::string rootfs = rootDir.path() + "/rootfs";
+    makeBusyboxRootfs(rootfs);
+    FakeContainer c(rootfs);
+    REQUIRE((*view)->attach({c.pidfd(), c.rootfs()}).has_value());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        auto got = readInside(c, "/run/secrets/mem" + std::to_string(i));
+        REQUIRE(got.has_value());
+        const bool same = *got == values[i];
+        CHECK_MESSAGE(same, "the file's content differs from the payload");
+    }
+}
