@@ -127,9 +127,9 @@ private:
 // A new file holding payload `index` of `source`, written by the source
 // itself piece by piece (the agent decrypts through one small locked buffer
 // straight into the file: measured against decrypting into a shared
-// mapping of the file, that was 37% less CPU for 1000 x 64 KiB and half for
-// 1000 x 64 B, where mmap, the page faults and munmap cost more than the
-// copy of a cache-hot buffer). If the source fails midway (a record that
+// mapping of the file, that was about 40% less CPU for 1000 x 64 KiB and
+// for 1000 x 64 B: mmap, a zeroed page fault per page and munmap cost more
+// than the copy of a cache-hot buffer). If the source fails midway (a record that
 // fails its tag check once all its unauthenticated plaintext was written),
 // what it wrote is zeroed and the file removed before the error returns.
 Result<void> writeSecretFileFrom(int root, const std::string& path, const mountfs::PayloadSource& source,

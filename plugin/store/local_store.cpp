@@ -261,7 +261,8 @@ Result<SealedSecrets> LocalStore::readMany(std::span<const std::string> names) c
             header = readHeader(name, file->fd.get(), file->size);
         }
         if (!header) {
-            if (header.error().code == EBADMSG) return refuse(EBADMSG, "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)");
+            if (header.error().code == EBADMSG)
+                return refuse(EBADMSG, "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)");
             return tl::unexpected(header.error());
         }
         if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
@@ -294,7 +295,9 @@ Result<void> SealedSecrets::decryptTo(std::size_t index, const GcmPiece& piece, 
             return refuse(EAGAIN, "secret " + quote(entry.name) + " was replaced while the task started; try again");
         record = workspace.scratch;
     }
-    const auto tampered = [&entry] { return "secret " + quote(entry.name) + ": cannot decrypt (corrupt or tampered)"; };
+    const auto tampered = [&entry] {
+        return "secret " + quote(entry.name) + ": cannot decrypt (corrupt or tampered)";
+    };
     auto parts = splitRecord(record, entry.name, entry.size);
     if (!parts) return refuse(EBADMSG, tampered());
     bool handed = true;  // a failure of `piece` is returned as it is

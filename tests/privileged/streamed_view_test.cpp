@@ -262,7 +262,8 @@ TEST_CASE("a large task is filled on two threads: exactly the bytes; a failure i
         REQUIRE(layout.has_value());
         auto sealed = s.store.readMany(names);
         REQUIRE(sealed.has_value());
-        auto view = TmpfsView::build(std::move(*layout), SealedPayloads(*sealed, which), {}, platform::kernelFeatures());
+        auto view =
+            TmpfsView::build(std::move(*layout), SealedPayloads(*sealed, which), {}, platform::kernelFeatures());
         REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
         TempDir rootDir;
         const std::string rootfs = rootDir.path() + "/rootfs";
