@@ -105,10 +105,12 @@ class Agent:
         self.lines = []
         self.cond = threading.Condition()
         # Task records on a tmpfs, as /run/secretshim is on a node (here /run
-        # may be a disk); only this tree's agent has --runtime-dir, not an
-        # older one given to --compare-agent.
+        # may be a disk); an older agent given to --compare-agent gets it too
+        # if it has --runtime-dir, so that both save their records alike.
         self.runtime = None
-        if binary is None and os.path.isdir("/dev/shm"):
+        takes_runtime = binary is None or "--runtime-dir" in subprocess.run(
+            [binary, "--help"], capture_output=True, text=True).stdout
+        if takes_runtime and os.path.isdir("/dev/shm"):
             self.runtime = tempfile.mkdtemp(prefix="secretshim-bench-run-", dir="/dev/shm")
         self.proc = subprocess.Popen(
             [*wrapper, binary or os.path.join(build, "plugin", "secretshimd"), "--socket", self.sock,

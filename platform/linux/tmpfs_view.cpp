@@ -10,9 +10,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>  // renameat2
 #include <string>
+#include <system_error>
+#include <thread>
 
 #include "platform/linux/confine.hpp"
 #include "platform/linux/id_map.hpp"
@@ -56,9 +59,15 @@ Result<void> writeSecretFile(int root, const std::string& path, Bytes data,
     return fillSecretFile(fd.get(), data, ref);
 }
 
+Result<void> setOwnerAndMode(int fd, const mountfs::SecretRef& ref);
+
 Result<void> fillSecretFile(int fd, Bytes data, const mountfs::SecretRef& ref) {
     if (auto ok = writeAll(fd, data); !ok)
         return tl::unexpected(wrap(ok.error(), "secret \"" + ref.source + "\""));
+    return setOwnerAndMode(fd, ref);
+}
+
+Result<void> setOwnerAndMode(int fd, const mountfs::SecretRef& ref) {
     // A new file already belongs to our fsuid/fsgid (the view's directories
     // have no setgid bit): skip the call when that is the wanted owner, as
     // it is for most references (uid and gid default to 0).
@@ -99,6 +108,53 @@ Result<void> wipeFile(int fd) {
     return {};
 }
 
+// Appends each piece to the file, counting what it got.
+class FileSink final : public mountfs::PayloadSink {
+public:
+    explicit FileSink(int fd) : fd_(fd) {}
+    Result<void> write(Bytes piece) override {
+        if (auto ok = writeAll(fd_, piece); !ok) return ok;
+        written_ += piece.size();
+        return {};
+    }
+    std::size_t written() const { return written_; }
+
+private:
+    int fd_;
+    std::size_t written_ = 0;
+};
+
+// A new file holding payload `index` of `source`, written by the source
+// itself piece by piece (the agent decrypts through one small locked buffer
+// straight into the file: measured against decrypting into a shared
+// mapping of the file, that was about 40% less CPU for 1000 x 64 KiB and
+// for 1000 x 64 B: mmap, a zeroed page fault per page and munmap cost more
+// than the copy of a cache-hot buffer). If the source fails midway (a record that
+// fails its tag check once all its unauthenticated plaintext was written),
+// what it wrote is zeroed and the file removed before the error returns.
+Result<void> writeSecretFileFrom(int root, const std::string& path, const mountfs::PayloadSource& source,
+                                 std::size_t index, const mountfs::SecretRef& ref) {
+    UniqueFd fd(::openat(root, path.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) return failErrno("creating the file for secret \"" + ref.source + "\"");
+    FileSink sink(fd.get());
+    Result<void> ok = source.produce(index, sink);
+    if (ok && sink.written() != source.size(index))
+        ok = fail("internal error: secret \"" + ref.source + "\" produced " + std::to_string(sink.written()) +
+                  " bytes, not " + std::to_string(source.size(index)));
+    if (ok) ok = setOwnerAndMode(fd.get(), ref);
+    if (!ok) {
+        (void)wipeFile(fd.get());
+        (void)::unlinkat(root, path.c_str(), 0);
+        const auto& e = ok.error();
+        // The source's own errors already name the secret (the store's
+        // "cannot decrypt" line); a failed write does not.
+        if (e.message.find(ref.source) == std::string::npos)
+            return tl::unexpected(wrap(e, "secret \"" + ref.source + "\""));
+        return ok;
+    }
+    return {};
+}
+
 Result<UniqueFd> readOnlyClone(int dirfd, const char* path) {
     UniqueFd clone(::open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW));
     if (!clone) return failErrno(std::string("cloning the view's ") + path);
@@ -123,6 +179,14 @@ Result<UniqueFd> createTmpfs(std::size_t sizeBytes, std::size_t inodes, bool try
     // noswap keeps plaintext off swap devices (6.4+); refused in a user
     // namespace or on older kernels, where we go on without it.
     noswap = tryNoswap && ::fsconfig(ctx.get(), FSCONFIG_SET_FLAG, "noswap", nullptr, 0) == 0;
+    // Large folios (tmpfs "huge=", 6.14+ for sizes below 2 MiB): a 64 KiB
+    // file is then one folio, not 16 pages, and writing it and zeroing it at
+    // flush each take one page-cache operation instead of 16 (1000 files of
+    // 64 KiB on this VM: writing 65 -> 34 ms of CPU, wiping 39 -> 28 ms).
+    // within_size: never a folio past a file's end, so the size set above
+    // still holds every file. Best effort: a kernel without transparent
+    // huge pages refuses the option, and files are then made of pages.
+    (void)::fsconfig(ctx.get(), FSCONFIG_SET_STRING, "huge", "within_size", 0);
     if (::fsconfig(ctx.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0)
         return failErrno("creating the tmpfs");
     UniqueFd mnt(::fsmount(ctx.get(), FSMOUNT_CLOEXEC,
@@ -137,17 +201,24 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
                                                      const std::vector<Bytes>& payloads,
                                                      const mountfs::ViewOptions& options,
                                                      const KernelFeatures& features) {
+    return build(std::move(layout), mountfs::SpanPayloads(payloads), options, features);
+}
+
+Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
+                                                     const mountfs::PayloadSource& payloads,
+                                                     const mountfs::ViewOptions& options,
+                                                     const KernelFeatures& features) {
     if (!features.sufficient())
         return fail("the kernel lacks what secrets views need (" + features.describe() + ")");
-    if (payloads.size() != layout.entries.size())
-        return fail("internal error: " + std::to_string(payloads.size()) + " payloads for " +
+    if (payloads.count() != layout.entries.size())
+        return fail("internal error: " + std::to_string(payloads.count()) + " payloads for " +
                     std::to_string(layout.entries.size()) + " references");
     std::size_t bytes = 0;
-    for (std::size_t i = 0; i < payloads.size(); ++i) {
+    for (std::size_t i = 0; i < payloads.count(); ++i) {
         const auto& ref = layout.entries[i].ref;
-        if (auto ok = mountfs::checkPayloadSize(ref.source, payloads[i].size(), options.maxPayload); !ok)
+        if (auto ok = mountfs::checkPayloadSize(ref.source, payloads.size(i), options.maxPayload); !ok)
             return tl::unexpected(ok.error());
-        bytes += pages(payloads[i].size());
+        bytes += pages(payloads.size(i));
     }
     // Room for every file, one update's temporary file, and directories.
     bytes += pages(options.maxPayload) + kPage * (layout.directories.size() + 4);
@@ -165,16 +236,52 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
     for (const std::string& dir : view->layout_.directories)
         if (::mkdirat(rootfd, dir.c_str(), 0755) != 0)
             return failErrno("creating the view's " + dir);
-    for (std::size_t i = 0; i < payloads.size(); ++i) {
-        const auto& entry = view->layout_.entries[i];
-        if (auto ok = writeSecretFile(rootfd, entry.file, payloads[i], entry.ref); !ok)
-            return tl::unexpected(ok.error());
-    }
+    // On failure the view's destructor flushes the files already written
+    // (a missing one is skipped); a file left partial was wiped and removed
+    // by writeSecretFileFrom().
+    if (auto ok = view->fillFiles(payloads); !ok) return tl::unexpected(ok.error());
 
     auto ok = features.detachedClone ? view->makeReadOnlyClones() : view->makeReadOnlyClonesStaged();
     if (!ok) return tl::unexpected(ok.error());
     view->dirAttached_ = view->layout_.hasDirectoryMount();
     return view;
+}
+
+// A large task's files are filled on two threads, each with its own copy
+// of the source (its own decryption buffer): the hook and runc wait idle
+// while the agent builds the view, and a node has more than one core.
+// Below kTwoThreads the thread costs more than it saves.
+Result<void> TmpfsView::fillFiles(const mountfs::PayloadSource& payloads) {
+    constexpr std::size_t kTwoThreads = std::size_t{2} << 20;
+    const std::size_t count = payloads.count();
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < count; ++i) total += payloads.size(i);
+    std::atomic<bool> stop{false};
+    const auto fill = [&](const mountfs::PayloadSource& source, std::size_t from, std::size_t to) -> Result<void> {
+        for (std::size_t i = from; i < to && !stop.load(std::memory_order_relaxed); ++i) {
+            const auto& entry = layout_.entries[i];
+            if (auto ok = writeSecretFileFrom(root_.get(), entry.file, source, i, entry.ref); !ok) {
+                stop = true;
+                return ok;
+            }
+        }
+        return {};
+    };
+    std::unique_ptr<mountfs::PayloadSource> other = total >= kTwoThreads ? payloads.concurrentCopy() : nullptr;
+    if (!other) return fill(payloads, 0, count);
+    // The second thread takes the entries past half of the bytes.
+    std::size_t split = 0;
+    for (std::size_t bytes = 0; split < count && bytes < total / 2; ++split) bytes += payloads.size(split);
+    Result<void> second;
+    std::thread helper;
+    try {
+        helper = std::thread([&] { second = fill(*other, split, count); });
+    } catch (const std::system_error&) {
+        return fill(payloads, 0, count);  // no thread to be had: one is enough
+    }
+    Result<void> first = fill(payloads, 0, split);
+    helper.join();
+    return first ? second : first;
 }
 
 Result<void> TmpfsView::makeReadOnlyClones() {
@@ -688,6 +795,13 @@ Result<std::unique_ptr<SecretsView>> buildView(ViewLayout layout, const std::vec
                                                const ViewOptions& options) {
     auto view = platform::TmpfsView::build(std::move(layout), payloads, options,
                                            platform::kernelFeatures());
+    if (!view) return tl::unexpected(view.error());
+    return std::unique_ptr<SecretsView>(std::move(*view));
+}
+
+Result<std::unique_ptr<SecretsView>> buildView(ViewLayout layout, const PayloadSource& payloads,
+                                               const ViewOptions& options) {
+    auto view = platform::TmpfsView::build(std::move(layout), payloads, options, platform::kernelFeatures());
     if (!view) return tl::unexpected(view.error());
     return std::unique_ptr<SecretsView>(std::move(*view));
 }

@@ -22,6 +22,11 @@ public:
                                                      const std::vector<mountfs::Bytes>& payloads,
                                                      const mountfs::ViewOptions& options,
                                                      const KernelFeatures& features);
+    // The same, each file written by the source itself (see PayloadSource).
+    static Result<std::unique_ptr<TmpfsView>> build(mountfs::ViewLayout layout,
+                                                     const mountfs::PayloadSource& payloads,
+                                                     const mountfs::ViewOptions& options,
+                                                     const KernelFeatures& features);
     // Recovers the view of a running container after an agent restart: a
     // helper enters the container, finds our mounts at their targets, and
     // clones them writable (the superblock was never read-only). Such a view
@@ -72,6 +77,7 @@ public:
 private:
     TmpfsView(mountfs::ViewLayout layout, const KernelFeatures& features, std::size_t maxPayload)
         : layout_(std::move(layout)), features_(features), maxPayload_(maxPayload) {}
+    Result<void> fillFiles(const mountfs::PayloadSource& payloads);
     Result<void> makeReadOnlyClones();
     Result<void> makeReadOnlyClonesStaged();
     // Path of a dir/ entry relative to root_ (root_ is dir/ itself once adopted).

@@ -312,26 +312,31 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     std::map<std::string, std::size_t> index;
     for (const auto& ref : *refs)
         if (index.emplace(ref.source, task.secrets.size()).second) task.secrets.push_back(ref.source);
-    // Local mode: decrypt each secret once, all into one locked buffer (one
-    // mlock per task, not per secret). Cluster mode: the assignment's values,
-    // decrypted by clusterGrant(). Both are wiped when this returns: the
-    // view's tmpfs is the only copy a running task needs.
-    Result<LoadedSecrets> plain = LoadedSecrets{};
-    if (!cluster_) plain = store_.loadMany(task.secrets);
-    if (!plain) return tl::unexpected(plain.error());
-    std::vector<mountfs::Bytes> payloads;
-    for (const auto& ref : *refs) {
-        if (!cluster_) {
-            payloads.push_back(plain->values[index.at(ref.source)]);
-            continue;
-        }
-        const auto value = granted.find(ref.source);
-        if (value == granted.end()) return fail("secret " + quote(ref.source) + " is not in the task's assignment");
-        payloads.push_back(value->second.span());
-    }
+    // Local mode: the store's records are read first (their sizes size the
+    // view) and each is decrypted straight into its file in the view, through
+    // one small locked buffer: the view's tmpfs is the only copy of the
+    // plaintext. Cluster mode: the assignment's values, decrypted by
+    // clusterGrant(), wiped when this returns.
     mountfs::ViewOptions options;
     options.maxPayload = config_.maxPayload;
-    auto view = platform::TmpfsView::build(std::move(*layout), payloads, options, platform::kernelFeatures());
+    Result<std::unique_ptr<platform::TmpfsView>> view = nullptr;
+    if (!cluster_) {
+        auto sealed = store_.readMany(task.secrets);
+        if (!sealed) return tl::unexpected(sealed.error());
+        std::vector<std::size_t> which;
+        for (const auto& ref : *refs) which.push_back(index.at(ref.source));
+        view = platform::TmpfsView::build(std::move(*layout), SealedPayloads(*sealed, std::move(which)), options,
+                                          platform::kernelFeatures());
+    } else {
+        std::vector<mountfs::Bytes> payloads;
+        for (const auto& ref : *refs) {
+            const auto value = granted.find(ref.source);
+            if (value == granted.end())
+                return fail("secret " + quote(ref.source) + " is not in the task's assignment");
+            payloads.push_back(value->second.span());
+        }
+        view = platform::TmpfsView::build(std::move(*layout), payloads, options, platform::kernelFeatures());
+    }
     if (!view) return tl::unexpected(view.error());
     task.view = std::move(*view);
     return task;

@@ -1,6 +1,7 @@
 #include "plugin/store/aes_gcm.hpp"
 
 #include <cerrno>
+#include <algorithm>
 #include <climits>
 #include <memory>
 
@@ -84,6 +85,49 @@ Result<void> gcmOpenInto(std::span<const unsigned char> key, const GcmNonce& non
         OPENSSL_cleanse(out.data(), out.size());
         return cannotDecrypt();
     }
+    return {};
+}
+
+Result<void> gcmOpenPieces(std::span<const unsigned char> key, const GcmNonce& nonce,
+                           std::span<const unsigned char> ciphertext, const GcmTag& tag,
+                           std::span<const unsigned char> aad, std::span<unsigned char> buffer,
+                           const GcmPiece& piece) {
+    if (key.size() != kAesKeySize || ciphertext.empty() || buffer.empty() || !fitsInt(buffer.size()) ||
+        !fitsInt(aad.size()))
+        return cannotDecrypt();
+    GcmTag expected = tag;
+    CipherCtx ctx(EVP_CIPHER_CTX_new());
+    int len = 0;
+    bool ok =
+        ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kGcmNonceSize), nullptr) == 1 &&
+        EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key.data(), nonce.data()) == 1 &&
+        (aad.empty() || EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1);
+    std::size_t used = 0;  // bytes of the buffer that held plaintext
+    Result<void> handed;
+    for (std::size_t done = 0; ok && handed && done < ciphertext.size();) {
+        const std::size_t n = std::min(buffer.size(), ciphertext.size() - done);
+        // GCM is a stream mode: each update writes exactly its input's length.
+        ok = EVP_DecryptUpdate(ctx.get(), buffer.data(), &len, ciphertext.data() + done, static_cast<int>(n)) == 1 &&
+             static_cast<std::size_t>(len) == n;
+        if (!ok) break;
+        used = std::max(used, n);
+        handed = piece(buffer.first(n));
+        done += n;
+    }
+    int tail = 0;
+    ok = ok && handed &&
+         EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kGcmTagSize), expected.data()) == 1 &&
+         EVP_DecryptFinal_ex(ctx.get(), buffer.data(), &tail) == 1 && tail == 0;
+    // On success the buffer keeps the last piece: the caller reuses it for
+    // the next value and wipes it once (SecureBuffer), rather than once per
+    // value (64 MB of memset for 1000 x 64 KiB).
+    if (!ok || !handed) OPENSSL_cleanse(buffer.data(), used);
+    if (!handed) {
+        ERR_clear_error();
+        return handed;
+    }
+    if (!ok) return cannotDecrypt();
     return {};
 }
 

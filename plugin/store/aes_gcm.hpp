@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstddef>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -40,5 +41,17 @@ Result<SecureBuffer> gcmOpen(std::span<const unsigned char> key, const GcmNonce&
 Result<void> gcmOpenInto(std::span<const unsigned char> key, const GcmNonce& nonce,
                          std::span<const unsigned char> ciphertext, const GcmTag& tag,
                          std::span<const unsigned char> aad, std::span<unsigned char> out);
+// Decrypts in pieces of at most buffer.size() bytes through `buffer` (a
+// small SecureBuffer, reused), handing each to `piece` before the next
+// overwrites it. The tag is checked only at the end: until this returns
+// success what `piece` received is unauthenticated, and on EBADMSG the
+// receiver must wipe it. An error of `piece` is returned as it is. The
+// buffer is wiped on failure; on success it still holds the last piece,
+// for its owner to wipe (SecureBuffer does) when it is done with it.
+using GcmPiece = std::function<Result<void>(std::span<const unsigned char>)>;
+Result<void> gcmOpenPieces(std::span<const unsigned char> key, const GcmNonce& nonce,
+                           std::span<const unsigned char> ciphertext, const GcmTag& tag,
+                           std::span<const unsigned char> aad, std::span<unsigned char> buffer,
+                           const GcmPiece& piece);
 
 }  // namespace secretshim::plugin

@@ -233,4 +233,82 @@ Result<LoadedSecrets> LocalStore::loadMany(std::span<const std::string> names) c
     return out;
 }
 
+Result<SealedSecrets> LocalStore::readMany(std::span<const std::string> names) const {
+    // Records held in memory from the first read, up to this many bytes.
+    constexpr std::size_t kHoldBudget = std::size_t{1} << 20;
+    SealedSecrets out(*this);
+    out.entries_.reserve(names.size());
+    for (const std::string& name : names) {
+        if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+        const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
+        auto file = openPrivateFile(dir_.get(), fileName(name), label);
+        if (!file) {
+            if (file.error().code == ENOENT) return refuse(ENOENT, "secret " + quote(name) + " does not exist");
+            return tl::unexpected(file.error());
+        }
+        SealedSecrets::Entry entry{name, 0, out.held_.size(), 0};
+        const std::uint64_t fits = kMaxRecordHeader + kGcmNonceSize + kGcmTagSize + options_.maxPayload;
+        Result<RecordHeader> header = tl::unexpected(Error{});
+        if (file->size <= fits && out.held_.size() + file->size <= kHoldBudget) {
+            out.held_.resize(entry.offset + file->size);
+            const auto record = std::span<unsigned char>(out.held_).subspan(entry.offset);
+            if (auto ok = readExact(file->fd.get(), record, label); !ok) return tl::unexpected(ok.error());
+            header = parseRecordHeader(record.first(std::min<std::size_t>(record.size(), kMaxRecordHeader)),
+                                       file->size);
+            if (header && header->meta.name != name) header = refuse(EBADMSG, "another name");
+            entry.length = file->size;
+        } else {
+            header = readHeader(name, file->fd.get(), file->size);
+        }
+        if (!header) {
+            if (header.error().code == EBADMSG)
+                return refuse(EBADMSG, "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)");
+            return tl::unexpected(header.error());
+        }
+        if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
+            return tl::unexpected(ok.error());
+        entry.size = header->meta.size;
+        out.entries_.push_back(std::move(entry));
+    }
+    return out;
+}
+
+Result<void> SealedSecrets::decryptTo(std::size_t index, const GcmPiece& piece, Workspace& workspace) const {
+    // One piece per value up to 64 KiB; larger values go through in 64 KiB
+    // pieces. A task of small values locks only as many pages as its largest.
+    constexpr std::size_t kPiece = std::size_t{64} << 10;
+    const Entry& entry = entries_[index];
+    if (workspace.buffer.empty()) {
+        std::size_t largest = 0;
+        for (const Entry& e : entries_) largest = std::max(largest, e.size);
+        auto buffer = SecureBuffer::allocate(std::min(largest, kPiece));
+        if (!buffer) return tl::unexpected(buffer.error());
+        workspace.buffer = std::move(*buffer);
+    }
+    std::span<const unsigned char> record;
+    if (entry.length != 0) {
+        record = std::span<const unsigned char>(held_).subspan(entry.offset, entry.length);
+    } else {
+        auto header = store_->readRecord(entry.name, workspace.scratch);
+        if (!header) return tl::unexpected(header.error());
+        if (header->meta.size != entry.size)
+            return refuse(EAGAIN, "secret " + quote(entry.name) + " was replaced while the task started; try again");
+        record = workspace.scratch;
+    }
+    const auto tampered = [&entry] {
+        return "secret " + quote(entry.name) + ": cannot decrypt (corrupt or tampered)";
+    };
+    auto parts = splitRecord(record, entry.name, entry.size);
+    if (!parts) return refuse(EBADMSG, tampered());
+    bool handed = true;  // a failure of `piece` is returned as it is
+    auto ok = gcmOpenPieces(store_->key_.bytes(), parts->nonce, parts->ciphertext, parts->tag, parts->aad,
+                            workspace.buffer.span(), [&](std::span<const unsigned char> plain) {
+                                auto done = piece(plain);
+                                handed = done.has_value();
+                                return done;
+                            });
+    if (!ok && handed) return refuse(EBADMSG, tampered());
+    return ok;
+}
+
 }  // namespace secretshim::plugin

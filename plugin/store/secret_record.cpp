@@ -137,4 +137,17 @@ Result<void> openRecordInto(std::span<const unsigned char> record, std::string_v
     return {};
 }
 
+Result<RecordParts> splitRecord(std::span<const unsigned char> record, std::string_view name, std::size_t size) {
+    auto header = parseRecordHeader(record, record.size());
+    if (!header || header->meta.name != name || header->meta.size != size)
+        return corrupt("cannot decrypt (corrupt or tampered)");
+    RecordParts parts;
+    const auto rest = record.subspan(header->length);
+    std::copy_n(rest.begin(), kGcmNonceSize, parts.nonce.begin());
+    parts.ciphertext = rest.subspan(kGcmNonceSize, size);
+    std::copy_n(rest.begin() + static_cast<std::ptrdiff_t>(kGcmNonceSize + size), kGcmTagSize, parts.tag.begin());
+    parts.aad = associatedData(record.first(header->length), name);
+    return parts;
+}
+
 }  // namespace secretshim::plugin

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mountfs/error.hpp"
+#include "plugin/store/aes_gcm.hpp"
 #include "plugin/store/secure_buffer.hpp"
 
 namespace secretshim::plugin {
@@ -57,5 +58,15 @@ Result<SecureBuffer> openRecord(std::span<const unsigned char> record, std::stri
 // SecureBuffer that holds several values).
 Result<void> openRecordInto(std::span<const unsigned char> record, std::string_view name,
                             std::span<const unsigned char> key, std::span<unsigned char> out);
+// The parts of a record read as secret `name`, for a caller that decrypts
+// it itself (in pieces: gcmOpenPieces). The record must hold `size` bytes.
+// Every failure is Error{EBADMSG, "cannot decrypt (corrupt or tampered)"}.
+struct RecordParts {
+    GcmNonce nonce{};
+    std::span<const unsigned char> ciphertext;
+    GcmTag tag{};
+    std::vector<unsigned char> aad;
+};
+Result<RecordParts> splitRecord(std::span<const unsigned char> record, std::string_view name, std::size_t size);
 
 }  // namespace secretshim::plugin

@@ -219,6 +219,14 @@ run_cases() {
     hostile volume-rel-escaping "source=s,target=/etc/app$tag/rel/pw$tag" "ok:/etc/app$tag/rel/pw$tag:pw$tag" \
         'bind_mount $name $work/vol3 /etc/app$tag; ln -sfn ../../../../../../../../../.. $work/vol3/rel'
     check "volumes: no placeholder followed a symlink out of a volume" '[ ! -e "$work/pw$tag" ] && [ ! -e "$work/vol3/pw$tag" ]'
+    # A store record tampered in its ciphertext, the second of three: the
+    # agent decrypts each straight into the view, so the first is in its
+    # file and the second's unauthenticated plaintext in its own when the
+    # tag check fails. One line; the view is wiped and gone.
+    for n in 1 2 3; do head -c 65536 /dev/urandom | ctl secret create "tamp$n$tag" - >/dev/null; done
+    python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[len(b) // 2] ^= 1; open(sys.argv[1], "r+b").write(b)' \
+        "$work/state/secrets/tamp2$tag.secret"
+    hostile tampered-record "tamp1$tag;tamp2$tag;tamp3$tag" "cannot decrypt (corrupt or tampered)" ':'
     host_check "cases"
 }
 

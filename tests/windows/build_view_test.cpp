@@ -157,3 +157,44 @@ TEST_CASE("an image whose ProgramData leads outside the root gets nothing writte
     CHECK(entries == 0);
     CHECK(fs.links.empty());
 }
+
+namespace {
+
+// Hands a payload over in two pieces, or fails after the first one.
+class PiecesSource final : public mountfs::PayloadSource {
+public:
+    PiecesSource(std::string value, bool failMidway) : value_(std::move(value)), failMidway_(failMidway) {}
+    std::size_t count() const override { return 1; }
+    std::size_t size(std::size_t) const override { return value_.size(); }
+    Result<void> produce(std::size_t, mountfs::PayloadSink& sink) const override {
+        const mountfs::Bytes all = bytesOf(value_);
+        if (auto ok = sink.write(all.first(3)); !ok) return ok;
+        if (failMidway_) return tl::unexpected(Error{0, "secret \"db\": cannot decrypt (corrupt or tampered)"});
+        return sink.write(all.subspan(3));
+    }
+
+private:
+    std::string value_;
+    bool failMidway_;
+};
+
+}  // namespace
+
+TEST_CASE("buildView from a payload source: pieces joined, a failing source's line returned") {
+    TempDir root(L"source");
+    auto view = mountfs::buildView(planned("db"), PiecesSource(kMarkerA, false));
+    REQUIRE(view.has_value());
+    auto attached = (*view)->attach({-1, root.plain()});
+    if (runningUnderWine()) {
+        REQUIRE_FALSE(attached.has_value());  // as above: wine 8 creates no links
+    } else {
+        REQUIRE(attached.has_value());
+        CHECK(sameBytes(readFile(root.path() + L"\\ProgramData\\Docker\\secrets\\db"), kMarkerA));
+        REQUIRE((*view)->flush().has_value());
+    }
+
+    auto failed = mountfs::buildView(planned("db"), PiecesSource(kMarkerA, true));
+    REQUIRE_FALSE(failed.has_value());
+    CHECK(failed.error().message == "secret \"db\": cannot decrypt (corrupt or tampered)");
+    CHECK_FALSE(pathExists(root.path() + L"\\ProgramData\\Docker\\internal\\secrets\\0"));
+}

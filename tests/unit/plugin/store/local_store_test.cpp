@@ -1,6 +1,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cerrno>
 #include <filesystem>
@@ -15,6 +16,7 @@
 #include "store_test_support.hpp"
 
 using namespace secretshim::plugin;
+using secretshim::Result;
 using test::bytesOf;
 using test::containsBytes;
 using test::readBytes;
@@ -406,4 +408,89 @@ TEST_CASE("loadMany decrypts several secrets into one buffer, each as load() doe
     auto tampered = store.loadMany(moved);
     REQUIRE(!tampered.has_value());
     CHECK(tampered.error().message == "secret \"two\": cannot decrypt (corrupt or tampered)");
+}
+
+namespace {
+
+// Decrypts value `index` of `sealed` into `out`, piece by piece, noting the
+// largest piece.
+Result<void> decryptAll(const SealedSecrets& sealed, std::size_t index, std::string& out, std::size_t& largest) {
+    out.clear();
+    return sealed.decryptTo(index, [&](std::span<const unsigned char> piece) -> Result<void> {
+        largest = std::max(largest, piece.size());
+        out.append(reinterpret_cast<const char*>(piece.data()), piece.size());
+        return {};
+    });
+}
+
+std::string patterned(std::size_t size, char seed) {
+    std::string s(size, '\0');
+    for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>(seed + static_cast<char>(i * 7 % 251));
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("readMany: sizes first, then each value decrypts in pieces to exactly its bytes") {
+    TempDir tmp;
+    auto store = openStore(tmp.path());
+    // Over the 1 MiB held from the first read: the last ones are read again.
+    const std::vector<std::string> names = {"small", "big", "bigger", "biggest", "small"};
+    const std::vector<std::string> values = {kMarker, patterned(200000, 'a'), patterned(450000, 'b'),
+                                             patterned(500 * 1024, 'c'), kMarker};
+    for (std::size_t i = 0; i < 4; ++i) REQUIRE(store.create(names[i], bytesOf(values[i])).has_value());
+    auto sealed = store.readMany(names);
+    REQUIRE_MESSAGE(sealed.has_value(), (sealed ? "" : sealed.error().message));
+    REQUIRE(sealed->count() == names.size());
+    std::size_t largest = 0;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        CAPTURE(names[i]);
+        CHECK(sealed->size(i) == values[i].size());
+        std::string got;
+        REQUIRE(decryptAll(*sealed, i, got, largest).has_value());
+        const bool same = got == values[i];
+        CHECK_MESSAGE(same, "the decrypted value differs");
+    }
+    CHECK(largest == 64 * 1024);  // the large values went through in 64 KiB pieces
+
+    const std::vector<std::string> missing = {"small", "nope"};
+    auto refused = store.readMany(missing);
+    REQUIRE(!refused.has_value());
+    CHECK(refused.error().message == "secret \"nope\" does not exist");
+
+    auto limited = openStore(tmp.path(), StoreOptions{1000});
+    auto over = limited.readMany(names);
+    REQUIRE(!over.has_value());
+    CHECK(over.error().message.find("\"big\"") != std::string::npos);
+}
+
+TEST_CASE("readMany: a record tampered in its ciphertext fails at its turn with the one line") {
+    TempDir tmp;
+    auto store = openStore(tmp.path());
+    const std::vector<std::string> names = {"s1", "s2", "s3", "s4"};
+    for (const auto& n : names) REQUIRE(store.create(n, bytesOf(patterned(100000, n[1]))).has_value());
+    const std::string path = fileOf(tmp.path(), "s3");
+    auto raw = readBytes(path);
+    raw[raw.size() / 2] ^= 0x10;
+    writeBytesInPlace(path, raw);
+
+    auto sealed = store.readMany(names);  // headers are intact: nothing decrypted yet
+    REQUIRE(sealed.has_value());
+    std::size_t largest = 0;
+    std::string got;
+    CHECK(decryptAll(*sealed, 1, got, largest).has_value());
+    auto failed = decryptAll(*sealed, 2, got, largest);
+    REQUIRE(!failed.has_value());
+    CHECK(failed.error().code == EBADMSG);
+    CHECK(failed.error().message == "secret \"s3\": cannot decrypt (corrupt or tampered)");
+    // GCM hands out plaintext before the tag is checked: the receiver must
+    // wipe it (the view does).
+    CHECK(got.size() == 100000);
+
+    // An error of the receiver is returned as it is, not as tampering.
+    auto refused = sealed->decryptTo(0, [](std::span<const unsigned char>) -> Result<void> {
+        return tl::unexpected(secretshim::Error{ENOSPC, "no room"});
+    });
+    REQUIRE(!refused.has_value());
+    CHECK(refused.error().message == "no room");
 }

@@ -1,0 +1,339 @@
+// A view built from the store's sealed records (SealedPayloads): each value
+// is decrypted straight into its file. Checked from inside a throwaway
+// container; a record tampered mid-task fails the build with one line and
+// leaves no plaintext in the view. Values are random-looking patterns
+// compared in code, never printed.
+#include <doctest/doctest.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mountfs/secret_ref.hpp"
+#include "platform/linux/tmpfs_view.hpp"
+#include "plugin/store/local_store.hpp"
+#include "tests/support/container_fixture.hpp"
+
+using namespace secretshim;
+using namespace secretshim::test;
+using platform::TmpfsView;
+using platform::UniqueFd;
+using plugin::LocalStore;
+using plugin::SealedPayloads;
+
+namespace {
+
+std::string patterned(std::size_t size, unsigned seed) {
+    std::string s(size, '\0');
+    for (std::size_t i = 0; i < size; ++i) s[i] = static_cast<char>((seed * 131 + i * 7 + i / 251) % 256);
+    return s;
+}
+
+mountfs::Bytes bytes(const std::string& s) { return {reinterpret_cast<const unsigned char*>(s.data()), s.size()}; }
+
+struct Store {
+    TempDir dir;
+    LocalStore store;
+    Store() : store(open(dir.path() + "/state")) {}
+    static LocalStore open(const std::string& path) {
+        auto s = LocalStore::open(path);
+        REQUIRE(s.has_value());
+        return std::move(*s);
+    }
+    void create(const std::string& name, const std::string& value) {
+        REQUIRE(store.create(name, bytes(value)).has_value());
+    }
+};
+
+// The view's writable root, found among our fds while it is being built: a
+// tmpfs holding the view's dir/ and file/ (the newest one, if several).
+UniqueFd findViewRoot() {
+    int found = -1;
+    DIR* fds = ::opendir("/proc/self/fd");
+    REQUIRE(fds != nullptr);
+    while (const dirent* e = ::readdir(fds)) {
+        const int fd = std::atoi(e->d_name);
+        if (e->d_name[0] == '.' || fd == ::dirfd(fds)) continue;
+        struct statfs sfs {};
+        struct stat st {};
+        if (::fstatfs(fd, &sfs) == 0 && sfs.f_type == TMPFS_MAGIC &&
+            ::fstatat(fd, "dir", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+            ::fstatat(fd, "file", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+            found = std::max(found, fd);
+    }
+    ::closedir(fds);
+    REQUIRE(found >= 0);
+    return UniqueFd(::fcntl(found, F_DUPFD_CLOEXEC, 0));
+}
+
+std::vector<std::string> entriesOf(int root, const char* dir) {
+    std::vector<std::string> names;
+    UniqueFd fd(::openat(root, dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    REQUIRE(fd);
+    DIR* d = ::fdopendir(fd.release());
+    REQUIRE(d != nullptr);
+    while (const dirent* e = ::readdir(d))
+        if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") names.push_back(e->d_name);
+    ::closedir(d);
+    return names;
+}
+
+// Wraps the store's payloads: when entry `spyAt` is produced, it opens every
+// file the view has written so far (and the one being written, once the
+// store failed on it), to look at them after the build returns.
+class Spy final : public mountfs::PayloadSource {
+public:
+    // Opens the files from `from` on (0: all those written before).
+    Spy(const mountfs::PayloadSource& inner, std::size_t spyAt, std::vector<std::string> files, std::size_t from = 0)
+        : inner_(inner), spyAt_(spyAt), files_(std::move(files)), from_(from) {}
+    std::size_t count() const override { return inner_.count(); }
+    std::size_t size(std::size_t index) const override { return inner_.size(index); }
+    Result<void> produce(std::size_t index, mountfs::PayloadSink& sink) const override {
+        if (index != spyAt_) return inner_.produce(index, sink);
+        const Spy& report = report_ ? *report_ : *this;
+        report.root = findViewRoot();
+        report.onCopy = report_ != nullptr;
+        for (std::size_t i = from_; i < index; ++i) report.open(files_[i]);
+        auto ok = inner_.produce(index, sink);
+        report.open(files_[index]);
+        return ok;
+    }
+    // The second thread's copy spies alike and reports here.
+    std::unique_ptr<mountfs::PayloadSource> concurrentCopy() const override {
+        auto inner = inner_.concurrentCopy();
+        if (!inner) return nullptr;
+        auto copy = std::make_unique<Spy>(*inner, spyAt_, files_, from_);
+        copy->owned_ = std::move(inner);
+        copy->report_ = this;
+        return copy;
+    }
+    mutable bool onCopy = false;  // spied on by the second thread's copy
+    mutable UniqueFd root;
+    mutable std::vector<UniqueFd> held;
+    mutable std::vector<off_t> sizesThen;
+
+private:
+    void open(const std::string& path) const {
+        UniqueFd fd(::openat(root.get(), path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        REQUIRE_MESSAGE(fd, path);
+        struct stat st {};
+        REQUIRE(::fstat(fd.get(), &st) == 0);
+        sizesThen.push_back(st.st_size);
+        held.push_back(std::move(fd));
+    }
+    const mountfs::PayloadSource& inner_;
+    std::size_t spyAt_;
+    std::vector<std::string> files_;
+    std::size_t from_;
+    std::unique_ptr<mountfs::PayloadSource> owned_;  // a copy's inner source
+    const Spy* report_ = nullptr;
+};
+
+std::string readAll(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+TEST_CASE("a view built from sealed records holds exactly each value, a secret used twice in both files") {
+    Store s;
+    // 64 B, pieces of 64 KiB, and over the 1 MiB the store holds from its
+    // first read (the last ones are read again when their turn comes).
+    const std::vector<std::string> names = {"small", "mid", "large", "max"};
+    const std::vector<std::string> values = {patterned(64, 1), patterned(200000, 2), patterned(450000, 3),
+                                             patterned(500 * 1024, 4)};
+    for (std::size_t i = 0; i < names.size(); ++i) s.create(names[i], values[i]);
+    auto refs = mountfs::parseSecretRefs("small;mid;large;source=max,target=/opt/max,mode=0400;"
+                                         "source=small,target=again,uid=1000");
+    REQUIRE(refs.has_value());
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    auto sealed = s.store.readMany(names);
+    REQUIRE(sealed.has_value());
+    const std::vector<std::size_t> which = {0, 1, 2, 3, 0};
+    auto view = TmpfsView::build(std::move(*layout), SealedPayloads(*sealed, which), {}, platform::kernelFeatures());
+    REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
+
+    TempDir rootDir;
+    const std::string rootfs = rootDir.path() + "/rootfs";
+    makeBusyboxRootfs(rootfs);
+    FakeContainer c(rootfs);
+    REQUIRE((*view)->attach({c.pidfd(), c.rootfs()}).has_value());
+    const char* paths[] = {"/run/secrets/small", "/run/secrets/mid", "/run/secrets/large", "/opt/max",
+                           "/run/secrets/again"};
+    for (std::size_t i = 0; i < which.size(); ++i) {
+        CAPTURE(paths[i]);
+        auto got = readInside(c, paths[i]);
+        REQUIRE(got.has_value());
+        const bool same = *got == values[which[i]];
+        CHECK_MESSAGE(same, "the file's content differs from the stored value");
+    }
+    auto again = statInside(c, "/run/secrets/again");
+    REQUIRE(again.has_value());
+    CHECK(again->uid == 1000);
+    auto max = statInside(c, "/opt/max");
+    REQUIRE(max.has_value());
+    CHECK(max->mode == 0400);
+}
+
+TEST_CASE("a record tampered mid-task fails the build with one line and leaves no plaintext") {
+    Store s;
+    const std::vector<std::string> names = {"s1", "s2", "s3", "s4", "s5"};
+    for (std::size_t i = 0; i < names.size(); ++i) s.create(names[i], patterned(100000, static_cast<unsigned>(i)));
+    // Flip one ciphertext byte of s3: its header still parses, so the store
+    // reads every record, and the tag check fails only once s3's 100000
+    // bytes of unauthenticated plaintext went into its file.
+    const std::string path = s.dir.path() + "/state/secrets/s3.secret";
+    std::string raw = readAll(path);
+    raw[raw.size() / 2] ^= 0x20;
+    {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << raw;
+    }
+    auto refs = mountfs::parseSecretRefs("s1;s2;s3;s4;s5");
+    REQUIRE(refs.has_value());
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    std::vector<std::string> files;
+    for (const auto& e : layout->entries) files.push_back(e.file);
+    auto sealed = s.store.readMany(names);
+    REQUIRE(sealed.has_value());
+    const SealedPayloads payloads(*sealed, {0, 1, 2, 3, 4});
+    const Spy spy(payloads, 2, files);
+
+    auto view = TmpfsView::build(std::move(*layout), spy, {}, platform::kernelFeatures());
+    REQUIRE(!view.has_value());
+    CHECK(view.error().message == "secret \"s3\": cannot decrypt (corrupt or tampered)");
+
+    // While it was built: s1 and s2 complete, s3 written in full before its
+    // tag failed.
+    REQUIRE(spy.held.size() == 3);
+    CHECK(spy.sizesThen == std::vector<off_t>{100000, 100000, 100000});
+    // Now: every one of them zeroed and truncated, unlinked; the view's
+    // directory empty, nothing of s4 or s5 ever created.
+    for (std::size_t i = 0; i < spy.held.size(); ++i) {
+        CAPTURE(i);
+        struct stat st {};
+        REQUIRE(::fstat(spy.held[i].get(), &st) == 0);
+        CHECK(st.st_size == 0);
+        CHECK(st.st_nlink == 0);
+        char byte = 0;
+        CHECK(::pread(spy.held[i].get(), &byte, 1, 0) == 0);
+    }
+    CHECK(entriesOf(spy.root.get(), "dir").empty());
+}
+
+TEST_CASE("a missing record fails before the view is made") {
+    Store s;
+    s.create("here", patterned(64, 9));
+    const std::vector<std::string> names = {"here", "gone"};
+    auto sealed = s.store.readMany(names);
+    REQUIRE(!sealed.has_value());
+    CHECK(sealed.error().message == "secret \"gone\" does not exist");
+}
+
+TEST_CASE("a large task is filled on two threads: exactly the bytes; a failure in the second half leaves nothing") {
+    Store s;
+    // 10 x 500 KiB: over the 2 MiB where the view takes a second thread.
+    std::vector<std::string> names;
+    std::vector<std::string> values;
+    std::string annotation;
+    for (unsigned i = 0; i < 10; ++i) {
+        names.push_back("big" + std::to_string(i));
+        values.push_back(patterned(500 * 1024, 20 + i));
+        s.create(names.back(), values.back());
+        annotation += (i ? ";" : "") + names.back();
+    }
+    auto refs = mountfs::parseSecretRefs(annotation);
+    REQUIRE(refs.has_value());
+    std::vector<std::size_t> which;
+    for (std::size_t i = 0; i < names.size(); ++i) which.push_back(i);
+    {
+        auto layout = mountfs::planView(*refs);
+        REQUIRE(layout.has_value());
+        auto sealed = s.store.readMany(names);
+        REQUIRE(sealed.has_value());
+        auto view =
+            TmpfsView::build(std::move(*layout), SealedPayloads(*sealed, which), {}, platform::kernelFeatures());
+        REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
+        TempDir rootDir;
+        const std::string rootfs = rootDir.path() + "/rootfs";
+        makeBusyboxRootfs(rootfs);
+        FakeContainer c(rootfs);
+        REQUIRE((*view)->attach({c.pidfd(), c.rootfs()}).has_value());
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            CAPTURE(names[i]);
+            auto got = readInside(c, "/run/secrets/" + names[i]);
+            REQUIRE(got.has_value());
+            const bool same = *got == values[i];
+            CHECK_MESSAGE(same, "the file's content differs from the stored value");
+        }
+    }
+
+    // big7 tampered: the second thread fails on it, after its plaintext went
+    // into the file; the first thread stops; nothing is left.
+    const std::string path = s.dir.path() + "/state/secrets/big7.secret";
+    std::string raw = readAll(path);
+    raw[raw.size() / 2] ^= 0x20;
+    {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out << raw;
+    }
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    std::vector<std::string> files;
+    for (const auto& e : layout->entries) files.push_back(e.file);
+    auto sealed = s.store.readMany(names);
+    REQUIRE(sealed.has_value());
+    const SealedPayloads payloads(*sealed, which);
+    // Spies on big7 alone (the other thread's files may still be in progress).
+    const Spy spy(payloads, 7, files, 7);
+    auto view = TmpfsView::build(std::move(*layout), spy, {}, platform::kernelFeatures());
+    REQUIRE(!view.has_value());
+    CHECK(view.error().message == "secret \"big7\": cannot decrypt (corrupt or tampered)");
+    REQUIRE(spy.held.size() == 1);
+    CHECK(spy.onCopy);  // big7 was the second thread's
+    CHECK(spy.sizesThen == std::vector<off_t>{500 * 1024});
+    struct stat st {};
+    REQUIRE(::fstat(spy.held[0].get(), &st) == 0);
+    CHECK(st.st_size == 0);
+    CHECK(st.st_nlink == 0);
+    CHECK(entriesOf(spy.root.get(), "dir").empty());
+}
+
+TEST_CASE("payloads already in memory (cluster mode) past 2 MiB: two threads, exactly the bytes") {
+    std::vector<std::string> values;
+    std::vector<mountfs::Bytes> payloads;
+    std::string annotation;
+    for (unsigned i = 0; i < 6; ++i) {
+        values.push_back(patterned(500 * 1024, 40 + i));
+        annotation += (i ? ";" : "") + std::string("mem") + std::to_string(i);
+    }
+    for (const auto& v : values) payloads.push_back(bytes(v));
+    auto refs = mountfs::parseSecretRefs(annotation);
+    REQUIRE(refs.has_value());
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    auto view = TmpfsView::build(std::move(*layout), payloads, {}, platform::kernelFeatures());
+    REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
+    TempDir rootDir;
+    const std::string rootfs = rootDir.path() + "/rootfs";
+    makeBusyboxRootfs(rootfs);
+    FakeContainer c(rootfs);
+    REQUIRE((*view)->attach({c.pidfd(), c.rootfs()}).has_value());
+    for (std::size_t i = 0; i < values.size(); ++i) {
+        auto got = readInside(c, "/run/secrets/mem" + std::to_string(i));
+        REQUIRE(got.has_value());
+        const bool same = *got == values[i];
+        CHECK_MESSAGE(same, "the file's content differs from the payload");
+    }
+}
