@@ -199,40 +199,6 @@ Result<SecureBuffer> LocalStore::load(std::string_view name) const {
     return plain;
 }
 
-Result<LoadedSecrets> LocalStore::loadMany(std::span<const std::string> names) const {
-    // Chunks, not one buffer for the total: the total is known only after
-    // every record was read, and holding all the records (ciphertext) until
-    // then cost more than it saved (bench row 2b, 1000 x 64 KiB). Chunks
-    // double from 16 KiB to 1 MiB: mlock faults in and reset() wipes every
-    // page, so a task of a few small secrets must not pay for 1 MiB.
-    constexpr std::size_t kMaxChunk = std::size_t{1} << 20;
-    std::size_t chunk = std::size_t{16} << 10;
-    LoadedSecrets out;
-    std::vector<unsigned char> record;  // reused: ciphertext only
-    std::size_t used = 0;
-    for (const std::string& name : names) {
-        auto header = readRecord(name, record);
-        if (!header) return tl::unexpected(header.error());
-        const std::size_t size = header->meta.size;
-        if (out.buffers.empty() || used + size > out.buffers.back().size()) {
-            auto buffer = SecureBuffer::allocate(std::max(chunk, size));
-            if (!buffer) return tl::unexpected(buffer.error());
-            out.buffers.push_back(std::move(*buffer));
-            used = 0;
-            chunk = std::min(chunk * 2, kMaxChunk);
-        }
-        const auto slice = out.buffers.back().span().subspan(used, size);
-        if (auto ok = openRecordInto(record, name, key_.bytes(), slice); !ok) {
-            if (ok.error().code == EBADMSG)
-                return refuse(EBADMSG, "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)");
-            return tl::unexpected(ok.error());
-        }
-        out.values.emplace_back(slice.data(), slice.size());
-        used += size;
-    }
-    return out;
-}
-
 Result<SealedSecrets> LocalStore::readMany(std::span<const std::string> names) const {
     // Records held in memory from the first read, up to this many bytes.
     constexpr std::size_t kHoldBudget = std::size_t{1} << 20;

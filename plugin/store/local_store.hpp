@@ -23,13 +23,6 @@ namespace secretshim::plugin {
 inline constexpr std::string_view kSecretsSubdir = "secrets";
 inline constexpr std::string_view kSecretSuffix = ".secret";
 
-// Several values decrypted into a few large SecureBuffers: values[i] is the
-// value of the i-th name asked for.
-struct LoadedSecrets {
-    std::vector<SecureBuffer> buffers;
-    std::vector<mountfs::Bytes> values;
-};
-
 class LocalStore;
 
 // A task's secrets read from the store but not decrypted: ciphertext, so
@@ -115,10 +108,6 @@ public:
     Result<void> remove(std::string_view name);
     // Decrypts one secret's value.
     Result<SecureBuffer> load(std::string_view name) const;
-    // Decrypts several secrets into a few locked buffers (16 KiB doubling up
-    // to 1 MiB, or one value's size): one mapping and one mlock for many
-    // values rather than one per secret. Same errors as load().
-    Result<LoadedSecrets> loadMany(std::span<const std::string> names) const;
     // Reads several secrets' records, decrypting nothing yet (SealedSecrets).
     // Every error a record can have but a failed tag is reported here, before
     // anything is decrypted: missing, unreadable, corrupt header, over the limit.
