@@ -146,14 +146,17 @@ Result<void> LocalStore::remove(std::string_view name) {
     return {};
 }
 
-Result<RecordHeader> LocalStore::readRecord(std::string_view name, std::vector<unsigned char>& record) const {
+Result<OpenedFile> LocalStore::openRecordFile(std::string_view name, const std::string& label) const {
     if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
-    const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
     auto file = openPrivateFile(dir_.get(), fileName(name), label);
-    if (!file) {
-        if (file.error().code == ENOENT) return refuse(ENOENT, "secret " + quote(name) + " does not exist");
-        return tl::unexpected(file.error());
-    }
+    if (!file && file.error().code == ENOENT) return refuse(ENOENT, "secret " + quote(name) + " does not exist");
+    return file;
+}
+
+Result<RecordHeader> LocalStore::readRecord(std::string_view name, std::vector<unsigned char>& record) const {
+    const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
+    auto file = openRecordFile(name, label);
+    if (!file) return tl::unexpected(file.error());
     const std::string tampered = "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)";
     // A record that can hold a value within the limit is read in one go and
     // its header parsed from memory (two syscalls fewer per secret: no
@@ -205,13 +208,9 @@ Result<SealedSecrets> LocalStore::readMany(std::span<const std::string> names) c
     SealedSecrets out(*this);
     out.entries_.reserve(names.size());
     for (const std::string& name : names) {
-        if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
         const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
-        auto file = openPrivateFile(dir_.get(), fileName(name), label);
-        if (!file) {
-            if (file.error().code == ENOENT) return refuse(ENOENT, "secret " + quote(name) + " does not exist");
-            return tl::unexpected(file.error());
-        }
+        auto file = openRecordFile(name, label);
+        if (!file) return tl::unexpected(file.error());
         SealedSecrets::Entry entry{name, 0, out.held_.size(), 0};
         const std::uint64_t fits = kMaxRecordHeader + kGcmNonceSize + kGcmTagSize + options_.maxPayload;
         Result<RecordHeader> header = tl::unexpected(Error{});

@@ -15,6 +15,7 @@
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/store/aes_gcm.hpp"
 #include "plugin/store/node_key.hpp"
+#include "plugin/store/private_path.hpp"
 #include "plugin/store/secret_record.hpp"
 #include "plugin/store/secure_buffer.hpp"
 
@@ -123,6 +124,8 @@ private:
     Result<RecordHeader> readHeader(std::string_view name, int fd, std::uint64_t fileSize) const;
     // The whole record (ciphertext) and its header, checked as load() does.
     Result<RecordHeader> readRecord(std::string_view name, std::vector<unsigned char>& record) const;
+    // A secret's record file, opened as private (ENOENT: "does not exist").
+    Result<OpenedFile> openRecordFile(std::string_view name, const std::string& label) const;
 
     platform::UniqueFd dir_;
     std::string dirPath_;
