@@ -91,8 +91,5 @@ private:
 Result<std::unique_ptr<SecretsView>> buildView(ViewLayout layout,
                                                const std::vector<Bytes>& payloads,
                                                const ViewOptions& options = {});
-// The same from a source: payload i is produced into entry i's file.
-Result<std::unique_ptr<SecretsView>> buildView(ViewLayout layout, const PayloadSource& payloads,
-                                               const ViewOptions& options = {});
 
 }  // namespace secretshim::mountfs

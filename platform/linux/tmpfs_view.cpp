@@ -799,11 +799,4 @@ Result<std::unique_ptr<SecretsView>> buildView(ViewLayout layout, const std::vec
     return std::unique_ptr<SecretsView>(std::move(*view));
 }
 
-Result<std::unique_ptr<SecretsView>> buildView(ViewLayout layout, const PayloadSource& payloads,
-                                               const ViewOptions& options) {
-    auto view = platform::TmpfsView::build(std::move(layout), payloads, options, platform::kernelFeatures());
-    if (!view) return tl::unexpected(view.error());
-    return std::unique_ptr<SecretsView>(std::move(*view));
-}
-
 }  // namespace secretshim::mountfs

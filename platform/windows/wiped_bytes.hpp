@@ -15,8 +15,6 @@ class WipedBytes {
 public:
     WipedBytes() = default;
     explicit WipedBytes(mountfs::Bytes data) : bytes_(data.begin(), data.end()) {}
-    // `size` zero bytes, to fill in place (never reallocated: no stray copy).
-    explicit WipedBytes(std::size_t size) : bytes_(size) {}
     WipedBytes(WipedBytes&& other) noexcept : bytes_(std::move(other.bytes_)) { other.bytes_.clear(); }
     WipedBytes& operator=(WipedBytes&& other) noexcept {
         wipe();
@@ -29,7 +27,6 @@ public:
     ~WipedBytes() { wipe(); }
 
     mountfs::Bytes bytes() const { return mountfs::Bytes(bytes_.data(), bytes_.size()); }
-    unsigned char* data() { return bytes_.data(); }
     void wipe() {
         if (!bytes_.empty()) ::SecureZeroMemory(bytes_.data(), bytes_.size());
         bytes_.clear();
