@@ -137,10 +137,34 @@ private:
     const Spy* report_ = nullptr;
 };
 
-std::string readAll(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return std::string(std::istreambuf_iterator<char>(in), {});
+// Flips one byte in the middle of a secret's record: its header still
+// parses, so the store reads it, and the tag check fails only once all of
+// its unauthenticated plaintext went into its file.
+void tamper(const Store& s, const std::string& name) {
+    const std::string path = s.dir.path() + "/state/secrets/" + name + ".secret";
+    std::string raw;
+    {
+        std::ifstream in(path, std::ios::binary);
+        raw.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    raw[raw.size() / 2] ^= 0x20;
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out << raw;
 }
+
+// A busybox container in a temp dir of its own, with `view` attached.
+struct AttachedContainer {
+    explicit AttachedContainer(TmpfsView& view) {
+        REQUIRE(view.attach({c.pidfd(), c.rootfs()}).has_value());
+    }
+    static std::string rootfsIn(const TempDir& dir) {
+        const std::string rootfs = dir.path() + "/rootfs";
+        makeBusyboxRootfs(rootfs);
+        return rootfs;
+    }
+    TempDir dir;
+    FakeContainer c{rootfsIn(dir)};
+};
 
 }  // namespace
 
@@ -163,11 +187,8 @@ TEST_CASE("a view built from sealed records holds exactly each value, a secret u
     auto view = TmpfsView::build(std::move(*layout), SealedPayloads(*sealed, which), {}, platform::kernelFeatures());
     REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
 
-    TempDir rootDir;
-    const std::string rootfs = rootDir.path() + "/rootfs";
-    makeBusyboxRootfs(rootfs);
-    FakeContainer c(rootfs);
-    REQUIRE((*view)->attach({c.pidfd(), c.rootfs()}).has_value());
+    AttachedContainer attached(**view);
+    FakeContainer& c = attached.c;
     const char* paths[] = {"/run/secrets/small", "/run/secrets/mid", "/run/secrets/large", "/opt/max",
                            "/run/secrets/again"};
     for (std::size_t i = 0; i < which.size(); ++i) {
@@ -192,13 +213,7 @@ TEST_CASE("a record tampered mid-task fails the build with one line and leaves n
     // Flip one ciphertext byte of s3: its header still parses, so the store
     // reads every record, and the tag check fails only once s3's 100000
     // bytes of unauthenticated plaintext went into its file.
-    const std::string path = s.dir.path() + "/state/secrets/s3.secret";
-    std::string raw = readAll(path);
-    raw[raw.size() / 2] ^= 0x20;
-    {
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        out << raw;
-    }
+    tamper(s, "s3");
     auto refs = mountfs::parseSecretRefs("s1;s2;s3;s4;s5");
     REQUIRE(refs.has_value());
     auto layout = mountfs::planView(*refs);
@@ -265,11 +280,8 @@ TEST_CASE("a large task is filled on two threads: exactly the bytes; a failure i
         auto view =
             TmpfsView::build(std::move(*layout), SealedPayloads(*sealed, which), {}, platform::kernelFeatures());
         REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
-        TempDir rootDir;
-        const std::string rootfs = rootDir.path() + "/rootfs";
-        makeBusyboxRootfs(rootfs);
-        FakeContainer c(rootfs);
-        REQUIRE((*view)->attach({c.pidfd(), c.rootfs()}).has_value());
+        AttachedContainer attached(**view);
+        FakeContainer& c = attached.c;
         for (std::size_t i = 0; i < names.size(); ++i) {
             CAPTURE(names[i]);
             auto got = readInside(c, "/run/secrets/" + names[i]);
@@ -281,13 +293,7 @@ TEST_CASE("a large task is filled on two threads: exactly the bytes; a failure i
 
     // big7 tampered: the second thread fails on it, after its plaintext went
     // into the file; the first thread stops; nothing is left.
-    const std::string path = s.dir.path() + "/state/secrets/big7.secret";
-    std::string raw = readAll(path);
-    raw[raw.size() / 2] ^= 0x20;
-    {
-        std::ofstream out(path, std::ios::binary | std::ios::trunc);
-        out << raw;
-    }
+    tamper(s, "big7");
     auto layout = mountfs::planView(*refs);
     REQUIRE(layout.has_value());
     std::vector<std::string> files;
@@ -325,11 +331,8 @@ TEST_CASE("payloads already in memory (cluster mode) past 2 MiB: two threads, ex
     REQUIRE(layout.has_value());
     auto view = TmpfsView::build(std::move(*layout), payloads, {}, platform::kernelFeatures());
     REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
-    TempDir rootDir;
-    const std::string rootfs = rootDir.path() + "/rootfs";
-    makeBusyboxRootfs(rootfs);
-    FakeContainer c(rootfs);
-    REQUIRE((*view)->attach({c.pidfd(), c.rootfs()}).has_value());
+    AttachedContainer attached(**view);
+    FakeContainer& c = attached.c;
     for (std::size_t i = 0; i < values.size(); ++i) {
         auto got = readInside(c, "/run/secrets/mem" + std::to_string(i));
         REQUIRE(got.has_value());
