@@ -152,6 +152,13 @@ void tamper(const Store& s, const std::string& name) {
     out << raw;
 }
 
+// The paths of a layout's files in the view, in entry order.
+std::vector<std::string> filesOf(const mountfs::ViewLayout& layout) {
+    std::vector<std::string> files;
+    for (const auto& e : layout.entries) files.push_back(e.file);
+    return files;
+}
+
 // A busybox container in a temp dir of its own, with `view` attached.
 struct AttachedContainer {
     explicit AttachedContainer(TmpfsView& view) {
@@ -218,8 +225,7 @@ TEST_CASE("a record tampered mid-task fails the build with one line and leaves n
     REQUIRE(refs.has_value());
     auto layout = mountfs::planView(*refs);
     REQUIRE(layout.has_value());
-    std::vector<std::string> files;
-    for (const auto& e : layout->entries) files.push_back(e.file);
+    const std::vector<std::string> files = filesOf(*layout);
     auto sealed = s.store.readMany(names);
     REQUIRE(sealed.has_value());
     const SealedPayloads payloads(*sealed, {0, 1, 2, 3, 4});
@@ -296,8 +302,7 @@ TEST_CASE("a large task is filled on two threads: exactly the bytes; a failure i
     tamper(s, "big7");
     auto layout = mountfs::planView(*refs);
     REQUIRE(layout.has_value());
-    std::vector<std::string> files;
-    for (const auto& e : layout->entries) files.push_back(e.file);
+    const std::vector<std::string> files = filesOf(*layout);
     auto sealed = s.store.readMany(names);
     REQUIRE(sealed.has_value());
     const SealedPayloads payloads(*sealed, which);
