@@ -57,37 +57,6 @@ Result<GcmSealed> gcmSeal(std::span<const unsigned char> key, std::span<const un
     return out;
 }
 
-Result<void> gcmOpenInto(std::span<const unsigned char> key, const GcmNonce& nonce,
-                         std::span<const unsigned char> ciphertext, const GcmTag& tag,
-                         std::span<const unsigned char> aad, std::span<unsigned char> out) {
-    if (key.size() != kAesKeySize || ciphertext.empty() || out.size() != ciphertext.size() ||
-        !fitsInt(ciphertext.size()) || !fitsInt(aad.size()))
-        return cannotDecrypt();
-
-    // GCM has no padding: the plaintext is exactly as long as the
-    // ciphertext, so EVP writes only into the locked buffer. On a tag
-    // mismatch the buffer holds unauthenticated bytes: wiped here.
-    GcmTag expected = tag;  // EVP_CTRL_GCM_SET_TAG takes a non-const pointer
-    CipherCtx ctx(EVP_CIPHER_CTX_new());
-    int len = 0;
-    int tail = 0;
-    const bool ok =
-        ctx && EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, nullptr, nullptr) == 1 &&
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_IVLEN, static_cast<int>(kGcmNonceSize), nullptr) == 1 &&
-        EVP_DecryptInit_ex(ctx.get(), nullptr, nullptr, key.data(), nonce.data()) == 1 &&
-        (aad.empty() || EVP_DecryptUpdate(ctx.get(), nullptr, &len, aad.data(), static_cast<int>(aad.size())) == 1) &&
-        EVP_DecryptUpdate(ctx.get(), out.data(), &len, ciphertext.data(),
-                          static_cast<int>(ciphertext.size())) == 1 &&
-        EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, static_cast<int>(kGcmTagSize), expected.data()) == 1 &&
-        EVP_DecryptFinal_ex(ctx.get(), out.data() + len, &tail) == 1 &&
-        static_cast<std::size_t>(len + tail) == ciphertext.size();
-    if (!ok) {
-        OPENSSL_cleanse(out.data(), out.size());
-        return cannotDecrypt();
-    }
-    return {};
-}
-
 Result<void> gcmOpenPieces(std::span<const unsigned char> key, const GcmNonce& nonce,
                            std::span<const unsigned char> ciphertext, const GcmTag& tag,
                            std::span<const unsigned char> aad, std::span<unsigned char> buffer,
@@ -129,6 +98,17 @@ Result<void> gcmOpenPieces(std::span<const unsigned char> key, const GcmNonce& n
     }
     if (!ok) return cannotDecrypt();
     return {};
+}
+
+// GCM has no padding: the plaintext is exactly as long as the ciphertext,
+// so with `out` as the buffer it is one piece, written only into `out`. On
+// a tag mismatch `out` holds unauthenticated bytes: gcmOpenPieces wipes it.
+Result<void> gcmOpenInto(std::span<const unsigned char> key, const GcmNonce& nonce,
+                         std::span<const unsigned char> ciphertext, const GcmTag& tag,
+                         std::span<const unsigned char> aad, std::span<unsigned char> out) {
+    if (out.size() != ciphertext.size()) return cannotDecrypt();
+    return gcmOpenPieces(key, nonce, ciphertext, tag, aad, out,
+                         [](std::span<const unsigned char>) -> Result<void> { return {}; });
 }
 
 }  // namespace secretshim::plugin

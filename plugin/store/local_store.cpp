@@ -95,12 +95,8 @@ Result<RecordHeader> LocalStore::readHeader(std::string_view name, int fd, std::
 }
 
 Result<SecretMeta> LocalStore::inspect(std::string_view name) const {
-    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
-    auto file = openPrivateFile(dir_.get(), fileName(name), "secret file " + dirPath_ + "/" + fileName(name));
-    if (!file) {
-        if (file.error().code == ENOENT) return refuse(ENOENT, "secret " + quote(name) + " does not exist");
-        return tl::unexpected(file.error());
-    }
+    auto file = openRecordFile(name, "secret file " + dirPath_ + "/" + fileName(name));
+    if (!file) return tl::unexpected(file.error());
     auto header = readHeader(name, file->fd.get(), file->size);
     if (!header) return tl::unexpected(header.error());
     return std::move(header->meta);
@@ -153,11 +149,40 @@ Result<OpenedFile> LocalStore::openRecordFile(std::string_view name, const std::
     return file;
 }
 
+namespace {
+
+std::string tamperedLine(std::string_view name) {
+    return "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)";
+}
+
+}  // namespace
+
+Result<RecordHeader> LocalStore::readWhole(std::string_view name, const OpenedFile& file, const std::string& label,
+                                           std::span<unsigned char> record) const {
+    if (auto ok = readExact(file.fd.get(), record, label); !ok) return tl::unexpected(ok.error());
+    auto header =
+        parseRecordHeader(record.first(std::min<std::size_t>(record.size(), kMaxRecordHeader)), file.size);
+    if (!header || header->meta.name != name) return refuse(EBADMSG, tamperedLine(name));
+    if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
+        return tl::unexpected(ok.error());
+    return header;
+}
+
+Result<RecordHeader> LocalStore::checkedHeader(std::string_view name, const OpenedFile& file) const {
+    auto header = readHeader(name, file.fd.get(), file.size);
+    if (!header) {
+        if (header.error().code == EBADMSG) return refuse(EBADMSG, tamperedLine(name));
+        return tl::unexpected(header.error());
+    }
+    if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
+        return tl::unexpected(ok.error());
+    return header;
+}
+
 Result<RecordHeader> LocalStore::readRecord(std::string_view name, std::vector<unsigned char>& record) const {
     const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
     auto file = openRecordFile(name, label);
     if (!file) return tl::unexpected(file.error());
-    const std::string tampered = "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)";
     // A record that can hold a value within the limit is read in one go and
     // its header parsed from memory (two syscalls fewer per secret: no
     // separate header read, no lseek). A larger file gets its header read
@@ -165,24 +190,10 @@ Result<RecordHeader> LocalStore::readRecord(std::string_view name, std::vector<u
     const std::uint64_t fits = kMaxRecordHeader + kGcmNonceSize + kGcmTagSize + options_.maxPayload;
     if (file->size <= fits) {
         record.resize(file->size);
-        if (auto ok = readExact(file->fd.get(), record, label); !ok) return tl::unexpected(ok.error());
-        const auto prefix = std::span<const unsigned char>(record).first(
-            std::min<std::size_t>(record.size(), kMaxRecordHeader));
-        auto header = parseRecordHeader(prefix, file->size);
-        if (!header || header->meta.name != name) return refuse(EBADMSG, tampered);
-        if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
-            return tl::unexpected(ok.error());
-        return header;
+        return readWhole(name, *file, label, record);
     }
-    auto header = readHeader(name, file->fd.get(), file->size);
-    if (!header) {
-        if (header.error().code == EBADMSG) return refuse(EBADMSG, tampered);
-        return tl::unexpected(header.error());
-    }
-    // Refused before reading the rest: a view could not hold it anyway.
-    if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
-        return tl::unexpected(ok.error());
-
+    auto header = checkedHeader(name, *file);
+    if (!header) return header;
     record.resize(file->size);
     if (::lseek(file->fd.get(), 0, SEEK_SET) != 0) return failErrno("reading " + label);
     if (auto ok = readExact(file->fd.get(), record, label); !ok) return tl::unexpected(ok.error());
@@ -195,8 +206,7 @@ Result<SecureBuffer> LocalStore::load(std::string_view name) const {
     if (!header) return tl::unexpected(header.error());
     auto plain = openRecord(record, name, key_.bytes());
     if (!plain) {
-        if (plain.error().code == EBADMSG)
-            return refuse(EBADMSG, "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)");
+        if (plain.error().code == EBADMSG) return refuse(EBADMSG, tamperedLine(name));
         return tl::unexpected(plain.error());
     }
     return plain;
@@ -205,34 +215,24 @@ Result<SecureBuffer> LocalStore::load(std::string_view name) const {
 Result<SealedSecrets> LocalStore::readMany(std::span<const std::string> names) const {
     // Records held in memory from the first read, up to this many bytes.
     constexpr std::size_t kHoldBudget = std::size_t{1} << 20;
+    const std::uint64_t fits = kMaxRecordHeader + kGcmNonceSize + kGcmTagSize + options_.maxPayload;
     SealedSecrets out(*this);
     out.entries_.reserve(names.size());
     for (const std::string& name : names) {
         const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
         auto file = openRecordFile(name, label);
         if (!file) return tl::unexpected(file.error());
-        SealedSecrets::Entry entry{name, 0, out.held_.size(), 0};
-        const std::uint64_t fits = kMaxRecordHeader + kGcmNonceSize + kGcmTagSize + options_.maxPayload;
+        SealedSecrets::Entry entry{{}, out.held_.size(), 0};
         Result<RecordHeader> header = tl::unexpected(Error{});
         if (file->size <= fits && out.held_.size() + file->size <= kHoldBudget) {
             out.held_.resize(entry.offset + file->size);
-            const auto record = std::span<unsigned char>(out.held_).subspan(entry.offset);
-            if (auto ok = readExact(file->fd.get(), record, label); !ok) return tl::unexpected(ok.error());
-            header = parseRecordHeader(record.first(std::min<std::size_t>(record.size(), kMaxRecordHeader)),
-                                       file->size);
-            if (header && header->meta.name != name) header = refuse(EBADMSG, "another name");
+            header = readWhole(name, *file, label, std::span<unsigned char>(out.held_).subspan(entry.offset));
             entry.length = file->size;
         } else {
-            header = readHeader(name, file->fd.get(), file->size);
+            header = checkedHeader(name, *file);
         }
-        if (!header) {
-            if (header.error().code == EBADMSG)
-                return refuse(EBADMSG, "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)");
-            return tl::unexpected(header.error());
-        }
-        if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
-            return tl::unexpected(ok.error());
-        entry.size = header->meta.size;
+        if (!header) return tl::unexpected(header.error());
+        entry.header = std::move(*header);
         out.entries_.push_back(std::move(entry));
     }
     return out;
@@ -243,36 +243,37 @@ Result<void> SealedSecrets::decryptTo(std::size_t index, const GcmPiece& piece, 
     // pieces. A task of small values locks only as many pages as its largest.
     constexpr std::size_t kPiece = std::size_t{64} << 10;
     const Entry& entry = entries_[index];
+    const std::string& name = entry.header.meta.name;
     if (workspace.buffer.empty()) {
         std::size_t largest = 0;
-        for (const Entry& e : entries_) largest = std::max(largest, e.size);
+        for (const Entry& e : entries_) largest = std::max<std::size_t>(largest, e.header.meta.size);
         auto buffer = SecureBuffer::allocate(std::min(largest, kPiece));
         if (!buffer) return tl::unexpected(buffer.error());
         workspace.buffer = std::move(*buffer);
     }
     std::span<const unsigned char> record;
+    RecordHeader reread;
+    const RecordHeader* header = &entry.header;
     if (entry.length != 0) {
         record = std::span<const unsigned char>(held_).subspan(entry.offset, entry.length);
     } else {
-        auto header = store_->readRecord(entry.name, workspace.scratch);
-        if (!header) return tl::unexpected(header.error());
-        if (header->meta.size != entry.size)
-            return refuse(EAGAIN, "secret " + quote(entry.name) + " was replaced while the task started; try again");
+        auto again = store_->readRecord(name, workspace.scratch);
+        if (!again) return tl::unexpected(again.error());
+        if (again->meta.size != entry.header.meta.size)
+            return refuse(EAGAIN, "secret " + quote(name) + " was replaced while the task started; try again");
+        reread = std::move(*again);
+        header = &reread;
         record = workspace.scratch;
     }
-    const auto tampered = [&entry] {
-        return "secret " + quote(entry.name) + ": cannot decrypt (corrupt or tampered)";
-    };
-    auto parts = splitRecord(record, entry.name, entry.size);
-    if (!parts) return refuse(EBADMSG, tampered());
+    const RecordParts parts = recordParts(record, *header);
     bool handed = true;  // a failure of `piece` is returned as it is
-    auto ok = gcmOpenPieces(store_->key_.bytes(), parts->nonce, parts->ciphertext, parts->tag, parts->aad,
+    auto ok = gcmOpenPieces(store_->key_.bytes(), parts.nonce, parts.ciphertext, parts.tag, parts.aad,
                             workspace.buffer.span(), [&](std::span<const unsigned char> plain) {
                                 auto done = piece(plain);
                                 handed = done.has_value();
                                 return done;
                             });
-    if (!ok && handed) return refuse(EBADMSG, tampered());
+    if (!ok && handed) return refuse(EBADMSG, tamperedLine(name));
     return ok;
 }
 

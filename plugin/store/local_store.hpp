@@ -45,7 +45,7 @@ public:
     };
 
     std::size_t count() const { return entries_.size(); }
-    std::size_t size(std::size_t index) const { return entries_[index].size; }
+    std::size_t size(std::size_t index) const { return entries_[index].header.meta.size; }
     // Hands value `index` to `piece` (see gcmOpenPieces: what `piece` got is
     // unauthenticated until this succeeds; on failure the caller wipes it).
     // Errors are load()'s lines.
@@ -55,8 +55,7 @@ public:
 private:
     friend class LocalStore;
     struct Entry {
-        std::string name;
-        std::size_t size = 0;
+        RecordHeader header;     // as read first (checked as load() does)
         std::size_t offset = 0;  // of its record in held_
         std::size_t length = 0;  // 0: not held, read again
     };
@@ -124,6 +123,13 @@ private:
     Result<RecordHeader> readHeader(std::string_view name, int fd, std::uint64_t fileSize) const;
     // The whole record (ciphertext) and its header, checked as load() does.
     Result<RecordHeader> readRecord(std::string_view name, std::vector<unsigned char>& record) const;
+    // What readRecord() does with an open record file: the whole record into
+    // `record` (file.size bytes), or only its header (checkedHeader()); both
+    // refuse a header that is corrupt, names another secret or is over the
+    // limit with load()'s lines.
+    Result<RecordHeader> readWhole(std::string_view name, const OpenedFile& file, const std::string& label,
+                                   std::span<unsigned char> record) const;
+    Result<RecordHeader> checkedHeader(std::string_view name, const OpenedFile& file) const;
     // A secret's record file, opened as private (ENOENT: "does not exist").
     Result<OpenedFile> openRecordFile(std::string_view name, const std::string& label) const;
 

@@ -105,49 +105,29 @@ Result<RecordHeader> parseRecordHeader(std::span<const unsigned char> prefix, st
     return header;
 }
 
-Result<SecureBuffer> openRecord(std::span<const unsigned char> record, std::string_view name,
-                                std::span<const unsigned char> key) {
-    auto header = parseRecordHeader(record, record.size());
-    if (!header || header->meta.name != name || header->meta.size == 0)
-        return corrupt("cannot decrypt (corrupt or tampered)");
-    auto plain = SecureBuffer::allocate(header->meta.size);
-    if (!plain) return tl::unexpected(plain.error());
-    if (auto ok = openRecordInto(record, name, key, plain->span()); !ok) return tl::unexpected(ok.error());
-    return plain;
-}
-
-Result<void> openRecordInto(std::span<const unsigned char> record, std::string_view name,
-                            std::span<const unsigned char> key, std::span<unsigned char> out) {
-    const auto tampered = [] { return corrupt("cannot decrypt (corrupt or tampered)"); };
-    auto header = parseRecordHeader(record, record.size());
-    // The name check is also enforced by the tag; checking first is cheaper.
-    if (!header || header->meta.name != name || header->meta.size != out.size()) return tampered();
-
-    const auto headerBytes = record.first(header->length);
-    auto rest = record.subspan(header->length);
-    GcmNonce nonce;
-    std::copy_n(rest.begin(), kGcmNonceSize, nonce.begin());
-    const auto ciphertext = rest.subspan(kGcmNonceSize, header->meta.size);
-    GcmTag tag;
-    std::copy_n(rest.begin() + static_cast<std::ptrdiff_t>(kGcmNonceSize + header->meta.size), kGcmTagSize,
-                tag.begin());
-
-    auto ok = gcmOpenInto(key, nonce, ciphertext, tag, associatedData(headerBytes, name), out);
-    if (!ok) return ok.error().code == EBADMSG ? tampered() : ok;
-    return {};
-}
-
-Result<RecordParts> splitRecord(std::span<const unsigned char> record, std::string_view name, std::size_t size) {
-    auto header = parseRecordHeader(record, record.size());
-    if (!header || header->meta.name != name || header->meta.size != size)
-        return corrupt("cannot decrypt (corrupt or tampered)");
+RecordParts recordParts(std::span<const unsigned char> record, const RecordHeader& header) {
     RecordParts parts;
-    const auto rest = record.subspan(header->length);
+    const auto rest = record.subspan(header.length);
+    const std::size_t size = header.meta.size;
     std::copy_n(rest.begin(), kGcmNonceSize, parts.nonce.begin());
     parts.ciphertext = rest.subspan(kGcmNonceSize, size);
     std::copy_n(rest.begin() + static_cast<std::ptrdiff_t>(kGcmNonceSize + size), kGcmTagSize, parts.tag.begin());
-    parts.aad = associatedData(record.first(header->length), name);
+    parts.aad = associatedData(record.first(header.length), header.meta.name);
     return parts;
+}
+
+Result<SecureBuffer> openRecord(std::span<const unsigned char> record, std::string_view name,
+                                std::span<const unsigned char> key) {
+    const auto tampered = [] { return corrupt("cannot decrypt (corrupt or tampered)"); };
+    auto header = parseRecordHeader(record, record.size());
+    // The name check is also enforced by the tag; checking first is cheaper.
+    if (!header || header->meta.name != name || header->meta.size == 0) return tampered();
+    auto plain = SecureBuffer::allocate(header->meta.size);
+    if (!plain) return tl::unexpected(plain.error());
+    const RecordParts parts = recordParts(record, *header);
+    auto ok = gcmOpenInto(key, parts.nonce, parts.ciphertext, parts.tag, parts.aad, plain->span());
+    if (!ok) return ok.error().code == EBADMSG ? tampered() : tl::unexpected(ok.error());
+    return plain;
 }
 
 }  // namespace secretshim::plugin

@@ -54,19 +54,15 @@ Result<RecordHeader> parseRecordHeader(std::span<const unsigned char> prefix, st
 // Error{EBADMSG, "cannot decrypt (corrupt or tampered)"}.
 Result<SecureBuffer> openRecord(std::span<const unsigned char> record, std::string_view name,
                                 std::span<const unsigned char> key);
-// The same into `out`, exactly the record's meta.size bytes (a slice of a
-// SecureBuffer that holds several values).
-Result<void> openRecordInto(std::span<const unsigned char> record, std::string_view name,
-                            std::span<const unsigned char> key, std::span<unsigned char> out);
-// The parts of a record read as secret `name`, for a caller that decrypts
-// it itself (in pieces: gcmOpenPieces). The record must hold `size` bytes.
-// Every failure is Error{EBADMSG, "cannot decrypt (corrupt or tampered)"}.
+// The parts of a record whose `header` was parsed from it (so its sizes
+// fit the record), for a caller that decrypts it itself: openRecord(), or
+// the store in pieces (gcmOpenPieces).
 struct RecordParts {
     GcmNonce nonce{};
     std::span<const unsigned char> ciphertext;
     GcmTag tag{};
     std::vector<unsigned char> aad;
 };
-Result<RecordParts> splitRecord(std::span<const unsigned char> record, std::string_view name, std::size_t size);
+RecordParts recordParts(std::span<const unsigned char> record, const RecordHeader& header);
 
 }  // namespace secretshim::plugin
