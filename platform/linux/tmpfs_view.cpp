@@ -14,13 +14,12 @@
 #include <cerrno>
 #include <cstdio>  // renameat2
 #include <string>
-#include <system_error>
-#include <thread>
 
 #include "platform/linux/confine.hpp"
 #include "platform/linux/id_map.hpp"
 #include "platform/linux/helper_process.hpp"
 #include "platform/linux/mount_api.hpp"
+#include "platform/linux/two_threads.hpp"
 
 namespace secretshim::platform {
 namespace {
@@ -248,14 +247,17 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
 }
 
 // A large task's files are filled on two threads, each with its own copy
-// of the source (its own decryption buffer): the hook and runc wait idle
-// while the agent builds the view, and a node has more than one core.
-// Below kTwoThreads the thread costs more than it saves.
+// of the source (its own decryption buffer). Both the bytes and the number
+// of files count: creating, filling and closing a file costs about as much
+// as writing kFileCost bytes, so 1000 files of 64 B are worth a thread as
+// much as 2 MiB of values are. Below kTwoThreads (about a millisecond of
+// work) the thread costs more than it saves.
 Result<void> TmpfsView::fillFiles(const mountfs::PayloadSource& payloads) {
+    constexpr std::size_t kFileCost = std::size_t{16} << 10;
     constexpr std::size_t kTwoThreads = std::size_t{2} << 20;
     const std::size_t count = payloads.count();
     std::size_t total = 0;
-    for (std::size_t i = 0; i < count; ++i) total += payloads.size(i);
+    for (std::size_t i = 0; i < count; ++i) total += kFileCost + payloads.size(i);
     std::atomic<bool> stop{false};
     const auto fill = [&](const mountfs::PayloadSource& source, std::size_t from, std::size_t to) -> Result<void> {
         for (std::size_t i = from; i < to && !stop.load(std::memory_order_relaxed); ++i) {
@@ -269,19 +271,10 @@ Result<void> TmpfsView::fillFiles(const mountfs::PayloadSource& payloads) {
     };
     std::unique_ptr<mountfs::PayloadSource> other = total >= kTwoThreads ? payloads.concurrentCopy() : nullptr;
     if (!other) return fill(payloads, 0, count);
-    // The second thread takes the entries past half of the bytes.
+    // The second thread takes the entries past half of the cost.
     std::size_t split = 0;
-    for (std::size_t bytes = 0; split < count && bytes < total / 2; ++split) bytes += payloads.size(split);
-    Result<void> second;
-    std::thread helper;
-    try {
-        helper = std::thread([&] { second = fill(*other, split, count); });
-    } catch (const std::system_error&) {
-        return fill(payloads, 0, count);  // no thread to be had: one is enough
-    }
-    Result<void> first = fill(payloads, 0, split);
-    helper.join();
-    return first ? second : first;
+    for (std::size_t cost = 0; split < count && cost < total / 2; ++split) cost += kFileCost + payloads.size(split);
+    return onTwoThreads([&] { return fill(payloads, 0, split); }, [&] { return fill(*other, split, count); });
 }
 
 Result<void> TmpfsView::makeReadOnlyClones() {
@@ -767,20 +760,31 @@ Result<void> TmpfsView::removeEntry(std::size_t index, const mountfs::ContainerH
     return {};
 }
 
+// A view of kTwoThreads files or more is wiped on two threads (the
+// zeroing of each file is independent; only the unlinks share a lock).
 Result<void> TmpfsView::flush() {
+    constexpr std::size_t kTwoThreads = 64;
     if (flushed_) return {};
     if (adopted_) return flushAdopted();
-    Result<void> result;
     releaseMountSources();
-    for (const auto& entry : layout_.entries) {
-        // Zero before unlinking: a process that has the file open (or a
-        // single-file mount that pins it) then sees zeros, not the secret.
-        UniqueFd fd(sysOpenat2(root_.get(), entry.file.c_str(), O_WRONLY | O_NOFOLLOW, kOwnOnly));
-        Result<void> ok = fd ? wipeFile(fd.get()) : failErrno("opening " + entry.file);
-        if (ok && ::unlinkat(root_.get(), entry.file.c_str(), 0) != 0)
-            ok = failErrno("removing " + entry.file);
-        if (!ok && result) result = tl::unexpected(wrap(ok.error(), "flushing secret \"" + entry.ref.source + "\""));
-    }
+    const auto wipe = [this](std::size_t from, std::size_t to) -> Result<void> {
+        Result<void> result;
+        for (std::size_t i = from; i < to; ++i) {
+            const auto& entry = layout_.entries[i];
+            // Zero before unlinking: a process that has the file open (or a
+            // single-file mount that pins it) then sees zeros, not the secret.
+            UniqueFd fd(sysOpenat2(root_.get(), entry.file.c_str(), O_WRONLY | O_NOFOLLOW, kOwnOnly));
+            Result<void> ok = fd ? wipeFile(fd.get()) : failErrno("opening " + entry.file);
+            if (ok && ::unlinkat(root_.get(), entry.file.c_str(), 0) != 0) ok = failErrno("removing " + entry.file);
+            if (!ok && result)
+                result = tl::unexpected(wrap(ok.error(), "flushing secret \"" + entry.ref.source + "\""));
+        }
+        return result;
+    };
+    const std::size_t count = layout_.entries.size(), half = count / 2;
+    Result<void> result = count >= kTwoThreads
+        ? onTwoThreads([&] { return wipe(0, half); }, [&] { return wipe(half, count); })
+        : wipe(0, count);
     (void)::unlinkat(root_.get(), kUpdateTemp, 0);
     root_.reset();
     flushed_ = true;

@@ -4,6 +4,7 @@
 // load(), into a SecureBuffer.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -132,6 +133,10 @@ private:
     Result<RecordHeader> checkedHeader(std::string_view name, const OpenedFile& file) const;
     // A secret's record file, opened as private (ENOENT: "does not exist").
     Result<OpenedFile> openRecordFile(std::string_view name, const std::string& label) const;
+    // readMany()'s work for some of the names, appended to `into`, holding
+    // whole records up to `holdBudget` bytes; gives up early once `stop`.
+    Result<void> readRecords(std::span<const std::string> names, std::size_t holdBudget, SealedSecrets& into,
+                             std::atomic<bool>& stop) const;
 
     platform::UniqueFd dir_;
     std::string dirPath_;

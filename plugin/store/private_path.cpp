@@ -23,7 +23,7 @@ std::string octal(mode_t mode) {
 // A file or directory someone else can read leaks the node key or the
 // names of secrets; one someone else owns could be swapped under us.
 Result<void> checkOwnerOnly(const struct stat& st, const std::string& label, mode_t expected) {
-    const uid_t euid = ::geteuid();
+    static const uid_t euid = ::geteuid();  // asked once: a syscall per record otherwise
     if (st.st_uid != euid)
         return refuse(EPERM, label + " is owned by uid " + std::to_string(st.st_uid) +
                                  ", expected uid " + std::to_string(euid));

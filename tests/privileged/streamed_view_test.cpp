@@ -137,7 +137,7 @@ private:
     const Spy* report_ = nullptr;
 };
 
-// Flips one byte in the middle of a secret's record: its header still
+// Flips the last byte of a secret's record (its tag): the header still
 // parses, so the store reads it, and the tag check fails only once all of
 // its unauthenticated plaintext went into its file.
 void tamper(const Store& s, const std::string& name) {
@@ -147,7 +147,7 @@ void tamper(const Store& s, const std::string& name) {
         std::ifstream in(path, std::ios::binary);
         raw.assign(std::istreambuf_iterator<char>(in), {});
     }
-    raw[raw.size() / 2] ^= 0x20;
+    raw.back() ^= 0x20;
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << raw;
 }
@@ -344,4 +344,73 @@ TEST_CASE("payloads already in memory (cluster mode) past 2 MiB: two threads, ex
         const bool same = *got == values[i];
         CHECK_MESSAGE(same, "the file's content differs from the payload");
     }
+}
+
+TEST_CASE("200 small secrets: filled and flushed on two threads, each file exact, then zeroed and unlinked") {
+    Store s;
+    // 200 x 64 B: few bytes, but enough files for a second thread (the cost
+    // of a file counts, not only its bytes), to fill and to flush.
+    std::vector<std::string> names, values;
+    std::string annotation;
+    for (unsigned i = 0; i < 200; ++i) {
+        names.push_back("s" + std::to_string(i));
+        values.push_back(patterned(64, 60 + i));
+        s.create(names.back(), values.back());
+        annotation += (i ? ";" : "") + names.back();
+    }
+    auto refs = mountfs::parseSecretRefs(annotation);
+    REQUIRE(refs.has_value());
+    std::vector<std::size_t> which;
+    for (std::size_t i = 0; i < names.size(); ++i) which.push_back(i);
+    {
+        auto layout = mountfs::planView(*refs);
+        REQUIRE(layout.has_value());
+        const std::vector<std::string> files = filesOf(*layout);
+        auto sealed = s.store.readMany(names);
+        REQUIRE(sealed.has_value());
+        auto view =
+            TmpfsView::build(std::move(*layout), SealedPayloads(*sealed, which), {}, platform::kernelFeatures());
+        REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
+        const UniqueFd root = findViewRoot();
+        std::vector<UniqueFd> held;
+        for (std::size_t i = 0; i < files.size(); ++i) {
+            CAPTURE(files[i]);
+            held.emplace_back(::openat(root.get(), files[i].c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+            REQUIRE(held.back());
+            std::string got(values[i].size() + 1, '\0');
+            const ssize_t n = ::pread(held.back().get(), got.data(), got.size(), 0);
+            got.resize(static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+            const bool same = got == values[i];
+            CHECK_MESSAGE(same, "the file's content differs from the stored value");
+        }
+        REQUIRE((*view)->flush().has_value());
+        for (std::size_t i = 0; i < held.size(); ++i) {
+            CAPTURE(files[i]);
+            struct stat st {};
+            REQUIRE(::fstat(held[i].get(), &st) == 0);
+            CHECK(st.st_size == 0);
+            CHECK(st.st_nlink == 0);
+        }
+        CHECK(entriesOf(root.get(), "dir").empty());
+    }
+
+    // s150 tampered: the second thread fails on it; nothing is left.
+    tamper(s, "s150");
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    const std::vector<std::string> files = filesOf(*layout);
+    auto sealed = s.store.readMany(names);
+    REQUIRE(sealed.has_value());
+    const SealedPayloads payloads(*sealed, which);
+    const Spy spy(payloads, 150, files, 150);
+    auto view = TmpfsView::build(std::move(*layout), spy, {}, platform::kernelFeatures());
+    REQUIRE(!view.has_value());
+    CHECK(view.error().message == "secret \"s150\": cannot decrypt (corrupt or tampered)");
+    REQUIRE(spy.held.size() == 1);
+    CHECK(spy.onCopy);  // s150 was the second thread's
+    struct stat st {};
+    REQUIRE(::fstat(spy.held[0].get(), &st) == 0);
+    CHECK(st.st_size == 0);
+    CHECK(st.st_nlink == 0);
+    CHECK(entriesOf(spy.root.get(), "dir").empty());
 }

@@ -474,3 +474,44 @@ TEST_CASE("readMany: a record tampered in its ciphertext fails at its turn with 
     REQUIRE(!swapped.has_value());
     CHECK(swapped.error().message == "secret \"s2\": cannot decrypt (corrupt or tampered)");
 }
+
+TEST_CASE("readMany: many secrets are read on two threads, each value in its place; either half's error is the line") {
+    TempDir tmp;
+    auto store = openStore(tmp.path());
+    // 100 names, read in two halves of 50 with 512 KiB held each: values of
+    // 400000 bytes at 10 and 20 (the second over the first half's budget: read
+    // again at its turn) and at 70 (held in the second half, after 20 held
+    // small ones: its offset moves when the halves are joined).
+    std::vector<std::string> names, values;
+    for (unsigned i = 0; i < 100; ++i) {
+        names.push_back("m" + std::to_string(i));
+        const bool big = i == 10 || i == 20 || i == 70;
+        values.push_back(big ? patterned(400000, static_cast<char>(i)) : patterned(64 + i, static_cast<char>(i)));
+        REQUIRE(store.create(names.back(), bytesOf(values.back())).has_value());
+    }
+    auto sealed = store.readMany(names);
+    REQUIRE_MESSAGE(sealed.has_value(), (sealed ? "" : sealed.error().message));
+    REQUIRE(sealed->count() == names.size());
+    std::size_t largest = 0;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        CAPTURE(names[i]);
+        CHECK(sealed->size(i) == values[i].size());
+        std::string got;
+        REQUIRE(decryptAll(*sealed, i, got, largest).has_value());
+        const bool same = got == values[i];
+        CHECK_MESSAGE(same, "the decrypted value differs");
+    }
+
+    // A record missing in the second half, a corrupt header in the first.
+    std::filesystem::remove(fileOf(tmp.path(), "m83"));
+    auto missing = store.readMany(names);
+    REQUIRE(!missing.has_value());
+    CHECK(missing.error().message == "secret \"m83\" does not exist");
+    auto raw = readBytes(fileOf(tmp.path(), "m7"));
+    raw[2] ^= 0x40;
+    writeBytesInPlace(fileOf(tmp.path(), "m7"), raw);
+    names.erase(names.begin() + 83);
+    auto corrupt = store.readMany(names);
+    REQUIRE(!corrupt.has_value());
+    CHECK(corrupt.error().message == "secret \"m7\": cannot decrypt (corrupt or tampered)");
+}
