@@ -8,7 +8,8 @@
 //   agent -> hook  {"ok":true,"mounts":[{"target":T,"directory":B}...]} + one fd each
 //   hook -> agent  {"op":"attached","ok":B,"error":E}
 //   agent -> hook  {"ok":true}
-//   hook -> agent  {"op":"release","id":ID}          (poststop)
+//   hook -> agent  {"op":"release","id":ID}          (poststop; the hook
+//                  sends it and closes: the agent's {"ok":true} is for other clients)
 //   any failure    {"ok":false,"error":ONE_LINE}
 #pragma once
 

@@ -81,6 +81,18 @@ check "rm of a secret in use is refused" 'ctl secret rm db_pass 2>&1 | grep -qF 
 kill -9 "$(rt state c4 | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')"
 check "SIGKILLed init: flushed within a second" tasks_empty
 
+# poststop tells the agent and returns without waiting for the flush: the
+# agent still gets the message after the hook has exited, and flushes a
+# container whose init is still running (no pidfd event to do it).
+bundle c4p "db_pass" sh -c 'sleep 100'
+ids="$ids c4p"
+rt run -d --bundle "$work/c4p" c4p >/dev/null 2>&1 </dev/null
+check "detached container c4p holds its secret" '[ "$(ctl task ls --format json | grep -c c4p)" = 1 ]'
+printf '{"ociVersion":"1.0.2","id":"c4p","status":"stopped","bundle":"%s","annotations":{"io.secretshim.secrets":"db_pass"}}' "$work/c4p" |
+    "$hook" --socket "$sock" poststop; rc=$?
+check "poststop hook: exits 0, and the agent flushes after it is gone" '[ $rc = 0 ] && tasks_empty && grep -qF "\"c4p\": released by poststop" "$work/agent.log"'
+rt delete -f c4p >/dev/null 2>&1
+
 # Restart: SIGKILL the agent while a container runs. The container keeps
 # its secrets; the new agent re-adopts it and still flushes on exit.
 bundle c5 "db_pass;source=api_key,target=/etc/app/key" sh -c 'sleep 100'
