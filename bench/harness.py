@@ -176,6 +176,23 @@ class Agent:
         m = re.search(rb'"?tasks"?\s*[:=]?\s*(\d+)', r.stdout)
         return int(m.group(1)) if m else None
 
+    def wait_flushed(self, cid, start, timeout=30.0):
+        """The (time, line) of the agent's flush line for container `cid`
+        from index `start` (after its exit or its poststop), or None."""
+        needle = 'container "%s": ' % cid
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            i = start
+            while True:
+                while i < len(self.lines):
+                    if needle in self.lines[i][1] and "secrets flushed" in self.lines[i][1]:
+                        return self.lines[i]
+                    i += 1
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cond.wait(left)
+
     def wait_no_tasks(self, timeout=30.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -369,11 +386,17 @@ class Bench:
             raise RuntimeError("runc %s: %s" % (" ".join(args[:2]), r.stderr.decode(errors="replace").strip()))
         return r
 
-    def timed_run(self, bundle, tag, wrapper=False):
+    def timed_run(self, bundle, tag, wrapper=False, task=False):
         """Wall time of `runc run` (create, hooks, start, the process, delete);
-        with wrapper, of `secretshim-runtime run`, which execs runc."""
+        with wrapper, of `secretshim-runtime run`, which execs runc. With
+        task (a container with secrets), the agent's flush is waited for
+        after the wall time is taken and before its CPU is read: the poststop
+        hook does not wait for it, so it may still be running when runc
+        returns, and it belongs to this run's CPU (not to the next run's
+        time)."""
         cid = self.new_id(tag)
         self.live.add(cid)
+        mark = self.agent.mark()
         # CPU time as well as wall time: on a loaded machine the wall time
         # mostly measures the others; CPU time is what this start cost.
         # runc reaps its children (runc init, the hooks, the container), so
@@ -385,6 +408,8 @@ class Bench:
                             cid], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                            env=self.wrapper_env if wrapper else None)
         t = time.perf_counter() - t0
+        if task and r.returncode == 0 and self.agent.wait_flushed(cid, mark) is None:
+            raise RuntimeError("no flush logged for %s" % cid)
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime) + (self.agent.cpu_ns() - a0) / 1e9
         self.cpu.setdefault(tag, []).append(cpu)
@@ -535,7 +560,7 @@ class Bench:
                 self.cpu = {}
                 warm = 1 if q else 2
                 b, f, s = self.interleaved_n([lambda: self.timed_run(bare, "b"), lambda: self.timed_run(floor, "n"),
-                                              lambda: self.timed_run(shim, "s")], runs, warm)
+                                              lambda: self.timed_run(shim, "s", task=True)], runs, warm)
                 self.stop_profile(prof)
                 cpu = {k: v[warm:] for k, v in self.cpu.items()}
                 label = "%4d x %-6s" % (n, human(size))
@@ -619,6 +644,90 @@ class Bench:
             os.close(pidfd)
             child.kill()
             child.wait()
+
+    def spawn_hook(self, program, stage, state):
+        """Wall and CPU time (wait4) of one hook process with `state` on its
+        stdin, started as runc does (posix_spawn: a fork()ed Python child
+        would charge it with tearing down a copy of the interpreter)."""
+        r, w = os.pipe()
+        t0 = time.perf_counter()
+        pid = os.posix_spawn(program, [program, "--socket", self.agent.sock, stage], {},
+                             file_actions=[(os.POSIX_SPAWN_DUP2, r, 0), (os.POSIX_SPAWN_CLOSE, w)])
+        os.close(r)
+        try:
+            os.write(w, json.dumps(state).encode())
+        except BrokenPipeError:  # bench/noop does not read its state; runc allows that
+            pass
+        os.close(w)
+        _, status, ru = os.wait4(pid, 0)
+        wall = time.perf_counter() - t0
+        if status != 0:
+            raise RuntimeError("%s %s failed (status %d)" % (program, stage, status))
+        return wall, ru.ru_utime + ru.ru_stime
+
+    def hooks_alone(self):
+        """Our two hook processes with N secrets against bench/noop at the
+        same two stages, without runc: the part of row 2 that is ours, with
+        far less noise than whole container starts. The container is a
+        stand-in: `sleep` in a mount namespace of its own (a new one each
+        round), whose rootfs is a temp dir (the hook attaches there; the
+        mounts go with the namespace).
+        After each of our rounds the agent's flush is waited for (untimed)
+        and its CPU counted with the hooks'."""
+        q = self.args.quick
+        self.table.section("2c. the hooks alone: createRuntime + poststop with N secrets vs the no-op hook")
+        counts = [1] if q else [int(c) for c in self.args.counts.split(",") if int(c) <= 100]
+        sizes = [64] if q else [int(c) for c in self.args.sizes.split(",")]
+        rootfs = os.path.join(self.work, "stand-in-rootfs")
+        os.makedirs(os.path.join(rootfs, "run"), exist_ok=True)
+        bundle = os.path.join(self.work, "stand-in")
+        os.makedirs(bundle, exist_ok=True)
+        with open(os.path.join(bundle, "config.json"), "w") as f:
+            json.dump({"ociVersion": "1.0.2", "root": {"path": rootfs},
+                       "process": {"args": ["true"], "cwd": "/", "capabilities": {"bounding": ["CAP_KILL"]}}}, f)
+        def stand_in():
+            """A fresh stand-in init, its mount namespace made: no mounts
+            of earlier rounds pile up where the hook attaches."""
+            init = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                                     "echo ready; exec sleep 100000"], stdout=subprocess.PIPE)
+            init.stdout.readline()
+            return init
+
+        def round_trip(program, ann):
+            init = stand_in()
+            try:
+                cid = self.new_id("hooks")
+                mark = self.agent.mark()
+                c0 = self.agent.cpu_ns()
+                state = {"ociVersion": "1.0.2", "id": cid, "status": "creating", "pid": init.pid,
+                         "bundle": bundle, "annotations": {"io.secretshim.secrets": ann}}
+                cw, cc = self.spawn_hook(program, "createRuntime", state)
+                state = dict(state, status="stopped")
+                del state["pid"]
+                pw, pc = self.spawn_hook(program, "poststop", state)
+                if program == self.hook and self.agent.wait_flushed(cid, mark) is None:
+                    raise RuntimeError("no flush logged for %s" % cid)
+                return cw, pw, cc + pc + (self.agent.cpu_ns() - c0) / 1e9
+            finally:
+                init.kill()
+                init.wait()
+                init.stdout.close()
+
+        for size in sizes:
+            for n in counts:
+                ann = ";".join(self.ensure_secrets(n, size))
+                runs = 3 if q else max(self.args.runs, 300)
+                noop, ours = self.interleaved(lambda: round_trip(self.noop, ann),
+                                              lambda: round_trip(self.hook, ann), runs, 1 if q else 5)
+                label = "%4d x %-6s" % (n, human(size))
+                self.table.pair("%s both hooks: wall" % label, [a + b for a, b, _ in noop],
+                                [a + b for a, b, _ in ours], base_name="no-op hook", per=n)
+                self.table.pair("%s   createRuntime: wall" % label, [x[0] for x in noop], [x[0] for x in ours],
+                                base_name="no-op hook")
+                self.table.pair("%s   poststop: wall" % label, [x[1] for x in noop], [x[1] for x in ours],
+                                base_name="no-op hook")
+                self.table.pair("%s both hooks: CPU (+ agent)" % label, [x[2] for x in noop],
+                                [x[2] for x in ours], base_name="no-op hook", per=n)
 
     def flush(self):
         q = self.args.quick
@@ -846,6 +955,8 @@ def main():
             bench.start_with_secrets()
         if "2" in rows or "2b" in rows:
             bench.agent_direct()
+        if "2" in rows or "2c" in rows:
+            bench.hooks_alone()
         if "3" in rows:
             bench.flush()
         if "4" in rows:
