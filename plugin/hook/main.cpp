@@ -186,7 +186,8 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
 // sooner where the pidfd has not fired yet), and its reply could change
 // nothing here (a poststop failure never fails the runtime): waiting for it
 // only put the wiping of every file on the runtime's path (1000 x 64 KiB:
-// about 10 ms). The message stays queued for the agent after we close.
+// about 10 ms). The message stays queued for the agent after we close (an
+// agent too busy to take it turns it away, and the exit does the flush).
 Result<void> release(const std::string& socket, const OciState& state) {
     auto sock = connectAgent(socket, kTimeout);
     if (!sock) return tl::unexpected(sock.error());
