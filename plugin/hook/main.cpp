@@ -11,10 +11,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <iostream>
-#include <iterator>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -49,14 +45,20 @@ int usage() {
     return 2;
 }
 
-Result<std::string> readAll(std::istream& in, std::size_t limit, const char* what) {
+// Plain read(): no iostreams in the hook, whose static initialisation (the
+// standard streams and the classic locale's facets) every container start
+// would pay for.
+Result<std::string> readAll(int fd, std::size_t limit, const char* what) {
     std::string data;
     char buf[8192];
-    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-        data.append(buf, static_cast<std::size_t>(in.gcount()));
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return failErrno(std::string("reading ") + what);
+        if (n == 0) return data;
+        data.append(buf, static_cast<std::size_t>(n));
         if (data.size() > limit) return fail(std::string(what) + " is too large");
     }
-    return data;
 }
 
 Result<void> checkReply(const JsonMessage& reply) {
@@ -123,9 +125,9 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
     if (state.pid <= 0) return fail("the OCI state has no pid (is the hook registered at createRuntime?)");
     platform::UniqueFd pidfd(platform::sysPidfdOpen(state.pid, 0));
     if (!pidfd) return failErrno("opening the container's init process");
-    std::ifstream configFile(state.bundle + "/config.json", std::ios::binary);
+    platform::UniqueFd configFile(::open((state.bundle + "/config.json").c_str(), O_RDONLY | O_CLOEXEC));
     if (!configFile) return fail("cannot read " + state.bundle + "/config.json");
-    auto config = readAll(configFile, 16 * kMaxState, "config.json");
+    auto config = readAll(configFile.get(), 16 * kMaxState, "config.json");
     if (!config) return tl::unexpected(config.error());
     BundleFacts facts;
     auto rootfs = parseRootfsPath(*config, state.bundle, &facts);
@@ -212,7 +214,7 @@ int main(int argc, char** argv) {
     }
     if (stage != "createRuntime" && stage != "prestart" && stage != "poststop" && stage != "auto") return usage();
 
-    auto input = readAll(std::cin, kMaxState, "the OCI state");
+    auto input = readAll(STDIN_FILENO, kMaxState, "the OCI state");
     auto state = input ? parseOciState(*input) : tl::unexpected(input.error());
     if (!state) {
         std::fprintf(stderr, "secretshim-hook: %s\n", state.error().message.c_str());
