@@ -142,14 +142,15 @@ class Agent:
         with self.cond:
             return len(self.lines)
 
-    def wait_line(self, needle, start, timeout=30.0):
-        """The (time, line) of the first line from index `start` containing needle."""
+    def wait_line(self, needle, start, timeout=30.0, also=""):
+        """The (time, line) of the first line from index `start` containing
+        needle (and `also`), or None after `timeout` seconds."""
         deadline = time.monotonic() + timeout
         with self.cond:
             i = start
             while True:
                 while i < len(self.lines):
-                    if needle in self.lines[i][1]:
+                    if needle in self.lines[i][1] and also in self.lines[i][1]:
                         return self.lines[i]
                     i += 1
                 left = deadline - time.monotonic()
@@ -179,19 +180,7 @@ class Agent:
     def wait_flushed(self, cid, start, timeout=30.0):
         """The (time, line) of the agent's flush line for container `cid`
         from index `start` (after its exit or its poststop), or None."""
-        needle = 'container "%s": ' % cid
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            i = start
-            while True:
-                while i < len(self.lines):
-                    if needle in self.lines[i][1] and "secrets flushed" in self.lines[i][1]:
-                        return self.lines[i]
-                    i += 1
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return None
-                self.cond.wait(left)
+        return self.wait_line('container "%s": ' % cid, start, timeout, also="secrets flushed")
 
     def wait_no_tasks(self, timeout=30.0):
         deadline = time.monotonic() + timeout

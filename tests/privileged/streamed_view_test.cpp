@@ -159,6 +159,58 @@ std::vector<std::string> filesOf(const mountfs::ViewLayout& layout) {
     return files;
 }
 
+// `count` secrets PREFIX0, PREFIX1... of `size` bytes each, stored, and a
+// task naming each once under /run/secrets.
+struct StoredTask {
+    std::vector<std::string> names, values;
+    std::vector<mountfs::SecretRef> refs;
+    std::vector<std::size_t> which;  // entry i holds secret i
+};
+
+StoredTask storeTask(Store& s, const std::string& prefix, unsigned count, std::size_t size, unsigned seed) {
+    StoredTask t;
+    std::string annotation;
+    for (unsigned i = 0; i < count; ++i) {
+        t.names.push_back(prefix + std::to_string(i));
+        t.values.push_back(patterned(size, seed + i));
+        s.create(t.names.back(), t.values.back());
+        annotation += (i ? ";" : "") + t.names.back();
+        t.which.push_back(i);
+    }
+    auto refs = mountfs::parseSecretRefs(annotation);
+    REQUIRE(refs.has_value());
+    t.refs = std::move(*refs);
+    return t;
+}
+
+// Tampers with t.names[index], an entry of the second thread's half, and
+// builds the view: the build fails on it with the one line, after all its
+// plaintext went into its file; that file ends zeroed and unlinked and the
+// view holds no file. Returns the file's size(s) as seen when it failed.
+std::vector<off_t> failInSecondThread(const Store& s, const StoredTask& t, std::size_t index) {
+    const auto& [names, values, refs, which] = t;
+    tamper(s, names[index]);
+    auto layout = mountfs::planView(refs);
+    REQUIRE(layout.has_value());
+    const std::vector<std::string> files = filesOf(*layout);
+    auto sealed = s.store.readMany(names);
+    REQUIRE(sealed.has_value());
+    const SealedPayloads payloads(*sealed, which);
+    // Spies on that entry alone (the other thread's files may still be in progress).
+    const Spy spy(payloads, index, files, index);
+    auto view = TmpfsView::build(std::move(*layout), spy, {}, platform::kernelFeatures());
+    REQUIRE(!view.has_value());
+    CHECK(view.error().message == "secret \"" + names[index] + "\": cannot decrypt (corrupt or tampered)");
+    REQUIRE(spy.held.size() == 1);
+    CHECK(spy.onCopy);  // the second thread's
+    struct stat st {};
+    REQUIRE(::fstat(spy.held[0].get(), &st) == 0);
+    CHECK(st.st_size == 0);
+    CHECK(st.st_nlink == 0);
+    CHECK(entriesOf(spy.root.get(), "dir").empty());
+    return spy.sizesThen;
+}
+
 // A busybox container in a temp dir of its own, with `view` attached.
 struct AttachedContainer {
     explicit AttachedContainer(TmpfsView& view) {
@@ -265,21 +317,10 @@ TEST_CASE("a missing record fails before the view is made") {
 TEST_CASE("a large task is filled on two threads: exactly the bytes; a failure in the second half leaves nothing") {
     Store s;
     // 10 x 500 KiB: over the 2 MiB where the view takes a second thread.
-    std::vector<std::string> names;
-    std::vector<std::string> values;
-    std::string annotation;
-    for (unsigned i = 0; i < 10; ++i) {
-        names.push_back("big" + std::to_string(i));
-        values.push_back(patterned(500 * 1024, 20 + i));
-        s.create(names.back(), values.back());
-        annotation += (i ? ";" : "") + names.back();
-    }
-    auto refs = mountfs::parseSecretRefs(annotation);
-    REQUIRE(refs.has_value());
-    std::vector<std::size_t> which;
-    for (std::size_t i = 0; i < names.size(); ++i) which.push_back(i);
+    const StoredTask t = storeTask(s, "big", 10, 500 * 1024, 20);
+    const auto& [names, values, refs, which] = t;
     {
-        auto layout = mountfs::planView(*refs);
+        auto layout = mountfs::planView(refs);
         REQUIRE(layout.has_value());
         auto sealed = s.store.readMany(names);
         REQUIRE(sealed.has_value());
@@ -299,26 +340,7 @@ TEST_CASE("a large task is filled on two threads: exactly the bytes; a failure i
 
     // big7 tampered: the second thread fails on it, after its plaintext went
     // into the file; the first thread stops; nothing is left.
-    tamper(s, "big7");
-    auto layout = mountfs::planView(*refs);
-    REQUIRE(layout.has_value());
-    const std::vector<std::string> files = filesOf(*layout);
-    auto sealed = s.store.readMany(names);
-    REQUIRE(sealed.has_value());
-    const SealedPayloads payloads(*sealed, which);
-    // Spies on big7 alone (the other thread's files may still be in progress).
-    const Spy spy(payloads, 7, files, 7);
-    auto view = TmpfsView::build(std::move(*layout), spy, {}, platform::kernelFeatures());
-    REQUIRE(!view.has_value());
-    CHECK(view.error().message == "secret \"big7\": cannot decrypt (corrupt or tampered)");
-    REQUIRE(spy.held.size() == 1);
-    CHECK(spy.onCopy);  // big7 was the second thread's
-    CHECK(spy.sizesThen == std::vector<off_t>{500 * 1024});
-    struct stat st {};
-    REQUIRE(::fstat(spy.held[0].get(), &st) == 0);
-    CHECK(st.st_size == 0);
-    CHECK(st.st_nlink == 0);
-    CHECK(entriesOf(spy.root.get(), "dir").empty());
+    CHECK(failInSecondThread(s, t, 7) == std::vector<off_t>{500 * 1024});
 }
 
 TEST_CASE("payloads already in memory (cluster mode) past 2 MiB: two threads, exactly the bytes") {
@@ -350,20 +372,10 @@ TEST_CASE("200 small secrets: filled and flushed on two threads, each file exact
     Store s;
     // 200 x 64 B: few bytes, but enough files for a second thread (the cost
     // of a file counts, not only its bytes), to fill and to flush.
-    std::vector<std::string> names, values;
-    std::string annotation;
-    for (unsigned i = 0; i < 200; ++i) {
-        names.push_back("s" + std::to_string(i));
-        values.push_back(patterned(64, 60 + i));
-        s.create(names.back(), values.back());
-        annotation += (i ? ";" : "") + names.back();
-    }
-    auto refs = mountfs::parseSecretRefs(annotation);
-    REQUIRE(refs.has_value());
-    std::vector<std::size_t> which;
-    for (std::size_t i = 0; i < names.size(); ++i) which.push_back(i);
+    const StoredTask t = storeTask(s, "s", 200, 64, 60);
+    const auto& [names, values, refs, which] = t;
     {
-        auto layout = mountfs::planView(*refs);
+        auto layout = mountfs::planView(refs);
         REQUIRE(layout.has_value());
         const std::vector<std::string> files = filesOf(*layout);
         auto sealed = s.store.readMany(names);
@@ -395,22 +407,5 @@ TEST_CASE("200 small secrets: filled and flushed on two threads, each file exact
     }
 
     // s150 tampered: the second thread fails on it; nothing is left.
-    tamper(s, "s150");
-    auto layout = mountfs::planView(*refs);
-    REQUIRE(layout.has_value());
-    const std::vector<std::string> files = filesOf(*layout);
-    auto sealed = s.store.readMany(names);
-    REQUIRE(sealed.has_value());
-    const SealedPayloads payloads(*sealed, which);
-    const Spy spy(payloads, 150, files, 150);
-    auto view = TmpfsView::build(std::move(*layout), spy, {}, platform::kernelFeatures());
-    REQUIRE(!view.has_value());
-    CHECK(view.error().message == "secret \"s150\": cannot decrypt (corrupt or tampered)");
-    REQUIRE(spy.held.size() == 1);
-    CHECK(spy.onCopy);  // s150 was the second thread's
-    struct stat st {};
-    REQUIRE(::fstat(spy.held[0].get(), &st) == 0);
-    CHECK(st.st_size == 0);
-    CHECK(st.st_nlink == 0);
-    CHECK(entriesOf(spy.root.get(), "dir").empty());
+    CHECK(failInSecondThread(s, t, 150) == std::vector<off_t>{64});
 }
