@@ -93,6 +93,28 @@ class Table:
         return "\n".join(out)
 
 
+def spawn_hook(program, sock, stage, state):
+    """Wall and CPU time (wait4), in seconds, of one hook process with
+    `state` on its stdin, started as runc does (posix_spawn: a fork()ed
+    Python child would charge it with tearing down a copy of the
+    interpreter). Also used by bench/hook_cpu.py."""
+    r, w = os.pipe()
+    t0 = time.perf_counter()
+    pid = os.posix_spawn(program, [program, "--socket", sock, stage], {},
+                         file_actions=[(os.POSIX_SPAWN_DUP2, r, 0), (os.POSIX_SPAWN_CLOSE, w)])
+    os.close(r)
+    try:
+        os.write(w, json.dumps(state).encode())
+    except BrokenPipeError:  # bench/noop does not read its state; runc allows that
+        pass
+    os.close(w)
+    _, status, ru = os.wait4(pid, 0)
+    wall = time.perf_counter() - t0
+    if status != 0:
+        raise RuntimeError("%s %s failed (status %d)" % (program, stage, status))
+    return wall, ru.ru_utime + ru.ru_stime
+
+
 class Agent:
     """secretshimd on a private socket and state dir; its stderr is read by a
     thread that stamps each line with the monotonic clock."""
@@ -634,26 +656,6 @@ class Bench:
             child.kill()
             child.wait()
 
-    def spawn_hook(self, program, stage, state):
-        """Wall and CPU time (wait4) of one hook process with `state` on its
-        stdin, started as runc does (posix_spawn: a fork()ed Python child
-        would charge it with tearing down a copy of the interpreter)."""
-        r, w = os.pipe()
-        t0 = time.perf_counter()
-        pid = os.posix_spawn(program, [program, "--socket", self.agent.sock, stage], {},
-                             file_actions=[(os.POSIX_SPAWN_DUP2, r, 0), (os.POSIX_SPAWN_CLOSE, w)])
-        os.close(r)
-        try:
-            os.write(w, json.dumps(state).encode())
-        except BrokenPipeError:  # bench/noop does not read its state; runc allows that
-            pass
-        os.close(w)
-        _, status, ru = os.wait4(pid, 0)
-        wall = time.perf_counter() - t0
-        if status != 0:
-            raise RuntimeError("%s %s failed (status %d)" % (program, stage, status))
-        return wall, ru.ru_utime + ru.ru_stime
-
     def hooks_alone(self):
         """Our two hook processes with N secrets against bench/noop at the
         same two stages, without runc: the part of row 2 that is ours, with
@@ -690,10 +692,10 @@ class Bench:
                 c0 = self.agent.cpu_ns()
                 state = {"ociVersion": "1.0.2", "id": cid, "status": "creating", "pid": init.pid,
                          "bundle": bundle, "annotations": {"io.secretshim.secrets": ann}}
-                cw, cc = self.spawn_hook(program, "createRuntime", state)
+                cw, cc = spawn_hook(program, self.agent.sock, "createRuntime", state)
                 state = dict(state, status="stopped")
                 del state["pid"]
-                pw, pc = self.spawn_hook(program, "poststop", state)
+                pw, pc = spawn_hook(program, self.agent.sock, "poststop", state)
                 if program == self.hook and self.agent.wait_flushed(cid, mark) is None:
                     raise RuntimeError("no flush logged for %s" % cid)
                 return cw, pw, cc + pc + (self.agent.cpu_ns() - c0) / 1e9

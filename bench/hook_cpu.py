@@ -21,30 +21,12 @@ import sys
 import tempfile
 import time
 
+from harness import spawn_hook  # bench/harness.py, next to this script
+
 
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))]
-
-
-def run_hook(hook, sock, stage, state):
-    r, w = os.pipe()
-    t0 = time.perf_counter()
-    # posix_spawn (vfork-like): a fork()ed Python child would charge the
-    # hook with tearing down a copy of the interpreter's memory.
-    pid = os.posix_spawn(hook, [hook, "--socket", sock, stage], {},
-                         file_actions=[(os.POSIX_SPAWN_DUP2, r, 0), (os.POSIX_SPAWN_CLOSE, w)])
-    os.close(r)
-    try:
-        os.write(w, json.dumps(state).encode())
-    except BrokenPipeError:  # a program that does not read its state (bench/noop), as runc allows
-        pass
-    os.close(w)
-    _, status, ru = os.wait4(pid, 0)
-    wall = time.perf_counter() - t0
-    if status != 0:
-        raise RuntimeError("%s %s failed (status %d)" % (hook, stage, status))
-    return (ru.ru_utime + ru.ru_stime) * 1e3, wall * 1e3
 
 
 def main():
@@ -100,7 +82,7 @@ def main():
                     if stage == "poststop":
                         state = dict(state, status="stopped")
                         del state["pid"]
-                    c, w = run_hook(hooks[k], sock, stage, state)
+                    w, c = (x * 1e3 for x in spawn_hook(hooks[k], sock, stage, state))
                     if i >= warm:
                         cpu[k][stage].append(c)
                         wall[k][stage].append(w)
