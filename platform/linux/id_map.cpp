@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <charconv>
 
+#include "platform/linux/read_all.hpp"
 #include "platform/linux/unique_fd.hpp"
 
 namespace secretshim::platform {
@@ -44,17 +45,9 @@ Result<IdMap> IdMap::read(int procDir, pid_t pid, const char* kind) {
                              kind + "_map";
     UniqueFd fd(::openat(procDir, path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return failErrno(std::string("reading the container's ") + kind + "_map");
-    std::string text;
-    char buf[4096];
-    for (;;) {
-        const ssize_t n = ::read(fd.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return failErrno(std::string("reading the container's ") + kind + "_map");
-        if (n == 0) break;
-        text.append(buf, static_cast<std::size_t>(n));
-        if (text.size() > 65536) return fail(std::string("the container's ") + kind + "_map is too large");
-    }
-    return parse(text);
+    auto text = readAll(fd.get(), 65536, std::string("the container's ") + kind + "_map");
+    if (!text) return tl::unexpected(text.error());
+    return parse(*text);
 }
 
 Result<std::uint32_t> IdMap::toHost(std::uint32_t inside) const {

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <openssl/sha.h>
 
+#include "platform/linux/read_all.hpp"
 #include "plugin/store/atomic_file.hpp"
 #include "plugin/store/private_path.hpp"
 
@@ -102,19 +103,12 @@ std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems)
 
 namespace {
 
-// /proc files of a dying process fail reads with ESRCH; iostreams would
-// throw from that, so read them with plain read(2).
+// A /proc file of a dying process fails its reads with ESRCH: read(2),
+// not iostreams (readAll).
 Result<std::string> readProcFile(const std::string& path) {
     platform::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return failErrno("reading " + path);
-    std::string text;
-    char buf[4096];
-    for (ssize_t n; (n = ::read(fd.get(), buf, sizeof buf)) != 0;) {
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return failErrno("reading " + path);
-        text.append(buf, static_cast<std::size_t>(n));
-    }
-    return text;
+    return platform::readAll(fd.get(), std::string::npos, path);
 }
 
 struct ProcStat {

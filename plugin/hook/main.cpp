@@ -19,6 +19,7 @@
 #include "platform/linux/id_map.hpp"
 #include "platform/linux/userns_lock.hpp"
 #include "platform/linux/mount_api.hpp"
+#include "platform/linux/read_all.hpp"
 #include "plugin/hook/oci_state.hpp"
 #include "plugin/protocol/channel.hpp"
 #include "plugin/protocol/json_fields.hpp"
@@ -43,22 +44,6 @@ constexpr auto kBusyRetry = std::chrono::seconds(5);
 int usage() {
     std::fputs("usage: secretshim-hook [--socket PATH] createRuntime|prestart|poststop|auto\n", stderr);
     return 2;
-}
-
-// Plain read(): no iostreams in the hook, whose static initialisation (the
-// standard streams and the classic locale's facets) every container start
-// would pay for.
-Result<std::string> readAll(int fd, std::size_t limit, const char* what) {
-    std::string data;
-    char buf[8192];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return failErrno(std::string("reading ") + what);
-        if (n == 0) return data;
-        data.append(buf, static_cast<std::size_t>(n));
-        if (data.size() > limit) return fail(std::string(what) + " is too large");
-    }
 }
 
 Result<void> checkReply(const JsonMessage& reply) {
@@ -127,7 +112,7 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
     if (!pidfd) return failErrno("opening the container's init process");
     platform::UniqueFd configFile(::open((state.bundle + "/config.json").c_str(), O_RDONLY | O_CLOEXEC));
     if (!configFile) return fail("cannot read " + state.bundle + "/config.json");
-    auto config = readAll(configFile.get(), 16 * kMaxState, "config.json");
+    auto config = platform::readAll(configFile.get(), 16 * kMaxState, "config.json");
     if (!config) return tl::unexpected(config.error());
     BundleFacts facts;
     auto rootfs = parseRootfsPath(*config, state.bundle, &facts);
@@ -214,7 +199,7 @@ int main(int argc, char** argv) {
     }
     if (stage != "createRuntime" && stage != "prestart" && stage != "poststop" && stage != "auto") return usage();
 
-    auto input = readAll(STDIN_FILENO, kMaxState, "the OCI state");
+    auto input = platform::readAll(STDIN_FILENO, kMaxState, "the OCI state");
     auto state = input ? parseOciState(*input) : tl::unexpected(input.error());
     if (!state) {
         std::fprintf(stderr, "secretshim-hook: %s\n", state.error().message.c_str());
