@@ -377,7 +377,7 @@ class Bench:
         def create(name):
             value = os.urandom(size)
             for agent in filter(None, (self.agent, self.other)):
-                r = agent.ctl("secret", "create", name, "-", data=value)
+                r = agent.ctl("secret", "create", name, "-", "--grant", "root", data=value)
                 if r.returncode != 0:
                     raise RuntimeError("creating secret %s: %s" % (name, r.stderr.decode().strip()))
             return name
@@ -614,7 +614,7 @@ class Bench:
             with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as sock:
                 sock.connect(agent.sock)
                 t0 = time.perf_counter()
-                request(sock, {"op": "create", "id": cid, "secrets": ann}, [pidfd])
+                request(sock, {"op": "create", "id": cid, "secrets": ann, "identity": {"integration": "bundle"}}, [pidfd])
                 t1 = time.perf_counter()
                 request(sock, {"op": "attached", "ok": True})
                 t2 = time.perf_counter()

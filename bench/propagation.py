@@ -114,8 +114,11 @@ class Propagation:
             self.admin("secret", "create", name, "-", data=os.urandom(SIZE))
         # One container of task "tone" holds solo and shared; the others (task
         # "tall") hold shared only: solo is used by one container, shared by all.
-        self.admin("task", "assign", "tone", "--node", NODE, "--secret", "solo", "--secret", "shared")
-        self.admin("task", "assign", "tall", "--node", NODE, "--secret", "shared")
+        # Bound to containers started by root: the bench's runc bundles; "tall"
+        # is held by up to 200 at once.
+        self.admin("task", "assign", "tone", "--identity", "root", "--node", NODE, "--secret", "solo", "--secret", "shared")
+        self.admin("task", "assign", "tall", "--identity", "root", "--max-containers", "1000", "--node", NODE,
+                   "--secret", "shared")
         self.agent = self.Agent(self.b.build, agent_dir, extra=["--config", agent_yaml], binary=self.b.args.prop_agent,
                            env=dict(os.environ, SECRETSHIM_TRACE_UPDATES="1"))
         deadline = time.monotonic() + 30

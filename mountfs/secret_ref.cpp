@@ -24,36 +24,35 @@ bool hasPathPrefix(std::string_view path, std::string_view dir) {
                            path[dir.size()] == '/');
 }
 
-Result<std::uint32_t> parseId(std::string_view spec, std::string_view key, std::string_view value) {
+}  // namespace
+
+// The parts of a spec, each refused with a message that names the field
+// and its value; parseSecretRef() puts "secret spec "...": " before it.
+Result<std::uint32_t> parseId(std::string_view key, std::string_view value) {
     if (value.empty()) return 0u;  // Docker fails on an empty uid/gid; we take the default
     std::uint64_t n = 0;
     for (char c : value) {
-        if (c < '0' || c > '9')
-            return fail("secret spec " + quote(spec) + ": " + std::string(key) + " " + quote(value) +
-                        " is not a number");
+        if (c < '0' || c > '9') return fail(std::string(key) + " " + quote(value) + " is not a number");
         n = n * 10 + static_cast<unsigned>(c - '0');
-        if (n > kMaxId)
-            return fail("secret spec " + quote(spec) + ": " + std::string(key) + " " + quote(value) +
-                        " is larger than 4294967294");
+        if (n > kMaxId) return fail(std::string(key) + " " + quote(value) + " is larger than 4294967294");
     }
     return static_cast<std::uint32_t>(n);
 }
 
-Result<std::uint32_t> parseMode(std::string_view spec, std::string_view value) {
+Result<std::uint32_t> parseMode(std::string_view value) {
     if (value.empty()) return kDefaultMode;
     std::uint32_t n = 0;
     for (char c : value) {
-        if (c < '0' || c > '7')
-            return fail("secret spec " + quote(spec) + ": mode " + quote(value) + " is not octal");
+        if (c < '0' || c > '7') return fail("mode " + quote(value) + " is not octal");
         n = n * 8 + static_cast<unsigned>(c - '0');
-        if (n > 0777)
-            return fail("secret spec " + quote(spec) + ": mode " + quote(value) +
-                        " is outside 0..0777");
+        if (n > 0777) return fail("mode " + quote(value) + " is outside 0..0777");
     }
     return n;
 }
 
-Result<std::string> cleanTarget(std::string_view spec, std::string_view source, std::string_view raw) {
+namespace {
+
+Result<std::string> cleanTarget(std::string_view source, std::string_view raw) {
     std::string target;
     if (raw.empty())
         target = std::string(kSecretsDir) + "/" + std::string(source);
@@ -63,7 +62,7 @@ Result<std::string> cleanTarget(std::string_view spec, std::string_view source, 
         target = std::string(raw);
 
     const auto bad = [&](std::string_view why) {
-        return fail("secret spec " + quote(spec) + ": target " + quote(raw) + " " + std::string(why));
+        return fail("target " + quote(raw) + " " + std::string(why));
     };
     if (target.find('\0') != std::string::npos) return bad("contains a NUL byte");
     if (target.size() > kMaxTargetLength) return bad("is too long");
@@ -87,6 +86,11 @@ Result<std::string> cleanTarget(std::string_view spec, std::string_view source, 
 }
 
 }  // namespace
+
+Result<std::string> parseTarget(std::string_view raw) {
+    if (raw.empty()) return fail("target is empty");
+    return cleanTarget("", raw);
+}
 
 bool isValidSecretName(std::string_view name) {
     if (name.empty() || name.size() > 64) return false;
@@ -142,27 +146,35 @@ Result<SecretRef> parseSecretRef(std::string_view spec) {
         return fail("secret spec " + quote(spec) + ": name " + quote(*source) +
                     " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
 
+    const auto inSpec = [&](const Error& e) { return tl::unexpected(wrap(e, "secret spec " + quote(spec))); };
     SecretRef ref;
     ref.source = std::string(*source);
-    auto cleaned = cleanTarget(spec, *source, target.value_or(""));
-    if (!cleaned) return tl::unexpected(cleaned.error());
+    auto cleaned = cleanTarget(*source, target.value_or(""));
+    if (!cleaned) return inSpec(cleaned.error());
     ref.target = std::move(*cleaned);
     if (uid) {
-        auto v = parseId(spec, "uid", *uid);
-        if (!v) return tl::unexpected(v.error());
+        auto v = parseId("uid", *uid);
+        if (!v) return inSpec(v.error());
         ref.uid = *v;
     }
     if (gid) {
-        auto v = parseId(spec, "gid", *gid);
-        if (!v) return tl::unexpected(v.error());
+        auto v = parseId("gid", *gid);
+        if (!v) return inSpec(v.error());
         ref.gid = *v;
     }
     if (mode) {
-        auto v = parseMode(spec, *mode);
-        if (!v) return tl::unexpected(v.error());
+        auto v = parseMode(*mode);
+        if (!v) return inSpec(v.error());
         ref.mode = *v;
     }
     return ref;
+}
+
+std::string formatSecretRef(const SecretRef& ref) {
+    std::string mode = "0";
+    for (int shift = 6; shift >= 0; shift -= 3) mode += static_cast<char>('0' + ((ref.mode >> shift) & 7));
+    return "source=" + ref.source + ",target=" + ref.target + ",uid=" + std::to_string(ref.uid) +
+           ",gid=" + std::to_string(ref.gid) + ",mode=" + mode;
 }
 
 Result<std::vector<SecretRef>> parseSecretRefs(std::string_view annotation) {

@@ -37,6 +37,10 @@ bool isValidSecretName(std::string_view name);
 // under /run/secrets) and checked.
 Result<SecretRef> parseSecretRef(std::string_view spec);
 
+// The spec parseSecretRef() reads back as `ref`, every field spelled out:
+// "source=db,target=/run/secrets/db,uid=0,gid=0,mode=0444".
+std::string formatSecretRef(const SecretRef& ref);
+
 // Parses an annotation value: specs separated by ';' (blank entries are
 // ignored), then checks the set as a whole (validateRefs).
 Result<std::vector<SecretRef>> parseSecretRefs(std::string_view annotation);
@@ -44,6 +48,15 @@ Result<std::vector<SecretRef>> parseSecretRefs(std::string_view annotation);
 // Checks that no two references share a target and that no target lies
 // inside another (a file cannot also be a directory).
 Result<void> validateRefs(const std::vector<SecretRef>& refs);
+
+// The fields of a spec on their own, for a grammar that pins them (a grant):
+// a target as parseSecretRef() makes it (absolute under /run/secrets when
+// relative, clean, not under /proc, /sys or /dev; not empty), a uid or gid
+// (`key` names it in the message; empty means 0) and an octal mode (empty
+// means 0444). Messages name the field: "target \"../x\" is not clean ...".
+Result<std::string> parseTarget(std::string_view raw);
+Result<std::uint32_t> parseId(std::string_view key, std::string_view value);
+Result<std::uint32_t> parseMode(std::string_view value);
 
 // Refuses an empty payload or one over maxBytes.
 Result<void> checkPayloadSize(std::string_view name, std::size_t size,

@@ -29,10 +29,10 @@ step "start the agent (state in $work/state)"
 agent_pid=$!
 i=0; while [ ! -S "$sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 
-step "create the secret db_pass (a random value, never shown)"
+step "create the secret db_pass (a random value, never shown), granted to containers root starts"
 # Only in this shell's memory and pipes: plaintext never goes to disk.
 value=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
-printf %s "$value" | ctl secret create db_pass - >/dev/null
+printf %s "$value" | ctl secret create db_pass - --grant root >/dev/null
 echo "stored digest:   $(printf %s "$value" | sha256sum | cut -c1-64)"
 ctl secret ls
 
@@ -46,6 +46,16 @@ python3 scripts/make_bundle.py "$work/demo" "$PWD/$build/plugin/secretshim-hook"
 runc --root "$work/runc" run --bundle "$work/demo" demo | tee "$work/demo.out"
 grep -q "container digest: $(printf %s "$value" | sha256sum | cut -c1-64)" "$work/demo.out" ||
     { echo "the container did not see the stored secret"; exit 1; }
+
+step "a container asking for a secret not granted to it does not start"
+head -c 24 /dev/urandom | ctl secret create not_yours - >/dev/null  # no --grant: it reaches nobody
+python3 scripts/make_bundle.py "$work/denied" "$PWD/$build/plugin/secretshim-hook" "$sock" "not_yours" 0 \
+    sh -c 'echo "this must not run"'
+if runc --root "$work/runc" run --bundle "$work/denied" denied >"$work/denied.out" 2>"$work/denied.err"; then
+    echo "the container ran without a grant!"; exit 1
+fi
+sed -n 's/.*stderr: \(secretshim-hook: .*\)\\n".*/\1/p' "$work/denied.err" | tr -d '\\'  # runc quotes it
+runc --root "$work/runc" delete -f denied >/dev/null 2>&1 || true
 
 step "the container has exited: the agent flushed its view"
 ctl task ls

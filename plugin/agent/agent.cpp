@@ -14,11 +14,14 @@
 #include <cstring>
 #include <optional>
 
+#include "plugin/identity/grant_rule.hpp"
+
 #include "mountfs/secret_ref.hpp"
 #include "mountfs/view_layout.hpp"
 #include "platform/linux/fd_passing.hpp"
 #include "platform/linux/id_map.hpp"
 #include "platform/linux/mount_api.hpp"
+#include "plugin/agent/local_source.hpp"
 #include "plugin/agent/session.hpp"
 #include "plugin/agent/task_list.hpp"
 #include "plugin/protocol/channel.hpp"
@@ -172,8 +175,34 @@ private:
     bool spoken_ = false;  // a first message arrived
 };
 
-Agent::Agent(asio::io_context& io, AgentConfig config, LocalStore store, TaskRecords records)
-    : io_(io), config_(std::move(config)), store_(std::move(store)), records_(std::move(records)) {}
+Claim::Claim(std::shared_ptr<Counts> counts, std::string name) : counts_(std::move(counts)), name_(std::move(name)) {
+    ++(*counts_)[name_];
+}
+
+Claim& Claim::operator=(Claim&& other) noexcept {
+    if (this != &other) {
+        release();
+        counts_ = std::move(other.counts_);
+        name_ = std::move(other.name_);
+    }
+    return *this;
+}
+
+void Claim::release() {
+    if (!counts_) return;
+    if (const auto it = counts_->find(name_); it != counts_->end() && --it->second == 0) counts_->erase(it);
+    counts_.reset();
+}
+
+Agent::Agent(asio::io_context& io, AgentConfig config, TaskRecords records, LocalSource* local)
+    : io_(io), config_(std::move(config)), records_(std::move(records)), source_(local), local_(local) {}
+
+std::size_t Agent::holders(const std::string& name) const {
+    std::size_t n = 0;
+    for (const auto& [id, task] : clusterTasks_) n += task == name;
+    const auto pending = pendingClaims_->find(name);
+    return n + (pending == pendingClaims_->end() ? 0 : pending->second);
+}
 
 void Agent::adoptTasks() {
     std::vector<std::string> problems;
@@ -283,10 +312,12 @@ void Agent::stop() {
 Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<UniqueFd>& fds) {
     PendingTask task;
     task.record.id = stringField(request, "id");
-    task.record.secrets = stringField(request, "secrets");
     if (task.record.id.empty()) return fail("the request names no container");
     if (fds.size() != 1) return fail("the request carries no pidfd of the container");
     if (tasks_.count(task.record.id)) return fail("container " + quote(task.record.id) + " already has its secrets");
+    const auto who = request.find("identity");
+    auto identity = WorkloadIdentity::fromJson(who == request.end() ? json() : *who);
+    if (!identity) return tl::unexpected(identity.error());
     task.pidfd = std::move(fds[0]);
     auto pid = pidOfPidfd(task.pidfd.get());
     if (!pid) return tl::unexpected(pid.error());
@@ -295,12 +326,22 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     task.record.pid = *pid;
     task.record.startTime = *start;
 
-    std::map<std::string, SecureBuffer> granted;  // cluster mode: the assignment's values
-    if (auto ok = clusterGrant(request, task, granted); !ok) return tl::unexpected(ok.error());
-    auto refs = mountfs::parseSecretRefs(task.record.secrets);
-    if (!refs) return tl::unexpected(refs.error());
-    if (auto ok = mapOwnersToHost(*pid, *refs); !ok) return tl::unexpected(ok.error());
-    auto layout = mountfs::planView(*refs);
+    // The source decides what this identity gets of what it asked for.
+    auto granted = source_->grant(*identity, stringField(request, "secrets"), stringField(request, "task"));
+    if (!granted) return tl::unexpected(granted.error());
+    if (!granted->claim.empty()) {
+        const std::size_t held = holders(granted->claim);
+        if (held >= granted->maxHolders)
+            return fail("task " + quote(granted->claim) + " is held by " + std::to_string(held) + " container(s), " +
+                        "its limit (max_containers " + std::to_string(granted->maxHolders) + ")");
+        task.claim = Claim(pendingClaims_, granted->claim);
+        task.record.task = granted->claim;  // re-adopted after an agent restart, it is tied to its task again
+    }
+    task.record.secrets = granted->specs;
+    task.record.identity = std::move(*identity);
+    auto refs = std::move(granted->refs);
+    if (auto ok = mapOwnersToHost(*pid, refs); !ok) return tl::unexpected(ok.error());
+    auto layout = mountfs::planView(refs);
     if (!layout) return tl::unexpected(layout.error());
     // Each single-file target is one more fd to pass (and the directory one).
     const auto files = std::count_if(layout->entries.begin(), layout->entries.end(),
@@ -308,35 +349,15 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     if (static_cast<std::size_t>(files) + 1 > platform::kMaxPassedFds)
         return fail(std::to_string(files) + " targets outside " + std::string(mountfs::kSecretsDir) +
                     ": at most " + std::to_string(platform::kMaxPassedFds - 1) + " can be attached");
-
-    std::map<std::string, std::size_t> index;
-    for (const auto& ref : *refs)
-        if (index.emplace(ref.source, task.secrets.size()).second) task.secrets.push_back(ref.source);
-    // Local mode: the store's records are read first (their sizes size the
-    // view) and each is decrypted straight into its file in the view, through
-    // one small locked buffer: the view's tmpfs is the only copy of the
-    // plaintext. Cluster mode: the assignment's values, decrypted by
-    // clusterGrant(), wiped when this returns.
+    for (const auto& ref : refs)
+        if (std::find(task.secrets.begin(), task.secrets.end(), ref.source) == task.secrets.end())
+            task.secrets.push_back(ref.source);
+    // Each value is produced straight into its file in the view (local
+    // mode: decrypted from its record through one small locked buffer), so
+    // the view's tmpfs is the only copy of the plaintext.
     mountfs::ViewOptions options;
     options.maxPayload = config_.maxPayload;
-    Result<std::unique_ptr<platform::TmpfsView>> view = nullptr;
-    if (!cluster_) {
-        auto sealed = store_.readMany(task.secrets);
-        if (!sealed) return tl::unexpected(sealed.error());
-        std::vector<std::size_t> which;
-        for (const auto& ref : *refs) which.push_back(index.at(ref.source));
-        view = platform::TmpfsView::build(std::move(*layout), SealedPayloads(*sealed, std::move(which)), options,
-                                          platform::kernelFeatures());
-    } else {
-        std::vector<mountfs::Bytes> payloads;
-        for (const auto& ref : *refs) {
-            const auto value = granted.find(ref.source);
-            if (value == granted.end())
-                return fail("secret " + quote(ref.source) + " is not in the task's assignment");
-            payloads.push_back(value->second.span());
-        }
-        view = platform::TmpfsView::build(std::move(*layout), payloads, options, platform::kernelFeatures());
-    }
+    auto view = platform::TmpfsView::build(std::move(*layout), *granted->payloads, options, platform::kernelFeatures());
     if (!view) return tl::unexpected(view.error());
     task.view = std::move(*view);
     return task;
@@ -345,7 +366,8 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
 void Agent::startTask(PendingTask pending) {
     pending.view->releaseMountSources();
     const std::string id = pending.record.id;
-    if (!pending.clusterTask.empty()) clusterTasks_[id] = pending.clusterTask;
+    if (!pending.record.task.empty()) clusterTasks_[id] = pending.record.task;
+    pending.claim.release();  // counted in clusterTasks_ from now on
     if (auto ok = records_.save(pending.record); !ok)
         log("container " + quote(id) + ": its record was not saved, it will not survive an agent restart: " +
             ok.error().message);
@@ -410,36 +432,7 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
         flushTask(stringField(request, "id"), "released by poststop");
         return {{"ok", true}};
     }
-    if (op == "secret.create") {
-        const std::string name = stringField(request, "name");
-        if (fds.size() != 1) return failure("secret.create needs the value as a memfd");
-        auto value = readValue(fds[0].get(), name, config_.maxPayload);
-        if (!value) return failure(value.error().message);
-        auto meta = store_.create(name, value->span());
-        if (!meta) return failure(meta.error().message);
-        log("secret " + name + " created (" + std::to_string(meta->size) + " bytes)");
-        return {{"ok", true}, {"id", meta->id}};
-    }
-    if (op == "secret.ls" || op == "secret.inspect") {
-        json list = json::array();
-        auto metas = store_.list();
-        if (!metas) return failure(metas.error().message);
-        const std::string only = stringField(request, "name");
-        for (const auto& m : *metas) {
-            if (op == "secret.inspect" && m.name != only) continue;
-            list.push_back({{"name", m.name}, {"id", m.id}, {"size", m.size}, {"created", m.created},
-                            {"tasks", tasksUsing(m.name)}});
-        }
-        if (op == "secret.inspect" && list.empty()) return failure("secret " + quote(only) + " not found");
-        return {{"ok", true}, {"secrets", list}};
-    }
-    if (op == "secret.rm") {
-        const std::string name = stringField(request, "name");
-        if (!tasksUsing(name).empty()) return failure("secret " + quote(name) + " is in use by a running task");
-        if (auto ok = store_.remove(name); !ok) return failure(ok.error().message);
-        log("secret " + name + " removed");
-        return {{"ok", true}};
-    }
+    if (op.rfind("secret.", 0) == 0) return handleLocal(op, request, fds);
     if (op == "task.ls") {  // paged: plugin/agent/task_list.hpp
         std::map<std::string, const std::vector<std::string>*> secretsById;
         for (const auto& [id, task] : tasks_) secretsById.emplace_hint(secretsById.end(), id, &task.secrets);
@@ -452,6 +445,127 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
         return reply;
     }
     return failure("unknown request " + quote(op.substr(0, 64)));
+}
+
+namespace {
+
+// Rule texts from a request's field, parsed.
+Result<std::vector<GrantRule>> rulesField(const json& request, const char* key) {
+    std::vector<GrantRule> rules;
+    const auto it = request.find(key);
+    if (it == request.end()) return rules;
+    if (!it->is_array()) return fail(std::string("malformed request: ") + key + " is not a list");
+    for (const auto& text : *it) {
+        auto rule = text.is_string() ? GrantRule::parse(text.get_ref<const std::string&>())
+                                     : tl::unexpected(Error{0, "malformed request: a grant rule is not a string"});
+        if (!rule) return tl::unexpected(rule.error());
+        rules.push_back(std::move(*rule));
+    }
+    return rules;
+}
+
+json rulesJson(const std::vector<GrantRule>* rules) {
+    json out = json::array();
+    if (rules)
+        for (const auto& r : *rules) out.push_back(r.text());
+    return out;
+}
+
+}  // namespace
+
+json Agent::handleLocal(const std::string& op, const json& request, std::vector<UniqueFd>& fds) {
+    // On a cluster node secrets are etcd's: a local one would reach nobody.
+    if (!local_)
+        return failure("this node takes its secrets from etcd (source: etcd): manage them with secretshimctl "
+                       "--cluster-config FILE");
+    const std::string name = stringField(request, "name");
+    if (op == "secret.create") {
+        if (fds.size() != 1) return failure("secret.create needs the value as a memfd");
+        auto rules = rulesField(request, "grants");
+        if (!rules) return failure(rules.error().message);
+        auto value = readValue(fds[0].get(), name, config_.maxPayload);
+        if (!value) return failure(value.error().message);
+        auto meta = local_->create(name, value->span(), *rules);
+        if (!meta) return failure(meta.error().message);
+        log("secret " + name + " created (" + std::to_string(meta->size) + " bytes, " +
+            std::to_string(rules->size()) + " grant(s))");
+        return {{"ok", true}, {"id", meta->id}};
+    }
+    if (op == "secret.ls" || op == "secret.inspect") {
+        json list = json::array();
+        auto metas = local_->list();
+        if (!metas) return failure(metas.error().message);
+        for (const auto& m : *metas) {
+            if (op == "secret.inspect" && m.name != name) continue;
+            list.push_back({{"name", m.name}, {"id", m.id}, {"size", m.size}, {"created", m.created},
+                            {"grants", rulesJson(local_->rules(m.name))}, {"tasks", tasksUsing(m.name)}});
+        }
+        if (op == "secret.inspect" && list.empty()) return failure("secret " + quote(name) + " not found");
+        return {{"ok", true}, {"secrets", list}};
+    }
+    if (op == "secret.grant" || op == "secret.revoke") {
+        auto rule = GrantRule::parse(stringField(request, "rule"));
+        if (!rule) return failure(rule.error().message);
+        const bool grant = op == "secret.grant";
+        auto ok = grant ? local_->addGrant(name, *rule) : local_->revokeGrant(name, *rule);
+        if (!ok) return failure(ok.error().message);
+        log("secret " + name + (grant ? " granted to " : ": grant revoked: ") + rule->text());
+        if (!grant) revokeUngranted(name);
+        return {{"ok", true}};
+    }
+    if (op == "secret.rm") {
+        if (!tasksUsing(name).empty()) return failure("secret " + quote(name) + " is in use by a running task");
+        if (auto ok = local_->remove(name); !ok) return failure(ok.error().message);
+        log("secret " + name + " removed");
+        return {{"ok", true}};
+    }
+    return failure("unknown request " + quote(op.substr(0, 64)));
+}
+
+// A revoked grant reaches the running containers at once, as a cluster
+// revocation does: each reference to `name` that no rule allows any more
+// (for the container's identity and the reference as it asked for it) is
+// zeroed and removed, a single-file target's mount detached.
+void Agent::revokeUngranted(const std::string& name) {
+    for (const auto& id : tasksUsing(name)) {
+        const Task& task = tasks_.at(id);
+        auto refs = mountfs::parseSecretRefs(task.record.secrets);
+        if (!refs) continue;  // what it holds was checked when it was granted
+        std::vector<std::string> targets;
+        for (const auto& ref : *refs)
+            if (ref.source == name && !(task.record.identity && local_->allows(*task.record.identity, ref)))
+                targets.push_back(ref.target);
+        if (!targets.empty()) removeTargets(id, targets);
+    }
+}
+
+void Agent::removeTargets(const std::string& id, const std::vector<std::string>& targets) {
+    Task& t = tasks_.at(id);
+    const mountfs::ContainerHandle handle{t.exitWatch->native_handle(), "/"};
+    for (const auto& target : targets) {
+        const auto& entries = t.view->layout().entries;
+        const auto at = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.ref.target == target; });
+        if (at == entries.end()) continue;
+        const std::size_t before = entries.size();
+        auto ok = t.view->removeEntry(static_cast<std::size_t>(at - entries.begin()), handle);
+        const bool gone = t.view->layout().entries.size() < before;  // zeroed and removed
+        log("container " + quote(id) + ": " + target +
+            (ok ? " revoked" : (gone ? " revoked, with an error: " : " not revoked: ") + ok.error().message));
+    }
+    // What it holds now, for `task ls`, `secret rm` and a restart of the
+    // agent (the record keeps the references as the container asked).
+    auto refs = mountfs::parseSecretRefs(t.record.secrets);
+    std::string specs;
+    t.secrets.clear();
+    for (const auto& ref : refs ? *refs : std::vector<mountfs::SecretRef>{}) {
+        const auto& entries = t.view->layout().entries;
+        if (std::none_of(entries.begin(), entries.end(), [&](const auto& e) { return e.ref.target == ref.target; }))
+            continue;
+        specs += (specs.empty() ? "" : ";") + mountfs::formatSecretRef(ref);
+        if (std::find(t.secrets.begin(), t.secrets.end(), ref.source) == t.secrets.end()) t.secrets.push_back(ref.source);
+    }
+    t.record.secrets = specs;
+    (void)records_.save(t.record);
 }
 
 }  // namespace secretshim::plugin

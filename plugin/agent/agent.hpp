@@ -1,6 +1,7 @@
 // secretshimd's core: serves the hook and the CLI on a root-only unix
-// socket, builds each task's secrets view from the local store, watches the
-// container's init through its pidfd, and flushes the view when it exits.
+// socket, asks its source of secrets what a container is granted, builds
+// the task's secrets view from the answer, watches the container's init
+// through its pidfd, and flushes the view when it exits.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -18,13 +19,33 @@
 #include "platform/linux/tmpfs_view.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/agent/config.hpp"
+#include "plugin/agent/secret_source.hpp"
 #include "plugin/agent/task_records.hpp"
-#include "plugin/store/local_store.hpp"
+#include "plugin/store/secure_buffer.hpp"
 
 namespace secretshim::plugin {
 
 class Connection;
 class ClusterSource;
+class LocalSource;
+
+// One container counted against a claim's limit (a cluster task's
+// max_containers) from its create to its flush, so that two creates at once
+// cannot both pass the limit. Move-only; counts down when it goes.
+class Claim {
+public:
+    using Counts = std::map<std::string, std::size_t>;
+    Claim() = default;
+    Claim(std::shared_ptr<Counts> counts, std::string name);
+    Claim(Claim&& other) noexcept : counts_(std::move(other.counts_)), name_(std::move(other.name_)) {}
+    Claim& operator=(Claim&& other) noexcept;
+    ~Claim() { release(); }
+    void release();
+
+private:
+    std::shared_ptr<Counts> counts_;
+    std::string name_;
+};
 
 // A container with a user namespace names a secret's owner by its own ids:
 // maps each reference's uid and gid to the host ids (the init's maps).
@@ -32,7 +53,9 @@ Result<void> mapOwnersToHost(pid_t pid, std::vector<mountfs::SecretRef>& refs);
 
 class Agent {
 public:
-    Agent(boost::asio::io_context& io, AgentConfig config, LocalStore store, TaskRecords records);
+    // `local` is the source of secrets until setClusterSource() replaces it;
+    // null on a node with source: etcd (the local admin verbs are refused).
+    Agent(boost::asio::io_context& io, AgentConfig config, TaskRecords records, LocalSource* local);
     // Takes back the views of containers still running from before a restart.
     void adoptTasks();
     Result<void> listen();  // binds the socket (mode 0600) and starts accepting
@@ -44,11 +67,11 @@ public:
         std::vector<int> fds;  // borrowed from the pending view
     };
     struct PendingTask {
-        TaskRecord record;
+        TaskRecord record;  // with the identity and what was granted
         std::vector<std::string> secrets;
         std::unique_ptr<platform::TmpfsView> view;
         platform::UniqueFd pidfd;
-        std::string clusterTask;  // io.secretshim.task (cluster mode)
+        Claim claim;  // counts it against its cluster task's limit
     };
     Result<PendingTask> prepareTask(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
     void startTask(PendingTask task);
@@ -57,6 +80,8 @@ public:
     // Cluster mode (plugin/agent/cluster_updates.cpp): secrets come from
     // `source` and its changes reach the running containers.
     void setClusterSource(ClusterSource* source);
+    // How many containers hold, or are being given, claim `name`.
+    std::size_t holders(const std::string& name) const;
 
 private:
     friend class Connection;  // counts itself in connections_
@@ -73,8 +98,15 @@ private:
     void watchExit(const TaskRecord& record);
     void flushTask(const std::string& id, const char* why);
     std::vector<std::string> tasksUsing(const std::string& name) const;  // container ids
+    // Local mode: the admin verbs (secret.*), and a revoked grant applied
+    // to the running containers.
+    nlohmann::json handleLocal(const std::string& op, const nlohmann::json& request,
+                               std::vector<platform::UniqueFd>& fds);
+    void revokeUngranted(const std::string& name);
+    // Zeroes and removes the entries of a running task at `targets` (a
+    // single-file target's mount detached), then records what it holds.
+    void removeTargets(const std::string& id, const std::vector<std::string>& targets);
     // Cluster mode (plugin/agent/cluster_updates.cpp).
-    Result<void> clusterGrant(const nlohmann::json& request, PendingTask& task, std::map<std::string, SecureBuffer>& values);
     void onClusterSecretChanged(const std::string& name);
     void onClusterTaskChanged(const std::string& clusterTask);
     nlohmann::json clusterStatus() const;
@@ -82,15 +114,17 @@ private:
 
     boost::asio::io_context& io_;
     AgentConfig config_;
-    LocalStore store_;
     TaskRecords records_;
+    SecretSource* source_ = nullptr;  // the local store or the cluster
+    LocalSource* local_ = nullptr;    // local mode only
     std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
     std::map<std::string, Task> tasks_;
     std::shared_ptr<std::size_t> connections_ = std::make_shared<std::size_t>(0);  // open Connections
     std::size_t busyRefused_ = 0;  // refused since the last log line
     std::chrono::steady_clock::time_point lastBusyLog_{};
     ClusterSource* cluster_ = nullptr;
-    std::map<std::string, std::string> clusterTasks_;  // container id -> its io.secretshim.task
+    std::map<std::string, std::string> clusterTasks_;  // container id -> the cluster task it holds
+    std::shared_ptr<Claim::Counts> pendingClaims_ = std::make_shared<Claim::Counts>();  // created, not yet attached
     std::set<std::string> clusterResync_;  // re-adopted containers not yet brought up to date
 };
 

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "mountfs/secret_ref.hpp"
+#include "plugin/protocol/messages.hpp"
 
 namespace secretshim::plugin {
 
@@ -194,7 +195,8 @@ void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, s
             return;
         }
         const auto old = tasks_.find(ref->name);
-        if (old == tasks_.end() || old->second.secrets != t->secrets || old->second.signal != t->signal)
+        if (old == tasks_.end() || old->second.secrets != t->secrets || old->second.signal != t->signal ||
+            !(old->second.identity == t->identity))
             tasks.insert(ref->name);
         tasks_[ref->name] = std::move(*t);
         return;
@@ -309,22 +311,59 @@ Result<SecureBuffer> ClusterSource::value(const std::string& name) {
     return plain;
 }
 
-Result<ClusterSource::Grant> ClusterSource::grant(const std::string& task) {
+namespace {
+
+// A task's values, decrypted for the view being built, and the view's
+// payloads over them: wiped when the view is built and this goes.
+class GrantedValues final : public mountfs::PayloadSource {
+public:
+    GrantedValues(std::map<std::string, SecureBuffer> values, const std::vector<mountfs::SecretRef>& refs)
+        : values_(std::move(values)) {
+        for (const auto& ref : refs) spans_.push_back(values_.at(ref.source).span());
+    }
+    std::size_t count() const override { return payloads_.count(); }
+    std::size_t size(std::size_t index) const override { return payloads_.size(index); }
+    Result<void> produce(std::size_t index, mountfs::PayloadSink& sink) const override {
+        return payloads_.produce(index, sink);
+    }
+    std::unique_ptr<mountfs::PayloadSource> concurrentCopy() const override { return payloads_.concurrentCopy(); }
+
+private:
+    std::map<std::string, SecureBuffer> values_;
+    std::vector<mountfs::Bytes> spans_;
+    mountfs::SpanPayloads payloads_{spans_};
+};
+
+}  // namespace
+
+// A container's secrets are exactly its task's assignment (its own
+// io.secretshim.secrets annotation is ignored and cannot widen it), and
+// only if the task is bound to who the container is. A task not assigned
+// here gets the same line as a task bound to someone else.
+Result<GrantedSecrets> ClusterSource::grant(const plugin::WorkloadIdentity& identity, const std::string&,
+                                            const std::string& task) {
+    if (task.empty())
+        return fail("this node takes secrets from the cluster: the container needs the annotation " +
+                    std::string(kTaskAnnotation));
     if (auto ok = checkName("task", task); !ok) return tl::unexpected(ok.error());
     const TaskAssignment* a = assignment(task);
-    if (!a) {
-        if (!connected_ || !synced_)
-            return tl::unexpected(unreachable("cannot check task " + quote(task) + "'s assignment").error());
-        return fail("task " + quote(task) + " is not assigned to node " + quote(node_));
-    }
-    Grant g;
-    g.specs = a->secrets;
-    g.signal = a->signal;
+    if (!a && (!connected_ || !synced_))
+        return tl::unexpected(unreachable("cannot check task " + quote(task) + "'s assignment").error());
+    if (!a || !a->identity.matches(identity)) return fail(notGranted("task " + quote(task), identity));
+    auto refs = mountfs::parseSecretRefs(a->secrets);
+    if (!refs) return tl::unexpected(refs.error());  // checked when the record was read
+    std::map<std::string, SecureBuffer> values;
     for (const auto& name : sourcesOf(a->secrets)) {
         auto v = value(name);
         if (!v) return tl::unexpected(wrap(v.error(), "task " + quote(task)));
-        g.values.emplace(name, std::move(*v));
+        values.emplace(name, std::move(*v));
     }
+    GrantedSecrets g;
+    g.specs = a->secrets;
+    g.payloads = std::make_unique<GrantedValues>(std::move(values), *refs);
+    g.refs = std::move(*refs);
+    g.claim = task;
+    g.maxHolders = a->maxContainers;
     return g;
 }
 

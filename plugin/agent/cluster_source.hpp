@@ -27,6 +27,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plugin/agent/config.hpp"
+#include "plugin/agent/secret_source.hpp"
 #include "plugin/cluster/envelope.hpp"
 #include "plugin/cluster/etcd_client.hpp"
 #include "plugin/cluster/model.hpp"
@@ -37,7 +38,7 @@ namespace secretshim::plugin {
 // CLI): reads the password file; does not connect yet.
 Result<std::unique_ptr<cluster::EtcdClient>> etcdClientFor(const EtcdConfig& config);
 
-class ClusterSource {
+class ClusterSource final : public SecretSource {
 public:
     // Loads the TLS material, the password and the node key
     // (<state_dir>/cluster-node.key, created when missing).
@@ -53,14 +54,10 @@ public:
     void start(Callbacks callbacks);
     void stop();
 
-    // What a container of `task` gets: the specs of its assignment and each
-    // secret's plaintext (io thread only).
-    struct Grant {
-        std::string specs;
-        int signal = 0;
-        std::map<std::string, SecureBuffer> values;
-    };
-    Result<Grant> grant(const std::string& task);
+    // What a container that claims `task` gets, if the task is bound to its
+    // identity: the assignment's specs and values (io thread only).
+    Result<GrantedSecrets> grant(const WorkloadIdentity& identity, const std::string& secrets,
+                                 const std::string& task) override;
     // One secret's plaintext for a running task's update.
     Result<SecureBuffer> value(const std::string& name);
     const cluster::TaskAssignment* assignment(const std::string& task) const;

@@ -1,6 +1,7 @@
-// The agent's cluster mode: a container is tied to its task's assignment by
-// the annotation io.secretshim.task; its secrets come from that assignment
-// only (its own io.secretshim.secrets cannot widen it). A rotated secret
+// The agent's cluster mode: a container claims its task's assignment with
+// the annotation io.secretshim.task, and gets it only if the task is bound
+// to its identity (ClusterSource::grant); its secrets come from that
+// assignment only (its own io.secretshim.secrets cannot widen it). A rotated secret
 // reaches every running container of a task that holds it, atomically
 // (TmpfsView::update), and the init gets the assignment's signal if one is set.
 #include <fcntl.h>
@@ -33,16 +34,11 @@ namespace {
 
 void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
 
-std::string toOctal(std::uint32_t mode) {
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "%o", mode & 07777);
-    return buf;
-}
-
 }  // namespace
 
 void Agent::setClusterSource(ClusterSource* source) {
     cluster_ = source;
+    source_ = source;
     ClusterSource::Callbacks callbacks;
     callbacks.runningTasks = [this] {
         std::set<std::string> running;
@@ -52,25 +48,6 @@ void Agent::setClusterSource(ClusterSource* source) {
     callbacks.secretChanged = [this](const std::string& name) { onClusterSecretChanged(name); };
     callbacks.taskChanged = [this](const std::string& task) { onClusterTaskChanged(task); };
     cluster_->start(std::move(callbacks));
-}
-
-Result<void> Agent::clusterGrant(const json& request, PendingTask& task, std::map<std::string, SecureBuffer>& values) {
-    const std::string clusterTask = stringField(request, "task");
-    if (!cluster_) {
-        if (!clusterTask.empty())
-            return fail("the annotation " + std::string(kTaskAnnotation) + " needs an agent with source: etcd");
-        return {};
-    }
-    if (clusterTask.empty())
-        return fail("this node takes secrets from the cluster: the container needs the annotation " +
-                    std::string(kTaskAnnotation));
-    auto grant = cluster_->grant(clusterTask);
-    if (!grant) return tl::unexpected(grant.error());
-    task.record.secrets = grant->specs;  // the assignment, not the container's annotation
-    task.clusterTask = clusterTask;
-    task.record.task = clusterTask;  // re-adopted after an agent restart, it is tied to its task again
-    values = std::move(grant->values);
-    return {};
 }
 
 void Agent::onClusterSecretChanged(const std::string& name) {
@@ -129,21 +106,17 @@ Result<bool> locksItsMounts(pid_t pid) {
     return fail("cannot read the capabilities of the container's init");
 }
 
-std::string specOf(const mountfs::SecretRef& ref) {
-    return "source=" + ref.source + ",target=" + ref.target + ",uid=" + std::to_string(ref.uid) +
-           ",gid=" + std::to_string(ref.gid) + ",mode=0" + toOctal(ref.mode);
-}
-
 }  // namespace
 
 // A changed assignment reaches its running containers: references no
 // longer granted are zeroed and removed (a single-file target's mount is
 // detached), new ones appear (written then renamed under /run/secrets, or
-// attached as a mount of their own). A container re-adopted after an agent
-// restart also gets every secret it holds rewritten once, at the first
-// read of etcd: rotations made while the agent was down. An unassigned
-// task's containers keep their secrets until they stop (the next start is
-// refused).
+// attached as a mount of their own). A task now bound to another identity
+// is revoked whole from a container that is not that identity. A container
+// re-adopted after an agent restart also gets every secret it holds
+// rewritten once, at the first read of etcd: rotations made while the agent
+// was down. An unassigned task's containers keep their secrets until they
+// stop (the next start is refused).
 void Agent::onClusterTaskChanged(const std::string& clusterTask) {
     const cluster::TaskAssignment* a = cluster_->assignment(clusterTask);
     for (const auto& [id, task] : clusterTasks_) {
@@ -157,8 +130,13 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
                 " was unassigned; the running container keeps its secrets until it stops");
             continue;
         }
-        if (a->secrets == t.record.secrets && !resync) continue;
-        auto refs = mountfs::parseSecretRefs(a->secrets);
+        const bool bound = t.record.identity && a->identity.matches(*t.record.identity);
+        const std::string wanted = bound ? a->secrets : std::string();
+        if (wanted == t.record.secrets && !resync) continue;
+        if (!bound)
+            log("container " + quote(id) + ": task " + clusterTask + " is bound to " + a->identity.text() +
+                " now, not to " + (t.record.identity ? t.record.identity->describe() : std::string("it")));
+        auto refs = bound ? mountfs::parseSecretRefs(a->secrets) : std::vector<mountfs::SecretRef>{};
         if (!refs) continue;  // checked when the record was read
         // The view's files carry host ids: compare and add in those.
         std::vector<mountfs::SecretRef> mapped = *refs;
@@ -235,9 +213,9 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
         const auto& held = t.view->layout().entries;
         for (std::size_t i = 0; i < refs->size(); ++i)
             if (std::find_if(held.begin(), held.end(), [&](const auto& e) { return e.ref == mapped[i]; }) != held.end())
-                specs += (specs.empty() ? "" : ";") + specOf((*refs)[i]), ++found;
+                specs += (specs.empty() ? "" : ";") + mountfs::formatSecretRef((*refs)[i]), ++found;
         // All of it: the assignment's own text, so the next event compares equal.
-        t.record.secrets = found == refs->size() && held.size() == found ? a->secrets : specs;
+        t.record.secrets = found == refs->size() && held.size() == found ? wanted : specs;
         (void)records_.save(t.record);
         if (changed) signalIfAsked(id, clusterTask);
     }

@@ -14,6 +14,7 @@
 #include "platform/linux/features.hpp"
 #include "plugin/agent/agent.hpp"
 #include "plugin/agent/cluster_source.hpp"
+#include "plugin/agent/local_source.hpp"
 #include "plugin/agent/service_notify.hpp"
 
 using namespace secretshim;
@@ -59,23 +60,16 @@ int main(int argc, char** argv) {
                      features.describe().c_str());
         return 1;
     }
-    StoreOptions storeOptions;
-    storeOptions.maxPayload = config->maxPayload;
-    auto store = LocalStore::open(config->stateDir, storeOptions);
-    if (!store) {
-        std::fprintf(stderr, "secretshimd: %s\n", store.error().message.c_str());
-        return 1;
-    }
-
     auto records = TaskRecords::open(config->runtimeDir);
     if (!records) {
         std::fprintf(stderr, "secretshimd: %s\n", records.error().message.c_str());
         return 1;
     }
 
+    // One source of secrets: the embedded store with its grants, or etcd
+    // (whose watch starts once the running containers are re-adopted).
     boost::asio::io_context io;
-    Agent agent(io, *config, std::move(*store), std::move(*records));
-    agent.adoptTasks();
+    std::unique_ptr<LocalSource> local;
     std::unique_ptr<ClusterSource> cluster;
     if (config->source == "etcd") {
         auto source = ClusterSource::create(io, *config);
@@ -84,8 +78,21 @@ int main(int argc, char** argv) {
             return 1;
         }
         cluster = std::move(*source);
-        agent.setClusterSource(cluster.get());  // starts its watch thread
+    } else {
+        StoreOptions storeOptions;
+        storeOptions.maxPayload = config->maxPayload;
+        std::vector<std::string> problems;
+        auto source = LocalSource::open(config->stateDir, storeOptions, problems);
+        if (!source) {
+            std::fprintf(stderr, "secretshimd: %s\n", source.error().message.c_str());
+            return 1;
+        }
+        for (const auto& p : problems) std::fprintf(stderr, "secretshimd: %s\n", p.c_str());
+        local = std::move(*source);
     }
+    Agent agent(io, *config, std::move(*records), local.get());
+    agent.adoptTasks();
+    if (cluster) agent.setClusterSource(cluster.get());  // starts its watch thread
     if (auto ok = agent.listen(); !ok) {
         std::fprintf(stderr, "secretshimd: %s\n", ok.error().message.c_str());
         return 1;

@@ -51,6 +51,7 @@ Result<TaskRecords> TaskRecords::open(const std::string& dir) {
 Result<void> TaskRecords::save(const TaskRecord& r) {
     nlohmann::json record{{"id", r.id}, {"pid", r.pid}, {"start_time", r.startTime}, {"secrets", r.secrets}};
     if (!r.task.empty()) record["task"] = r.task;
+    if (r.identity) record["identity"] = r.identity->toJson();
     const std::string text = record.dump();
     // No fsync: a record only has to outlive an agent crash (the page cache
     // does); after a node crash no container it names is running. The two
@@ -95,6 +96,15 @@ std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems)
         r.startTime = j["start_time"].get<unsigned long long>();
         r.secrets = j["secrets"].get<std::string>();
         if (j.contains("task") && j["task"].is_string()) r.task = j["task"].get<std::string>();
+        if (j.contains("identity")) {
+            auto identity = WorkloadIdentity::fromJson(j["identity"]);
+            if (!identity) {
+                problems.push_back("task record " + path_ + "/" + name + ": " + identity.error().message +
+                                   ": every revocation of what it holds removes it");
+            } else {
+                r.identity = std::move(*identity);
+            }
+        }
         records.push_back(std::move(r));
     }
     ::closedir(dir);

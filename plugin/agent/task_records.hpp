@@ -6,11 +6,13 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "mountfs/error.hpp"
 #include "platform/linux/unique_fd.hpp"
+#include "plugin/identity/workload_identity.hpp"
 
 namespace secretshim::plugin {
 
@@ -18,8 +20,12 @@ struct TaskRecord {
     std::string id;
     pid_t pid = 0;
     unsigned long long startTime = 0;  // field 22 of /proc/<pid>/stat
-    std::string secrets;               // the annotation value
-    std::string task = {};             // cluster mode: its io.secretshim.task (live updates after a restart)
+    std::string secrets;               // what it was granted, as specs in its own ids
+    std::string task = {};             // cluster mode: the task it holds (live updates after a restart)
+    // Who it is, for grants revoked while it runs. A record written before
+    // grants existed has none: every revocation of a secret it holds
+    // removes that secret from it.
+    std::optional<WorkloadIdentity> identity = {};
 };
 
 class TaskRecords {

@@ -149,8 +149,17 @@ Result<NodeKeyRef> parseNodeKey(std::string_view key) {
     return ref;
 }
 
+Result<plugin::GrantRule> parseBinding(std::string_view text) {
+    auto rule = plugin::GrantRule::parse(text);
+    if (!rule) return rule;
+    if (rule->pinsAnything())
+        return fail("the identity " + quote(text) + " pins a target, owner or mode: a task's specs say those");
+    return rule;
+}
+
 std::string encodeTask(const TaskAssignment& t) {
-    json j = {{"task", t.task}, {"secrets", t.secrets}};
+    json j = {{"task", t.task}, {"secrets", t.secrets}, {"identity", t.identity.text()},
+              {"max_containers", t.maxContainers}};
     if (t.signal != 0) j["signal"] = t.signal;
     return j.dump();
 }
@@ -161,6 +170,16 @@ Result<TaskAssignment> decodeTask(std::string_view text) {
     TaskAssignment t;
     if (!getString(*j, "task", t.task) || !checkName("task", t.task)) return badField("task record", "task");
     if (!getString(*j, "secrets", t.secrets)) return badField("task record", "secrets");
+    // No identity, no container: a task record from before bindings existed
+    // reaches nobody until it is assigned again.
+    std::string identity;
+    if (!getString(*j, "identity", identity)) return badField("task record", "identity");
+    auto rule = parseBinding(identity);
+    if (!rule) return fail("task record: " + rule.error().message);
+    t.identity = std::move(*rule);
+    if (j->contains("max_containers") && (!getInt(*j, "max_containers", t.maxContainers) || t.maxContainers == 0 ||
+                                          t.maxContainers > kMaxContainersLimit))
+        return badField("task record", "max_containers");
     if (j->contains("signal") && (!getInt(*j, "signal", t.signal) || t.signal < 0 || t.signal > 64))
         return badField("task record", "signal");
     return t;

@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "mountfs/error.hpp"
+#include "plugin/identity/grant_rule.hpp"
 
 namespace secretshim::cluster {
 
@@ -39,13 +40,21 @@ struct NodeKeyRef {
 Result<NodeKeyRef> parseNodeKey(std::string_view key);
 
 // nodes/<node>/tasks/<task>: the task's grants as Docker --secret specs
-// joined by ';' (the syntax of io.secretshim.secrets), and an optional
-// signal for the container's init after its secrets changed (0: none).
+// joined by ';' (the syntax of io.secretshim.secrets); the identity of the
+// containers it belongs to (a grant rule without pins) and how many of them
+// may hold it at once; an optional signal for the container's init after
+// its secrets changed (0: none).
 struct TaskAssignment {
     std::string task;
     std::string secrets;
+    plugin::GrantRule identity;
+    std::uint32_t maxContainers = 1;
     int signal = 0;
 };
+inline constexpr std::uint32_t kMaxContainersLimit = 100000;
+// A task binding's rule: parsed, and refused if it pins a target, owner or
+// mode (the assignment's specs say those).
+Result<plugin::GrantRule> parseBinding(std::string_view text);
 
 // An AES-256-GCM sealed value, with (for per-node copies) the sender's
 // ephemeral X25519 public key.

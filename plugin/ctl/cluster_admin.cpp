@@ -111,7 +111,8 @@ Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int
         auto task = decodeTask(kv.value);
         if (!task) continue;
         auto refs = mountfs::parseSecretRefs(task->secrets);
-        out.push_back({ref->node, ref->name, task->secrets, refs ? sourcesOf(*refs) : std::vector<std::string>{}});
+        out.push_back({ref->node, ref->name, task->secrets, refs ? sourcesOf(*refs) : std::vector<std::string>{},
+                       task->identity.text(), task->maxContainers});
     }
     return out;
 }
@@ -216,9 +217,12 @@ Result<void> ClusterAdmin::removeSecret(const std::string& name) {
                 std::to_string(kAttempts) + " attempts); run the command again");
 }
 
-Result<void> ClusterAdmin::assignTask(const std::string& task, const std::string& node, const std::string& specs,
-                                      int signal) {
+Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignment& assignment) {
+    const std::string& task = assignment.task;
+    const std::string& specs = assignment.secrets;
     if (auto ok = checkName("task", task); !ok) return ok;
+    if (assignment.maxContainers == 0 || assignment.maxContainers > kMaxContainersLimit)
+        return fail("max containers must be 1 to " + std::to_string(kMaxContainersLimit));
     if (auto ok = checkName("node", node); !ok) return ok;
     auto refs = mountfs::parseSecretRefs(specs);
     if (!refs) return tl::unexpected(refs.error());
@@ -253,7 +257,7 @@ Result<void> ClusterAdmin::assignTask(const std::string& task, const std::string
         // written under nodes/ since the scan (the same task on another
         // node, or another task's grants that the revocations rely on).
         json compares = json::array({txnUnchangedSince(nodesPrefix(), scanned)});
-        json ops = json::array({txnPut(taskKey(node, task), encodeTask({task, specs, signal}))});
+        json ops = json::array({txnPut(taskKey(node, task), encodeTask(assignment))});
         for (const auto& name : sources) {
             std::int64_t modRevision = 0;
             auto master = readMaster(*client_, name, &modRevision);
@@ -320,7 +324,9 @@ Result<json> ClusterAdmin::listTasks() {
     auto all = assignments();
     if (!all) return tl::unexpected(all.error());
     json out = json::array();
-    for (const auto& a : *all) out.push_back({{"task", a.task}, {"node", a.node}, {"secrets", a.secrets}});
+    for (const auto& a : *all)
+        out.push_back({{"task", a.task}, {"node", a.node}, {"secrets", a.secrets}, {"identity", a.identity},
+                       {"max_containers", a.maxContainers}});
     return out;
 }
 

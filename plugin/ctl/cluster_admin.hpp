@@ -34,7 +34,9 @@ public:
     Result<std::uint64_t> rotateSecret(const std::string& name, const SecureBuffer& value);  // the new version
     Result<nlohmann::json> listSecrets(const std::string& only = {});
     Result<void> removeSecret(const std::string& name);
-    Result<void> assignTask(const std::string& task, const std::string& node, const std::string& specs, int signal);
+    // Assigns a task (its specs, the identity it is bound to, how many
+    // containers may hold it, its signal) to a node.
+    Result<void> assignTask(const std::string& node, const cluster::TaskAssignment& assignment);
     Result<std::string> unassignTask(const std::string& task);  // the node it was on
     Result<nlohmann::json> listTasks();
 
@@ -48,6 +50,8 @@ private:
         std::string task;
         std::string secrets;  // the specs
         std::vector<std::string> sources;
+        std::string identity;  // the binding's rule
+        std::uint32_t maxContainers = 1;
     };
     // Every task under /secretshim/nodes/, and the revision of that read.
     Result<std::vector<Assignment>> assignments(std::int64_t* revision = nullptr);

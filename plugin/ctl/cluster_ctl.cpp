@@ -100,6 +100,12 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
     assign_->add_option("TASK", name_)->required();
     assign_->add_option("--node", node_)->required();
     assign_->add_option("--secret", specs_, "a Docker-style --secret spec (repeatable)")->required();
+    assign_->add_option("--identity", identity_,
+                        "the containers it belongs to: kubernetes,namespace=NS[,pod=GLOB][,container=GLOB], "
+                        "podman,name=GLOB or root")
+        ->required();
+    assign_->add_option("--max-containers", maxContainers_, "how many containers may hold it at once (default 1)")
+        ->check(CLI::Range(1u, cluster::kMaxContainersLimit));
     assign_->add_option("--signal", signal_, "signal for the container's init after its secrets changed")
         ->check(CLI::Range(0, 64));
     unassign_ = task.add_subcommand("unassign", "remove a task's assignment");
@@ -187,6 +193,9 @@ int ClusterCli::run() {
     }
     if (create->parsed()) {
         const std::string name = optionValue(create, "NAME");
+        if (auto* g = create->get_option_no_throw("--grant"); g && g->count() > 0)
+            return failed(Error{0, "--grant is for a node's local store; in the cluster a task is bound to its "
+                                   "containers: task assign --identity RULE"});
         if (auto ok = checkName("secret", name); !ok) return failed(ok.error());
         auto value = readSecretValue(optionValue(create, "FILE", "-"));
         if (!value) return failed(wrap(value.error(), "secret " + quote(name)));
@@ -227,10 +236,16 @@ int ClusterCli::run() {
         return 0;
     }
     if (assign_->parsed()) {
-        std::string specs;
-        for (const auto& spec : specs_) specs += (specs.empty() ? "" : ";") + spec;
-        if (auto ok = admin.assignTask(name_, node_, specs, signal_); !ok) return failed(ok.error());
-        std::printf("task %s assigned to node %s\n", name_.c_str(), node_.c_str());
+        TaskAssignment t;
+        t.task = name_;
+        for (const auto& spec : specs_) t.secrets += (t.secrets.empty() ? "" : ";") + spec;
+        auto identity = parseBinding(identity_);
+        if (!identity) return failed(identity.error());
+        t.identity = std::move(*identity);
+        t.maxContainers = maxContainers_;
+        t.signal = signal_;
+        if (auto ok = admin.assignTask(node_, t); !ok) return failed(ok.error());
+        std::printf("task %s assigned to node %s for %s\n", name_.c_str(), node_.c_str(), t.identity.text().c_str());
         return 0;
     }
     if (unassign_->parsed()) {
@@ -245,9 +260,10 @@ int ClusterCli::run() {
         if (optionValue(tasks_, "--format", "table") == "json") {
             std::printf("%s\n", list->dump(2).c_str());
         } else {
-            std::printf("%-32s %-24s %s\n", "TASK", "NODE", "SECRETS");
+            std::printf("%-32s %-24s %-40s %s\n", "TASK", "NODE", "IDENTITY", "SECRETS");
             for (const auto& t : *list)
-                std::printf("%-32s %-24s %s\n", t["task"].get<std::string>().c_str(), t["node"].get<std::string>().c_str(),
+                std::printf("%-32s %-24s %-40s %s\n", t["task"].get<std::string>().c_str(),
+                            t["node"].get<std::string>().c_str(), t["identity"].get<std::string>().c_str(),
                             t["secrets"].get<std::string>().c_str());
         }
         return 0;

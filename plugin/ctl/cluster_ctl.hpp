@@ -25,6 +25,8 @@ private:
     std::string name_, node_, source_ = "-", format_ = "table", publicKey_, keyOut_, stateDir_;
     std::vector<std::string> specs_;
     int signal_ = 0;
+    std::string identity_;
+    std::uint32_t maxContainers_ = 1;
     CLI::App* nodeCmd_ = nullptr;
     CLI::App* nodeAdd_ = nullptr;
     CLI::App* nodeLs_ = nullptr;

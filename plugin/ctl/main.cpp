@@ -105,7 +105,8 @@ std::string isoTime(std::int64_t t) {
 int main(int argc, char** argv) {
     CLI::App app{"secretshimctl: manage secretshim secrets on this node"};
     app.require_subcommand(1);
-    std::string socket(kDefaultSocket), format = "table", name, source = "-";
+    std::string socket(kDefaultSocket), format = "table", name, source = "-", rule;
+    std::vector<std::string> grants;
     app.add_option("--socket", socket, "the agent's socket");
 
     auto* secret = app.add_subcommand("secret", "manage secrets");
@@ -113,6 +114,16 @@ int main(int argc, char** argv) {
     auto* create = secret->add_subcommand("create", "create a secret from FILE or - (stdin)");
     create->add_option("NAME", name)->required();
     create->add_option("FILE", source, "file holding the value, - for stdin");
+    create->add_option("--grant", grants, "a grant rule (repeatable); without one the secret reaches nobody");
+    auto* grant = secret->add_subcommand("grant", "let containers that RULE names receive the secret");
+    grant->add_option("NAME", name)->required();
+    grant->add_option("RULE", rule,
+                      "kubernetes,namespace=NS[,pod=GLOB][,container=GLOB] | podman,name=GLOB | root; "
+                      "optionally pinning ,target=PATH,uid=N,gid=N,mode=OCTAL")
+        ->required();
+    auto* revoke = secret->add_subcommand("revoke", "remove a grant (running containers lose the secret at once)");
+    revoke->add_option("NAME", name)->required();
+    revoke->add_option("RULE", rule, "the rule as granted")->required();
     auto* ls = secret->add_subcommand("ls", "list secrets");
     ls->add_option("--format", format)->check(CLI::IsMember({"table", "json"}));
     auto* inspect = secret->add_subcommand("inspect", "show a secret's metadata (never its value)");
@@ -143,19 +154,21 @@ int main(int argc, char** argv) {
             return 1;
         }
         const int fds[] = {mem->get()};
-        reply = call(socket, {{"op", "secret.create"}, {"name", name}}, fds);
+        reply = call(socket, {{"op", "secret.create"}, {"name", name}, {"grants", grants}}, fds);
         if (reply) std::printf("%s\n", (*reply)["id"].get<std::string>().c_str());
     } else if (ls->parsed() || inspect->parsed()) {
         reply = call(socket, {{"op", ls->parsed() ? "secret.ls" : "secret.inspect"}, {"name", name}});
         if (reply && (format == "json" || inspect->parsed())) {
             std::printf("%s\n", (inspect->parsed() ? (*reply)["secrets"][0] : (*reply)["secrets"]).dump(2).c_str());
         } else if (reply) {
-            std::printf("%-32s %-32s %10s  %-20s %s\n", "NAME", "ID", "SIZE", "CREATED", "TASKS");
+            std::printf("%-32s %-32s %10s  %-20s %6s %s\n", "NAME", "ID", "SIZE", "CREATED", "GRANTS", "TASKS");
             for (const auto& s : (*reply)["secrets"])
-                std::printf("%-32s %-32s %10llu  %-20s %zu\n", s["name"].get<std::string>().c_str(),
+                std::printf("%-32s %-32s %10llu  %-20s %6zu %zu\n", s["name"].get<std::string>().c_str(),
                             s["id"].get<std::string>().c_str(), s["size"].get<unsigned long long>(),
-                            isoTime(s["created"].get<std::int64_t>()).c_str(), s["tasks"].size());
+                            isoTime(s["created"].get<std::int64_t>()).c_str(), s["grants"].size(), s["tasks"].size());
         }
+    } else if (grant->parsed() || revoke->parsed()) {
+        reply = call(socket, {{"op", grant->parsed() ? "secret.grant" : "secret.revoke"}, {"name", name}, {"rule", rule}});
     } else if (rm->parsed()) {
         reply = call(socket, {{"op", "secret.rm"}, {"name", name}});
     } else if (tls->parsed()) {

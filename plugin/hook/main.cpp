@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "platform/linux/mount_api.hpp"
 #include "platform/linux/read_all.hpp"
 #include "plugin/hook/oci_state.hpp"
+#include "plugin/hook/workload.hpp"
 #include "plugin/protocol/channel.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
@@ -42,7 +44,9 @@ constexpr auto kTimeout = std::chrono::seconds(10);
 constexpr auto kBusyRetry = std::chrono::seconds(5);
 
 int usage() {
-    std::fputs("usage: secretshim-hook [--socket PATH] createRuntime|prestart|poststop|auto\n", stderr);
+    std::fputs("usage: secretshim-hook [--socket PATH] [--integration bundle|containerd|containerd-cri|podman|cri-o] "
+               "createRuntime|prestart|poststop|auto\n",
+               stderr);
     return 2;
 }
 
@@ -105,9 +109,12 @@ Result<void> lockFlagsIfUserNamespace(int pidfd, pid_t pid, std::vector<platform
     return {};
 }
 
-Result<void> create(const std::string& socket, const OciState& state, const std::string& secrets,
-                    const std::string& task) {
+Result<void> create(const std::string& socket, const OciState& state, Integration integration,
+                    const SecretsRequest& asked) {
     if (state.pid <= 0) return fail("the OCI state has no pid (is the hook registered at createRuntime?)");
+    auto workload = gatherFacts(integration, state);
+    auto identity = workload ? identify(integration, state, *workload) : tl::unexpected(workload.error());
+    if (!identity) return fail("cannot tell who this container is: " + identity.error().message);
     platform::UniqueFd pidfd(platform::sysPidfdOpen(state.pid, 0));
     if (!pidfd) return failErrno("opening the container's init process");
     platform::UniqueFd configFile(::open((state.bundle + "/config.json").c_str(), O_RDONLY | O_CLOEXEC));
@@ -118,7 +125,11 @@ Result<void> create(const std::string& socket, const OciState& state, const std:
     auto rootfs = parseRootfsPath(*config, state.bundle, &facts);
     if (!rootfs) return tl::unexpected(rootfs.error());
 
-    const json request = {{"op", "create"}, {"id", state.id}, {"secrets", secrets}, {"task", task}};
+    const json request = {{"op", "create"},
+                          {"id", state.id},
+                          {"secrets", asked.secrets.value_or("")},
+                          {"task", asked.task.value_or("")},
+                          {"identity", identity->toJson()}};
     auto sock = connectAgent(socket, kTimeout);
     if (!sock) return tl::unexpected(sock.error());
     auto reply = sendCreate(sock->get(), request, pidfd.get());
@@ -186,17 +197,26 @@ Result<void> release(const std::string& socket, const OciState& state) {
 int main(int argc, char** argv) {
     std::string socket(kDefaultSocket);
     std::string stage;
+    // Who registered the hook, and so who started the container: a fact of
+    // the registration (the bundle root wrote, the packaged hooks.d file,
+    // the containerd base spec or wrapper), never of the annotations.
+    std::optional<Integration> integration = Integration::bundle;
     for (int i = 1; i < argc; ++i) {
         const std::string arg = argv[i];
         if (arg == "--socket" && i + 1 < argc)
             socket = argv[++i];
         else if (arg.rfind("--socket=", 0) == 0)
             socket = arg.substr(9);
+        else if (arg == "--integration" && i + 1 < argc)
+            integration = parseIntegration(argv[++i]);
+        else if (arg.rfind("--integration=", 0) == 0)
+            integration = parseIntegration(std::string_view(arg).substr(14));
         else if (stage.empty() && arg[0] != '-')
             stage = arg;
         else
             return usage();
     }
+    if (!integration) return usage();
     if (stage != "createRuntime" && stage != "prestart" && stage != "poststop" && stage != "auto") return usage();
 
     auto input = platform::readAll(STDIN_FILENO, kMaxState, "the OCI state");
@@ -206,16 +226,21 @@ int main(int argc, char** argv) {
         return 1;
     }
     // The fast path: a container that asks for no secrets costs one lookup.
-    const auto secrets = state->annotations.find(std::string(kSecretsAnnotation));
-    const auto task = state->annotations.find(std::string(kTaskAnnotation));
-    if ((secrets == state->annotations.end() && task == state->annotations.end()) || isPodSandbox(*state)) return 0;
+    if (!hasSecretshimAnnotation(*state) || isPodSandbox(*state)) return 0;
     // A hooks.d file (Podman, CRI-O) gives one argument list to all its
     // stages: "auto" tells them apart by the state's status.
     if (stage == "auto") stage = state->status == "stopped" ? "poststop" : "createRuntime";
 
-    const auto value = [&](auto it) { return it == state->annotations.end() ? std::string() : it->second; };
-    auto result = stage == "poststop" ? release(socket, *state) : checkNoSplitReference(*state);
-    if (result && stage != "poststop") result = create(socket, *state, value(secrets), value(task));
+    auto asked = requestOf(*integration, *state);
+    // Nothing asked for this container (a sidecar the pod does not name).
+    if (asked && asked->empty()) return 0;
+    Result<void> result;
+    if (stage == "poststop")
+        result = release(socket, *state);
+    else if (!asked)
+        result = tl::unexpected(asked.error());
+    else if (result = checkNoSplitReference(*state); result)
+        result = create(socket, *state, *integration, *asked);
     if (!result) {
         std::fprintf(stderr, "secretshim-hook: container %s: %s\n", state->id.c_str(),
                      result.error().message.c_str());

@@ -3,13 +3,18 @@
 // object of at most kMaxMessage bytes; fds travel with a message by
 // SCM_RIGHTS. Peers must be root (SO_PEERCRED).
 //
-//   hook -> agent  {"op":"create","id":ID,"secrets":ANNOTATION,"task":TASK}  + pidfd
-//                  ("task": io.secretshim.task, cluster mode; either may be empty)
+//   hook -> agent  {"op":"create","id":ID,"secrets":ANNOTATION,"task":TASK,
+//                   "identity":{"integration":I,...}}  + pidfd
+//                  ("task": io.secretshim.task, cluster mode; either may be
+//                  empty; the identity: plugin/identity/workload_identity.hpp)
 //   agent -> hook  {"ok":true,"mounts":[{"target":T,"directory":B}...]} + one fd each
 //   hook -> agent  {"op":"attached","ok":B,"error":E}
 //   agent -> hook  {"ok":true}
 //   hook -> agent  {"op":"release","id":ID}          (poststop; the hook
 //                  sends it and closes: the agent's {"ok":true} is for other clients)
+//   ctl -> agent   {"op":"secret.create","name":N,"grants":[RULE...]} + a sealed memfd,
+//                  {"op":"secret.grant"|"secret.revoke","name":N,"rule":RULE},
+//                  secret.ls, secret.inspect, secret.rm, task.ls, status
 //   any failure    {"ok":false,"error":ONE_LINE}
 #pragma once
 

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "platform/linux/two_threads.hpp"
 #include "plugin/store/aes_gcm.hpp"
 #include "plugin/store/atomic_file.hpp"
@@ -27,6 +29,8 @@ tl::unexpected<Error> refuse(int code, std::string message) {
 }
 
 std::string fileName(std::string_view name) { return std::string(name) + std::string(kSecretSuffix); }
+std::string grantsFileName(std::string_view name) { return std::string(name) + std::string(kGrantsSuffix); }
+constexpr std::uint64_t kMaxGrantsFile = 1 << 20;
 
 // Also what keeps a name from walking out of secrets/ ("../x", "a/b").
 Result<void> checkName(std::string_view name) {
@@ -133,6 +137,8 @@ Result<std::vector<SecretMeta>> LocalStore::list() const {
 
 Result<void> LocalStore::remove(std::string_view name) {
     if (auto ok = checkName(name); !ok) return ok;
+    if (::unlinkat(dir_.get(), grantsFileName(name).c_str(), 0) != 0 && errno != ENOENT)
+        return failErrno("removing the grants of secret " + quote(name));
     // The file holds only ciphertext, so unlinking it without overwriting
     // leaves nothing readable without the node key.
     if (::unlinkat(dir_.get(), fileName(name).c_str(), 0) != 0) {
@@ -140,6 +146,46 @@ Result<void> LocalStore::remove(std::string_view name) {
         return failErrno("removing secret " + quote(name));
     }
     if (::fsync(dir_.get()) != 0) return failErrno("fsync " + dirPath_);
+    return {};
+}
+
+Result<std::vector<std::string>> LocalStore::readGrants(std::string_view name, std::string_view secretId) const {
+    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    const std::string label = "grants file " + dirPath_ + "/" + grantsFileName(name);
+    auto file = openPrivateFile(dir_.get(), grantsFileName(name), label);
+    if (!file && file.error().code == ENOENT) return std::vector<std::string>{};
+    if (!file) return tl::unexpected(file.error());
+    if (file->size > kMaxGrantsFile) return fail(label + " is too large");
+    std::string text(file->size, '\0');
+    if (auto ok = readExact(file->fd.get(), {reinterpret_cast<unsigned char*>(text.data()), text.size()}, label); !ok)
+        return tl::unexpected(ok.error());
+    const auto doc = nlohmann::json::parse(text, nullptr, false);
+    const auto id = doc.is_object() ? doc.find("secret_id") : doc.end();
+    const auto rules = doc.is_object() ? doc.find("rules") : doc.end();
+    if (id == doc.end() || !id->is_string() || rules == doc.end() || !rules->is_array())
+        return fail(label + " is not a grants file");
+    std::vector<std::string> out;
+    if (id->get_ref<const std::string&>() != secretId) return out;  // an earlier secret's
+    for (const auto& r : *rules) {
+        if (!r.is_string()) return fail(label + " is not a grants file");
+        out.push_back(r.get<std::string>());
+    }
+    return out;
+}
+
+Result<void> LocalStore::writeGrants(std::string_view name, std::string_view secretId,
+                                     const std::vector<std::string>& rules) {
+    if (auto ok = checkName(name); !ok) return ok;
+    if (rules.empty()) {
+        if (::unlinkat(dir_.get(), grantsFileName(name).c_str(), 0) != 0 && errno != ENOENT)
+            return failErrno("removing the grants of secret " + quote(name));
+        return {};
+    }
+    const std::string text = nlohmann::json{{"secret_id", secretId}, {"rules", rules}}.dump(1) + "\n";
+    auto written = writeFileAtomic(dir_.get(), dirPath_, grantsFileName(name),
+                                   {reinterpret_cast<const unsigned char*>(text.data()), text.size()}, 0600,
+                                   IfExists::replace);
+    if (!written) return tl::unexpected(wrap(written.error(), "secret " + quote(name) + ": saving its grants"));
     return {};
 }
 

@@ -24,6 +24,8 @@ namespace secretshim::plugin {
 
 inline constexpr std::string_view kSecretsSubdir = "secrets";
 inline constexpr std::string_view kSecretSuffix = ".secret";
+// <name>.grants: who may receive the secret (plugin/identity/grant_rule.hpp).
+inline constexpr std::string_view kGrantsSuffix = ".grants";
 
 class LocalStore;
 
@@ -106,7 +108,16 @@ public:
     // Every secret's metadata, sorted by name; decrypts nothing.
     Result<std::vector<SecretMeta>> list() const;
     Result<SecretMeta> inspect(std::string_view name) const;
+    // Removes a secret and its grants (the grants first: a crash between
+    // the two leaves a secret that reaches nobody, never grants waiting for
+    // a new secret of the same name).
     Result<void> remove(std::string_view name);
+    // A secret's grant rules, as text: the store keeps them, the agent
+    // parses them. They belong to one secret id: rules written for an
+    // earlier secret of the same name are not returned. No file: none.
+    Result<std::vector<std::string>> readGrants(std::string_view name, std::string_view secretId) const;
+    // Replaces them (an empty list removes the file).
+    Result<void> writeGrants(std::string_view name, std::string_view secretId, const std::vector<std::string>& rules);
     // Decrypts one secret's value.
     Result<SecureBuffer> load(std::string_view name) const;
     // Reads several secrets' records, decrypting nothing yet (SealedSecrets).

@@ -4,6 +4,11 @@
 // config.json when an annotation asks for secrets, then execs the real
 // runtime with the same arguments; every other command is exec'd as it is.
 //
+// Who starts the container is told by the name the wrapper runs under, set
+// by the admin's configuration: `secretshim-runtime` for `ctr run` (root
+// wrote the command), `secretshim-runtime-cri` (a link to it) as the CRI
+// plugin's BinaryName (a Kubernetes pod). The hook gets it as --integration.
+//
 // Settings, from the environment (containerd passes its own to the shim):
 //   SECRETSHIM_RUNTIME  the real runtime: a name looked up in PATH, or an
 //                       absolute path (default "runc"); a leading
@@ -160,6 +165,8 @@ int main(int argc, char** argv) {
         HookSettings settings;
         settings.hookPath = envOr("SECRETSHIM_HOOK", SECRETSHIM_DEFAULT_HOOK);
         settings.socket = envOr("SECRETSHIM_SOCKET", "");
+        const std::string self = argv[0];
+        if (self.substr(self.rfind('/') + 1) == "secretshim-runtime-cri") settings.integration = "containerd-cri";
         if (auto ok = addHooksToBundle(bundle, settings); !ok)
             return die("bundle " + quote(bundle) + ": " + ok.error().message);
     }

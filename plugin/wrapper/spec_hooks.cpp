@@ -9,7 +9,7 @@ using nlohmann::json;
 namespace {
 
 json hookEntry(const HookSettings& settings, const char* stage) {
-    json args = json::array({"secretshim-hook"});
+    json args = json::array({"secretshim-hook", "--integration", settings.integration});
     if (!settings.socket.empty()) {
         args.push_back("--socket");
         args.push_back(settings.socket);
@@ -34,7 +34,11 @@ bool specAsksForSecrets(const json& spec) {
     // secrets (the hook skips it the same way: plugin/hook/oci_state.cpp).
     for (const char* key : {"io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType"})
         if (ann->contains(key) && (*ann)[key] == "sandbox") return false;
-    return ann->contains(std::string(kSecretsAnnotation)) || ann->contains(std::string(kTaskAnnotation));
+    // Any key of ours: a Kubernetes container asks with keys suffixed with
+    // its name (io.secretshim.secrets.<container>); the hook decides.
+    for (const auto& [key, value] : ann->items())
+        if (key.rfind("io.secretshim.", 0) == 0) return true;
+    return false;
 }
 
 Result<bool> addSecretshimHooks(json& spec, const HookSettings& settings) {

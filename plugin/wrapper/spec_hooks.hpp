@@ -14,9 +14,13 @@ struct HookSettings {
     std::string hookPath;  // absolute path of secretshim-hook
     std::string socket;    // the agent's socket; empty: the hook's default
     int timeout = 10;      // seconds, for each hook run
+    // The hook's --integration: who started the container, as the name the
+    // wrapper was run by says (plugin/wrapper/main.cpp).
+    std::string integration = "containerd";
 };
 
-// True if the spec carries io.secretshim.secrets or io.secretshim.task.
+// True if the spec carries an annotation of ours (io.secretshim.*) and is
+// not a CRI pod's sandbox.
 bool specAsksForSecrets(const nlohmann::json& spec);
 
 // Adds a createRuntime and a poststop hook running settings.hookPath, after

@@ -54,6 +54,14 @@ const std::string& clusterKeyPath() {
     return path;
 }
 
+// A task bound to containers started by root, with the given specs.
+Result<void> assign(ClusterAdmin& admin, const std::string& task, const std::string& node, const std::string& specs) {
+    TaskAssignment t;
+    t.task = task;
+    t.secrets = specs;
+    return admin.assignTask(node, t);
+}
+
 std::unique_ptr<ClusterAdmin> admin() {
     auto key = ClusterKey::loadOrCreate(clusterKeyPath());
     REQUIRE_MESSAGE(key.has_value(), (key ? "" : key.error().message));
@@ -135,7 +143,7 @@ TEST_CASE("rm's scan, then an assign, then rm's commit: rm is refused, the assig
     auto a = admin();
     auto b = admin();
     REQUIRE(a->createSecret("db", value("race-value-1")).has_value());
-    interleave(*a, [&] { REQUIRE(b->assignTask("t1", "node-1", "db", 0).has_value()); });
+    interleave(*a, [&] { REQUIRE(assign(*b, "t1", "node-1", "db").has_value()); });
     auto rm = a->removeSecret("db");
     REQUIRE_FALSE(rm.has_value());
     CHECK(rm.error().message.find("is assigned to task \"t1\"") != std::string::npos);
@@ -149,9 +157,9 @@ TEST_CASE("assign's reads, then an rm, then assign's commit: assign says the sec
     auto b = admin();
     REQUIRE(a->createSecret("db", value("race-value-2")).has_value());
     interleave(*a, [&] { REQUIRE(b->removeSecret("db").has_value()); });
-    auto assign = a->assignTask("t1", "node-1", "db", 0);
-    REQUIRE_FALSE(assign.has_value());
-    CHECK(assign.error().message.find("not found") != std::string::npos);
+    auto assigned = assign(*a, "t1", "node-1", "db");
+    REQUIRE_FALSE(assigned.has_value());
+    CHECK(assigned.error().message.find("not found") != std::string::npos);
     CHECK(broken() == "");
     auto task = checker().range(taskKey("node-1", "t1"), false);
     REQUIRE(task.has_value());
@@ -163,8 +171,8 @@ TEST_CASE("unassign's scan, then an assign sharing its secret on the node: the s
     auto a = admin();
     auto b = admin();
     REQUIRE(a->createSecret("db", value("race-value-3")).has_value());
-    REQUIRE(a->assignTask("t1", "node-1", "db", 0).has_value());
-    interleave(*a, [&] { REQUIRE(b->assignTask("t2", "node-1", "db", 0).has_value()); });
+    REQUIRE(assign(*a, "t1", "node-1", "db").has_value());
+    interleave(*a, [&] { REQUIRE(assign(*b, "t2", "node-1", "db").has_value()); });
     auto node = a->unassignTask("t1");
     REQUIRE_MESSAGE(node.has_value(), (node ? "" : node.error().message));
     CHECK(*node == "node-1");
@@ -176,8 +184,8 @@ TEST_CASE("rotate's scan, then an assign on another node: that node gets the new
     auto a = admin();
     auto b = admin();
     REQUIRE(a->createSecret("db", value("race-value-4")).has_value());
-    REQUIRE(a->assignTask("t1", "node-1", "db", 0).has_value());
-    interleave(*a, [&] { REQUIRE(b->assignTask("t2", "node-2", "db", 0).has_value()); });
+    REQUIRE(assign(*a, "t1", "node-1", "db").has_value());
+    interleave(*a, [&] { REQUIRE(assign(*b, "t2", "node-2", "db").has_value()); });
     auto version = a->rotateSecret("db", value("race-value-5"));
     REQUIRE_MESSAGE(version.has_value(), (version ? "" : version.error().message));
     CHECK(*version == 2);
@@ -189,10 +197,10 @@ TEST_CASE("two assigns of one task to two nodes at once: one of them is refused"
     auto a = admin();
     auto b = admin();
     REQUIRE(a->createSecret("db", value("race-value-6")).has_value());
-    interleave(*a, [&] { REQUIRE(b->assignTask("t1", "node-2", "db", 0).has_value()); });
-    auto assign = a->assignTask("t1", "node-1", "db", 0);
-    REQUIRE_FALSE(assign.has_value());
-    CHECK(assign.error().message.find("assigned to node \"node-2\"") != std::string::npos);
+    interleave(*a, [&] { REQUIRE(assign(*b, "t1", "node-2", "db").has_value()); });
+    auto assigned = assign(*a, "t1", "node-1", "db");
+    REQUIRE_FALSE(assigned.has_value());
+    CHECK(assigned.error().message.find("assigned to node \"node-2\"") != std::string::npos);
     CHECK(broken() == "");
 }
 
@@ -213,9 +221,9 @@ TEST_CASE("rm and assign in two threads, 8 rounds: the invariant holds after eac
             std::this_thread::sleep_for(std::chrono::milliseconds(4 * round));
             rmOk = a->removeSecret("s").has_value();
         });
-        std::thread assign([&] { assignOk = b->assignTask(task, "node-1", "s", 0).has_value(); });
+        std::thread assigner([&] { assignOk = assign(*b, task, "node-1", "s").has_value(); });
         rm.join();
-        assign.join();
+        assigner.join();
         INFO("round " << round);
         CHECK(rmOk != assignOk);  // exactly one wins
         CHECK(broken() == "");

@@ -113,8 +113,8 @@ check "ctl: nothing applied with a foreign certificate" 'absent /secretshim/secr
 pub=$("$ctlbin" node keygen --state-dir "$work/state")
 admin node add node-1 --public-key "$pub" >/dev/null
 admin node add node-2 --key-out "$work/admin/node-2.key" >/dev/null
-refused "ctl: assign to a node named with a slash is refused" "invalid" admin task assign t --node "node-1/x" --secret x
-refused "ctl: assign to a node named .. is refused" "invalid" admin task assign t --node ".." --secret x
+refused "ctl: assign to a node named with a slash is refused" "invalid" admin task assign t --identity root --node "node-1/x" --secret x
+refused "ctl: assign to a node named .. is refused" "invalid" admin task assign t --identity root --node ".." --secret x
 check "ctl: nothing applied for those names" 'absent /secretshim/nodes/'
 
 # The agent: bad node names and expired certificates stop it with one line;
@@ -141,10 +141,10 @@ va=$(marker); vb=$(marker); vc=$(marker)
 printf %s "$va" | admin secret create a - >/dev/null
 printf %s "$vb" | admin secret create b - >/dev/null
 printf %s "$vc" | admin secret create c - >/dev/null
-admin task assign ta --node node-1 --secret a >/dev/null
-admin task assign tb --node node-1 --secret b >/dev/null
-admin task assign tc --node node-1 --secret c >/dev/null
-admin task assign t2 --node node-2 --secret b >/dev/null
+admin task assign ta --identity root --max-containers 8 --node node-1 --secret a >/dev/null
+admin task assign tb --identity root --max-containers 8 --node node-1 --secret b >/dev/null
+admin task assign tc --identity root --max-containers 8 --node node-1 --secret c >/dev/null
+admin task assign t2 --identity root --node node-2 --secret b >/dev/null
 
 start_agent "$work/wrongca.yaml"
 check "agent with a wrong CA: not connected, says why" 'wait_for 20 sh -c "\"$ctlbin\" --socket \"$sock\" status 2>/dev/null | grep -q \"certificate verify failed\""'
@@ -185,8 +185,8 @@ check "node-2's copy moved under node-1: does not decrypt there, skipped" 'wait_
 check "the moved copy leaves the running container's secret untouched" 'has_digest c2 /run/secrets/b "$(digest "$vb")"'
 check "the agent is still connected after the bad data" 'connected'
 etcdctl_root del /secretshim/nodes/node-1/tasks/tbad >/dev/null
-admin task assign ta --node node-1 --secret a >/dev/null   # re-seals good copies
-admin task assign tb --node node-1 --secret b >/dev/null
+admin task assign ta --identity root --max-containers 8 --node node-1 --secret a >/dev/null   # re-seals good copies
+admin task assign tb --identity root --max-containers 8 --node node-1 --secret b >/dev/null
 
 # SIGKILL the member the agent is connected to: it fails over; a rotation
 # and a new assignment written right after both arrive.
@@ -197,7 +197,7 @@ va2=$(marker)
 printf %s "$va2" | admin secret rotate a - >/dev/null
 vd=$(marker)
 printf %s "$vd" | admin secret create d - >/dev/null
-admin task assign td --node node-1 --secret d >/dev/null
+admin task assign td --identity root --max-containers 8 --node node-1 --secret d >/dev/null
 check "SIGKILL: the rotation reaches the running container" 'wait_for 15 has_digest c1 /run/secrets/a "$(digest "$va2")"'
 check "SIGKILL: the agent moved to another member" '[ "$(member_of "$(status_field endpoint)")" != "$victim" ] && connected'
 bundle c3 td sh -c 'sha256sum /run/secrets/d | cut -c1-64'
@@ -270,7 +270,7 @@ sh "$ETCD_CLUSTER_SCRIPT" restart "$ETCD_DIR" m1
 check "reconnected after the compaction" 'wait_for 30 connected'
 check "resync: the rotation made while disconnected reaches the running container" 'wait_for 15 has_digest c6 /run/secrets/a "$(digest "$va4")"'
 check "resync: the agent is at or past the compacted revision" '[ "$(status_field revision)" -ge "$top" ]'
-check "resync: the task unassigned meanwhile is refused" '! rt run --bundle "$work/c4" c4b >/dev/null 2>"$work/c4.err" && grep -q "not assigned" "$work/c4.err"'
+check "resync: the task unassigned meanwhile is refused" '! rt run --bundle "$work/c4" c4b >/dev/null 2>"$work/c4.err" && grep -q "is not granted to a container started by root" "$work/c4.err"'
 ids="$ids c4b"
 
 # The agent SIGKILLed and restarted while disconnected.

@@ -53,18 +53,25 @@ check "secret ls lists both" sh -c "$(printf '%s' '"$@"') secret ls | grep -c '^
     --user root --password-file "$ETCD_PKI/root.password"
 ctl secret inspect db >"$work/inspect"
 check "secret inspect shows version 1 and the id" sh -c "grep -q '\"version\": 1' $work/inspect && grep -q $id $work/inspect"
-refused "assign to an unregistered node is refused" "not registered" ctl task assign t1 --node node-9 --secret db
-refused "assign of a missing secret is refused" "not found" ctl task assign t1 --node node-1 --secret nope
-refused "assign with a bad spec is refused" "" ctl task assign t1 --node node-1 --secret "source=db,mode=9z"
-check "task assign" ctl task assign t1 --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
-check "task assign again is a no-op" ctl task assign t1 --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
-refused "the same task on another node is refused" "assigned to node" ctl task assign t1 --node node-2 --secret db
+refused "assign to an unregistered node is refused" "not registered" ctl task assign t1 --identity root --node node-9 --secret db
+refused "assign of a missing secret is refused" "not found" ctl task assign t1 --identity root --node node-1 --secret nope
+refused "secret create --grant is refused against the cluster" "^secretshimctl: --grant is for a node's local store; in the cluster a task is bound to its containers: task assign --identity RULE$" \
+    ctl secret create y "$work/v1" --grant root
+rc=0; ctl task assign t1 --node node-1 --secret db >/dev/null 2>"$work/err" || rc=$?
+if [ $rc = 2 ] && grep -q -- "--identity is required" "$work/err"; then ok "assign without --identity: a usage error (exit 2)"
+else bad "assign without --identity: a usage error (exit 2): rc $rc, $(cat "$work/err")"; fi
+refused "assign with a pinned identity is refused" "pins a target, owner or mode" ctl task assign t1 --identity 'root,mode=0400' --node node-1 --secret db
+refused "assign with a malformed identity is refused" 'grant rule "everyone": it must start with kubernetes, podman or root' ctl task assign t1 --identity everyone --node node-1 --secret db
+refused "assign with a bad spec is refused" "" ctl task assign t1 --identity root --node node-1 --secret "source=db,mode=9z"
+check "task assign" ctl task assign t1 --identity root --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
+check "task assign again is a no-op" ctl task assign t1 --identity root --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
+refused "the same task on another node is refused" "assigned to node" ctl task assign t1 --identity root --node node-2 --secret db
 etcdctl_root get --prefix /secretshim/nodes/node-1/ --keys-only >"$work/keys"
 check "node-1 holds the task and both copies" sh -c "grep -qx /secretshim/nodes/node-1/tasks/t1 $work/keys && grep -qx /secretshim/nodes/node-1/secrets/db $work/keys && grep -qx /secretshim/nodes/node-1/secrets/other $work/keys"
 refused "secret rm while assigned is refused" "assigned to task" ctl secret rm db
 check "secret rotate" ctl secret rotate db "$work/v2"
 check "the node copy is at version 2" sh -c "ETCDCTL_API=3 etcdctl --endpoints $ETCD_ENDPOINTS --cacert $ETCD_PKI/ca.crt --cert $ETCD_PKI/root.crt --key $ETCD_PKI/root.key get --print-value-only /secretshim/nodes/node-1/secrets/db | grep -q '\"version\":2'"
-check "revoke by re-assigning without it" ctl task assign t1 --node node-1 --secret db
+check "revoke by re-assigning without it" ctl task assign t1 --identity root --node node-1 --secret db
 check "the revoked copy is gone" sh -c "! ETCDCTL_API=3 etcdctl --endpoints $ETCD_ENDPOINTS --cacert $ETCD_PKI/ca.crt --cert $ETCD_PKI/root.crt --key $ETCD_PKI/root.key get --keys-only /secretshim/nodes/node-1/secrets/other | grep -q other"
 check "task ls shows the assignment" sh -c "\"\$@\" task ls | grep -q '^t1 .*node-1'" sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \

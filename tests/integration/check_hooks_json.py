@@ -3,7 +3,10 @@
 (pkg/hooks/1.0.0): one invalid file in a hooks directory makes every
 container on the node fail to start, so the packaged file is checked here.
 
-usage: check_hooks_json.py FILE [EXPECTED_HOOK_PATH]
+usage: check_hooks_json.py podman|cri-o FILE [EXPECTED_HOOK_PATH]
+The first argument is the integration the file is for: Podman's file runs
+the hook with --integration podman for the plain annotations; CRI-O's with
+--integration cri-o for the per-container ones (io.secretshim.secrets.NAME).
 Prints one "ok - ..." or "FAIL - ..." line per check; exits 1 on a failure.
 """
 import json
@@ -15,8 +18,8 @@ STAGES = {"prestart", "createRuntime", "createContainer", "startContainer", "pos
 
 
 def main():
-    path = sys.argv[1]
-    expected_path = sys.argv[2] if len(sys.argv) > 2 else None
+    integration, path = sys.argv[1], sys.argv[2]
+    expected_path = sys.argv[3] if len(sys.argv) > 3 else None
     failures = 0
 
     def check(name, cond):
@@ -43,6 +46,8 @@ def main():
     args = hook.get("args", [])
     check("hooks.d: args are strings, stage 'auto' last",
           isinstance(args, list) and all(isinstance(a, str) for a in args) and args[-1:] == ["auto"])
+    check(f"hooks.d: the hook is told --integration {integration}",
+          any(args[i:i + 2] == ["--integration", integration] for i in range(len(args))))
     check("hooks.d: a positive integer timeout",
           isinstance(hook.get("timeout"), int) and hook["timeout"] > 0)
     stages = doc.get("stages", [])
@@ -65,13 +70,24 @@ def main():
         return any(k.search(key) and v.search(value)
                    for key, value in annotations.items() for k, v in compiled)
 
-    check("hooks.d: matches io.secretshim.secrets", matches({"io.secretshim.secrets": "db_pass"}))
-    check("hooks.d: matches io.secretshim.task", matches({"io.secretshim.task": "web.1"}))
-    check("hooks.d: not other annotations",
-          not matches({"io.secretshim.secretsx": "a", "xio.secretshim.task": "a", "io.other": "x",
-                       "run.oci.hooks.stderr": "/x"}))
-    # An empty value still reaches the hook, which refuses it as with any runtime.
-    check("hooks.d: matches an empty value too", matches({"io.secretshim.secrets": ""}))
+    if integration == "podman":
+        check("hooks.d: matches io.secretshim.secrets", matches({"io.secretshim.secrets": "db_pass"}))
+        check("hooks.d: matches io.secretshim.task", matches({"io.secretshim.task": "web.1"}))
+        check("hooks.d: not other annotations",
+              not matches({"io.secretshim.secretsx": "a", "xio.secretshim.task": "a", "io.other": "x",
+                           "run.oci.hooks.stderr": "/x"}))
+        check("hooks.d: matches an empty value too", matches({"io.secretshim.secrets": ""}))
+    else:
+        # A pod's containers ask by name. The plain keys (which would reach
+        # every container of the pod) start the hook too, which refuses them.
+        check("hooks.d: matches io.secretshim.secrets.<container>", matches({"io.secretshim.secrets.app": "db"}))
+        check("hooks.d: matches io.secretshim.task.<container>", matches({"io.secretshim.task.app-2": "t"}))
+        check("hooks.d: matches the plain keys (for the hook to refuse them)",
+              matches({"io.secretshim.secrets": "a"}) and matches({"io.secretshim.task": "a"}))
+        check("hooks.d: not other annotations",
+              not matches({"io.secretshim.secrets.": "a", "io.other": "x", "io.secretshim.secrets.a/b": "x",
+                           "io.secretshim.secretsx": "a"}))
+        check("hooks.d: matches an empty value too", matches({"io.secretshim.secrets.app": ""}))
     return 1 if failures else 0
 
 

@@ -53,9 +53,9 @@ admin node add node-2 --key-out "$work/admin/node-2.key" >/dev/null
 v1=$(marker); v2=$(marker); other=$(marker)
 printf %s "$v1" | admin secret create db - >/dev/null
 printf %s "$other" | admin secret create other - >/dev/null
-admin task assign t1 --node node-1 --secret db --secret "source=db,target=/etc/app/db,mode=0400" >/dev/null
-admin task assign t4 --node node-1 --secret other >/dev/null
-admin task assign t9 --node node-2 --secret other >/dev/null
+admin task assign t1 --identity root --node node-1 --secret db --secret "source=db,target=/etc/app/db,mode=0400" >/dev/null
+admin task assign t4 --identity root --node node-1 --secret other >/dev/null
+admin task assign t9 --identity root --node node-2 --secret other >/dev/null
 
 rm -f "$sock"
 "$agentbin" --config "$work/agent.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
@@ -131,9 +131,9 @@ check "a replayed older version is refused" 'wait_for 5 grep -q "secrets/db.*old
 
 # A new grant appears in the running container; a revoked one disappears
 # (a revoked single-file target is emptied: its mount stays until restart).
-admin task assign t1 --node node-1 --secret db --secret "source=db,target=/etc/app/db,mode=0400" --secret other >/dev/null
+admin task assign t1 --identity root --node node-1 --secret db --secret "source=db,target=/etc/app/db,mode=0400" --secret other >/dev/null
 check "a new grant appears in the running container" 'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/other 2>/dev/null | cut -c1-64)\" = \"$(digest "$other")\" ]"'
-admin task assign t1 --node node-1 --secret db >/dev/null
+admin task assign t1 --identity root --node node-1 --secret db >/dev/null
 check "a revoked grant disappears from the running container" 'wait_for 10 runc --root "$work/state-rt" exec c1 /bin/busybox test ! -e /run/secrets/other'
 check "a revoked single-file target is emptied" 'wait_for 10 runc --root "$work/state-rt" exec c1 /bin/busybox sh -c "test ! -s /etc/app/db"'
 check "the remaining grant is untouched" '[ "$(in_container c1 "test -s /run/secrets/db && echo y")" = y ]'
@@ -147,7 +147,7 @@ check "live: the revoked single-file target is no longer a mount in the containe
     'wait_for 10 sh -c "[ -z \"\$(awk -v t=/etc/app/db '\''\$5 == t'\'' /proc/$c1pid/mountinfo)\" ]"'
 check "live: nothing of the secret is readable at the revoked target" \
     '[ "$(in_container c1 "cat /etc/app/db 2>/dev/null | wc -c" | tr -d " ")" = 0 ]'
-admin task assign t1 --node node-1 --secret db --secret "source=other,target=/etc/app/late,mode=0440" >/dev/null
+admin task assign t1 --identity root --node node-1 --secret db --secret "source=other,target=/etc/app/late,mode=0440" >/dev/null
 check "live: a new grant outside /run/secrets is readable in the running container" \
     'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /etc/app/late 2>/dev/null | cut -c1-64)\" = \"$(digest "$other")\" ]"'
 check "live: it is a read-only mount of its own ($(mount_at "$c1pid" /etc/app/late))" \
@@ -158,7 +158,7 @@ check "live: with the granted mode" '[ "$(in_container c1 "stat -c %a /etc/app/l
 # the placeholder belongs to the container's root; a container whose mounts
 # the hook locked (CAP_SYS_ADMIN in its own user namespace) gets no live
 # mount: one line, the container as it was.
-admin task assign t6 --node node-1 --secret other >/dev/null
+admin task assign t6 --identity root --max-containers 2 --node node-1 --secret other >/dev/null
 chmod 0711 "$work"  # the containers' root (host uid 100000) walks to their rootfs
 USERNS=100000:65536 bundle c9 t6 sh -c 'sleep 100'
 chown -R 100000:100000 "$work/c9/rootfs"
@@ -174,7 +174,7 @@ PY
 start_detached c10
 check "userns live: both containers of t6 run" '[ -n "$(pid_of c9)" ] && [ -n "$(pid_of c10)" ]' || cat "$work/c9.err" "$work/c10.err"
 c9pid=$(pid_of c9); c10pid=$(pid_of c10)
-admin task assign t6 --node node-1 --secret other --secret "source=other,target=/etc/u/f,uid=1000,gid=1000,mode=0400" >/dev/null
+admin task assign t6 --identity root --max-containers 2 --node node-1 --secret other --secret "source=other,target=/etc/u/f,uid=1000,gid=1000,mode=0400" >/dev/null
 check "userns live: uid 1000 reads its new 0400 file" \
     'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec --user 1000:1000 c9 /bin/busybox sha256sum /etc/u/f 2>/dev/null | cut -c1-64)\" = \"$(digest "$other")\" ]"'
 check "userns live: owners are container ids inside" '[ "$(rt exec c9 /bin/busybox stat -c "%u %g %a" /etc/u/f)" = "1000 1000 400" ]'
@@ -187,10 +187,38 @@ rt delete -f c9 >/dev/null 2>&1; rt delete -f c10 >/dev/null 2>&1
 
 # Unassigned, foreign and unannotated tasks are refused in one line.
 bundle c2 t9 true
-check "a task of another node is refused" '! rt run --bundle "$work/c2" c2 >/dev/null 2>"$work/c2.err" && grep -q "not assigned to node" "$work/c2.err"'
+check "a task of another node is refused" '! rt run --bundle "$work/c2" c2 >/dev/null 2>"$work/c2.err" && grep -q "is not granted to a container started by root" "$work/c2.err"'
+
+# Bindings: a task belongs to the identity it is assigned for, and to at
+# most --max-containers of its containers at once.
+admin task assign tb1 --identity 'kubernetes,namespace=tenant-a' --node node-1 --secret other >/dev/null
+bundle cb1 tb1 true
+hookline() { tr -d '\\' <"$work/$1.err" | grep -o 'secretshim-hook: container .*' | sed -e "s/container $1:/container ID:/" -e "s/\"$2\"/NAME/" -e 's/n"$//'; }
+check "a container claiming a task bound to another identity is refused" \
+    'wait_for 5 sh -c "! runc --root $work/state-rt run --bundle $work/cb1 cb1 >/dev/null 2>$work/cb1.err" && [ -n "$(hookline cb1 tb1)" ]'
+check "... in the very line a task not assigned to this node gets" '[ "$(hookline cb1 tb1)" = "$(hookline c2 t9)" ]' ||
+    { hookline cb1 tb1; hookline c2 t9; }
+admin task assign tb2 --identity root --node node-1 --secret other --secret "source=other,target=/etc/app/b2" >/dev/null
+bundle cb2 tb2 sh -c 'sleep 100'
+bundle cb3 tb2 true
+check "the first claim of a task (max 1) starts" 'wait_for 5 sh -c "runc --root $work/state-rt run -d --bundle $work/cb2 cb2 >/dev/null 2>&1 </dev/null"'
+ids="$ids cb2 cb3"
+check "a second claim past the count is refused in one line" \
+    '! rt run --bundle "$work/cb3" cb3 >/dev/null 2>"$work/cb3.err" && tr -d "\\\\" <"$work/cb3.err" | grep -qF "task \"tb2\" is held by 1 container(s), its limit (max_containers 1)"'
+admin task assign tb2 --identity 'podman,name=web-*' --node node-1 --secret other --secret "source=other,target=/etc/app/b2" >/dev/null
+check "a cluster binding moved to another identity: its files leave the running container" \
+    'wait_for 5 sh -c "! runc --root $work/state-rt exec cb2 /bin/busybox test -e /run/secrets/other && ! runc --root $work/state-rt exec cb2 /bin/busybox grep -q \" /etc/app/b2 \" /proc/self/mountinfo"'
+check "... and the agent says why" 'grep -qF "\"cb2\": task tb2 is bound to podman,name=web-* now, not to a container started by root (bundle)" "$work/agent.log"'
+admin task assign tb2 --identity root --node node-1 --secret other >/dev/null
+check "bound to it again: the running container gets it back" \
+    'wait_for 5 sh -c "[ \"\$(runc --root $work/state-rt exec cb2 /bin/busybox cat /run/secrets/other)\" = \"$other\" ]"'
+rt delete -f cb2 >/dev/null 2>&1
+admin task unassign tb1 >/dev/null; admin task unassign tb2 >/dev/null
 ids="$ids c2"
 ANN="db" bundle c3 "" true
 check "no io.secretshim.task on a cluster node is refused" '! rt run --bundle "$work/c3" c3 >/dev/null 2>"$work/c3.err" && grep -q "io.secretshim.task" "$work/c3.err"'
+check "the local store's commands are refused on a cluster node" \
+    '[ "$(printf x | ctl secret create local - --grant root 2>&1)" = "secretshimctl: this node takes its secrets from etcd (source: etcd): manage them with secretshimctl --cluster-config FILE" ]'
 ids="$ids c3"
 
 # A per-node copy moved from node-2's prefix does not decrypt on node-1.
@@ -198,13 +226,13 @@ etcdctl_root get --print-value-only /secretshim/nodes/node-2/secrets/other >"$wo
 etcdctl_root put /secretshim/nodes/node-1/secrets/other <"$work/moved" >/dev/null 2>&1 || \
     etcdctl_root put /secretshim/nodes/node-1/secrets/other "$(cat "$work/moved")" >/dev/null
 check "a copy moved from another node is skipped" 'wait_for 5 grep -q "secrets/other.*does not decrypt" "$work/agent.log"'
-admin task assign t4 --node node-1 --secret other >/dev/null   # restores a good copy
+admin task assign t4 --identity root --node node-1 --secret other >/dev/null   # restores a good copy
 
 # Disconnect: two of three members down.
 bundle c4 t4 sh -c 'sleep 100'
 start_detached c4
 check "container of t4 runs" '[ "$(in_container c4 "sha256sum /run/secrets/other" | cut -c1-64)" = "$(digest "$other")" ]'
-admin task assign t5 --node node-1 --secret other >/dev/null
+admin task assign t5 --identity root --node node-1 --secret other >/dev/null
 wait_for 5 sh -c "\"$ctlbin\" --socket \"$sock\" status | grep -q '\"tasks\": 3'" || true
 sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" m2 KILL
 sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" m3 KILL
@@ -255,7 +283,7 @@ check "re-adopted: a rotation reaches a single-file target" \
     'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /etc/app/late | cut -c1-64)\" = \"$(digest "$live4")\" ]"'
 check "re-adopted: and the other re-adopted container" \
     'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c4 /bin/busybox sha256sum /run/secrets/other | cut -c1-64)\" = \"$(digest "$live4")\" ]"'
-admin task assign t1 --node node-1 --secret db --secret "source=db,target=/run/secrets/again,mode=0400" >/dev/null
+admin task assign t1 --identity root --node node-1 --secret db --secret "source=db,target=/run/secrets/again,mode=0400" >/dev/null
 check "re-adopted: a new grant appears" \
     'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/again 2>/dev/null | cut -c1-64)\" = \"$(digest "$live3")\" ]"'
 check "re-adopted: a revoked single-file target is detached" '[ -z "$(mount_at "$c1pid" /etc/app/late)" ]'
@@ -264,12 +292,12 @@ check "re-adopted: nothing of it is readable there" '[ "$(in_container c1 "cat /
 # the directory holding its live-granted file away and puts a symlink to its
 # /proc (a mount root) at the target. The agent detaches only a mount of its
 # own file: /proc stays, the moved secret is zeroed, one line says why.
-admin task assign t1 --node node-1 --secret db --secret "source=db,target=/run/secrets/again,mode=0400" \
+admin task assign t1 --identity root --node node-1 --secret db --secret "source=db,target=/run/secrets/again,mode=0400" \
     --secret "source=other,target=/etc/trap/f,mode=0400" >/dev/null
 wait_for 10 sh -c "[ -n \"\$(awk -v t=/etc/trap/f '\$5 == t' /proc/$c1pid/mountinfo)\" ]"
 in_container c1 "mv /etc/trap /etc/trap.old && mkdir /etc/trap && ln -s /proc /etc/trap/f"
 check "hostile: the file mount moved away before the revocation" '[ -n "$(mount_at "$c1pid" /etc/trap.old/f)" ]'
-admin task assign t1 --node node-1 --secret db --secret "source=db,target=/run/secrets/again,mode=0400" >/dev/null
+admin task assign t1 --identity root --node node-1 --secret db --secret "source=db,target=/run/secrets/again,mode=0400" >/dev/null
 check "hostile: the revocation refuses the planted symlink in one line" \
     'wait_for 10 grep -q "/etc/trap/f revoked, with an error: .*is no longer our secret.s mount" "$work/agent.log"'
 check "hostile: the container's /proc is still mounted" '[ -n "$(mount_at "$c1pid" /proc)" ]'
@@ -280,7 +308,7 @@ check "re-adopted: no live-update marker in etcd, the state directory or the log
 # Unassigned: the next start is refused; the running container keeps its copy.
 admin task unassign t1 >/dev/null
 bundle c7 t1 true
-check "an unassigned task is refused at its next start" 'wait_for 5 sh -c "! runc --root $work/state-rt run --bundle $work/c7 c7 >/dev/null 2>$work/c7.err" && grep -q "not assigned" "$work/c7.err"'
+check "an unassigned task is refused at its next start" 'wait_for 5 sh -c "! runc --root $work/state-rt run --bundle $work/c7 c7 >/dev/null 2>$work/c7.err" && grep -q "is not granted to a container started by root" "$work/c7.err"'
 ids="$ids c7"
 check "the running container of t1 still reads its secret" '[ "$(in_container c1 "test -s /run/secrets/db && echo y")" = y ]'
 

@@ -19,6 +19,8 @@ import socket
 import sys
 import time
 
+ROOT = {"integration": "bundle"}  # the identity a hook sends for a bundle root wrote
+
 CONNECTIONS = 200
 sock_path, ready = sys.argv[1], sys.argv[2]
 
@@ -116,7 +118,7 @@ for i in range(20):
 
 # A create whose "pidfd" is /dev/null.
 s = connect()
-socket.send_fds(s, [json.dumps({"op": "create", "id": "notpidfd", "secrets": "s"}).encode()], [null])
+socket.send_fds(s, [json.dumps({"op": "create", "id": "notpidfd", "secrets": "s", "identity": ROOT}).encode()], [null])
 got = reply(s)
 out["bad_pidfd_refused"] = int(isinstance(got, dict) and got.get("ok") is False and got.get("error") == "not a pidfd")
 s.close()
@@ -130,7 +132,8 @@ half = []
 half_built = 0
 for i in range(6):
     s = connect()
-    socket.send_fds(s, [json.dumps({"op": "create", "id": f"half{i}", "secrets": "s"}).encode()], [pidfd])
+    socket.send_fds(s, [json.dumps({"op": "create", "id": f"half{i}", "secrets": "s", "identity": ROOT}).encode()],
+                    [pidfd])
     got = reply(s)
     half_built += isinstance(got, dict) and got.get("ok") is True
     if i % 2:
@@ -159,22 +162,26 @@ def refused(name, messages, fds, line):
     out["refusal_" + name] = int(good)
 
 
-create = {"op": "create", "id": "proto", "secrets": "s"}
+create = {"op": "create", "id": "proto", "secrets": "s", "identity": ROOT}
 refused("second_create", [create, create], [pidfd], "one create per connection")
 refused("attached_first", [{"op": "attached", "ok": True}], [], "nothing to attach")
-refused("no_id", [{"op": "create", "secrets": "s"}], [pidfd], "the request names no container")
+refused("no_id", [{"op": "create", "secrets": "s", "identity": ROOT}], [pidfd], "the request names no container")
+refused("no_identity", [{"op": "create", "id": "who", "secrets": "s"}], [pidfd], "the request carries no identity")
+refused("bad_identity", [{"op": "create", "id": "who", "secrets": "s", "identity": {"integration": "podman"}}],
+        [pidfd], "the identity's name is missing or invalid")
 refused("no_pidfd", [create], [], "the request carries no pidfd of the container")
 many = ";".join(f"source=s,target=/t/{i}" for i in range(253))
-refused("too_many_files", [{"op": "create", "id": "many", "secrets": many}], [pidfd],
+refused("too_many_files", [{"op": "create", "id": "many", "secrets": many, "identity": ROOT}], [pidfd],
         "253 targets outside /run/secrets: at most 252 can be attached")
-refused("bad_spec", [{"op": "create", "id": "spec", "secrets": "source=s,target=/proc/x"}], [pidfd],
+refused("bad_spec", [{"op": "create", "id": "spec", "secrets": "source=s,target=/proc/x", "identity": ROOT}], [pidfd],
         'secret spec "source=s,target=/proc/x": target "/proc/x" is under /proc')
-refused("unknown_secret", [{"op": "create", "id": "unk", "secrets": "nope"}], [pidfd],
-        'secret "nope" does not exist')
+refused("unknown_secret", [{"op": "create", "id": "unk", "secrets": "nope", "identity": ROOT}], [pidfd],
+        'secret "nope" is not granted to a container started by root (bundle)')
 # A running task, then a second create for the same container.
-started = exchange([{"op": "create", "id": "dup", "secrets": "s"}, {"op": "attached", "ok": True}], [pidfd])
+started = exchange([{"op": "create", "id": "dup", "secrets": "s", "identity": ROOT}, {"op": "attached", "ok": True}],
+                   [pidfd])
 out["task_started"] = int(isinstance(started, dict) and started.get("ok") is True)
-refused("same_container", [{"op": "create", "id": "dup", "secrets": "s"}], [pidfd],
+refused("same_container", [{"op": "create", "id": "dup", "secrets": "s", "identity": ROOT}], [pidfd],
         'container "dup" already has its secrets')
 refused("rm_in_use", [{"op": "secret.rm", "name": "s"}], [], 'secret "s" is in use by a running task')
 out["released"] = int(exchange([{"op": "release", "id": "dup"}]) == {"ok": True})

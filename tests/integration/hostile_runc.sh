@@ -92,7 +92,7 @@ start_agent || { echo "FAIL - agent did not start"; cat "$work/agent.log" >&2; e
 mkdir -p "$canary"
 : >"$canary/keep"
 value=$(marker)
-printf %s "$value" | ctl secret create s - >/dev/null
+printf %s "$value" | ctl secret create s - --grant root >/dev/null
 want=$(digest "$value")
 host_before
 
@@ -223,7 +223,7 @@ run_cases() {
     # agent decrypts each straight into the view, so the first is in its
     # file and the second's unauthenticated plaintext in its own when the
     # tag check fails. One line; the view is wiped and gone.
-    for n in 1 2 3; do head -c 65536 /dev/urandom | ctl secret create "tamp$n$tag" - >/dev/null; done
+    for n in 1 2 3; do head -c 65536 /dev/urandom | ctl secret create "tamp$n$tag" - --grant root >/dev/null; done
     python3 -c 'import sys; b = bytearray(open(sys.argv[1], "rb").read()); b[len(b) // 2] ^= 1; open(sys.argv[1], "r+b").write(b)' \
         "$work/state/secrets/tamp2$tag.secret"
     hostile tampered-record "tamp1$tag;tamp2$tag;tamp3$tag" "cannot decrypt (corrupt or tampered)" ':'
@@ -361,7 +361,7 @@ run_flood() {
     for r in $(awk '$1 ~ /^refusal_/ {print $1}' "$work/flood.out"); do
         check "protocol refusal ${r#refusal_}: the exact line" '[ "$(val "$r")" = 1 ]' || grep "refusal ${r#refusal_}:" "$work/flood.err" | sed 's/^/# /'
     done
-    check "protocol refusals checked (14)" '[ "$(grep -c "^refusal_" "$work/flood.out")" = 14 ]'
+    check "protocol refusals checked (16)" '[ "$(grep -c "^refusal_" "$work/flood.out")" = 16 ]'
     check "a task started over the protocol, then released" '[ "$(val task_started)" = 1 ] && [ "$(val released)" = 1 ]'
     check "half-done views flushed, no task left" tasks_empty
     i=0

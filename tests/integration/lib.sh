@@ -51,6 +51,33 @@ stop_agent() {
     agent_pid=
 }
 
+# buildah_in STORE ARGS...: buildah on a private vfs store under STORE.
+# buildah (containers/image) writes root's blob-info cache to
+# /var/lib/containers/cache whatever --root says: it runs in a private mount
+# namespace with an empty directory of ours over /var/lib.
+# shellcheck disable=SC2016  # $0 and $@ belong to the inner sh
+buildah_in() {
+    bstore=$1; shift
+    mkdir -p "$bstore/tmp" "$bstore/varlib"
+    TMPDIR=$bstore/tmp unshare -m --propagation private \
+        sh -c 'mount --bind "$0" /var/lib && exec "$@"' "$bstore/varlib" \
+        buildah --root "$bstore/root" --runroot "$bstore/runroot" --storage-driver vfs "$@"
+}
+# oci_image STORE ROOTFS REF ARCHIVE [ANNOTATION...]: an OCI image of ROOTFS
+# (entrypoint /bin/sh) whose manifest carries each KEY=VALUE annotation,
+# written as an OCI archive (ARCHIVE) holding REF.
+oci_image() {
+    ostore=$1 rootfs=$2 ref=$3 archive=$4; shift 4
+    c=$(buildah_in "$ostore" from scratch) || return 1
+    buildah_in "$ostore" copy "$c" "$rootfs/" / >/dev/null || return 1
+    for a in "$@"; do buildah_in "$ostore" config --annotation "$a" "$c" || return 1; done
+    buildah_in "$ostore" config --entrypoint '["/bin/sh"]' --env PATH=/bin "$c" || return 1
+    buildah_in "$ostore" commit --quiet --format oci "$c" "$ref" >/dev/null || return 1
+    buildah_in "$ostore" rm "$c" >/dev/null
+    rm -f "$archive"
+    buildah_in "$ostore" push --quiet "$ref" "oci-archive:$archive:$ref"
+}
+
 # tasks_empty: the agent holds no task (within 2 s: it flushes on the
 # pidfd wakeup, which comes a few ms after the init is gone).
 tasks_empty() {

@@ -54,7 +54,8 @@ try:
     ids = ["many-%04d-" % i + "x" * 990 for i in range(count)]
     started = 0
     for task_id in ids:
-        got = exchange([{"op": "create", "id": task_id, "secrets": secret}, {"op": "attached", "ok": True}], [pidfd])
+        got = exchange([{"op": "create", "id": task_id, "secrets": secret, "identity": {"integration": "bundle"}},
+                        {"op": "attached", "ok": True}], [pidfd])
         started += int(isinstance(got, dict) and got.get("ok") is True)
     out["started"] = started
     tasks = listed()

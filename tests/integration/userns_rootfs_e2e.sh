@@ -45,8 +45,8 @@ hook_said() { cat "$work/$1.err" "$work/$1.hookerr" 2>/dev/null; }
 
 start_agent
 db=$(marker); api=$(marker)
-printf %s "$db" | ctl secret create db_pass - >/dev/null
-printf %s "$api" | ctl secret create api_key - >/dev/null
+printf %s "$db" | ctl secret create db_pass - --grant root >/dev/null
+printf %s "$api" | ctl secret create api_key - --grant root >/dev/null
 
 # --- User namespaces: container ids 0..65535 are host ids 100000..165535.
 export USERNS=100000:65536

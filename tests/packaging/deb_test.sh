@@ -80,21 +80,18 @@ check "file list as expected" 'python3 "$src/tests/packaging/check_files.py" "$r
 dpkg-deb -e "$deb" "$work/control"
 check "the example config is a conffile" '[ "$(cat "$work/control/conffiles")" = /etc/secretshim/secretshimd.yaml ]'
 check "installed config is the annotated example" 'cmp -s "$root/etc/secretshim/secretshimd.yaml" "$src/packaging/secretshimd.yaml"'
+check "secretshim-runtime-cri is the wrapper under its CRI name" '[ "$(readlink "$root/usr/libexec/secretshim/secretshim-runtime-cri")" = secretshim-runtime ]'
 check "the hook is static" '[ -x "$root/usr/libexec/secretshim/secretshim-hook" ] && ! readelf -l "$root/usr/libexec/secretshim/secretshim-hook" | grep -q "INTERP"'
 check "the agent links libsystemd (sd_notify)" 'readelf -d "$root/usr/sbin/secretshimd" | grep -q "libsystemd.so"'
 check "packaged programs run" '"$root/usr/bin/secretshimctl" --help >/dev/null && "$root/usr/sbin/secretshimd" --help >/dev/null'
 # One invalid hooks.d file makes every `podman run` on the node fail.
-for f in "$root"/usr/share/containers/oci/hooks.d/*.json; do
-    [ -e "$f" ] || continue
-    check "hooks.d $(basename "$f"): valid, runs the packaged hook" 'python3 - "$f" "$root" <<EOF
-import json, os, sys
-h = json.load(open(sys.argv[1]))
-assert h["version"] == "1.0.0", h["version"]
-assert h["hook"]["path"] == "/usr/libexec/secretshim/secretshim-hook", h["hook"]["path"]
-assert os.access(sys.argv[2] + h["hook"]["path"], os.X_OK)
-assert h["stages"] and h["when"]
-EOF'
-done
+check "hooks.d for Podman: valid, runs the packaged hook with --integration podman" \
+    'python3 "$src/tests/integration/check_hooks_json.py" podman "$root/usr/share/containers/oci/hooks.d/secretshim.json" \
+        /usr/libexec/secretshim/secretshim-hook >"$work/hooks.out" && [ -x "$root/usr/libexec/secretshim/secretshim-hook" ]' ||
+    grep FAIL "$work/hooks.out"
+check "hooks.d for CRI-O: valid, runs the packaged hook with --integration cri-o" \
+    'python3 "$src/tests/integration/check_hooks_json.py" cri-o "$root/usr/share/secretshim/cri-o/hooks.d/secretshim.json" \
+        /usr/libexec/secretshim/secretshim-hook >"$work/hooks.out"' || grep FAIL "$work/hooks.out"
 
 # ns CMD...: runs CMD in a private mount namespace where the extracted
 # package is overlaid on the host's /usr, /etc and /lib/systemd/system: the
@@ -247,8 +244,8 @@ check "socket and state directories" '
 # A runc container served by the packaged unit, its hook at the packaged path.
 db=$(marker); key=$(marker)
 ctl() { ns secretshimctl "$@"; }
-printf %s "$db" | ctl secret create db_pass - >/dev/null
-printf %s "$key" | ctl secret create api_key - >/dev/null
+printf %s "$db" | ctl secret create db_pass - --grant root >/dev/null
+printf %s "$key" | ctl secret create api_key - --grant root >/dev/null
 check "secretshimctl creates secrets through the packaged socket" '[ "$(ctl secret ls --format json | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")" = 2 ]'
 python3 "$src/scripts/make_bundle.py" "$work/c1" /usr/libexec/secretshim/secretshim-hook /run/secretshim/agent.sock \
     "db_pass;source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0440" 0 sh -c 'while :; do sleep 1; done'

@@ -36,6 +36,7 @@
 #include "platform/linux/fd_passing.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "plugin/agent/agent.hpp"
+#include "plugin/agent/local_source.hpp"
 #include "plugin/agent/session.hpp"
 #include "plugin/protocol/channel.hpp"
 #include "plugin/protocol/json_fields.hpp"
@@ -57,7 +58,7 @@ constexpr std::string_view kSecretValue = "fuzz-value-not-a-secret\n";
 struct Fixture {
     std::string stateDir;
     boost::asio::io_context io;
-    std::unique_ptr<LocalStore> store;  // a second handle on the agent's store
+    std::unique_ptr<LocalSource> source;  // the agent's store and grants
     std::unique_ptr<Agent> agent;
 };
 
@@ -97,6 +98,9 @@ void checkCreateReply(const json& request, const Agent::PendingTask& task, const
     FUZZ_CHECK(mounts.size() == fds.size());
     FUZZ_CHECK(task.record.id == stringField(request, "id") && !task.record.id.empty());
     FUZZ_CHECK(task.record.secrets == stringField(request, "secrets"));
+    // Granted only to who the request said it is, and only what a rule allows.
+    const auto who = WorkloadIdentity::fromJson(request["identity"]);
+    FUZZ_CHECK(who.has_value() && task.record.identity == *who);
     FUZZ_CHECK(task.record.pid == ::getpid());
     const auto refs = mountfs::parseSecretRefs(task.record.secrets);
     FUZZ_CHECK(refs.has_value());
@@ -176,7 +180,7 @@ public:
             FUZZ_CHECK(out.fds.empty());
         }
         if (op == "attached" && hadPending && boolField(request, "ok")) started_.push_back(pendingId);
-        if (ok && (op == "secret.create" || op == "secret.rm")) storeChanged_ = true;
+        if (ok && op.rfind("secret.", 0) == 0 && op != "secret.ls" && op != "secret.inspect") storeChanged_ = true;
         return !out.close;
     }
 
@@ -198,18 +202,24 @@ private:
     bool storeChanged_ = false;
 };
 
-// Puts the store back as it was: only the test secret.
+// Puts the store back as it was: only the test secret, granted to root.
 void resetStore() {
-    auto metas = fixture->store->list();
+    LocalSource& source = *fixture->source;
+    auto metas = source.list();
     FUZZ_CHECK(metas.has_value());
+    const GrantRule root = *GrantRule::parse("root");
     bool present = false;
     for (const auto& m : *metas) {
         if (m.name == kSecretName)
             present = true;
         else
-            FUZZ_CHECK(fixture->store->remove(m.name).has_value());
+            FUZZ_CHECK(source.remove(m.name).has_value());
     }
-    if (!present) FUZZ_CHECK(fixture->store->create(kSecretName, bytes(kSecretValue)).has_value());
+    if (!present) FUZZ_CHECK(source.create(kSecretName, bytes(kSecretValue), {root}).has_value());
+    const std::vector<GrantRule> rules = *source.rules(kSecretName);
+    for (const auto& r : rules)
+        if (!(r == root)) FUZZ_CHECK(source.revokeGrant(kSecretName, r).has_value());
+    if (std::find(rules.begin(), rules.end(), root) == rules.end()) FUZZ_CHECK(source.addGrant(kSecretName, root).has_value());
 }
 
 }  // namespace
@@ -231,14 +241,13 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
     AgentConfig config;
     config.stateDir = fixture->stateDir;
     config.socket = fixture->stateDir + "/agent.sock";  // never bound: the fuzzer calls the handlers
-    auto store = LocalStore::open(config.stateDir);
-    FUZZ_CHECK_MSG(store.has_value(), store ? std::string() : store.error().message);
+    std::vector<std::string> problems;
+    auto source = LocalSource::open(config.stateDir, {}, problems);
+    FUZZ_CHECK_MSG(source.has_value(), source ? std::string() : source.error().message);
     auto records = TaskRecords::open(config.stateDir);
     FUZZ_CHECK_MSG(records.has_value(), records ? std::string() : records.error().message);
-    auto second = LocalStore::open(config.stateDir);
-    FUZZ_CHECK(second.has_value());
-    fixture->store = std::make_unique<LocalStore>(std::move(*second));
-    fixture->agent = std::make_unique<Agent>(fixture->io, config, std::move(*store), std::move(*records));
+    fixture->source = std::move(*source);
+    fixture->agent = std::make_unique<Agent>(fixture->io, config, std::move(*records), fixture->source.get());
     resetStore();
     return 0;
 }

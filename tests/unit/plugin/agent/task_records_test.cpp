@@ -502,3 +502,41 @@ TEST_CASE("a record under another id's file name is refused") {
     CHECK(records.loadAll(problems).empty());
     CHECK(problems.size() == 1);
 }
+
+TEST_CASE("who the container is survives in its record; a record without one still loads") {
+    TempDir tmp;
+    auto records = openRecords(tmp.path());
+    TaskRecord kube{"k", 11, 110, "db", "t1"};
+    WorkloadIdentity who;
+    who.kind = WorkloadIdentity::Kind::kubernetes;
+    who.integration = Integration::containerdCri;
+    who.ns = "tenant-a";
+    who.pod = "web";
+    who.podUid = "uid-1";
+    who.container = "app";
+    kube.identity = who;
+    REQUIRE(records.save(kube).has_value());
+    REQUIRE(records.save({"old", 12, 120, "db"}).has_value());  // written before grants: no identity
+
+    std::vector<std::string> problems;
+    auto all = records.loadAll(problems);
+    CHECK(problems.empty());
+    REQUIRE(all.size() == 2);
+    const auto& k = all[0].id == "k" ? all[0] : all[1];
+    const auto& old = all[0].id == "k" ? all[1] : all[0];
+    REQUIRE(k.identity.has_value());
+    CHECK(*k.identity == who);
+    CHECK(k.task == "t1");
+    CHECK_FALSE(old.identity.has_value());
+
+    // A malformed identity: the record loads, the identity is dropped and said.
+    std::ofstream(tmp.tasks() + "/" + hexOf("m") + ".task")
+        << R"({"id":"m","pid":1,"start_time":1,"secrets":"db","identity":{"integration":"nope"}})";
+    ::chmod((tmp.tasks() + "/" + hexOf("m") + ".task").c_str(), 0600);
+    problems.clear();
+    all = records.loadAll(problems);
+    CHECK(all.size() == 3);
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0].find("the identity's integration is missing or unknown: every revocation of what it holds removes it") !=
+          std::string::npos);
+}

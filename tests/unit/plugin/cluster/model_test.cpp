@@ -39,16 +39,40 @@ TEST_CASE("keys: a node's prefix ends with a slash and covers its records only")
 }
 
 TEST_CASE("records round-trip and refuse bad fields") {
-    TaskAssignment t{"web-1", "db_pass;source=api,target=/etc/api,mode=0400", 1};
+    TaskAssignment t;
+    t.task = "web-1";
+    t.secrets = "db_pass;source=api,target=/etc/api,mode=0400";
+    t.identity = *parseBinding("kubernetes,namespace=tenant-a,pod=web-*");
+    t.maxContainers = 3;
+    t.signal = 1;
     auto t2 = decodeTask(encodeTask(t));
     REQUIRE(t2.has_value());
     CHECK(t2->task == t.task);
     CHECK(t2->secrets == t.secrets);
+    CHECK(t2->identity.text() == "kubernetes,namespace=tenant-a,pod=web-*");
+    CHECK(t2->maxContainers == 3);
     CHECK(t2->signal == 1);
-    CHECK_FALSE(decodeTask(R"({"task":"a/b","secrets":""})").has_value());
-    CHECK_FALSE(decodeTask(R"({"task":"a","secrets":1})").has_value());
-    CHECK_FALSE(decodeTask(R"({"task":"a","secrets":"","signal":99})").has_value());
+    CHECK_FALSE(decodeTask(R"({"task":"a/b","secrets":"","identity":"root"})").has_value());
+    CHECK_FALSE(decodeTask(R"({"task":"a","secrets":1,"identity":"root"})").has_value());
+    CHECK_FALSE(decodeTask(R"({"task":"a","secrets":"","signal":99,"identity":"root"})").has_value());
     CHECK_FALSE(decodeTask("[1,2").has_value());
+    CHECK(decodeTask(R"({"task":"a","secrets":"x","identity":"root"})")->maxContainers == 1);
+}
+
+TEST_CASE("a task record without a valid identity binding is refused: it reaches nobody") {
+    auto none = decodeTask(R"({"task":"a","secrets":"x"})");
+    REQUIRE_FALSE(none.has_value());
+    CHECK(none.error().message == "task record: missing or invalid field \"identity\"");
+    auto bad = decodeTask(R"({"task":"a","secrets":"x","identity":"everyone"})");
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().message.find("must start with kubernetes, podman or root") != std::string::npos);
+    auto pinned = decodeTask(R"({"task":"a","secrets":"x","identity":"root,target=/x"})");
+    REQUIRE_FALSE(pinned.has_value());
+    CHECK(pinned.error().message.find("pins a target, owner or mode") != std::string::npos);
+    for (const char* max : {"0", "-1", "100001", "\"2\""})
+        CHECK_FALSE(decodeTask(std::string(R"({"task":"a","secrets":"x","identity":"root","max_containers":)") + max +
+                               "}")
+                        .has_value());
 
     NodeSecret s{"db", "abc", 2, {std::string(32, 'e'), std::string(12, 'n'), "ct", std::string(16, 't')}};
     auto s2 = decodeNodeSecret(encodeNodeSecret(s));

@@ -25,7 +25,10 @@ TEST_CASE("which specs ask for secrets") {
     CHECK(specAsksForSecrets(specWith({{"io.secretshim.secrets", "db_pass"}})));
     CHECK(specAsksForSecrets(specWith({{"io.secretshim.task", "web.1"}})));
     CHECK(specAsksForSecrets(specWith({{"io.secretshim.secrets", ""}})));  // the hook refuses it
-    CHECK_FALSE(specAsksForSecrets(specWith({{"io.secretshim.secretsx", "a"}, {"other", "x"}})));
+    // A pod's containers ask by name: any key of ours brings the hook,
+    // which decides (a sidecar the pod does not name costs its fast path).
+    CHECK(specAsksForSecrets(specWith({{"io.secretshim.secrets.app", "db_pass"}})));
+    CHECK_FALSE(specAsksForSecrets(specWith({{"io.secretshimx.secrets", "a"}, {"xio.secretshim.task", "a"}, {"other", "x"}})));
     CHECK_FALSE(specAsksForSecrets(specWith(json::object())));
     CHECK_FALSE(specAsksForSecrets({{"ociVersion", "1.0.2"}}));
     CHECK_FALSE(specAsksForSecrets({{"annotations", "not an object"}}));
@@ -44,11 +47,11 @@ TEST_CASE("hooks are added at createRuntime and poststop") {
     CHECK(*changed);
     const json want = {{"createRuntime",
                         {{{"path", "/usr/libexec/secretshim/secretshim-hook"},
-                          {"args", {"secretshim-hook", "createRuntime"}},
+                          {"args", {"secretshim-hook", "--integration", "containerd", "createRuntime"}},
                           {"timeout", 10}}}},
                        {"poststop",
                         {{{"path", "/usr/libexec/secretshim/secretshim-hook"},
-                          {"args", {"secretshim-hook", "poststop"}},
+                          {"args", {"secretshim-hook", "--integration", "containerd", "poststop"}},
                           {"timeout", 10}}}}};
     CHECK(spec["hooks"] == want);
     CHECK(spec["root"]["path"] == "rootfs");  // the rest untouched
@@ -60,8 +63,18 @@ TEST_CASE("a socket goes into the hook's arguments") {
     s.socket = "/tmp/a.sock";
     REQUIRE(addSecretshimHooks(spec, s).has_value());
     CHECK(spec["hooks"]["createRuntime"][0]["args"] ==
-          json({"secretshim-hook", "--socket", "/tmp/a.sock", "createRuntime"}));
-    CHECK(spec["hooks"]["poststop"][0]["args"] == json({"secretshim-hook", "--socket", "/tmp/a.sock", "poststop"}));
+          json({"secretshim-hook", "--integration", "containerd", "--socket", "/tmp/a.sock", "createRuntime"}));
+    CHECK(spec["hooks"]["poststop"][0]["args"] ==
+          json({"secretshim-hook", "--integration", "containerd", "--socket", "/tmp/a.sock", "poststop"}));
+}
+
+TEST_CASE("the wrapper under its CRI name tells the hook a pod's container is starting") {
+    json spec = specWith({{"io.secretshim.secrets.app", "x"}});
+    HookSettings s = settings();
+    s.integration = "containerd-cri";
+    REQUIRE(addSecretshimHooks(spec, s).has_value());
+    CHECK(spec["hooks"]["createRuntime"][0]["args"] ==
+          json({"secretshim-hook", "--integration", "containerd-cri", "createRuntime"}));
 }
 
 TEST_CASE("the spec's own hooks are kept, ours run after them") {

@@ -1,0 +1,55 @@
+// The embedded local store as a source of secrets: each secret carries the
+// grant rules an admin gave it (secretshimctl secret grant), and a
+// container receives a secret only where one of them allows its identity
+// and the reference it asks for. A secret without a grant reaches nobody.
+// The rules of every secret are held in memory (loaded at start, changed
+// only through this object), so checking them costs no file access on a
+// container's start.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "plugin/agent/secret_source.hpp"
+#include "plugin/identity/grant_rule.hpp"
+#include "plugin/store/local_store.hpp"
+
+namespace secretshim::plugin {
+
+class LocalSource final : public SecretSource {
+public:
+    // Opens the store and reads every secret's grants; a grants file that
+    // cannot be read or holds a bad rule is reported in `problems` and that
+    // secret reaches nobody until it is granted again.
+    static Result<std::unique_ptr<LocalSource>> open(const std::string& stateDir, StoreOptions options,
+                                                     std::vector<std::string>& problems);
+
+    Result<GrantedSecrets> grant(const WorkloadIdentity& identity, const std::string& secrets,
+                                 const std::string& task) override;
+    // Whether `ref` (in the container's own ids) is granted to `identity`.
+    bool allows(const WorkloadIdentity& identity, const mountfs::SecretRef& ref) const;
+
+    // Admin verbs. A secret is created with its first grants (maybe none);
+    // grant() refuses a rule the secret already has, revoke() one it lacks.
+    Result<SecretMeta> create(std::string_view name, mountfs::Bytes value, const std::vector<GrantRule>& rules);
+    Result<std::vector<SecretMeta>> list() const { return store_.list(); }
+    const std::vector<GrantRule>* rules(const std::string& name) const;
+    Result<void> addGrant(const std::string& name, const GrantRule& rule);
+    Result<void> revokeGrant(const std::string& name, const GrantRule& rule);
+    Result<void> remove(const std::string& name);
+
+private:
+    explicit LocalSource(LocalStore store) : store_(std::move(store)) {}
+    struct Grants {
+        std::string secretId;
+        std::vector<GrantRule> rules;
+    };
+    Result<void> save(const std::string& name, const Grants& grants);
+
+    LocalStore store_;
+    std::map<std::string, Grants, std::less<>> grants_;  // every secret of the store, by name
+};
+
+}  // namespace secretshim::plugin
