@@ -2,6 +2,8 @@
 // CRI-O and Podman put in a container's spec and around it (recorded here:
 // tests/integration/cri/README.md; Podman's conmon command line as
 // Podman 4.3 starts it), and what a pod author or an image can add.
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 
 #include "plugin/hook/workload.hpp"
@@ -218,4 +220,12 @@ TEST_CASE("root's integrations refuse a spec Kubernetes made (a hook registered 
     OciState plain;
     plain.annotations = {{"io.secretshim.secrets", "db"}};
     CHECK(identifyError(Integration::bundle, plain, {}) == "identified as a container started by root (bundle)");
+}
+
+TEST_CASE("Podman: a hook with no conmon above it (not started by Podman) cannot tell who the container is") {
+    OciState s = podmanContainer();
+    s.pid = ::getpid();
+    auto f = gatherFacts(Integration::podman, s);
+    REQUIRE_FALSE(f.has_value());
+    CHECK(f.error().message == "no conmon process above the hook: was this container started by Podman?");
 }
