@@ -311,31 +311,6 @@ Result<SecureBuffer> ClusterSource::value(const std::string& name) {
     return plain;
 }
 
-namespace {
-
-// A task's values, decrypted for the view being built, and the view's
-// payloads over them: wiped when the view is built and this goes.
-class GrantedValues final : public mountfs::PayloadSource {
-public:
-    GrantedValues(std::map<std::string, SecureBuffer> values, const std::vector<mountfs::SecretRef>& refs)
-        : values_(std::move(values)) {
-        for (const auto& ref : refs) spans_.push_back(values_.at(ref.source).span());
-    }
-    std::size_t count() const override { return payloads_.count(); }
-    std::size_t size(std::size_t index) const override { return payloads_.size(index); }
-    Result<void> produce(std::size_t index, mountfs::PayloadSink& sink) const override {
-        return payloads_.produce(index, sink);
-    }
-    std::unique_ptr<mountfs::PayloadSource> concurrentCopy() const override { return payloads_.concurrentCopy(); }
-
-private:
-    std::map<std::string, SecureBuffer> values_;
-    std::vector<mountfs::Bytes> spans_;
-    mountfs::SpanPayloads payloads_{spans_};
-};
-
-}  // namespace
-
 // A container's secrets are exactly its task's assignment (its own
 // io.secretshim.secrets annotation is ignored and cannot widen it), and
 // only if the task is bound to who the container is. A task not assigned
@@ -352,15 +327,23 @@ Result<GrantedSecrets> ClusterSource::grant(const plugin::WorkloadIdentity& iden
     if (!a || !a->identity.matches(identity)) return fail(notGranted("task " + quote(task), identity));
     auto refs = mountfs::parseSecretRefs(a->secrets);
     if (!refs) return tl::unexpected(refs.error());  // checked when the record was read
-    std::map<std::string, SecureBuffer> values;
+    // Decrypted for the view being built, wiped when it is built and the
+    // grant goes.
+    struct Values {
+        std::map<std::string, SecureBuffer> byName;
+        std::vector<mountfs::Bytes> spans;  // one per reference
+    };
+    auto values = std::make_shared<Values>();
     for (const auto& name : sourcesOf(a->secrets)) {
         auto v = value(name);
         if (!v) return tl::unexpected(wrap(v.error(), "task " + quote(task)));
-        values.emplace(name, std::move(*v));
+        values->byName.emplace(name, std::move(*v));
     }
+    for (const auto& ref : *refs) values->spans.push_back(values->byName.at(ref.source).span());
     GrantedSecrets g;
     g.specs = a->secrets;
-    g.payloads = std::make_unique<GrantedValues>(std::move(values), *refs);
+    g.payloads = std::make_unique<mountfs::SpanPayloads>(values->spans);
+    g.held = std::move(values);
     g.refs = std::move(*refs);
     g.claim = task;
     g.maxHolders = a->maxContainers;

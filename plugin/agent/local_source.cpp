@@ -8,24 +8,6 @@ namespace secretshim::plugin {
 
 namespace {
 
-// The sealed records of a task's secrets and the view's payloads drawn from
-// them, in one object the view can own while it is built.
-class OwnedSealedPayloads final : public mountfs::PayloadSource {
-public:
-    OwnedSealedPayloads(SealedSecrets sealed, std::vector<std::size_t> which)
-        : sealed_(std::make_unique<SealedSecrets>(std::move(sealed))), payloads_(*sealed_, std::move(which)) {}
-    std::size_t count() const override { return payloads_.count(); }
-    std::size_t size(std::size_t index) const override { return payloads_.size(index); }
-    Result<void> produce(std::size_t index, mountfs::PayloadSink& sink) const override {
-        return payloads_.produce(index, sink);
-    }
-    std::unique_ptr<mountfs::PayloadSource> concurrentCopy() const override { return payloads_.concurrentCopy(); }
-
-private:
-    std::unique_ptr<SealedSecrets> sealed_;
-    SealedPayloads payloads_;
-};
-
 std::vector<std::string> texts(const std::vector<GrantRule>& rules) {
     std::vector<std::string> out;
     for (const auto& r : rules) out.push_back(r.text());
@@ -88,9 +70,11 @@ Result<GrantedSecrets> LocalSource::grant(const WorkloadIdentity& identity, cons
     }
     auto sealed = store_.readMany(names);
     if (!sealed) return tl::unexpected(sealed.error());
+    auto records = std::make_shared<const SealedSecrets>(std::move(*sealed));
     granted.specs = secrets;
     granted.refs = std::move(*refs);
-    granted.payloads = std::make_unique<OwnedSealedPayloads>(std::move(*sealed), std::move(which));
+    granted.payloads = std::make_unique<SealedPayloads>(*records, std::move(which));
+    granted.held = std::move(records);
     return granted;
 }
 

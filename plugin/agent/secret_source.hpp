@@ -21,6 +21,9 @@ struct GrantedSecrets {
     // record keeps) and parsed, in the container's own ids.
     std::string specs;
     std::vector<mountfs::SecretRef> refs;
+    // What `payloads` draws from (sealed records, decrypted values), kept
+    // alive as long as it: declared first, so it goes last.
+    std::shared_ptr<const void> held;
     // refs[i]'s value, produced straight into the view's file.
     std::unique_ptr<mountfs::PayloadSource> payloads;
     // A name that at most maxHolders containers may hold at once (a
