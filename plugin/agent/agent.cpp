@@ -528,20 +528,22 @@ json Agent::handleLocal(const std::string& op, const json& request, std::vector<
 // zeroed and removed, a single-file target's mount detached.
 void Agent::revokeUngranted(const std::string& name) {
     for (const auto& id : tasksUsing(name)) {
-        const Task& task = tasks_.at(id);
-        auto refs = mountfs::parseSecretRefs(task.record.secrets);
+        Task& task = tasks_.at(id);
+        const auto refs = mountfs::parseSecretRefs(task.record.secrets);
         if (!refs) continue;  // what it holds was checked when it was granted
         std::vector<std::string> targets;
         for (const auto& ref : *refs)
             if (ref.source == name && !(task.record.identity && local_->allows(*task.record.identity, ref)))
                 targets.push_back(ref.target);
-        if (!targets.empty()) removeTargets(id, targets);
+        if (targets.empty()) continue;
+        revokeTargets(id, task, targets);
+        keepHeld(task, *refs);
     }
 }
 
-void Agent::removeTargets(const std::string& id, const std::vector<std::string>& targets) {
-    Task& t = tasks_.at(id);
+bool Agent::revokeTargets(const std::string& id, Task& t, const std::vector<std::string>& targets) {
     const mountfs::ContainerHandle handle{t.exitWatch->native_handle(), "/"};
+    bool any = false;
     for (const auto& target : targets) {
         const auto& entries = t.view->layout().entries;
         const auto at = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.ref.target == target; });
@@ -549,16 +551,20 @@ void Agent::removeTargets(const std::string& id, const std::vector<std::string>&
         const std::size_t before = entries.size();
         auto ok = t.view->removeEntry(static_cast<std::size_t>(at - entries.begin()), handle);
         const bool gone = t.view->layout().entries.size() < before;  // zeroed and removed
+        any = any || gone;
         log("container " + quote(id) + ": " + target +
             (ok ? " revoked" : (gone ? " revoked, with an error: " : " not revoked: ") + ok.error().message));
     }
-    // What it holds now, for `task ls`, `secret rm` and a restart of the
-    // agent (the record keeps the references as the container asked).
-    auto refs = mountfs::parseSecretRefs(t.record.secrets);
+    return any;
+}
+
+// For `task ls`, `secret rm` and a restart of the agent: the record keeps
+// the references as the container asked for them, those its view holds.
+void Agent::keepHeld(Task& t, const std::vector<mountfs::SecretRef>& refs) {
     std::string specs;
     t.secrets.clear();
-    for (const auto& ref : refs ? *refs : std::vector<mountfs::SecretRef>{}) {
-        const auto& entries = t.view->layout().entries;
+    const auto& entries = t.view->layout().entries;
+    for (const auto& ref : refs) {
         if (std::none_of(entries.begin(), entries.end(), [&](const auto& e) { return e.ref.target == ref.target; }))
             continue;
         specs += (specs.empty() ? "" : ";") + mountfs::formatSecretRef(ref);

@@ -104,8 +104,12 @@ private:
                                std::vector<platform::UniqueFd>& fds);
     void revokeUngranted(const std::string& name);
     // Zeroes and removes the entries of a running task at `targets` (a
-    // single-file target's mount detached), then records what it holds.
-    void removeTargets(const std::string& id, const std::vector<std::string>& targets);
+    // single-file target's mount detached), one log line each; whether
+    // any went.
+    bool revokeTargets(const std::string& id, Task& t, const std::vector<std::string>& targets);
+    // Keeps of `refs` (as the container asked for them) what its view still
+    // holds, as its secret names and its record.
+    void keepHeld(Task& t, const std::vector<mountfs::SecretRef>& refs);
     // Cluster mode (plugin/agent/cluster_updates.cpp).
     void onClusterSecretChanged(const std::string& name);
     void onClusterTaskChanged(const std::string& clusterTask);

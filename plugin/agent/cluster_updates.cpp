@@ -146,21 +146,10 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
             continue;
         }
         const mountfs::ContainerHandle handle{t.exitWatch->native_handle(), "/"};
-        bool changed = false;
-        for (std::size_t i = t.view->layout().entries.size(); i-- > 0;) {
-            const auto& entries = t.view->layout().entries;
-            if (std::find(mapped.begin(), mapped.end(), entries[i].ref) != mapped.end()) continue;
-            const std::string target = entries[i].ref.target;
-            const std::size_t before = entries.size();
-            auto ok = t.view->removeEntry(i, handle);
-            const bool gone = t.view->layout().entries.size() < before;  // zeroed and removed
-            changed = changed || gone;
-            if (!ok)
-                log("container " + quote(id) + ": " + target + (gone ? " revoked, with an error: " : " not revoked: ") +
-                    ok.error().message);
-            else
-                log("container " + quote(id) + ": " + target + " revoked");
-        }
+        std::vector<std::string> revoked;
+        for (const auto& e : t.view->layout().entries)
+            if (std::find(mapped.begin(), mapped.end(), e.ref) == mapped.end()) revoked.push_back(e.ref.target);
+        bool changed = revokeTargets(id, t, revoked);
         if (resync) {
             const auto& entries = t.view->layout().entries;
             for (std::size_t i = 0; i < entries.size(); ++i) {
