@@ -866,6 +866,15 @@ class Bench:
             return
         Propagation(self, Agent).run()
 
+    def cri(self):
+        sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+        from cri_row import CriRow, missing  # bench/cri_row.py
+        lacking = missing()
+        if lacking:
+            self.table.section("7. Kubernetes through containerd's CRI: skipped (%s not installed)" % ", ".join(lacking))
+            return
+        CriRow(self).run()
+
     def docker(self):
         from docker_column import DockerColumn  # bench/docker_column.py
         self.table.section("5. time to a running task: docker service create vs secretshim + runc run -d")
@@ -910,7 +919,8 @@ def main():
     p.add_argument("--prop-containers", type=int, default=200, help="running containers in row 6b/6c (default 200)")
     p.add_argument("--prop-cli-runs", type=int, default=20, help="timed secretshimctl rotations in row 6a (default 20)")
     p.add_argument("--prop-agent", metavar="SECRETSHIMD", help="row 6 with this other agent binary (before/after)")
-    p.add_argument("--only", default="1,2,3,4,5,6", help="rows to run, e.g. 1,2 (default all)")
+    p.add_argument("--cri-runs", type=int, default=30, help="measured runs per side of row 7 (default 30)")
+    p.add_argument("--only", default="1,2,3,4,5,6,7", help="rows to run, e.g. 1,2 (default all)")
     p.add_argument("--agent-wrapper", default="", help="a command to run the agent under, e.g. "
                    "'valgrind --tool=callgrind' or 'strace -c -o FILE' (for profiling)")
     p.add_argument("--compare-agent", metavar="SECRETSHIMD",
@@ -954,6 +964,8 @@ def main():
             bench.scale()
         if "6" in rows:
             bench.propagation()
+        if "7" in rows:
+            bench.cri()
         if "5" in rows and args.docker:
             bench.docker()
     except (RuntimeError, subprocess.CalledProcessError, OSError) as e:
