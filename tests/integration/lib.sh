@@ -51,16 +51,20 @@ stop_agent() {
     agent_pid=
 }
 
-# buildah_in STORE ARGS...: buildah on a private vfs store under STORE.
-# buildah (containers/image) writes root's blob-info cache to
-# /var/lib/containers/cache whatever --root says: it runs in a private mount
-# namespace with an empty directory of ours over /var/lib.
+# in_private_varlib DIR CMD...: CMD in a private mount namespace with DIR
+# over /var/lib. containers/image (buildah, podman load) writes root's
+# blob-info cache to /var/lib/containers/cache whatever --root says.
 # shellcheck disable=SC2016  # $0 and $@ belong to the inner sh
+in_private_varlib() {
+    vdir=$1; shift
+    mkdir -p "$vdir"
+    unshare -m --propagation private sh -c 'mount --bind "$0" /var/lib && exec "$@"' "$vdir" "$@"
+}
+# buildah_in STORE ARGS...: buildah on a private vfs store under STORE.
 buildah_in() {
     bstore=$1; shift
-    mkdir -p "$bstore/tmp" "$bstore/varlib"
-    TMPDIR=$bstore/tmp unshare -m --propagation private \
-        sh -c 'mount --bind "$0" /var/lib && exec "$@"' "$bstore/varlib" \
+    mkdir -p "$bstore/tmp"
+    TMPDIR=$bstore/tmp in_private_varlib "$bstore/varlib" \
         buildah --root "$bstore/root" --runroot "$bstore/runroot" --storage-driver vfs "$@"
 }
 # oci_image STORE ROOTFS REF ARCHIVE [ANNOTATION...]: an OCI image of ROOTFS

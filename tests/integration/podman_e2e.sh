@@ -34,8 +34,16 @@ events_logger = "none"
 cgroup_manager = "cgroupfs"
 CONF
 pm() {
-    CONTAINERS_CONF=$work/containers.conf podman --root "$work/root" --runroot "$work/runroot" \
+    CONTAINERS_CONF=$work/containers.conf $pm_in podman --root "$work/root" --runroot "$work/runroot" \
         --storage-driver vfs --tmpdir "$work/tmp" --hooks-dir "${hooks_dir:-$work/hooks}" "$@"
+}
+pm_in=
+# podman load writes root's blob-info cache to /var/lib/containers: not here.
+pm_load() {
+    pm_in="in_private_varlib $work/varlib"
+    pm load -q -i "$1"; rc=$?
+    pm_in=
+    return $rc
 }
 cleanup() {
     pm rm -af >/dev/null 2>&1
@@ -159,7 +167,7 @@ check "podman: ungranted and missing secrets get one and the same line" \
 # them). Run with a plain `podman run`, it gets a generated name: refused.
 oci_image "$work/buildah" "$work/rootfs" localhost/hostile:latest "$work/hostile.tar" \
     "io.secretshim.secrets=db_pass" "io.kubernetes.cri.sandbox-namespace=tenant-a" &&
-    pm load -q -i "$work/hostile.tar" >/dev/null 2>"$work/load.err"
+    pm_load "$work/hostile.tar" >/dev/null 2>"$work/load.err"
 check "a hostile OCI image built with buildah, loaded into Podman" 'pm image exists localhost/hostile:latest' || cat "$work/load.err"
 out=$(pm run --rm --network none localhost/hostile:latest -c 'sha256sum /run/secrets/db_pass 2>&1; echo RAN' 2>"$work/hostile.err"); rc=$?
 check "hostile image, plain podman run: refused, nothing ran" '[ $rc != 0 ] && [ -z "$out" ]'
@@ -176,7 +184,7 @@ check "hostile image: flushed" tasks_empty
 pin=$(marker)
 printf %s "$pin" | ctl secret create pinned - --grant 'podman,name=web-*,target=/run/secrets/pinned,mode=0400' >/dev/null
 oci_image "$work/buildah" "$work/rootfs" localhost/steer:latest "$work/steer.tar" \
-    "io.secretshim.secrets=source=pinned,target=/etc/leak,mode=0444" && pm load -q -i "$work/steer.tar" >/dev/null 2>&1
+    "io.secretshim.secrets=source=pinned,target=/etc/leak,mode=0444" && pm_load "$work/steer.tar" >/dev/null 2>&1
 out=$(pm run --rm --network none --name web-steer localhost/steer:latest -c 'echo RAN' 2>"$work/steer.err"); rc=$?
 check "a pinned grant: an image steering the secret to /etc/leak is refused" \
     '[ $rc != 0 ] && [ -z "$out" ] && grep -qF "secret \"pinned\" is not granted to podman container web-steer" "$work/steer.err"'
