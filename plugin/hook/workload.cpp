@@ -155,6 +155,7 @@ Result<WorkloadIdentity> kubernetesIdentity(Integration by, const OciState& stat
                             std::pair{keys[4], &id.container}}) {
         auto v = set(a, key, by);
         if (!v) return tl::unexpected(v.error());
+        if (!isIdentityName(*v)) return fail("the annotation " + std::string(key) + " is not a name: " + quote(*v));
         *out = std::move(*v);
     }
     if (const std::string* image = annotation(a, keys[5])) id.image = *image;
@@ -176,9 +177,14 @@ Result<void> checkSandbox(const WorkloadIdentity& id, const OciState& state, std
     const std::string sandboxId = state.annotations.at(kCriSandboxId);
     if (field(kCriType) != "sandbox" || field(kCriSandboxId) != sandboxId)
         return fail("the pod sandbox " + quote(sandboxId) + "'s config.json is not that sandbox's");
+    // The sandbox's values are shown as they are only if they are names.
+    const auto shown = [&](const char* key) {
+        const std::string v = field(key);
+        return isIdentityName(v) ? v : quote(v);
+    };
     if (field(kCriNamespace) != id.ns || field(kCriPod) != id.pod || field(kCriPodUid) != id.podUid)
         return fail("the container names pod " + id.ns + "/" + id.pod + " (uid " + id.podUid + "), but its sandbox " +
-                    "belongs to pod " + field(kCriNamespace) + "/" + field(kCriPod) + " (uid " + field(kCriPodUid) + ")");
+                    "belongs to pod " + shown(kCriNamespace) + "/" + shown(kCriPod) + " (uid " + shown(kCriPodUid) + ")");
     return {};
 }
 

@@ -20,9 +20,9 @@ constexpr std::array<std::pair<Integration, std::string_view>, 5> kIntegrations{
 constexpr std::size_t kMaxName = 253;  // a DNS subdomain: the longest Kubernetes name
 constexpr std::size_t kMaxImage = 4096;
 
-// Names as Kubernetes and Podman allow them; nothing that could be read as
-// a glob, a separator of a grant rule, or a second line in a log.
-bool validName(std::string_view s) {
+}  // namespace
+
+bool isIdentityName(std::string_view s) {
     if (s.empty() || s.size() > kMaxName) return false;
     for (char c : s)
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
@@ -31,9 +31,11 @@ bool validName(std::string_view s) {
     return true;
 }
 
+namespace {
+
 Result<std::string> nameField(const json& j, const char* key) {
     const auto it = j.find(key);
-    if (it == j.end() || !it->is_string() || !validName(it->get_ref<const std::string&>()))
+    if (it == j.end() || !it->is_string() || !isIdentityName(it->get_ref<const std::string&>()))
         return fail(std::string("the identity's ") + key + " is missing or invalid");
     return it->get<std::string>();
 }

@@ -53,5 +53,9 @@ struct WorkloadIdentity {
 };
 
 WorkloadIdentity::Kind kindOf(Integration integration);
+// A name an identity may hold (a namespace, pod, uid, container or Podman
+// name): [A-Za-z0-9._-], 1 to 253 characters. Nothing a grant rule's glob
+// or separator could mean, nothing that could start a second log line.
+bool isIdentityName(std::string_view s);
 
 }  // namespace secretshim::plugin

@@ -132,6 +132,13 @@ TEST_CASE("containerd CRI: the identity from containerd's keys, checked against 
     f.sandboxSpec = sandboxSpec("tenant-b", "web", "uid-a1");
     CHECK(identifyError(Integration::containerdCri, s, f) ==
           "the container names pod tenant-a/web (uid uid-a1), but its sandbox belongs to pod tenant-b/web (uid uid-a1)");
+    f.sandboxSpec = sandboxSpec("tenant-b\\nx", "web", "uid-a1");
+    CHECK(identifyError(Integration::containerdCri, s, f) ==
+          "the container names pod tenant-a/web (uid uid-a1), but its sandbox belongs to pod \"tenant-b?x\"/web (uid uid-a1)");
+    OciState odd = s;
+    odd.annotations["io.kubernetes.cri.sandbox-name"] = "web\n2";
+    CHECK(identifyError(Integration::containerdCri, odd, f) ==
+          "the annotation io.kubernetes.cri.sandbox-name is not a name: \"web?2\"");
     f.sandboxSpec = sandboxSpec("tenant-a", "web", "uid-a1", kSandbox, "container");
     CHECK(identifyError(Integration::containerdCri, s, f) ==
           "the pod sandbox \"" + kSandbox + "\"'s config.json is not that sandbox's");
