@@ -4,6 +4,7 @@
 #include <sys/mount.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/statfs.h>
 #include <fcntl.h>
 #include <sys/uio.h>
@@ -20,6 +21,7 @@
 #include "platform/linux/helper_process.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "platform/linux/two_threads.hpp"
+#include "platform/linux/view_file.hpp"
 
 namespace secretshim::platform {
 namespace {
@@ -27,9 +29,7 @@ namespace {
 using mountfs::Bytes;
 
 constexpr std::size_t kPage = 4096;
-constexpr std::uint64_t kOwnOnly = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
 constexpr const char* kUpdateTemp = "file/.update";
-Result<void> wipeAndRemove(int root, const std::string& path);
 // A re-adopted view reaches only dir/: its new files are linked there under
 // this name, complete (owner, mode, content), for the moment before the
 // rename that puts them in place.
@@ -80,31 +80,16 @@ Result<void> setOwnerAndMode(int fd, const mountfs::SecretRef& ref) {
     return {};
 }
 
-// Overwrites an open file with zeros and frees its pages. The zeros are
-// what wipes the plaintext: truncating alone would hand the pages back to
-// the page allocator as they are (unless the kernel runs with
-// init_on_free). One pwritev() of the same zero page repeated covers a file
-// of up to kZeroPages pages (every payload up to 512 KiB), instead of one
-// pwrite() per page.
-Result<void> wipeFile(int fd) {
-    constexpr std::size_t kZeroPages = 128;
+// The file a (writable) single-file mount shows, through the mount itself;
+// only a regular file, never waiting on it (a re-adopted mount is the
+// container's tree).
+Result<void> wipeMounted(int mountFd) {
+    UniqueFd fd(::open(("/proc/self/fd/" + std::to_string(mountFd)).c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!fd) return failErrno("opening a single-file mount");
     struct stat st {};
-    if (::fstat(fd, &st) != 0) return failErrno("inspecting a secret file");
-    static const unsigned char zeros[kPage] = {};
-    iovec iov[kZeroPages];
-    for (off_t off = 0; off < st.st_size;) {
-        std::size_t left = static_cast<std::size_t>(st.st_size - off), n = 0;
-        for (; n < kZeroPages && left > 0; ++n) {
-            iov[n] = {const_cast<unsigned char*>(zeros), std::min(kPage, left)};
-            left -= iov[n].iov_len;
-        }
-        const ssize_t written = ::pwritev(fd, iov, static_cast<int>(n), off);
-        if (written < 0 && errno == EINTR) continue;
-        if (written <= 0) return failErrno("overwriting a secret file");
-        off += written;
-    }
-    if (::ftruncate(fd, 0) != 0) return failErrno("truncating a secret file");
-    return {};
+    if (::fstat(fd.get(), &st) != 0) return failErrno("inspecting a single-file mount");
+    if (!S_ISREG(st.st_mode)) return fail("a single-file mount shows no regular file: left as it is");
+    return wipeFile(fd.get());
 }
 
 // Appends each piece to the file, counting what it got.
@@ -227,6 +212,9 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
     auto root = createTmpfs(bytes, inodes, features.tmpfsNoswap, view->noswap_);
     if (!root) return tl::unexpected(root.error());
     view->root_ = std::move(*root);
+    struct stat st {};
+    if (::fstat(view->root_.get(), &st) != 0) return failErrno("inspecting the view's tmpfs");
+    view->device_ = st.st_dev;
 
     const int rootfd = view->root_.get();
     for (const std::string& dir : {std::string(mountfs::kViewDir), std::string(mountfs::kViewFiles)})
@@ -335,8 +323,13 @@ Result<void> TmpfsView::makeReadOnlyClonesStaged() {
 }
 
 // In the container's mount namespace: our tmpfs mounted at `target`, cloned
-// and made writable again.
-static Result<UniqueFd> cloneAttached(int root, const std::string& target) {
+// and made writable again. Only our very tmpfs: what is mounted there is at
+// a mount root and on the device the view was built on (recorded in the
+// task's root-only record; anonymous device numbers are unique while their
+// superblock lives, and the container's mount keeps ours alive). Anything
+// else, a tmpfs of the container's own mounted over ours, say, is refused
+// before anything in it is opened.
+static Result<UniqueFd> cloneAttached(int root, const std::string& target, dev_t device) {
     const std::string relative = target.substr(1);
     UniqueFd at(sysOpenat2(root, relative.c_str(), O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
     if (!at) return failErrno("resolving " + target + " in the container");
@@ -347,6 +340,10 @@ static Result<UniqueFd> cloneAttached(int root, const std::string& target) {
     if (!(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) || !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT) ||
         sfs.f_type != TMPFS_MAGIC)
         return fail(target + " in the container is no longer a secrets mount");
+    if (::makedev(stx.stx_dev_major, stx.stx_dev_minor) != device)
+        return fail(target + " in the container is not the view the agent built (device " +
+                    std::to_string(stx.stx_dev_major) + ":" + std::to_string(stx.stx_dev_minor) + ", not " +
+                    std::to_string(major(device)) + ":" + std::to_string(minor(device)) + "): left as it is");
     UniqueFd clone(::open_tree(at.get(), "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH));
     if (!clone) return failErrno("cloning " + target + " in the container");
     if (sysMountSetattr(clone.get(), "", AT_EMPTY_PATH, 0, MOUNT_ATTR_RDONLY) != 0)
@@ -354,9 +351,10 @@ static Result<UniqueFd> cloneAttached(int root, const std::string& target) {
     return clone;
 }
 
-Result<std::unique_ptr<TmpfsView>> TmpfsView::adopt(mountfs::ViewLayout layout, int pidfd,
+Result<std::unique_ptr<TmpfsView>> TmpfsView::adopt(mountfs::ViewLayout layout, int pidfd, dev_t device,
                                                      const KernelFeatures& features, std::size_t maxPayload) {
     std::unique_ptr<TmpfsView> view(new TmpfsView(std::move(layout), features, maxPayload));
+    view->device_ = device;
     const mountfs::ViewLayout& l = view->layout_;
     const int keep[] = {pidfd};
     auto fds = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
@@ -368,13 +366,13 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::adopt(mountfs::ViewLayout layout, 
         if (!root) return failErrno("opening the container's root");
         std::vector<UniqueFd> out;
         if (l.hasDirectoryMount()) {
-            auto fd = cloneAttached(root.get(), std::string(mountfs::kSecretsDir));
+            auto fd = cloneAttached(root.get(), std::string(mountfs::kSecretsDir), device);
             if (!fd) return tl::unexpected(fd.error());
             out.push_back(std::move(*fd));
         }
         for (const auto& entry : l.entries) {
             if (entry.inDirectory) continue;
-            auto fd = cloneAttached(root.get(), entry.ref.target);
+            auto fd = cloneAttached(root.get(), entry.ref.target, device);
             if (!fd) return tl::unexpected(fd.error());
             out.push_back(std::move(*fd));
         }
@@ -396,15 +394,15 @@ Result<void> TmpfsView::flushAdopted() {
     const std::size_t prefix = mountfs::kViewDir.size() + 1;
     for (std::size_t i = 0; i < layout_.entries.size(); ++i) {
         const auto& entry = layout_.entries[i];
-        UniqueFd fd;
+        // The container's tree, as it was mounted at our targets: nothing
+        // outside it is reached, nothing in it waited on (view_file.hpp).
+        Result<void> ok;
         if (entry.inDirectory && root_)
-            fd.reset(sysOpenat2(root_.get(), entry.file.c_str() + prefix, O_WRONLY | O_NOFOLLOW, kOwnOnly));
-        else if (fileMounts_[i])  // a single-file mount: reopen the file it shows
-            fd.reset(::open(("/proc/self/fd/" + std::to_string(fileMounts_[i].get())).c_str(),
-                            O_WRONLY | O_CLOEXEC));
-        Result<void> ok = fd ? wipeFile(fd.get()) : failErrno("opening " + entry.ref.target);
-        if (ok && entry.inDirectory && ::unlinkat(root_.get(), entry.file.c_str() + prefix, 0) != 0)
-            ok = failErrno("removing " + entry.ref.target);
+            ok = wipeAndUnlink(root_.get(), entry.file.substr(prefix));
+        else if (fileMounts_[i])
+            ok = wipeMounted(fileMounts_[i].get());
+        else
+            ok = fail("opening " + entry.ref.target + ": not re-adopted");
         if (!ok && result)
             result = tl::unexpected(wrap(ok.error(), "flushing secret \"" + entry.ref.source + "\""));
     }
@@ -494,7 +492,7 @@ Result<std::string> TmpfsView::stageFile(Bytes payload, const mountfs::SecretRef
         // containers): only a failed update leaves this name, and it wipes
         // and removes it here, partial plaintext included.
         if (auto ok = writeSecretFile(root_.get(), kUpdateTemp, payload, ref); !ok) {
-            (void)wipeAndRemove(root_.get(), kUpdateTemp);
+            (void)wipeAndUnlink(root_.get(), kUpdateTemp);
             return tl::unexpected(ok.error());
         }
         return std::string(kUpdateTemp);
@@ -582,7 +580,7 @@ Result<void> TmpfsView::update(std::size_t index, Bytes payload,
     if (entry.inDirectory) {
         if (::renameat(root_.get(), temp->c_str(), root_.get(), pathInRoot(entry).c_str()) != 0) {
             auto error = failErrno("replacing secret \"" + entry.ref.source + "\"");
-            (void)wipeAndRemove(root_.get(), *temp);
+            (void)wipeAndUnlink(root_.get(), *temp);
             return error;
         }
         return {};
@@ -618,22 +616,6 @@ bool TmpfsView::addNeedsMount(const mountfs::SecretRef& ref) const {
     return !planned || !planned->entries.front().inDirectory || !dirAttached_;
 }
 
-namespace {
-
-Result<void> wipeAndRemove(int root, const std::string& path) {
-    UniqueFd fd(sysOpenat2(root, path.c_str(), O_WRONLY | O_NOFOLLOW, kOwnOnly));
-    Result<void> ok = fd ? wipeFile(fd.get()) : failErrno("opening " + path);
-    if (ok && ::unlinkat(root, path.c_str(), 0) != 0) ok = failErrno("removing " + path);
-    return ok;
-}
-
-// The file a (writable) single-file mount shows, through the mount itself.
-Result<void> wipeMounted(int mountFd) {
-    UniqueFd fd(::open(("/proc/self/fd/" + std::to_string(mountFd)).c_str(), O_WRONLY | O_CLOEXEC));
-    return fd ? wipeFile(fd.get()) : failErrno("opening a single-file mount");
-}
-
-}  // namespace
 
 // An act for runInContainer(): attaches `source` (its fd: the one given).
 TmpfsView::LiveAct TmpfsView::attachOne(const mountfs::ContainerHandle& container, MountSource source) {
@@ -686,7 +668,7 @@ Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
         auto done = clone ? runInContainer(container, source.fd, {}, rootUid, rootGid, attachOne(container, source))
                           : Result<UniqueFd>(tl::unexpected(clone.error()));
         if (!done) {
-            (void)wipeAndRemove(root_.get(), entry.file);
+            (void)wipeAndUnlink(root_.get(), entry.file);
             return tl::unexpected(done.error());
         }
         dirAttached_ = true;
@@ -699,7 +681,7 @@ Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
             done = runInContainer(container, -1, *temp, rootUid, rootGid,
                                   attachOne(container, {ref.target, -1, false}));
             if (!done)
-                (void)wipeAndRemove(root_.get(), *temp);
+                (void)wipeAndUnlink(root_.get(), *temp);
             else
                 (void)::unlinkat(root_.get(), temp->c_str(), 0);  // the mounts keep the file
         } else {
@@ -708,7 +690,7 @@ Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
             done = clone ? runInContainer(container, clone->get(), {}, rootUid, rootGid,
                                           attachOne(container, {ref.target, clone->get(), false}))
                          : Result<UniqueFd>(tl::unexpected(clone.error()));
-            if (!done) (void)wipeAndRemove(root_.get(), entry.file);
+            if (!done) (void)wipeAndUnlink(root_.get(), entry.file);
         }
         if (!done) return tl::unexpected(done.error());
         fileMounts_.resize(layout_.entries.size());
@@ -750,7 +732,7 @@ Result<void> TmpfsView::removeEntry(std::size_t index, const mountfs::ContainerH
     Result<void> ok = !entry.inDirectory && adopted_
                           ? (fileMounts_[index] ? wipeMounted(fileMounts_[index].get())
                                                 : fail("no handle on " + entry.ref.target))
-                          : wipeAndRemove(root_.get(), pathInRoot(entry));
+                          : wipeAndUnlink(root_.get(), pathInRoot(entry));
     if (!ok) return tl::unexpected(wrap(ok.error(), "revoking secret \"" + entry.ref.source + "\""));
     layout_.entries.erase(layout_.entries.begin() + static_cast<std::ptrdiff_t>(index));
     fileMounts_.erase(fileMounts_.begin() + static_cast<std::ptrdiff_t>(index));
@@ -773,9 +755,7 @@ Result<void> TmpfsView::flush() {
             const auto& entry = layout_.entries[i];
             // Zero before unlinking: a process that has the file open (or a
             // single-file mount that pins it) then sees zeros, not the secret.
-            UniqueFd fd(sysOpenat2(root_.get(), entry.file.c_str(), O_WRONLY | O_NOFOLLOW, kOwnOnly));
-            Result<void> ok = fd ? wipeFile(fd.get()) : failErrno("opening " + entry.file);
-            if (ok && ::unlinkat(root_.get(), entry.file.c_str(), 0) != 0) ok = failErrno("removing " + entry.file);
+            Result<void> ok = wipeAndUnlink(root_.get(), entry.file);
             if (!ok && result)
                 result = tl::unexpected(wrap(ok.error(), "flushing secret \"" + entry.ref.source + "\""));
         }

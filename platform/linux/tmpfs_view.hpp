@@ -4,6 +4,8 @@
 // are read-only clones (one of dir/, one per single-file target).
 #pragma once
 
+#include <sys/types.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,13 +31,15 @@ public:
                                                      const KernelFeatures& features);
     // Recovers the view of a running container after an agent restart: a
     // helper enters the container, finds our mounts at their targets, and
-    // clones them writable (the superblock was never read-only). Such a view
+    // clones them writable (the superblock was never read-only). Only mounts
+    // of the tmpfs on `device` (device(), recorded when the view was built)
+    // are taken: anything else is refused before anything in it is opened. Such a view
     // holds dir/ (what /run/secrets shows) and each single-file mount, not
     // the tmpfs's root: it is updated through dir/ (a new file is made
     // unnamed with O_TMPFILE, then linked under a dot name for the moment
     // before its rename), so a re-adopted view without a /run/secrets mount
     // can be flushed and have grants revoked, but gets no new content.
-    static Result<std::unique_ptr<TmpfsView>> adopt(mountfs::ViewLayout layout, int pidfd,
+    static Result<std::unique_ptr<TmpfsView>> adopt(mountfs::ViewLayout layout, int pidfd, dev_t device,
                                                      const KernelFeatures& features,
                                                      std::size_t maxPayload = mountfs::kDefaultMaxPayload);
     ~TmpfsView() override;
@@ -69,6 +73,8 @@ public:
     // Forgets the read-only mounts after another process attached them.
     void releaseMountSources();
     bool noswap() const { return noswap_; }
+    // The device number of the view's tmpfs: what proves a mount is ours.
+    dev_t device() const { return device_; }
     // Leaves an attached view to its container when this object goes away
     // (no flush): a stopping agent hands running containers' secrets to its
     // successor, which re-adopts them (systemctl restart, package upgrade).
@@ -96,6 +102,7 @@ private:
     KernelFeatures features_;
     std::size_t maxPayload_;
     bool noswap_ = false;
+    dev_t device_ = 0;
     bool flushed_ = false;
     bool kept_ = false;
     Result<void> flushAdopted();

@@ -218,7 +218,9 @@ void Agent::adoptTasks() {
         // Owners as the files carry them (host ids), for live updates.
         if (auto mapped = refs; mapped && mapOwnersToHost(r.pid, *mapped)) refs = std::move(mapped);
         auto layout = refs ? mountfs::planView(*refs) : tl::unexpected(refs.error());
-        auto view = layout ? platform::TmpfsView::adopt(std::move(*layout), pidfd.get(), platform::kernelFeatures(),
+        if (layout && r.viewDevice == 0) layout = fail("its record names no view device: left as it is");
+        auto view = layout ? platform::TmpfsView::adopt(std::move(*layout), pidfd.get(),
+                                                        static_cast<dev_t>(r.viewDevice), platform::kernelFeatures(),
                                                         config_.maxPayload)
                            : tl::unexpected(layout.error());
         if (!view) {
@@ -365,6 +367,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
 
 void Agent::startTask(PendingTask pending) {
     pending.view->releaseMountSources();
+    pending.record.viewDevice = pending.view->device();
     const std::string id = pending.record.id;
     if (!pending.record.task.empty()) clusterTasks_[id] = pending.record.task;
     pending.claim.release();  // counted in clusterTasks_ from now on

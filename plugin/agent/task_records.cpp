@@ -52,6 +52,7 @@ Result<void> TaskRecords::save(const TaskRecord& r) {
     nlohmann::json record{{"id", r.id}, {"pid", r.pid}, {"start_time", r.startTime}, {"secrets", r.secrets}};
     if (!r.task.empty()) record["task"] = r.task;
     if (r.identity) record["identity"] = r.identity->toJson();
+    if (r.viewDevice != 0) record["view_device"] = r.viewDevice;
     const std::string text = record.dump();
     // No fsync: a record only has to outlive an agent crash (the page cache
     // does); after a node crash no container it names is running. The two
@@ -96,6 +97,8 @@ std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems)
         r.startTime = j["start_time"].get<unsigned long long>();
         r.secrets = j["secrets"].get<std::string>();
         if (j.contains("task") && j["task"].is_string()) r.task = j["task"].get<std::string>();
+        if (j.contains("view_device") && j["view_device"].is_number_unsigned())
+            r.viewDevice = j["view_device"].get<std::uint64_t>();
         if (j.contains("identity")) {
             auto identity = WorkloadIdentity::fromJson(j["identity"]);
             if (!identity) {

@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,6 +23,9 @@ struct TaskRecord {
     unsigned long long startTime = 0;  // field 22 of /proc/<pid>/stat
     std::string secrets;               // what it was granted, as specs in its own ids
     std::string task = {};             // cluster mode: the task it holds (live updates after a restart)
+    // The device number of the view's tmpfs: a restarted agent re-adopts
+    // only mounts of that very tmpfs (0: none recorded, nothing re-adopted).
+    std::uint64_t viewDevice = 0;
     // Who it is, for grants revoked while it runs. A record written before
     // grants existed has none: every revocation of a secret it holds
     // removes that secret from it.

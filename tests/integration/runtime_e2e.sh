@@ -197,6 +197,34 @@ check "SIGTERM restart: re-adopted and still readable" '[ "$(ctl task ls --forma
 rt delete -f c5t >/dev/null 2>&1
 check "SIGTERM restart: flushed on exit" tasks_empty
 
+# Re-adoption takes only the agent's own tmpfs: a container with
+# CAP_SYS_ADMIN mounts a tmpfs of its own over /run/secrets, with a FIFO
+# named like its secret, and the agent is restarted. Before, the agent
+# re-adopted it and, at the container's exit, blocked forever opening the
+# FIFO: no container on the node could start with secrets any more.
+bundle f1 "db_pass" sh -c 'mount -t tmpfs -o mode=0755 none /run/secrets && mkfifo /run/secrets/db_pass && touch /run/ready && sleep 100'
+python3 - "$work/f1/config.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+json.dump(spec, open(sys.argv[1], "w"))
+PY
+ids="$ids f1"
+rt run -d --bundle "$work/f1" f1 >/dev/null 2>"$work/f1.err" </dev/null
+i=0; while ! rt exec f1 /bin/busybox test -e /run/ready 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+check "the container put its own tmpfs and a FIFO over /run/secrets" 'rt exec f1 /bin/busybox test -p /run/secrets/db_pass' ||
+    cat "$work/f1.err"
+kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null; agent_pid=
+start_agent
+check "re-adoption refuses a tmpfs that is not the view the agent built, and says so" \
+    'grep -qF "\"f1\": cannot re-adopt its secrets: /run/secrets in the container is not the view the agent built" "$work/agent.log"'
+kill -9 "$(pid_of f1)"
+sleep 0.3
+check "after the container exits, the agent still answers within 1 s" 'timeout 1 "$ctlbin" --socket "$sock" status >/dev/null'
+bundle f2 "db_pass" sh -c 'sha256sum /run/secrets/db_pass | cut -c1-64'
+check "... and starts the next container with its secret" '[ "$(run f2 2>/dev/null)" = "$(digest "$db")" ]'
+rt delete -f f1 >/dev/null 2>&1
+
 # Memory: five references to a 400 KB secret raise Shmem while the
 # container runs; after it exits Shmem is back (within noise).
 shmem() { awk '/^Shmem:/ {print $2}' /proc/meminfo; }

@@ -1,0 +1,73 @@
+#include "platform/linux/view_file.hpp"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "platform/linux/mount_api.hpp"
+
+namespace secretshim::platform {
+
+namespace {
+
+constexpr std::uint64_t kInsideView = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+constexpr std::size_t kPage = 4096;
+
+}  // namespace
+
+Result<ViewFile> openViewFile(int root, const std::string& path, int flags) {
+    ViewFile f;
+    const auto slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : path.substr(0, slash);
+    f.name = slash == std::string::npos ? path : path.substr(slash + 1);
+    if (f.name.empty() || f.name == "." || f.name == "..") return fail(path + " is not a file name");
+    f.parent.reset(sysOpenat2(root, dir.c_str(), O_PATH | O_DIRECTORY, kInsideView));
+    if (!f.parent) return failErrno("opening the directory of " + path);
+    f.fd.reset(::openat(f.parent.get(), f.name.c_str(), flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC));
+    if (!f.fd) return failErrno("opening " + path);
+    struct stat st {};
+    if (::fstat(f.fd.get(), &st) != 0) return failErrno("inspecting " + path);
+    if (!S_ISREG(st.st_mode)) return fail(path + " is not a regular file: left as it is");
+    return f;
+}
+
+// Every page of a file is overwritten before it is truncated: truncating
+// alone would return the pages holding the secret to the page allocator as
+// they are (unless the kernel runs with init_on_free). One pwritev() of the
+// same zero page repeated covers a file of up to kZeroPages pages (every
+// payload up to 512 KiB), instead of one pwrite() per page.
+Result<void> wipeFile(int fd) {
+    constexpr std::size_t kZeroPages = 128;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return failErrno("inspecting a secret file");
+    static const unsigned char zeros[kPage] = {};
+    iovec iov[kZeroPages];
+    for (off_t off = 0; off < st.st_size;) {
+        std::size_t left = static_cast<std::size_t>(st.st_size - off), n = 0;
+        for (; n < kZeroPages && left > 0; ++n) {
+            iov[n] = {const_cast<unsigned char*>(zeros), std::min(kPage, left)};
+            left -= iov[n].iov_len;
+        }
+        const ssize_t written = ::pwritev(fd, iov, static_cast<int>(n), off);
+        if (written < 0 && errno == EINTR) continue;
+        if (written <= 0) return failErrno("overwriting a secret file");
+        off += written;
+    }
+    if (::ftruncate(fd, 0) != 0) return failErrno("truncating a secret file");
+    return {};
+}
+
+Result<void> wipeAndUnlink(int root, const std::string& path) {
+    auto f = openViewFile(root, path, O_WRONLY);
+    if (!f) return tl::unexpected(f.error());
+    if (auto ok = wipeFile(f->fd.get()); !ok) return ok;
+    if (::unlinkat(f->parent.get(), f->name.c_str(), 0) != 0) return failErrno("removing " + path);
+    return {};
+}
+
+}  // namespace secretshim::platform

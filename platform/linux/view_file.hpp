@@ -1,0 +1,37 @@
+// Reaching a file of one of our views without ever leaving it or waiting on
+// it. A re-adopted view is whatever the container had mounted at its
+// targets, so a flush must not trust its tree: the parent is resolved with
+// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+// RESOLVE_NO_XDEV), the file is opened from that parent fd with
+// O_NONBLOCK | O_NOFOLLOW (a FIFO with no reader fails at once, one with a
+// reader is opened without blocking, then refused), refused unless it is a
+// regular file, and its name is unlinked from that same parent fd: a
+// directory swapped for a symlink between two steps changes nothing.
+#pragma once
+
+#include <string>
+
+#include "mountfs/error.hpp"
+#include "platform/linux/unique_fd.hpp"
+
+namespace secretshim::platform {
+
+struct ViewFile {
+    UniqueFd parent;   // the directory holding it, inside the view
+    std::string name;  // its last component
+    UniqueFd fd;       // open with the flags asked for, a regular file
+};
+
+// `path` is relative to `root` (a view's writable mount or directory fd).
+// `flags` are the open flags (O_WRONLY, O_RDONLY); O_NONBLOCK, O_NOFOLLOW
+// and O_CLOEXEC are always added.
+Result<ViewFile> openViewFile(int root, const std::string& path, int flags);
+
+// Overwrites a regular file's whole content with zeros, then truncates it.
+Result<void> wipeFile(int fd);
+
+// Zeroes the file at `path` (as openViewFile reaches it), then unlinks its
+// name from the parent it was found in.
+Result<void> wipeAndUnlink(int root, const std::string& path);
+
+}  // namespace secretshim::platform
