@@ -175,22 +175,24 @@ private:
     bool spoken_ = false;  // a first message arrived
 };
 
-Claim::Claim(std::shared_ptr<Counts> counts, std::string name) : counts_(std::move(counts)), name_(std::move(name)) {
-    ++(*counts_)[name_];
+Reservation::Reservation(std::shared_ptr<Counts> counts, std::string name, std::size_t amount)
+    : counts_(std::move(counts)), name_(std::move(name)), amount_(amount) {
+    (*counts_)[name_] += amount_;
 }
 
-Claim& Claim::operator=(Claim&& other) noexcept {
+Reservation& Reservation::operator=(Reservation&& other) noexcept {
     if (this != &other) {
         release();
         counts_ = std::move(other.counts_);
         name_ = std::move(other.name_);
+        amount_ = other.amount_;
     }
     return *this;
 }
 
-void Claim::release() {
+void Reservation::release() {
     if (!counts_) return;
-    if (const auto it = counts_->find(name_); it != counts_->end() && --it->second == 0) counts_->erase(it);
+    if (const auto it = counts_->find(name_); it != counts_->end() && (it->second -= amount_) == 0) counts_->erase(it);
     counts_.reset();
 }
 
@@ -202,6 +204,30 @@ std::size_t Agent::holders(const std::string& name) const {
     for (const auto& [id, task] : clusterTasks_) n += task == name;
     const auto pending = pendingClaims_->find(name);
     return n + (pending == pendingClaims_->end() ? 0 : pending->second);
+}
+
+std::size_t Agent::heldBytes() const {
+    std::size_t n = 0;
+    for (const auto& [id, task] : tasks_) n += task.record.bytes;
+    const auto pending = pendingBytes_->find("");
+    return n + (pending == pendingBytes_->end() ? 0 : pending->second);
+}
+
+Result<void> Agent::checkLimits(const mountfs::PayloadSource& payloads) const {
+    std::size_t bytes = 0;
+    for (std::size_t i = 0; i < payloads.count(); ++i) bytes += payloads.size(i);
+    if (payloads.count() > config_.maxContainerFiles)
+        return fail("the container asks for " + std::to_string(payloads.count()) +
+                    " secret files, over the limit of " + std::to_string(config_.maxContainerFiles) +
+                    " (max_container_files)");
+    if (bytes > config_.maxContainerBytes)
+        return fail("the container asks for " + std::to_string(bytes) + " bytes of secrets, over the limit of " +
+                    std::to_string(config_.maxContainerBytes) + " (max_container_bytes)");
+    if (const std::size_t held = heldBytes(); bytes > config_.maxNodeBytes - std::min(held, config_.maxNodeBytes))
+        return fail("the node holds " + std::to_string(held) + " bytes of secrets for running containers: " +
+                    std::to_string(bytes) + " more would pass its limit of " + std::to_string(config_.maxNodeBytes) +
+                    " (max_node_bytes)");
+    return {};
 }
 
 void Agent::adoptTasks() {
@@ -336,12 +362,17 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
         if (held >= granted->maxHolders)
             return fail("task " + quote(granted->claim) + " is held by " + std::to_string(held) + " container(s), " +
                         "its limit (max_containers " + std::to_string(granted->maxHolders) + ")");
-        task.claim = Claim(pendingClaims_, granted->claim);
+        task.claim = Reservation(pendingClaims_, granted->claim, 1);
         task.record.task = granted->claim;  // re-adopted after an agent restart, it is tied to its task again
     }
     task.record.secrets = granted->specs;
     task.record.identity = std::move(*identity);
     auto refs = std::move(granted->refs);
+    // Sizes are known from the records (or the cluster's copies): nothing
+    // has been decrypted yet.
+    if (auto ok = checkLimits(*granted->payloads); !ok) return tl::unexpected(ok.error());
+    for (std::size_t i = 0; i < granted->payloads->count(); ++i) task.record.bytes += granted->payloads->size(i);
+    task.held = Reservation(pendingBytes_, "", task.record.bytes);
     if (auto ok = mapOwnersToHost(*pid, refs); !ok) return tl::unexpected(ok.error());
     auto layout = mountfs::planView(refs);
     if (!layout) return tl::unexpected(layout.error());
@@ -377,6 +408,7 @@ void Agent::startTask(PendingTask pending) {
     log("container " + quote(id) + ": attached secrets " + joinNames(pending.secrets) +
         (pending.view->noswap() ? " (noswap)" : " (swap not excluded)"));
     addTask(pending.record, std::move(pending.secrets), std::move(pending.view), std::move(pending.pidfd));
+    pending.held.release();  // counted in tasks_ from now on
 }
 
 void Agent::addTask(const TaskRecord& record, std::vector<std::string> secrets,
@@ -443,7 +475,11 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
     }
     if (op == "status") {
         json reply = {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},
-                      {"kernel", platform::kernelFeatures().describe()}};
+                      {"kernel", platform::kernelFeatures().describe()}, {"held_bytes", heldBytes()},
+                      {"limits", {{"max_payload", config_.maxPayload},
+                                  {"max_container_bytes", config_.maxContainerBytes},
+                                  {"max_container_files", config_.maxContainerFiles},
+                                  {"max_node_bytes", config_.maxNodeBytes}}}};
         if (cluster_) reply["cluster"] = clusterStatus();
         return reply;
     }

@@ -29,22 +29,25 @@ class Connection;
 class ClusterSource;
 class LocalSource;
 
-// One container counted against a claim's limit (a cluster task's
-// max_containers) from its create to its flush, so that two creates at once
-// cannot both pass the limit. Move-only; counts down when it goes.
-class Claim {
+// What a container being created counts against a limit (a cluster task's
+// max_containers, the node's plaintext bytes) until it is started, when the
+// running task counts instead: two creates at once cannot both pass the
+// limit. Move-only; counts down when it goes.
+class Reservation {
 public:
     using Counts = std::map<std::string, std::size_t>;
-    Claim() = default;
-    Claim(std::shared_ptr<Counts> counts, std::string name);
-    Claim(Claim&& other) noexcept : counts_(std::move(other.counts_)), name_(std::move(other.name_)) {}
-    Claim& operator=(Claim&& other) noexcept;
-    ~Claim() { release(); }
+    Reservation() = default;
+    Reservation(std::shared_ptr<Counts> counts, std::string name, std::size_t amount);
+    Reservation(Reservation&& other) noexcept
+        : counts_(std::move(other.counts_)), name_(std::move(other.name_)), amount_(other.amount_) {}
+    Reservation& operator=(Reservation&& other) noexcept;
+    ~Reservation() { release(); }
     void release();
 
 private:
     std::shared_ptr<Counts> counts_;
     std::string name_;
+    std::size_t amount_ = 0;
 };
 
 // A container with a user namespace names a secret's owner by its own ids:
@@ -71,7 +74,8 @@ public:
         std::vector<std::string> secrets;
         std::unique_ptr<platform::TmpfsView> view;
         platform::UniqueFd pidfd;
-        Claim claim;  // counts it against its cluster task's limit
+        Reservation claim;      // counts it against its cluster task's limit
+        Reservation held;       // counts its bytes against the node's limit
     };
     Result<PendingTask> prepareTask(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
     void startTask(PendingTask task);
@@ -80,8 +84,10 @@ public:
     // Cluster mode (plugin/agent/cluster_updates.cpp): secrets come from
     // `source` and its changes reach the running containers.
     void setClusterSource(ClusterSource* source);
-    // How many containers hold, or are being given, claim `name`.
+    // How many containers hold, or are being given, claim `name`; how many
+    // bytes of plaintext the running and the pending views hold.
     std::size_t holders(const std::string& name) const;
+    std::size_t heldBytes() const;
 
 private:
     friend class Connection;  // counts itself in connections_
@@ -95,6 +101,9 @@ private:
     void refuseBusy(platform::UniqueFd fd);
     void addTask(const TaskRecord& record, std::vector<std::string> secrets,
                  std::unique_ptr<platform::TmpfsView> view, platform::UniqueFd pidfd);
+    // Refuses a container's secrets over the per-container or the node's
+    // limits, before anything is decrypted.
+    Result<void> checkLimits(const mountfs::PayloadSource& payloads) const;
     void watchExit(const TaskRecord& record);
     void flushTask(const std::string& id, const char* why);
     std::vector<std::string> tasksUsing(const std::string& name) const;  // container ids
@@ -128,7 +137,10 @@ private:
     std::chrono::steady_clock::time_point lastBusyLog_{};
     ClusterSource* cluster_ = nullptr;
     std::map<std::string, std::string> clusterTasks_;  // container id -> the cluster task it holds
-    std::shared_ptr<Claim::Counts> pendingClaims_ = std::make_shared<Claim::Counts>();  // created, not yet attached
+    // Created, not yet attached: containers by cluster task, and their bytes
+    // (under the name "").
+    std::shared_ptr<Reservation::Counts> pendingClaims_ = std::make_shared<Reservation::Counts>();
+    std::shared_ptr<Reservation::Counts> pendingBytes_ = std::make_shared<Reservation::Counts>();
     std::set<std::string> clusterResync_;  // re-adopted containers not yet brought up to date
 };
 

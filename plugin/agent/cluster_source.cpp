@@ -299,17 +299,53 @@ const TaskAssignment* ClusterSource::assignment(const std::string& task) const {
     return it == tasks_.end() ? nullptr : &it->second;
 }
 
-Result<SecureBuffer> ClusterSource::value(const std::string& name) {
+Result<const NodeSecret*> ClusterSource::copyOf(const std::string& name) const {
     const auto it = copies_.find(name);
     if (it == copies_.end()) {
         if (!connected_) return tl::unexpected(unreachable("secret " + quote(name) + " is not held").error());
         return fail("secret " + quote(name) + " has no copy for node " + quote(node_) + " yet");
     }
-    const NodeSecret& s = it->second;
+    return &it->second;
+}
+
+Result<SecureBuffer> ClusterSource::open(const NodeSecret& s) const {
     auto plain = key_.open(s.sealed, {node_, s.name, s.id, s.version});
-    if (!plain) return fail("secret " + quote(name) + ": its copy does not decrypt with this node's key");
+    if (!plain) return fail("secret " + quote(s.name) + ": its copy does not decrypt with this node's key");
     return plain;
 }
+
+Result<SecureBuffer> ClusterSource::value(const std::string& name) {
+    auto copy = copyOf(name);
+    if (!copy) return tl::unexpected(copy.error());
+    return open(**copy);
+}
+
+namespace {
+
+// A task's values, each decrypted only when its file in the view is
+// written, into a locked buffer wiped right after: sized from the copies
+// (GCM's ciphertext is as long as the plaintext) so that the agent's limits
+// are checked before anything is decrypted. The copies are the source's,
+// unchanged while the view is built (on the io thread, as every change is).
+class CopyPayloads final : public mountfs::PayloadSource {
+public:
+    CopyPayloads(const ClusterSource& source, std::vector<const NodeSecret*> copies)
+        : source_(source), copies_(std::move(copies)) {}
+    std::size_t count() const override { return copies_.size(); }
+    std::size_t size(std::size_t index) const override { return copies_[index]->sealed.ciphertext.size(); }
+    Result<void> produce(std::size_t index, mountfs::PayloadSink& sink) const override {
+        auto plain = source_.open(*copies_[index]);
+        if (!plain) return tl::unexpected(plain.error());
+        if (plain->size() != size(index)) return fail("secret " + quote(copies_[index]->name) + ": a copy of the wrong size");
+        return sink.write(plain->span());
+    }
+
+private:
+    const ClusterSource& source_;
+    std::vector<const NodeSecret*> copies_;
+};
+
+}  // namespace
 
 // A container's secrets are exactly its task's assignment (its own
 // io.secretshim.secrets annotation is ignored and cannot widen it), and
@@ -327,23 +363,15 @@ Result<GrantedSecrets> ClusterSource::grant(const plugin::WorkloadIdentity& iden
     if (!a || !a->identity.matches(identity)) return fail(notGranted("task " + quote(task), identity));
     auto refs = mountfs::parseSecretRefs(a->secrets);
     if (!refs) return tl::unexpected(refs.error());  // checked when the record was read
-    // Decrypted for the view being built, wiped when it is built and the
-    // grant goes.
-    struct Values {
-        std::map<std::string, SecureBuffer> byName;
-        std::vector<mountfs::Bytes> spans;  // one per reference
-    };
-    auto values = std::make_shared<Values>();
-    for (const auto& name : sourcesOf(a->secrets)) {
-        auto v = value(name);
-        if (!v) return tl::unexpected(wrap(v.error(), "task " + quote(task)));
-        values->byName.emplace(name, std::move(*v));
+    std::vector<const NodeSecret*> copies;
+    for (const auto& ref : *refs) {
+        auto copy = copyOf(ref.source);
+        if (!copy) return tl::unexpected(wrap(copy.error(), "task " + quote(task)));
+        copies.push_back(*copy);
     }
-    for (const auto& ref : *refs) values->spans.push_back(values->byName.at(ref.source).span());
     GrantedSecrets g;
     g.specs = a->secrets;
-    g.payloads = std::make_unique<mountfs::SpanPayloads>(values->spans);
-    g.held = std::move(values);
+    g.payloads = std::make_unique<CopyPayloads>(*this, std::move(copies));
     g.refs = std::move(*refs);
     g.claim = task;
     g.maxHolders = a->maxContainers;

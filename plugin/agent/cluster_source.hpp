@@ -60,6 +60,10 @@ public:
                                  const std::string& task) override;
     // One secret's plaintext for a running task's update.
     Result<SecureBuffer> value(const std::string& name);
+    // The copy of a secret this node holds (io thread only), and its
+    // plaintext.
+    Result<const cluster::NodeSecret*> copyOf(const std::string& name) const;
+    Result<SecureBuffer> open(const cluster::NodeSecret& copy) const;
     const cluster::TaskAssignment* assignment(const std::string& task) const;
     nlohmann::json status() const;
     const std::string& node() const { return node_; }

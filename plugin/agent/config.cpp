@@ -14,6 +14,7 @@ namespace secretshim::plugin {
 namespace {
 
 constexpr std::size_t kPayloadCeiling = 64 * 1024 * 1024;  // a view must stay small
+constexpr std::size_t kHeldCeiling = std::size_t{64} << 30;   // plaintext held in memory: 64 GiB
 
 std::string where(const std::string& name, const YAML::Node& node) {
     return name + ":" + std::to_string(node.Mark().line + 1);
@@ -60,15 +61,23 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
             auto p = absolutePath(name, key, value);
             if (!p) return tl::unexpected(p.error());
             config.runtimeDir = *p;
-        } else if (key == "max_payload") {
+        } else if (key == "max_payload" || key == "max_container_bytes" || key == "max_container_files" ||
+                   key == "max_node_bytes") {
+            const bool files = key == "max_container_files";
+            const std::size_t ceiling = key == "max_payload" ? kPayloadCeiling
+                                        : files              ? mountfs::kMaxRefs
+                                                             : kHeldCeiling;
             std::size_t n = 0;
             const std::string& s = value.IsScalar() ? value.Scalar() : std::string();
-            bool ok = !s.empty() && s.size() < 12 && s.find_first_not_of("0123456789") == std::string::npos;
+            bool ok = !s.empty() && s.size() < 15 && s.find_first_not_of("0123456789") == std::string::npos;
             if (ok) n = std::stoull(s);
-            if (!ok || n == 0 || n > kPayloadCeiling)
-                return fail(where(name, value) + ": key \"max_payload\": expected bytes from 1 to " +
-                            std::to_string(kPayloadCeiling));
-            config.maxPayload = n;
+            if (!ok || n == 0 || n > ceiling)
+                return fail(where(name, value) + ": key " + quote(key) + ": expected " + (files ? "files" : "bytes") +
+                            " from 1 to " + std::to_string(ceiling));
+            (key == "max_payload"           ? config.maxPayload
+             : key == "max_container_bytes" ? config.maxContainerBytes
+             : files                        ? config.maxContainerFiles
+                                            : config.maxNodeBytes) = n;
         } else if (key == "source") {
             if (!value.IsScalar() || (value.Scalar() != "local" && value.Scalar() != "etcd"))
                 return fail(where(name, value) + ": key \"source\": expected \"local\" or \"etcd\"");

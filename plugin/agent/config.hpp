@@ -36,6 +36,13 @@ struct AgentConfig {
     // tmpfs; empty means the socket's directory (/run/secretshim).
     std::string runtimeDir;
     std::size_t maxPayload = mountfs::kDefaultMaxPayload;
+    // What one container, and all running ones together, may hold in
+    // plaintext: checked before anything of a new container's is decrypted.
+    // The node's default leaves the packaged unit's MemoryMax=512M room for
+    // the agent itself.
+    std::size_t maxContainerBytes = std::size_t{64} << 20;
+    std::size_t maxContainerFiles = mountfs::kMaxRefs;
+    std::size_t maxNodeBytes = std::size_t{256} << 20;
     std::string source = "local";  // "local" (the embedded store) or "etcd"
     bool hasEtcd = false;
     EtcdConfig etcd;

@@ -53,6 +53,7 @@ Result<void> TaskRecords::save(const TaskRecord& r) {
     if (!r.task.empty()) record["task"] = r.task;
     if (r.identity) record["identity"] = r.identity->toJson();
     if (r.viewDevice != 0) record["view_device"] = r.viewDevice;
+    if (r.bytes != 0) record["bytes"] = r.bytes;
     const std::string text = record.dump();
     // No fsync: a record only has to outlive an agent crash (the page cache
     // does); after a node crash no container it names is running. The two
@@ -99,6 +100,7 @@ std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems)
         if (j.contains("task") && j["task"].is_string()) r.task = j["task"].get<std::string>();
         if (j.contains("view_device") && j["view_device"].is_number_unsigned())
             r.viewDevice = j["view_device"].get<std::uint64_t>();
+        if (j.contains("bytes") && j["bytes"].is_number_unsigned()) r.bytes = j["bytes"].get<std::uint64_t>();
         if (j.contains("identity")) {
             auto identity = WorkloadIdentity::fromJson(j["identity"]);
             if (!identity) {

@@ -26,6 +26,9 @@ struct TaskRecord {
     // The device number of the view's tmpfs: a restarted agent re-adopts
     // only mounts of that very tmpfs (0: none recorded, nothing re-adopted).
     std::uint64_t viewDevice = 0;
+    // Bytes of plaintext in its view at start: counted against the node's
+    // limit after a restart too.
+    std::uint64_t bytes = 0;
     // Who it is, for grants revoked while it runs. A record written before
     // grants existed has none: every revocation of a secret it holds
     // removes that secret from it.

@@ -331,12 +331,46 @@ check "non-root client refused" '[ -n "$(setpriv --reuid=65534 --regid=65534 --c
 chmod 0711 "$work"; chmod 0666 "$sock"  # let the peer-credential check itself refuse
 check "non-root peer refused by SO_PEERCRED" '[ -n "$(setpriv --reuid=65534 --regid=65534 --clear-groups "$ctlbin" --socket "$sock" status 2>&1 | grep -F "serves root only (client uid 65534)")" ]'
 
+# Limits before decryption: 1024 references to a 500 KiB secret (500 MiB of
+# plaintext the agent would hold) are refused in one line before anything
+# is decrypted; the agent keeps serving and its memory does not grow.
+head -c 512000 /dev/urandom | ctl secret create big500 - --grant root >/dev/null
+refs=$(i=0; while [ $i -lt 1024 ]; do printf 'source=big500,target=t%d;' $i; i=$((i + 1)); done)
+rss() { awk '/^VmRSS:/ {print $2}' "/proc/$agent_pid/status"; }
+rss_before=$(rss)
+bundle cap1 "$refs" sh -c 'echo RAN'
+out=$(run cap1 2>"$work/cap1.err"); rc=$?
+check "1024 x 500 KiB references: refused in one line, before anything is decrypted" \
+    '[ $rc != 0 ] && [ -z "$out" ] && cat "$work/cap1.err" "$work/cap1.hookerr" 2>/dev/null | tr -d "\\\\" | grep -qF "container cap1: the container asks for 524288000 bytes of secrets, over the limit of 67108864 (max_container_bytes)"' ||
+    head -c 400 "$work/cap1.err"
+bundle cap2 "db_pass" sh -c 'sha256sum /run/secrets/db_pass | cut -c1-64'
+check "... and a normal container starts right after" '[ "$(run cap2 2>/dev/null)" = "$(digest "$db")" ]'
+check "... the agent's memory unchanged (VmRSS $rss_before -> $(rss) KiB)" '[ $(( $(rss) - rss_before )) -lt 2048 ]'
+check "status shows the limits and what is held" \
+    'ctl status | python3 -c "import json,sys; s=json.load(sys.stdin); l=s[\"limits\"]; sys.exit(0 if l[\"max_container_bytes\"]==67108864 and l[\"max_container_files\"]==1024 and l[\"max_node_bytes\"]==268435456 and s[\"held_bytes\"]==0 else 1)"'
+ctl secret rm big500 >/dev/null
+
 # A lower payload limit from a config file: a stored secret over it is refused.
 kill "$agent_pid"; wait "$agent_pid"; rc=$?; agent_pid=
 check "SIGTERM: the agent exits 0 and removes its socket" '[ $rc = 0 ] && [ ! -e "$sock" ]'
 printf 'max_payload: 16\n' > "$work/agent.yaml"
 start_agent "$work/agent.yaml"
 refused bad6 "db_pass" 'over the limit of 16'
+# The node's limit: what running containers hold counts, until they exit.
+kill "$agent_pid"; wait "$agent_pid" 2>/dev/null; agent_pid=
+printf 'max_node_bytes: 60\n' > "$work/agent.yaml"
+start_agent "$work/agent.yaml"
+bundle n1 "db_pass;source=db_pass,target=again" sh -c 'sleep 100'
+ids="$ids n1"
+rt run -d --bundle "$work/n1" n1 >/dev/null 2>&1 </dev/null
+bundle n2 "db_pass;source=db_pass,target=again" sh -c 'echo RAN'
+out=$(run n2 2>"$work/n2.err"); rc=$?
+check "the node's limit: a second container that would pass it is refused in one line" \
+    '[ $rc != 0 ] && [ -z "$out" ] && cat "$work/n2.err" "$work/n2.hookerr" 2>/dev/null | tr -d "\\\\" | grep -qF "container n2: the node holds 48 bytes of secrets for running containers: 48 more would pass its limit of 60 (max_node_bytes)"'
+rt delete -f n1 >/dev/null 2>&1
+tasks_empty
+bundle n3 "db_pass;source=db_pass,target=again" sh -c 'sha256sum /run/secrets/again | cut -c1-64'
+check "the node's limit: once the holder exited, the same request is served" '[ "$(run n3 2>/dev/null)" = "$(digest "$db")" ]'
 printf 'max_payload: 16\nbogus: 1\n' > "$work/bad.yaml"
 check "unknown config key refused with file and line" '"$agentbin" --config "$work/bad.yaml" --socket "$work/x.sock" --state-dir "$work/state" 2>&1 | grep -qF "$work/bad.yaml:2: unknown key \"bogus\""'
 

@@ -100,6 +100,25 @@ TEST_CASE("max_payload is accepted, up to the ceiling") {
     CHECK(parseOk("max_payload: \"2048\"\n").maxPayload == 2048);
 }
 
+TEST_CASE("the limits on held plaintext: safe defaults, each settable within its range") {
+    const auto defaults = parseOk("");
+    CHECK(defaults.maxContainerBytes == 64u << 20);
+    CHECK(defaults.maxContainerFiles == 1024);
+    CHECK(defaults.maxNodeBytes == 256u << 20);
+    const auto set = parseOk("max_container_bytes: 1048576\nmax_container_files: 10\nmax_node_bytes: 68719476736\n");
+    CHECK(set.maxContainerBytes == 1048576);
+    CHECK(set.maxContainerFiles == 10);
+    CHECK(set.maxNodeBytes == std::size_t{64} << 30);
+    CHECK(parseError("max_container_files: 1025\n").message ==
+          "agent.yaml:1: key \"max_container_files\": expected files from 1 to 1024");
+    CHECK(parseError("max_node_bytes: 0\n").message ==
+          "agent.yaml:1: key \"max_node_bytes\": expected bytes from 1 to 68719476736");
+    CHECK(parseError("max_container_bytes: -1\n").message ==
+          "agent.yaml:1: key \"max_container_bytes\": expected bytes from 1 to 68719476736");
+    CHECK(parseError("max_node_bytes: 68719476737\n").message ==
+          "agent.yaml:1: key \"max_node_bytes\": expected bytes from 1 to 68719476736");
+}
+
 TEST_CASE("source local is accepted") {
     const auto config = parseOk("source: local\n");
     CHECK(config.source == "local");
