@@ -7,6 +7,7 @@
 
 #include "mountfs/secret_ref.hpp"
 #include "plugin/protocol/messages.hpp"
+#include "plugin/store/private_path.hpp"
 
 namespace secretshim::plugin {
 
@@ -43,6 +44,9 @@ Result<std::unique_ptr<EtcdClient>> etcdClientFor(const EtcdConfig& c) {
     s.caFile = c.ca;
     s.certFile = c.cert;
     s.keyFile = c.key;
+    if (!c.key.empty())
+        if (auto ok = checkPrivateFile(c.key, "etcd: the client key " + quote(c.key)); !ok)
+            return tl::unexpected(ok.error());
     s.user = c.user;
     if (!c.passwordFile.empty()) {
         auto password = readPasswordFile(c.passwordFile);

@@ -4,16 +4,12 @@
 // assignment only (its own io.secretshim.secrets cannot widen it). A rotated secret
 // reaches every running container of a task that holds it, atomically
 // (TmpfsView::update), and the init gets the assignment's signal if one is set.
-#include <fcntl.h>
-#include <linux/capability.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <algorithm>
-#include <cstdlib>
-#include <fstream>
 #include <optional>
 #include <set>
 #include <utility>
@@ -85,28 +81,6 @@ void Agent::onClusterSecretChanged(const std::string& name) {
     if (updated > 1) log("secret " + name + " updated in " + std::to_string(updated) + " containers");
 }
 
-namespace {
-
-// Whether the hook locked this container's mounts at start: a user
-// namespace of its own where its processes may hold CAP_SYS_ADMIN (the
-// init's bounding set, which no process of the container can exceed, as
-// the hook reads it from config.json). A mount attached live would not be
-// locked (the agent's unit may not enter user namespaces): such a grant
-// waits for a restart of the task.
-Result<bool> locksItsMounts(pid_t pid) {
-    auto other = platform::inOtherUserNamespace(pid);
-    if (!other) return tl::unexpected(other.error());
-    if (!*other) return false;
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(status, line);)
-        if (line.rfind("CapBnd:", 0) == 0) {
-            const unsigned long long caps = std::strtoull(line.c_str() + 7, nullptr, 16);
-            return ((caps >> CAP_SYS_ADMIN) & 1) != 0;
-        }
-    return fail("cannot read the capabilities of the container's init");
-}
-
-}  // namespace
 
 // A changed assignment reaches its running containers: references no
 // longer granted are zeroed and removed (a single-file target's mount is
@@ -160,7 +134,6 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
             }
             log("container " + quote(id) + ": re-adopted secrets brought up to date");
         }
-        std::optional<Result<bool>> locked;
         for (const auto& ref : mapped) {
             const auto& now = t.view->layout().entries;
             if (std::find_if(now.begin(), now.end(), [&](const auto& e) { return e.ref == ref; }) != now.end()) continue;
@@ -169,11 +142,13 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
             // placeholders) is its root's, as at start.
             platform::HostIds owner{0, 0};
             if (t.view->addNeedsMount(ref)) {
-                if (!locked) locked = locksItsMounts(t.record.pid);
+                // The hook locked the container's mounts at start (a user
+                // namespace of its own where it may hold CAP_SYS_ADMIN, as
+                // its spec said then): a mount attached live could not be
+                // locked (the agent's unit may not enter user namespaces),
+                // and a process that kept CAP_SYS_ADMIN could remount it.
                 auto root = platform::containerRootIds(t.record.pid);
-                if (!*locked)
-                    ok = tl::unexpected(locked->error());
-                else if (**locked)
+                if (t.record.locked)
                     ok = fail("needs a restart of the task: the container has a user namespace of its own and may hold "
                               "CAP_SYS_ADMIN there, and a mount attached live could not be locked");
                 else if (!root)

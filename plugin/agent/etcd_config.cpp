@@ -16,6 +16,7 @@
 #include <fstream>
 
 #include "plugin/agent/config.hpp"
+#include "plugin/store/private_path.hpp"
 
 namespace secretshim::plugin {
 namespace {
@@ -89,6 +90,7 @@ Result<EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& blo
 }
 
 Result<std::string> readPasswordFile(const std::string& path) {
+    if (auto ok = checkPrivateFile(path, "the etcd password file " + path); !ok) return tl::unexpected(ok.error());
     std::ifstream in(path);
     if (!in) return failErrno("cannot read the etcd password file " + path);
     std::string line;

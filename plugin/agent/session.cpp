@@ -62,6 +62,7 @@ Session::Outcome Session::onAttached(const json& request) {
         pending_.reset();  // flushes the view
         return answer({{"ok", true}}, true);
     }
+    pending_->record.locked = boolField(request, "locked");
     agent_.startTask(std::move(*pending_));
     pending_.reset();
     return answer({{"ok", true}}, true);

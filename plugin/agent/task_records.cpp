@@ -54,6 +54,7 @@ Result<void> TaskRecords::save(const TaskRecord& r) {
     if (r.identity) record["identity"] = r.identity->toJson();
     if (r.viewDevice != 0) record["view_device"] = r.viewDevice;
     if (r.bytes != 0) record["bytes"] = r.bytes;
+    record["locked"] = r.locked;
     const std::string text = record.dump();
     // No fsync: a record only has to outlive an agent crash (the page cache
     // does); after a node crash no container it names is running. The two
@@ -101,6 +102,7 @@ std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems)
         if (j.contains("view_device") && j["view_device"].is_number_unsigned())
             r.viewDevice = j["view_device"].get<std::uint64_t>();
         if (j.contains("bytes") && j["bytes"].is_number_unsigned()) r.bytes = j["bytes"].get<std::uint64_t>();
+        r.locked = !j.contains("locked") || !j["locked"].is_boolean() || j["locked"].get<bool>();
         if (j.contains("identity")) {
             auto identity = WorkloadIdentity::fromJson(j["identity"]);
             if (!identity) {

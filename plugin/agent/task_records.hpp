@@ -29,6 +29,10 @@ struct TaskRecord {
     // Bytes of plaintext in its view at start: counted against the node's
     // limit after a restart too.
     std::uint64_t bytes = 0;
+    // Whether the hook locked its mounts at start (userns_lock.hpp): then no
+    // mount may be attached live. From the facts of its start, never from
+    // what its processes hold later; a record without it reads as locked.
+    bool locked = true;
     // Who it is, for grants revoked while it runs. A record written before
     // grants existed has none: every revocation of a secret it holds
     // removes that secret from it.

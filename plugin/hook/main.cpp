@@ -170,7 +170,8 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
     if (attached)
         attached = platform::attachMounts(mntns ? mntns.get() : pidfd.get(), *rootfs, sources,
                                           &platform::confineForAttach, facts.rootReadOnly);
-    json report = {{"op", "attached"}, {"ok", attached.has_value()}};
+    // Whether the mounts were locked: the agent attaches none live then.
+    json report = {{"op", "attached"}, {"ok", attached.has_value()}, {"locked", !locked.empty()}};
     if (!attached) report["error"] = attached.error().message;
     if (auto ok = sendJson(sock->get(), report); !ok) return attached ? ok : attached;
     if (!attached) return attached;

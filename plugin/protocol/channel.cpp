@@ -26,6 +26,16 @@ Result<UniqueFd> connectAgent(const std::string& socketPath, std::chrono::millis
         return failErrno("setting socket timeouts");
     if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
         return failErrno("cannot reach the secretshim agent at " + socketPath);
+    // The agent is root, as its clients must be: whoever else listens at
+    // the path (a directory that is not root's, a socket left for another
+    // user) gets no container's request and no secret's value.
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
+        return failErrno("checking the secretshim agent at " + socketPath);
+    if (cred.uid != 0)
+        return fail("the secretshim agent at " + socketPath + " is not root's (uid " + std::to_string(cred.uid) +
+                    "): refusing to talk to it");
     return sock;
 }
 

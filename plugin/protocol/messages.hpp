@@ -8,7 +8,8 @@
 //                  ("task": io.secretshim.task, cluster mode; either may be
 //                  empty; the identity: plugin/identity/workload_identity.hpp)
 //   agent -> hook  {"ok":true,"mounts":[{"target":T,"directory":B}...]} + one fd each
-//   hook -> agent  {"op":"attached","ok":B,"error":E}
+//   hook -> agent  {"op":"attached","ok":B,"error":E,"locked":B}
+//                  ("locked": the hook locked the mounts' flags, userns_lock.hpp)
 //   agent -> hook  {"ok":true}
 //   hook -> agent  {"op":"release","id":ID}          (poststop; the hook
 //                  sends it and closes: the agent's {"ok":true} is for other clients)

@@ -82,6 +82,16 @@ Result<OpenedFile> openPrivateFile(int dirFd, const std::string& name, const std
     return OpenedFile{std::move(fd), static_cast<std::uint64_t>(opened.st_size)};
 }
 
+Result<void> checkPrivateFile(const std::string& path, const std::string& label) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return refuse(ENOENT, label + " does not exist");
+        return failErrno("inspecting " + label);
+    }
+    if (!S_ISREG(st.st_mode)) return refuse(EINVAL, label + " is not a regular file");
+    return checkOwnerOnly(st, label, 0600);
+}
+
 Result<void> readExact(int fd, std::span<unsigned char> out, const std::string& label) {
     std::size_t done = 0;
     while (done < out.size()) {

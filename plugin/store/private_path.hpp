@@ -36,6 +36,13 @@ struct OpenedFile {
 // not exist"}.
 Result<OpenedFile> openPrivateFile(int dirFd, const std::string& name, const std::string& label);
 
+// A file that holds a secret but that another program reads by path (a TLS
+// key OpenSSL loads, a password file): a regular file (symlinks followed:
+// certificate tools link keys), owned by the effective uid, with no group
+// or other bits; "<label> is accessible by group or others (mode 0644);
+// expected 0600" otherwise.
+Result<void> checkPrivateFile(const std::string& path, const std::string& label);
+
 // Reads exactly out.size() bytes from the current offset.
 Result<void> readExact(int fd, std::span<unsigned char> out, const std::string& label);
 

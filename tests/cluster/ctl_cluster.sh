@@ -55,6 +55,17 @@ ctl secret inspect db >"$work/inspect"
 check "secret inspect shows version 1 and the id" sh -c "grep -q '\"version\": 1' $work/inspect && grep -q $id $work/inspect"
 refused "assign to an unregistered node is refused" "not registered" ctl task assign t1 --identity root --node node-9 --secret db
 refused "assign of a missing secret is refused" "not found" ctl task assign t1 --identity root --node node-1 --secret nope
+# A key or password file others can read is refused before it is used.
+cp "$ETCD_PKI/admin.key" "$work/shared.key"; chmod 0644 "$work/shared.key"
+cp "$ETCD_PKI/root.password" "$work/shared.password"; chmod 0640 "$work/shared.password"
+refused "a client key readable by others is refused" \
+    "^secretshimctl: etcd: the client key \"$work/shared.key\" is accessible by group or others (mode 0644); expected 0600\$" \
+    "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
+    --key "$work/shared.key" --user root --password-file "$ETCD_PKI/root.password" secret ls
+refused "a password file readable by the group is refused" \
+    "^secretshimctl: the etcd password file $work/shared.password is accessible by group or others (mode 0640); expected 0600\$" \
+    "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
+    --key "$ETCD_PKI/admin.key" --user root --password-file "$work/shared.password" secret ls
 refused "secret create --grant is refused against the cluster" "^secretshimctl: --grant is for a node's local store; in the cluster a task is bound to its containers: task assign --identity RULE$" \
     ctl secret create y "$work/v1" --grant root
 rc=0; ctl task assign t1 --node node-1 --secret db >/dev/null 2>"$work/err" || rc=$?

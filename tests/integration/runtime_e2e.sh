@@ -330,6 +330,24 @@ check "non-root client refused" '[ -n "$(setpriv --reuid=65534 --regid=65534 --c
 
 chmod 0711 "$work"; chmod 0666 "$sock"  # let the peer-credential check itself refuse
 check "non-root peer refused by SO_PEERCRED" '[ -n "$(setpriv --reuid=65534 --regid=65534 --clear-groups "$ctlbin" --socket "$sock" status 2>&1 | grep -F "serves root only (client uid 65534)")" ]'
+# The other way round: a socket served by someone else than root gets no
+# request from the CLI or the hook.
+mkdir -p "$work/fake"; chown 65534:65534 "$work/fake"
+setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+s.bind(sys.argv[1]); s.listen(4)
+time.sleep(10)' "$work/fake/agent.sock" &
+fake_pid=$!
+i=0; while [ ! -S "$work/fake/agent.sock" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+check "a socket served by a non-root process: the CLI refuses to talk to it" \
+    '[ "$("$ctlbin" --socket "$work/fake/agent.sock" status 2>&1)" = "secretshimctl: the secretshim agent at $work/fake/agent.sock is not root'"'"'s (uid 65534): refusing to talk to it" ]'
+python3 "$scripts/make_bundle.py" "$work/fk" "$hook" "$work/fake/agent.sock" "db_pass" 0 sh -c 'echo RAN' >/dev/null
+ids="$ids fk"
+out=$(rt run --bundle "$work/fk" fk 2>"$work/fk.err"); rc=$?
+check "... and the hook neither: the container does not start" \
+    '[ $rc != 0 ] && [ -z "$out" ] && cat "$work/fk.err" "$work/fk.hookerr" 2>/dev/null | grep -qF "is not root"'
+kill "$fake_pid" 2>/dev/null; wait "$fake_pid" 2>/dev/null
 
 # Limits before decryption: 1024 references to a 500 KiB secret (500 MiB of
 # plaintext the agent would hold) are refused in one line before anything
