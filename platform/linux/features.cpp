@@ -2,9 +2,11 @@
 
 #include <sched.h>
 #include <sys/mount.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
 
 #include "platform/linux/mount_api.hpp"
 #include "platform/linux/unique_fd.hpp"
@@ -54,6 +56,26 @@ KernelFeatures probeKernelFeatures() {
         f.detachedClone = clone.valid();
     }
     return f;
+}
+
+std::string initOnFree() {
+    std::ifstream cmdline("/proc/cmdline");
+    std::string word;
+    std::string found;
+    while (cmdline >> word) {
+        if (word == "--") break;  // what follows is init's, not the kernel's
+        if (word == "init_on_free=1" || word == "init_on_free=on") found = "on";
+        if (word == "init_on_free=0" || word == "init_on_free=off") found = "off";
+    }
+    if (!found.empty()) return found;
+    utsname u{};
+    if (::uname(&u) != 0) return "unknown";
+    std::ifstream config(std::string("/boot/config-") + u.release);
+    for (std::string line; std::getline(config, line);) {
+        if (line == "CONFIG_INIT_ON_FREE_DEFAULT_ON=y") return "on";
+        if (line == "# CONFIG_INIT_ON_FREE_DEFAULT_ON is not set") return "off";
+    }
+    return "unknown";
 }
 
 const KernelFeatures& kernelFeatures() {

@@ -20,6 +20,12 @@ struct KernelFeatures {
     std::string describe() const;  // "new-mount-api=yes openat2=yes ..."
 };
 
+// Whether the kernel zeroes freed pages (init_on_free): "on" or "off" from
+// the command line, else from the kernel's build config in /boot, else
+// "unknown". With it, pages of a secret file the agent could not overwrite
+// (an old version replaced under a reader, DESIGN.md) are zeroed when freed.
+std::string initOnFree();
+
 // Probes once per process; cheap afterwards.
 const KernelFeatures& kernelFeatures();
 KernelFeatures probeKernelFeatures();

@@ -476,6 +476,9 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
     if (op == "status") {
         json reply = {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},
                       {"kernel", platform::kernelFeatures().describe()}, {"held_bytes", heldBytes()},
+                      {"memory", {{"noswap", platform::kernelFeatures().tmpfsNoswap},
+                                  {"allow_swap", config_.allowSwap},
+                                  {"init_on_free", platform::initOnFree()}}},
                       {"limits", {{"max_payload", config_.maxPayload},
                                   {"max_container_bytes", config_.maxContainerBytes},
                                   {"max_container_files", config_.maxContainerFiles},

@@ -78,6 +78,10 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
              : key == "max_container_bytes" ? config.maxContainerBytes
              : files                        ? config.maxContainerFiles
                                             : config.maxNodeBytes) = n;
+        } else if (key == "allow_swap") {
+            if (!value.IsScalar() || (value.Scalar() != "true" && value.Scalar() != "false"))
+                return fail(where(name, value) + ": key \"allow_swap\": expected true or false");
+            config.allowSwap = value.Scalar() == "true";
         } else if (key == "source") {
             if (!value.IsScalar() || (value.Scalar() != "local" && value.Scalar() != "etcd"))
                 return fail(where(name, value) + ": key \"source\": expected \"local\" or \"etcd\"");
@@ -94,6 +98,12 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
     if (config.source == "etcd" && (!config.hasEtcd || config.etcd.node.empty()))
         return fail(where(name, root) + ": source \"etcd\" needs an etcd block with endpoints, ca, cert, key and node");
     return config;
+}
+
+Result<void> checkSwapPolicy(bool kernelHasNoswap, const AgentConfig& config) {
+    if (kernelHasNoswap || config.allowSwap) return {};
+    return fail("this kernel's tmpfs cannot keep secrets out of swap (noswap needs Linux 6.4): use a newer kernel, "
+                "or run without swap and set allow_swap: true");
 }
 
 Result<AgentConfig> loadAgentConfig(const std::string& path) {

@@ -43,6 +43,10 @@ struct AgentConfig {
     std::size_t maxContainerBytes = std::size_t{64} << 20;
     std::size_t maxContainerFiles = mountfs::kMaxRefs;
     std::size_t maxNodeBytes = std::size_t{256} << 20;
+    // Whether the agent may run on a kernel whose tmpfs cannot refuse swap
+    // (noswap, 6.4): the views' pages, plaintext, could then be written to
+    // a swap device. Off: such a kernel stops the agent at start.
+    bool allowSwap = false;
     std::string source = "local";  // "local" (the embedded store) or "etcd"
     bool hasEtcd = false;
     EtcdConfig etcd;
@@ -50,7 +54,11 @@ struct AgentConfig {
 
 // The `etcd:` block (plugin/agent/etcd_config.cpp).
 Result<EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& block);
-// Reads a password file: its first line (root-only mode is the admin's job).
+// The agent's start on a kernel whose tmpfs has no noswap: refused unless
+// the config allows swap.
+Result<void> checkSwapPolicy(bool kernelHasNoswap, const AgentConfig& config);
+// Reads a password file: its first line (refused unless only its owner may
+// read it).
 Result<std::string> readPasswordFile(const std::string& path);
 
 // Parses YAML text; `name` is the file name used in errors.

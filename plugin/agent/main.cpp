@@ -60,6 +60,13 @@ int main(int argc, char** argv) {
                      features.describe().c_str());
         return 1;
     }
+    if (auto ok = checkSwapPolicy(features.tmpfsNoswap, *config); !ok) {
+        std::fprintf(stderr, "secretshimd: %s\n", ok.error().message.c_str());
+        return 1;
+    }
+    if (!features.tmpfsNoswap)
+        std::fputs("secretshimd: allow_swap: true: secrets views may be swapped out (the kernel has no tmpfs noswap)\n",
+                   stderr);
     auto records = TaskRecords::open(config->runtimeDir);
     if (!records) {
         std::fprintf(stderr, "secretshimd: %s\n", records.error().message.c_str());

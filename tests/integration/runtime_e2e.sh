@@ -367,6 +367,8 @@ check "... the agent's memory unchanged (VmRSS $rss_before -> $(rss) KiB)" '[ $(
 check "status shows the limits and what is held" \
     'ctl status | python3 -c "import json,sys; s=json.load(sys.stdin); l=s[\"limits\"]; sys.exit(0 if l[\"max_container_bytes\"]==67108864 and l[\"max_container_files\"]==1024 and l[\"max_node_bytes\"]==268435456 and s[\"held_bytes\"]==0 else 1)"'
 ctl secret rm big500 >/dev/null
+check "status says whether views are kept out of swap and freed pages zeroed" \
+    'ctl status | python3 -c "import json,sys; m=json.load(sys.stdin)[\"memory\"]; sys.exit(0 if m[\"noswap\"] is True and m[\"allow_swap\"] is False and m[\"init_on_free\"] in (\"on\", \"off\", \"unknown\") else 1)"'
 
 # A lower payload limit from a config file: a stored secret over it is refused.
 kill "$agent_pid"; wait "$agent_pid"; rc=$?; agent_pid=

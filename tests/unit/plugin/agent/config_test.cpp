@@ -119,6 +119,19 @@ TEST_CASE("the limits on held plaintext: safe defaults, each settable within its
           "agent.yaml:1: key \"max_node_bytes\": expected bytes from 1 to 68719476736");
 }
 
+TEST_CASE("without tmpfs noswap the agent does not start unless the config allows swap") {
+    CHECK_FALSE(parseOk("").allowSwap);
+    CHECK(parseOk("allow_swap: true\n").allowSwap);
+    CHECK(parseError("allow_swap: yes\n").message == "agent.yaml:1: key \"allow_swap\": expected true or false");
+    CHECK(checkSwapPolicy(true, parseOk("")).has_value());
+    CHECK(checkSwapPolicy(false, parseOk("allow_swap: true\n")).has_value());
+    auto refused = checkSwapPolicy(false, parseOk(""));
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error().message ==
+          "this kernel's tmpfs cannot keep secrets out of swap (noswap needs Linux 6.4): use a newer kernel, or run "
+          "without swap and set allow_swap: true");
+}
+
 TEST_CASE("source local is accepted") {
     const auto config = parseOk("source: local\n");
     CHECK(config.source == "local");
