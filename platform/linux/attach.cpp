@@ -4,14 +4,18 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <fcntl.h>
+#include <climits>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
 #include <vector>
 
 #include "platform/linux/mount_api.hpp"
 #include "platform/linux/path_resolve.hpp"
+#include "platform/linux/read_all.hpp"
 #include "platform/linux/unique_fd.hpp"
 
 namespace secretshim::platform {
@@ -76,6 +80,59 @@ Result<Found> inspect(int fd, const std::string& shown) {
     return f;
 }
 
+// Where an fd leads, as the kernel names it (through the host's /proc kept
+// from before setns(): "self" is this process there).
+Result<std::string> pathOf(int procfd, int fd, const std::string& shown) {
+    char buf[PATH_MAX];
+    const ssize_t n = ::readlinkat(procfd, ("self/fd/" + std::to_string(fd)).c_str(), buf, sizeof buf);
+    if (n < 0 || static_cast<std::size_t>(n) >= sizeof buf) return failErrno("naming " + shown + " in the container");
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// A mount point as it resolved, not as the target spelled it: an image's
+// symlink (/run/secrets -> /proc/sys) must not put a mount under the
+// container's /proc, /sys or /dev, which the string checks of the target
+// cannot see; nor in a mount with shared propagation (a volume mounted
+// rshared), where our mount would propagate to its peers, the host's
+// mount of that volume too.
+Result<void> checkMountPoint(int procfd, int root, int point, const std::string& target) {
+    auto rootPath = pathOf(procfd, root, "the rootfs");
+    if (!rootPath) return tl::unexpected(rootPath.error());
+    auto pointPath = pathOf(procfd, point, target);
+    if (!pointPath) return tl::unexpected(pointPath.error());
+    const std::string& base = *rootPath == "/" ? std::string() : *rootPath;
+    if (pointPath->compare(0, base.size() + 1, base + "/") != 0)
+        return fail(target + " resolves outside the container's root: left as it is");
+    const std::string inside = pointPath->substr(base.size());
+    for (const char* dir : {"/proc", "/sys", "/dev"}) {
+        const std::size_t n = std::char_traits<char>::length(dir);
+        if (inside.compare(0, n, dir) == 0 && (inside.size() == n || inside[n] == '/'))
+            return fail(target + " resolves to " + inside + " in the container, under " + dir);
+    }
+    struct statx stx {};
+    if (::statx(point, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) != 0 || !(stx.stx_mask & STATX_MNT_ID))
+        return failErrno("inspecting the mount of " + target + " in the container");
+    UniqueFd info(::openat(procfd, "self/mountinfo", O_RDONLY | O_CLOEXEC));
+    if (!info) return failErrno("reading the container's mounts");
+    auto text = readAll(info.get(), 16 << 20, "the container's mounts");
+    if (!text) return tl::unexpected(text.error());
+    const std::string id = std::to_string(stx.stx_mnt_id) + " ";
+    for (std::size_t at = 0; at < text->size();) {
+        std::size_t end = text->find('\n', at);
+        if (end == std::string::npos) end = text->size();
+        const std::string_view line(text->data() + at, end - at);
+        at = end + 1;
+        if (line.compare(0, id.size(), id) != 0) continue;
+        // mount-id parent-id major:minor root point options [optional fields...] - ...
+        const auto dash = line.find(" - ");
+        if (line.substr(0, dash).find(" shared:") != std::string_view::npos)
+            return fail(target + " is in a mount with shared propagation (a volume?): a secret mounted there would "
+                                 "appear outside the container");
+        return {};
+    }
+    return fail("the mount of " + target + " is not in the container's mount table");
+}
+
 std::string relativeOf(const std::string& target) {
     const auto first = target.find_first_not_of('/');
     return first == std::string::npos ? "." : target.substr(first);
@@ -101,6 +158,8 @@ Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const 
         Result<void> result;
         if (!point)
             result = tl::unexpected(point.error());
+        else if (auto ok = checkMountPoint(proc->get(), root->get(), point->get(), s->target); !ok)
+            result = ok;
         else if (::move_mount(s->fd, "", point->get(), "",
                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
             result = failErrno("mounting secrets on " + s->target + " in the container");

@@ -30,6 +30,8 @@ constexpr int kAllowed[] = {
     SCMP_SYS(fstat),        // type and identity checks of resolved targets
     SCMP_SYS(newfstatat),   // glibc's fstat()
     SCMP_SYS(statx),
+    SCMP_SYS(readlinkat),   // naming a resolved mount point (not under /proc, /sys, /dev)
+    SCMP_SYS(read),         // the container's mount table (no shared propagation at a point)
     SCMP_SYS(move_mount),   // the attach itself
     SCMP_SYS(umount2),      // rolling back a partial attach
     SCMP_SYS(fchdir),       // naming a mount through /proc/self/fd for umount2

@@ -219,6 +219,21 @@ run_cases() {
     hostile volume-rel-escaping "source=s,target=/etc/app$tag/rel/pw$tag" "ok:/etc/app$tag/rel/pw$tag:pw$tag" \
         'bind_mount $name $work/vol3 /etc/app$tag; ln -sfn ../../../../../../../../../.. $work/vol3/rel'
     check "volumes: no placeholder followed a symlink out of a volume" '[ ! -e "$work/pw$tag" ] && [ ! -e "$work/vol3/pw$tag" ]'
+    # Where a mount point resolves, not how the target spells it: an image's
+    # symlink must not put a mount under the container's /proc, /sys or /dev.
+    hostile app-to-dev "source=s,target=$T" "resolves to /dev/pw$tag in the container, under /dev" \
+        'ln -s /dev $r/etc/app$tag'
+    hostile secrets-to-proc-sys "s" "resolves to /proc/sys in the container, under /proc" \
+        'edit_config $name "$no_run_tmpfs"; ln -s /proc/sys $r/run/secrets'
+    # A volume with shared propagation (its host side shared too): a mount
+    # of ours in it would propagate to the host's side of the volume.
+    mkdir -p "$work/vol4"
+    mount --bind "$work/vol4" "$work/vol4" && mount --make-shared "$work/vol4"
+    hostile volume-shared "source=s,target=/etc/app$tag/pw$tag" "is in a mount with shared propagation (a volume?)" \
+        "edit_config \$name \"spec['mounts'].append({'destination': '/etc/app$tag', 'type': 'bind', 'source': '$work/vol4', 'options': ['rbind', 'rw', 'rshared']})\""
+    check "volume-shared: nothing of ours appeared in the host's side of the volume" \
+        '! grep -q " $work/vol4/" /proc/self/mountinfo && [ ! -s "$work/vol4/pw$tag" ]'
+    umount "$work/vol4"
     # A store record tampered in its ciphertext, the second of three: the
     # agent decrypts each straight into the view, so the first is in its
     # file and the second's unauthenticated plaintext in its own when the
