@@ -89,21 +89,40 @@ Result<std::string> pathOf(int procfd, int fd, const std::string& shown) {
     return std::string(buf, static_cast<std::size_t>(n));
 }
 
+// What checkMountPoint() compares each mount point with, read once per
+// attach: where the rootfs is, and the container's mount table (the points
+// lie in mounts that were there before any of ours: a target under
+// /run/secrets is served by the directory mount, never put inside it).
+struct ContainerMounts {
+    std::string root;       // the rootfs's path ("" for "/")
+    std::string mountinfo;  // /proc/self/mountinfo in the container's namespace
+};
+
+Result<ContainerMounts> readContainerMounts(int procfd, int root) {
+    ContainerMounts m;
+    auto rootPath = pathOf(procfd, root, "the rootfs");
+    if (!rootPath) return tl::unexpected(rootPath.error());
+    m.root = *rootPath == "/" ? std::string() : *rootPath;
+    UniqueFd info(::openat(procfd, "self/mountinfo", O_RDONLY | O_CLOEXEC));
+    if (!info) return failErrno("reading the container's mounts");
+    auto text = readAll(info.get(), 16 << 20, "the container's mounts");
+    if (!text) return tl::unexpected(text.error());
+    m.mountinfo = std::move(*text);
+    return m;
+}
+
 // A mount point as it resolved, not as the target spelled it: an image's
 // symlink (/run/secrets -> /proc/sys) must not put a mount under the
 // container's /proc, /sys or /dev, which the string checks of the target
 // cannot see; nor in a mount with shared propagation (a volume mounted
 // rshared), where our mount would propagate to its peers, the host's
 // mount of that volume too.
-Result<void> checkMountPoint(int procfd, int root, int point, const std::string& target) {
-    auto rootPath = pathOf(procfd, root, "the rootfs");
-    if (!rootPath) return tl::unexpected(rootPath.error());
+Result<void> checkMountPoint(int procfd, const ContainerMounts& mounts, int point, const std::string& target) {
     auto pointPath = pathOf(procfd, point, target);
     if (!pointPath) return tl::unexpected(pointPath.error());
-    const std::string& base = *rootPath == "/" ? std::string() : *rootPath;
-    if (pointPath->compare(0, base.size() + 1, base + "/") != 0)
+    if (pointPath->compare(0, mounts.root.size() + 1, mounts.root + "/") != 0)
         return fail(target + " resolves outside the container's root: left as it is");
-    const std::string inside = pointPath->substr(base.size());
+    const std::string inside = pointPath->substr(mounts.root.size());
     for (const char* dir : {"/proc", "/sys", "/dev"}) {
         const std::size_t n = std::char_traits<char>::length(dir);
         if (inside.compare(0, n, dir) == 0 && (inside.size() == n || inside[n] == '/'))
@@ -112,15 +131,12 @@ Result<void> checkMountPoint(int procfd, int root, int point, const std::string&
     struct statx stx {};
     if (::statx(point, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) != 0 || !(stx.stx_mask & STATX_MNT_ID))
         return failErrno("inspecting the mount of " + target + " in the container");
-    UniqueFd info(::openat(procfd, "self/mountinfo", O_RDONLY | O_CLOEXEC));
-    if (!info) return failErrno("reading the container's mounts");
-    auto text = readAll(info.get(), 16 << 20, "the container's mounts");
-    if (!text) return tl::unexpected(text.error());
     const std::string id = std::to_string(stx.stx_mnt_id) + " ";
-    for (std::size_t at = 0; at < text->size();) {
-        std::size_t end = text->find('\n', at);
-        if (end == std::string::npos) end = text->size();
-        const std::string_view line(text->data() + at, end - at);
+    const std::string& text = mounts.mountinfo;
+    for (std::size_t at = 0; at < text.size();) {
+        std::size_t end = text.find('\n', at);
+        if (end == std::string::npos) end = text.size();
+        const std::string_view line(text.data() + at, end - at);
         at = end + 1;
         if (line.compare(0, id.size(), id) != 0) continue;
         // mount-id parent-id major:minor root point options [optional fields...] - ...
@@ -147,6 +163,8 @@ Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const 
     auto root = enterContainer(pidfd, rootfs, afterEnter);
     if (!root) return tl::unexpected(root.error());
 
+    auto mounts = readContainerMounts(proc->get(), root->get());
+    if (!mounts) return tl::unexpected(mounts.error());
     std::vector<const MountSource*> order;
     for (const auto& s : sources) order.push_back(&s);
     std::stable_partition(order.begin(), order.end(), [](const MountSource* s) { return s->directory; });
@@ -158,7 +176,7 @@ Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const 
         Result<void> result;
         if (!point)
             result = tl::unexpected(point.error());
-        else if (auto ok = checkMountPoint(proc->get(), root->get(), point->get(), s->target); !ok)
+        else if (auto ok = checkMountPoint(proc->get(), *mounts, point->get(), s->target); !ok)
             result = ok;
         else if (::move_mount(s->fd, "", point->get(), "",
                               MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)

@@ -86,9 +86,7 @@ Result<void> setOwnerAndMode(int fd, const mountfs::SecretRef& ref) {
 Result<void> wipeMounted(int mountFd) {
     UniqueFd fd(::open(("/proc/self/fd/" + std::to_string(mountFd)).c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
     if (!fd) return failErrno("opening a single-file mount");
-    struct stat st {};
-    if (::fstat(fd.get(), &st) != 0) return failErrno("inspecting a single-file mount");
-    if (!S_ISREG(st.st_mode)) return fail("a single-file mount shows no regular file: left as it is");
+    if (auto ok = checkRegular(fd.get(), "what a single-file mount shows"); !ok) return ok;
     return wipeFile(fd.get());
 }
 

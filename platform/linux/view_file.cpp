@@ -30,10 +30,15 @@ Result<ViewFile> openViewFile(int root, const std::string& path, int flags) {
     if (!f.parent) return failErrno("opening the directory of " + path);
     f.fd.reset(::openat(f.parent.get(), f.name.c_str(), flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC));
     if (!f.fd) return failErrno("opening " + path);
-    struct stat st {};
-    if (::fstat(f.fd.get(), &st) != 0) return failErrno("inspecting " + path);
-    if (!S_ISREG(st.st_mode)) return fail(path + " is not a regular file: left as it is");
+    if (auto ok = checkRegular(f.fd.get(), path); !ok) return tl::unexpected(ok.error());
     return f;
+}
+
+Result<void> checkRegular(int fd, const std::string& shown) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return failErrno("inspecting " + shown);
+    if (!S_ISREG(st.st_mode)) return fail(shown + " is not a regular file: left as it is");
+    return {};
 }
 
 // Every page of a file is overwritten before it is truncated: truncating

@@ -27,6 +27,10 @@ struct ViewFile {
 // and O_CLOEXEC are always added.
 Result<ViewFile> openViewFile(int root, const std::string& path, int flags);
 
+// Refuses an open file that is not a regular file (a FIFO, a socket, a
+// directory): "<shown> is not a regular file: left as it is".
+Result<void> checkRegular(int fd, const std::string& shown);
+
 // Overwrites a regular file's whole content with zeros, then truncates it.
 Result<void> wipeFile(int fd);
 

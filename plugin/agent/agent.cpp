@@ -213,7 +213,7 @@ std::size_t Agent::heldBytes() const {
     return n + (pending == pendingBytes_->end() ? 0 : pending->second);
 }
 
-Result<void> Agent::checkLimits(const mountfs::PayloadSource& payloads) const {
+Result<std::size_t> Agent::checkLimits(const mountfs::PayloadSource& payloads) const {
     std::size_t bytes = 0;
     for (std::size_t i = 0; i < payloads.count(); ++i) bytes += payloads.size(i);
     if (payloads.count() > config_.maxContainerFiles)
@@ -227,7 +227,7 @@ Result<void> Agent::checkLimits(const mountfs::PayloadSource& payloads) const {
         return fail("the node holds " + std::to_string(held) + " bytes of secrets for running containers: " +
                     std::to_string(bytes) + " more would pass its limit of " + std::to_string(config_.maxNodeBytes) +
                     " (max_node_bytes)");
-    return {};
+    return bytes;
 }
 
 void Agent::adoptTasks() {
@@ -370,9 +370,10 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     auto refs = std::move(granted->refs);
     // Sizes are known from the records (or the cluster's copies): nothing
     // has been decrypted yet.
-    if (auto ok = checkLimits(*granted->payloads); !ok) return tl::unexpected(ok.error());
-    for (std::size_t i = 0; i < granted->payloads->count(); ++i) task.record.bytes += granted->payloads->size(i);
-    task.held = Reservation(pendingBytes_, "", task.record.bytes);
+    auto bytes = checkLimits(*granted->payloads);
+    if (!bytes) return tl::unexpected(bytes.error());
+    task.record.bytes = *bytes;
+    task.held = Reservation(pendingBytes_, "", *bytes);
     if (auto ok = mapOwnersToHost(*pid, refs); !ok) return tl::unexpected(ok.error());
     auto layout = mountfs::planView(refs);
     if (!layout) return tl::unexpected(layout.error());

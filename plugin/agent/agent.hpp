@@ -102,8 +102,8 @@ private:
     void addTask(const TaskRecord& record, std::vector<std::string> secrets,
                  std::unique_ptr<platform::TmpfsView> view, platform::UniqueFd pidfd);
     // Refuses a container's secrets over the per-container or the node's
-    // limits, before anything is decrypted.
-    Result<void> checkLimits(const mountfs::PayloadSource& payloads) const;
+    // limits, before anything is decrypted; their bytes otherwise.
+    Result<std::size_t> checkLimits(const mountfs::PayloadSource& payloads) const;
     void watchExit(const TaskRecord& record);
     void flushTask(const std::string& id, const char* why);
     std::vector<std::string> tasksUsing(const std::string& name) const;  // container ids
