@@ -7,7 +7,7 @@
 //   prop_timer CONFIG SECRET UPDATES SIZE FILE...
 //
 // CONFIG: an agent-format YAML with an etcd block for the admin (user root,
-// cluster_key). Per update it prints one line of CLOCK_MONOTONIC times in
+// cluster_key, signing_key). Per update it prints one line of CLOCK_MONOTONIC times in
 // ns (the clock of Python's time.monotonic and of the agent's trace):
 //   commit_start commit_ack rotate_start rotate_ack first_visible last_visible
 // commit_*: a put of a scratch key outside every node prefix (etcd's own
@@ -76,7 +76,9 @@ int main(int argc, char** argv) {
     if (!client || !scratchClient) return failed((client ? scratchClient : client).error().message);
     auto key = cluster::ClusterKey::load(config->etcd.clusterKey);
     if (!key) return failed(key.error().message);
-    ClusterAdmin admin(std::move(*client), std::move(*key));
+    auto signer = cluster::AdminSigningKey::load(config->etcd.signingKey);
+    if (!signer) return failed(signer.error().message);
+    ClusterAdmin admin(std::move(*client), std::move(*key), std::move(*signer));
 
     std::mt19937 pause(std::random_device{}());
     std::vector<unsigned char> scratch(size + 1);

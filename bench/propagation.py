@@ -98,11 +98,17 @@ class Propagation:
         admin_dir = os.path.join(self.dir, "admin")
         os.makedirs(admin_dir, mode=0o700)
         self.admin_yaml = os.path.join(self.dir, "admin.yaml")
-        self.write_yaml(self.admin_yaml, "root", "admin", "  cluster_key: %s/cluster.key\n" % admin_dir)
+        # The admin's signing key; the node trusts its public half.
+        signing = os.path.join(admin_dir, "signing.key")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", signing], check=True,
+                       stderr=subprocess.DEVNULL)
+        subprocess.run(["openssl", "pkey", "-in", signing, "-pubout", "-out", signing + ".pub"], check=True)
+        self.write_yaml(self.admin_yaml, "root", "admin", "  cluster_key: %s/cluster.key\n  signing_key: %s\n"
+                        % (admin_dir, signing))
         agent_dir = os.path.join(self.dir, "agent")
         os.makedirs(os.path.join(agent_dir, "state"), mode=0o700)
         agent_yaml = os.path.join(self.dir, "agent.yaml")
-        self.write_yaml(agent_yaml, NODE, NODE, "  node: %s\n" % NODE)
+        self.write_yaml(agent_yaml, NODE, NODE, "  node: %s\n  admin_keys: [%s.pub]\n" % (NODE, signing))
         with open(agent_yaml) as f:
             body = f.read()
         with open(agent_yaml, "w") as f:

@@ -33,8 +33,10 @@ std::vector<std::string> sourcesOf(const std::string& specs) {
 
 }  // namespace
 
-ClusterSource::ClusterSource(asio::io_context& io, std::unique_ptr<EtcdClient> client, NodeKeyPair key, std::string node)
-    : io_(io), client_(std::move(client)), key_(std::move(key)), node_(std::move(node)), prefix_(nodePrefix(node_)) {}
+ClusterSource::ClusterSource(asio::io_context& io, std::unique_ptr<EtcdClient> client, NodeKeyPair key, std::string node,
+                             TrustedKeys admins, SerialFloor floor)
+    : io_(io), client_(std::move(client)), key_(std::move(key)), node_(std::move(node)), prefix_(nodePrefix(node_)),
+      admins_(std::move(admins)), floor_(std::move(floor)) {}
 
 ClusterSource::~ClusterSource() { stop(); }
 
@@ -61,9 +63,15 @@ Result<std::unique_ptr<ClusterSource>> ClusterSource::create(asio::io_context& i
     if (auto ok = checkName("node", c.node); !ok) return tl::unexpected(wrap(ok.error(), "etcd.node"));
     auto client = etcdClientFor(c);
     if (!client) return tl::unexpected(client.error());
+    auto admins = TrustedKeys::load(c.adminKeys);
+    if (!admins) return tl::unexpected(admins.error());
+    if (admins->empty()) return fail("etcd.admin_keys: no admin key to check the cluster's records against");
+    auto floor = SerialFloor::open(config.stateDir);
+    if (!floor) return tl::unexpected(floor.error());
     auto key = NodeKeyPair::loadOrCreate(config.stateDir, kNodeKeyFile);
     if (!key) return tl::unexpected(key.error());
-    return std::unique_ptr<ClusterSource>(new ClusterSource(io, std::move(*client), std::move(*key), c.node));
+    return std::unique_ptr<ClusterSource>(new ClusterSource(io, std::move(*client), std::move(*key), c.node,
+                                                            std::move(*admins), std::move(*floor)));
 }
 
 void ClusterSource::start(Callbacks callbacks) {
@@ -182,6 +190,30 @@ void ClusterSource::markDisconnected(const std::string& why) {
         std::to_string(dropped) + " unused secret(s)");
 }
 
+// A record an admin did not sign, or signed before the one this node last
+// accepted at its key (put back by whoever can write to etcd: a replay after
+// a delete, or after an agent restart), is refused and logged by key; the
+// running containers keep what they have.
+template <class Record>
+bool ClusterSource::trusted(const std::string& key, const Record& record) const {
+    if (auto ok = admins_.verify(key, record); !ok) {
+        log("etcd: refused key " + quote(key) + ": " + ok.error().message);
+        return false;
+    }
+    if (const std::uint64_t floor = floor_.at(key); record.sig.serial < floor) {
+        log("etcd: refused key " + quote(key) + ": serial " + std::to_string(record.sig.serial) +
+            " is older than serial " + std::to_string(floor) + " this node accepted there (a replayed record)");
+        return false;
+    }
+    return true;
+}
+
+void ClusterSource::saveFloor() {
+    if (auto ok = floor_.save(); !ok)
+        log("etcd: the serials of accepted records were not saved (" + ok.error().message +
+            "): after a restart this node could take back an older record");
+}
+
 void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, std::set<std::string>& secrets) {
     auto ref = parseNodeKey(kv.key);
     if (!ref || ref->node != node_) {
@@ -198,6 +230,8 @@ void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, s
             log("etcd: skipped key " + quote(kv.key) + ": " + refs.error().message);
             return;
         }
+        if (!trusted(kv.key, *t)) return;
+        floor_.raise(kv.key, t->sig.serial);
         const auto old = tasks_.find(ref->name);
         if (old == tasks_.end() || old->second.secrets != t->secrets || old->second.signal != t->signal ||
             !(old->second.identity == t->identity))
@@ -210,22 +244,21 @@ void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, s
         log("etcd: skipped key " + quote(kv.key) + ": " + (s ? "the record names another secret" : s.error().message));
         return;
     }
-    // Check now that it decrypts: a copy that does not (tampered, moved from
-    // another node's prefix) is skipped and the old one kept.
+    if (!trusted(kv.key, *s)) return;
+    // Check now that it decrypts: a copy that does not (tampered, sealed to
+    // another node) is skipped and the old one kept.
     if (auto plain = key_.open(s->sealed, {node_, s->name, s->id, s->version}); !plain) {
         log("etcd: skipped key " + quote(kv.key) + ": it does not decrypt with this node's key");
         return;
     }
+    floor_.raise(kv.key, s->sig.serial);
     const auto old = copies_.find(ref->name);
-    if (old != copies_.end() && old->second.id == s->id && old->second.version == s->version) return;
-    // An older version of the same secret is a replay (someone with write
-    // access put back an old copy): never roll a running task back.
-    if (old != copies_.end() && old->second.id == s->id && s->version < old->second.version) {
-        log("etcd: skipped key " + quote(kv.key) + ": version " + std::to_string(s->version) +
-            " is older than the held version " + std::to_string(old->second.version));
-        return;
-    }
-    if (old != copies_.end()) secrets.insert(ref->name);
+    // The same version sealed again (a task assigned again) changes nothing
+    // in the running containers. A copy where none was held changes them
+    // too once the first read is done (before it, re-adopted containers are
+    // brought up to date whole): its earlier copy was deleted or refused.
+    if (old == copies_.end() ? synced_ : !(old->second.id == s->id && old->second.version == s->version))
+        secrets.insert(ref->name);
     copies_[ref->name] = std::move(*s);
 }
 
@@ -259,6 +292,7 @@ void ClusterSource::applySnapshot(std::vector<KeyValue> kvs, std::int64_t revisi
     }
     for (auto it = copies_.begin(); it != copies_.end();)
         it = seenCopies.count(it->first) ? std::next(it) : copies_.erase(it);
+    saveFloor();
     synced_ = true;
     markContact(revision);
     notify(tasks, secrets);
@@ -275,6 +309,7 @@ void ClusterSource::applyEvents(std::vector<WatchEvent> events, std::int64_t rev
         else
             applyDelete(e.kv.key, tasks);
     }
+    saveFloor();
     markContact(revision);
     notify(tasks, secrets);
     if (trace_ && !events.empty()) {

@@ -31,6 +31,8 @@
 #include "plugin/cluster/envelope.hpp"
 #include "plugin/cluster/etcd_client.hpp"
 #include "plugin/cluster/model.hpp"
+#include "plugin/cluster/signing.hpp"
+#include "plugin/agent/serial_floor.hpp"
 
 namespace secretshim::plugin {
 
@@ -40,8 +42,9 @@ Result<std::unique_ptr<cluster::EtcdClient>> etcdClientFor(const EtcdConfig& con
 
 class ClusterSource final : public SecretSource {
 public:
-    // Loads the TLS material, the password and the node key
-    // (<state_dir>/cluster-node.key, created when missing).
+    // Loads the TLS material, the password, the admin keys it trusts, the
+    // serials it has accepted and the node key (<state_dir>/cluster-node.key,
+    // created when missing).
     static Result<std::unique_ptr<ClusterSource>> create(boost::asio::io_context& io, const AgentConfig& config);
     ~ClusterSource();
 
@@ -70,7 +73,7 @@ public:
 
 private:
     ClusterSource(boost::asio::io_context& io, std::unique_ptr<cluster::EtcdClient> client, cluster::NodeKeyPair key,
-                  std::string node);
+                  std::string node, cluster::TrustedKeys admins, SerialFloor floor);
     void run();  // the watch thread
     // Applied on the io thread.
     void applySnapshot(std::vector<cluster::KeyValue> kvs, std::int64_t revision);
@@ -78,6 +81,11 @@ private:
                      std::chrono::steady_clock::time_point received = {});
     void applyPut(const cluster::KeyValue& kv, std::set<std::string>& tasks, std::set<std::string>& secrets);
     void applyDelete(const std::string& key, std::set<std::string>& tasks);
+    // Whether a record at `key` is an admin's (signed by a trusted key) and
+    // not older than what this node accepted there; logs why not.
+    template <class Record>
+    bool trusted(const std::string& key, const Record& record) const;
+    void saveFloor();
     void markContact(std::int64_t revision);
     void markDisconnected(const std::string& why);
     void notify(const std::set<std::string>& tasks, const std::set<std::string>& secrets);
@@ -88,6 +96,8 @@ private:
     cluster::NodeKeyPair key_;
     std::string node_;
     std::string prefix_;
+    cluster::TrustedKeys admins_;
+    SerialFloor floor_;  // io thread
     Callbacks callbacks_;
     std::thread thread_;
     std::atomic<bool> stop_{false};

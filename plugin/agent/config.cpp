@@ -97,6 +97,11 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
     }
     if (config.source == "etcd" && (!config.hasEtcd || config.etcd.node.empty()))
         return fail(where(name, root) + ": source \"etcd\" needs an etcd block with endpoints, ca, cert, key and node");
+    // A node acts only on records an admin signed: without a key to check
+    // them against, it would have to trust whoever can write to etcd.
+    if (config.source == "etcd" && config.etcd.adminKeys.empty())
+        return fail(where(name, root) + ": source \"etcd\" needs etcd.admin_keys: the admin public key(s) that sign "
+                    "the cluster's records (docs/cluster.md)");
     return config;
 }
 

@@ -27,6 +27,10 @@ struct EtcdConfig {
     std::string passwordFile;
     std::string node;        // this node's name (the agent)
     std::string clusterKey;  // the admins' cluster key (secretshimctl)
+    std::string signingKey;  // the admin's Ed25519 private key (secretshimctl)
+    // The admin public keys whose signatures a node accepts (required with
+    // source: etcd; the admin CLI also trusts them for node registrations).
+    std::vector<std::string> adminKeys;
 };
 
 struct AgentConfig {

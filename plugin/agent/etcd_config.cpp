@@ -9,7 +9,9 @@
 //     user: node-1
 //     password_file: /etc/secretshim/etcd/password
 //     node: node-1
+//     admin_keys: [/etc/secretshim/admin-signing.pub]  # whose signatures count
 //     cluster_key: /root/.secretshim/cluster.key   # admins only
+//     signing_key: /root/.secretshim/admin-signing.key   # admins only
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -72,11 +74,22 @@ Result<EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& blo
             }
             continue;
         }
+        if (key == "admin_keys") {
+            const bool list = value.IsSequence() && value.size() > 0 && value.size() <= 16;
+            if (!list) return fail(where(name, value) + ": key \"etcd.admin_keys\": expected a list of 1 to 16 paths");
+            for (const auto& p : value) {
+                auto path = pathValue(name, key, p);
+                if (!path) return tl::unexpected(path.error());
+                c.adminKeys.push_back(*path);
+            }
+            continue;
+        }
         if (key == "ca") v = pathValue(name, key, value), c.ca = v.value_or("");
         else if (key == "cert") v = pathValue(name, key, value), c.cert = v.value_or("");
         else if (key == "key") v = pathValue(name, key, value), c.key = v.value_or("");
         else if (key == "password_file") v = pathValue(name, key, value), c.passwordFile = v.value_or("");
         else if (key == "cluster_key") v = pathValue(name, key, value), c.clusterKey = v.value_or("");
+        else if (key == "signing_key") v = pathValue(name, key, value), c.signingKey = v.value_or("");
         else if (key == "user") v = textValue(name, key, value), c.user = v.value_or("");
         else if (key == "node") v = textValue(name, key, value), c.node = v.value_or("");
         else return fail(where(name, item.first) + ": unknown key " + quote("etcd." + key));

@@ -96,7 +96,71 @@ Result<SealedValue> sealedFrom(const json& j, const char* what, bool withEpk) {
     return s;
 }
 
+void addSigned(json& j, const Signed& sig) {
+    if (sig.signer.empty()) return;
+    j["serial"] = sig.serial;
+    j["signer"] = sig.signer;
+    j["signature"] = base64Encode(sig.signature);
+}
+
+// A record without a signature decodes (the admin CLI lists it, a node
+// refuses it as "not signed"); a malformed one does not.
+Result<void> signedFrom(const json& j, const char* what, Signed& sig) {
+    if (!j.contains("signature") && !j.contains("signer") && !j.contains("serial")) return {};
+    if (!getInt(j, "serial", sig.serial) || sig.serial == 0) return badField(what, "serial");
+    if (!getString(j, "signer", sig.signer) || sig.signer.empty() || sig.signer.size() > 64)
+        return badField(what, "signer");
+    if (!getBytes(j, "signature", sig.signature) || sig.signature.size() != 64) return badField(what, "signature");
+    return {};
+}
+
+// Length-prefixed fields: no field's bytes can pass for another's.
+void addField(std::string& out, std::string_view field) {
+    out += std::to_string(field.size());
+    out += ':';
+    out += field;
+}
+
+std::string messageStart(std::string_view kind, std::string_view key, const Signed& sig) {
+    std::string m = "secretshim signed record v1";
+    addField(m, kind);
+    addField(m, key);
+    addField(m, std::to_string(sig.serial));
+    addField(m, sig.signer);
+    return m;
+}
+
+void addSealed(std::string& m, const SealedValue& s) {
+    for (const std::string* part : {&s.epk, &s.nonce, &s.ciphertext, &s.tag}) addField(m, *part);
+}
+
 }  // namespace
+
+std::string signedMessage(std::string_view key, const TaskAssignment& t) {
+    std::string m = messageStart("task", key, t.sig);
+    addField(m, t.task);
+    addField(m, t.secrets);
+    addField(m, t.identity.text());
+    addField(m, std::to_string(t.maxContainers));
+    addField(m, std::to_string(t.signal));
+    return m;
+}
+
+std::string signedMessage(std::string_view key, const NodeSecret& s) {
+    std::string m = messageStart("secret copy", key, s.sig);
+    addField(m, s.name);
+    addField(m, s.id);
+    addField(m, std::to_string(s.version));
+    addSealed(m, s.sealed);
+    return m;
+}
+
+std::string signedMessage(std::string_view key, const NodeRegistration& r) {
+    std::string m = messageStart("node registration", key, r.sig);
+    addField(m, r.node);
+    addField(m, r.publicKey);
+    return m;
+}
 
 Result<void> checkName(std::string_view kind, std::string_view name) {
     const std::string what(kind);
@@ -161,6 +225,7 @@ std::string encodeTask(const TaskAssignment& t) {
     json j = {{"task", t.task}, {"secrets", t.secrets}, {"identity", t.identity.text()},
               {"max_containers", t.maxContainers}};
     if (t.signal != 0) j["signal"] = t.signal;
+    addSigned(j, t.sig);
     return j.dump();
 }
 
@@ -182,11 +247,14 @@ Result<TaskAssignment> decodeTask(std::string_view text) {
         return badField("task record", "max_containers");
     if (j->contains("signal") && (!getInt(*j, "signal", t.signal) || t.signal < 0 || t.signal > 64))
         return badField("task record", "signal");
+    if (auto ok = signedFrom(*j, "task record", t.sig); !ok) return tl::unexpected(ok.error());
     return t;
 }
 
 std::string encodeNodeSecret(const NodeSecret& s) {
-    return json{{"name", s.name}, {"id", s.id}, {"version", s.version}, {"sealed", sealedJson(s.sealed)}}.dump();
+    json j = {{"name", s.name}, {"id", s.id}, {"version", s.version}, {"sealed", sealedJson(s.sealed)}};
+    addSigned(j, s.sig);
+    return j.dump();
 }
 
 Result<NodeSecret> decodeNodeSecret(std::string_view text) {
@@ -200,6 +268,7 @@ Result<NodeSecret> decodeNodeSecret(std::string_view text) {
     auto sealed = sealedFrom(*j, what, true);
     if (!sealed) return tl::unexpected(sealed.error());
     s.sealed = std::move(*sealed);
+    if (auto ok = signedFrom(*j, what, s.sig); !ok) return tl::unexpected(ok.error());
     return s;
 }
 
@@ -228,7 +297,9 @@ Result<MasterSecret> decodeMaster(std::string_view text) {
 }
 
 std::string encodeRegistration(const NodeRegistration& r) {
-    return json{{"node", r.node}, {"public_key", base64Encode(r.publicKey)}}.dump();
+    json j = {{"node", r.node}, {"public_key", base64Encode(r.publicKey)}};
+    addSigned(j, r.sig);
+    return j.dump();
 }
 
 Result<NodeRegistration> decodeRegistration(std::string_view text) {
@@ -238,6 +309,7 @@ Result<NodeRegistration> decodeRegistration(std::string_view text) {
     NodeRegistration r;
     if (!getString(*j, "node", r.node) || !checkName("node", r.node)) return badField(what, "node");
     if (!getBytes(*j, "public_key", r.publicKey) || r.publicKey.size() != 32) return badField(what, "public_key");
+    if (auto ok = signedFrom(*j, what, r.sig); !ok) return tl::unexpected(ok.error());
     return r;
 }
 

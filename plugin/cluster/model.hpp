@@ -39,6 +39,17 @@ struct NodeKeyRef {
 };
 Result<NodeKeyRef> parseNodeKey(std::string_view key);
 
+// An admin's signature of a record (plugin/cluster/signing.hpp), and the
+// record's serial: it only grows from one record at a key to the next, and
+// a node refuses a record whose serial is below the highest it has seen at
+// that key (persisted: docs/cluster.md, "Signed records").
+struct Signed {
+    std::uint64_t serial = 0;
+    std::string signer;     // keyId() of the admin key; empty: not signed
+    std::string signature;  // 64 raw bytes (Ed25519)
+    bool operator==(const Signed&) const = default;
+};
+
 // nodes/<node>/tasks/<task>: the task's grants as Docker --secret specs
 // joined by ';' (the syntax of io.secretshim.secrets); the identity of the
 // containers it belongs to (a grant rule without pins) and how many of them
@@ -50,6 +61,7 @@ struct TaskAssignment {
     plugin::GrantRule identity;
     std::uint32_t maxContainers = 1;
     int signal = 0;
+    Signed sig;
 };
 inline constexpr std::uint32_t kMaxContainersLimit = 100000;
 // A task binding's rule: parsed, and refused if it pins a target, owner or
@@ -72,6 +84,7 @@ struct NodeSecret {
     std::string id;          // the secret's id, fixed at creation
     std::uint64_t version = 0;  // 1 at creation, +1 per rotation
     SealedValue sealed;
+    Signed sig;
 };
 
 // secrets/<name>: the admin's master copy under the cluster key.
@@ -89,7 +102,14 @@ struct MasterSecret {
 struct NodeRegistration {
     std::string node;
     std::string publicKey;
+    Signed sig;
 };
+
+// What an admin signs of a record at etcd key `key`: a fixed label, the
+// key, and every field but the signature, each length-prefixed.
+std::string signedMessage(std::string_view key, const TaskAssignment& task);
+std::string signedMessage(std::string_view key, const NodeSecret& secret);
+std::string signedMessage(std::string_view key, const NodeRegistration& reg);
 
 std::string encodeTask(const TaskAssignment& task);
 Result<TaskAssignment> decodeTask(std::string_view json);

@@ -56,17 +56,53 @@ Result<const ClusterKey*> ClusterAdmin::clusterKey() {
     return &*key_;
 }
 
+Result<const AdminSigningKey*> ClusterAdmin::signingKey() {
+    if (!signer_) return fail("this command needs the admin signing key (--signing-key or etcd.signing_key)");
+    return &*signer_;
+}
+
+Result<std::string> ClusterAdmin::nodePublicKey(const std::string& node) {
+    const std::string key = registrationKey(node);
+    auto r = client_->range(key, false);
+    if (!r) return tl::unexpected(r.error());
+    if (r->kvs.empty()) return fail("node " + quote(node) + " is not registered (secretshimctl node add)");
+    auto reg = decodeRegistration(r->kvs[0].value);
+    if (!reg) return tl::unexpected(wrap(reg.error(), "node " + quote(node)));
+    if (auto ok = trusted_.verify(key, *reg); !ok)
+        return fail("node " + quote(node) + "'s registration is not trusted: " + ok.error().message +
+                    " (check the node's key, then register it again: secretshimctl node add)");
+    return reg->publicKey;
+}
+
 Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& publicKey) {
     if (auto ok = checkName("node", node); !ok) return ok;
-    const std::string value = encodeRegistration({node, std::string(publicKey.begin(), publicKey.end())});
+    auto signer = signingKey();
+    if (!signer) return tl::unexpected(signer.error());
     const std::string key = registrationKey(node);
-    auto w = client_->txn({{"compare", {txnAbsent(key)}}, {"success", {txnPut(key, value)}}, {"failure", {txnRange(key)}}});
-    if (!w) return tl::unexpected(w.error());
-    if (w->succeeded) return {};
-    const KeyValue* existing = found(*w);
-    auto reg = existing ? decodeRegistration(existing->value) : tl::unexpected(Error{0, "gone"});
-    if (reg && reg->publicKey == std::string(publicKey.begin(), publicKey.end())) return {};  // already so
-    return fail("node " + quote(node) + " is already registered with another key");
+    const std::string pub(publicKey.begin(), publicKey.end());
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        auto r = client_->range(key, false);
+        if (!r) return tl::unexpected(r.error());
+        std::int64_t modRevision = 0;  // 0: absent
+        std::uint64_t serial = 0;
+        if (!r->kvs.empty()) {
+            auto reg = decodeRegistration(r->kvs[0].value);
+            if (reg && reg->publicKey != pub) return fail("node " + quote(node) + " is already registered with another key");
+            if (reg && trusted_.verify(key, *reg)) return {};  // already so (or our own write, retried)
+            modRevision = r->kvs[0].modRevision;
+            if (reg) serial = reg->sig.serial;
+        }
+        NodeRegistration fresh{node, pub, {}};
+        if (auto ok = (*signer)->sign(key, fresh, nextSerial(serial)); !ok) return ok;
+        beforeCommit();
+        auto w = client_->txn({{"compare", {txnModRevision(key, modRevision)}},
+                               {"success", {txnPut(key, encodeRegistration(fresh))}},
+                               {"failure", json::array()}});
+        if (!w) return tl::unexpected(w.error());
+        if (w->succeeded) return {};
+    }
+    return fail("node " + quote(node) + ": its registration kept changing (" + std::to_string(kAttempts) +
+                " attempts); run the command again");
 }
 
 Result<json> ClusterAdmin::listNodes() {
@@ -112,7 +148,7 @@ Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int
         if (!task) continue;
         auto refs = mountfs::parseSecretRefs(task->secrets);
         out.push_back({ref->node, ref->name, task->secrets, refs ? sourcesOf(*refs) : std::vector<std::string>{},
-                       task->identity.text(), task->maxContainers});
+                       task->identity.text(), task->maxContainers, task->sig.serial});
     }
     return out;
 }
@@ -121,6 +157,8 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
     if (auto ok = checkName("secret", name); !ok) return tl::unexpected(ok.error());
     auto key = clusterKey();
     if (!key) return tl::unexpected(key.error());
+    auto signer = signingKey();
+    if (!signer) return tl::unexpected(signer.error());
     const std::string k = masterKey(name);
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
         std::int64_t modRevision = 0;
@@ -141,15 +179,20 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
         for (const auto& a : *all)
             if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end()) nodes.insert(a.node);
         for (const auto& node : nodes) {
-            auto reg = client_->range(registrationKey(node), false);
-            if (!reg) return tl::unexpected(reg.error());
-            auto decoded = reg->kvs.empty() ? tl::unexpected(Error{0, "node " + quote(node) + " is not registered"})
-                                            : decodeRegistration(reg->kvs[0].value);
-            if (!decoded) return tl::unexpected(decoded.error());
-            auto copy = sealForNode({reinterpret_cast<const unsigned char*>(decoded->publicKey.data()), 32},
-                                    value.span(), {node, name, next.id, next.version});
+            auto pub = nodePublicKey(node);
+            if (!pub) return tl::unexpected(pub.error());
+            auto copy = sealForNode({reinterpret_cast<const unsigned char*>(pub->data()), pub->size()}, value.span(),
+                                    {node, name, next.id, next.version});
             if (!copy) return tl::unexpected(copy.error());
-            ops.push_back(txnPut(nodeSecretKey(node, name), encodeNodeSecret({name, next.id, next.version, *copy})));
+            // Signed with a serial above the copy it replaces.
+            const std::string copyKey = nodeSecretKey(node, name);
+            auto prior = client_->range(copyKey, false);
+            if (!prior) return tl::unexpected(prior.error());
+            auto old = prior->kvs.empty() ? tl::unexpected(Error{0, "none"}) : decodeNodeSecret(prior->kvs[0].value);
+            NodeSecret fresh{name, next.id, next.version, *copy, {}};
+            if (auto ok = (*signer)->sign(copyKey, fresh, nextSerial(old ? old->sig.serial : 0)); !ok)
+                return tl::unexpected(ok.error());
+            ops.push_back(txnPut(copyKey, encodeNodeSecret(fresh)));
         }
         // The master unchanged, and no task written since the scan: a task
         // assigned meanwhile would keep the old version's copy.
@@ -229,35 +272,40 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
     if (auto layout = mountfs::planView(*refs); !layout) return tl::unexpected(layout.error());
     auto key = clusterKey();
     if (!key) return tl::unexpected(key.error());
+    auto signer = signingKey();
+    if (!signer) return tl::unexpected(signer.error());
     const std::vector<std::string> sources = sourcesOf(*refs);
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
         std::int64_t scanned = 0;
         auto all = assignments(&scanned);
         if (!all) return tl::unexpected(all.error());
-        for (const auto& a : *all)
+        std::uint64_t taskSerial = 0;  // of the record this one replaces
+        for (const auto& a : *all) {
             if (a.task == task && a.node != node)
                 return fail("task " + quote(task) + " is assigned to node " + quote(a.node) + ": unassign it first");
-        auto reg = client_->range(registrationKey(node), false);
-        if (!reg) return tl::unexpected(reg.error());
-        if (reg->kvs.empty()) return fail("node " + quote(node) + " is not registered (secretshimctl node add)");
-        auto registration = decodeRegistration(reg->kvs[0].value);
-        if (!registration) return tl::unexpected(registration.error());
-        const std::span<const unsigned char> pub(reinterpret_cast<const unsigned char*>(registration->publicKey.data()),
-                                                 32);
+            if (a.task == task) taskSerial = a.serial;
+        }
+        auto registered = nodePublicKey(node);
+        if (!registered) return tl::unexpected(registered.error());
+        const std::span<const unsigned char> pub(reinterpret_cast<const unsigned char*>(registered->data()),
+                                                 registered->size());
 
-        // What the node holds already, for the revocations below.
+        // What the node holds already (each copy's serial), for the
+        // revocations and the serials below.
         auto held = client_->range(nodePrefix(node) + "secrets/", true);
         if (!held) return tl::unexpected(held.error());
-        std::map<std::string, std::pair<std::string, std::uint64_t>> copies;
+        std::map<std::string, std::uint64_t> copies;
         for (const auto& kv : held->kvs)
-            if (auto s = decodeNodeSecret(kv.value)) copies[s->name] = {s->id, s->version};
+            if (auto s = decodeNodeSecret(kv.value)) copies[s->name] = s->sig.serial;
+        TaskAssignment record = assignment;
+        if (auto ok = (*signer)->sign(taskKey(node, task), record, nextSerial(taskSerial)); !ok) return ok;
 
         // Guards: each master unchanged since read (not rotated, not
         // removed: a removed key's mod_revision reads as 0), and nothing
         // written under nodes/ since the scan (the same task on another
         // node, or another task's grants that the revocations rely on).
         json compares = json::array({txnUnchangedSince(nodesPrefix(), scanned)});
-        json ops = json::array({txnPut(taskKey(node, task), encodeTask(assignment))});
+        json ops = json::array({txnPut(taskKey(node, task), encodeTask(record))});
         for (const auto& name : sources) {
             std::int64_t modRevision = 0;
             auto master = readMaster(*client_, name, &modRevision);
@@ -271,13 +319,19 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
             if (!plain) return fail("secret " + quote(name) + ": the cluster key cannot decrypt it");
             auto copy = sealForNode(pub, plain->span(), {node, name, master->id, master->version});
             if (!copy) return tl::unexpected(copy.error());
-            ops.push_back(txnPut(nodeSecretKey(node, name), encodeNodeSecret({name, master->id, master->version, *copy})));
+            NodeSecret fresh{name, master->id, master->version, *copy, {}};
+            const auto prior = copies.find(name);
+            if (auto ok = (*signer)->sign(nodeSecretKey(node, name), fresh,
+                                          nextSerial(prior == copies.end() ? 0 : prior->second));
+                !ok)
+                return ok;
+            ops.push_back(txnPut(nodeSecretKey(node, name), encodeNodeSecret(fresh)));
         }
         // Revocations: copies no task on this node uses any more.
         std::set<std::string> used(sources.begin(), sources.end());
         for (const auto& a : *all)
             if (a.node == node && a.task != task) used.insert(a.sources.begin(), a.sources.end());
-        for (const auto& [name, idVersion] : copies)
+        for (const auto& [name, serial] : copies)
             if (!used.count(name)) ops.push_back(txnDelete(nodeSecretKey(node, name)));
         beforeCommit();
         auto w = client_->txn({{"compare", compares}, {"success", ops}, {"failure", json::array()}});

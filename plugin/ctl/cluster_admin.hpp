@@ -19,15 +19,24 @@
 #include "mountfs/error.hpp"
 #include "plugin/cluster/envelope.hpp"
 #include "plugin/cluster/etcd_client.hpp"
+#include "plugin/cluster/signing.hpp"
 
 namespace secretshim::plugin {
 
 class ClusterAdmin {
 public:
-    ClusterAdmin(std::unique_ptr<cluster::EtcdClient> client, std::optional<cluster::ClusterKey> key)
-        : client_(std::move(client)), key_(std::move(key)) {}
+    // `signer` signs what nodes read (and registrations); `trusted` checks
+    // registrations before a copy is sealed to one (the signer's own public
+    // key is added to it).
+    ClusterAdmin(std::unique_ptr<cluster::EtcdClient> client, std::optional<cluster::ClusterKey> key,
+                 std::optional<cluster::AdminSigningKey> signer = std::nullopt, cluster::TrustedKeys trusted = {})
+        : client_(std::move(client)), key_(std::move(key)), signer_(std::move(signer)), trusted_(std::move(trusted)) {
+        if (signer_) trusted_.add(signer_->publicKey());
+    }
 
-    // Registers (or confirms) a node's X25519 public key.
+    // Registers (or confirms) a node's X25519 public key, signed; a
+    // registration of the same key that is not signed by a trusted key (an
+    // admin key rotated away) is signed again.
     Result<void> addNode(const std::string& node, const cluster::PublicKey& publicKey);
     Result<nlohmann::json> listNodes();
     Result<std::string> createSecret(const std::string& name, const SecureBuffer& value);  // the id
@@ -52,16 +61,24 @@ private:
         std::vector<std::string> sources;
         std::string identity;  // the binding's rule
         std::uint32_t maxContainers = 1;
+        std::uint64_t serial = 0;
     };
     // Every task under /secretshim/nodes/, and the revision of that read.
     Result<std::vector<Assignment>> assignments(std::int64_t* revision = nullptr);
     Result<const cluster::ClusterKey*> clusterKey();
+    Result<const cluster::AdminSigningKey*> signingKey();
+    // A node's public key from its registration, if an admin signed it:
+    // whoever can write to etcd could otherwise register a key of their own
+    // and read every copy sealed to it.
+    Result<std::string> nodePublicKey(const std::string& node);
     void beforeCommit() const {
         if (beforeCommit_) beforeCommit_();
     }
 
     std::unique_ptr<cluster::EtcdClient> client_;
     std::optional<cluster::ClusterKey> key_;
+    std::optional<cluster::AdminSigningKey> signer_;
+    cluster::TrustedKeys trusted_;
     std::function<void()> beforeCommit_;
 };
 

@@ -78,6 +78,8 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
     g->add_option("--user", user_, "etcd user");
     g->add_option("--password-file", passwordFile_, "file holding the etcd user's password");
     g->add_option("--cluster-key", clusterKey_, "the admins' cluster key (created by the first secret create)");
+    g->add_option("--signing-key", signingKey_,
+                  "the admin's Ed25519 signing key, PEM (openssl genpkey -algorithm ed25519): signs what nodes read");
 
     nodeCmd_ = app.add_subcommand("node", "cluster nodes");
     nodeCmd_->require_subcommand(1);
@@ -139,6 +141,7 @@ int ClusterCli::run() {
     if (!user_.empty()) c.user = user_;
     if (!passwordFile_.empty()) c.passwordFile = passwordFile_;
     if (!clusterKey_.empty()) c.clusterKey = clusterKey_;
+    if (!signingKey_.empty()) c.signingKey = signingKey_;
     if (c.endpoints.empty())
         return failed(Error{0, "the cluster commands need etcd settings: --cluster-config FILE or --endpoints ..."});
 
@@ -153,7 +156,17 @@ int ClusterCli::run() {
         if (!k) return failed(k.error());
         key.emplace(std::move(*k));
     }
-    ClusterAdmin admin(std::move(*client), std::move(key));
+    // Whatever a node will read is signed: registrations, task records and
+    // copies (plugin/cluster/signing.hpp).
+    std::optional<AdminSigningKey> signer;
+    if (!c.signingKey.empty() && (nodeAdd_->parsed() || rotate_->parsed() || assign_->parsed())) {
+        auto k = AdminSigningKey::load(c.signingKey);
+        if (!k) return failed(k.error());
+        signer.emplace(std::move(*k));
+    }
+    auto trusted = TrustedKeys::load(c.adminKeys);
+    if (!trusted) return failed(trusted.error());
+    ClusterAdmin admin(std::move(*client), std::move(key), std::move(signer), std::move(*trusted));
 
     if (nodeAdd_->parsed()) {
         PublicKey pub{};
@@ -180,8 +193,9 @@ int ClusterCli::run() {
         for (std::size_t i = 0; i < c.endpoints.size(); ++i) std::printf("%s%s", i ? ", " : "", c.endpoints[i].c_str());
         std::printf("]\n  ca: %s\n  cert: /etc/secretshim/etcd/%s.crt   # a certificate WITHOUT CN\n"
                     "  key: /etc/secretshim/etcd/%s.key\n  user: %s\n  password_file: /etc/secretshim/etcd/%s.password\n"
-                    "  node: %s\n",
-                    c.ca.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str());
+                    "  node: %s\n  admin_keys: [/etc/secretshim/admin-signing.pub]   # the public half of %s\n",
+                    c.ca.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(),
+                    c.signingKey.c_str());
         return 0;
     }
     if (nodeLs_->parsed()) {

@@ -21,6 +21,7 @@ public:
 
 private:
     std::string config_, caFile_, certFile_, keyFile_, user_, passwordFile_, clusterKey_;
+    std::string signingKey_;
     std::vector<std::string> endpoints_;
     std::string name_, node_, source_ = "-", format_ = "table", publicKey_, keyOut_, stateDir_;
     std::vector<std::string> specs_;

@@ -8,6 +8,11 @@
 //     master's current version.
 // Without the range guards (`txnUnchangedSince`), `secret rm` deletes a
 // secret that the racing `task assign` has just granted.
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <chrono>
 #include <fstream>
@@ -24,6 +29,7 @@
 #include "plugin/cluster/etcd_client.hpp"
 #include "tests/cluster/test_env.hpp"
 #include "plugin/cluster/model.hpp"
+#include "plugin/cluster/signing.hpp"
 #include "plugin/ctl/cluster_admin.hpp"
 
 using namespace secretshim;
@@ -62,10 +68,29 @@ Result<void> assign(ClusterAdmin& admin, const std::string& task, const std::str
     return admin.assignTask(node, t);
 }
 
+// The admin's Ed25519 signing key, made once per cluster (as `openssl
+// genpkey -algorithm ed25519` makes it).
+AdminSigningKey signingKey() {
+    const std::string path = env("ETCD_DIR") + "/race-signing.key";
+    if (::access(path.c_str(), F_OK) != 0) {
+        EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+        REQUIRE(key != nullptr);
+        std::FILE* f = std::fopen(path.c_str(), "w");
+        REQUIRE(f != nullptr);
+        ::fchmod(fileno(f), 0600);
+        PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+        std::fclose(f);
+        EVP_PKEY_free(key);
+    }
+    auto key = AdminSigningKey::load(path);
+    REQUIRE_MESSAGE(key.has_value(), (key ? "" : key.error().message));
+    return std::move(*key);
+}
+
 std::unique_ptr<ClusterAdmin> admin() {
     auto key = ClusterKey::loadOrCreate(clusterKeyPath());
     REQUIRE_MESSAGE(key.has_value(), (key ? "" : key.error().message));
-    return std::make_unique<ClusterAdmin>(rootClient(), std::move(*key));
+    return std::make_unique<ClusterAdmin>(rootClient(), std::move(*key), signingKey());
 }
 
 SecureBuffer value(const std::string& text) {

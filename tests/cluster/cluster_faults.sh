@@ -36,7 +36,8 @@ trap cleanup_cluster EXIT
 ctl_as() {  # ctl_as CA CERT KEY ARGS...: the admin (root) with the given TLS material
     ca=$1 cert=$2 key=$3; shift 3
     "$ctlbin" --endpoints "$ctl_endpoints" --cacert "$ca" --cert "$cert" --key "$key" --user root \
-        --password-file "$ETCD_PKI/root.password" --cluster-key "$work/admin/cluster.key" "$@"
+        --password-file "$ETCD_PKI/root.password" --cluster-key "$work/admin/cluster.key" \
+        --signing-key "$work/admin/signing.key" "$@"
 }
 admin() { ctl_as "$ETCD_PKI/ca.crt" "$ETCD_PKI/admin.crt" "$ETCD_PKI/admin.key" "$@"; }
 # refused DESC PATTERN CMD...: fails with exactly one line on stderr matching PATTERN
@@ -78,10 +79,13 @@ etcd:
   user: node-1
   password_file: $ETCD_PKI/node-1.password
   node: ${3:-node-1}
+  admin_keys: [$work/admin/signing.pub]
 YAML
 }
 ctl_endpoints=$ETCD_ENDPOINTS
 mkdir -m 700 "$work/admin" "$work/state" "$work/pki"
+openssl genpkey -algorithm ed25519 -out "$work/admin/signing.key" 2>/dev/null
+openssl pkey -in "$work/admin/signing.key" -pubout -out "$work/admin/signing.pub"
 
 # Bad TLS material: a CA that did not sign the members, a client certificate
 # signed by it, and an expired one signed by the cluster's CA (-days -1).
@@ -164,7 +168,7 @@ start_detached c2
 check "containers of ta and tb read their secrets" 'has_digest c1 /run/secrets/a "$(digest "$va")" && has_digest c2 /run/secrets/b "$(digest "$vb")"'
 
 # Tampered ciphertext, a malformed record, a copy moved from node-2: each is
-# logged by key and skipped; the running container keeps its value.
+# logged by key and refused; the running container keeps its value.
 etcdctl_root get --print-value-only /secretshim/nodes/node-1/secrets/a >"$work/a.json"
 python3 - "$work/a.json" >"$work/a-tampered.json" <<'PY'
 import base64, json, sys
@@ -175,13 +179,13 @@ v["sealed"]["ciphertext"] = base64.b64encode(bytes(ct)).decode()
 sys.stdout.write(json.dumps(v))
 PY
 etcdctl_root put /secretshim/nodes/node-1/secrets/a <"$work/a-tampered.json" >/dev/null
-check "tampered ciphertext: logged by key and skipped" 'wait_for 10 grep -q "nodes/node-1/secrets/a.*does not decrypt" "$work/agent.log"'
+check "tampered ciphertext: refused by key (the admin's signature covers it)" 'wait_for 10 grep -q "refused key \"/secretshim/nodes/node-1/secrets/a\": its signature does not verify" "$work/agent.log"'
 check "tampered ciphertext: the running container's secret is untouched" 'has_digest c1 /run/secrets/a "$(digest "$va")"'
 etcdctl_root put /secretshim/nodes/node-1/tasks/tbad '{"task": "tbad", "secrets": ' >/dev/null
 check "a malformed task record: logged by key and skipped" 'wait_for 10 grep -q "skipped key \"/secretshim/nodes/node-1/tasks/tbad\"" "$work/agent.log"'
 etcdctl_root get --print-value-only /secretshim/nodes/node-2/secrets/b >"$work/b-node2.json"
 etcdctl_root put /secretshim/nodes/node-1/secrets/b <"$work/b-node2.json" >/dev/null
-check "node-2's copy moved under node-1: does not decrypt there, skipped" 'wait_for 10 grep -q "nodes/node-1/secrets/b.*does not decrypt" "$work/agent.log"'
+check "node-2's copy moved under node-1: refused by key (signed for node-2's key)" 'wait_for 10 grep -q "refused key \"/secretshim/nodes/node-1/secrets/b\": its signature does not verify" "$work/agent.log"'
 check "the moved copy leaves the running container's secret untouched" 'has_digest c2 /run/secrets/b "$(digest "$vb")"'
 check "the agent is still connected after the bad data" 'connected'
 etcdctl_root del /secretshim/nodes/node-1/tasks/tbad >/dev/null

@@ -19,10 +19,11 @@ refused() {  # refused DESC PATTERN CMD...: fails with one line matching PATTERN
 }
 ctl() { "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
     --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \
-    --cluster-key "$work/admin/cluster.key" "$@"; }
+    --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key" "$@"; }
 etcdctl_root() { ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
     --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" "$@"; }
 mkdir -m 700 "$work/admin" "$work/node1"
+openssl genpkey -algorithm ed25519 -out "$work/admin/signing.key" 2>/dev/null
 
 marker="ctl-cluster-MARKER-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 printf '%s' "$marker" >"$work/v1"
@@ -35,7 +36,13 @@ check "node add with the node's public key" ctl node add node-1 --public-key "$p
 check "node add again is a no-op" ctl node add node-1 --public-key "$pub"
 check "node add prints the node's config" sh -c "\"\$@\" node add node-1 --public-key $pub | grep -q 'source: etcd'" sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
-    --user root --password-file "$ETCD_PKI/root.password"
+    --user root --password-file "$ETCD_PKI/root.password" --signing-key "$work/admin/signing.key"
+refused "node add without the admin signing key is refused" "needs the admin signing key (--signing-key or etcd.signing_key)" \
+    "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
+    --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" node add node-5 --public-key "$pub"
+# A registration written straight into etcd (by whoever can write there):
+# no copy is ever sealed to its key.
+etcdctl_root put /secretshim/registry/node-3 "{\"node\":\"node-3\",\"public_key\":\"$pub\"}" >/dev/null
 check "node add with a generated key pair" ctl node add node-2 --key-out "$work/admin/node-2.key"
 refused "node add with another key is refused" "already registered" ctl node add node-2 --public-key "$pub"
 refused "a node name with a slash is refused" "invalid" ctl node add "a/b" --public-key "$pub"
@@ -55,6 +62,8 @@ ctl secret inspect db >"$work/inspect"
 check "secret inspect shows version 1 and the id" sh -c "grep -q '\"version\": 1' $work/inspect && grep -q $id $work/inspect"
 refused "assign to an unregistered node is refused" "not registered" ctl task assign t1 --identity root --node node-9 --secret db
 refused "assign of a missing secret is refused" "not found" ctl task assign t1 --identity root --node node-1 --secret nope
+refused "assign to a node whose registration no admin signed is refused" \
+    "node \"node-3\"'s registration is not trusted: not signed by an admin key" ctl task assign t1 --identity root --node node-3 --secret db
 # A key or password file others can read is refused before it is used.
 cp "$ETCD_PKI/admin.key" "$work/shared.key"; chmod 0644 "$work/shared.key"
 cp "$ETCD_PKI/root.password" "$work/shared.password"; chmod 0640 "$work/shared.password"

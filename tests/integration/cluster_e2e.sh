@@ -28,12 +28,15 @@ trap cleanup_cluster EXIT
 
 admin() { "$ctlbin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
     --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \
-    --cluster-key "$work/admin/cluster.key" "$@"; }
+    --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key" "$@"; }
 status_json() { "$ctlbin" --socket "$sock" status 2>/dev/null; }
 connected() { status_json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["cluster"]["connected"] else 1)' 2>/dev/null; }
 in_container() { rt exec "$1" /bin/busybox sh -c "$2"; }
 
 mkdir -m 700 "$work/admin" "$work/state"
+# The admin's signing key; nodes trust its public half (etcd.admin_keys).
+openssl genpkey -algorithm ed25519 -out "$work/admin/signing.key" 2>/dev/null
+openssl pkey -in "$work/admin/signing.key" -pubout -out "$work/admin/signing.pub"
 cat >"$work/agent.yaml" <<YAML
 source: etcd
 etcd:
@@ -44,6 +47,7 @@ etcd:
   user: node-1
   password_file: $ETCD_PKI/node-1.password
   node: node-1
+  admin_keys: [$work/admin/signing.pub]
 YAML
 
 # The node's key pair is made on the node; the admin registers its public half.
@@ -91,7 +95,8 @@ ctl, pid, rounds, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 env = os.environ
 base = [ctl, "--endpoints", env["ETCD_ENDPOINTS"], "--cacert", env["ETCD_PKI"] + "/ca.crt",
         "--cert", env["ETCD_PKI"] + "/admin.crt", "--key", env["ETCD_PKI"] + "/admin.key", "--user", "root",
-        "--password-file", env["ETCD_PKI"] + "/root.password", "--cluster-key", work + "/admin/cluster.key"]
+        "--password-file", env["ETCD_PKI"] + "/root.password", "--cluster-key", work + "/admin/cluster.key",
+        "--signing-key", work + "/admin/signing.key"]
 path = "/proc/%s/root/run/secrets/db" % pid
 commit, total = [], []
 for i in range(rounds):
@@ -120,14 +125,92 @@ brc=$?
 check "propagation benchmark ran ($(tail -1 "$work/bench"))" '[ $brc = 0 ]'
 echo "# $(tail -1 "$work/bench")"
 
-# An old version put back (a replay) is not applied.
-etcdctl_root get --print-value-only /secretshim/nodes/node-1/secrets/db >"$work/db-now"
-current=$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)
-printf %s "$(marker)" | admin secret rotate db - >/dev/null
-wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/db | cut -c1-64)\" != $current ]"
-after=$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)
-etcdctl_root put /secretshim/nodes/node-1/secrets/db <"$work/db-now" >/dev/null
-check "a replayed older version is refused" 'wait_for 5 grep -q "secrets/db.*older than the held version" "$work/agent.log" && [ "$(in_container c1 "sha256sum /run/secrets/db" | cut -c1-64)" = "$after" ]'
+# Signed records (issue 16): someone who can write to etcd as its root
+# user but lacks the admin's signing key cannot change what the node
+# applies. Each refusal is logged by key; the running container keeps what
+# it has.
+dbkey=/secretshim/nodes/node-1/secrets/db
+t1key=/secretshim/nodes/node-1/tasks/t1
+db_now() { in_container c1 "sha256sum /run/secrets/db" | cut -c1-64; }
+refusals() { grep -c -F "etcd: refused key \"$1\": $2" "$work/agent.log"; }
+refused_since() { [ "$(refusals "$1" "$2")" -gt "$3" ]; }
+rotate_db() {  # a new value, seen in c1
+    was=$(db_now)
+    printf %s "$(marker)" | admin secret rotate db - >/dev/null
+    wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/db | cut -c1-64)\" != $was ]"
+}
+field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+openssl genpkey -algorithm ed25519 -out "$work/attacker.key" 2>/dev/null
+
+# A forged copy: sealed to the node's public key (anyone can), for the next
+# version, signed by another key, or not signed.
+etcdctl_root get --print-value-only $dbkey >"$work/db-cur"
+held=$(db_now)
+marker >"$work/forged-value"
+forge() { "$build/tests/cluster/forge_copy" node-1 "$pub" db "$(field "$work/db-cur" id)" \
+    $(( $(field "$work/db-cur" version) + 1 )) "$work/forged-value" "$@"; }
+n=$(refusals $dbkey "signed by an unknown key")
+forge "$work/attacker.key" | etcdctl_root put $dbkey >/dev/null
+check "signed: a forged copy (another key) is refused by key, the container unchanged" \
+    'wait_for 5 refused_since $dbkey "signed by an unknown key" $n && [ "$(db_now)" = "$held" ]'
+n=$(refusals $dbkey "not signed by an admin key")
+forge | etcdctl_root put $dbkey >/dev/null
+check "signed: an unsigned copy is refused by key, the container unchanged" \
+    'wait_for 5 refused_since $dbkey "not signed by an admin key" $n && [ "$(db_now)" = "$held" ]'
+
+# A forged task record: a target that would publish the secret, and a
+# signal, added to the admin's record.
+etcdctl_root get --print-value-only $t1key >"$work/t1-cur"
+python3 - "$work/t1-cur" >"$work/t1-forged" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["secrets"] += ";source=db,target=/run/secrets/leak"
+r["signal"] = 9
+print(json.dumps(r), end="")
+PY
+n=$(refusals $t1key "its signature does not verify")
+etcdctl_root put $t1key <"$work/t1-forged" >/dev/null
+check "signed: a forged task record is refused by key" 'wait_for 5 refused_since $t1key "its signature does not verify" $n'
+check "signed: ... no new target, no signal: the container runs as it was" \
+    'in_container c1 "test ! -e /run/secrets/leak" && [ "$(rt state c1 | grep -c running)" = 1 ] && [ "$(db_now)" = "$held" ]'
+etcdctl_root put $t1key <"$work/t1-cur" >/dev/null   # the admin's own record back (same serial: accepted)
+
+# A replay: an older copy, signed by the admin, put back; then put back
+# after a delete; then put back while the agent is down (the highest serial
+# it accepted is on disk).
+rotate_db   # etcd holds the forged copy: the admin's own first
+etcdctl_root get --print-value-only $dbkey >"$work/db-old"
+rotate_db
+after=$(db_now)
+n=$(refusals $dbkey "serial")
+etcdctl_root put $dbkey <"$work/db-old" >/dev/null
+check "signed: a replayed older copy is refused by key" \
+    'wait_for 5 refused_since $dbkey "serial" $n && grep -q "a replayed record" "$work/agent.log" && [ "$(db_now)" = "$after" ]'
+rotate_db
+etcdctl_root get --print-value-only $dbkey >"$work/db-old"
+rotate_db
+after=$(db_now)
+n=$(refusals $dbkey "serial")
+etcdctl_root del $dbkey >/dev/null
+etcdctl_root put $dbkey <"$work/db-old" >/dev/null
+check "signed: delete-then-put of an older copy is refused, the container unchanged" \
+    'wait_for 5 refused_since $dbkey "serial" $n && [ "$(db_now)" = "$after" ]'
+rotate_db
+etcdctl_root get --print-value-only $dbkey >"$work/db-old"
+rotate_db
+after=$(db_now)
+kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
+etcdctl_root put $dbkey <"$work/db-old" >/dev/null
+n=$(refusals $dbkey "serial")
+rm -f "$sock"
+"$agentbin" --config "$work/agent.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
+agent_pid=$!
+check "signed: replayed while the agent was down: refused after its restart" \
+    'wait_for 20 connected && wait_for 5 refused_since $dbkey "serial" $n && [ "$(db_now)" = "$after" ]'
+check "signed: the serials it accepted are on disk, names and numbers only" \
+    'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not all(isinstance(v,int) for v in d.values()) or sys.argv[2] not in d)" "$work/state/cluster-serials.json" $dbkey'
+rotate_db
+check "signed: the admin's next rotation is applied" '[ "$(db_now)" != "$after" ]'
 
 # A new grant appears in the running container; a revoked one disappears
 # (a revoked single-file target is emptied: its mount stays until restart).
@@ -225,7 +308,7 @@ ids="$ids c3"
 etcdctl_root get --print-value-only /secretshim/nodes/node-2/secrets/other >"$work/moved"
 etcdctl_root put /secretshim/nodes/node-1/secrets/other <"$work/moved" >/dev/null 2>&1 || \
     etcdctl_root put /secretshim/nodes/node-1/secrets/other "$(cat "$work/moved")" >/dev/null
-check "a copy moved from another node is skipped" 'wait_for 5 grep -q "secrets/other.*does not decrypt" "$work/agent.log"'
+check "a copy moved from another node is refused" 'wait_for 5 grep -qF "refused key \"/secretshim/nodes/node-1/secrets/other\": its signature does not verify" "$work/agent.log"'
 admin task assign t4 --identity root --node node-1 --secret other >/dev/null   # restores a good copy
 
 # Disconnect: two of three members down.

@@ -345,7 +345,9 @@ TEST_CASE("source etcd with its etcd block") {
                              "  key: /etc/secretshim/etcd/node.key\n"
                              "  user: node-1\n"
                              "  password_file: /etc/secretshim/etcd/password\n"
-                             "  node: node-1\n";
+                             "  node: node-1\n"
+                             "  admin_keys: [/etc/secretshim/admin-1.pub, /etc/secretshim/admin-2.pub]\n"
+                             "  signing_key: /root/admin.key\n";
     auto c = parseAgentConfig(yaml, kName);
     REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error().message));
     CHECK(c->source == "etcd");
@@ -353,6 +355,14 @@ TEST_CASE("source etcd with its etcd block") {
     CHECK(c->etcd.endpoints[1] == "https://127.0.0.1:2389");
     CHECK(c->etcd.node == "node-1");
     CHECK(c->etcd.passwordFile == "/etc/secretshim/etcd/password");
+    CHECK(c->etcd.adminKeys == std::vector<std::string>{"/etc/secretshim/admin-1.pub", "/etc/secretshim/admin-2.pub"});
+    CHECK(c->etcd.signingKey == "/root/admin.key");
+    // A node that could not check signatures would act on whatever etcd holds.
+    const std::string unsigned_ = yaml.substr(0, yaml.find("  admin_keys"));
+    auto noKeys = parseAgentConfig(unsigned_, kName);
+    REQUIRE_FALSE(noKeys.has_value());
+    CHECK(noKeys.error().message == "agent.yaml:1: source \"etcd\" needs etcd.admin_keys: the admin public key(s) that "
+                                    "sign the cluster's records (docs/cluster.md)");
 
     const std::pair<const char*, const char*> bad[] = {
         {"source: etcd\n", "needs an etcd block"},
@@ -363,6 +373,8 @@ TEST_CASE("source etcd with its etcd block") {
         {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n  colour: red\n", "unknown key"},
         {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  ca: /b\n  cert: /b\n  key: /c\n", "duplicate"},
         {"etcd: [1]\n", "mapping"},
+        {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n  admin_keys: /k.pub\n", "list of 1 to 16"},
+        {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n  admin_keys: [k.pub]\n", "absolute path"},
     };
     for (const auto& [text, expect] : bad) {
         auto r = parseAgentConfig(text, kName);

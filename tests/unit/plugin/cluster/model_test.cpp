@@ -74,7 +74,7 @@ TEST_CASE("a task record without a valid identity binding is refused: it reaches
                                "}")
                         .has_value());
 
-    NodeSecret s{"db", "abc", 2, {std::string(32, 'e'), std::string(12, 'n'), "ct", std::string(16, 't')}};
+    NodeSecret s{"db", "abc", 2, {std::string(32, 'e'), std::string(12, 'n'), "ct", std::string(16, 't')}, {}};
     auto s2 = decodeNodeSecret(encodeNodeSecret(s));
     REQUIRE(s2.has_value());
     CHECK(s2->version == 2);
@@ -90,7 +90,7 @@ TEST_CASE("a task record without a valid identity binding is refused: it reaches
     CHECK(m2->size == 5);
     CHECK(m2->created == 10);
 
-    NodeRegistration r{"node-1", std::string(32, 'k')};
+    NodeRegistration r{"node-1", std::string(32, 'k'), {}};
     auto r2 = decodeRegistration(encodeRegistration(r));
     REQUIRE(r2.has_value());
     CHECK(r2->publicKey == r.publicKey);

@@ -1,0 +1,62 @@
+#include "plugin/agent/serial_floor.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "plugin/store/atomic_file.hpp"
+#include "plugin/store/private_path.hpp"
+
+namespace secretshim::plugin {
+
+namespace {
+constexpr const char* kFile = "cluster-serials.json";
+constexpr std::uint64_t kMaxFile = 64u << 20;
+}  // namespace
+
+Result<SerialFloor> SerialFloor::open(const std::string& stateDir) {
+    auto dir = openOrCreateDir(AT_FDCWD, stateDir, "state directory " + stateDir, DirAccess::any);
+    if (!dir) return tl::unexpected(dir.error());
+    const std::string label = stateDir + "/" + kFile;
+    SerialFloor floor(std::move(*dir), stateDir);
+    auto file = openPrivateFile(floor.dir_.get(), kFile, label);
+    if (!file && file.error().code == ENOENT) return floor;
+    if (!file) return tl::unexpected(file.error());
+    if (file->size > kMaxFile) return fail(label + " is too large");
+    std::string text(file->size, '\0');
+    if (auto ok = readExact(file->fd.get(), {reinterpret_cast<unsigned char*>(text.data()), text.size()}, label); !ok)
+        return tl::unexpected(ok.error());
+    const auto j = nlohmann::json::parse(text, nullptr, false);
+    const std::string broken = label + " is damaged: the node cannot tell a replayed record (move it away to accept "
+                                       "what etcd holds now)";
+    if (!j.is_object()) return fail(broken);
+    for (const auto& [key, value] : j.items()) {
+        if (!value.is_number_unsigned()) return fail(broken);
+        floor.floor_[key] = value.get<std::uint64_t>();
+    }
+    return floor;
+}
+
+std::uint64_t SerialFloor::at(const std::string& key) const {
+    const auto it = floor_.find(key);
+    return it == floor_.end() ? 0 : it->second;
+}
+
+void SerialFloor::raise(const std::string& key, std::uint64_t serial) {
+    auto& held = floor_[key];
+    if (serial <= held) return;
+    held = serial;
+    dirty_ = true;
+}
+
+Result<void> SerialFloor::save() {
+    if (!dirty_) return {};
+    const std::string text = nlohmann::json(floor_).dump();
+    auto ok = writeFileAtomic(dir_.get(), path_, kFile, {reinterpret_cast<const unsigned char*>(text.data()), text.size()},
+                              0600, IfExists::replace);
+    if (ok) dirty_ = false;
+    return ok;
+}
+
+}  // namespace secretshim::plugin
