@@ -88,7 +88,9 @@ Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& pub
         if (!r->kvs.empty()) {
             auto reg = decodeRegistration(r->kvs[0].value);
             if (reg && reg->publicKey != pub) return fail("node " + quote(node) + " is already registered with another key");
-            if (reg && trusted_.verify(key, *reg)) return {};  // already so (or our own write, retried)
+            // Already so (or our own write, retried); signed by another key
+            // (one being rotated away), it is signed again with this one.
+            if (reg && reg->sig.signer == (*signer)->id() && trusted_.verify(key, *reg)) return {};
             modRevision = r->kvs[0].modRevision;
             if (reg) serial = reg->sig.serial;
         }

@@ -35,8 +35,8 @@ public:
     }
 
     // Registers (or confirms) a node's X25519 public key, signed; a
-    // registration of the same key that is not signed by a trusted key (an
-    // admin key rotated away) is signed again.
+    // registration of the same key signed by another key (one being rotated
+    // away) or not at all is signed again with this one.
     Result<void> addNode(const std::string& node, const cluster::PublicKey& publicKey);
     Result<nlohmann::json> listNodes();
     Result<std::string> createSecret(const std::string& name, const SecureBuffer& value);  // the id

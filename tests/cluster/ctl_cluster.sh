@@ -34,6 +34,17 @@ check "node keygen prints a 32-byte public key" test "$(printf '%s' "$pub" | bas
 check "node keygen is stable" test "$("$ctl_bin" node keygen --state-dir "$work/node1")" = "$pub"
 check "node add with the node's public key" ctl node add node-1 --public-key "$pub"
 check "node add again is a no-op" ctl node add node-1 --public-key "$pub"
+# Rotating the admin key: node add with the new key signs the registration
+# again (and back with the old one, which the rest of this test uses).
+signer() { etcdctl_root get --print-value-only /secretshim/registry/node-1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["signer"])'; }
+openssl genpkey -algorithm ed25519 -out "$work/admin/new-signing.key" 2>/dev/null
+was=$(signer)
+"$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
+    --user root --password-file "$ETCD_PKI/root.password" --signing-key "$work/admin/new-signing.key" \
+    node add node-1 --public-key "$pub" >/dev/null
+check "node add with a new signing key signs the registration again" sh -c "[ -n \"\$1\" ] && [ -n \"\$2\" ] && [ \"\$1\" != \"\$2\" ]" sh "$was" "$(signer)"
+ctl node add node-1 --public-key "$pub" >/dev/null
+check "... and with the old one again" test "$(signer)" = "$was"
 check "node add prints the node's config" sh -c "\"\$@\" node add node-1 --public-key $pub | grep -q 'source: etcd'" sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
     --user root --password-file "$ETCD_PKI/root.password" --signing-key "$work/admin/signing.key"

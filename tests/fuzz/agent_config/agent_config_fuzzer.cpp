@@ -46,9 +46,15 @@ std::string format(const AgentConfig& c) {
         out << YAML::EndSeq;
         const std::pair<const char*, const std::string*> fields[] = {
             {"ca", &c.etcd.ca}, {"cert", &c.etcd.cert}, {"key", &c.etcd.key}, {"user", &c.etcd.user},
-            {"password_file", &c.etcd.passwordFile}, {"node", &c.etcd.node}, {"cluster_key", &c.etcd.clusterKey}};
+            {"password_file", &c.etcd.passwordFile}, {"node", &c.etcd.node}, {"cluster_key", &c.etcd.clusterKey},
+            {"signing_key", &c.etcd.signingKey}};
         for (const auto& [key, value] : fields)
             if (!value->empty()) out << YAML::Key << key << YAML::Value << YAML::DoubleQuoted << *value;
+        if (!c.etcd.adminKeys.empty()) {
+            out << YAML::Key << "admin_keys" << YAML::Value << YAML::BeginSeq;
+            for (const auto& k : c.etcd.adminKeys) out << YAML::DoubleQuoted << k;
+            out << YAML::EndSeq;
+        }
         out << YAML::EndMap;
     }
     out << YAML::EndMap;
@@ -88,8 +94,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(!e.endpoints.empty() && isPath(e.ca) && isPath(e.cert) && isPath(e.key));
         for (const auto& url : e.endpoints) FUZZ_CHECK_MSG(url.rfind("https://", 0) == 0, url);
         for (const auto& url : e.endpoints) FUZZ_CHECK_MSG(fuzz::isUtf8(url), url);
-        for (const std::string* s : {&e.ca, &e.cert, &e.key, &e.user, &e.passwordFile, &e.node, &e.clusterKey})
+        for (const std::string* s : {&e.ca, &e.cert, &e.key, &e.user, &e.passwordFile, &e.node, &e.clusterKey,
+                                     &e.signingKey})
             if (!emitterKeeps(*s)) return 0;
+        for (const auto& k : e.adminKeys) {
+            FUZZ_CHECK_MSG(isPath(k), k);
+            if (!emitterKeeps(k)) return 0;
+        }
+        FUZZ_CHECK(config->source != "etcd" || !e.adminKeys.empty());
     }
 
     if (!emitterKeeps(config->socket) || !emitterKeeps(config->stateDir)) return 0;
@@ -107,6 +119,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                reparsed->etcd.ca == config->etcd.ca && reparsed->etcd.cert == config->etcd.cert &&
                reparsed->etcd.key == config->etcd.key && reparsed->etcd.user == config->etcd.user &&
                reparsed->etcd.passwordFile == config->etcd.passwordFile && reparsed->etcd.node == config->etcd.node &&
-               reparsed->etcd.clusterKey == config->etcd.clusterKey);
+               reparsed->etcd.clusterKey == config->etcd.clusterKey &&
+               reparsed->etcd.signingKey == config->etcd.signingKey &&
+               reparsed->etcd.adminKeys == config->etcd.adminKeys);
     return 0;
 }
