@@ -13,7 +13,10 @@
 // replaced by an upgrade while the container ran) must still find its task.
 // Two containers with the same id and the same bundle directory (two runc
 // roots started from one bundle) are one container as far as the agent can
-// tell: the second is refused its secrets.
+// tell: the second is refused its secrets, and its poststop (runc runs it
+// after a failed createRuntime) releases the first, as any poststop naming
+// that key would. No runtime lays bundles out so; an admin running runc by
+// hand must not either.
 //
 // An empty bundle is unknown: a task created by a hook from before bundles
 // were sent, or re-adopted from a record of that time.
