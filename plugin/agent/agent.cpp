@@ -237,7 +237,7 @@ void Agent::adoptTasks() {
         auto start = pidfd ? processStartTime(r.pid) : Result<unsigned long long>(fail("gone"));
         if (!pidfd || !start || *start != r.startTime) {
             log("container " + quote(r.id) + ": exited while the agent was down; forgotten");
-            records_.remove(r.id);
+            records_.remove(r.key());
             continue;
         }
         auto refs = mountfs::parseSecretRefs(r.secrets);
@@ -251,7 +251,7 @@ void Agent::adoptTasks() {
                            : tl::unexpected(layout.error());
         if (!view) {
             log("container " + quote(r.id) + ": cannot re-adopt its secrets: " + view.error().message);
-            records_.remove(r.id);
+            records_.remove(r.key());
             continue;
         }
         std::vector<std::string> names;
@@ -261,8 +261,8 @@ void Agent::adoptTasks() {
         // Cluster mode: tied to its task again; the first read of etcd
         // brings it what changed while the agent was down.
         if (!r.task.empty()) {
-            clusterTasks_[r.id] = r.task;
-            clusterResync_.insert(r.id);
+            clusterTasks_[r.key()] = r.task;
+            clusterResync_.insert(r.key());
         }
         addTask(r, std::move(names), std::move(*view), std::move(pidfd));
     }
@@ -340,9 +340,15 @@ void Agent::stop() {
 Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<UniqueFd>& fds) {
     PendingTask task;
     task.record.id = stringField(request, "id");
+    task.record.bundle = stringField(request, "bundle");  // "" from a hook older than bundles
     if (task.record.id.empty()) return fail("the request names no container");
+    // A NUL byte could make two keys share a record's name (task_key.cpp);
+    // no runtime names a container or a bundle so.
+    if (task.record.id.find('\0') != std::string::npos || task.record.bundle.find('\0') != std::string::npos)
+        return fail("the request's container id or bundle holds a NUL byte");
     if (fds.size() != 1) return fail("the request carries no pidfd of the container");
-    if (tasks_.count(task.record.id)) return fail("container " + quote(task.record.id) + " already has its secrets");
+    if (tasks_.count(task.record.key()))
+        return fail("container " + quote(task.record.id) + " already has its secrets");
     const auto who = request.find("identity");
     auto identity = WorkloadIdentity::fromJson(who == request.end() ? json() : *who);
     if (!identity) return tl::unexpected(identity.error());
@@ -401,7 +407,7 @@ void Agent::startTask(PendingTask pending) {
     pending.view->releaseMountSources();
     pending.record.viewDevice = pending.view->device();
     const std::string id = pending.record.id;
-    if (!pending.record.task.empty()) clusterTasks_[id] = pending.record.task;
+    if (!pending.record.task.empty()) clusterTasks_[pending.record.key()] = pending.record.task;
     pending.claim.release();  // counted in clusterTasks_ from now on
     if (auto ok = records_.save(pending.record); !ok)
         log("container " + quote(id) + ": its record was not saved, it will not survive an agent restart: " +
@@ -419,7 +425,7 @@ void Agent::addTask(const TaskRecord& record, std::vector<std::string> secrets,
     task.secrets = std::move(secrets);
     task.view = std::move(view);
     task.exitWatch = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd.release());
-    tasks_[record.id] = std::move(task);
+    tasks_[record.key()] = std::move(task);
     watchExit(record);
 }
 
@@ -428,18 +434,18 @@ void Agent::addTask(const TaskRecord& record, std::vector<std::string> secrets,
 // whole thread group is gone (a zombie leader with live threads, as during
 // a non-leader thread's execve(), is still a running process).
 void Agent::watchExit(const TaskRecord& record) {
-    const auto it = tasks_.find(record.id);
+    const auto it = tasks_.find(record.key());
     if (it == tasks_.end()) return;
     it->second.exitWatch->async_wait(
         asio::posix::stream_descriptor::wait_read, [this, record](const boost::system::error_code& ec) {
-            if (ec || !tasks_.count(record.id)) return;
+            if (ec || !tasks_.count(record.key())) return;
             if (processRunning(record.pid, record.startTime)) return watchExit(record);
-            flushTask(record.id, "exited");
+            flushTask(record.key(), "exited");
         });
 }
 
-void Agent::flushTask(const std::string& id, const char* why) {
-    const auto it = tasks_.find(id);
+void Agent::flushTask(TaskKey key, const char* why) {
+    const auto it = tasks_.find(key);
     if (it == tasks_.end()) return;
     const auto start = std::chrono::steady_clock::now();
     auto ok = it->second.view->flush();
@@ -448,31 +454,53 @@ void Agent::flushTask(const std::string& id, const char* why) {
     boost::system::error_code ignored;
     if (it->second.exitWatch) it->second.exitWatch->close(ignored);
     tasks_.erase(it);
-    clusterTasks_.erase(id);
-    clusterResync_.erase(id);
-    records_.remove(id);
-    log("container " + quote(id) + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +
+    clusterTasks_.erase(key);
+    clusterResync_.erase(key);
+    records_.remove(key);
+    log("container " + quote(key.id) + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +
         (ok ? "" : " (with an error: " + ok.error().message + ")"));
 }
 
-std::vector<std::string> Agent::tasksUsing(const std::string& name) const {
-    std::vector<std::string> ids;
-    for (const auto& [id, task] : tasks_)
-        if (std::find(task.secrets.begin(), task.secrets.end(), name) != task.secrets.end()) ids.push_back(id);
-    return ids;
+// The hook's poststop names its container by id and bundle, and the task
+// with that very key is flushed. A release without a bundle comes from a
+// hook older than bundles (a package upgrade replaced the hook while the
+// container ran, or another client): it flushes the task with that id only
+// if exactly one runs, never a guess between two. A task whose create sent
+// no bundle is not released by a poststop that sends one. Neither loses a
+// flush: every task is flushed when its init exits, whatever poststop says.
+void Agent::releaseTask(const std::string& id, const std::string& bundle) {
+    if (!bundle.empty()) return flushTask({id, bundle}, "released by poststop");
+    const auto first = tasks_.lower_bound({id, ""});  // keys sort by id first
+    std::size_t count = 0;
+    for (auto it = first; it != tasks_.end() && it->first.id == id; ++it) ++count;
+    if (count == 1) return flushTask(first->first, "released by poststop");
+    if (count > 1)
+        log("container " + quote(id) + ": a release without a bundle (a hook older than the agent) names " +
+            std::to_string(count) + " running containers with that id: none released, each is flushed when it exits");
+}
+
+std::vector<TaskKey> Agent::tasksUsing(const std::string& name) const {
+    std::vector<TaskKey> keys;
+    for (const auto& [key, task] : tasks_)
+        if (std::find(task.secrets.begin(), task.secrets.end(), name) != task.secrets.end()) keys.push_back(key);
+    return keys;
 }
 
 json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
     const std::string op = stringField(request, "op");
     if (op == "release") {
-        flushTask(stringField(request, "id"), "released by poststop");
+        releaseTask(stringField(request, "id"), stringField(request, "bundle"));
         return {{"ok", true}};
     }
     if (op.rfind("secret.", 0) == 0) return handleLocal(op, request, fds);
     if (op == "task.ls") {  // paged: plugin/agent/task_list.hpp
-        std::map<std::string, const std::vector<std::string>*> secretsById;
-        for (const auto& [id, task] : tasks_) secretsById.emplace_hint(secretsById.end(), id, &task.secrets);
-        return taskListPage(secretsById, stringField(request, "after"));
+        std::map<TaskKey, const std::vector<std::string>*> secretsByKey;
+        for (const auto& [key, task] : tasks_) secretsByKey.emplace_hint(secretsByKey.end(), key, &task.secrets);
+        TaskPageStart start{stringField(request, "after"), std::nullopt};
+        // A client older than bundles sends "after" alone (task_list.hpp).
+        if (const auto b = request.find("after_bundle"); b != request.end() && b->is_string())
+            start.afterBundle = b->get<std::string>();
+        return taskListPage(secretsByKey, start);
     }
     if (op == "status") {
         json reply = {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},
@@ -505,6 +533,14 @@ Result<std::vector<GrantRule>> rulesField(const json& request, const char* key) 
         rules.push_back(std::move(*rule));
     }
     return rules;
+}
+
+// What `secret ls` and `secret inspect` show of the tasks that hold a
+// secret: their container ids.
+json containerIds(const std::vector<TaskKey>& keys) {
+    json out = json::array();
+    for (const auto& k : keys) out.push_back(k.id);
+    return out;
 }
 
 json rulesJson(const std::vector<GrantRule>* rules) {
@@ -541,7 +577,7 @@ json Agent::handleLocal(const std::string& op, const json& request, std::vector<
         for (const auto& m : *metas) {
             if (op == "secret.inspect" && m.name != name) continue;
             list.push_back({{"name", m.name}, {"id", m.id}, {"size", m.size}, {"created", m.created},
-                            {"grants", rulesJson(local_->rules(m.name))}, {"tasks", tasksUsing(m.name)}});
+                            {"grants", rulesJson(local_->rules(m.name))}, {"tasks", containerIds(tasksUsing(m.name))}});
         }
         if (op == "secret.inspect" && list.empty()) return failure("secret " + quote(name) + " not found");
         return {{"ok", true}, {"secrets", list}};
@@ -570,8 +606,8 @@ json Agent::handleLocal(const std::string& op, const json& request, std::vector<
 // (for the container's identity and the reference as it asked for it) is
 // zeroed and removed, a single-file target's mount detached.
 void Agent::revokeUngranted(const std::string& name) {
-    for (const auto& id : tasksUsing(name)) {
-        Task& task = tasks_.at(id);
+    for (const auto& key : tasksUsing(name)) {
+        Task& task = tasks_.at(key);
         const auto refs = mountfs::parseSecretRefs(task.record.secrets);
         if (!refs) continue;  // what it holds was checked when it was granted
         std::vector<std::string> targets;
@@ -579,12 +615,12 @@ void Agent::revokeUngranted(const std::string& name) {
             if (ref.source == name && !(task.record.identity && local_->allows(*task.record.identity, ref)))
                 targets.push_back(ref.target);
         if (targets.empty()) continue;
-        revokeTargets(id, task, targets);
+        revokeTargets(task, targets);
         keepHeld(task, *refs);
     }
 }
 
-bool Agent::revokeTargets(const std::string& id, Task& t, const std::vector<std::string>& targets) {
+bool Agent::revokeTargets(Task& t, const std::vector<std::string>& targets) {
     const mountfs::ContainerHandle handle{t.exitWatch->native_handle(), "/"};
     bool any = false;
     for (const auto& target : targets) {
@@ -595,7 +631,7 @@ bool Agent::revokeTargets(const std::string& id, Task& t, const std::vector<std:
         auto ok = t.view->removeEntry(static_cast<std::size_t>(at - entries.begin()), handle);
         const bool gone = t.view->layout().entries.size() < before;  // zeroed and removed
         any = any || gone;
-        log("container " + quote(id) + ": " + target +
+        log("container " + quote(t.record.id) + ": " + target +
             (ok ? " revoked" : (gone ? " revoked, with an error: " : " not revoked: ") + ok.error().message));
     }
     return any;

@@ -105,8 +105,11 @@ private:
     // limits, before anything is decrypted; their bytes otherwise.
     Result<std::size_t> checkLimits(const mountfs::PayloadSource& payloads) const;
     void watchExit(const TaskRecord& record);
-    void flushTask(const std::string& id, const char* why);
-    std::vector<std::string> tasksUsing(const std::string& name) const;  // container ids
+    // By value: a caller may pass the key of the very map entry it erases.
+    void flushTask(TaskKey key, const char* why);
+    // A poststop's "release": flushes the task it names, never a guess.
+    void releaseTask(const std::string& id, const std::string& bundle);
+    std::vector<TaskKey> tasksUsing(const std::string& name) const;
     // Local mode: the admin verbs (secret.*), and a revoked grant applied
     // to the running containers.
     nlohmann::json handleLocal(const std::string& op, const nlohmann::json& request,
@@ -115,7 +118,7 @@ private:
     // Zeroes and removes the entries of a running task at `targets` (a
     // single-file target's mount detached), one log line each; whether
     // any went.
-    bool revokeTargets(const std::string& id, Task& t, const std::vector<std::string>& targets);
+    bool revokeTargets(Task& t, const std::vector<std::string>& targets);
     // Keeps of `refs` (as the container asked for them) what its view still
     // holds, as its secret names and its record.
     void keepHeld(Task& t, const std::vector<mountfs::SecretRef>& refs);
@@ -123,7 +126,7 @@ private:
     void onClusterSecretChanged(const std::string& name);
     void onClusterTaskChanged(const std::string& clusterTask);
     nlohmann::json clusterStatus() const;
-    void signalIfAsked(const std::string& containerId, const std::string& clusterTask);
+    void signalIfAsked(const TaskKey& key, const std::string& clusterTask);
 
     boost::asio::io_context& io_;
     AgentConfig config_;
@@ -131,17 +134,19 @@ private:
     SecretSource* source_ = nullptr;  // the local store or the cluster
     LocalSource* local_ = nullptr;    // local mode only
     std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
-    std::map<std::string, Task> tasks_;
+    // Running tasks by container id and bundle (task_key.hpp): the same id
+    // may run in two containerd namespaces at once.
+    std::map<TaskKey, Task> tasks_;
     std::shared_ptr<std::size_t> connections_ = std::make_shared<std::size_t>(0);  // open Connections
     std::size_t busyRefused_ = 0;  // refused since the last log line
     std::chrono::steady_clock::time_point lastBusyLog_{};
     ClusterSource* cluster_ = nullptr;
-    std::map<std::string, std::string> clusterTasks_;  // container id -> the cluster task it holds
+    std::map<TaskKey, std::string> clusterTasks_;  // container -> the cluster task it holds
     // Created, not yet attached: containers by cluster task, and their bytes
     // (under the name "").
     std::shared_ptr<Reservation::Counts> pendingClaims_ = std::make_shared<Reservation::Counts>();
     std::shared_ptr<Reservation::Counts> pendingBytes_ = std::make_shared<Reservation::Counts>();
-    std::set<std::string> clusterResync_;  // re-adopted containers not yet brought up to date
+    std::set<TaskKey> clusterResync_;  // re-adopted containers not yet brought up to date
 };
 
 }  // namespace secretshim::plugin

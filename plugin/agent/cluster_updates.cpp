@@ -54,8 +54,8 @@ void Agent::onClusterSecretChanged(const std::string& name) {
     std::optional<Result<SecureBuffer>> value;
     std::size_t updated = 0;
     std::string one;
-    for (auto& [id, task] : tasks_) {
-        const auto ct = clusterTasks_.find(id);
+    for (auto& [key, task] : tasks_) {
+        const auto ct = clusterTasks_.find(key);
         if (ct == clusterTasks_.end()) continue;
         const auto& entries = task.view->layout().entries;
         bool touched = false;
@@ -63,19 +63,19 @@ void Agent::onClusterSecretChanged(const std::string& name) {
             if (entries[i].ref.source != name) continue;
             if (!value) value.emplace(cluster_->value(name));
             if (!*value) {
-                log("container " + quote(id) + ": secret " + name + " not updated: " + value->error().message);
+                log("container " + quote(key.id) + ": secret " + name + " not updated: " + value->error().message);
                 break;
             }
             const mountfs::ContainerHandle handle{task.exitWatch->native_handle(), "/"};
             if (auto ok = task.view->update(i, (*value)->span(), handle); !ok) {
-                log("container " + quote(id) + ": secret " + name + " not updated: " + ok.error().message);
+                log("container " + quote(key.id) + ": secret " + name + " not updated: " + ok.error().message);
                 continue;
             }
             touched = true;
         }
         if (!touched) continue;
-        if (++updated == 1) one = id;
-        signalIfAsked(id, ct->second);
+        if (++updated == 1) one = key.id;
+        signalIfAsked(key, ct->second);
     }
     if (updated == 1) log("container " + quote(one) + ": secret " + name + " updated");
     if (updated > 1) log("secret " + name + " updated in " + std::to_string(updated) + " containers");
@@ -93,12 +93,13 @@ void Agent::onClusterSecretChanged(const std::string& name) {
 // stop (the next start is refused).
 void Agent::onClusterTaskChanged(const std::string& clusterTask) {
     const cluster::TaskAssignment* a = cluster_->assignment(clusterTask);
-    for (const auto& [id, task] : clusterTasks_) {
+    for (const auto& [key, task] : clusterTasks_) {
         if (task != clusterTask) continue;
-        const auto running = tasks_.find(id);
+        const auto running = tasks_.find(key);
         if (running == tasks_.end()) continue;
         Task& t = running->second;
-        const bool resync = clusterResync_.erase(id) > 0;
+        const std::string& id = key.id;  // what the log lines name
+        const bool resync = clusterResync_.erase(key) > 0;
         if (!a) {
             log("container " + quote(id) + ": task " + clusterTask +
                 " was unassigned; the running container keeps its secrets until it stops");
@@ -123,7 +124,7 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
         std::vector<std::string> revoked;
         for (const auto& e : t.view->layout().entries)
             if (std::find(mapped.begin(), mapped.end(), e.ref) == mapped.end()) revoked.push_back(e.ref.target);
-        bool changed = revokeTargets(id, t, revoked);
+        bool changed = revokeTargets(t, revoked);
         if (resync) {
             const auto& entries = t.view->layout().entries;
             for (std::size_t i = 0; i < entries.size(); ++i) {
@@ -181,16 +182,16 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
         // All of it: the assignment's own text, so the next event compares equal.
         t.record.secrets = found == refs->size() && held.size() == found ? wanted : specs;
         (void)records_.save(t.record);
-        if (changed) signalIfAsked(id, clusterTask);
+        if (changed) signalIfAsked(key, clusterTask);
     }
 }
 
-void Agent::signalIfAsked(const std::string& containerId, const std::string& clusterTask) {
+void Agent::signalIfAsked(const TaskKey& key, const std::string& clusterTask) {
     const cluster::TaskAssignment* a = cluster_->assignment(clusterTask);
-    const auto it = tasks_.find(containerId);
+    const auto it = tasks_.find(key);
     if (!a || a->signal == 0 || it == tasks_.end()) return;
     if (::syscall(SYS_pidfd_send_signal, it->second.exitWatch->native_handle(), a->signal, nullptr, 0) != 0)
-        log("container " + quote(containerId) + ": signal " + std::to_string(a->signal) + " not sent");
+        log("container " + quote(key.id) + ": signal " + std::to_string(a->signal) + " not sent");
 }
 
 json Agent::clusterStatus() const { return cluster_->status(); }

@@ -4,14 +4,21 @@ namespace secretshim::plugin {
 
 using nlohmann::json;
 
-json taskListPage(const std::map<std::string, const std::vector<std::string>*>& secretsById,
-                  const std::string& after, std::size_t budget) {
+json taskListPage(const std::map<TaskKey, const std::vector<std::string>*>& secretsByKey,
+                  const TaskPageStart& start, std::size_t budget) {
+    auto it = secretsByKey.begin();
+    if (start.afterBundle) {
+        it = secretsByKey.upper_bound({start.after, *start.afterBundle});
+    } else if (!start.after.empty()) {
+        // Keys sort by id first: the tasks with that id are adjacent.
+        for (it = secretsByKey.lower_bound({start.after, ""}); it != secretsByKey.end() && it->first.id == start.after;)
+            ++it;
+    }
     json list = json::array();
     std::size_t used = 2;  // []
     bool more = false;
-    for (auto it = after.empty() ? secretsById.begin() : secretsById.upper_bound(after); it != secretsById.end();
-         ++it) {
-        json entry = {{"id", it->first}, {"secrets", *it->second}};
+    for (; it != secretsByKey.end(); ++it) {
+        json entry = {{"id", it->first.id}, {"bundle", it->first.bundle}, {"secrets", *it->second}};
         const std::size_t size = entry.dump().size() + 1;  // and a comma
         if (!list.empty() && used + size > budget) {
             more = true;

@@ -10,7 +10,6 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
-#include <openssl/sha.h>
 
 #include "platform/linux/read_all.hpp"
 #include "plugin/store/atomic_file.hpp"
@@ -21,19 +20,9 @@ namespace {
 
 constexpr const char* kSuffix = ".task";
 
-// Container ids are the runtime's, of any length and content: name the
-// file by the id's SHA-256 (the id itself is inside the record).
-std::string fileName(const std::string& id) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(id.data()), id.size(), digest);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : digest) {
-        out += hex[c >> 4];
-        out += hex[c & 15];
-    }
-    return out + kSuffix;
-}
+// Named by the task's key, never by the id or bundle themselves (the
+// runtime's, of any length and content): task_key.cpp.
+std::string fileName(const TaskKey& key) { return key.storeName() + kSuffix; }
 
 }  // namespace
 
@@ -50,6 +39,7 @@ Result<TaskRecords> TaskRecords::open(const std::string& dir) {
 
 Result<void> TaskRecords::save(const TaskRecord& r) {
     nlohmann::json record{{"id", r.id}, {"pid", r.pid}, {"start_time", r.startTime}, {"secrets", r.secrets}};
+    if (!r.bundle.empty()) record["bundle"] = r.bundle;
     if (!r.task.empty()) record["task"] = r.task;
     if (r.identity) record["identity"] = r.identity->toJson();
     if (r.viewDevice != 0) record["view_device"] = r.viewDevice;
@@ -59,12 +49,12 @@ Result<void> TaskRecords::save(const TaskRecord& r) {
     // No fsync: a record only has to outlive an agent crash (the page cache
     // does); after a node crash no container it names is running. The two
     // fsyncs cost 1-10 ms of every container start (bench row 2b).
-    return writeFileAtomic(dir_.get(), path_, fileName(r.id),
+    return writeFileAtomic(dir_.get(), path_, fileName(r.key()),
                            {reinterpret_cast<const unsigned char*>(text.data()), text.size()}, 0600,
                            IfExists::replace, Durability::processCrash);
 }
 
-void TaskRecords::remove(const std::string& id) { (void)::unlinkat(dir_.get(), fileName(id).c_str(), 0); }
+void TaskRecords::remove(const TaskKey& key) { (void)::unlinkat(dir_.get(), fileName(key).c_str(), 0); }
 
 std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems) {
     std::vector<TaskRecord> records;
@@ -87,14 +77,18 @@ std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems)
         }
         const auto j = nlohmann::json::parse(text, nullptr, false);
         TaskRecord r;
+        // A record without "bundle" was written before bundles were sent:
+        // its key has none, and its file the name such records always had.
         if (!j.is_object() || !j.contains("id") || !j["id"].is_string() || !j.contains("pid") ||
             !j["pid"].is_number_integer() || !j.contains("start_time") || !j["start_time"].is_number_unsigned() ||
-            !j.contains("secrets") || !j["secrets"].is_string() || fileName(j["id"].get<std::string>()) != name) {
+            !j.contains("secrets") || !j["secrets"].is_string() || (j.contains("bundle") && !j["bundle"].is_string()) ||
+            fileName({j["id"].get<std::string>(), j.value("bundle", std::string())}) != name) {
             problems.push_back("unreadable task record " + path_ + "/" + name + ": removed");
             (void)::unlinkat(dir_.get(), name.c_str(), 0);
             continue;
         }
         r.id = j["id"].get<std::string>();
+        r.bundle = j.value("bundle", std::string());
         r.pid = j["pid"].get<pid_t>();
         r.startTime = j["start_time"].get<unsigned long long>();
         r.secrets = j["secrets"].get<std::string>();

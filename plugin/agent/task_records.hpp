@@ -1,7 +1,7 @@
 // What the agent remembers of running tasks across its own restarts: one
-// small JSON file per task in <runtime_dir>/tasks/ holding the container id, its
-// init's pid and start time (to tell a reused pid), and the references
-// (names and targets only, never a value).
+// small JSON file per task in <runtime_dir>/tasks/ holding the container id
+// and bundle (its key, task_key.hpp), its init's pid and start time (to tell
+// a reused pid), and the references (names and targets only, never a value).
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +13,7 @@
 
 #include "mountfs/error.hpp"
 #include "platform/linux/unique_fd.hpp"
+#include "plugin/agent/task_key.hpp"
 #include "plugin/identity/workload_identity.hpp"
 
 namespace secretshim::plugin {
@@ -37,6 +38,16 @@ struct TaskRecord {
     // grants existed has none: every revocation of a secret it holds
     // removes that secret from it.
     std::optional<WorkloadIdentity> identity = {};
+    // The bundle the runtime gave the hook: with the id, which container
+    // this is (task_key.hpp). "" in a record written before bundles were
+    // sent; such a record still loads and its task is re-adopted. Last, so
+    // that records written as {id, pid, ...} keep their meaning.
+    std::string bundle = {};
+
+    TaskKey key() const { return {id, bundle}; }
+    // The task's stable name, unique per key, safe as a file name and as a
+    // systemd FDNAME: its record is <runtime_dir>/tasks/<storeName()>.task.
+    std::string storeName() const { return key().storeName(); }
 };
 
 class TaskRecords {
@@ -47,7 +58,7 @@ public:
     // either), and a tmpfs makes saving one nearly free.
     static Result<TaskRecords> open(const std::string& dir);
     Result<void> save(const TaskRecord& record);
-    void remove(const std::string& id);
+    void remove(const TaskKey& key);
     // Every readable record; unreadable ones are reported and removed.
     std::vector<TaskRecord> loadAll(std::vector<std::string>& problems);
 

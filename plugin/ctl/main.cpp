@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/ctl/cluster_ctl.hpp"
@@ -70,13 +72,15 @@ Result<json> call(const std::string& socket, const json& request, std::span<cons
 }
 
 // task.ls comes in pages (plugin/agent/task_list.hpp): ask for the next
-// one after the last id until "more" is false. One reply holds all.
+// one after the last task (its id and bundle: ids repeat across containerd
+// namespaces) until "more" is false. One reply holds all. An agent older
+// than bundles lists none: they read as "".
 Result<json> callTaskList(const std::string& socket) {
     json all = json::array();
-    std::string after;
+    std::optional<std::pair<std::string, std::string>> after;
     for (;;) {
         json request = {{"op", "task.ls"}};
-        if (!after.empty()) request["after"] = after;
+        if (after) request.update({{"after", after->first}, {"after_bundle", after->second}});
         auto page = call(socket, request);
         if (!page) return page;
         const auto tasks = page->find("tasks");
@@ -84,9 +88,12 @@ Result<json> callTaskList(const std::string& socket) {
         for (auto& t : *tasks) all.push_back(std::move(t));
         if (!boolField(*page, "more") || tasks->empty()) break;
         const json& last = all.back();
-        if (!last.is_object() || !last.contains("id") || !last["id"].is_string() || last["id"] <= after)
+        if (!last.is_object() || !last.contains("id") || !last["id"].is_string())
             return fail("malformed reply from the agent");
-        after = last["id"].get<std::string>();
+        // Each page starts past the last: a reply that does not would loop.
+        std::pair<std::string, std::string> key{last["id"].get<std::string>(), stringField(last, "bundle")};
+        if (after && key <= *after) return fail("malformed reply from the agent");
+        after = std::move(key);
     }
     return json{{"ok", true}, {"tasks", std::move(all)}};
 }

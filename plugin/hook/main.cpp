@@ -125,8 +125,11 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
     auto rootfs = parseRootfsPath(*config, state.bundle, &facts);
     if (!rootfs) return tl::unexpected(rootfs.error());
 
+    // The bundle tells this container from one with the same id in another
+    // containerd namespace or runc root (plugin/agent/task_key.hpp).
     const json request = {{"op", "create"},
                           {"id", state.id},
+                          {"bundle", state.bundle},
                           {"secrets", asked.secrets.value_or("")},
                           {"task", asked.task.value_or("")},
                           {"identity", identity->toJson()}};
@@ -187,10 +190,12 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
 // only put the wiping of every file on the runtime's path (1000 x 64 KiB:
 // about 10 ms). The message stays queued for the agent after we close (an
 // agent too busy to take it turns it away, and the exit does the flush).
+// The bundle, as at createRuntime, names this very container: the same id
+// may run in another containerd namespace, whose secrets must stay.
 Result<void> release(const std::string& socket, const OciState& state) {
     auto sock = connectAgent(socket, kTimeout);
     if (!sock) return tl::unexpected(sock.error());
-    return sendJson(sock->get(), {{"op", "release"}, {"id", state.id}});
+    return sendJson(sock->get(), {{"op", "release"}, {"id", state.id}, {"bundle", state.bundle}});
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #    CRI plugin loads the base spec (and refuses a broken one);
 #  * the runtime wrapper, as `ctr run --runc-binary`, delivers secrets with
 #    runc and with crun, only to containers that ask, and flushes them;
+#  * the same container id in two containerd namespaces at once: each
+#    gets its own secret, and stopping one leaves the other's intact;
 #  * the wrapper's own errors: one line, config.json untouched.
 # Usage: containerd_e2e.sh BUILD_DIR
 # Secret values are random markers compared as SHA-256 digests, never printed.
@@ -27,6 +29,7 @@ image=localhost/secretshim-busybox:latest
 agent_state=$work/agent-state  # $work/state is containerd's
 cd_pid=
 ids=""
+twin=twin-$$  # the id run in two namespaces at once (section 4)
 
 c() { ctr --address "$csock" "$@"; }
 stop_containerd() {
@@ -38,7 +41,12 @@ stop_containerd() {
 cleanup() {
     if [ -n "$cd_pid" ]; then
         for id in $ids; do c task kill -s KILL "$id" >/dev/null 2>&1; c task delete -f "$id" >/dev/null 2>&1; c container delete "$id" >/dev/null 2>&1; done
+        for ns in ns1 ns2; do
+            c -n $ns task kill -s KILL "$twin" >/dev/null 2>&1; c -n $ns task delete -f "$twin" >/dev/null 2>&1
+            c -n $ns container delete "$twin" >/dev/null 2>&1
+        done
     fi
+    rmdir /run/containerd/runc/ns1 /run/containerd/runc/ns2 2>/dev/null  # runc's state dirs of those namespaces, if empty
     stop_containerd
     stop_agent
     remove_work  # containerd's snapshots and shim mounts below $work
@@ -208,7 +216,44 @@ for rt in runc crun; do
     c container delete "$id" >/dev/null 2>&1
 done
 
-# --- 4. The wrapper on its own: one-line errors, config.json untouched.
+# --- 4. The same container id in two containerd namespaces at once, each
+# asking for its own secret at the same target: two tasks, told apart by
+# their bundles (.../io.containerd.runtime.v2.task/<namespace>/<id>).
+# Stopping the one in ns2 (its exit, then its poststop at task delete)
+# leaves ns1's secret intact; stopping ns1 flushes it. Before tasks were
+# keyed by bundle, ns2's container was refused its secrets while ns1's ran,
+# and its poststop flushed ns1's.
+t1=$(marker); t2=$(marker)
+printf %s "$t1" | ctl secret create twin_1 - --grant root >/dev/null
+printf %s "$t2" | ctl secret create twin_2 - --grant root >/dev/null
+for ns in ns1 ns2; do
+    c -n $ns images import --base-name localhost/secretshim-busybox "$work/image.tar" >/dev/null
+    c -n $ns run -d --runc-binary "$wrapper" --annotation "io.secretshim.secrets=source=twin_${ns#ns},target=mine" \
+        "$image" "$twin" /bin/sh -c 'sleep 100' >/dev/null 2>"$work/$ns.err"
+done
+# What a container reads at /run/secrets/mine, as a digest.
+mine() { c -n "$1" task exec --exec-id "r$2" "$twin" /bin/sh -c 'sha256sum /run/secrets/mine' 2>/dev/null | cut -c1-64; }
+twins() { ctl task ls --format json | grep -c "\"id\": \"$twin\""; }
+check "the same id in ns1 and ns2: both run, each reads its own secret" \
+    '[ "$(mine ns1 1)" = "$(digest "$t1")" ] && [ "$(mine ns2 1)" = "$(digest "$t2")" ] && [ "$(twins)" = 2 ]' ||
+    tr -d '\\' <"$work/ns2.err" | head -c 600
+check "task ls --format json tells them apart by bundle" \
+    'ctl task ls --format json | grep -qF "\"bundle\": \"$work/state/io.containerd.runtime.v2.task/ns1/$twin\"" &&
+     ctl task ls --format json | grep -qF "\"bundle\": \"$work/state/io.containerd.runtime.v2.task/ns2/$twin\""'
+c -n ns2 task kill -s KILL "$twin" >/dev/null 2>&1
+one_twin() { [ "$(twins)" = 1 ]; }
+check "ns2's container killed: its task flushed, ns1's kept" 'wait_for 2 one_twin'
+c -n ns2 task delete "$twin" >/dev/null 2>&1  # runc delete: the poststop hook, with ns2's bundle
+c -n ns2 container delete "$twin" >/dev/null 2>&1
+sleep 0.3  # the hook does not wait for the agent: give its release time to arrive
+check "ns2's container deleted (poststop ran): ns1's still reads its secret intact" \
+    '[ "$(mine ns1 2)" = "$(digest "$t1")" ] && one_twin'
+c -n ns1 task kill -s KILL "$twin" >/dev/null 2>&1
+check "ns1's container killed: flushed, no view left" 'tasks_empty && no_view_mounts'
+c -n ns1 task delete "$twin" >/dev/null 2>&1; c -n ns1 container delete "$twin" >/dev/null 2>&1
+check "each flushed once, at its own exit" '[ "$(grep -cF "\"$twin\": exited, secrets flushed" "$work/agent.log")" = 2 ]'
+
+# --- 5. The wrapper on its own: one-line errors, config.json untouched.
 mkdir -p "$work/bundle"
 printf '{"ociVersion":"1.0.2","annotations":{"io.secretshim.secrets":"a"},"hooks":"oops"}' >"$work/bundle/config.json"
 chmod 0640 "$work/bundle/config.json"

@@ -24,12 +24,13 @@ digest() { printf %s "$1" | sha256sum | cut -c1-64; }
 
 ctl() { "$build/plugin/secretshimctl" --socket "$sock" "$@"; }
 # crun 1.8 refuses a hybrid cgroup layout: run it in a private mount
-# namespace without the cgroup2 mount (FACTS.md).
+# namespace without the cgroup2 mount (FACTS.md). The runtime's state
+# directory is $rt_root if set, else $work/state-rt.
 rt() {
     if [ "$runtime" = crun ] && mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then
-        unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified; exec crun --cgroup-manager=disabled --root "$0" "$@"' "$work/state-rt" "$@"
+        unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified; exec crun --cgroup-manager=disabled --root "$0" "$@"' "${rt_root:-$work/state-rt}" "$@"
     else
-        "$runtime" --root "$work/state-rt" "$@"
+        "$runtime" --root "${rt_root:-$work/state-rt}" "$@"
     fi
 }
 pid_of() { rt state "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])'; }

@@ -71,12 +71,15 @@ doc["hook"]["path"] = sys.argv[3]
 doc["hook"]["args"] = ["secretshim-hook", "--socket", sys.argv[4]] + doc["hook"]["args"][1:]
 json.dump(doc, open(sys.argv[2], "w"), indent=1)
 PY
-# The hook, behind a script that notes each stage's status and container.
+# The hook, behind a script that notes each stage's status and container
+# (and, in hook-bundles.log, the bundle too).
 cat >"$work/hook-logged" <<SH
 #!/bin/sh
 state=\$(cat)
 printf '%s\n' "\$state" | grep -o '"id":"[^"]*"\|"status":"[^"]*"' | tr '\n' ' ' >>"$work/hook-calls.log"
 echo >>"$work/hook-calls.log"
+printf '%s\n' "\$state" | grep -o '"id":"[^"]*"\|"status":"[^"]*"\|"bundle":"[^"]*"' | tr '\n' ' ' >>"$work/hook-bundles.log"
+echo >>"$work/hook-bundles.log"
 printf '%s' "\$state" | exec "$hook" "\$@"
 SH
 chmod +x "$work/hook-logged"
@@ -110,12 +113,19 @@ check "podman: no view left in any mount table" no_view_mounts
 # (the hook's "auto" stage tells it from createRuntime by the state).
 cid=$(pm run -d --network none --name web-2 --annotation "io.secretshim.secrets=db_pass" --rootfs "$work/rootfs" \
       /bin/sh -c 'sleep 100' 2>"$work/run2.err")
-check "podman: a running container is a task" '[ -n "$cid" ] && [ "$(ctl task ls --format json | grep -c "$cid")" = 1 ]' || cat "$work/run2.err"
+check "podman: a running container is a task" '[ -n "$cid" ] && [ "$(ctl task ls --format json | grep -c "\"$cid\"")" = 1 ]' || cat "$work/run2.err"
 check "podman exec reads the secret" '[ "$(pm exec "$cid" /bin/sh -c "sha256sum /run/secrets/db_pass" | cut -c1-64)" = "$(digest "$db")" ]'
 # The hook's "auto" stage: a "stopped" state is poststop, which flushes at
 # once (Podman runs poststop itself after the exit, when the pidfd watch
 # has usually flushed already; this checks the path on its own).
+# The state names the container's bundle, as Podman's own does: a task is
+# its id and bundle (plugin/agent/task_key.hpp).
+cbundle=$(ctl task ls --format json | python3 -c 'import json,sys; print(next(t["bundle"] for t in json.load(sys.stdin) if t["id"] == sys.argv[1]))' "$cid")
 printf '{"ociVersion":"1.0.2","id":"%s","status":"stopped","bundle":"/x","annotations":{"io.secretshim.secrets":"db_pass"}}' "$cid" |
+    "$hook" --socket "$sock" auto
+sleep 0.2  # the hook does not wait for the agent
+check "a poststop naming another bundle releases nothing" '[ "$(ctl task ls --format json | grep -c "\"$cid\"")" = 1 ]'
+printf '{"ociVersion":"1.0.2","id":"%s","status":"stopped","bundle":"%s","annotations":{"io.secretshim.secrets":"db_pass"}}' "$cid" "$cbundle" |
     "$hook" --socket "$sock" auto
 check "hook auto + a stopped state = poststop: flushed while still running" 'tasks_empty && grep -qF "$cid\": released by poststop" "$work/agent.log"'
 pm stop -t 0 "$cid" >/dev/null 2>&1
@@ -123,6 +133,11 @@ pm rm "$cid" >/dev/null 2>&1
 check "podman stop and rm: nothing left" 'no_view_mounts && [ -z "$(pm ps -aq)" ]'
 check "podman ran the hook at createRuntime and, after the exit, at poststop" \
     'grep -qxF "\"id\":\"$cid\" \"status\":\"creating\" " "$work/hook-calls.log" && grep -qxF "\"id\":\"$cid\" \"status\":\"stopped\" " "$work/hook-calls.log"' || cat "$work/hook-calls.log"
+# Podman runs poststop itself, with a state of its own making: it must name
+# the bundle runc gave createRuntime, or its release would find no task.
+bundle_at() { grep -F "\"id\":\"$cid\"" "$work/hook-bundles.log" | grep -F "\"status\":\"$1\"" | grep -o '"bundle":"[^"]*"'; }
+check "podman's poststop names the bundle its createRuntime did" \
+    '[ -n "$(bundle_at creating)" ] && [ "$(bundle_at creating)" = "$(bundle_at stopped)" ]' || cat "$work/hook-bundles.log"
 
 # A user namespace (--uidmap/--gidmap): a secret's uid is a container id,
 # the file carries the host id it maps to.

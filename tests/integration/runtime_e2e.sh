@@ -20,6 +20,7 @@ ids=""
 
 cleanup() {
     for id in $ids; do rt delete -f "$id" >/dev/null 2>&1; done
+    rt_root=$work/state-rt2; rt delete -f twin >/dev/null 2>&1; rt_root=
     stop_agent
     remove_work
 }
@@ -76,7 +77,7 @@ run c3 >/dev/null 2>&1; check "no annotation: runs, no secrets" '[ $? = 0 ]'
 bundle c4 "db_pass" sh -c 'sleep 100'
 ids="$ids c4"
 rt run -d --bundle "$work/c4" c4 >/dev/null 2>&1 </dev/null
-check "detached container holds its secret" '[ "$(ctl task ls --format json | grep -c c4)" = 1 ]'
+check "detached container holds its secret" '[ "$(ctl task ls --format json | grep -c "\"c4\"")" = 1 ]'
 check "rm of a secret in use is refused" 'ctl secret rm db_pass 2>&1 | grep -qF "is in use by a running task"'
 kill -9 "$(rt state c4 | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"])')"
 check "SIGKILLed init: flushed within a second" tasks_empty
@@ -87,11 +88,42 @@ check "SIGKILLed init: flushed within a second" tasks_empty
 bundle c4p "db_pass" sh -c 'sleep 100'
 ids="$ids c4p"
 rt run -d --bundle "$work/c4p" c4p >/dev/null 2>&1 </dev/null
-check "detached container c4p holds its secret" '[ "$(ctl task ls --format json | grep -c c4p)" = 1 ]'
+check "detached container c4p holds its secret" '[ "$(ctl task ls --format json | grep -c "\"c4p\"")" = 1 ]'
 printf '{"ociVersion":"1.0.2","id":"c4p","status":"stopped","bundle":"%s","annotations":{"io.secretshim.secrets":"db_pass"}}' "$work/c4p" |
     "$hook" --socket "$sock" poststop; rc=$?
 check "poststop hook: exits 0, and the agent flushes after it is gone" '[ $rc = 0 ] && tasks_empty && grep -qF "\"c4p\": released by poststop" "$work/agent.log"'
 rt delete -f c4p >/dev/null 2>&1
+
+# The same container id under two runc roots, as two containerd namespaces
+# run it: two tasks, told apart by their bundles, each with its own secret
+# at the same target. A poststop names its own container: the other keeps
+# its secret. (Before tasks were keyed by bundle too, the second was refused
+# its secrets, and a poststop flushed whichever held the id.)
+tw1=$(marker); tw2=$(marker)
+printf %s "$tw1" | ctl secret create twin_1 - --grant root >/dev/null
+printf %s "$tw2" | ctl secret create twin_2 - --grant root >/dev/null
+bundle twin1 "source=twin_1,target=mine" sh -c 'sleep 100'
+bundle twin2 "source=twin_2,target=mine" sh -c 'sleep 100'
+rt2() { rt_root=$work/state-rt2; rt "$@"; rc2=$?; rt_root=; return $rc2; }
+ids="$ids twin"
+rt run -d --bundle "$work/twin1" twin >/dev/null 2>"$work/twin1.err" </dev/null
+rt2 run -d --bundle "$work/twin2" twin >/dev/null 2>"$work/twin2.err" </dev/null
+mine() { "$1" exec twin /bin/busybox sha256sum /run/secrets/mine | cut -c1-64; }
+twins() { ctl task ls --format json | grep -c '"id": "twin"'; }
+check "the same id under two runc roots: both run, each reads its own secret" \
+    '[ "$(mine rt)" = "$(digest "$tw1")" ] && [ "$(mine rt2)" = "$(digest "$tw2")" ] && [ "$(twins)" = 2 ]' ||
+    cat "$work/twin2.err" "$work/twin2.hookerr" 2>/dev/null | tr -d '\\' | grep -o 'secretshim-hook: .*' | head -1
+# The second's poststop, while both inits still run (only the release can
+# flush then): it alone goes.
+printf '{"ociVersion":"1.0.2","id":"twin","status":"stopped","bundle":"%s","annotations":{"io.secretshim.secrets":"twin_2"}}' "$work/twin2" |
+    "$hook" --socket "$sock" poststop
+one_twin() { [ "$(twins)" = 1 ]; }
+check "the poststop of one (its bundle) releases it alone" \
+    'wait_for 2 one_twin && ctl task ls --format json | grep -qF "\"bundle\": \"$work/twin1\"" && [ "$(mine rt)" = "$(digest "$tw1")" ]'
+rt2 delete -f twin >/dev/null 2>&1
+check "the other stopped and deleted: the first still reads its secret" '[ "$(mine rt)" = "$(digest "$tw1")" ] && one_twin'
+rt delete -f twin >/dev/null 2>&1
+check "then it stops too: flushed" 'tasks_empty && no_view_mounts'
 
 # Grants: the annotation only asks. A secret without a grant reaches
 # nobody, with the very line a missing secret gets (no enumeration).

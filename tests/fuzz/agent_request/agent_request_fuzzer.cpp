@@ -97,6 +97,7 @@ void checkCreateReply(const json& request, const Agent::PendingTask& task, const
                       const std::vector<int>& fds) {
     FUZZ_CHECK(mounts.size() == fds.size());
     FUZZ_CHECK(task.record.id == stringField(request, "id") && !task.record.id.empty());
+    FUZZ_CHECK(task.record.bundle == stringField(request, "bundle"));
     FUZZ_CHECK(task.record.secrets == stringField(request, "secrets"));
     // Granted only to who the request said it is, and only what a rule allows.
     const auto who = WorkloadIdentity::fromJson(request["identity"]);
@@ -151,7 +152,8 @@ public:
         Result<JsonMessage> message = data.size() > kMaxMessage || data.empty()
                                           ? Result<JsonMessage>(fail("connection closed"))
                                           : decodeJson(data, {});
-        std::string op, pendingId;
+        std::string op;
+        TaskKey pendingKey;
         if (message) {
             op = stringField(message->body, "op");
             // The fds the real clients send with these requests.
@@ -163,7 +165,7 @@ public:
         }
         const json request = message ? message->body : json();
         const bool hadPending = session_.pending() != nullptr;
-        if (hadPending) pendingId = session_.pending()->record.id;
+        if (hadPending) pendingKey = session_.pending()->record.key();
 
         const Session::Outcome out = session_.receive(std::move(message));
         if (!out.reply) {
@@ -179,16 +181,18 @@ public:
         } else {
             FUZZ_CHECK(out.fds.empty());
         }
-        if (op == "attached" && hadPending && boolField(request, "ok")) started_.push_back(pendingId);
+        if (op == "attached" && hadPending && boolField(request, "ok")) started_.push_back(pendingKey);
         if (ok && op.rfind("secret.", 0) == 0 && op != "secret.ls" && op != "secret.inspect") storeChanged_ = true;
         return !out.close;
     }
 
     // The connection closes: a pending view is flushed; tasks that were
-    // started are released as their poststop hook would.
+    // started are released as their poststop hook would (by id and bundle:
+    // a release by id alone flushes nothing when two tasks share the id).
     void close() {
         session_.abandon();
-        for (const auto& id : started_) checkReply(agent_.handle({{"op", "release"}, {"id", id}}, noFds_));
+        for (const auto& key : started_)
+            checkReply(agent_.handle({{"op", "release"}, {"id", key.id}, {"bundle", key.bundle}}, noFds_));
         started_.clear();
     }
 
@@ -197,7 +201,7 @@ public:
 private:
     Agent& agent_;
     Session session_;
-    std::vector<std::string> started_;
+    std::vector<TaskKey> started_;
     std::vector<UniqueFd> noFds_;
     bool storeChanged_ = false;
 };

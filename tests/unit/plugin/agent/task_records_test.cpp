@@ -58,7 +58,8 @@ TaskRecords openRecords(const std::string& state) {
     return std::move(*records);
 }
 
-// A record's file is named by the SHA-256 of the container id.
+// A record's file is named by the SHA-256 of the container id (and, when
+// the record has a bundle, a NUL byte and the bundle).
 std::string hexOf(const std::string& text) {
     unsigned char digest[SHA256_DIGEST_LENGTH];
     SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
@@ -303,7 +304,7 @@ TEST_CASE("remove deletes a record and leaves the others") {
     auto records = openRecords(tmp.path());
     REQUIRE(records.save({"keep", 1, 1, ""}).has_value());
     REQUIRE(records.save({"drop/me", 2, 2, ""}).has_value());
-    records.remove("drop/me");
+    records.remove({"drop/me", ""});
     CHECK(entriesOf(tmp.tasks()) == std::vector<std::string>{hexOf("keep") + ".task"});
 
     std::vector<std::string> problems;
@@ -313,13 +314,13 @@ TEST_CASE("remove deletes a record and leaves the others") {
     CHECK(all[0].id == "keep");
 
     // Removing what is not there is harmless.
-    records.remove("drop/me");
-    records.remove("never-saved");
+    records.remove({"drop/me", ""});
+    records.remove({"never-saved", ""});
     all = records.loadAll(problems);
     CHECK(problems.empty());
     CHECK(all.size() == 1);
 
-    records.remove("keep");
+    records.remove({"keep", ""});
     CHECK(entriesOf(tmp.tasks()).empty());
     CHECK(records.loadAll(problems).empty());
 }
@@ -487,7 +488,7 @@ TEST_CASE("a container id of any length is saved and loaded back") {
     CHECK(problems.empty());
     REQUIRE(loaded.size() == 1);
     CHECK(loaded[0].id == id);
-    records.remove(id);
+    records.remove({id, ""});
     CHECK(entriesOf(tmp.tasks()).empty());
 }
 
@@ -539,4 +540,97 @@ TEST_CASE("who the container is survives in its record; a record without one sti
     REQUIRE(problems.size() == 1);
     CHECK(problems[0].find("the identity's integration is missing or unknown: every revocation of what it holds removes it") !=
           std::string::npos);
+}
+
+namespace {
+
+constexpr const char* kNs1 = "/run/containerd/io.containerd.runtime.v2.task/ns1/web";
+constexpr const char* kNs2 = "/run/containerd/io.containerd.runtime.v2.task/ns2/web";
+
+TaskRecord withBundle(TaskRecord r, const std::string& bundle) {
+    r.bundle = bundle;
+    return r;
+}
+
+}  // namespace
+
+TEST_CASE("the same id in two namespaces: two records, each loaded and removed on its own") {
+    TempDir tmp;
+    auto records = openRecords(tmp.path());
+    REQUIRE(records.save(withBundle({"web", 1, 10, "a"}, kNs1)).has_value());
+    REQUIRE(records.save(withBundle({"web", 2, 20, "b"}, kNs2)).has_value());
+    CHECK(entriesOf(tmp.tasks()) ==
+          [] {
+              std::vector<std::string> names{hexOf(std::string("web") + '\0' + kNs1) + ".task",
+                                             hexOf(std::string("web") + '\0' + kNs2) + ".task"};
+              std::sort(names.begin(), names.end());
+              return names;
+          }());
+
+    std::vector<std::string> problems;
+    auto all = records.loadAll(problems);
+    CHECK(problems.empty());
+    REQUIRE(all.size() == 2);
+    std::sort(all.begin(), all.end(), [](const TaskRecord& a, const TaskRecord& b) { return a.pid < b.pid; });
+    CHECK(all[0].key() == TaskKey{"web", kNs1});
+    CHECK(all[0].secrets == "a");
+    CHECK(all[1].key() == TaskKey{"web", kNs2});
+    CHECK(all[1].secrets == "b");
+
+    // Removing one leaves the other, whatever the order.
+    records.remove({"web", kNs2});
+    all = records.loadAll(problems);
+    REQUIRE(all.size() == 1);
+    CHECK(all[0].key() == TaskKey{"web", kNs1});
+    records.remove({"web", ""});  // no such key: the record with a bundle stays
+    CHECK(records.loadAll(problems).size() == 1);
+    records.remove({"web", kNs1});
+    CHECK(entriesOf(tmp.tasks()).empty());
+}
+
+TEST_CASE("a record from before bundles loads with none, under its old name, and is removed by its key") {
+    TempDir tmp;
+    auto records = openRecords(tmp.path());
+    // As the agent wrote it before bundles: named by the id's SHA-256, no "bundle".
+    const std::string old = tmp.tasks() + "/" + hexOf("web") + ".task";
+    writeText(old, R"({"id":"web","pid":5,"start_time":50,"secrets":"db","view_device":7,"locked":false})");
+    REQUIRE(::chmod(old.c_str(), 0600) == 0);
+    // The same id, started since by a hook that sends bundles.
+    REQUIRE(records.save(withBundle({"web", 6, 60, "api"}, kNs2)).has_value());
+
+    std::vector<std::string> problems;
+    auto all = records.loadAll(problems);
+    CHECK(problems.empty());
+    REQUIRE(all.size() == 2);
+    std::sort(all.begin(), all.end(), [](const TaskRecord& a, const TaskRecord& b) { return a.pid < b.pid; });
+    CHECK(all[0].key() == TaskKey{"web", ""});
+    CHECK(all[0].storeName() == hexOf("web"));
+    CHECK(all[0].viewDevice == 7);
+    CHECK_FALSE(all[0].locked);
+    CHECK(all[1].key() == TaskKey{"web", kNs2});
+
+    // Saved again (a live update), it keeps its name and gains no bundle.
+    REQUIRE(records.save(all[0]).has_value());
+    CHECK(readText(old).find("bundle") == std::string::npos);
+    records.remove(all[0].key());
+    CHECK_FALSE(fs::exists(old));
+    CHECK(records.loadAll(problems).size() == 1);
+}
+
+TEST_CASE("a record whose bundle does not match its file name, or is not a string, is refused") {
+    TempDir tmp;
+    auto records = openRecords(tmp.path());
+    REQUIRE(records.save(withBundle({"web", 1, 10, "a"}, kNs1)).has_value());
+    const std::string path = tmp.tasks() + "/" + TaskKey{"web", kNs1}.storeName() + ".task";
+    std::string text = readText(path);
+    REQUIRE(text.find(kNs1) != std::string::npos);
+    SUBCASE("another bundle") { text.replace(text.find(kNs1), std::string(kNs1).size(), kNs2); }
+    SUBCASE("no bundle") { text = R"({"id":"web","pid":1,"start_time":10,"secrets":"a"})"; }
+    SUBCASE("a bundle that is not a string") { text = R"({"id":"web","pid":1,"start_time":10,"secrets":"a","bundle":7})"; }
+    writeText(path, text);
+    std::vector<std::string> problems;
+    CHECK(records.loadAll(problems).empty());
+    REQUIRE(problems.size() == 1);
+    CHECK(problems[0] == "unreadable task record " + path + ": removed");
+    CHECK_FALSE(fs::exists(path));
 }
