@@ -137,6 +137,15 @@ Result<void> writeSecretFileFrom(int root, const std::string& path, const mountf
     return {};
 }
 
+// A directory of the view with exactly `mode`: under the unit's UMask=0077
+// mkdirat() alone made dir/, which /run/secrets shows, 0700 and root's,
+// closed to every other user of the container.
+Result<void> makeDirectory(int root, const std::string& path, mode_t mode) {
+    if (::mkdirat(root, path.c_str(), mode) != 0) return failErrno("creating the view's " + path);
+    if (::fchmodat(root, path.c_str(), mode, 0) != 0) return failErrno("setting the mode of the view's " + path);
+    return {};
+}
+
 Result<UniqueFd> readOnlyClone(int dirfd, const char* path) {
     UniqueFd clone(::open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW));
     if (!clone) return failErrno(std::string("cloning the view's ") + path);
@@ -216,11 +225,10 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
 
     const int rootfd = view->root_.get();
     for (const std::string& dir : {std::string(mountfs::kViewDir), std::string(mountfs::kViewFiles)})
-        if (::mkdirat(rootfd, dir.c_str(), dir == mountfs::kViewDir ? 0755 : 0700) != 0)
-            return failErrno("creating the view's " + dir);
+        if (auto ok = makeDirectory(rootfd, dir, dir == mountfs::kViewDir ? 0755 : 0700); !ok)
+            return tl::unexpected(ok.error());
     for (const std::string& dir : view->layout_.directories)
-        if (::mkdirat(rootfd, dir.c_str(), 0755) != 0)
-            return failErrno("creating the view's " + dir);
+        if (auto ok = makeDirectory(rootfd, dir, 0755); !ok) return tl::unexpected(ok.error());
     // On failure the view's destructor flushes the files already written
     // (a missing one is skipped); a file left partial was wiped and removed
     // by writeSecretFileFrom().
@@ -644,8 +652,8 @@ Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
     if (entry.inDirectory)
         for (const std::string& dir : planned->directories) {
             const std::string path = adopted_ ? dir.substr(mountfs::kViewDir.size() + 1) : dir;
-            if (::mkdirat(root_.get(), path.c_str(), 0755) != 0 && errno != EEXIST)
-                return failErrno("creating the view's " + dir);
+            if (auto ok = makeDirectory(root_.get(), path, 0755); !ok && ok.error().code != EEXIST)
+                return tl::unexpected(ok.error());
         }
 
     if (entry.inDirectory && dirAttached_) {

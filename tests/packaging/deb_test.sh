@@ -256,6 +256,10 @@ check "a container started with its secrets" '[ "$(rt exec c1 /bin/busybox stat 
     [ "$(rt exec c1 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ] &&
     true' ||
     { sed 's/^/# /' "$work/c1.out"; cat "$work/c1.hookerr" 2>/dev/null | sed 's/^/# hook: /'; }
+# The agent runs under the unit's UMask=0077: the view's directories must
+# not come out 0700 (/run/secrets is one of them).
+check "a user other than root reads its /run/secrets file" \
+    '[ "$(rt exec --user 1000:1000 c1 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ]'
 
 # Restart: the new agent, in a new sandbox (a new mount namespace), enters
 # the container's namespace to re-adopt the view.

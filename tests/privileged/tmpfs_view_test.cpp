@@ -212,6 +212,18 @@ TEST_CASE("flush empties an attached view; after the container exits nothing is 
     CHECK(shmemKiB() - before < 1024);
 }
 
+TEST_CASE("the view's directories keep their modes under the agent's UMask=0077") {
+    Setup s;
+    const mode_t old = ::umask(077);  // the packaged unit's
+    auto view = buildFrom("source=a,target=app/a,uid=1000,mode=0400", {"marker-umask-a"});
+    ::umask(old);
+    FakeContainer c(s.rootfs);
+    REQUIRE(view->attach({c.pidfd(), c.rootfs()}).has_value());
+    CHECK(statInside(c, "/run/secrets").value_or(StatInfo{}).mode == 0755);
+    CHECK(statInside(c, "/run/secrets/app").value_or(StatInfo{}).mode == 0755);
+    CHECK(readInside(c, "/run/secrets/app/a", 1000, 1000).value_or("") == "marker-umask-a");
+}
+
 TEST_CASE("a failed attach leaves nothing mounted in the container") {
     Setup s;
     REQUIRE(::mkfifo((s.rootfs + "/etc/fifo").c_str(), 0600) == 0);
