@@ -29,7 +29,8 @@ namespace {
 using mountfs::Bytes;
 
 constexpr std::size_t kPage = 4096;
-constexpr const char* kUpdateTemp = "file/.update";
+// In the tmpfs root, next to dir/ and file/: no target's file can be named so.
+constexpr const char* kUpdateTemp = ".update";
 // A re-adopted view reaches only dir/: its new files are linked there under
 // this name, complete (owner, mode, content), for the moment before the
 // rename that puts them in place.
@@ -460,30 +461,21 @@ std::string TmpfsView::pathInRoot(const mountfs::ViewEntry& entry) const {
     return entry.file.substr(mountfs::kViewDir.size() + 1);  // root_ is dir/ itself
 }
 
-std::string TmpfsView::freshFileName() const {
-    for (std::size_t n = layout_.entries.size();; ++n) {
-        std::string name = std::string(mountfs::kViewFiles) + "/" + std::to_string(n);
-        if (std::none_of(layout_.entries.begin(), layout_.entries.end(),
-                         [&](const mountfs::ViewEntry& e) { return e.file == name; }))
-            return name;
-    }
-}
-
 // tmpfs takes a new size and inode count on a live superblock (fspick +
 // FSCONFIG_CMD_RECONFIGURE, 5.2): a grant added live need not fit in the
-// room left at build time. Only when the room left would not hold the file
-// and the update slot; best effort (a write that does not fit then fails
-// with ENOSPC and says so).
-void TmpfsView::growFor(std::size_t bytes) {
+// room left at build time. Only when the room left would not hold the file,
+// its new directories and the update slot; best effort (a write that does
+// not fit then fails with ENOSPC and says so).
+void TmpfsView::growFor(std::size_t bytes, std::size_t directories) {
     struct statfs sfs {};
     if (!root_ || ::fstatfs(root_.get(), &sfs) != 0) return;
-    const std::size_t need = pages(bytes) + pages(maxPayload_) + kPage;
+    const std::size_t need = pages(bytes) + pages(maxPayload_) + kPage * (directories + 1);
     const std::size_t have = static_cast<std::size_t>(sfs.f_bavail) * sfs.f_bsize;
-    if (have >= need && sfs.f_ffree >= 4) return;
+    if (have >= need && sfs.f_ffree >= directories + 4) return;
     UniqueFd ctx(::fspick(root_.get(), "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT));
     if (!ctx) return;
     const std::size_t size = static_cast<std::size_t>(sfs.f_blocks) * sfs.f_bsize + (need - std::min(have, need));
-    const std::size_t inodes = static_cast<std::size_t>(sfs.f_files) + 4;
+    const std::size_t inodes = static_cast<std::size_t>(sfs.f_files) + directories + 4;
     (void)(::fsconfig(ctx.get(), FSCONFIG_SET_STRING, "size", std::to_string(size).c_str(), 0) == 0 &&
            ::fsconfig(ctx.get(), FSCONFIG_SET_STRING, "nr_inodes", std::to_string(inodes).c_str(), 0) == 0 &&
            ::fsconfig(ctx.get(), FSCONFIG_CMD_RECONFIGURE, nullptr, nullptr, 0) == 0);
@@ -647,9 +639,9 @@ Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
     if (!root_)
         return fail("adding " + ref.target + " needs a restart of the task: the view re-adopted after an agent "
                     "restart has no " + std::string(mountfs::kSecretsDir) + " mount to write through");
-    if (!entry.inDirectory) entry.file = freshFileName();
-    growFor(payload.size());
-    if (entry.inDirectory)
+    growFor(payload.size(), planned->directories.size());
+    // A re-adopted view has only dir/: it stages a single-file entry there.
+    if (entry.inDirectory || !adopted_)
         for (const std::string& dir : planned->directories) {
             const std::string path = adopted_ ? dir.substr(mountfs::kViewDir.size() + 1) : dir;
             if (auto ok = makeDirectory(root_.get(), path, 0755); !ok && ok.error().code != EEXIST)

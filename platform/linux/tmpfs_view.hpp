@@ -90,13 +90,13 @@ private:
     std::string pathInRoot(const mountfs::ViewEntry& entry) const;
     // Writes a new file not yet shown at any target; returns its path in root_.
     Result<std::string> stageFile(mountfs::Bytes payload, const mountfs::SecretRef& ref);
-    // Makes room in the tmpfs (sized at build) for one more file of `bytes`.
-    void growFor(std::size_t bytes);
+    // Makes room in the tmpfs (sized at build) for one more file of `bytes`
+    // and `directories` new directories.
+    void growFor(std::size_t bytes, std::size_t directories);
     using LiveAct = std::function<Result<void>(int fd, const AfterEnter& afterEnter)>;
     Result<UniqueFd> runInContainer(const mountfs::ContainerHandle& container, int source, const std::string& clonePath,
                                     uid_t uid, gid_t gid, const LiveAct& act);
     static LiveAct attachOne(const mountfs::ContainerHandle& container, MountSource source);
-    std::string freshFileName() const;
 
     mountfs::ViewLayout layout_;
     KernelFeatures features_;
