@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>  // renameat2
+#include <set>
 #include <string>
 
 #include "platform/linux/confine.hpp"
@@ -394,6 +395,53 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::adopt(mountfs::ViewLayout layout, 
     for (std::size_t i = 0; i < l.entries.size(); ++i)
         if (!l.entries[i].inDirectory) view->fileMounts_[i] = std::move(*it++);
     return view;
+}
+
+// Only the agent's own process can store fds for its unit (systemd's
+// NotifyAccess=main), but whatever a bug put there is left alone.
+Result<void> TmpfsView::checkStored(int fd, dev_t device) {
+    struct statx stx {};
+    struct statfs sfs {};
+    if (::statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) != 0 || ::fstatfs(fd, &sfs) != 0)
+        return failErrno("inspecting the stored fd");
+    if (sfs.f_type != TMPFS_MAGIC) return fail("the stored fd is not a tmpfs");
+    if (!S_ISDIR(stx.stx_mode) || !(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) ||
+        !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+        return fail("the stored fd is not the root of a tmpfs");
+    if (device != 0 && ::makedev(stx.stx_dev_major, stx.stx_dev_minor) != device)
+        return fail("the stored fd is the tmpfs on device " + std::to_string(stx.stx_dev_major) + ":" +
+                    std::to_string(stx.stx_dev_minor) + ", not the view's " + std::to_string(major(device)) + ":" +
+                    std::to_string(minor(device)));
+    return {};
+}
+
+Result<std::unique_ptr<TmpfsView>> TmpfsView::fromStore(mountfs::ViewLayout layout, UniqueFd root, dev_t device,
+                                                        const KernelFeatures& features, std::size_t maxPayload) {
+    if (auto ok = checkStored(root.get(), device); !ok) return tl::unexpected(ok.error());
+    std::set<std::string> files;
+    for (const auto& entry : layout.entries) {
+        // O_PATH: looked at (a regular file, inside the view), never opened.
+        if (auto file = openViewFile(root.get(), entry.file, O_PATH); !file)
+            return tl::unexpected(wrap(file.error(), "the stored view holds no file for " + entry.ref.target));
+        files.insert(entry.file);
+    }
+    // A crash between writing a file and renaming it into place (a rotation,
+    // a live grant) leaves one that no reference names: nobody else would
+    // ever wipe it.
+    if (auto strays = wipeTree(root.get(), files); !strays)
+        return tl::unexpected(wrap(strays.error(), "wiping what the stored view holds beyond its references"));
+    std::unique_ptr<TmpfsView> view(new TmpfsView(std::move(layout), features, maxPayload));
+    view->root_ = std::move(root);
+    view->device_ = device;
+    view->noswap_ = features.tmpfsNoswap;  // as built: the agent asks for it wherever the kernel has it
+    view->dirAttached_ = view->layout_.hasDirectoryMount();  // the hook attached it before the view was stored
+    view->fileMounts_.resize(view->layout_.entries.size());
+    return view;
+}
+
+Result<std::size_t> TmpfsView::wipeStored(int root, dev_t device) {
+    if (auto ok = checkStored(root, device); !ok) return tl::unexpected(ok.error());
+    return wipeTree(root);
 }
 
 Result<void> TmpfsView::flushAdopted() {

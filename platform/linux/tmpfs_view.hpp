@@ -42,6 +42,25 @@ public:
     static Result<std::unique_ptr<TmpfsView>> adopt(mountfs::ViewLayout layout, int pidfd, dev_t device,
                                                      const KernelFeatures& features,
                                                      std::size_t maxPayload = mountfs::kDefaultMaxPayload);
+    // Recovers the view of a running container from its writable root
+    // (writableRoot()) as the service manager's fd store kept it across a
+    // crash of the agent: nothing of the container is entered or looked at.
+    // `root` must be the root of a tmpfs on `device` (recorded when the view
+    // was built) holding a regular file for every entry of `layout`; any other
+    // file in it (left by a crash in the middle of an update) is wiped. The
+    // view is then the one that was built: updated, revoked from and flushed
+    // the same way.
+    static Result<std::unique_ptr<TmpfsView>> fromStore(mountfs::ViewLayout layout, UniqueFd root, dev_t device,
+                                                         const KernelFeatures& features,
+                                                         std::size_t maxPayload = mountfs::kDefaultMaxPayload);
+    // Whether an fd from the fd store is a view's writable root: the root of
+    // a tmpfs, on `device` unless that is 0 (a view with no record). Nothing
+    // is written through one that is not.
+    static Result<void> checkStored(int root, dev_t device);
+    // Zeroes and removes every file of a view whose container is gone,
+    // through its writable root as the fd store kept it (checkStored()
+    // first); how many files.
+    static Result<std::size_t> wipeStored(int root, dev_t device);
     ~TmpfsView() override;
 
     const mountfs::ViewLayout& layout() const override { return layout_; }
@@ -75,6 +94,10 @@ public:
     bool noswap() const { return noswap_; }
     // The device number of the view's tmpfs: what proves a mount is ours.
     dev_t device() const { return device_; }
+    // The writable root of the view's tmpfs (a detached mount), for the
+    // service manager's fd store; -1 for a view re-adopted from its mounts
+    // in the container, which has no hold on the root.
+    int writableRoot() const { return adopted_ || flushed_ ? -1 : root_.get(); }
     // Leaves an attached view to its container when this object goes away
     // (no flush): a stopping agent hands running containers' secrets to its
     // successor, which re-adopts them (systemctl restart, package upgrade).
