@@ -29,8 +29,9 @@ public:
                                                      const mountfs::PayloadSource& payloads,
                                                      const mountfs::ViewOptions& options,
                                                      const KernelFeatures& features);
-    // Recovers the view of a running container after an agent restart: a
-    // helper enters the container, finds our mounts at their targets, and
+    // Recovers the view of a running container after an agent restart
+    // when no stored root is at hand (after `systemctl stop`, or without
+    // systemd; else fromStore()): a helper enters the container, finds our mounts at their targets, and
     // clones them writable (the superblock was never read-only). Only mounts
     // of the tmpfs on `device` (device(), recorded when the view was built)
     // are taken: anything else is refused before anything in it is opened. Such a view
@@ -44,7 +45,8 @@ public:
                                                      std::size_t maxPayload = mountfs::kDefaultMaxPayload);
     // Recovers the view of a running container from its writable root
     // (writableRoot()) as the service manager's fd store kept it across a
-    // crash of the agent: nothing of the container is entered or looked at.
+    // crash or a restart of the agent: nothing of the container is entered
+    // or looked at.
     // `root` must be the root of a tmpfs on `device` (recorded when the view
     // was built) holding a regular file for every entry of `layout`; any other
     // file in it (left by a crash in the middle of an update) is wiped. The
