@@ -4,6 +4,14 @@
 
 namespace secretshim::mountfs {
 
+namespace {
+
+// The longest path the kernel resolves (PATH_MAX less the NUL): every file
+// of a view is reached by its path from the tmpfs root.
+constexpr std::size_t kMaxViewPath = 4095;
+
+}  // namespace
+
 bool ViewLayout::hasDirectoryMount() const {
     return std::any_of(entries.begin(), entries.end(),
                        [](const ViewEntry& e) { return e.inDirectory; });
@@ -15,20 +23,26 @@ Result<ViewLayout> planView(const std::vector<SecretRef>& refs) {
     ViewLayout layout;
     for (std::size_t i = 0; i < refs.size(); ++i) {
         ViewEntry entry{refs[i], {}, false};
-        if (refs[i].target.rfind(prefix, 0) == 0) {
-            const std::string relative = refs[i].target.substr(prefix.size());
-            entry.inDirectory = true;
-            entry.file = std::string(kViewDir) + "/" + relative;
-            // Nested targets (target=a/b) need their parents inside the view.
-            for (std::size_t slash = relative.find('/'); slash != std::string::npos;
-                 slash = relative.find('/', slash + 1)) {
-                std::string dir = std::string(kViewDir) + "/" + relative.substr(0, slash);
-                if (std::find(layout.directories.begin(), layout.directories.end(), dir) ==
-                    layout.directories.end())
-                    layout.directories.push_back(std::move(dir));
-            }
-        } else {
-            entry.file = std::string(kViewFiles) + "/" + std::to_string(i);
+        entry.inDirectory = refs[i].target.rfind(prefix, 0) == 0;
+        // A file's place follows from its target alone, never from its
+        // position among the references: a view found again from its tmpfs
+        // root (an agent restarted from the fd store) knows each file from the
+        // references it holds, whatever was added or revoked in between.
+        const std::string area(entry.inDirectory ? kViewDir : kViewFiles);
+        const std::string relative = refs[i].target.substr(entry.inDirectory ? prefix.size() : 1);
+        entry.file = area + "/" + relative;
+        // Only a target outside /run/secrets can get there (a target is at
+        // most kMaxViewPath bytes, and dir/ is shorter than /run/secrets/).
+        if (entry.file.size() > kMaxViewPath)
+            return fail("target " + quote(refs[i].target) + " of secret " + quote(refs[i].source) +
+                        " is too long for a file outside " + std::string(kSecretsDir) + " (at most " +
+                        std::to_string(kMaxViewPath - area.size()) + " bytes)");
+        // Nested targets (target=a/b, /etc/app/key) need their parents inside the view.
+        for (std::size_t slash = relative.find('/'); slash != std::string::npos;
+             slash = relative.find('/', slash + 1)) {
+            std::string dir = area + "/" + relative.substr(0, slash);
+            if (std::find(layout.directories.begin(), layout.directories.end(), dir) == layout.directories.end())
+                layout.directories.push_back(std::move(dir));
         }
         layout.entries.push_back(std::move(entry));
     }

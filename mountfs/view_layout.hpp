@@ -4,8 +4,9 @@
 // reference's owner and mode win for both targets.
 //
 // Inside the view's filesystem:
-//   dir/<path>   targets under /run/secrets, shown by one directory mount
-//   file/<n>     every other target, each shown by a single-file mount
+//   dir/<path>     targets under /run/secrets, shown by one directory mount
+//   file/<target>  every other target (file/etc/app/key for /etc/app/key),
+//                  each shown by a single-file mount
 #pragma once
 
 #include <string>
@@ -23,7 +24,7 @@ struct ViewEntry {
 
 struct ViewLayout {
     std::vector<ViewEntry> entries;   // in the order of the references
-    std::vector<std::string> directories;  // to create inside dir/, parents first
+    std::vector<std::string> directories;  // to create inside dir/ and file/, parents first
 
     bool hasDirectoryMount() const;
 };

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>  // renameat2
+#include <set>
 #include <string>
 
 #include "platform/linux/confine.hpp"
@@ -29,7 +30,8 @@ namespace {
 using mountfs::Bytes;
 
 constexpr std::size_t kPage = 4096;
-constexpr const char* kUpdateTemp = "file/.update";
+// In the tmpfs root, next to dir/ and file/: no target's file can be named so.
+constexpr const char* kUpdateTemp = ".update";
 // A re-adopted view reaches only dir/: its new files are linked there under
 // this name, complete (owner, mode, content), for the moment before the
 // rename that puts them in place.
@@ -137,6 +139,15 @@ Result<void> writeSecretFileFrom(int root, const std::string& path, const mountf
     return {};
 }
 
+// A directory of the view with exactly `mode`: under the unit's UMask=0077
+// mkdirat() alone made dir/, which /run/secrets shows, 0700 and root's,
+// closed to every other user of the container.
+Result<void> makeDirectory(int root, const std::string& path, mode_t mode) {
+    if (::mkdirat(root, path.c_str(), mode) != 0) return failErrno("creating the view's " + path);
+    if (::fchmodat(root, path.c_str(), mode, 0) != 0) return failErrno("setting the mode of the view's " + path);
+    return {};
+}
+
 Result<UniqueFd> readOnlyClone(int dirfd, const char* path) {
     UniqueFd clone(::open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW));
     if (!clone) return failErrno(std::string("cloning the view's ") + path);
@@ -216,11 +227,10 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
 
     const int rootfd = view->root_.get();
     for (const std::string& dir : {std::string(mountfs::kViewDir), std::string(mountfs::kViewFiles)})
-        if (::mkdirat(rootfd, dir.c_str(), dir == mountfs::kViewDir ? 0755 : 0700) != 0)
-            return failErrno("creating the view's " + dir);
+        if (auto ok = makeDirectory(rootfd, dir, dir == mountfs::kViewDir ? 0755 : 0700); !ok)
+            return tl::unexpected(ok.error());
     for (const std::string& dir : view->layout_.directories)
-        if (::mkdirat(rootfd, dir.c_str(), 0755) != 0)
-            return failErrno("creating the view's " + dir);
+        if (auto ok = makeDirectory(rootfd, dir, 0755); !ok) return tl::unexpected(ok.error());
     // On failure the view's destructor flushes the files already written
     // (a missing one is skipped); a file left partial was wiped and removed
     // by writeSecretFileFrom().
@@ -387,6 +397,53 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::adopt(mountfs::ViewLayout layout, 
     return view;
 }
 
+// Only the agent's own process can store fds for its unit (systemd's
+// NotifyAccess=main), but whatever a bug put there is left alone.
+Result<void> TmpfsView::checkStored(int fd, dev_t device) {
+    struct statx stx {};
+    struct statfs sfs {};
+    if (::statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) != 0 || ::fstatfs(fd, &sfs) != 0)
+        return failErrno("inspecting the stored fd");
+    if (sfs.f_type != TMPFS_MAGIC) return fail("the stored fd is not a tmpfs");
+    if (!S_ISDIR(stx.stx_mode) || !(stx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) ||
+        !(stx.stx_attributes & STATX_ATTR_MOUNT_ROOT))
+        return fail("the stored fd is not the root of a tmpfs");
+    if (device != 0 && ::makedev(stx.stx_dev_major, stx.stx_dev_minor) != device)
+        return fail("the stored fd is the tmpfs on device " + std::to_string(stx.stx_dev_major) + ":" +
+                    std::to_string(stx.stx_dev_minor) + ", not the view's " + std::to_string(major(device)) + ":" +
+                    std::to_string(minor(device)));
+    return {};
+}
+
+Result<std::unique_ptr<TmpfsView>> TmpfsView::fromStore(mountfs::ViewLayout layout, UniqueFd root, dev_t device,
+                                                        const KernelFeatures& features, std::size_t maxPayload) {
+    if (auto ok = checkStored(root.get(), device); !ok) return tl::unexpected(ok.error());
+    std::set<std::string> files;
+    for (const auto& entry : layout.entries) {
+        // O_PATH: looked at (a regular file, inside the view), never opened.
+        if (auto file = openViewFile(root.get(), entry.file, O_PATH); !file)
+            return tl::unexpected(wrap(file.error(), "the stored view holds no file for " + entry.ref.target));
+        files.insert(entry.file);
+    }
+    // A crash between writing a file and renaming it into place (a rotation,
+    // a live grant) leaves one that no reference names: nobody else would
+    // ever wipe it.
+    if (auto strays = wipeTree(root.get(), files); !strays)
+        return tl::unexpected(wrap(strays.error(), "wiping what the stored view holds beyond its references"));
+    std::unique_ptr<TmpfsView> view(new TmpfsView(std::move(layout), features, maxPayload));
+    view->root_ = std::move(root);
+    view->device_ = device;
+    view->noswap_ = features.tmpfsNoswap;  // as built: the agent asks for it wherever the kernel has it
+    view->dirAttached_ = view->layout_.hasDirectoryMount();  // the hook attached it before the view was stored
+    view->fileMounts_.resize(view->layout_.entries.size());
+    return view;
+}
+
+Result<std::size_t> TmpfsView::wipeStored(int root, dev_t device) {
+    if (auto ok = checkStored(root, device); !ok) return tl::unexpected(ok.error());
+    return wipeTree(root);
+}
+
 Result<void> TmpfsView::flushAdopted() {
     Result<void> result;
     const std::size_t prefix = mountfs::kViewDir.size() + 1;
@@ -452,30 +509,21 @@ std::string TmpfsView::pathInRoot(const mountfs::ViewEntry& entry) const {
     return entry.file.substr(mountfs::kViewDir.size() + 1);  // root_ is dir/ itself
 }
 
-std::string TmpfsView::freshFileName() const {
-    for (std::size_t n = layout_.entries.size();; ++n) {
-        std::string name = std::string(mountfs::kViewFiles) + "/" + std::to_string(n);
-        if (std::none_of(layout_.entries.begin(), layout_.entries.end(),
-                         [&](const mountfs::ViewEntry& e) { return e.file == name; }))
-            return name;
-    }
-}
-
 // tmpfs takes a new size and inode count on a live superblock (fspick +
 // FSCONFIG_CMD_RECONFIGURE, 5.2): a grant added live need not fit in the
-// room left at build time. Only when the room left would not hold the file
-// and the update slot; best effort (a write that does not fit then fails
-// with ENOSPC and says so).
-void TmpfsView::growFor(std::size_t bytes) {
+// room left at build time. Only when the room left would not hold the file,
+// its new directories and the update slot; best effort (a write that does
+// not fit then fails with ENOSPC and says so).
+void TmpfsView::growFor(std::size_t bytes, std::size_t directories) {
     struct statfs sfs {};
     if (!root_ || ::fstatfs(root_.get(), &sfs) != 0) return;
-    const std::size_t need = pages(bytes) + pages(maxPayload_) + kPage;
+    const std::size_t need = pages(bytes) + pages(maxPayload_) + kPage * (directories + 1);
     const std::size_t have = static_cast<std::size_t>(sfs.f_bavail) * sfs.f_bsize;
-    if (have >= need && sfs.f_ffree >= 4) return;
+    if (have >= need && sfs.f_ffree >= directories + 4) return;
     UniqueFd ctx(::fspick(root_.get(), "", FSPICK_EMPTY_PATH | FSPICK_CLOEXEC | FSPICK_NO_AUTOMOUNT));
     if (!ctx) return;
     const std::size_t size = static_cast<std::size_t>(sfs.f_blocks) * sfs.f_bsize + (need - std::min(have, need));
-    const std::size_t inodes = static_cast<std::size_t>(sfs.f_files) + 4;
+    const std::size_t inodes = static_cast<std::size_t>(sfs.f_files) + directories + 4;
     (void)(::fsconfig(ctx.get(), FSCONFIG_SET_STRING, "size", std::to_string(size).c_str(), 0) == 0 &&
            ::fsconfig(ctx.get(), FSCONFIG_SET_STRING, "nr_inodes", std::to_string(inodes).c_str(), 0) == 0 &&
            ::fsconfig(ctx.get(), FSCONFIG_CMD_RECONFIGURE, nullptr, nullptr, 0) == 0);
@@ -639,13 +687,13 @@ Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
     if (!root_)
         return fail("adding " + ref.target + " needs a restart of the task: the view re-adopted after an agent "
                     "restart has no " + std::string(mountfs::kSecretsDir) + " mount to write through");
-    if (!entry.inDirectory) entry.file = freshFileName();
-    growFor(payload.size());
-    if (entry.inDirectory)
+    growFor(payload.size(), planned->directories.size());
+    // A re-adopted view has only dir/: it stages a single-file entry there.
+    if (entry.inDirectory || !adopted_)
         for (const std::string& dir : planned->directories) {
             const std::string path = adopted_ ? dir.substr(mountfs::kViewDir.size() + 1) : dir;
-            if (::mkdirat(root_.get(), path.c_str(), 0755) != 0 && errno != EEXIST)
-                return failErrno("creating the view's " + dir);
+            if (auto ok = makeDirectory(root_.get(), path, 0755); !ok && ok.error().code != EEXIST)
+                return tl::unexpected(ok.error());
         }
 
     if (entry.inDirectory && dirAttached_) {

@@ -29,8 +29,9 @@ public:
                                                      const mountfs::PayloadSource& payloads,
                                                      const mountfs::ViewOptions& options,
                                                      const KernelFeatures& features);
-    // Recovers the view of a running container after an agent restart: a
-    // helper enters the container, finds our mounts at their targets, and
+    // Recovers the view of a running container after an agent restart
+    // when no stored root is at hand (after `systemctl stop`, or without
+    // systemd; else fromStore()): a helper enters the container, finds our mounts at their targets, and
     // clones them writable (the superblock was never read-only). Only mounts
     // of the tmpfs on `device` (device(), recorded when the view was built)
     // are taken: anything else is refused before anything in it is opened. Such a view
@@ -42,6 +43,26 @@ public:
     static Result<std::unique_ptr<TmpfsView>> adopt(mountfs::ViewLayout layout, int pidfd, dev_t device,
                                                      const KernelFeatures& features,
                                                      std::size_t maxPayload = mountfs::kDefaultMaxPayload);
+    // Recovers the view of a running container from its writable root
+    // (writableRoot()) as the service manager's fd store kept it across a
+    // crash or a restart of the agent: nothing of the container is entered
+    // or looked at.
+    // `root` must be the root of a tmpfs on `device` (recorded when the view
+    // was built) holding a regular file for every entry of `layout`; any other
+    // file in it (left by a crash in the middle of an update) is wiped. The
+    // view is then the one that was built: updated, revoked from and flushed
+    // the same way.
+    static Result<std::unique_ptr<TmpfsView>> fromStore(mountfs::ViewLayout layout, UniqueFd root, dev_t device,
+                                                         const KernelFeatures& features,
+                                                         std::size_t maxPayload = mountfs::kDefaultMaxPayload);
+    // Whether an fd from the fd store is a view's writable root: the root of
+    // a tmpfs, on `device` unless that is 0 (a view with no record). Nothing
+    // is written through one that is not.
+    static Result<void> checkStored(int root, dev_t device);
+    // Zeroes and removes every file of a view whose container is gone,
+    // through its writable root as the fd store kept it (checkStored()
+    // first); how many files.
+    static Result<std::size_t> wipeStored(int root, dev_t device);
     ~TmpfsView() override;
 
     const mountfs::ViewLayout& layout() const override { return layout_; }
@@ -75,6 +96,10 @@ public:
     bool noswap() const { return noswap_; }
     // The device number of the view's tmpfs: what proves a mount is ours.
     dev_t device() const { return device_; }
+    // The writable root of the view's tmpfs (a detached mount), for the
+    // service manager's fd store; -1 for a view re-adopted from its mounts
+    // in the container, which has no hold on the root.
+    int writableRoot() const { return adopted_ || flushed_ ? -1 : root_.get(); }
     // Leaves an attached view to its container when this object goes away
     // (no flush): a stopping agent hands running containers' secrets to its
     // successor, which re-adopts them (systemctl restart, package upgrade).
@@ -90,13 +115,13 @@ private:
     std::string pathInRoot(const mountfs::ViewEntry& entry) const;
     // Writes a new file not yet shown at any target; returns its path in root_.
     Result<std::string> stageFile(mountfs::Bytes payload, const mountfs::SecretRef& ref);
-    // Makes room in the tmpfs (sized at build) for one more file of `bytes`.
-    void growFor(std::size_t bytes);
+    // Makes room in the tmpfs (sized at build) for one more file of `bytes`
+    // and `directories` new directories.
+    void growFor(std::size_t bytes, std::size_t directories);
     using LiveAct = std::function<Result<void>(int fd, const AfterEnter& afterEnter)>;
     Result<UniqueFd> runInContainer(const mountfs::ContainerHandle& container, int source, const std::string& clonePath,
                                     uid_t uid, gid_t gid, const LiveAct& act);
     static LiveAct attachOne(const mountfs::ContainerHandle& container, MountSource source);
-    std::string freshFileName() const;
 
     mountfs::ViewLayout layout_;
     KernelFeatures features_;

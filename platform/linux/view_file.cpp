@@ -1,5 +1,6 @@
 #include "platform/linux/view_file.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -8,6 +9,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <memory>
+#include <utility>
+#include <vector>
 
 #include "platform/linux/mount_api.hpp"
 
@@ -17,6 +21,35 @@ namespace {
 
 constexpr std::uint64_t kInsideView = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
 constexpr std::size_t kPage = 4096;
+
+struct DirEntry {
+    std::string name;
+    bool directory = false;
+};
+
+// The entries of directory `path` below `root`, read and closed before any
+// is touched: a walk holds one directory open at a time.
+Result<std::vector<DirEntry>> listDirectory(int root, const std::string& path) {
+    UniqueFd fd(sysOpenat2(root, path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC, kInsideView));
+    if (!fd) return failErrno("opening " + path);
+    std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd.get()), &::closedir);
+    if (!dir) return failErrno("listing " + path);
+    (void)fd.release();  // the DIR owns it now
+    std::vector<DirEntry> entries;
+    errno = 0;
+    while (const dirent* d = ::readdir(dir.get())) {
+        const std::string name = d->d_name;
+        if (name == "." || name == "..") continue;
+        bool directory = d->d_type == DT_DIR;
+        struct stat st {};
+        if (d->d_type == DT_UNKNOWN && ::fstatat(::dirfd(dir.get()), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+            directory = S_ISDIR(st.st_mode);
+        entries.push_back({name, directory});
+        errno = 0;
+    }
+    if (errno != 0) return failErrno("listing " + path);
+    return entries;
+}
 
 }  // namespace
 
@@ -73,6 +106,37 @@ Result<void> wipeAndUnlink(int root, const std::string& path) {
     if (auto ok = wipeFile(f->fd.get()); !ok) return ok;
     if (::unlinkat(f->parent.get(), f->name.c_str(), 0) != 0) return failErrno("removing " + path);
     return {};
+}
+
+// Depth first from a list of the directories still to walk rather than by
+// recursion: a target may have 2000 components.
+Result<std::size_t> wipeTree(int root, const std::set<std::string>& keep) {
+    std::size_t wiped = 0;
+    Result<void> result;
+    std::vector<std::string> pending{"."};
+    while (!pending.empty()) {
+        const std::string dir = std::move(pending.back());
+        pending.pop_back();
+        auto entries = listDirectory(root, dir);
+        if (!entries) {
+            if (result) result = tl::unexpected(entries.error());
+            continue;
+        }
+        for (const auto& entry : *entries) {
+            const std::string path = dir == "." ? entry.name : dir + "/" + entry.name;
+            if (entry.directory) {
+                pending.push_back(path);
+                continue;
+            }
+            if (keep.count(path)) continue;
+            if (auto ok = wipeAndUnlink(root, path); ok)
+                ++wiped;
+            else if (result)
+                result = ok;
+        }
+    }
+    if (!result) return tl::unexpected(result.error());
+    return wiped;
 }
 
 }  // namespace secretshim::platform

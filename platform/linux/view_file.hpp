@@ -9,6 +9,7 @@
 // directory swapped for a symlink between two steps changes nothing.
 #pragma once
 
+#include <set>
 #include <string>
 
 #include "mountfs/error.hpp"
@@ -37,5 +38,14 @@ Result<void> wipeFile(int fd);
 // Zeroes the file at `path` (as openViewFile reaches it), then unlinks its
 // name from the parent it was found in.
 Result<void> wipeAndUnlink(int root, const std::string& path);
+
+// Zeroes and unlinks every regular file below `root` whose path (relative
+// to `root`, as ViewEntry::file spells it) is not in `keep`, each as
+// wipeAndUnlink() does it; directories are descended into through the same
+// resolution (never a symbolic link, never another mount), one open at a
+// time however deep. Anything else (a FIFO, a symbolic link) is left, and
+// counts as an error. Tries every file; returns how many it wiped, or the
+// first error.
+Result<std::size_t> wipeTree(int root, const std::set<std::string>& keep = {});
 
 }  // namespace secretshim::platform

@@ -79,6 +79,23 @@ Result<SecureBuffer> readValue(int fd, const std::string& name, std::size_t limi
     return buffer;
 }
 
+dev_t deviceOf(int fd) {
+    struct stat st {};
+    return ::fstat(fd, &st) == 0 ? st.st_dev : 0;
+}
+
+// Takes out of `stored` the first fd `match` accepts (none: an empty one).
+template <class Match>
+StoredFd takeStored(std::vector<StoredFd>& stored, Match match) {
+    const auto it = std::find_if(stored.begin(), stored.end(), match);
+    if (it == stored.end()) return {};
+    StoredFd found = std::move(*it);
+    stored.erase(it);
+    return found;
+}
+
+std::string filesCount(std::size_t n) { return std::to_string(n) + (n == 1 ? " file" : " files"); }
+
 }  // namespace
 
 // A container with a user namespace names a secret's owner by its own ids:
@@ -196,8 +213,9 @@ void Reservation::release() {
     counts_.reset();
 }
 
-Agent::Agent(asio::io_context& io, AgentConfig config, TaskRecords records, LocalSource* local)
-    : io_(io), config_(std::move(config)), records_(std::move(records)), source_(local), local_(local) {}
+Agent::Agent(asio::io_context& io, AgentConfig config, TaskRecords records, LocalSource* local, FdStore* fdStore)
+    : io_(io), config_(std::move(config)), records_(std::move(records)), source_(local), local_(local),
+      fdStore_(fdStore) {}
 
 std::size_t Agent::holders(const std::string& name) const {
     std::size_t n = 0;
@@ -230,14 +248,27 @@ Result<std::size_t> Agent::checkLimits(const mountfs::PayloadSource& payloads) c
     return bytes;
 }
 
-void Agent::adoptTasks() {
+void Agent::adoptTasks(std::vector<StoredFd> stored) {
     std::vector<std::string> problems;
-    for (auto& r : records_.loadAll(problems)) {
+    auto records = records_.loadAll(problems);
+    // Each record's view as the fd store kept it: under its name, on the
+    // device the record names. All are taken before an fd is looked for by
+    // name alone, to be refused, below.
+    std::vector<StoredFd> kept;
+    for (const auto& r : records)
+        kept.push_back(takeStored(stored, [&](const StoredFd& s) {
+            return r.viewDevice != 0 && s.name == r.storeName() && deviceOf(s.fd.get()) == r.viewDevice;
+        }));
+    for (std::size_t i = 0; i < records.size(); ++i) {
+        const TaskRecord& r = records[i];
+        const auto device = static_cast<dev_t>(r.viewDevice);
+        const auto named = [&](const StoredFd& s) { return s.name == r.storeName(); };
         UniqueFd pidfd(platform::sysPidfdOpen(r.pid, 0));
         auto start = pidfd ? processStartTime(r.pid) : Result<unsigned long long>(fail("gone"));
+        if (!kept[i].fd) kept[i] = takeStored(stored, named);  // not its view: refused, nothing written
+        const bool hadKept = kept[i].fd.valid();
         if (!pidfd || !start || *start != r.startTime) {
-            log("container " + quote(r.id) + ": exited while the agent was down; forgotten");
-            records_.remove(r.key());
+            forgetExited(r, std::move(kept[i]));
             continue;
         }
         auto refs = mountfs::parseSecretRefs(r.secrets);
@@ -245,10 +276,26 @@ void Agent::adoptTasks() {
         if (auto mapped = refs; mapped && mapOwnersToHost(r.pid, *mapped)) refs = std::move(mapped);
         auto layout = refs ? mountfs::planView(*refs) : tl::unexpected(refs.error());
         if (layout && r.viewDevice == 0) layout = fail("its record names no view device: left as it is");
-        auto view = layout ? platform::TmpfsView::adopt(std::move(*layout), pidfd.get(),
-                                                        static_cast<dev_t>(r.viewDevice), platform::kernelFeatures(),
-                                                        config_.maxPayload)
-                           : tl::unexpected(layout.error());
+        // The view as the fd store kept it (after a crash or a restart):
+        // nothing of the container is entered or looked at. Otherwise (no
+        // systemd, or after a stop, which empties the store) its mounts in
+        // the container, proven ours by the device.
+        std::unique_ptr<platform::TmpfsView> restored;
+        if (layout && kept[i].fd) {
+            auto back = platform::TmpfsView::fromStore(*layout, std::move(kept[i].fd), device,
+                                                       platform::kernelFeatures(), config_.maxPayload);
+            if (back)
+                restored = std::move(*back);
+            else
+                log("container " + quote(r.id) + ": its view in the fd store was not taken back: " +
+                    back.error().message);
+        }
+        const bool inFdStore = restored != nullptr;
+        if (hadKept && !inFdStore && fdStore_) fdStore_->drop(kept[i].name);
+        auto view = inFdStore ? Result<std::unique_ptr<platform::TmpfsView>>(std::move(restored))
+                    : layout  ? platform::TmpfsView::adopt(std::move(*layout), pidfd.get(), device,
+                                                           platform::kernelFeatures(), config_.maxPayload)
+                              : tl::unexpected(layout.error());
         if (!view) {
             log("container " + quote(r.id) + ": cannot re-adopt its secrets: " + view.error().message);
             records_.remove(r.key());
@@ -257,16 +304,77 @@ void Agent::adoptTasks() {
         std::vector<std::string> names;
         for (const auto& ref : *refs)
             if (std::find(names.begin(), names.end(), ref.source) == names.end()) names.push_back(ref.source);
-        log("container " + quote(r.id) + ": re-adopted secrets " + joinNames(names));
+        log("container " + quote(r.id) + ": re-adopted secrets " + joinNames(names) +
+            (inFdStore ? " from the fd store" : " from its mounts in the container"));
         // Cluster mode: tied to its task again; the first read of etcd
         // brings it what changed while the agent was down.
         if (!r.task.empty()) {
             clusterTasks_[r.key()] = r.task;
             clusterResync_.insert(r.key());
         }
-        addTask(r, std::move(names), std::move(*view), std::move(pidfd));
+        addTask(r, std::move(names), std::move(*view), std::move(pidfd), inFdStore ? kept[i].name : std::string());
     }
     for (const auto& p : problems) log(p);
+    wipeUnclaimed(std::move(stored));
+}
+
+// A container that exited while no agent ran. The view the fd store kept
+// for it is wiped through that handle (each file zeroed, then unlinked)
+// before the handle goes; without one, its tmpfs is freed by the kernel as
+// it is, once the container's mounts are gone.
+void Agent::forgetExited(const TaskRecord& r, StoredFd stored) {
+    std::string outcome = "forgotten (the agent had no handle on its view: its memory is freed unwiped)";
+    if (stored.fd) {
+        const auto device = static_cast<dev_t>(r.viewDevice);
+        auto ours = device != 0 ? platform::TmpfsView::checkStored(stored.fd.get(), device)
+                                : Result<void>(fail("its record names no view device"));
+        if (!ours) {
+            outcome = "forgotten; what the fd store kept for it is not its view (" + ours.error().message +
+                      "): closed, nothing written";
+        } else {
+            auto wiped = platform::TmpfsView::wipeStored(stored.fd.get(), device);
+            outcome = wiped ? "its secrets were wiped (" + filesCount(*wiped) + ")"
+                            : "its secrets were not all wiped: " + wiped.error().message;
+        }
+        stored.fd.reset();
+        if (fdStore_) fdStore_->drop(stored.name);
+    }
+    log("container " + quote(r.id) + ": exited while the agent was down; " + outcome);
+    records_.remove(r.key());
+}
+
+// What the fd store kept under a name no record has (the record was lost,
+// or the agent died between removing it and telling systemd): a view
+// nobody could flush any more, wiped if it is a view's root at all. Not
+// one on the device of a view just re-adopted through its mounts: that is
+// the view of a running container, kept under a name this agent does not
+// give (an agent that named views otherwise); it is only let go.
+void Agent::wipeUnclaimed(std::vector<StoredFd> stored) {
+    // A running task's name stays stored (a name is unique per task key,
+    // so this is only a duplicate entry under it).
+    std::set<std::string> inUse;
+    std::map<dev_t, std::string> running;  // view device -> container id
+    for (const auto& [key, task] : tasks_) {
+        if (!task.storedAs.empty()) inUse.insert(task.storedAs);
+        if (task.record.viewDevice != 0) running.emplace(static_cast<dev_t>(task.record.viewDevice), key.id);
+    }
+    for (auto& s : stored) {
+        std::string outcome;
+        const auto owner = running.find(deviceOf(s.fd.get()));
+        if (owner != running.end()) {
+            outcome = "is the view of container " + quote(owner->second) +
+                      ", already re-adopted: let go, nothing written";
+        } else if (auto ours = platform::TmpfsView::checkStored(s.fd.get(), 0); !ours) {
+            outcome = "is not a secrets view (" + ours.error().message + "): closed, nothing written";
+        } else {
+            auto wiped = platform::TmpfsView::wipeStored(s.fd.get(), 0);
+            outcome = wiped ? "belongs to no task: its view was wiped (" + filesCount(*wiped) + ")"
+                            : "belongs to no task: its view was not all wiped: " + wiped.error().message;
+        }
+        log("the fd store's entry " + quote(s.name) + " " + outcome);
+        s.fd.reset();
+        if (fdStore_ && !inUse.count(s.name)) fdStore_->drop(s.name);
+    }
 }
 
 Result<void> Agent::listen() {
@@ -409,21 +517,31 @@ void Agent::startTask(PendingTask pending) {
     const std::string id = pending.record.id;
     if (!pending.record.task.empty()) clusterTasks_[pending.record.key()] = pending.record.task;
     pending.claim.release();  // counted in clusterTasks_ from now on
-    if (auto ok = records_.save(pending.record); !ok)
+    const auto saved = records_.save(pending.record);
+    if (!saved)
         log("container " + quote(id) + ": its record was not saved, it will not survive an agent restart: " +
-            ok.error().message);
+            saved.error().message);
     log("container " + quote(id) + ": attached secrets " + joinNames(pending.secrets) +
         (pending.view->noswap() ? " (noswap)" : " (swap not excluded)"));
-    addTask(pending.record, std::move(pending.secrets), std::move(pending.view), std::move(pending.pidfd));
+    // Only once its record is saved: a successor that finds a view in the
+    // store with no record wipes it.
+    std::string storedAs;
+    if (saved && fdStore_ && pending.view->writableRoot() >= 0) {
+        storedAs = pending.record.storeName();
+        fdStore_->keep(storedAs, pending.view->writableRoot());
+    }
+    addTask(pending.record, std::move(pending.secrets), std::move(pending.view), std::move(pending.pidfd),
+            std::move(storedAs));
     pending.held.release();  // counted in tasks_ from now on
 }
 
 void Agent::addTask(const TaskRecord& record, std::vector<std::string> secrets,
-                    std::unique_ptr<platform::TmpfsView> view, UniqueFd pidfd) {
+                    std::unique_ptr<platform::TmpfsView> view, UniqueFd pidfd, std::string storedAs) {
     Task task;
     task.record = record;
     task.secrets = std::move(secrets);
     task.view = std::move(view);
+    task.storedAs = std::move(storedAs);
     task.exitWatch = std::make_unique<asio::posix::stream_descriptor>(io_, pidfd.release());
     tasks_[record.key()] = std::move(task);
     watchExit(record);
@@ -453,6 +571,9 @@ void Agent::flushTask(TaskKey key, const char* why) {
         std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
     boost::system::error_code ignored;
     if (it->second.exitWatch) it->second.exitWatch->close(ignored);
+    // Out of the store once wiped (a crash before this line finds it there
+    // with the container gone, and wipes it again).
+    if (!it->second.storedAs.empty() && fdStore_) fdStore_->drop(it->second.storedAs);
     tasks_.erase(it);
     clusterTasks_.erase(key);
     clusterResync_.erase(key);

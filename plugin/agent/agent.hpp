@@ -19,6 +19,7 @@
 #include "platform/linux/tmpfs_view.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/agent/config.hpp"
+#include "plugin/agent/fd_store.hpp"
 #include "plugin/agent/secret_source.hpp"
 #include "plugin/agent/task_records.hpp"
 #include "plugin/store/secure_buffer.hpp"
@@ -58,9 +59,16 @@ class Agent {
 public:
     // `local` is the source of secrets until setClusterSource() replaces it;
     // null on a node with source: etcd (the local admin verbs are refused).
-    Agent(boost::asio::io_context& io, AgentConfig config, TaskRecords records, LocalSource* local);
-    // Takes back the views of containers still running from before a restart.
-    void adoptTasks();
+    // `fdStore`: where running containers' views are kept across a crash of
+    // the agent (systemd's fd store), or null.
+    Agent(boost::asio::io_context& io, AgentConfig config, TaskRecords records, LocalSource* local,
+          FdStore* fdStore = nullptr);
+    // Takes back the views of containers still running from before a
+    // restart: from `stored` (what the fd store handed back) where it holds
+    // them, else from their mounts in the containers. The views the store
+    // kept for containers that exited meanwhile, or for no task at all, are
+    // wiped.
+    void adoptTasks(std::vector<StoredFd> stored = {});
     Result<void> listen();  // binds the socket (mode 0600) and starts accepting
     void stop();
 
@@ -96,11 +104,16 @@ private:
         std::vector<std::string> secrets;
         std::unique_ptr<platform::TmpfsView> view;
         std::unique_ptr<boost::asio::posix::stream_descriptor> exitWatch;
+        std::string storedAs;  // its view's name in the fd store; empty: not there
     };
     void acceptNext();
     void refuseBusy(platform::UniqueFd fd);
     void addTask(const TaskRecord& record, std::vector<std::string> secrets,
-                 std::unique_ptr<platform::TmpfsView> view, platform::UniqueFd pidfd);
+                 std::unique_ptr<platform::TmpfsView> view, platform::UniqueFd pidfd, std::string storedAs);
+    // adoptTasks() for one record: the container runs no more.
+    void forgetExited(const TaskRecord& record, StoredFd stored);
+    // adoptTasks() for the fds the store kept for no record.
+    void wipeUnclaimed(std::vector<StoredFd> stored);
     // Refuses a container's secrets over the per-container or the node's
     // limits, before anything is decrypted; their bytes otherwise.
     Result<std::size_t> checkLimits(const mountfs::PayloadSource& payloads) const;
@@ -133,6 +146,7 @@ private:
     TaskRecords records_;
     SecretSource* source_ = nullptr;  // the local store or the cluster
     LocalSource* local_ = nullptr;    // local mode only
+    FdStore* fdStore_ = nullptr;      // null: not run by systemd
     std::unique_ptr<boost::asio::posix::stream_descriptor> listener_;
     // Running tasks by container id and bundle (task_key.hpp): the same id
     // may run in two containerd namespaces at once.

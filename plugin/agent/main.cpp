@@ -30,6 +30,10 @@ int main(int argc, char** argv) {
                    "runtime directory for the records of running tasks, a tmpfs (overrides the config; "
                    "default: the socket's directory)");
     CLI11_PARSE(app, argc, argv);
+    // What systemd's fd store handed back (the views of running containers,
+    // kept across a crash of the agent), taken before anything else opens
+    // an fd or forks: owned from here on, closed on every way out.
+    auto stored = takeStoredFds();
 
     // Plaintext passes through this process: no core dumps, no ptrace by
     // non-root, no swap-out of the pages we lock.
@@ -97,8 +101,9 @@ int main(int argc, char** argv) {
         for (const auto& p : problems) std::fprintf(stderr, "secretshimd: %s\n", p.c_str());
         local = std::move(*source);
     }
-    Agent agent(io, *config, std::move(*records), local.get());
-    agent.adoptTasks();
+    auto fdStore = serviceFdStore();
+    Agent agent(io, *config, std::move(*records), local.get(), fdStore.get());
+    agent.adoptTasks(std::move(stored));
     if (cluster) agent.setClusterSource(cluster.get());  // starts its watch thread
     if (auto ok = agent.listen(); !ok) {
         std::fprintf(stderr, "secretshimd: %s\n", ok.error().message.c_str());

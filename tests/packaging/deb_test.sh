@@ -6,7 +6,12 @@
 # the packaged unit run by a real systemd (PID 1 of a throwaway PID and
 # mount namespace) with the packaged programs at their packaged paths:
 # Type=notify readiness, the sandbox as the kernel sees it, a runc
-# container served through it, re-adoption across `systemctl restart`.
+# container served through it, re-adoption across `systemctl restart` and
+# a crash (`systemctl kill -s KILL`) through systemd's fd store and across
+# `systemctl stop` and `start` through the container's mounts (a stopped
+# unit's fd store is emptied), and the view of a container that exited
+# while the agent was down, or one no task record names, wiped through the
+# fd store.
 # Usage: deb_test.sh SOURCE_DIR BUILD_DIR
 # Secret values are random markers compared in the shell, never printed.
 set -u
@@ -25,7 +30,7 @@ sd_pid=
 cgroups=""
 cleanup() {
     if [ -n "$sd_pid" ]; then
-        ns runc --root "$work/runc" delete -f c1 >/dev/null 2>&1
+        for c in c1 c2 c3 c4 c5; do ns runc --root "$work/runc" delete -f "$c" >/dev/null 2>&1; done
         kill -KILL "$sd_pid" 2>/dev/null   # PID 1 of the namespace: takes all of it along
         i=0; while kill -0 "$sd_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
     fi
@@ -130,9 +135,12 @@ units=$work/units
 mkdir -p "$units" "$work/runc"
 cp "$root/lib/systemd/system/secretshimd.service" "$units/"
 printf '[Unit]\nDescription=secretshim package test\nWants=secretshimd.service\n' >"$units/secretshim-test.target"
-# The agent's log (no journald here): the only addition to the unit.
+# The agent's log (no journald here), and 5 s instead of 1 s between a
+# crash and the automatic restart (the crash test acts while the agent is
+# down): the only additions to the unit.
 mkdir "$units/secretshimd.service.d"
 printf '[Service]\nStandardError=append:/run/secretshimd-test.log\n' >"$units/secretshimd.service.d/log.conf"
+printf '[Service]\nRestartSec=5s\n' >"$units/secretshimd.service.d/restart.conf"
 for t in sysinit basic shutdown multi-user; do printf '[Unit]\nDescription=stub\n' >"$units/$t.target"; done
 # v1 hierarchies (a hybrid host like this VM) are mounted again inside; on
 # a pure cgroup2 host systemd gets the cgroup2 tree.
@@ -256,13 +264,37 @@ check "a container started with its secrets" '[ "$(rt exec c1 /bin/busybox stat 
     [ "$(rt exec c1 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ] &&
     true' ||
     { sed 's/^/# /' "$work/c1.out"; cat "$work/c1.hookerr" 2>/dev/null | sed 's/^/# hook: /'; }
+# The agent runs under the unit's UMask=0077: the view's directories must
+# not come out 0700 (/run/secrets is one of them).
+check "a user other than root reads its /run/secrets file" \
+    '[ "$(rt exec --user 1000:1000 c1 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ]'
+# How many fds systemd keeps for the unit: one view per running container.
+stored_count() { ns systemctl show -p NFileDescriptorStore --value secretshimd; }
+agent_log() { ns cat /run/secretshimd-test.log; }
+check "its view is kept in systemd's fd store" '[ "$(stored_count)" = 1 ]'
 
-# Restart: the new agent, in a new sandbox (a new mount namespace), enters
-# the container's namespace to re-adopt the view.
+# Restart: the new agent, in a new sandbox (a new mount namespace). A
+# restart job keeps the unit's fd store (seen with systemd 252: its
+# resources are released only once the unit is inactive with no job
+# pending), so the view comes back from there, and stays stored.
 ns systemctl restart secretshimd
 check "systemctl restart: active again" 'wait_state active'
 check "re-adopted across the restart" '[ "$(ctl task ls --format json | grep -c "\"c1\"")" = 1 ]'
+check "systemctl restart: re-adopted from the fd store, which it keeps" \
+    'agent_log | grep -qF "container \"c1\": re-adopted secrets db_pass,api_key from the fd store" &&
+     [ "$(stored_count)" = 1 ]'
 check "re-adopted: both targets still readable" '[ "$(rt exec c1 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ] &&
+    [ "$(rt exec --user 1000:1000 c1 /bin/busybox cat /etc/app/key | sha256sum | cut -c1-64)" = "$(digest "$key")" ]'
+# Stop, then start: systemd empties the fd store of a stopped unit. The new
+# agent enters the container's namespace to re-adopt the view through its
+# mounts (proven ours by the device), and cannot store it again.
+ns systemctl stop secretshimd
+ns systemctl start secretshimd
+check "systemctl stop, start: active again" 'wait_state active'
+check "after a stop, re-adopted through its mounts (the fd store was emptied)" \
+    'agent_log | grep -qF "container \"c1\": re-adopted secrets db_pass,api_key from its mounts in the container" &&
+     [ "$(stored_count)" = 0 ]'
+check "re-adopted through its mounts: both targets still readable" '[ "$(rt exec c1 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ] &&
     [ "$(rt exec --user 1000:1000 c1 /bin/busybox cat /etc/app/key | sha256sum | cut -c1-64)" = "$(digest "$key")" ]'
 rt kill c1 KILL
 tasks_empty() {
@@ -275,6 +307,145 @@ tasks_empty() {
 }
 check "the re-adopted view is flushed when the container exits" tasks_empty
 rt delete -f c1 >/dev/null 2>&1
+
+# A crash: `systemctl kill -s KILL`, and Restart=on-failure starts the agent
+# again while systemd keeps the fd store. The new agent takes the running
+# container's view back from there, entering no container.
+main_pid() { ns systemctl show -p MainPID --value secretshimd; }
+substate() { ns systemctl show -p SubState --value secretshimd; }
+wait_down() {  # the agent died; systemd waits RestartSec before the restart
+    i=0
+    while [ $i -lt 100 ]; do [ "$(substate)" = auto-restart ] && return 0; sleep 0.05; i=$((i + 1)); done
+    return 1
+}
+wait_back() {  # wait_back OLD_PID: active again, another process
+    i=0
+    while [ $i -lt 300 ]; do
+        [ "$(state)" = active ] && [ "$(main_pid)" != "$1" ] && return 0
+        sleep 0.1; i=$((i + 1))
+    done
+    return 1
+}
+# record_field ID FIELD: a field of container ID's task record; nothing
+# once the record is gone.
+record_field() {
+    ns python3 -c 'import glob, json, sys
+for f in glob.glob("/run/secretshim/tasks/*.task"):
+    r = json.load(open(f))
+    if r["id"] == sys.argv[1]: print(json.dumps(r[sys.argv[2]]))' "$1" "$2"
+}
+grants="db_pass;source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0440"
+python3 "$src/scripts/make_bundle.py" "$work/c2" /usr/libexec/secretshim/secretshim-hook /run/secretshim/agent.sock \
+    "$grants" 0 sh -c 'while :; do sleep 1; done'
+rt run -d --bundle "$work/c2" c2 >"$work/c2.out" 2>&1 </dev/null
+# And a container in a user namespace of its own that keeps CAP_SYS_ADMIN:
+# the hook hands it locked mounts, whose read-only flag a clone cannot
+# clear, so re-adopting it through its mounts fails (README "User
+# namespaces"). The view from the fd store needs no clone.
+USERNS=100000:65536 python3 "$src/scripts/make_bundle.py" "$work/c4" /usr/libexec/secretshim/secretshim-hook \
+    /run/secretshim/agent.sock db_pass 0 sh -c 'while :; do sleep 1; done'
+chown -R 100000:100000 "$work/c4/rootfs"
+chmod 711 "$work" "$work/c4"  # its root (host uid 100000) walks to its rootfs
+python3 - "$work/c4/config.json" <<'PY'
+import json, sys
+spec = json.load(open(sys.argv[1]))
+spec["process"]["capabilities"] = {k: ["CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+json.dump(spec, open(sys.argv[1], "w"))
+PY
+rt run -d --bundle "$work/c4" c4 >"$work/c4.out" 2>&1 </dev/null
+check "crash: two more containers started (one with locked mounts), their views in the fd store" \
+    '[ "$(ctl task ls --format json | grep -cE "\"c[24]\"")" = 2 ] && [ "$(record_field c4 locked)" = true ] &&
+     [ "$(stored_count)" = 2 ]' ||
+    sed 's/^/# /' "$work/c2.out" "$work/c4.out"
+old=$(main_pid)
+ns systemctl kill -s KILL secretshimd
+check "crash: the agent is killed and restarted by systemd" 'wait_down && wait_back "$old"'
+check "crash: re-adopted from the fd store, the locked view too" \
+    'agent_log | grep -qF "container \"c2\": re-adopted secrets db_pass,api_key from the fd store" &&
+     agent_log | grep -qF "container \"c4\": re-adopted secrets db_pass from the fd store" && [ "$(stored_count)" = 2 ]'
+check "crash: every target still readable" '[ "$(rt exec c2 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ] &&
+    [ "$(rt exec --user 1000:1000 c2 /bin/busybox cat /etc/app/key | sha256sum | cut -c1-64)" = "$(digest "$key")" ] &&
+    [ "$(rt exec c4 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ]'
+rt kill c4 KILL
+check "crash: the locked view taken back is flushed when its container exits" \
+    'i=0; while [ "$(stored_count)" != 1 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+     [ "$(ctl task ls --format json | grep -c "\"c4\"")" = 0 ] &&
+     agent_log | grep -qF "container \"c4\": exited, secrets flushed in "'
+rt delete -f c4 >/dev/null 2>&1
+# A revocation reaches the view taken back: its single-file mount detached,
+# its file wiped; the other secret stays.
+ctl secret revoke api_key root >/dev/null
+check "crash: a grant revoked after it reaches the view taken back" \
+    '[ -z "$(rt exec c2 /bin/busybox cat /etc/app/key 2>/dev/null)" ] &&
+     [ "$(rt exec c2 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ]'
+ctl secret grant api_key root >/dev/null
+rt kill c2 KILL
+check "crash: the view taken back is flushed when the container exits, and leaves the fd store" \
+    'tasks_empty && [ "$(stored_count)" = 0 ]'
+rt delete -f c2 >/dev/null 2>&1
+
+# A crash, and the container exits while the agent is down. The fd store
+# still holds its view: a process of this test takes it from systemd
+# (/proc/1/fd/N in the namespace) and keeps it, with the secret file open,
+# to see what the new agent does to it.
+db3=$(marker); key3=$(marker)
+printf %s "$db3" | ctl secret create db3 - --grant root >/dev/null
+printf %s "$key3" | ctl secret create key3 - --grant root >/dev/null
+python3 "$src/scripts/make_bundle.py" "$work/c3" /usr/libexec/secretshim/secretshim-hook /run/secretshim/agent.sock \
+    "db3;source=key3,target=/etc/app/key" 0 sh -c 'while :; do sleep 1; done'
+rt run -d --bundle "$work/c3" c3 >"$work/c3.out" 2>&1 </dev/null
+dev3=$(record_field c3 view_device)
+check "gone while down: the container started, its view in the fd store" '[ -n "$dev3" ] && [ "$(stored_count)" = 1 ]' ||
+    sed 's/^/# /' "$work/c3.out"
+old=$(main_pid)
+ns systemctl kill -s KILL secretshimd
+wait_down
+rt kill c3 KILL
+i=0; while [ "$(rt state c3 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" != stopped ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+stored=$(ns sh -c 'for f in /proc/1/fd/*; do [ "$(stat -L -c %d "$f" 2>/dev/null)" = "$1" ] && echo "$f"; done' sh "$dev3" | head -n 1)
+ns sh -c 'cd "$1" && exec 7<dir/db3 && echo $$ >/run/holder.pid && exec sleep 600' sh "$stored" >/dev/null 2>&1 &
+i=0; while ! ns test -s /run/holder.pid && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+holder=$(ns cat /run/holder.pid 2>/dev/null)
+check "gone while down: systemd's fd store holds the view, with the secrets (positive control)" \
+    '[ -n "$stored" ] && [ -n "$holder" ] &&
+     [ "$(ns sha256sum /proc/$holder/cwd/dir/db3 | cut -c1-64)" = "$(digest "$db3")" ] &&
+     [ "$(ns sha256sum /proc/$holder/cwd/file/etc/app/key | cut -c1-64)" = "$(digest "$key3")" ]'
+check "gone while down: all that happened before the agent came back" '[ "$(substate)" = auto-restart ]' ||
+    echo "# the agent came back within RestartSec: the checks above raced it"
+check "gone while down: the agent is restarted by systemd" 'wait_back "$old"'
+check "gone while down: the agent says it wiped the view" \
+    'agent_log | grep -qF "container \"c3\": exited while the agent was down; its secrets were wiped (2 files)"'
+check "gone while down: no file left in the view, and an open one reads nothing" \
+    '[ "$(ns find /proc/$holder/cwd/ -type f | wc -l)" = 0 ] && [ "$(ns sh -c "wc -c </proc/$holder/fd/7")" = 0 ]'
+check "gone while down: no task, no record, nothing in the fd store" \
+    'tasks_empty && [ "$(stored_count)" = 0 ] && [ -z "$(record_field c3 view_device)" ]'
+check "gone while down: no marker in the new agent's memory" \
+    'ns python3 "$src/tests/integration/scan_memory.py" "$(main_pid)" "$db3" "$key3"'
+env "SCAN_PROBE=$db3" sleep 30 & probe=$!
+check "the memory scanner finds a marker where there is one" '! python3 "$src/tests/integration/scan_memory.py" "$probe" "$db3" >/dev/null'
+kill "$probe"; wait "$probe" 2>/dev/null
+[ -n "$holder" ] && ns kill "$holder"
+rt delete -f c3 >/dev/null 2>&1
+
+# A view in the fd store that no task record names (the record lost while
+# the agent was down): nobody could flush it any more, so the new agent
+# wipes it through the store, though its container runs, and drops it.
+python3 "$src/scripts/make_bundle.py" "$work/c5" /usr/libexec/secretshim/secretshim-hook /run/secretshim/agent.sock \
+    db3 0 sh -c 'while :; do sleep 1; done'
+rt run -d --bundle "$work/c5" c5 >"$work/c5.out" 2>&1 </dev/null
+check "no record: the container started, its view in the fd store" '[ "$(stored_count)" = 1 ]' ||
+    sed 's/^/# /' "$work/c5.out"
+old=$(main_pid)
+ns systemctl kill -s KILL secretshimd
+wait_down
+ns python3 -c 'import glob, json, os, sys
+for f in glob.glob("/run/secretshim/tasks/*.task"):
+    if json.load(open(f))["id"] == sys.argv[1]: os.remove(f)' c5
+check "no record: the agent is restarted by systemd" 'wait_back "$old"'
+check "no record: its view is wiped through the fd store and dropped" \
+    'agent_log | grep -qF "entry \"c5\" belongs to no task: its view was wiped (1 file)" && [ "$(stored_count)" = 0 ] &&
+     [ -z "$(rt exec c5 /bin/busybox cat /run/secrets/db3 2>/dev/null)" ]'
+rt delete -f c5 >/dev/null 2>&1
 
 ns systemctl stop secretshimd
 check "systemctl stop: inactive, not failed (STOPPING=1, exit 0)" '[ "$(state)" = inactive ]'

@@ -7,7 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,6 +21,7 @@
 using namespace secretshim;
 using namespace secretshim::test;
 using platform::TmpfsView;
+using platform::UniqueFd;
 
 namespace {
 
@@ -212,6 +215,18 @@ TEST_CASE("flush empties an attached view; after the container exits nothing is 
     CHECK(shmemKiB() - before < 1024);
 }
 
+TEST_CASE("the view's directories keep their modes under the agent's UMask=0077") {
+    Setup s;
+    const mode_t old = ::umask(077);  // the packaged unit's
+    auto view = buildFrom("source=a,target=app/a,uid=1000,mode=0400", {"marker-umask-a"});
+    ::umask(old);
+    FakeContainer c(s.rootfs);
+    REQUIRE(view->attach({c.pidfd(), c.rootfs()}).has_value());
+    CHECK(statInside(c, "/run/secrets").value_or(StatInfo{}).mode == 0755);
+    CHECK(statInside(c, "/run/secrets/app").value_or(StatInfo{}).mode == 0755);
+    CHECK(readInside(c, "/run/secrets/app/a", 1000, 1000).value_or("") == "marker-umask-a");
+}
+
 TEST_CASE("a failed attach leaves nothing mounted in the container") {
     Setup s;
     REQUIRE(::mkfifo((s.rootfs + "/etc/fifo").c_str(), 0600) == 0);
@@ -329,4 +344,164 @@ TEST_CASE("live: a revocation never detaches a mount the container steered it to
     CHECK(readInside(c, "/etc/t.old/f").value_or("x") == "");
     CHECK(readInside(c, "/run/secrets/d").value_or("") == dirValue);
     REQUIRE(view->flush().has_value());
+}
+
+// The fd store (systemd's, across a crash of the agent): the agent keeps
+// each view's writable root there, and its successor takes the view back
+// from that fd alone, or wipes it when the container is gone.
+namespace {
+
+// What a crash of the agent leaves: the view's root, as the store keeps it,
+// and the container's mounts; the TmpfsView object is gone, unflushed.
+UniqueFd crash(std::unique_ptr<TmpfsView>& view) {
+    REQUIRE(view->writableRoot() >= 0);
+    UniqueFd stored(::fcntl(view->writableRoot(), F_DUPFD_CLOEXEC, 0));
+    REQUIRE(stored);
+    view->keepAttached();
+    view.reset();
+    return stored;
+}
+
+mountfs::ViewLayout layoutOf(const std::string& annotation) {
+    auto refs = mountfs::parseSecretRefs(annotation);
+    REQUIRE(refs.has_value());
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    return std::move(*layout);
+}
+
+// The content of `path` below a view's root, read from the host.
+std::string readBelow(int root, const std::string& path) {
+    UniqueFd fd(::openat(root, path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) return "<" + path + ": " + std::strerror(errno) + ">";
+    std::string out(mountfs::kDefaultMaxPayload, '\0');
+    const ssize_t n = ::read(fd.get(), out.data(), out.size());
+    out.resize(n > 0 ? static_cast<std::size_t>(n) : 0);
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("a view taken back from its stored root serves, rotates, revokes and flushes like the one built") {
+    Setup s;
+    const std::string alpha = "marker-store-alpha-3e1f", beta = "marker-store-beta-7c2d";
+    const std::string gamma = "marker-store-gamma-5a9b", delta = "marker-store-delta-0d4e";
+    auto view = buildFrom("alpha;source=beta,target=/etc/app/beta;source=gamma,target=/srv/gamma",
+                          {alpha, beta, gamma});
+    FakeContainer c(s.rootfs);
+    const mountfs::ContainerHandle handle{c.pidfd(), c.rootfs()};
+    REQUIRE(view->attach(handle).has_value());
+    // Live changes before the crash: the files' names must not depend on
+    // the references' order (the record keeps them in another order).
+    REQUIRE(view->removeEntry(1, handle).has_value());
+    REQUIRE(view->addEntry(mountfs::parseSecretRef("source=delta,target=/opt/delta").value(), bytes(delta), handle)
+                .has_value());
+    const dev_t device = view->device();
+    UniqueFd stored = crash(view);
+
+    auto back = TmpfsView::fromStore(layoutOf("source=delta,target=/opt/delta;source=gamma,target=/srv/gamma;alpha"),
+                                     std::move(stored), device, platform::kernelFeatures());
+    REQUIRE_MESSAGE(back.has_value(), (back ? "" : back.error().message));
+    auto& v = *back;
+    CHECK(v->device() == device);
+    CHECK(v->writableRoot() >= 0);  // kept in the store again by the next crash
+    CHECK(readInside(c, "/run/secrets/alpha").value_or("") == alpha);
+    CHECK(readInside(c, "/srv/gamma").value_or("") == gamma);
+    CHECK(readInside(c, "/opt/delta").value_or("") == delta);
+    CHECK_FALSE(v->attach(handle).has_value());  // attached long ago
+
+    // Entries: 0 delta, 1 gamma, 2 alpha. A rotation of each kind, then a revocation.
+    REQUIRE(v->update(2, bytes("marker-store-alpha-2"), handle).has_value());
+    CHECK(readInside(c, "/run/secrets/alpha").value_or("") == "marker-store-alpha-2");
+    auto up = v->update(1, bytes("marker-store-gamma-2"), handle);
+    REQUIRE_MESSAGE(up.has_value(), (up ? "" : up.error().message));
+    CHECK(readInside(c, "/srv/gamma").value_or("") == "marker-store-gamma-2");
+    auto gone = v->removeEntry(0, handle);
+    REQUIRE_MESSAGE(gone.has_value(), (gone ? "" : gone.error().message));
+    CHECK(findMount(containerMounts(c), "/opt/delta") == nullptr);
+    CHECK(readInside(c, "/opt/delta").value_or("x") == "");
+
+    REQUIRE(v->flush().has_value());
+    CHECK(readInside(c, "/srv/gamma").value_or("x") == "");
+    CHECK_FALSE(readInside(c, "/run/secrets/alpha").has_value());
+    CHECK(v->writableRoot() == -1);
+}
+
+TEST_CASE("a stored fd is taken back only if it is the view's tmpfs root holding every file") {
+    Setup s;
+    const std::string marker = "marker-store-refused-61aa", other = "marker-store-other-93bc";
+    auto view = buildFrom("alpha;source=beta,target=/etc/beta", {marker, marker});
+    auto stranger = buildFrom("alpha", {other});
+    FakeContainer c(s.rootfs);
+    REQUIRE(view->attach({c.pidfd(), c.rootfs()}).has_value());
+    const dev_t device = view->device();
+    UniqueFd root(::fcntl(view->writableRoot(), F_DUPFD_CLOEXEC, 0));
+    REQUIRE(root);
+    const auto layout = layoutOf("alpha;source=beta,target=/etc/beta");
+    const auto refused = [&](UniqueFd fd, const mountfs::ViewLayout& l) {
+        auto r = TmpfsView::fromStore(l, std::move(fd), device, platform::kernelFeatures());
+        REQUIRE_FALSE(r.has_value());
+        return r.error().message;
+    };
+
+    // Another view's tmpfs: another device. Nothing is written to it.
+    const std::string otherDevice = refused(UniqueFd(::fcntl(stranger->writableRoot(), F_DUPFD_CLOEXEC, 0)), layout);
+    CHECK_MESSAGE(otherDevice.find("the stored fd is the tmpfs on device ") == 0, otherDevice);
+    CHECK(readBelow(stranger->writableRoot(), "dir/alpha") == other);
+    CHECK(TmpfsView::checkStored(stranger->writableRoot(), device).has_value() == false);
+    CHECK(TmpfsView::wipeStored(stranger->writableRoot(), device).has_value() == false);
+    CHECK(readBelow(stranger->writableRoot(), "dir/alpha") == other);
+    // Not a tmpfs at all, and a directory of the view rather than its root.
+    CHECK(refused(UniqueFd(::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)), layout) ==
+          "the stored fd is not a tmpfs");
+    CHECK(refused(UniqueFd(::openat(root.get(), "dir", O_PATH | O_DIRECTORY | O_CLOEXEC)), layout) ==
+          "the stored fd is not the root of a tmpfs");
+    // The right tmpfs, but a reference it does not hold.
+    const std::string missing = refused(UniqueFd(::fcntl(root.get(), F_DUPFD_CLOEXEC, 0)),
+                                        layoutOf("alpha;source=beta,target=/etc/other"));
+    CHECK_MESSAGE(missing.find("the stored view holds no file for /etc/other: ") == 0, missing);
+    CHECK(readInside(c, "/run/secrets/alpha").value_or("") == marker);
+    CHECK(readInside(c, "/etc/beta").value_or("") == marker);
+
+    // What no reference names (a crash in the middle of a rotation) is
+    // wiped when the view is taken back; the references' files stay.
+    {
+        UniqueFd stray(::openat(root.get(), ".update", O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+        REQUIRE(stray);
+        REQUIRE(::write(stray.get(), other.data(), other.size()) == static_cast<ssize_t>(other.size()));
+    }
+    UniqueFd looker(::fcntl(root.get(), F_DUPFD_CLOEXEC, 0));
+    auto back = TmpfsView::fromStore(layout, std::move(root), device, platform::kernelFeatures());
+    REQUIRE_MESSAGE(back.has_value(), (back ? "" : back.error().message));
+    CHECK(::faccessat(looker.get(), ".update", F_OK, AT_SYMLINK_NOFOLLOW) != 0);
+    CHECK(readInside(c, "/run/secrets/alpha").value_or("") == marker);
+    CHECK(readInside(c, "/etc/beta").value_or("") == marker);
+    view->keepAttached();  // the one taken back flushes it
+    REQUIRE((*back)->flush().has_value());
+}
+
+TEST_CASE("the stored view of a container that is gone is wiped: every file zeroed, then removed") {
+    Setup s;
+    const std::size_t size = 500000;  // enough pages to see in Shmem
+    const std::vector<std::string> values{std::string(size, 'p'), std::string(size, 'q'), std::string(size, 'r')};
+    auto view = buildFrom("alpha;source=beta,target=deep/er/beta;source=gamma,target=/etc/app/gamma", values);
+    FakeContainer c(s.rootfs);
+    REQUIRE(view->attach({c.pidfd(), c.rootfs()}).has_value());
+    const dev_t device = view->device();
+    // A process that had a secret open when its container died.
+    UniqueFd reader(::openat(view->writableRoot(), "dir/deep/er/beta", O_RDONLY | O_CLOEXEC));
+    REQUIRE(reader);
+    UniqueFd stored = crash(view);
+    c.kill();
+    const long before = shmemKiB();
+
+    auto wiped = TmpfsView::wipeStored(stored.get(), device);
+    REQUIRE_MESSAGE(wiped.has_value(), (wiped ? "" : wiped.error().message));
+    CHECK(*wiped == 3);
+    char buf[16] = {};
+    CHECK(::pread(reader.get(), buf, sizeof buf, 0) == 0);
+    for (const char* path : {"dir/alpha", "dir/deep/er/beta", "file/etc/app/gamma"})
+        CHECK(::faccessat(stored.get(), path, F_OK, AT_SYMLINK_NOFOLLOW) != 0);
+    CHECK(before - shmemKiB() >= 1000);  // the pages went while the handle is still open
+    CHECK(TmpfsView::wipeStored(stored.get(), 0).value_or(99) == 0);  // any tmpfs root: a view with no record
 }

@@ -91,26 +91,31 @@ TEST_CASE("nested targets under /run/secrets create their parent directories") {
             planned({ref("c", "/run/secrets/a/b/c"), ref("d", "/run/secrets/a/d")});
         CHECK(layout.directories == std::vector<std::string>{"dir/a", "dir/a/b"});
     }
-    SUBCASE("targets elsewhere create no directories") {
+    SUBCASE("targets elsewhere create their parents under file/") {
         const ViewLayout layout = planned({ref("a", "/etc/app/deep/a")});
-        CHECK(layout.directories.empty());
+        CHECK(layout.entries[0].file == "file/etc/app/deep/a");
+        CHECK(layout.directories == std::vector<std::string>{"file/etc", "file/etc/app", "file/etc/app/deep"});
     }
 }
 
-TEST_CASE("targets outside /run/secrets each get a numbered file") {
-    SUBCASE("numbered by their position among all references") {
+TEST_CASE("targets outside /run/secrets each get a file named by the target") {
+    SUBCASE("the target's path under file/, whatever its position among the references") {
         const ViewLayout layout = planned({ref("a", "/run/secrets/a"), ref("b", "/etc/app/b"),
                                            ref("c", "/run/secrets/c"), ref("d", "/d")});
         REQUIRE(layout.entries.size() == 4);
         CHECK(layout.entries[0].file == "dir/a");
         CHECK(layout.entries[0].inDirectory);
-        CHECK(layout.entries[1].file == "file/1");
+        CHECK(layout.entries[1].file == "file/etc/app/b");
         CHECK_FALSE(layout.entries[1].inDirectory);
         CHECK(layout.entries[2].file == "dir/c");
         CHECK(layout.entries[2].inDirectory);
-        CHECK(layout.entries[3].file == "file/3");
+        CHECK(layout.entries[3].file == "file/d");
         CHECK_FALSE(layout.entries[3].inDirectory);
         CHECK(layout.hasDirectoryMount());
+        CHECK(layout.directories == std::vector<std::string>{"file/etc", "file/etc/app"});
+        // The same target alone, or after others: the same file (a view found
+        // again from its tmpfs after live changes knows each file by its target).
+        CHECK(planned({ref("b", "/etc/app/b")}).entries[0].file == "file/etc/app/b");
     }
     SUBCASE("entries keep the order and content of the references") {
         const std::vector<SecretRef> refs = {ref("b", "/etc/b", 1, 2, 0600),
@@ -119,21 +124,21 @@ TEST_CASE("targets outside /run/secrets each get a numbered file") {
         REQUIRE(layout.entries.size() == 2);
         CHECK(layout.entries[0].ref == refs[0]);
         CHECK(layout.entries[1].ref == refs[1]);
-        CHECK(layout.entries[0].file == "file/0");
+        CHECK(layout.entries[0].file == "file/etc/b");
     }
     SUBCASE("a directory that only starts like /run/secrets is elsewhere") {
         const ViewLayout layout = planned({ref("a", "/run/secretsfoo"), ref("b", "/run/other/b")});
         REQUIRE(layout.entries.size() == 2);
-        CHECK(layout.entries[0].file == "file/0");
+        CHECK(layout.entries[0].file == "file/run/secretsfoo");
         CHECK_FALSE(layout.entries[0].inDirectory);
-        CHECK(layout.entries[1].file == "file/1");
+        CHECK(layout.entries[1].file == "file/run/other/b");
         CHECK_FALSE(layout.entries[1].inDirectory);
-        CHECK(layout.directories.empty());
+        CHECK(layout.directories == std::vector<std::string>{"file/run", "file/run/other"});
     }
     SUBCASE("with no target under /run/secrets there is no directory mount") {
         const ViewLayout layout = planned({ref("a", "/etc/a"), ref("b", "/opt/b")});
         CHECK_FALSE(layout.hasDirectoryMount());
-        CHECK(layout.directories.empty());
+        CHECK(layout.directories == std::vector<std::string>{"file/etc", "file/opt"});
     }
 }
 
@@ -146,7 +151,7 @@ TEST_CASE("two references to one secret keep their own owner and mode") {
     const ViewEntry& second = layout.entries[1];
     CHECK(first.file != second.file);
     CHECK(first.file == "dir/db");
-    CHECK(second.file == "file/1");
+    CHECK(second.file == "file/etc/app/db");
     CHECK(first.ref.source == "db");
     CHECK(second.ref.source == "db");
     CHECK(first.ref.uid == 1000u);
@@ -190,16 +195,32 @@ TEST_CASE("planView refuses references that do not fit together") {
     }
 }
 
+TEST_CASE("a target outside /run/secrets is at most 4091 bytes: the view holds it at file/<target>") {
+    std::string longest;  // 17 components: 4091 bytes
+    for (int i = 0; i < 16; ++i) longest += "/" + std::string(254, 'a');
+    longest += "/" + std::string(10, 'b');
+    REQUIRE(longest.size() == 4091);
+    const ViewLayout layout = planned({ref("a", longest)});
+    CHECK(layout.entries[0].file.size() == 4095);
+    const auto r = planView({ref("a", longest + "c")});
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message == "target \"" + longest + "c\" of secret \"a\" is too long for a file outside "
+                               "/run/secrets (at most 4091 bytes)");
+    // Under /run/secrets the parser's own limit is the only one.
+    const std::string inSecrets = "/run/secrets" + longest.substr(0, 4095 - 12);
+    CHECK(planned({ref("a", inSecrets)}).entries[0].file.size() == 4095 - 12 + 3);
+}
+
 TEST_CASE("a layout planned from a parsed annotation") {
     const auto refs = parseSecretRefs("db;source=db,target=/etc/db,uid=33,mode=0400;source=tls,target=certs/tls");
     REQUIRE(refs.has_value());
     const ViewLayout layout = planned(*refs);
     REQUIRE(layout.entries.size() == 3);
     CHECK(layout.entries[0].file == "dir/db");
-    CHECK(layout.entries[1].file == "file/1");
+    CHECK(layout.entries[1].file == "file/etc/db");
     CHECK(layout.entries[1].ref.uid == 33u);
     CHECK(layout.entries[1].ref.mode == 0400u);
     CHECK(layout.entries[2].file == "dir/certs/tls");
-    CHECK(layout.directories == std::vector<std::string>{"dir/certs"});
+    CHECK(layout.directories == std::vector<std::string>{"file/etc", "dir/certs"});
     CHECK(layout.hasDirectoryMount());
 }

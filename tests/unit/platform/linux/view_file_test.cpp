@@ -155,3 +155,52 @@ TEST_CASE("a directory swapped for a symlink out of the view while files are flu
     CHECK(found > 0);
     CHECK(canary);
 }
+
+// wipeTree: what the agent runs through a view the fd store kept for a
+// container that exited while no agent ran, or for no task at all.
+TEST_CASE("wipeTree zeroes and removes every regular file below the root, however deep, but the kept ones") {
+    TempDir view;
+    fs::create_directories(view / "dir/a/b");
+    fs::create_directories(view / "file/etc/app");
+    std::string deep = "file";  // 300 levels: one directory open at a time
+    for (int i = 0; i < 300; ++i) deep += "/d";
+    fs::create_directories(view / deep);
+    for (const char* f : {"dir/top", "dir/a/b/nested", "file/etc/app/key", ".update"}) write(view / f, kMarker);
+    write(view / (deep + "/x"), kMarker);
+    write(view / "dir/kept", kMarker);
+    UniqueFd reader(::open((view / "dir/a/b/nested").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(reader);
+    UniqueFd root = openDir(view.path());
+
+    auto wiped = wipeTree(root.get(), {"dir/kept"});
+    REQUIRE_MESSAGE(wiped.has_value(), wiped.error().message);
+    CHECK(*wiped == 5);
+    std::size_t left = 0;
+    for (const auto& e : fs::recursive_directory_iterator(view.path()))
+        if (!e.is_directory()) ++left;
+    CHECK(left == 1);
+    CHECK(read(view / "dir/kept") == kMarker);
+    char buf[64] = {};
+    CHECK(::pread(reader.get(), buf, sizeof buf, 0) == 0);  // zeroed, then truncated
+    CHECK(wipeTree(root.get()).value_or(0) == 1);  // and nothing is kept now
+}
+
+TEST_CASE("wipeTree follows no symlink out of the view, waits on no FIFO, and says what it left") {
+    TempDir view, host;
+    fs::create_directories(view / "dir");
+    write(host / "node.key", kMarker);
+    fs::create_symlink(host / "node.key", view / "dir/link");
+    fs::create_symlink(host.path(), view / "dir/sub");
+    REQUIRE(::mkfifo((view / "dir/fifo").c_str(), 0666) == 0);
+    write(view / "dir/secret", kMarker);
+    UniqueFd root = openDir(view.path());
+    const auto start = std::chrono::steady_clock::now();
+    auto wiped = wipeTree(root.get());
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(1));
+    REQUIRE_FALSE(wiped.has_value());
+    CHECK(wiped.error().message.find("opening dir/") == 0);  // the first thing it left
+    CHECK_FALSE(fs::exists(view / "dir/secret"));             // every file was tried
+    CHECK(read(host / "node.key") == kMarker);
+    CHECK(fs::is_symlink(view / "dir/link"));
+    CHECK(fs::is_fifo(view / "dir/fifo"));
+}
