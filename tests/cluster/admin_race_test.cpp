@@ -8,9 +8,6 @@
 //     master's current version.
 // Without the range guards (`txnUnchangedSince`), `secret rm` deletes a
 // secret that the racing `task assign` has just granted.
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -31,6 +28,7 @@
 #include "plugin/cluster/model.hpp"
 #include "plugin/cluster/signing.hpp"
 #include "plugin/ctl/cluster_admin.hpp"
+#include "tests/support/ed25519_key.hpp"
 
 using namespace secretshim;
 using namespace secretshim::cluster;
@@ -72,16 +70,7 @@ Result<void> assign(ClusterAdmin& admin, const std::string& task, const std::str
 // genpkey -algorithm ed25519` makes it).
 AdminSigningKey signingKey() {
     const std::string path = env("ETCD_DIR") + "/race-signing.key";
-    if (::access(path.c_str(), F_OK) != 0) {
-        EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
-        REQUIRE(key != nullptr);
-        std::FILE* f = std::fopen(path.c_str(), "w");
-        REQUIRE(f != nullptr);
-        ::fchmod(fileno(f), 0600);
-        PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
-        std::fclose(f);
-        EVP_PKEY_free(key);
-    }
+    if (::access(path.c_str(), F_OK) != 0) REQUIRE(secretshim::test::writeEd25519Key(path));
     auto key = AdminSigningKey::load(path);
     REQUIRE_MESSAGE(key.has_value(), (key ? "" : key.error().message));
     return std::move(*key);

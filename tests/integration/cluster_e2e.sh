@@ -178,30 +178,27 @@ etcdctl_root put $t1key <"$work/t1-cur" >/dev/null   # the admin's own record ba
 # A replay: an older copy, signed by the admin, put back; then put back
 # after a delete; then put back while the agent is down (the highest serial
 # it accepted is on disk).
-rotate_db   # etcd holds the forged copy: the admin's own first
-etcdctl_root get --print-value-only $dbkey >"$work/db-old"
-rotate_db
-after=$(db_now)
-n=$(refusals $dbkey "serial")
+# old_copy: an older copy of db, signed by the admin, saved in db-old; a
+# newer one in c1 ($after).
+old_copy() {
+    rotate_db
+    etcdctl_root get --print-value-only $dbkey >"$work/db-old"
+    rotate_db
+    after=$(db_now)
+    n=$(refusals $dbkey "serial")
+}
+old_copy   # (etcd holds the forged copy until the first rotation)
 etcdctl_root put $dbkey <"$work/db-old" >/dev/null
 check "signed: a replayed older copy is refused by key" \
     'wait_for 5 refused_since $dbkey "serial" $n && grep -q "a replayed record" "$work/agent.log" && [ "$(db_now)" = "$after" ]'
-rotate_db
-etcdctl_root get --print-value-only $dbkey >"$work/db-old"
-rotate_db
-after=$(db_now)
-n=$(refusals $dbkey "serial")
+old_copy
 etcdctl_root del $dbkey >/dev/null
 etcdctl_root put $dbkey <"$work/db-old" >/dev/null
 check "signed: delete-then-put of an older copy is refused, the container unchanged" \
     'wait_for 5 refused_since $dbkey "serial" $n && [ "$(db_now)" = "$after" ]'
-rotate_db
-etcdctl_root get --print-value-only $dbkey >"$work/db-old"
-rotate_db
-after=$(db_now)
+old_copy
 kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
 etcdctl_root put $dbkey <"$work/db-old" >/dev/null
-n=$(refusals $dbkey "serial")
 rm -f "$sock"
 "$agentbin" --config "$work/agent.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
 agent_pid=$!

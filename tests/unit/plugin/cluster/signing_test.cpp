@@ -1,6 +1,4 @@
 // Signed cluster records: what a node accepts, and what it refuses.
-#include <openssl/evp.h>
-#include <openssl/pem.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -12,6 +10,7 @@
 
 #include "plugin/agent/serial_floor.hpp"
 #include "plugin/cluster/signing.hpp"
+#include "tests/support/ed25519_key.hpp"
 
 using namespace secretshim::cluster;
 using secretshim::plugin::SerialFloor;
@@ -27,22 +26,11 @@ struct TempDir {
     ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
 };
 
-// A fresh Ed25519 pair in PEM files, as `openssl genpkey` writes them.
+// A fresh Ed25519 pair in PEM files.
 struct KeyFiles {
     std::string priv, pub;
     KeyFiles(const std::string& dir, const std::string& name) : priv(dir + "/" + name + ".key"), pub(dir + "/" + name + ".pub") {
-        EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
-        REQUIRE(key != nullptr);
-        std::FILE* f = std::fopen(priv.c_str(), "w");
-        REQUIRE(f != nullptr);
-        ::fchmod(fileno(f), 0600);
-        PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
-        std::fclose(f);
-        f = std::fopen(pub.c_str(), "w");
-        REQUIRE(f != nullptr);
-        PEM_write_PUBKEY(f, key);
-        std::fclose(f);
-        EVP_PKEY_free(key);
+        REQUIRE(secretshim::test::writeEd25519Key(priv, pub));
     }
 };
 
