@@ -15,7 +15,7 @@
 # it node-1 would also read node-10), and a client certificate without CN.
 # The JSON gateway does not map a certificate's CN to a user, and a request
 # without a token is authenticated as the member's CN: so gateway clients use
-# a CN-less certificate plus user/password (FACTS.md). The admin: user root
+# a CN-less certificate plus user/password (docs/platform-notes.md). The admin: user root
 # (DIR/pki/root.password), certificate root.crt with CN=root for etcdctl and
 # admin.crt without CN for the gateway.
 set -eu

@@ -206,9 +206,9 @@ Result<Answer> post(asio::io_context& io, Stream& stream, const Endpoint& e, con
     req.set(http::field::host, e.host);
     req.set(http::field::content_type, "application/json");
     // An explicit Accept: without it the gateway authenticates the request
-    // as the member's own certificate CN (FACTS.md).
+    // as the member's own certificate CN (docs/platform-notes.md).
     req.set(http::field::accept, "application/json");
-    // Fail at once without a leader instead of waiting 7 s (FACTS.md).
+    // Fail at once without a leader instead of waiting 7 s (docs/platform-notes.md).
     req.set("Grpc-Metadata-Hasleader", "true");
     if (!token.empty()) req.set(http::field::authorization, token);
     req.body() = body;

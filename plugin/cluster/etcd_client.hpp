@@ -2,7 +2,7 @@
 // Boost.Beast): the server is verified against the cluster's CA and by
 // name, the client presents its certificate, and a user/password gives the
 // token each request carries. The gateway does not map a certificate's CN to
-// a user (FACTS.md), hence the token.
+// a user (docs/platform-notes.md), hence the token.
 //
 // Every request has a deadline; a request that fails in transport, or that
 // a member answers "unavailable" (no leader), is retried on the next

@@ -150,7 +150,7 @@ printf %s "$db" | ctl secret create db_pass - --grant root >/dev/null
 printf %s "$api" | ctl secret create api_key - --grant root >/dev/null
 
 # crun 1.8 refuses this VM's hybrid cgroup layout: the wrapper's real
-# runtime is crun in a private mount namespace without cgroup2 (FACTS.md).
+# runtime is crun in a private mount namespace without cgroup2 (docs/platform-notes.md).
 cat >"$work/crun" <<'SH'
 #!/bin/sh
 exec unshare -m --propagation private sh -c 'umount -l /sys/fs/cgroup/unified 2>/dev/null; exec crun --cgroup-manager=disabled "$@"' sh "$@"

@@ -24,7 +24,7 @@ digest() { printf %s "$1" | sha256sum | cut -c1-64; }
 
 ctl() { "$build/plugin/secretshimctl" --socket "$sock" "$@"; }
 # crun 1.8 refuses a hybrid cgroup layout: run it in a private mount
-# namespace without the cgroup2 mount (FACTS.md). The runtime's state
+# namespace without the cgroup2 mount (docs/platform-notes.md). The runtime's state
 # directory is $rt_root if set, else $work/state-rt.
 rt() {
     if [ "$runtime" = crun ] && mountpoint -q /sys/fs/cgroup/unified 2>/dev/null; then

@@ -24,7 +24,7 @@ work=$(mktemp -d /tmp/secretshim-podman-XXXXXX)
 sock=$work/agent.sock
 packaged=$build/packaging/hooks.d/secretshim.json
 
-# Podman on this VM: runc, and explicit ulimits (FACTS.md); no journald.
+# Podman on this VM: runc, and explicit ulimits (docs/platform-notes.md); no journald.
 cat >"$work/containers.conf" <<CONF
 [containers]
 default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]
