@@ -3,31 +3,20 @@
 // file name and as a systemd FDNAME.
 #include <doctest/doctest.h>
 
-#include <openssl/sha.h>
-
 #include <map>
 #include <set>
 #include <string>
 
 #include "plugin/agent/task_key.hpp"
 #include "plugin/agent/task_records.hpp"
+#include "tests/support/sha256_hex.hpp"
 
 using namespace secretshim::plugin;
 
 namespace {
 
 // SHA-256 in hex, computed here independently of the library.
-std::string hexOf(const std::string& text) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : digest) {
-        out += hex[c >> 4];
-        out += hex[c & 15];
-    }
-    return out;
-}
+std::string hexOf(const std::string& text) { return secretshim::test::sha256Hex(text); }
 
 // systemd's rule for an FDNAME (fdname_is_valid) narrowed to ours: what the
 // fd store and a file name both accept.

@@ -15,11 +15,11 @@
 #include <vector>
 
 #include <doctest/doctest.h>
-#include <openssl/sha.h>
 
 #include "platform/linux/mount_api.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/agent/task_records.hpp"
+#include "tests/support/sha256_hex.hpp"
 
 using namespace secretshim;
 using namespace secretshim::plugin;
@@ -60,17 +60,7 @@ TaskRecords openRecords(const std::string& state) {
 
 // A record's file is named by the SHA-256 of the container id (and, when
 // the record has a bundle, a NUL byte and the bundle).
-std::string hexOf(const std::string& text) {
-    unsigned char digest[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(text.data()), text.size(), digest);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned char c : digest) {
-        out += hex[c >> 4];
-        out += hex[c & 15];
-    }
-    return out;
-}
+std::string hexOf(const std::string& text) { return secretshim::test::sha256Hex(text); }
 
 std::vector<std::string> entriesOf(const std::string& dir) {
     std::vector<std::string> names;
