@@ -93,7 +93,7 @@ if [ $rc = 2 ] && grep -q -- "--identity is required" "$work/err"; then ok "assi
 else bad "assign without --identity: a usage error (exit 2): rc $rc, $(cat "$work/err")"; fi
 refused "assign with a pinned identity is refused" "pins a target, owner or mode" ctl task assign t1 --identity 'root,mode=0400' --node node-1 --secret db
 refused "assign with a malformed identity is refused" 'grant rule "everyone": it must start with kubernetes, podman or root' ctl task assign t1 --identity everyone --node node-1 --secret db
-refused "assign with a bad spec is refused" "" ctl task assign t1 --identity root --node node-1 --secret "source=db,mode=9z"
+refused "assign with a bad spec is refused" 'mode "9z" is not octal' ctl task assign t1 --identity root --node node-1 --secret "source=db,mode=9z"
 check "task assign" ctl task assign t1 --identity root --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
 check "task assign again is a no-op" ctl task assign t1 --identity root --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
 refused "the same task on another node is refused" "assigned to node" ctl task assign t1 --identity root --node node-2 --secret db

@@ -313,7 +313,11 @@ bundle c4 t4 sh -c 'sleep 100'
 start_detached c4
 check "container of t4 runs" '[ "$(in_container c4 "sha256sum /run/secrets/other" | cut -c1-64)" = "$(digest "$other")" ]'
 admin task assign t5 --identity root --node node-1 --secret other >/dev/null
-wait_for 5 sh -c "\"$ctlbin\" --socket \"$sock\" status | grep -q '\"tasks\": 3'" || true
+# The agent must hold t5's assignment before the members go down, or the
+# refusal below would prove nothing: wait until it applied etcd's revision.
+rev=$(etcdctl_root get /secretshim/nodes/node-1/tasks/t5 -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')
+applied_at_least() { [ "$(status_json | python3 -c 'import json,sys; print(json.load(sys.stdin)["cluster"]["revision"])' 2>/dev/null || echo 0)" -ge "$1" ]; }
+check "the agent applied t5's assignment (revision $rev) before the members go down" 'wait_for 5 applied_at_least "$rev"'
 sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" m2 KILL
 sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" m3 KILL
 check "the agent notices the lost quorum" 'wait_for 30 sh -c "! \"\$0\" --socket \"\$1\" status | grep -q \"\\\"connected\\\": true\"" "$ctlbin" "$sock"'
