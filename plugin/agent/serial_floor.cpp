@@ -20,14 +20,10 @@ Result<SerialFloor> SerialFloor::open(const std::string& stateDir) {
     if (!dir) return tl::unexpected(dir.error());
     const std::string label = stateDir + "/" + kFile;
     SerialFloor floor(std::move(*dir), stateDir);
-    auto file = openPrivateFile(floor.dir_.get(), kFile, label);
-    if (!file && file.error().code == ENOENT) return floor;
-    if (!file) return tl::unexpected(file.error());
-    if (file->size > kMaxFile) return fail(label + " is too large");
-    std::string text(file->size, '\0');
-    if (auto ok = readExact(file->fd.get(), {reinterpret_cast<unsigned char*>(text.data()), text.size()}, label); !ok)
-        return tl::unexpected(ok.error());
-    const auto j = nlohmann::json::parse(text, nullptr, false);
+    auto text = readPrivateText(floor.dir_.get(), kFile, label, kMaxFile);
+    if (!text && text.error().code == ENOENT) return floor;
+    if (!text) return tl::unexpected(text.error());
+    const auto j = nlohmann::json::parse(*text, nullptr, false);
     const std::string broken = label + " is damaged: the node cannot tell a replayed record (move it away to accept "
                                        "what etcd holds now)";
     if (!j.is_object()) return fail(broken);

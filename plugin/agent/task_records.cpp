@@ -68,13 +68,8 @@ std::vector<TaskRecord> TaskRecords::loadAll(std::vector<std::string>& problems)
     while (const dirent* d = ::readdir(dir)) {
         const std::string name = d->d_name;
         if (name.size() <= 5 || name.substr(name.size() - 5) != kSuffix) continue;
-        auto file = openPrivateFile(dir_.get(), name, path_ + "/" + name);  // no symlinks, owner-only
-        std::string text;
-        if (file && file->size <= 64 * 1024) {
-            text.resize(file->size);
-            auto span = std::span<unsigned char>(reinterpret_cast<unsigned char*>(text.data()), text.size());
-            if (!readExact(file->fd.get(), span, path_ + "/" + name)) text.clear();
-        }
+        // No symlinks, owner-only; unreadable or over 64 KiB reads as nothing.
+        const auto text = readPrivateText(dir_.get(), name, path_ + "/" + name, 64 * 1024).value_or("");
         const auto j = nlohmann::json::parse(text, nullptr, false);
         TaskRecord r;
         // A record without "bundle" was written before bundles were sent:

@@ -152,14 +152,10 @@ Result<void> LocalStore::remove(std::string_view name) {
 Result<std::vector<std::string>> LocalStore::readGrants(std::string_view name, std::string_view secretId) const {
     if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
     const std::string label = "grants file " + dirPath_ + "/" + grantsFileName(name);
-    auto file = openPrivateFile(dir_.get(), grantsFileName(name), label);
-    if (!file && file.error().code == ENOENT) return std::vector<std::string>{};
-    if (!file) return tl::unexpected(file.error());
-    if (file->size > kMaxGrantsFile) return fail(label + " is too large");
-    std::string text(file->size, '\0');
-    if (auto ok = readExact(file->fd.get(), {reinterpret_cast<unsigned char*>(text.data()), text.size()}, label); !ok)
-        return tl::unexpected(ok.error());
-    const auto doc = nlohmann::json::parse(text, nullptr, false);
+    auto text = readPrivateText(dir_.get(), grantsFileName(name), label, kMaxGrantsFile);
+    if (!text && text.error().code == ENOENT) return std::vector<std::string>{};
+    if (!text) return tl::unexpected(text.error());
+    const auto doc = nlohmann::json::parse(*text, nullptr, false);
     const auto id = doc.is_object() ? doc.find("secret_id") : doc.end();
     const auto rules = doc.is_object() ? doc.find("rules") : doc.end();
     if (id == doc.end() || !id->is_string() || rules == doc.end() || !rules->is_array())

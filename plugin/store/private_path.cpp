@@ -104,4 +104,15 @@ Result<void> readExact(int fd, std::span<unsigned char> out, const std::string& 
     return {};
 }
 
+Result<std::string> readPrivateText(int dirFd, const std::string& name, const std::string& label,
+                                    std::uint64_t maxSize) {
+    auto file = openPrivateFile(dirFd, name, label);
+    if (!file) return tl::unexpected(file.error());
+    if (file->size > maxSize) return fail(label + " is too large");
+    std::string text(file->size, '\0');
+    if (auto ok = readExact(file->fd.get(), {reinterpret_cast<unsigned char*>(text.data()), text.size()}, label); !ok)
+        return tl::unexpected(ok.error());
+    return text;
+}
+
 }  // namespace secretshim::plugin

@@ -46,4 +46,10 @@ Result<void> checkPrivateFile(const std::string& path, const std::string& label)
 // Reads exactly out.size() bytes from the current offset.
 Result<void> readExact(int fd, std::span<unsigned char> out, const std::string& label);
 
+// The whole of a small text file of the agent's (openPrivateFile()'s checks;
+// a missing file is its Error{ENOENT, ...}); "<label> is too large" beyond
+// `maxSize` bytes.
+Result<std::string> readPrivateText(int dirFd, const std::string& name, const std::string& label,
+                                    std::uint64_t maxSize);
+
 }  // namespace secretshim::plugin
