@@ -158,15 +158,20 @@ int ClusterCli::run() {
     }
     // Whatever a node will read is signed: registrations, task records and
     // copies (plugin/cluster/signing.hpp).
+    // Only the commands that sign read the keys: a listing needs neither.
     std::optional<AdminSigningKey> signer;
-    if (!c.signingKey.empty() && (nodeAdd_->parsed() || rotate_->parsed() || assign_->parsed())) {
-        auto k = AdminSigningKey::load(c.signingKey);
-        if (!k) return failed(k.error());
-        signer.emplace(std::move(*k));
+    TrustedKeys trusted;
+    if (nodeAdd_->parsed() || rotate_->parsed() || assign_->parsed()) {
+        if (!c.signingKey.empty()) {
+            auto k = AdminSigningKey::load(c.signingKey);
+            if (!k) return failed(k.error());
+            signer.emplace(std::move(*k));
+        }
+        auto t = TrustedKeys::load(c.adminKeys);
+        if (!t) return failed(t.error());
+        trusted = std::move(*t);
     }
-    auto trusted = TrustedKeys::load(c.adminKeys);
-    if (!trusted) return failed(trusted.error());
-    ClusterAdmin admin(std::move(*client), std::move(key), std::move(signer), std::move(*trusted));
+    ClusterAdmin admin(std::move(*client), std::move(key), std::move(signer), std::move(trusted));
 
     if (nodeAdd_->parsed()) {
         PublicKey pub{};
