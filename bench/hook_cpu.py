@@ -21,7 +21,8 @@ import sys
 import tempfile
 import time
 
-from harness import spawn_hook  # bench/harness.py, next to this script
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+from shimbench.bench import spawn_hook  # bench/shimbench, next to this script
 
 
 def pct(xs, p):

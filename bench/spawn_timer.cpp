@@ -8,7 +8,7 @@
 // C A B, ...), so that drift hits all alike. --raw prints each measured round
 // instead, one line per round: for every program in the order given, its
 // wall time and its CPU time (user + system, from wait4), in us, for
-// bench/harness.py.
+// row 1 (bench/shimbench/rows/row1_fastpath.py).
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/resource.h>

@@ -1,4 +1,4 @@
-"""Row 7 of bench/harness.py: Kubernetes through containerd's CRI.
+"""Row 7: Kubernetes through containerd's CRI.
 
 CreateContainer + StartContainer, timed as kubelet would see them, on a
 private containerd 1.6 with the packaged snippet (handler `secretshim`: the
@@ -22,10 +22,10 @@ The containerd is set up, started and stopped by the sh functions of
 tests/integration/cri/containerd.sh, run by a supervising `sh` that holds
 it as its child: it stops it (ctrd_stop: tasks, containerd by pid, its
 shims by pid, runc state, shim sockets, cgroups, mounts) when its stdin
-closes, also when the harness dies. The gRPC calls are made by this file
-run as a driver under Debian's /usr/bin/python3 (python3-grpcio), which the
-harness's interpreter may not have; the driver times each call itself and
-answers the harness in JSON lines.
+closes, also when the bench dies. The gRPC calls are made by
+row7_cri_driver.py, a process under Debian's /usr/bin/python3
+(python3-grpcio), which the bench's interpreter may not have; the driver
+times each call itself and answers in JSON lines.
 
 Secret values are random bytes handed to secretshimctl on stdin; the
 containers' check compares a SHA-256 digest in memory; nothing is printed.
@@ -37,15 +37,14 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 
-from harness import log, median  # bench/harness.py, which imports this module
+from ..table import median
+from ..util import loadavg, log
+from .row7_cri_driver import CRI_DIR
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-CRI_DIR = os.path.join(os.path.dirname(HERE), "tests", "integration", "cri")
+DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "row7_cri_driver.py")
 PY = "/usr/bin/python3"  # Debian's: python3-grpcio and python3-protobuf (cri.py)
-IMAGE = "localhost/secretshim-busybox:latest"
 PAUSE = "localhost/secretshim-pause:latest"
 NAMESPACE = "bench"
 SIZE = 64
@@ -144,7 +143,7 @@ class CriRow:
         if r.returncode != 0:
             raise RuntimeError("row 7: images.sh: %s" % r.stderr.decode(errors="replace").strip()[-400:])
         with open(os.path.join(self.dir, "driver.log"), "w") as err:
-            self.drv = subprocess.Popen([PY, "-B", os.path.abspath(__file__), "--driver", self.sock,
+            self.drv = subprocess.Popen([PY, "-B", DRIVER, "--driver", self.sock,
                                          os.path.join(self.dir, "stubs")],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err)
         self.version = self.call("version")
@@ -340,66 +339,9 @@ def describe(base, shim):
                                       else "excludes 0")
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
-# --- the driver (run under /usr/bin/python3) -----------------------------------
-def driver(sock, stub_dir):
-    """JSON lines in, JSON lines out: the CRI calls of row 7, each timed here
-    (no pipe to the harness in the timed part)."""
-    sys.path.insert(0, CRI_DIR)
-    import cri  # tests/integration/cri/cri.py
-    client = cri.Cri(sock, stub_dir=stub_dir)
-    configs = {}
-    for line in sys.stdin:
-        req = json.loads(line)
-        op = req["op"]
-        try:
-            if op == "version":
-                reply = client.version()
-            elif op == "pod":
-                config = cri.Cri.pod_config(req["name"], req["namespace"], req["uid"])
-                pod = client.run_pod(req["name"], req["namespace"], req["uid"], handler=req["handler"], config=config)
-                configs[pod] = config
-                reply = {"pod": pod}
-            elif op == "run":
-                # As kubelet: the pod's config sent along (no lookup in the timed part).
-                t0 = time.perf_counter()
-                cid = client.create_container(req["pod"], configs[req["pod"]], req["name"], IMAGE,
-                                              ["sleep", "100000"], annotations=req["annotations"])
-                t1 = time.perf_counter()
-                try:
-                    client.start(cid)
-                except cri.CriError:
-                    client.remove(cid)
-                    raise
-                t2 = time.perf_counter()
-                reply = {"cid": cid, "create": t1 - t0, "start": t2 - t1}
-            elif op == "exec":
-                rc, out, _ = client.exec_sync(req["cid"], req["cmd"], 30)
-                reply = {"rc": rc, "stdout": out.decode(errors="replace")}
-            elif op == "stop_rm":
-                client.stop(req["cid"], 0)
-                client.remove(req["cid"])
-                reply = {}
-            elif op == "rm_pod":
-                client.stop_pod(req["pod"])
-                client.remove_pod(req["pod"])
-                reply = {}
-            else:
-                reply = {"error": "unknown op %r" % op}
-        except cri.CriError as e:
-            reply = {"error": str(e)}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
-    client.close()
-    return 0
-
-
-if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--driver":
-        sys.exit(driver(sys.argv[2], sys.argv[3]))
-    print("usage: cri_row.py --driver CONTAINERD_SOCK STUB_DIR (row 7 of bench/harness.py runs it)", file=sys.stderr)
-    sys.exit(2)
+def run(bench):
+    lacking = missing()
+    if lacking:
+        bench.table.section("7. Kubernetes through containerd's CRI: skipped (%s not installed)" % ", ".join(lacking))
+        return
+    CriRow(bench).run()

@@ -1,4 +1,4 @@
-"""Row 5 of bench/harness.py: time to a running task with N secrets, Docker
+"""Row 5 (--docker): time to a running task with N secrets, Docker
 swarm (`docker service create`) next to secretshim + `runc run -d`.
 
 Starts its own containerd and dockerd (data-root, exec-root, pidfile and
@@ -216,3 +216,8 @@ class DockerColumn:
                              dk, sh)
         finally:
             self.stop()
+
+
+def run(bench):
+    bench.table.section("5. time to a running task: docker service create vs secretshim + runc run -d")
+    DockerColumn(bench).run()

@@ -1,4 +1,4 @@
-"""Row 6 of bench/harness.py: update propagation in cluster mode.
+"""Row 6: update propagation in cluster mode.
 
 An admin's rotation (the transaction of `secretshimctl secret rotate`) is
 acknowledged by etcd; the node's agent (source: etcd) gets the event on its
@@ -10,19 +10,22 @@ so each applied watch message logs its CLOCK_MONOTONIC times: etcd delivery,
 the io thread's queue and the apply itself come apart from the total.
 
 Everything is private: a 3-member etcd (scripts/etcd-cluster.sh, TLS and
-RBAC) on a random loopback port range with its data in the harness's temp
+RBAC) on a random loopback port range with its data in the bench's temp
 dir, an agent with its own socket and state, runc containers under the
-harness's runc root. All stopped by pid or id, also on failure.
+bench's runc root. All stopped by pid or id, also on failure.
 """
 import concurrent.futures
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import time
 
-from harness import log, median, pct  # bench/harness.py, which imports this module
+from ..agent import Agent
+from ..table import median, pct
+from ..util import REPO, loadavg, log
 
 NODE = "node-1"
 SIZE = 32
@@ -48,20 +51,13 @@ def free_base_port():
     raise RuntimeError("no free port range for etcd")
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
 class Propagation:
-    def __init__(self, bench, agent_class):
+    def __init__(self, bench):
         self.b = bench
-        self.Agent = agent_class  # harness.Agent (the harness runs as __main__)
         self.q = bench.args.quick
         self.dir = os.path.join(bench.work, "prop")
         self.etcd = os.path.join(self.dir, "etcd")
-        self.script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                   "scripts", "etcd-cluster.sh")
+        self.script = os.path.join(REPO, "scripts", "etcd-cluster.sh")
         self.env = dict(os.environ, ETCD_BASE_PORT=str(free_base_port()), ETCD_NODES=NODE)
         self.agent = None
         self.started = []
@@ -125,7 +121,7 @@ class Propagation:
         self.admin("task", "assign", "tone", "--identity", "root", "--node", NODE, "--secret", "solo", "--secret", "shared")
         self.admin("task", "assign", "tall", "--identity", "root", "--max-containers", "1000", "--node", NODE,
                    "--secret", "shared")
-        self.agent = self.Agent(self.b.build, agent_dir, extra=["--config", agent_yaml], binary=self.b.args.prop_agent,
+        self.agent = Agent(self.b.build, agent_dir, extra=["--config", agent_yaml], binary=self.b.args.prop_agent,
                            env=dict(os.environ, SECRETSHIM_TRACE_UPDATES="1"))
         deadline = time.monotonic() + 30
         while '"connected": true' not in self.agent.ctl("status").stdout.decode():
@@ -278,3 +274,10 @@ class Propagation:
             self.agent.stop()
         if self.etcd_up:
             self.cluster("stop", check=False)
+
+
+def run(bench):
+    if shutil.which("etcd") is None or shutil.which("etcdctl") is None:
+        bench.table.section("6. update propagation: skipped (etcd-server and etcd-client are not installed)")
+        return
+    Propagation(bench).run()
