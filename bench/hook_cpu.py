@@ -57,7 +57,8 @@ def main():
         for i in range(args.secrets):
             name = "hookcpu%d" % i
             subprocess.run([os.path.join(args.build, "plugin", "secretshimctl"), "--socket", sock, "secret",
-                            "create", name, "-"], input=os.urandom(64), check=True, stdout=subprocess.DEVNULL)
+                            "create", name, "-", "--grant", "root"], input=os.urandom(64), check=True,
+                           stdout=subprocess.DEVNULL)
             names.append(name)
         rootfs = os.path.join(work, "rootfs")
         os.makedirs(os.path.join(rootfs, "run"))
