@@ -50,6 +50,9 @@ start_agent() {
 stop_agent() {
     [ -z "$agent_pid" ] || { kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null; }
     agent_pid=
+    # In the sanitizer build, UBSan's reports go to the agent's stderr: into
+    # the test's output, where scripts/count_tests.py counts them.
+    grep -s -e ': runtime error: ' -e 'ERROR: [A-Za-z]*Sanitizer' "$work/agent.log" || true
 }
 
 # in_private_varlib DIR CMD...: CMD in a private mount namespace with DIR
