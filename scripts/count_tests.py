@@ -13,7 +13,8 @@ So that the line never says less failed than happened:
 * a test meson skipped (exit 77) without reporting a skipped case counts one skip;
 * EXPECTEDFAIL and UNEXPECTEDPASS count as failures: no test is marked should_fail (a
   should_fail test that crashes "passes"; a test that expects an error checks for it);
-* a pass without a log (its setup or build failed: its tests never ran) counts one failure,
+* a pass without a log (its setup or build failed: its tests never ran) counts one failure
+  (scripts/test.sh removes each log before its pass: an earlier run's is never counted),
   and so does a pass that exited non-zero while its log shows no failure;
 * a sanitizer report counts one failure on top of the test's own results, as each report
   file in --sanitizer-reports NAME DIR (ASan and LSan write there) and each test whose
@@ -27,7 +28,8 @@ the exit status 1: the CI machine has everything, so there everything must run.
 usage: count_tests.py [--prefix WORD] [--pass NAME STATUS LOG]... [--fuzz LINE]
                       [--sanitizer-reports NAME DIR]... [--may-skip NAME]... [--require-all]
 A pass is a meson test run: its name, its script's exit status and its testlog.json.
-Prints what failed or was skipped, then the line. Exit status 1 if anything failed (or, with --require-all, was skipped).
+Prints what failed or was skipped, then the line. Exit status 1 if anything failed (or,
+with --require-all, was skipped).
 """
 import argparse
 import json
