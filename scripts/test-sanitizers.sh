@@ -4,9 +4,11 @@
 # suite there: unit, privileged and integration (as root, like CI). The
 # integration tests start the agent, the hook and the CLI from this build,
 # so their leaks count too: the agent is checked when it exits on SIGTERM.
-# Fails on any failing test and on any sanitizer report, which every
-# process writes to $BUILD_DIR/sanitizer-logs/. Ends with the line
-# "sanitizers: N passed, N failed, N skipped".
+# Fails on any failing test and on any sanitizer report: ASan and LSan
+# write theirs to $BUILD_DIR/sanitizer-logs/, UBSan to stderr (next to
+# ASan, g++'s UBSan runtime ignores log_path), which the test's output
+# holds. Ends with the line "sanitizers: N passed, N failed, N skipped"
+# (scripts/count_tests.py: every report counts as a failure).
 #
 #   BUILD_DIR=build-asan
 #   SANITIZE_TIMEOUT_MULTIPLIER=3   meson test --timeout-multiplier
@@ -22,6 +24,9 @@ build=${BUILD_DIR:-build-asan}
 case $build in /*) ;; *) build=$root/$build ;; esac
 multiplier=${SANITIZE_TIMEOUT_MULTIPLIER:-3}
 suites=${SANITIZE_SUITES:-unit privileged integration}
+# No result of an earlier run may be counted if this one stops early.
+logs=$build/sanitizer-logs
+rm -rf "$logs" "$build/meson-logs/testlog.json"
 
 start_build=$(date +%s)
 if [ ! -f "$build/build.ninja" ]; then
@@ -46,18 +51,20 @@ ninja -C "$build" $targets >"$build/compile.log" 2>&1 || { tail -50 "$build/comp
 build_seconds=$(( $(date +%s) - start_build ))
 echo "sanitizers: built in ${build_seconds}s ($build)"
 
-# Every sanitized process reports into one directory (log_path adds .PID):
-# the e2e tests stop agents in their cleanup without looking at the exit
-# status, and those leak reports would go with the test's temp directory.
+# Every sanitized process writes its ASan and LSan reports into one
+# directory (log_path adds .PID): the e2e tests stop agents in their
+# cleanup without looking at the exit status, and those leak reports would
+# go with the test's temp directory. UBSan (g++'s libubsan, next to
+# libasan) ignores log_path and writes to stderr: into the test's output,
+# or the agent's log, whose reports stop_agent (tests/integration/lib.sh)
+# copies to the test's output.
 # A process confined by platform::confineForAttach() (the hook, the child
 # of confine_test) can open nothing there, and does not leak-check: the
 # check needs clone and ptrace (see plugin/hook/main.cpp).
-logs=$build/sanitizer-logs
-rm -rf "$logs"
 mkdir -p "$logs"
 chmod 1777 "$logs"
 export ASAN_OPTIONS="detect_leaks=1:log_path=$logs/asan:check_initialization_order=1:strict_init_order=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$logs/ubsan${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
 export RACE_SECONDS="${RACE_SECONDS:-10}"
 start_test=$(date +%s)
@@ -71,7 +78,6 @@ test_seconds=$(( $(date +%s) - start_test ))
 
 reports=$(find "$logs" -type f | sort)
 if [ -n "$reports" ]; then
-  status=1
   echo "---- sanitizer reports ($(echo "$reports" | wc -l) file(s) in $logs)"
   for r in $reports; do
     echo "---- $(basename "$r")"
@@ -80,7 +86,7 @@ if [ -n "$reports" ]; then
   done
 fi
 
-echo "sanitizers: $(echo "$reports" | grep -c . || true) sanitizer report file(s)"
-python3 scripts/count_tests.py --prefix sanitizers "$build/meson-logs/testlog.json"
+python3 scripts/count_tests.py --prefix sanitizers --pass sanitizers "$status" "$build/meson-logs/testlog.json" \
+  --sanitizer-reports sanitizers "$logs" || status=1
 echo "sanitizers: total wall time $(( $(date +%s) - start_all ))s (build ${build_seconds}s, tests ${test_seconds}s)"
 exit $status

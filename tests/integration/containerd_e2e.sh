@@ -164,7 +164,7 @@ chmod +x "$work/crun" "$work/wrapper-crun"
 # --- 3. ctr run through the wrapper, for runc and crun.
 for rt in runc crun; do
     if [ $rt = crun ]; then
-        command -v crun >/dev/null || { echo "# crun not installed: skipped"; continue; }
+        command -v crun >/dev/null || { skip "crun via the wrapper: crun is not installed"; continue; }
         binary=$work/wrapper-crun
     else
         binary=$wrapper
@@ -284,4 +284,4 @@ check "wrapper: a runtime missing from PATH is refused" '[ $rc = 1 ] && [ "$err"
 
 echo "$failures failure(s)"
 [ $failures = 0 ] || { echo "--- agent log"; cat "$work/agent.log"; echo "--- containerd log (tail)"; tail -20 "$work/containerd.log"; }
-[ $failures = 0 ]
+finish

@@ -9,12 +9,19 @@
 
 failures=0
 checks=0
+skips=0
 agent_pid=
 
 # check LABEL SHELL-CODE: one "ok - LABEL" or "FAIL - LABEL" line; counts both.
 ok() { checks=$((checks + 1)); printf 'ok - %s\n' "$1"; }
 bad() { checks=$((checks + 1)); printf 'FAIL - %s\n' "$1"; failures=$((failures + 1)); }
 check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
+# skip LABEL: "skip - LABEL" for checks this machine cannot run, counted as
+# skipped (scripts/count_tests.py), never as passed; see finish.
+skip() { skips=$((skips + 1)); printf 'skip - %s\n' "$1"; }
+# finish: the script's exit status: 1 if a check failed, else 77 (meson's
+# SKIP) if one was skipped, else 0.
+finish() { [ "$failures" = 0 ] || exit 1; [ "$skips" = 0 ] || exit 77; exit 0; }
 marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
 # Containers report SHA-256 digests of what they read, not the bytes: busybox
 # cat splices a tmpfs file into its stdout by reference, and when the
@@ -50,6 +57,9 @@ start_agent() {
 stop_agent() {
     [ -z "$agent_pid" ] || { kill "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null; }
     agent_pid=
+    # In the sanitizer build, UBSan's reports go to the agent's stderr: into
+    # the test's output, where scripts/count_tests.py counts them.
+    grep -s -e ': runtime error: ' -e 'ERROR: [A-Za-z]*Sanitizer' "$work/agent.log" || true
 }
 
 # in_private_varlib DIR CMD...: CMD in a private mount namespace with DIR

@@ -15,9 +15,11 @@
 #include "mountfs/secret_ref.hpp"
 #include "platform/linux/tmpfs_view.hpp"
 #include "tests/support/container_fixture.hpp"
+#include "tests/support/skip.hpp"
 
 using namespace secretshim;
 using namespace secretshim::test;
+using secretshim::testing::skipUnlessKernelHas;
 
 namespace {
 
@@ -130,11 +132,11 @@ TEST_CASE("updates under /run/secrets are atomic for a reader in the container")
     CHECK(st->mode == 0444);  // the new file keeps the reference's mode
 }
 
-TEST_CASE("single-file targets are re-bound atomically, without stacking mounts") {
-    if (!platform::kernelFeatures().moveMountBeneath || !platform::kernelFeatures().detachedClone) {
-        MESSAGE("kernel cannot rebind single-file mounts; covered by the fallback test");
-        return;
-    }
+TEST_CASE("single-file targets are re-bound atomically, without stacking mounts" *
+          doctest::skip(skipUnlessKernelHas(platform::kernelFeatures().moveMountBeneath &&
+                                                platform::kernelFeatures().detachedClone,
+                                            "the kernel cannot rebind single-file mounts (MOVE_MOUNT_BENEATH, "
+                                            "a detached clone): the fallback has its own test"))) {
     TempDir dir;
     const std::string rootfs = dir.path() + "/rootfs";
     makeBusyboxRootfs(rootfs);

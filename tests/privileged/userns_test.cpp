@@ -13,6 +13,7 @@
 
 #include "mountfs/secret_ref.hpp"
 #include "platform/linux/tmpfs_view.hpp"
+#include "tests/support/skip.hpp"
 
 using namespace secretshim;
 
@@ -49,11 +50,9 @@ int buildInUserNamespace() {
 
 }  // namespace
 
-TEST_CASE("in a user namespace noswap is refused and the view is built without it") {
-    if (!platform::kernelFeatures().tmpfsNoswap) {
-        MESSAGE("this kernel has no tmpfs noswap: nothing to fall back from");
-        return;
-    }
+TEST_CASE("in a user namespace noswap is refused and the view is built without it" *
+          doctest::skip(testing::skipUnlessKernelHas(platform::kernelFeatures().tmpfsNoswap,
+                                                     "the kernel has no tmpfs noswap: nothing to fall back from"))) {
     const pid_t child = ::fork();
     REQUIRE(child >= 0);
     if (child == 0) ::_exit(buildInUserNamespace());

@@ -10,6 +10,7 @@
 
 #include "plugin/store/node_key.hpp"
 #include "store_test_support.hpp"
+#include "tests/support/skip.hpp"
 
 using namespace secretshim::plugin;
 using test::readBytes;
@@ -124,8 +125,8 @@ TEST_CASE("a key that is not a regular file is refused") {
     CHECK(refusal(tmp.path()) == "node key " + path + " is not a regular file");
 }
 
-TEST_CASE("a key owned by another user is refused") {
-    if (::geteuid() != 0) return;  // only root can give a file away
+TEST_CASE("a key owned by another user is refused" *
+          doctest::skip(secretshim::testing::skipUnless(::geteuid() == 0, "only root can give a file away"))) {
     TempDir tmp;
     REQUIRE(NodeKey::loadOrCreate(tmp.path()).has_value());
     const std::string path = tmp.path() + "/node.key";

@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include "plugin/store/secure_buffer.hpp"
+#include "tests/support/skip.hpp"
 
 using secretshim::plugin::SecureBuffer;
 
@@ -135,8 +136,9 @@ TEST_CASE("the mapping is excluded from core dumps") {
     if (buffer->locked() && kMlockIsReal) CHECK(hasFlag(flags, "lo"));
 }
 
-TEST_CASE("the mapping is locked when running as root") {
-    if (::geteuid() != 0) return;  // RLIMIT_MEMLOCK decides otherwise
+TEST_CASE("the mapping is locked when running as root" *
+          doctest::skip(secretshim::testing::skipUnless(::geteuid() == 0,
+                                                        "not root: RLIMIT_MEMLOCK decides whether it is locked"))) {
     auto buffer = SecureBuffer::allocate(64);
     REQUIRE(buffer.has_value());
     CHECK(buffer->locked());
