@@ -21,6 +21,7 @@
 #include "platform/linux/tmpfs_view.hpp"
 #include "plugin/store/local_store.hpp"
 #include "tests/support/container_fixture.hpp"
+#include "tests/support/pinned_pages.hpp"
 
 using namespace secretshim;
 using namespace secretshim::test;
@@ -88,7 +89,8 @@ std::vector<std::string> entriesOf(int root, const char* dir) {
 
 // Wraps the store's payloads: when entry `spyAt` is produced, it opens every
 // file the view has written so far (and the one being written, once the
-// store failed on it), to look at them after the build returns.
+// store failed on it) and pins the pages that hold them, to look at them
+// after the build returns.
 class Spy final : public mountfs::PayloadSource {
 public:
     // Opens the files from `from` on (0: all those written before).
@@ -119,6 +121,7 @@ public:
     mutable UniqueFd root;
     mutable std::vector<UniqueFd> held;
     mutable std::vector<off_t> sizesThen;
+    mutable std::vector<PinnedPages> pinned;
 
 private:
     void open(const std::string& path) const {
@@ -127,6 +130,7 @@ private:
         struct stat st {};
         REQUIRE(::fstat(fd.get(), &st) == 0);
         sizesThen.push_back(st.st_size);
+        pinned.emplace_back(fd.get());
         held.push_back(std::move(fd));
     }
     const mountfs::PayloadSource& inner_;
@@ -207,6 +211,10 @@ std::vector<off_t> failInSecondThread(const Store& s, const StoredTask& t, std::
     REQUIRE(::fstat(spy.held[0].get(), &st) == 0);
     CHECK(st.st_size == 0);
     CHECK(st.st_nlink == 0);
+    // The very pages that held its plaintext now hold zeros.
+    const bool held = spy.pinned[0].then() == t.values[index];
+    CHECK_MESSAGE(held, "the pinned pages did not hold the value");
+    CHECK_MESSAGE(spy.pinned[0].zeroedNow(), "the pages that held the value were not overwritten");
     CHECK(entriesOf(spy.root.get(), "dir").empty());
     return spy.sizesThen;
 }
@@ -291,8 +299,9 @@ TEST_CASE("a record tampered mid-task fails the build with one line and leaves n
     // tag failed.
     REQUIRE(spy.held.size() == 3);
     CHECK(spy.sizesThen == std::vector<off_t>{100000, 100000, 100000});
-    // Now: every one of them zeroed and truncated, unlinked; the view's
-    // directory empty, nothing of s4 or s5 ever created.
+    // Now: every one of them overwritten (the pages that held it hold
+    // zeros), truncated and unlinked; the view's directory empty, nothing of
+    // s4 or s5 ever created.
     for (std::size_t i = 0; i < spy.held.size(); ++i) {
         CAPTURE(i);
         struct stat st {};
@@ -301,6 +310,9 @@ TEST_CASE("a record tampered mid-task fails the build with one line and leaves n
         CHECK(st.st_nlink == 0);
         char byte = 0;
         CHECK(::pread(spy.held[i].get(), &byte, 1, 0) == 0);
+        const bool held = spy.pinned[i].then() == patterned(100000, static_cast<unsigned>(i));
+        CHECK_MESSAGE(held, "the pinned pages did not hold the value");
+        CHECK_MESSAGE(spy.pinned[i].zeroedNow(), "the pages that held the value were not overwritten");
     }
     CHECK(entriesOf(spy.root.get(), "dir").empty());
 }
@@ -385,6 +397,7 @@ TEST_CASE("200 small secrets: filled and flushed on two threads, each file exact
         REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
         const UniqueFd root = findViewRoot();
         std::vector<UniqueFd> held;
+        std::vector<PinnedPages> pinned;
         for (std::size_t i = 0; i < files.size(); ++i) {
             CAPTURE(files[i]);
             held.emplace_back(::openat(root.get(), files[i].c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
@@ -394,6 +407,9 @@ TEST_CASE("200 small secrets: filled and flushed on two threads, each file exact
             got.resize(static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
             const bool same = got == values[i];
             CHECK_MESSAGE(same, "the file's content differs from the stored value");
+            pinned.emplace_back(held.back().get());
+            const bool pinnedSame = pinned.back().then() == values[i];
+            CHECK_MESSAGE(pinnedSame, "the pinned pages differ from the stored value");
         }
         REQUIRE((*view)->flush().has_value());
         for (std::size_t i = 0; i < held.size(); ++i) {
@@ -402,6 +418,7 @@ TEST_CASE("200 small secrets: filled and flushed on two threads, each file exact
             REQUIRE(::fstat(held[i].get(), &st) == 0);
             CHECK(st.st_size == 0);
             CHECK(st.st_nlink == 0);
+            CHECK_MESSAGE(pinned[i].zeroedNow(), "the pages that held the value were not overwritten");
         }
         CHECK(entriesOf(root.get(), "dir").empty());
     }
