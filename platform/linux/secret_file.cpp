@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,7 +20,7 @@ Result<void> writeAll(int fd, Bytes data) {
     while (done < data.size()) {
         const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return failErrno("writing a secret file");
+        if (n < 0) return failOnView(fd, "writing a secret file");
         done += static_cast<std::size_t>(n);
     }
     return {};
@@ -62,6 +63,20 @@ private:
 
 }  // namespace
 
+// The caps are set when the view is built (tmpfs_view_build.cpp), from its
+// files' sizes and count: a source that writes more than it announced, or
+// more files than planned, hits them. Whichever is spent is the one hit.
+tl::unexpected<Error> failOnView(int fd, const std::string& doing) {
+    const int code = errno;
+    struct statfs sfs {};
+    if (code != ENOSPC || ::fstatfs(fd, &sfs) != 0) return failCode(code, doing);
+    if (sfs.f_ffree == 0)
+        return failCode(code, doing + ": the view's tmpfs reached its inode cap of " + std::to_string(sfs.f_files) +
+                                  " files and directories");
+    return failCode(code, doing + ": the view's tmpfs reached its size cap of " +
+                              std::to_string(static_cast<unsigned long long>(sfs.f_blocks) * sfs.f_bsize) + " bytes");
+}
+
 Result<void> fillSecretFile(int fd, Bytes data, const mountfs::SecretRef& ref) {
     if (auto ok = writeAll(fd, data); !ok)
         return tl::unexpected(wrap(ok.error(), "secret \"" + ref.source + "\""));
@@ -70,7 +85,7 @@ Result<void> fillSecretFile(int fd, Bytes data, const mountfs::SecretRef& ref) {
 
 Result<void> writeSecretFile(int root, const std::string& path, Bytes data, const mountfs::SecretRef& ref) {
     UniqueFd fd = createSecretFile(root, path);
-    if (!fd) return failErrno("creating the file for secret \"" + ref.source + "\"");
+    if (!fd) return failOnView(root, "creating the file for secret \"" + ref.source + "\"");
     return fillSecretFile(fd.get(), data, ref);
 }
 
@@ -83,7 +98,7 @@ Result<void> writeSecretFile(int root, const std::string& path, Bytes data, cons
 Result<void> writeSecretFileFrom(int root, const std::string& path, const mountfs::PayloadSource& source,
                                  std::size_t index, const mountfs::SecretRef& ref) {
     UniqueFd fd = createSecretFile(root, path);
-    if (!fd) return failErrno("creating the file for secret \"" + ref.source + "\"");
+    if (!fd) return failOnView(root, "creating the file for secret \"" + ref.source + "\"");
     FileSink sink(fd.get());
     Result<void> ok = source.produce(index, sink);
     if (ok && sink.written() != source.size(index))
@@ -106,7 +121,7 @@ Result<void> writeSecretFileFrom(int root, const std::string& path, const mountf
 // Under the unit's UMask=0077 mkdirat() alone made dir/, which /run/secrets
 // shows, 0700 and root's, closed to every other user of the container.
 Result<void> makeDirectory(int root, const std::string& path, mode_t mode) {
-    if (::mkdirat(root, path.c_str(), mode) != 0) return failErrno("creating the view's " + path);
+    if (::mkdirat(root, path.c_str(), mode) != 0) return failOnView(root, "creating the view's " + path);
     if (::fchmodat(root, path.c_str(), mode, 0) != 0) return failErrno("setting the mode of the view's " + path);
     return {};
 }

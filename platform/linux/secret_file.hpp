@@ -15,6 +15,11 @@ namespace secretshim::platform {
 inline constexpr std::size_t kPage = 4096;
 inline std::size_t pages(std::size_t bytes) { return (bytes + kPage - 1) / kPage * kPage; }
 
+// A failed call that writes to a view's tmpfs (`fd`: any fd on it), from
+// errno: out of room (ENOSPC) names the cap the view was built with that it
+// hit, the size (bytes) or the inode count (files and directories).
+tl::unexpected<Error> failOnView(int fd, const std::string& doing);
+
 // Fills a new, empty file with `data`, then sets the reference's owner and
 // mode.
 Result<void> fillSecretFile(int fd, mountfs::Bytes data, const mountfs::SecretRef& ref);

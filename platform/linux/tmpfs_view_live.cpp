@@ -302,7 +302,7 @@ Result<std::string> AdoptedRoot::stage(Bytes payload, const mountfs::SecretRef& 
             return fail("target " + e.ref.target + " is the name the agent needs for updates");
     // Unnamed until complete: the container never sees a partial file.
     UniqueFd file(::openat(fd(), ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600));
-    if (!file) return failErrno("creating the file for secret \"" + ref.source + "\"");
+    if (!file) return failOnView(fd(), "creating the file for secret \"" + ref.source + "\"");
     if (auto ok = fillSecretFile(file.get(), payload, ref); !ok) {
         (void)wipeFile(file.get());  // partial plaintext, freed with the fd
         return tl::unexpected(ok.error());
