@@ -35,4 +35,13 @@ inline constexpr std::string_view kViewFiles = "file";
 // Plans the layout; the references must already be valid (validateRefs).
 Result<ViewLayout> planView(const std::vector<SecretRef>& refs);
 
+// The path of an entry's file inside its area (dir/ or file/), which
+// ViewEntry::file spells with the area in front: for an entry in dir/, its
+// path under the /run/secrets mount.
+std::string pathInArea(const ViewEntry& entry);
+
+// The directories an entry's file needs inside its area (paths as
+// pathInArea() spells them), parents first.
+std::vector<std::string> parentsInArea(const ViewEntry& entry);
+
 }  // namespace secretshim::mountfs

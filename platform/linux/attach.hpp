@@ -24,7 +24,7 @@ struct MountSource {
 // there: setns() on another root process needs ptrace access, so it must
 // come first).
 // (A std::function: the agent's helpers also clone there what only a process
-// inside may clone, tmpfs_view.cpp.)
+// inside may clone, tmpfs_view_live.cpp.)
 using AfterEnter = std::function<Result<void>()>;
 
 // Enters the mount namespace of `pidfd` (changing the calling process for

@@ -8,7 +8,7 @@
 // helper inside a container must not hold other tasks' views, the agent's
 // socket or its state directory), and it runs with no_new_privs. Helpers
 // that enter a container confine themselves further after setns()
-// (platform/linux/confine.hpp, called from attach.cpp and tmpfs_view.cpp).
+// (platform/linux/confine.hpp, called from attach.cpp and the tmpfs_view_*.cpp).
 #pragma once
 
 #include <functional>

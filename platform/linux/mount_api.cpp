@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string>
 
 namespace secretshim::platform {
 
@@ -36,6 +37,14 @@ int sysMountSetattr(int dirfd, const char* path, unsigned flags, std::uint64_t s
     attr.attr_set = set;
     attr.attr_clr = clear;
     return static_cast<int>(::syscall(SYS_mount_setattr, dirfd, path, flags, &attr, sizeof attr));
+}
+
+Result<UniqueFd> readOnlyClone(int dirfd, const char* path) {
+    UniqueFd clone(::open_tree(dirfd, path, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW));
+    if (!clone) return failErrno(std::string("cloning the view's ") + path);
+    if (sysMountSetattr(clone.get(), "", AT_EMPTY_PATH, MOUNT_ATTR_RDONLY, 0) != 0)
+        return failErrno(std::string("making the view's ") + path + " read-only");
+    return clone;
 }
 
 }  // namespace secretshim::platform

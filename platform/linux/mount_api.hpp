@@ -8,6 +8,9 @@
 
 #include <cstdint>
 
+#include "mountfs/error.hpp"
+#include "platform/linux/unique_fd.hpp"
+
 namespace secretshim::platform {
 
 #ifndef MOVE_MOUNT_BENEATH
@@ -21,5 +24,9 @@ int sysPidfdOpen(int pid, unsigned flags);
 int sysOpenat2(int dirfd, const char* path, std::uint64_t flags, std::uint64_t resolve);
 int sysMountSetattr(int dirfd, const char* path, unsigned flags, std::uint64_t set,
                     std::uint64_t clear);
+
+// A detached read-only clone of the mount at `path` below `dirfd` (a view's
+// dir/ or one of its files), never following a final symbolic link.
+Result<UniqueFd> readOnlyClone(int dirfd, const char* path);
 
 }  // namespace secretshim::platform

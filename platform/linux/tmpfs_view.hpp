@@ -6,7 +6,6 @@
 
 #include <sys/types.h>
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +16,9 @@
 #include "platform/linux/unique_fd.hpp"
 
 namespace secretshim::platform {
+
+class ViewRoot;
+class BuiltRoot;
 
 class TmpfsView final : public mountfs::SecretsView {
 public:
@@ -99,29 +101,24 @@ public:
     // The writable root of the view's tmpfs (a detached mount), for the
     // service manager's fd store; -1 for a view re-adopted from its mounts
     // in the container, which has no hold on the root.
-    int writableRoot() const { return adopted_ || flushed_ ? -1 : root_.get(); }
+    int writableRoot() const;
     // Leaves an attached view to its container when this object goes away
     // (no flush): a stopping agent hands running containers' secrets to its
     // successor, which re-adopts them (systemctl restart, package upgrade).
     void keepAttached() { kept_ = true; }
 
 private:
-    TmpfsView(mountfs::ViewLayout layout, const KernelFeatures& features, std::size_t maxPayload)
-        : layout_(std::move(layout)), features_(features), maxPayload_(maxPayload) {}
-    Result<void> fillFiles(const mountfs::PayloadSource& payloads);
-    Result<void> makeReadOnlyClones();
-    Result<void> makeReadOnlyClonesStaged();
-    // Path of a dir/ entry relative to root_ (root_ is dir/ itself once adopted).
-    std::string pathInRoot(const mountfs::ViewEntry& entry) const;
-    // Writes a new file not yet shown at any target; returns its path in root_.
-    Result<std::string> stageFile(mountfs::Bytes payload, const mountfs::SecretRef& ref);
+    // Each lifecycle has its file: build and attach (tmpfs_view_build.cpp),
+    // adopt and fromStore (tmpfs_view_adopt.cpp), live edits
+    // (tmpfs_view_live.cpp), flush (tmpfs_view_flush.cpp); how the files
+    // are reached depends on the kind of root (view_root.hpp).
+    TmpfsView(mountfs::ViewLayout layout, const KernelFeatures& features, std::size_t maxPayload);
+    Result<void> fillFiles(int root, const mountfs::PayloadSource& payloads);
+    Result<void> makeReadOnlyClones(int root);
+    Result<void> makeReadOnlyClonesStaged(BuiltRoot& root);
     // Makes room in the tmpfs (sized at build) for one more file of `bytes`
     // and `directories` new directories.
     void growFor(std::size_t bytes, std::size_t directories);
-    using LiveAct = std::function<Result<void>(int fd, const AfterEnter& afterEnter)>;
-    Result<UniqueFd> runInContainer(const mountfs::ContainerHandle& container, int source, const std::string& clonePath,
-                                    uid_t uid, gid_t gid, const LiveAct& act);
-    static LiveAct attachOne(const mountfs::ContainerHandle& container, MountSource source);
 
     mountfs::ViewLayout layout_;
     KernelFeatures features_;
@@ -130,14 +127,13 @@ private:
     dev_t device_ = 0;
     bool flushed_ = false;
     bool kept_ = false;
-    Result<void> flushAdopted();
 
-    UniqueFd root_;                  // writable, detached
-    bool adopted_ = false;           // then root_ is a writable clone of dir/ (if any)
-    bool dirAttached_ = false;       // the container has our /run/secrets mount
-    UniqueFd dirMount_;              // read-only clone of dir/
-    std::vector<UniqueFd> fileMounts_;  // by entry index; invalid for dir entries
-                                        // (once attached: writable clones if adopted_)
+    std::unique_ptr<ViewRoot> root_;    // how the view's files are reached
+    bool dirAttached_ = false;          // the container has our /run/secrets mount
+    // Read-only clones for the container until attached: one of dir/, and
+    // one per single-file entry (by entry index; invalid for dir entries).
+    UniqueFd dirMount_;
+    std::vector<UniqueFd> fileMounts_;
 };
 
 }  // namespace secretshim::platform

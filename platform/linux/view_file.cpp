@@ -100,6 +100,13 @@ Result<void> wipeFile(int fd) {
     return {};
 }
 
+Result<void> wipeMounted(int mountFd) {
+    UniqueFd fd(::open(("/proc/self/fd/" + std::to_string(mountFd)).c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!fd) return failErrno("opening a single-file mount");
+    if (auto ok = checkRegular(fd.get(), "what a single-file mount shows"); !ok) return ok;
+    return wipeFile(fd.get());
+}
+
 Result<void> wipeAndUnlink(int root, const std::string& path) {
     auto f = openViewFile(root, path, O_WRONLY);
     if (!f) return tl::unexpected(f.error());

@@ -35,6 +35,11 @@ Result<void> checkRegular(int fd, const std::string& shown);
 // Overwrites a regular file's whole content with zeros, then truncates it.
 Result<void> wipeFile(int fd);
 
+// Zeroes the file a writable single-file mount shows, reached through the
+// mount itself; only a regular file, never waited on (a re-adopted mount is
+// the container's tree).
+Result<void> wipeMounted(int mountFd);
+
 // Zeroes the file at `path` (as openViewFile reaches it), then unlinks its
 // name from the parent it was found in.
 Result<void> wipeAndUnlink(int root, const std::string& path);

@@ -20,6 +20,7 @@
 #include "platform/linux/helper_process.hpp"
 #include "platform/linux/tmpfs_view.hpp"
 #include "tests/support/container_fixture.hpp"
+#include "tests/support/pinned_pages.hpp"
 
 using namespace secretshim;
 using namespace secretshim::test;
@@ -127,11 +128,20 @@ TEST_CASE("the confined attach helper still does its job") {
     REQUIRE(inside.has_value());
     CHECK(*inside == marker);
 
+    // The pages of the file the single-file mount pins, held by a pipe.
+    UniqueFd file(::openat((*view)->writableRoot(), "file/etc/app/pw", O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    REQUIRE(file);
+    PinnedPages pinned(file.get());
+    const bool held = pinned.then() == marker;
+    CHECK_MESSAGE(held, "the pinned pages differ from the marker");
+
     // The re-adopting helper (confineForReadopt) needs a pivoted rootfs,
     // which FakeContainer is not: runtime_e2e.sh restarts the agent under a
     // running runc container for it. The update helper: atomic_update_test.
     REQUIRE((*view)->flush().has_value());
     auto after = readInside(c, "/etc/app/pw");
     REQUIRE(after.has_value());
-    CHECK(after->find(marker) == std::string::npos);  // zeroed through the pinned inode
+    CHECK(after->empty());
+    // Zeroed through the pinned inode: an overwrite, not a truncate alone.
+    CHECK_MESSAGE(pinned.zeroedNow(), "the pages that held the marker were not overwritten");
 }

@@ -12,8 +12,10 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,7 @@
 #include "platform/linux/tmpfs_view.hpp"
 #include "plugin/store/local_store.hpp"
 #include "tests/support/container_fixture.hpp"
+#include "tests/support/pinned_pages.hpp"
 
 using namespace secretshim;
 using namespace secretshim::test;
@@ -88,7 +91,8 @@ std::vector<std::string> entriesOf(int root, const char* dir) {
 
 // Wraps the store's payloads: when entry `spyAt` is produced, it opens every
 // file the view has written so far (and the one being written, once the
-// store failed on it), to look at them after the build returns.
+// store failed on it) and pins the pages that hold them, to look at them
+// after the build returns.
 class Spy final : public mountfs::PayloadSource {
 public:
     // Opens the files from `from` on (0: all those written before).
@@ -119,6 +123,7 @@ public:
     mutable UniqueFd root;
     mutable std::vector<UniqueFd> held;
     mutable std::vector<off_t> sizesThen;
+    mutable std::vector<PinnedPages> pinned;
 
 private:
     void open(const std::string& path) const {
@@ -127,6 +132,7 @@ private:
         struct stat st {};
         REQUIRE(::fstat(fd.get(), &st) == 0);
         sizesThen.push_back(st.st_size);
+        pinned.emplace_back(fd.get());
         held.push_back(std::move(fd));
     }
     const mountfs::PayloadSource& inner_;
@@ -207,6 +213,10 @@ std::vector<off_t> failInSecondThread(const Store& s, const StoredTask& t, std::
     REQUIRE(::fstat(spy.held[0].get(), &st) == 0);
     CHECK(st.st_size == 0);
     CHECK(st.st_nlink == 0);
+    // The very pages that held its plaintext now hold zeros.
+    const bool held = spy.pinned[0].then() == t.values[index];
+    CHECK_MESSAGE(held, "the pinned pages did not hold the value");
+    CHECK_MESSAGE(spy.pinned[0].zeroedNow(), "the pages that held the value were not overwritten");
     CHECK(entriesOf(spy.root.get(), "dir").empty());
     return spy.sizesThen;
 }
@@ -291,8 +301,9 @@ TEST_CASE("a record tampered mid-task fails the build with one line and leaves n
     // tag failed.
     REQUIRE(spy.held.size() == 3);
     CHECK(spy.sizesThen == std::vector<off_t>{100000, 100000, 100000});
-    // Now: every one of them zeroed and truncated, unlinked; the view's
-    // directory empty, nothing of s4 or s5 ever created.
+    // Now: every one of them overwritten (the pages that held it hold
+    // zeros), truncated and unlinked; the view's directory empty, nothing of
+    // s4 or s5 ever created.
     for (std::size_t i = 0; i < spy.held.size(); ++i) {
         CAPTURE(i);
         struct stat st {};
@@ -301,6 +312,9 @@ TEST_CASE("a record tampered mid-task fails the build with one line and leaves n
         CHECK(st.st_nlink == 0);
         char byte = 0;
         CHECK(::pread(spy.held[i].get(), &byte, 1, 0) == 0);
+        const bool held = spy.pinned[i].then() == patterned(100000, static_cast<unsigned>(i));
+        CHECK_MESSAGE(held, "the pinned pages did not hold the value");
+        CHECK_MESSAGE(spy.pinned[i].zeroedNow(), "the pages that held the value were not overwritten");
     }
     CHECK(entriesOf(spy.root.get(), "dir").empty());
 }
@@ -385,6 +399,7 @@ TEST_CASE("200 small secrets: filled and flushed on two threads, each file exact
         REQUIRE_MESSAGE(view.has_value(), (view ? "" : view.error().message));
         const UniqueFd root = findViewRoot();
         std::vector<UniqueFd> held;
+        std::vector<PinnedPages> pinned;
         for (std::size_t i = 0; i < files.size(); ++i) {
             CAPTURE(files[i]);
             held.emplace_back(::openat(root.get(), files[i].c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
@@ -394,6 +409,9 @@ TEST_CASE("200 small secrets: filled and flushed on two threads, each file exact
             got.resize(static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
             const bool same = got == values[i];
             CHECK_MESSAGE(same, "the file's content differs from the stored value");
+            pinned.emplace_back(held.back().get());
+            const bool pinnedSame = pinned.back().then() == values[i];
+            CHECK_MESSAGE(pinnedSame, "the pinned pages differ from the stored value");
         }
         REQUIRE((*view)->flush().has_value());
         for (std::size_t i = 0; i < held.size(); ++i) {
@@ -402,10 +420,178 @@ TEST_CASE("200 small secrets: filled and flushed on two threads, each file exact
             REQUIRE(::fstat(held[i].get(), &st) == 0);
             CHECK(st.st_size == 0);
             CHECK(st.st_nlink == 0);
+            CHECK_MESSAGE(pinned[i].zeroedNow(), "the pages that held the value were not overwritten");
         }
         CHECK(entriesOf(root.get(), "dir").empty());
     }
 
     // s150 tampered: the second thread fails on it; nothing is left.
     CHECK(failInSecondThread(s, t, 150) == std::vector<off_t>{64});
+}
+
+namespace {
+
+// The caps of a view's tmpfs, as the kernel reports them (statfs of its root).
+struct Caps {
+    unsigned long long bytes = 0, inodes = 0;
+};
+Caps capsOf(int root) {
+    struct statfs sfs {};
+    REQUIRE(::fstatfs(root, &sfs) == 0);
+    return {static_cast<unsigned long long>(sfs.f_blocks) * sfs.f_bsize, static_cast<unsigned long long>(sfs.f_files)};
+}
+
+// What a failed build could leave behind in this process: an fd (of the
+// view's tmpfs or a clone of it), a tmpfs of ours mounted somewhere.
+std::size_t openFds() {
+    std::size_t count = 0;
+    DIR* fds = ::opendir("/proc/self/fd");
+    REQUIRE(fds != nullptr);
+    while (const dirent* e = ::readdir(fds)) count += e->d_name[0] != '.';
+    ::closedir(fds);
+    return count - 1;  // the listing's own
+}
+std::size_t ourMounts() {
+    std::ifstream in("/proc/self/mountinfo");
+    std::size_t count = 0;
+    for (std::string line; std::getline(in, line);) count += line.find(" - tmpfs secretshim ") != std::string::npos;
+    return count;
+}
+
+// Announces `announced` bytes for each payload; the last one then writes on
+// past that, in 64 KiB pieces, until the view refuses a piece (or 64 MiB,
+// far past any cap). At that moment it notes the view's caps and the
+// system's Shmem, and pins the pages of its file.
+class Overflowing final : public mountfs::PayloadSource {
+public:
+    Overflowing(std::size_t count, std::size_t announced, std::string lastFile)
+        : count_(count), value_(patterned(announced, 70)), lastFile_(std::move(lastFile)) {}
+    std::size_t count() const override { return count_; }
+    std::size_t size(std::size_t) const override { return value_.size(); }
+    Result<void> produce(std::size_t index, mountfs::PayloadSink& sink) const override {
+        if (index + 1 < count_) return sink.write(bytes(value_));
+        const std::string piece = patterned(64 << 10, 71);
+        Result<void> ok;
+        while (written < (std::size_t{64} << 20) && (ok = sink.write(bytes(piece)))) written += piece.size();
+        if (ok) return fail("the view took 64 MiB past what was announced");
+        const UniqueFd root = findViewRoot();
+        caps = capsOf(root.get());
+        shmemAtCap = shmemKiB();
+        UniqueFd fd(::openat(root.get(), lastFile_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        REQUIRE(fd);
+        pinned.emplace(fd.get());
+        return ok;
+    }
+    mutable std::size_t written = 0;  // by the last one, before it was refused
+    mutable Caps caps;
+    mutable long shmemAtCap = 0;
+    mutable std::optional<PinnedPages> pinned;
+
+private:
+    std::size_t count_;
+    std::string value_;
+    std::string lastFile_;
+};
+
+// Writes each payload as announced; while the second one is written, makes
+// empty files in the view until the tmpfs refuses one, and pins the pages
+// of the first one's file.
+class Crowding final : public mountfs::PayloadSource {
+public:
+    Crowding(std::size_t count, std::string firstFile) : count_(count), firstFile_(std::move(firstFile)) {}
+    std::size_t count() const override { return count_; }
+    std::size_t size(std::size_t) const override { return value_.size(); }
+    Result<void> produce(std::size_t index, mountfs::PayloadSink& sink) const override {
+        if (index == 1) {
+            const UniqueFd root = findViewRoot();
+            caps = capsOf(root.get());
+            for (; made < 100000; ++made) {
+                const std::string name = "crowd" + std::to_string(made);
+                UniqueFd fd(::openat(root.get(), name.c_str(), O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600));
+                if (!fd) {
+                    refusedWith = errno;
+                    break;
+                }
+            }
+            UniqueFd first(::openat(root.get(), firstFile_.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+            REQUIRE(first);
+            pinned.emplace(first.get());
+        }
+        return sink.write(bytes(value_));
+    }
+    const std::string value_ = patterned(3000, 80);
+    mutable Caps caps;
+    mutable std::size_t made = 0;  // empty files the view took
+    mutable int refusedWith = 0;
+    mutable std::optional<PinnedPages> pinned;
+
+private:
+    std::size_t count_;
+    std::string firstFile_;
+};
+
+}  // namespace
+
+TEST_CASE("a source that writes past what it announced hits the view's size cap: one line naming it, nothing left") {
+    // Six values announced at 400 KiB: the view is sized for them and one
+    // update (about 2.9 MiB); the last one writes on until it is refused.
+    auto refs = mountfs::parseSecretRefs("over0;over1;over2;over3;over4;over5");
+    REQUIRE(refs.has_value());
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    const Overflowing source(6, 400 << 10, layout->entries[5].file);
+    const long before = shmemKiB();
+    const std::size_t fds = openFds(), mounts = ourMounts();
+
+    auto view = TmpfsView::build(std::move(*layout), source, {}, platform::kernelFeatures());
+    REQUIRE(!view.has_value());
+    REQUIRE(source.caps.bytes > 0);
+    CHECK(view.error().message == "secret \"over5\": writing a secret file: the view's tmpfs reached its size cap of " +
+                                      std::to_string(source.caps.bytes) + " bytes: No space left on device");
+    CHECK(view.error().code == ENOSPC);
+    // It got past what it announced, and only up to the cap.
+    CHECK(source.written > std::size_t{400} << 10);
+    CHECK(5 * (std::size_t{400} << 10) + source.written <= source.caps.bytes);
+    CHECK(source.shmemAtCap - before >= 2000);  // the view held about 2.9 MiB then
+
+    // Nothing left: the pages that held the last value zeroed, every fd of
+    // the view closed (its tmpfs freed), nothing mounted.
+    REQUIRE(source.pinned.has_value());
+    CHECK_MESSAGE(source.pinned->zeroedNow(), "the pages past the cap were not overwritten");
+    source.pinned.reset();
+    CHECK(openFds() == fds);
+    CHECK(ourMounts() == mounts);
+    CHECK(shmemKiB() - before < 1024);
+}
+
+// The view's inode cap counts the files and directories of its layout (and
+// room for an update): nothing the agent writes makes more. Something that
+// did would hit the cap; a source stands in for it here, filling the free
+// inodes while the view is being built.
+TEST_CASE("files past the view's inode cap are refused: one line naming it, nothing left") {
+    auto refs = mountfs::parseSecretRefs("a;b;c");
+    REQUIRE(refs.has_value());
+    auto layout = mountfs::planView(*refs);
+    REQUIRE(layout.has_value());
+    const Crowding source(3, layout->entries[0].file);
+    const std::size_t fds = openFds(), mounts = ourMounts();
+
+    auto view = TmpfsView::build(std::move(*layout), source, {}, platform::kernelFeatures());
+    REQUIRE(!view.has_value());
+    // The cap is the layout's count, not tmpfs's default (half the RAM's pages).
+    CHECK(source.refusedWith == ENOSPC);
+    CHECK(source.caps.inodes > 3);
+    CHECK(source.caps.inodes < 20);
+    CHECK(source.made > 0);
+    CHECK(source.made < source.caps.inodes);
+    CHECK(view.error().message == "creating the file for secret \"c\": the view's tmpfs reached its inode cap of " +
+                                      std::to_string(source.caps.inodes) +
+                                      " files and directories: No space left on device");
+    CHECK(view.error().code == ENOSPC);
+
+    REQUIRE(source.pinned.has_value());
+    CHECK_MESSAGE(source.pinned->zeroedNow(), "the first value's pages were not overwritten");
+    source.pinned.reset();
+    CHECK(openFds() == fds);
+    CHECK(ourMounts() == mounts);
 }

@@ -17,6 +17,7 @@
 #include "mountfs/secret_ref.hpp"
 #include "platform/linux/tmpfs_view.hpp"
 #include "tests/support/container_fixture.hpp"
+#include "tests/support/pinned_pages.hpp"
 
 using namespace secretshim;
 using namespace secretshim::test;
@@ -53,6 +54,14 @@ const MountEntry* findMount(const std::vector<MountEntry>& mounts, const std::st
     for (const auto& m : mounts)
         if (m.mountPoint == point) found = &m;  // the last one is on top
     return found;
+}
+
+// Pins the pages of the view's file at `path` (see pinned_pages.hpp), through
+// its writable root.
+PinnedPages pinViewFile(const TmpfsView& view, const std::string& path) {
+    UniqueFd fd(::openat(view.writableRoot(), path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    REQUIRE_MESSAGE(fd, path);
+    return PinnedPages(fd.get());
 }
 
 }  // namespace
@@ -192,9 +201,20 @@ TEST_CASE("flush empties an attached view; after the container exits nothing is 
     const long during = shmemKiB();
     CHECK(during - before >= 3500);
     CHECK(readInside(c, "/run/secrets/s0").value_or("") == values[0]);
+    // The pages of a file under /run/secrets and of the single-file one.
+    std::vector<PinnedPages> pinned;
+    pinned.push_back(pinViewFile(*view, "dir/s0"));
+    pinned.push_back(pinViewFile(*view, "file/srv/s7"));
+    const bool held = pinned[0].then() == values[0] && pinned[1].then() == values[7];
+    CHECK_MESSAGE(held, "the pinned pages differ from the values");
 
     REQUIRE(view->flush().has_value());
     CHECK(view->flush().has_value());  // idempotent
+    // Overwritten, not only truncated: the pages that held each value hold
+    // zeros (a truncate alone would leave them holding it).
+    CHECK_MESSAGE(pinned[0].zeroedNow(), "dir/s0 was not overwritten");
+    CHECK_MESSAGE(pinned[1].zeroedNow(), "file/srv/s7 was not overwritten");
+    pinned.clear();
     // The directory is empty now; the single-file mount shows an empty file.
     auto listing = runInside(c, 0, 0, []() -> Result<std::string> {
         struct stat st {};

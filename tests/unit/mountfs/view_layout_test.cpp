@@ -224,3 +224,17 @@ TEST_CASE("a layout planned from a parsed annotation") {
     CHECK(layout.directories == std::vector<std::string>{"file/etc", "dir/certs"});
     CHECK(layout.hasDirectoryMount());
 }
+
+TEST_CASE("an entry's path inside its area is what its mount shows, parents first") {
+    const ViewLayout layout = planned({ref("a", "/run/secrets/x/y/a"), ref("b", "/etc/app/b"), ref("c", "/run/secrets/c")});
+    REQUIRE(layout.entries.size() == 3);
+    CHECK(pathInArea(layout.entries[0]) == "x/y/a");
+    CHECK(parentsInArea(layout.entries[0]) == std::vector<std::string>{"x", "x/y"});
+    CHECK(pathInArea(layout.entries[1]) == "etc/app/b");
+    CHECK(parentsInArea(layout.entries[1]) == std::vector<std::string>{"etc", "etc/app"});
+    CHECK(pathInArea(layout.entries[2]) == "c");
+    CHECK(parentsInArea(layout.entries[2]).empty());
+    // ViewEntry::file is the area, then that path.
+    for (const auto& e : layout.entries)
+        CHECK(e.file == std::string(e.inDirectory ? kViewDir : kViewFiles) + "/" + pathInArea(e));
+}
