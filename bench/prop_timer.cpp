@@ -30,11 +30,12 @@
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/agent/cluster_source.hpp"
 #include "plugin/agent/config.hpp"
-#include "plugin/ctl/cluster_admin.hpp"
+#include "plugin/cluster/cluster_admin.hpp"
 #include "plugin/store/secure_buffer.hpp"
 
 using namespace secretshim;
 using namespace secretshim::plugin;
+using secretshim::cluster::ClusterAdmin;
 using secretshim::platform::UniqueFd;
 
 namespace {

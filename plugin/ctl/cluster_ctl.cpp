@@ -13,7 +13,7 @@
 #include "plugin/cluster/base64.hpp"
 #include "plugin/cluster/envelope.hpp"
 #include "plugin/cluster/model.hpp"
-#include "plugin/ctl/cluster_admin.hpp"
+#include "plugin/cluster/cluster_admin.hpp"
 
 namespace secretshim::plugin {
 
