@@ -18,7 +18,7 @@
 
 #include "platform/linux/tmpfs_view.hpp"
 #include "platform/linux/unique_fd.hpp"
-#include "plugin/agent/config.hpp"
+#include "plugin/config/agent_config.hpp"
 #include "plugin/agent/fd_store.hpp"
 #include "plugin/agent/secret_source.hpp"
 #include "plugin/agent/task_records.hpp"

@@ -8,12 +8,12 @@
 #include <ctime>
 
 #include "platform/linux/unique_fd.hpp"
-#include "plugin/agent/cluster_source.hpp"
-#include "plugin/agent/config.hpp"
 #include "plugin/cluster/base64.hpp"
-#include "plugin/cluster/envelope.hpp"
-#include "plugin/cluster/model.hpp"
 #include "plugin/cluster/cluster_admin.hpp"
+#include "plugin/cluster/envelope.hpp"
+#include "plugin/cluster/etcd_config.hpp"
+#include "plugin/cluster/model.hpp"
+#include "plugin/config/agent_config.hpp"
 
 namespace secretshim::plugin {
 
@@ -23,7 +23,6 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxValue = 16 * 1024 * 1024;
-constexpr const char* kNodeKeyFile = "cluster-node.key";
 
 // Reads a secret's value from FILE or stdin straight into locked memory.
 Result<SecureBuffer> readSecretValue(const std::string& source) {
@@ -122,7 +121,7 @@ bool ClusterCli::selected() const {
 
 int ClusterCli::run() {
     if (nodeKeygen_->parsed()) {
-        auto pair = NodeKeyPair::loadOrCreate(stateDir_, kNodeKeyFile);
+        auto pair = NodeKeyPair::loadOrCreate(stateDir_, std::string(kNodeKeyPairFile));
         if (!pair) return failed(pair.error());
         std::printf("%s\n", base64Encode(pair->publicKey()).c_str());
         return 0;
@@ -191,7 +190,8 @@ int ClusterCli::run() {
         std::printf("node %s registered (public key %s)\n", node_.c_str(), base64Encode(pub).c_str());
         std::printf("\nOn the node, install:\n");
         if (!keyOut_.empty())
-            std::printf("  %s as <state_dir>/%s (mode 0600, root), then delete it here\n", keyOut_.c_str(), kNodeKeyFile);
+            std::printf("  %s as <state_dir>/%s (mode 0600, root), then delete it here\n", keyOut_.c_str(),
+                        std::string(kNodeKeyPairFile).c_str());
         std::printf("  an etcd user %s with a role that may read %s (trailing slash), and in secretshimd.yaml:\n\n",
                     node_.c_str(), nodePrefix(node_).c_str());
         std::printf("source: etcd\netcd:\n  endpoints: [");
