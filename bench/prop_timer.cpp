@@ -28,13 +28,14 @@
 #include <vector>
 
 #include "platform/linux/unique_fd.hpp"
-#include "plugin/agent/cluster_source.hpp"
-#include "plugin/agent/config.hpp"
-#include "plugin/ctl/cluster_admin.hpp"
+#include "plugin/cluster/cluster_admin.hpp"
+#include "plugin/cluster/etcd_config.hpp"
+#include "plugin/config/agent_config.hpp"
 #include "plugin/store/secure_buffer.hpp"
 
 using namespace secretshim;
 using namespace secretshim::plugin;
+using secretshim::cluster::ClusterAdmin;
 using secretshim::platform::UniqueFd;
 
 namespace {
@@ -71,8 +72,8 @@ int main(int argc, char** argv) {
 
     auto config = loadAgentConfig(argv[1]);
     if (!config) return failed(config.error().message);
-    auto client = etcdClientFor(config->etcd);
-    auto scratchClient = etcdClientFor(config->etcd);
+    auto client = cluster::etcdClientFor(config->etcd);
+    auto scratchClient = cluster::etcdClientFor(config->etcd);
     if (!client || !scratchClient) return failed((client ? scratchClient : client).error().message);
     auto key = cluster::ClusterKey::load(config->etcd.clusterKey);
     if (!key) return failed(key.error().message);

@@ -18,11 +18,15 @@
 
 #include "platform/linux/tmpfs_view.hpp"
 #include "platform/linux/unique_fd.hpp"
-#include "plugin/agent/config.hpp"
+#include "plugin/config/agent_config.hpp"
 #include "plugin/agent/fd_store.hpp"
 #include "plugin/agent/secret_source.hpp"
 #include "plugin/agent/task_records.hpp"
 #include "plugin/store/secure_buffer.hpp"
+
+namespace secretshim::cluster {
+struct TaskAssignment;
+}  // namespace secretshim::cluster
 
 namespace secretshim::plugin {
 
@@ -138,6 +142,14 @@ private:
     // Cluster mode (plugin/agent/cluster_updates.cpp).
     void onClusterSecretChanged(const std::string& name);
     void onClusterTaskChanged(const std::string& clusterTask);
+    // Its steps for one running container of the task.
+    void applyAssignment(const TaskKey& key, Task& t, const std::string& clusterTask,
+                         const cluster::TaskAssignment& a, bool resync);
+    void rewriteHeld(Task& t, const std::string& id);
+    bool grantAdded(Task& t, const std::string& id, const std::vector<mountfs::SecretRef>& mapped);
+    Result<void> addLive(Task& t, const mountfs::SecretRef& ref);
+    void keepAssigned(Task& t, const std::vector<mountfs::SecretRef>& refs,
+                      const std::vector<mountfs::SecretRef>& mapped, const std::string& wanted);
     nlohmann::json clusterStatus() const;
     void signalIfAsked(const TaskKey& key, const std::string& clusterTask);
 

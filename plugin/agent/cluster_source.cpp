@@ -7,7 +7,6 @@
 
 #include "mountfs/secret_ref.hpp"
 #include "plugin/protocol/messages.hpp"
-#include "plugin/store/private_path.hpp"
 
 namespace secretshim::plugin {
 
@@ -17,7 +16,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kNodeKeyFile = "cluster-node.key";
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 
 void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
@@ -40,24 +38,6 @@ ClusterSource::ClusterSource(asio::io_context& io, std::unique_ptr<EtcdClient> c
 
 ClusterSource::~ClusterSource() { stop(); }
 
-Result<std::unique_ptr<EtcdClient>> etcdClientFor(const EtcdConfig& c) {
-    EtcdSettings s;
-    s.endpoints = c.endpoints;
-    s.caFile = c.ca;
-    s.certFile = c.cert;
-    s.keyFile = c.key;
-    if (!c.key.empty())
-        if (auto ok = checkPrivateFile(c.key, "etcd: the client key " + quote(c.key)); !ok)
-            return tl::unexpected(ok.error());
-    s.user = c.user;
-    if (!c.passwordFile.empty()) {
-        auto password = readPasswordFile(c.passwordFile);
-        if (!password) return tl::unexpected(password.error());
-        s.password = *password;
-    }
-    return EtcdClient::create(std::move(s));
-}
-
 Result<std::unique_ptr<ClusterSource>> ClusterSource::create(asio::io_context& io, const AgentConfig& config) {
     const EtcdConfig& c = config.etcd;
     if (auto ok = checkName("node", c.node); !ok) return tl::unexpected(wrap(ok.error(), "etcd.node"));
@@ -68,7 +48,7 @@ Result<std::unique_ptr<ClusterSource>> ClusterSource::create(asio::io_context& i
     if (admins->empty()) return fail("etcd.admin_keys: no admin key to check the cluster's records against");
     auto floor = SerialFloor::open(config.stateDir);
     if (!floor) return tl::unexpected(floor.error());
-    auto key = NodeKeyPair::loadOrCreate(config.stateDir, kNodeKeyFile);
+    auto key = NodeKeyPair::loadOrCreate(config.stateDir, std::string(kNodeKeyPairFile));
     if (!key) return tl::unexpected(key.error());
     return std::unique_ptr<ClusterSource>(new ClusterSource(io, std::move(*client), std::move(*key), c.node,
                                                             std::move(*admins), std::move(*floor)));

@@ -26,9 +26,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "plugin/agent/config.hpp"
 #include "plugin/agent/secret_source.hpp"
 #include "plugin/cluster/envelope.hpp"
+#include "plugin/config/agent_config.hpp"
 #include "plugin/cluster/etcd_client.hpp"
 #include "plugin/cluster/model.hpp"
 #include "plugin/cluster/signing.hpp"
@@ -36,15 +36,11 @@
 
 namespace secretshim::plugin {
 
-// The etcd client an `etcd:` block describes (used by the agent and the
-// CLI): reads the password file; does not connect yet.
-Result<std::unique_ptr<cluster::EtcdClient>> etcdClientFor(const EtcdConfig& config);
-
 class ClusterSource final : public SecretSource {
 public:
     // Loads the TLS material, the password, the admin keys it trusts, the
-    // serials it has accepted and the node key (<state_dir>/cluster-node.key,
-    // created when missing).
+    // serials it has accepted and the node key pair
+    // (<state_dir>/cluster-node.key, created when missing).
     static Result<std::unique_ptr<ClusterSource>> create(boost::asio::io_context& io, const AgentConfig& config);
     ~ClusterSource();
 

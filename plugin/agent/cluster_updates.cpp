@@ -97,93 +97,114 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
         if (task != clusterTask) continue;
         const auto running = tasks_.find(key);
         if (running == tasks_.end()) continue;
-        Task& t = running->second;
-        const std::string& id = key.id;  // what the log lines name
         const bool resync = clusterResync_.erase(key) > 0;
         if (!a) {
-            log("container " + quote(id) + ": task " + clusterTask +
+            log("container " + quote(key.id) + ": task " + clusterTask +
                 " was unassigned; the running container keeps its secrets until it stops");
             continue;
         }
-        const bool bound = t.record.identity && a->identity.matches(*t.record.identity);
-        const std::string wanted = bound ? a->secrets : std::string();
-        if (wanted == t.record.secrets && !resync) continue;
-        if (!bound)
-            log("container " + quote(id) + ": task " + clusterTask + " is bound to " + a->identity.text() +
-                " now, not to " + (t.record.identity ? t.record.identity->describe() : std::string("it")));
-        auto refs = bound ? mountfs::parseSecretRefs(a->secrets) : std::vector<mountfs::SecretRef>{};
-        if (!refs) continue;  // checked when the record was read
-        // The view's files carry host ids: compare and add in those.
-        std::vector<mountfs::SecretRef> mapped = *refs;
-        if (auto ok = mapOwnersToHost(t.record.pid, mapped); !ok) {
-            log("container " + quote(id) + ": the assignment of task " + clusterTask + " was not applied: " +
-                ok.error().message);
-            continue;
-        }
-        const mountfs::ContainerHandle handle{t.exitWatch->native_handle(), "/"};
-        std::vector<std::string> revoked;
-        for (const auto& e : t.view->layout().entries)
-            if (std::find(mapped.begin(), mapped.end(), e.ref) == mapped.end()) revoked.push_back(e.ref.target);
-        bool changed = revokeTargets(t, revoked);
-        if (resync) {
-            const auto& entries = t.view->layout().entries;
-            for (std::size_t i = 0; i < entries.size(); ++i) {
-                auto value = cluster_->value(entries[i].ref.source);
-                auto ok = value ? t.view->update(i, value->span(), handle) : Result<void>(tl::unexpected(value.error()));
-                if (!ok) log("container " + quote(id) + ": " + entries[i].ref.target + " not brought up to date: " +
-                             ok.error().message);
-            }
-            log("container " + quote(id) + ": re-adopted secrets brought up to date");
-        }
-        for (const auto& ref : mapped) {
-            const auto& now = t.view->layout().entries;
-            if (std::find_if(now.begin(), now.end(), [&](const auto& e) { return e.ref == ref; }) != now.end()) continue;
-            Result<void> ok;
-            // What a live attach creates in the container's tree (its
-            // placeholders) is its root's, as at start.
-            platform::HostIds owner{0, 0};
-            if (t.view->addNeedsMount(ref)) {
-                // The hook locked the container's mounts at start (a user
-                // namespace of its own where it may hold CAP_SYS_ADMIN, as
-                // its spec said then): a mount attached live could not be
-                // locked (the agent's unit may not enter user namespaces),
-                // and a process that kept CAP_SYS_ADMIN could remount it.
-                auto root = platform::containerRootIds(t.record.pid);
-                if (t.record.locked)
-                    ok = fail("needs a restart of the task: the container has a user namespace of its own and may hold "
-                              "CAP_SYS_ADMIN there, and a mount attached live could not be locked");
-                else if (!root)
-                    ok = tl::unexpected(root.error());
-                else
-                    owner = *root;
-            }
-            if (ok) {
-                auto value = cluster_->value(ref.source);
-                ok = value ? t.view->addEntry(ref, value->span(), handle, owner.uid, owner.gid)
-                           : Result<void>(tl::unexpected(value.error()));
-            }
-            if (!ok)
-                log("container " + quote(id) + ": " + ref.target + " not granted: " + ok.error().message);
-            else
-                log("container " + quote(id) + ": " + ref.target + " granted"), changed = true;
-        }
-        // What the container holds now (in the assignment's own ids), for
-        // `task ls`, `secret rm` and a restart of the agent.
-        t.secrets.clear();
-        for (const auto& e : t.view->layout().entries)
-            if (std::find(t.secrets.begin(), t.secrets.end(), e.ref.source) == t.secrets.end())
-                t.secrets.push_back(e.ref.source);
-        std::string specs;
-        std::size_t found = 0;
-        const auto& held = t.view->layout().entries;
-        for (std::size_t i = 0; i < refs->size(); ++i)
-            if (std::find_if(held.begin(), held.end(), [&](const auto& e) { return e.ref == mapped[i]; }) != held.end())
-                specs += (specs.empty() ? "" : ";") + mountfs::formatSecretRef((*refs)[i]), ++found;
-        // All of it: the assignment's own text, so the next event compares equal.
-        t.record.secrets = found == refs->size() && held.size() == found ? wanted : specs;
-        (void)records_.save(t.record);
-        if (changed) signalIfAsked(key, clusterTask);
+        applyAssignment(key, running->second, clusterTask, *a, resync);
     }
+}
+
+void Agent::applyAssignment(const TaskKey& key, Task& t, const std::string& clusterTask,
+                            const cluster::TaskAssignment& a, bool resync) {
+    const std::string& id = key.id;  // what the log lines name
+    const bool bound = t.record.identity && a.identity.matches(*t.record.identity);
+    const std::string wanted = bound ? a.secrets : std::string();
+    if (wanted == t.record.secrets && !resync) return;
+    if (!bound)
+        log("container " + quote(id) + ": task " + clusterTask + " is bound to " + a.identity.text() + " now, not to " +
+            (t.record.identity ? t.record.identity->describe() : std::string("it")));
+    auto refs = bound ? mountfs::parseSecretRefs(a.secrets) : std::vector<mountfs::SecretRef>{};
+    if (!refs) return;  // checked when the record was read
+    // The view's files carry host ids: compare and add in those.
+    std::vector<mountfs::SecretRef> mapped = *refs;
+    if (auto ok = mapOwnersToHost(t.record.pid, mapped); !ok) {
+        log("container " + quote(id) + ": the assignment of task " + clusterTask + " was not applied: " +
+            ok.error().message);
+        return;
+    }
+    std::vector<std::string> revoked;
+    for (const auto& e : t.view->layout().entries)
+        if (std::find(mapped.begin(), mapped.end(), e.ref) == mapped.end()) revoked.push_back(e.ref.target);
+    bool changed = revokeTargets(t, revoked);
+    if (resync) rewriteHeld(t, id);
+    if (grantAdded(t, id, mapped)) changed = true;
+    keepAssigned(t, *refs, mapped, wanted);
+    if (changed) signalIfAsked(key, clusterTask);
+}
+
+// A re-adopted container: every secret it holds written again from etcd
+// (rotations made while the agent was down).
+void Agent::rewriteHeld(Task& t, const std::string& id) {
+    const mountfs::ContainerHandle handle{t.exitWatch->native_handle(), "/"};
+    const auto& entries = t.view->layout().entries;
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+        auto value = cluster_->value(entries[i].ref.source);
+        auto ok = value ? t.view->update(i, value->span(), handle) : Result<void>(tl::unexpected(value.error()));
+        if (!ok)
+            log("container " + quote(id) + ": " + entries[i].ref.target + " not brought up to date: " +
+                ok.error().message);
+    }
+    log("container " + quote(id) + ": re-adopted secrets brought up to date");
+}
+
+// Adds the references of `mapped` the view does not hold yet, one log line
+// each; whether any was added.
+bool Agent::grantAdded(Task& t, const std::string& id, const std::vector<mountfs::SecretRef>& mapped) {
+    bool granted = false;
+    for (const auto& ref : mapped) {
+        const auto& now = t.view->layout().entries;
+        if (std::find_if(now.begin(), now.end(), [&](const auto& e) { return e.ref == ref; }) != now.end()) continue;
+        if (auto ok = addLive(t, ref); !ok)
+            log("container " + quote(id) + ": " + ref.target + " not granted: " + ok.error().message);
+        else
+            log("container " + quote(id) + ": " + ref.target + " granted"), granted = true;
+    }
+    return granted;
+}
+
+Result<void> Agent::addLive(Task& t, const mountfs::SecretRef& ref) {
+    // What a live attach creates in the container's tree (its placeholders)
+    // is its root's, as at start.
+    platform::HostIds owner{0, 0};
+    if (t.view->addNeedsMount(ref)) {
+        // The hook locked the container's mounts at start (a user namespace
+        // of its own where it may hold CAP_SYS_ADMIN, as its spec said
+        // then): a mount attached live could not be locked (the agent's unit
+        // may not enter user namespaces), and a process that kept
+        // CAP_SYS_ADMIN could remount it.
+        if (t.record.locked)
+            return fail("needs a restart of the task: the container has a user namespace of its own and may hold "
+                        "CAP_SYS_ADMIN there, and a mount attached live could not be locked");
+        auto root = platform::containerRootIds(t.record.pid);
+        if (!root) return tl::unexpected(root.error());
+        owner = *root;
+    }
+    auto value = cluster_->value(ref.source);
+    if (!value) return tl::unexpected(value.error());
+    const mountfs::ContainerHandle handle{t.exitWatch->native_handle(), "/"};
+    return t.view->addEntry(ref, value->span(), handle, owner.uid, owner.gid);
+}
+
+// What the container holds now (in the assignment's own ids), for `task
+// ls`, `secret rm` and a restart of the agent.
+void Agent::keepAssigned(Task& t, const std::vector<mountfs::SecretRef>& refs,
+                         const std::vector<mountfs::SecretRef>& mapped, const std::string& wanted) {
+    t.secrets.clear();
+    for (const auto& e : t.view->layout().entries)
+        if (std::find(t.secrets.begin(), t.secrets.end(), e.ref.source) == t.secrets.end())
+            t.secrets.push_back(e.ref.source);
+    std::string specs;
+    std::size_t found = 0;
+    const auto& held = t.view->layout().entries;
+    for (std::size_t i = 0; i < refs.size(); ++i)
+        if (std::find_if(held.begin(), held.end(), [&](const auto& e) { return e.ref == mapped[i]; }) != held.end())
+            specs += (specs.empty() ? "" : ";") + mountfs::formatSecretRef(refs[i]), ++found;
+    // All of it: the assignment's own text, so the next event compares equal.
+    t.record.secrets = found == refs.size() && held.size() == found ? wanted : specs;
+    (void)records_.save(t.record);
 }
 
 void Agent::signalIfAsked(const TaskKey& key, const std::string& clusterTask) {

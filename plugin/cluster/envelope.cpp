@@ -172,12 +172,12 @@ Result<NodeKeyPair> NodeKeyPair::generate() {
     auto raw = SecureBuffer::allocate(kX25519KeySize);
     if (!raw) return tl::unexpected(raw.error());
     if (RAND_priv_bytes(raw->data(), static_cast<int>(raw->size())) != 1)
-        return fail("creating a node key: the OpenSSL random generator failed");
+        return fail("creating a node key pair: the OpenSSL random generator failed");
     return fromPrivate(raw->span());  // X25519 clamps any 32 bytes
 }
 
 Result<NodeKeyPair> NodeKeyPair::loadOrCreate(const std::string& dir, const std::string& file) {
-    auto raw = loadOrCreateKeyFile(dir, file, "node key " + dir + "/" + file, kX25519KeySize);
+    auto raw = loadOrCreateKeyFile(dir, file, "node key pair " + dir + "/" + file, kX25519KeySize);
     if (!raw) return tl::unexpected(raw.error());
     return fromPrivate(raw->span());
 }

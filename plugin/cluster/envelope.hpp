@@ -35,7 +35,11 @@ struct SecretBinding {
     std::uint64_t version = 0;
 };
 
-// A node's X25519 key pair; the private half lives in a SecureBuffer.
+// A node's X25519 key pair, to which its copies of the cluster's secrets
+// are sealed; the private half lives in a SecureBuffer. Not the local
+// store's node key (plugin/store/node_key.hpp, node.key): this one is
+// <state_dir>/cluster-node.key.
+inline constexpr std::string_view kNodeKeyPairFile = "cluster-node.key";
 class NodeKeyPair {
 public:
     static Result<NodeKeyPair> generate();

@@ -8,12 +8,12 @@
 #include <ctime>
 
 #include "platform/linux/unique_fd.hpp"
-#include "plugin/agent/cluster_source.hpp"
-#include "plugin/agent/config.hpp"
 #include "plugin/cluster/base64.hpp"
+#include "plugin/cluster/cluster_admin.hpp"
 #include "plugin/cluster/envelope.hpp"
+#include "plugin/cluster/etcd_config.hpp"
 #include "plugin/cluster/model.hpp"
-#include "plugin/ctl/cluster_admin.hpp"
+#include "plugin/config/agent_config.hpp"
 
 namespace secretshim::plugin {
 
@@ -23,7 +23,6 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kMaxValue = 16 * 1024 * 1024;
-constexpr const char* kNodeKeyFile = "cluster-node.key";
 
 // Reads a secret's value from FILE or stdin straight into locked memory.
 Result<SecureBuffer> readSecretValue(const std::string& source) {
@@ -64,6 +63,24 @@ std::string optionValue(CLI::App* app, const char* name, const std::string& fall
 int failed(const Error& e) {
     std::fprintf(stderr, "secretshimctl: %s\n", e.message.c_str());
     return 1;
+}
+
+// The node's public key: from --public-key, or from a key pair made (or
+// found) at --key-out.
+Result<PublicKey> nodePublicKey(const std::string& keyOut, const std::string& publicKey) {
+    PublicKey pub{};
+    if (!keyOut.empty()) {
+        const auto slash = keyOut.rfind('/');
+        const std::string dir = slash == std::string::npos ? "." : keyOut.substr(0, slash ? slash : 1);
+        auto pair = NodeKeyPair::loadOrCreate(dir, keyOut.substr(slash == std::string::npos ? 0 : slash + 1));
+        if (!pair) return tl::unexpected(pair.error());
+        return pair->publicKey();
+    }
+    auto raw = base64Decode(publicKey);
+    if (!raw || raw->size() != pub.size())
+        return fail("--public-key: expected 32 bytes in base64 (secretshimctl node keygen)");
+    std::copy(raw->begin(), raw->end(), pub.begin());
+    return pub;
 }
 
 }  // namespace
@@ -121,17 +138,46 @@ bool ClusterCli::selected() const {
 }
 
 int ClusterCli::run() {
-    if (nodeKeygen_->parsed()) {
-        auto pair = NodeKeyPair::loadOrCreate(stateDir_, kNodeKeyFile);
-        if (!pair) return failed(pair.error());
-        std::printf("%s\n", base64Encode(pair->publicKey()).c_str());
+    if (nodeKeygen_->parsed()) return keygen();
+    auto settings = etcdConfig();
+    if (!settings) return failed(settings.error());
+    auto connected = connect(*settings);
+    if (!connected) return failed(connected.error());
+    ClusterAdmin& admin = **connected;
+
+    CLI::App* create = secret_->get_subcommand("create");
+    CLI::App* ls = secret_->get_subcommand("ls");
+    CLI::App* inspect = secret_->get_subcommand("inspect");
+    CLI::App* rm = secret_->get_subcommand("rm");
+    if (nodeAdd_->parsed()) return addNode(admin, *settings);
+    if (nodeLs_->parsed()) return listNodes(admin);
+    if (create->parsed()) return createSecret(admin, create);
+    if (rotate_->parsed()) return rotateSecret(admin);
+    if (ls->parsed() || inspect->parsed()) return listSecrets(admin, ls, inspect);
+    if (rm->parsed()) {
+        if (auto ok = admin.removeSecret(optionValue(rm, "NAME")); !ok) return failed(ok.error());
         return 0;
     }
+    if (assign_->parsed()) return assignTask(admin);
+    if (unassign_->parsed()) return unassignTask(admin);
+    if (tasks_ && tasks_->parsed()) return listTasks(admin);
+    return failed(Error{0, "this command is not available against the cluster"});
+}
+
+int ClusterCli::keygen() {
+    auto pair = NodeKeyPair::loadOrCreate(stateDir_, std::string(kNodeKeyPairFile));
+    if (!pair) return failed(pair.error());
+    std::printf("%s\n", base64Encode(pair->publicKey()).c_str());
+    return 0;
+}
+
+// The etcd block of --cluster-config, if given, with the options over it.
+Result<EtcdConfig> ClusterCli::etcdConfig() const {
     EtcdConfig c;
     if (!config_.empty()) {
         auto loaded = loadAgentConfig(config_);
-        if (!loaded) return failed(loaded.error());
-        if (!loaded->hasEtcd) return failed(Error{0, config_ + ": no etcd block"});
+        if (!loaded) return tl::unexpected(loaded.error());
+        if (!loaded->hasEtcd) return fail(config_ + ": no etcd block");
         c = loaded->etcd;
     }
     if (!endpoints_.empty()) c.endpoints = endpoints_;
@@ -143,151 +189,145 @@ int ClusterCli::run() {
     if (!clusterKey_.empty()) c.clusterKey = clusterKey_;
     if (!signingKey_.empty()) c.signingKey = signingKey_;
     if (c.endpoints.empty())
-        return failed(Error{0, "the cluster commands need etcd settings: --cluster-config FILE or --endpoints ..."});
+        return fail("the cluster commands need etcd settings: --cluster-config FILE or --endpoints ...");
+    return c;
+}
 
+// The etcd client and the keys this command needs: the cluster key to
+// seal values, the signing key and the trusted admin keys to sign. A
+// listing reads neither.
+Result<std::unique_ptr<ClusterAdmin>> ClusterCli::connect(const EtcdConfig& c) const {
     auto client = etcdClientFor(c);
-    if (!client) return failed(client.error());
+    if (!client) return tl::unexpected(client.error());
 
     CLI::App* create = secret_->get_subcommand("create");
     const bool needsKey = create->parsed() || rotate_->parsed() || assign_->parsed();
     std::optional<ClusterKey> key;
     if (!c.clusterKey.empty() && needsKey) {
         auto k = create->parsed() ? ClusterKey::loadOrCreate(c.clusterKey) : ClusterKey::load(c.clusterKey);
-        if (!k) return failed(k.error());
+        if (!k) return tl::unexpected(k.error());
         key.emplace(std::move(*k));
     }
     // Whatever a node will read is signed: registrations, task records and
     // copies (plugin/cluster/signing.hpp).
-    // Only the commands that sign read the keys: a listing needs neither.
     std::optional<AdminSigningKey> signer;
     TrustedKeys trusted;
     if (nodeAdd_->parsed() || rotate_->parsed() || assign_->parsed()) {
         if (!c.signingKey.empty()) {
             auto k = AdminSigningKey::load(c.signingKey);
-            if (!k) return failed(k.error());
+            if (!k) return tl::unexpected(k.error());
             signer.emplace(std::move(*k));
         }
         auto t = TrustedKeys::load(c.adminKeys);
-        if (!t) return failed(t.error());
+        if (!t) return tl::unexpected(t.error());
         trusted = std::move(*t);
     }
-    ClusterAdmin admin(std::move(*client), std::move(key), std::move(signer), std::move(trusted));
+    return std::make_unique<ClusterAdmin>(std::move(*client), std::move(key), std::move(signer), std::move(trusted));
+}
 
-    if (nodeAdd_->parsed()) {
-        PublicKey pub{};
-        if (!keyOut_.empty()) {
-            const auto slash = keyOut_.rfind('/');
-            const std::string dir = slash == std::string::npos ? "." : keyOut_.substr(0, slash ? slash : 1);
-            auto pair = NodeKeyPair::loadOrCreate(dir, keyOut_.substr(slash == std::string::npos ? 0 : slash + 1));
-            if (!pair) return failed(pair.error());
-            pub = pair->publicKey();
-        } else {
-            auto raw = base64Decode(publicKey_);
-            if (!raw || raw->size() != pub.size())
-                return failed(Error{0, "--public-key: expected 32 bytes in base64 (secretshimctl node keygen)"});
-            std::copy(raw->begin(), raw->end(), pub.begin());
-        }
-        if (auto ok = admin.addNode(node_, pub); !ok) return failed(ok.error());
-        std::printf("node %s registered (public key %s)\n", node_.c_str(), base64Encode(pub).c_str());
-        std::printf("\nOn the node, install:\n");
-        if (!keyOut_.empty())
-            std::printf("  %s as <state_dir>/%s (mode 0600, root), then delete it here\n", keyOut_.c_str(), kNodeKeyFile);
-        std::printf("  an etcd user %s with a role that may read %s (trailing slash), and in secretshimd.yaml:\n\n",
-                    node_.c_str(), nodePrefix(node_).c_str());
-        std::printf("source: etcd\netcd:\n  endpoints: [");
-        for (std::size_t i = 0; i < c.endpoints.size(); ++i) std::printf("%s%s", i ? ", " : "", c.endpoints[i].c_str());
-        std::printf("]\n  ca: %s\n  cert: /etc/secretshim/etcd/%s.crt   # a certificate WITHOUT CN\n"
-                    "  key: /etc/secretshim/etcd/%s.key\n  user: %s\n  password_file: /etc/secretshim/etcd/%s.password\n"
-                    "  node: %s\n  admin_keys: [/etc/secretshim/admin-signing.pub]   # the public half of %s\n",
-                    c.ca.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(),
-                    c.signingKey.c_str());
+int ClusterCli::addNode(ClusterAdmin& admin, const EtcdConfig& c) {
+    auto pub = nodePublicKey(keyOut_, publicKey_);
+    if (!pub) return failed(pub.error());
+    if (auto ok = admin.addNode(node_, *pub); !ok) return failed(ok.error());
+    std::printf("node %s registered (public key %s)\n", node_.c_str(), base64Encode(*pub).c_str());
+    std::printf("\nOn the node, install:\n");
+    if (!keyOut_.empty())
+        std::printf("  %s as <state_dir>/%s (mode 0600, root), then delete it here\n", keyOut_.c_str(),
+                    std::string(kNodeKeyPairFile).c_str());
+    std::printf("  an etcd user %s with a role that may read %s (trailing slash), and in secretshimd.yaml:\n\n",
+                node_.c_str(), nodePrefix(node_).c_str());
+    std::printf("source: etcd\netcd:\n  endpoints: [");
+    for (std::size_t i = 0; i < c.endpoints.size(); ++i) std::printf("%s%s", i ? ", " : "", c.endpoints[i].c_str());
+    std::printf("]\n  ca: %s\n  cert: /etc/secretshim/etcd/%s.crt   # a certificate WITHOUT CN\n"
+                "  key: /etc/secretshim/etcd/%s.key\n  user: %s\n  password_file: /etc/secretshim/etcd/%s.password\n"
+                "  node: %s\n  admin_keys: [/etc/secretshim/admin-signing.pub]   # the public half of %s\n",
+                c.ca.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(),
+                c.signingKey.c_str());
+    return 0;
+}
+
+int ClusterCli::listNodes(ClusterAdmin& admin) {
+    auto nodes = admin.listNodes();
+    if (!nodes) return failed(nodes.error());
+    for (const auto& n : *nodes)
+        std::printf("%-32s %s\n", n["node"].get<std::string>().c_str(), n["public_key"].get<std::string>().c_str());
+    return 0;
+}
+
+int ClusterCli::createSecret(ClusterAdmin& admin, CLI::App* create) {
+    const std::string name = optionValue(create, "NAME");
+    if (auto* g = create->get_option_no_throw("--grant"); g && g->count() > 0)
+        return failed(Error{0, "--grant is for a node's local store; in the cluster a task is bound to its "
+                               "containers: task assign --identity RULE"});
+    if (auto ok = checkName("secret", name); !ok) return failed(ok.error());
+    auto value = readSecretValue(optionValue(create, "FILE", "-"));
+    if (!value) return failed(wrap(value.error(), "secret " + quote(name)));
+    auto id = admin.createSecret(name, *value);
+    if (!id) return failed(id.error());
+    std::printf("%s\n", id->c_str());
+    return 0;
+}
+
+int ClusterCli::rotateSecret(ClusterAdmin& admin) {
+    if (auto ok = checkName("secret", name_); !ok) return failed(ok.error());
+    auto value = readSecretValue(source_);
+    if (!value) return failed(wrap(value.error(), "secret " + quote(name_)));
+    auto version = admin.rotateSecret(name_, *value);
+    if (!version) return failed(version.error());
+    std::printf("%s version %llu\n", name_.c_str(), static_cast<unsigned long long>(*version));
+    return 0;
+}
+
+int ClusterCli::listSecrets(ClusterAdmin& admin, CLI::App* ls, CLI::App* inspect) {
+    auto list = admin.listSecrets(inspect->parsed() ? optionValue(inspect, "NAME") : "");
+    if (!list) return failed(list.error());
+    if (inspect->parsed() || optionValue(ls, "--format", "table") == "json") {
+        std::printf("%s\n", (inspect->parsed() ? (*list)[0] : *list).dump(2).c_str());
         return 0;
     }
-    if (nodeLs_->parsed()) {
-        auto nodes = admin.listNodes();
-        if (!nodes) return failed(nodes.error());
-        for (const auto& n : *nodes)
-            std::printf("%-32s %s\n", n["node"].get<std::string>().c_str(), n["public_key"].get<std::string>().c_str());
+    std::printf("%-32s %-32s %7s %10s  %-20s %s\n", "NAME", "ID", "VERSION", "SIZE", "UPDATED", "TASKS");
+    for (const auto& s : *list)
+        std::printf("%-32s %-32s %7llu %10llu  %-20s %zu\n", s["name"].get<std::string>().c_str(),
+                    s["id"].get<std::string>().c_str(), s["version"].get<unsigned long long>(),
+                    s["size"].get<unsigned long long>(), isoTime(s["updated"].get<std::int64_t>()).c_str(),
+                    s["tasks"].size());
+    return 0;
+}
+
+int ClusterCli::assignTask(ClusterAdmin& admin) {
+    TaskAssignment t;
+    t.task = name_;
+    for (const auto& spec : specs_) t.secrets += (t.secrets.empty() ? "" : ";") + spec;
+    auto identity = parseBinding(identity_);
+    if (!identity) return failed(identity.error());
+    t.identity = std::move(*identity);
+    t.maxContainers = maxContainers_;
+    t.signal = signal_;
+    if (auto ok = admin.assignTask(node_, t); !ok) return failed(ok.error());
+    std::printf("task %s assigned to node %s for %s\n", name_.c_str(), node_.c_str(), t.identity.text().c_str());
+    return 0;
+}
+
+int ClusterCli::unassignTask(ClusterAdmin& admin) {
+    auto node = admin.unassignTask(name_);
+    if (!node) return failed(node.error());
+    std::printf("task %s unassigned from node %s\n", name_.c_str(), node->c_str());
+    return 0;
+}
+
+int ClusterCli::listTasks(ClusterAdmin& admin) {
+    auto list = admin.listTasks();
+    if (!list) return failed(list.error());
+    if (optionValue(tasks_, "--format", "table") == "json") {
+        std::printf("%s\n", list->dump(2).c_str());
         return 0;
     }
-    if (create->parsed()) {
-        const std::string name = optionValue(create, "NAME");
-        if (auto* g = create->get_option_no_throw("--grant"); g && g->count() > 0)
-            return failed(Error{0, "--grant is for a node's local store; in the cluster a task is bound to its "
-                                   "containers: task assign --identity RULE"});
-        if (auto ok = checkName("secret", name); !ok) return failed(ok.error());
-        auto value = readSecretValue(optionValue(create, "FILE", "-"));
-        if (!value) return failed(wrap(value.error(), "secret " + quote(name)));
-        auto id = admin.createSecret(name, *value);
-        if (!id) return failed(id.error());
-        std::printf("%s\n", id->c_str());
-        return 0;
-    }
-    if (rotate_->parsed()) {
-        if (auto ok = checkName("secret", name_); !ok) return failed(ok.error());
-        auto value = readSecretValue(source_);
-        if (!value) return failed(wrap(value.error(), "secret " + quote(name_)));
-        auto version = admin.rotateSecret(name_, *value);
-        if (!version) return failed(version.error());
-        std::printf("%s version %llu\n", name_.c_str(), static_cast<unsigned long long>(*version));
-        return 0;
-    }
-    CLI::App* ls = secret_->get_subcommand("ls");
-    CLI::App* inspect = secret_->get_subcommand("inspect");
-    if (ls->parsed() || inspect->parsed()) {
-        auto list = admin.listSecrets(inspect->parsed() ? optionValue(inspect, "NAME") : "");
-        if (!list) return failed(list.error());
-        if (inspect->parsed() || optionValue(ls, "--format", "table") == "json") {
-            std::printf("%s\n", (inspect->parsed() ? (*list)[0] : *list).dump(2).c_str());
-        } else {
-            std::printf("%-32s %-32s %7s %10s  %-20s %s\n", "NAME", "ID", "VERSION", "SIZE", "UPDATED", "TASKS");
-            for (const auto& s : *list)
-                std::printf("%-32s %-32s %7llu %10llu  %-20s %zu\n", s["name"].get<std::string>().c_str(),
-                            s["id"].get<std::string>().c_str(), s["version"].get<unsigned long long>(),
-                            s["size"].get<unsigned long long>(), isoTime(s["updated"].get<std::int64_t>()).c_str(),
-                            s["tasks"].size());
-        }
-        return 0;
-    }
-    CLI::App* rm = secret_->get_subcommand("rm");
-    if (rm->parsed()) {
-        if (auto ok = admin.removeSecret(optionValue(rm, "NAME")); !ok) return failed(ok.error());
-        return 0;
-    }
-    if (assign_->parsed()) {
-        TaskAssignment t;
-        t.task = name_;
-        for (const auto& spec : specs_) t.secrets += (t.secrets.empty() ? "" : ";") + spec;
-        auto identity = parseBinding(identity_);
-        if (!identity) return failed(identity.error());
-        t.identity = std::move(*identity);
-        t.maxContainers = maxContainers_;
-        t.signal = signal_;
-        if (auto ok = admin.assignTask(node_, t); !ok) return failed(ok.error());
-        std::printf("task %s assigned to node %s for %s\n", name_.c_str(), node_.c_str(), t.identity.text().c_str());
-        return 0;
-    }
-    if (unassign_->parsed()) {
-        auto node = admin.unassignTask(name_);
-        if (!node) return failed(node.error());
-        std::printf("task %s unassigned from node %s\n", name_.c_str(), node->c_str());
-        return 0;
-    }
-    if (tasks_ && tasks_->parsed()) {
-        auto list = admin.listTasks();
-        if (!list) return failed(list.error());
-        if (optionValue(tasks_, "--format", "table") == "json") {
-            std::printf("%s\n", list->dump(2).c_str());
-        } else {
-            std::printf("%-32s %-24s %-40s %s\n", "TASK", "NODE", "IDENTITY", "SECRETS");
-            for (const auto& t : *list)
-                std::printf("%-32s %-24s %-40s %s\n", t["task"].get<std::string>().c_str(),
-                            t["node"].get<std::string>().c_str(), t["identity"].get<std::string>().c_str(),
-                            t["secrets"].get<std::string>().c_str());
-        }
-        return 0;
-    }
-    return failed(Error{0, "this command is not available against the cluster"});
+    std::printf("%-32s %-24s %-40s %s\n", "TASK", "NODE", "IDENTITY", "SECRETS");
+    for (const auto& t : *list)
+        std::printf("%-32s %-24s %-40s %s\n", t["task"].get<std::string>().c_str(),
+                    t["node"].get<std::string>().c_str(), t["identity"].get<std::string>().c_str(),
+                    t["secrets"].get<std::string>().c_str());
+    return 0;
 }
 
 }  // namespace secretshim::plugin

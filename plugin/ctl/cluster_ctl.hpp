@@ -6,8 +6,16 @@
 
 #include <CLI/CLI.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "mountfs/error.hpp"
+
+namespace secretshim::cluster {
+class ClusterAdmin;
+struct EtcdConfig;
+}  // namespace secretshim::cluster
 
 namespace secretshim::plugin {
 
@@ -20,6 +28,19 @@ public:
     int run();
 
 private:
+    // The steps of run(): the settings, the connection, then one command.
+    Result<cluster::EtcdConfig> etcdConfig() const;
+    Result<std::unique_ptr<cluster::ClusterAdmin>> connect(const cluster::EtcdConfig& c) const;
+    int keygen();
+    int addNode(cluster::ClusterAdmin& admin, const cluster::EtcdConfig& c);
+    int listNodes(cluster::ClusterAdmin& admin);
+    int createSecret(cluster::ClusterAdmin& admin, CLI::App* create);
+    int rotateSecret(cluster::ClusterAdmin& admin);
+    int listSecrets(cluster::ClusterAdmin& admin, CLI::App* ls, CLI::App* inspect);
+    int assignTask(cluster::ClusterAdmin& admin);
+    int unassignTask(cluster::ClusterAdmin& admin);
+    int listTasks(cluster::ClusterAdmin& admin);
+
     std::string config_, caFile_, certFile_, keyFile_, user_, passwordFile_, clusterKey_;
     std::string signingKey_;
     std::vector<std::string> endpoints_;

@@ -27,14 +27,14 @@
 #include "tests/cluster/test_env.hpp"
 #include "plugin/cluster/model.hpp"
 #include "plugin/cluster/signing.hpp"
-#include "plugin/ctl/cluster_admin.hpp"
+#include "plugin/cluster/cluster_admin.hpp"
 #include "tests/support/ed25519_key.hpp"
 
 using namespace secretshim;
 using namespace secretshim::cluster;
 using secretshim::cluster_test::env;
 using secretshim::cluster_test::readFile;
-using secretshim::plugin::ClusterAdmin;
+using secretshim::cluster::ClusterAdmin;
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Fuzzes the agent's YAML configuration loader (plugin/agent/config). It
+// Fuzzes the agent's YAML configuration loader (plugin/config). It
 // must refuse, never throw: the agent calls it at start before any handler
 // could catch an exception.
 #include <cstddef>
@@ -8,7 +8,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "plugin/agent/config.hpp"
+#include "plugin/config/agent_config.hpp"
 #include "tests/fuzz/fuzz_check.hpp"
 
 using namespace secretshim;
@@ -90,7 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(config->maxPayload >= 1 && config->maxPayload <= 64 * 1024 * 1024);
     FUZZ_CHECK(config->source == "local" || (config->source == "etcd" && config->hasEtcd));
     if (config->hasEtcd) {
-        const EtcdConfig& e = config->etcd;
+        const cluster::EtcdConfig& e = config->etcd;
         FUZZ_CHECK(!e.endpoints.empty() && isPath(e.ca) && isPath(e.cert) && isPath(e.key));
         for (const auto& url : e.endpoints) FUZZ_CHECK_MSG(url.rfind("https://", 0) == 0, url);
         for (const auto& url : e.endpoints) FUZZ_CHECK_MSG(fuzz::isUtf8(url), url);

@@ -1,10 +1,11 @@
-// secretshimctl's cluster side: the admin's operations on the etcd data
-// model (docs/cluster.md). Every write is a transaction that is safe to
-// repeat: a request that timed out may still have landed, so a retry that
-// finds its own write in place counts as success. A write that depends on
-// what it read (no assignment uses a secret, the nodes a rotation reaches,
-// the copies an assignment revokes) is guarded by the revision of that read
-// and retried from a fresh read when someone else wrote in between.
+// The admin's side of the cluster (secretshimctl's cluster commands): the
+// operations on the etcd data model (docs/cluster.md). Every write is a
+// transaction that is safe to repeat: a request that timed out may still
+// have landed, so a retry that finds its own write in place counts as
+// success. A write that depends on what it read (no assignment uses a
+// secret, the nodes a rotation reaches, the copies an assignment revokes) is
+// guarded by the revision of that read and retried from a fresh read when
+// someone else wrote in between.
 #pragma once
 
 #include <cstdint>
@@ -21,7 +22,7 @@
 #include "plugin/cluster/etcd_client.hpp"
 #include "plugin/cluster/signing.hpp"
 
-namespace secretshim::plugin {
+namespace secretshim::cluster {
 
 class ClusterAdmin {
 public:
@@ -82,4 +83,4 @@ private:
     std::function<void()> beforeCommit_;
 };
 
-}  // namespace secretshim::plugin
+}  // namespace secretshim::cluster

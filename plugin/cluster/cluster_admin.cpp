@@ -1,4 +1,4 @@
-#include "plugin/ctl/cluster_admin.hpp"
+#include "plugin/cluster/cluster_admin.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -12,9 +12,9 @@
 #include "plugin/cluster/model.hpp"
 #include "plugin/store/random_hex.hpp"
 
-namespace secretshim::plugin {
+namespace secretshim::cluster {
 
-using namespace secretshim::cluster;
+using plugin::randomHex;
 using nlohmann::json;
 
 namespace {
@@ -386,4 +386,4 @@ Result<json> ClusterAdmin::listTasks() {
     return out;
 }
 
-}  // namespace secretshim::plugin
+}  // namespace secretshim::cluster

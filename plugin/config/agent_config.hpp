@@ -1,6 +1,8 @@
 // The agent's configuration: a YAML file, with command-line flags that
 // override its main keys. Unknown keys and bad values are refused with the
-// file, line and key.
+// file, line and key. secretshimctl's cluster commands read its etcd block
+// (--cluster-config): a library of its own, so that the CLI links no agent
+// code.
 #pragma once
 
 #include <cstddef>
@@ -10,6 +12,7 @@
 
 #include "mountfs/error.hpp"
 #include "mountfs/secret_ref.hpp"
+#include "plugin/cluster/etcd_config.hpp"
 #include "plugin/protocol/messages.hpp"
 
 namespace YAML {
@@ -17,21 +20,6 @@ class Node;
 }
 
 namespace secretshim::plugin {
-
-// The `etcd:` block (source: etcd; secretshimctl's cluster commands read
-// the same block). Paths are absolute.
-struct EtcdConfig {
-    std::vector<std::string> endpoints;  // https://HOST:PORT
-    std::string ca, cert, key;
-    std::string user;
-    std::string passwordFile;
-    std::string node;        // this node's name (the agent)
-    std::string clusterKey;  // the admins' cluster key (secretshimctl)
-    std::string signingKey;  // the admin's Ed25519 private key (secretshimctl)
-    // The admin public keys whose signatures a node accepts (required with
-    // source: etcd; the admin CLI also trusts them for node registrations).
-    std::vector<std::string> adminKeys;
-};
 
 struct AgentConfig {
     std::string socket{kDefaultSocket};
@@ -53,17 +41,14 @@ struct AgentConfig {
     bool allowSwap = false;
     std::string source = "local";  // "local" (the embedded store) or "etcd"
     bool hasEtcd = false;
-    EtcdConfig etcd;
+    cluster::EtcdConfig etcd;  // the `etcd:` block
 };
 
-// The `etcd:` block (plugin/agent/etcd_config.cpp).
-Result<EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& block);
+// The `etcd:` block (plugin/config/etcd_block.cpp).
+Result<cluster::EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& block);
 // The agent's start on a kernel whose tmpfs has no noswap: refused unless
 // the config allows swap.
 Result<void> checkSwapPolicy(bool kernelHasNoswap, const AgentConfig& config);
-// Reads a password file: its first line (refused unless only its owner may
-// read it).
-Result<std::string> readPasswordFile(const std::string& path);
 
 // Parses YAML text; `name` is the file name used in errors.
 Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& name);

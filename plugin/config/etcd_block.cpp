@@ -15,12 +15,13 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <fstream>
 
-#include "plugin/agent/config.hpp"
-#include "plugin/store/private_path.hpp"
+#include "plugin/config/agent_config.hpp"
 
 namespace secretshim::plugin {
+
+using cluster::EtcdConfig;
+
 namespace {
 
 std::string where(const std::string& name, const YAML::Node& node) {
@@ -100,17 +101,6 @@ Result<EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& blo
     if (c.user.empty() != c.passwordFile.empty())
         return fail(where(name, block) + ": key \"etcd\": user and password_file go together");
     return c;
-}
-
-Result<std::string> readPasswordFile(const std::string& path) {
-    if (auto ok = checkPrivateFile(path, "the etcd password file " + path); !ok) return tl::unexpected(ok.error());
-    std::ifstream in(path);
-    if (!in) return failErrno("cannot read the etcd password file " + path);
-    std::string line;
-    std::getline(in, line);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty()) return fail("the etcd password file " + path + " is empty");
-    return line;
 }
 
 }  // namespace secretshim::plugin

@@ -1,4 +1,4 @@
-#include "plugin/agent/config.hpp"
+#include "plugin/config/agent_config.hpp"
 
 #include <sys/stat.h>
 

@@ -8,7 +8,7 @@
 
 #include <doctest/doctest.h>
 
-#include "plugin/agent/config.hpp"
+#include "plugin/config/agent_config.hpp"
 
 using namespace secretshim;
 using namespace secretshim::plugin;
