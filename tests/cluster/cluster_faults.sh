@@ -2,8 +2,9 @@
 # Cluster mode under faults and bad input, end to end with runc (run by
 # with_cluster.sh against a real 3-member etcd with TLS and RBAC), the parts
 # of issue 4's test list that cluster_e2e.sh does not cover:
-#   bad input: wrong CA, an expired and a foreign client certificate (ctl and
-#     agent: one line, nothing applied), node names with / and ..;
+#   bad input: wrong CA, an expired and a foreign client certificate, a
+#     member's certificate for another name (ctl and agent: one line, nothing
+#     applied), node names with / and ..;
 #   tampered ciphertext and a copy moved from another node: logged by key,
 #     skipped, the running container's secret untouched;
 #   SIGKILL of the member the agent is connected to (failover, nothing
@@ -157,6 +158,39 @@ bundle cx ta true
 check "agent with a wrong CA: a container is refused (control plane unreachable)" '! rt run --bundle "$work/cx" cx >/dev/null 2>"$work/cx.err" && grep -q "control plane unreachable" "$work/cx.err"'
 ids="$ids cx"
 kill_agent
+
+# A member whose certificate names another host (signed by the cluster's CA
+# and valid otherwise, so only the name check can refuse it): m1 restarted
+# with it. Given m1 alone, ctl and the agent refuse it in one line that
+# names the problem; nothing is written, nothing delivered.
+printf 'extendedKeyUsage=serverAuth\nsubjectAltName=DNS:etcd.elsewhere.invalid,IP:192.0.2.7\n' >"$work/pki/elsewhere.ext"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=etcd.elsewhere.invalid" \
+    -keyout "$work/pki/elsewhere.key" -out "$work/pki/elsewhere.csr" 2>/dev/null
+openssl x509 -req -in "$work/pki/elsewhere.csr" -CA "$ETCD_PKI/ca.crt" -CAkey "$ETCD_PKI/ca.key" \
+    -CAserial "$work/pki/ca.srl" -CAcreateserial -days 1 -extfile "$work/pki/elsewhere.ext" -out "$work/pki/elsewhere.crt" 2>/dev/null
+m1_health() { etcdctl_at "$m1" "$@" endpoint health >/dev/null 2>&1; }
+sh "$ETCD_CLUSTER_SCRIPT" restart "$ETCD_DIR" m1 "$work/pki/elsewhere"
+check "m1 serves a certificate of the cluster's CA for another name" \
+    'wait_for 20 m1_health --insecure-skip-tls-verify && openssl verify -CAfile "$ETCD_PKI/ca.crt" "$work/pki/elsewhere.crt" >/dev/null && ! m1_health'
+mismatch="the server's certificate does not name 127.0.0.1 (IP address mismatch)"
+ctl_endpoints=$m1
+refused "ctl: a member's certificate for another name is one line naming it" "$mismatch" \
+    admin secret create x "$work/x"
+ctl_endpoints=$ETCD_ENDPOINTS
+check "ctl: nothing applied through it" 'absent /secretshim/secrets/x'
+agent_config "$work/elsewhere.yaml" "$m1"
+start_agent "$work/elsewhere.yaml"
+status_says() { "$ctlbin" --socket "$sock" status 2>/dev/null | grep -qF -- "$1"; }
+check "agent, m1 alone with a certificate for another name: not connected, says why" \
+    'wait_for 20 status_says "$mismatch" && disconnected'
+check "agent, m1 alone with a certificate for another name: holds nothing" '[ "$(status_field tasks)" = 0 ] && [ "$(status_field secrets)" = 0 ]'
+bundle cy ta sh -c 'cat /run/secrets/a 2>/dev/null | wc -c'
+check "agent, m1 alone with a certificate for another name: no secret delivered (control plane unreachable)" \
+    '! rt run --bundle "$work/cy" cy >/dev/null 2>"$work/cy.err" && grep -q "control plane unreachable" "$work/cy.err"'
+ids="$ids cy"
+kill_agent
+sh "$ETCD_CLUSTER_SCRIPT" restart "$ETCD_DIR" m1
+check "m1 back with its own certificate" 'wait_for 20 m1_health'
 
 agent_config "$work/agent.yaml" "$ETCD_ENDPOINTS"
 start_agent "$work/agent.yaml"
