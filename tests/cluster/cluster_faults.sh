@@ -12,8 +12,9 @@
 #   disconnected (its only endpoint killed): status shows the state, the last
 #     revision and the time since contact; unused cached copies are dropped;
 #     running containers keep their secrets; new ones are refused with
-#     "control plane unreachable"; a rotation and a compaction past the
-#     agent's revision meanwhile are caught up after the reconnect;
+#     "control plane unreachable"; a rotation, a revocation and a compaction
+#     past the agent's revision meanwhile are not applied while disconnected,
+#     and are caught up after the reconnect;
 #   the agent SIGKILLed and restarted while disconnected.
 # Usage: cluster_faults.sh BUILD_DIR. Values are random markers compared by
 # digest, never printed.
@@ -284,6 +285,9 @@ check "containers of ta and tb under the restarted agent read their secrets" 'ha
 wait_for 10 holds 4
 held=$(status_field secrets)
 check "it holds the copies of all its tasks ($held)" '[ "$held" = 4 ]'
+# A second target of b in c7, for a revocation while disconnected.
+admin task assign tb --identity root --max-containers 8 --node node-1 --secret b --secret "source=b,target=/run/secrets/b2" >/dev/null
+check "c7 gets b at a second target" 'wait_for 10 has_digest c7 /run/secrets/b2 "$(digest "$vb")"'
 rev=$(status_field revision)
 sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" m1 KILL
 check "disconnected: status says so" 'wait_for 20 disconnected'
@@ -297,16 +301,24 @@ bundle c4 tc true
 check "disconnected: a new task is refused (control plane unreachable)" '! rt run --bundle "$work/c4" c4 >/dev/null 2>"$work/c4.err" && grep -q "control plane unreachable" "$work/c4.err"'
 ids="$ids c4"
 
-# Meanwhile: a rotation, then a compaction past the agent's revision.
+# Meanwhile: a rotation, a revocation, then a compaction past the agent's
+# revision. None of it may reach the running containers before the
+# reconnect: the admin's writes are committed (by m2 and m3), and the
+# agent would apply them within milliseconds if it had them.
 va4=$(marker)
 printf %s "$va4" | admin secret rotate a - >/dev/null
+admin task assign tb --identity root --max-containers 8 --node node-1 --secret b >/dev/null
 admin task unassign tc >/dev/null
+sleep 2
+check "disconnected: the rotation is not applied yet (the old value)" 'disconnected && has_digest c6 /run/secrets/a "$(digest "$va3")"'
+check "disconnected: the revocation is not applied yet (b2 still there)" 'disconnected && has_digest c7 /run/secrets/b2 "$(digest "$vb")"'
 top=$(etcdctl_root get /secretshim/secrets/a -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')
 etcdctl_root compact "$top" >/dev/null
 check "compacted to $top, past the agent's revision $rev" '[ "$top" -gt "$rev" ]'
 sh "$ETCD_CLUSTER_SCRIPT" restart "$ETCD_DIR" m1
 check "reconnected after the compaction" 'wait_for 30 connected'
 check "resync: the rotation made while disconnected reaches the running container" 'wait_for 15 has_digest c6 /run/secrets/a "$(digest "$va4")"'
+check "resync: the revocation made while disconnected reaches it too" 'wait_for 15 rt exec c7 /bin/busybox test ! -e /run/secrets/b2'
 check "resync: the agent is at or past the compacted revision" '[ "$(status_field revision)" -ge "$top" ]'
 check "resync: the task unassigned meanwhile is refused" '! rt run --bundle "$work/c4" c4b >/dev/null 2>"$work/c4.err" && grep -q "is not granted to a container started by root" "$work/c4.err"'
 ids="$ids c4b"
