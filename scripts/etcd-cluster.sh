@@ -6,7 +6,9 @@
 #   etcd-cluster.sh stop DIR     stop the members started in DIR (by pid)
 #   etcd-cluster.sh env DIR      print the connection settings as shell variables
 #   etcd-cluster.sh signal DIR mN SIG   send SIG to one member (KILL, STOP, CONT)
-#   etcd-cluster.sh restart DIR mN      start a stopped or killed member again
+#   etcd-cluster.sh restart DIR mN [CERT]   start a stopped or killed member
+#                         again; with CERT it shows clients CERT.crt (key
+#                         CERT.key) instead of its own, e.g. one for another name
 #
 # Ports: member i listens for clients on ETCD_BASE_PORT + 10*(i-1) and for
 # peers on the next port (default base 23790). Nodes: ETCD_NODES (default
@@ -22,7 +24,7 @@ set -eu
 
 cmd=${1:-}
 dir=${2:-}
-[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|env|signal|restart DIR [mN [SIG]]" >&2; exit 2; }
+[ -n "$cmd" ] && [ -n "$dir" ] || { echo "usage: $0 start|stop|env|signal|restart DIR [mN [SIG|CERT]]" >&2; exit 2; }
 base=${ETCD_BASE_PORT:-23790}
 nodes=${ETCD_NODES:-node-1 node-2}
 pki=$dir/pki
@@ -82,7 +84,7 @@ member_cmd() {
         --initial-cluster "$cluster" --initial-cluster-state "$state" \
         --initial-cluster-token secretshim-test \
         --client-cert-auth --trusted-ca-file "$pki/ca.crt" \
-        --cert-file "$pki/m$i.crt" --key-file "$pki/m$i.key" \
+        --cert-file "${client_cert:-$pki/m$i}.crt" --key-file "${client_cert:-$pki/m$i}.key" \
         --peer-client-cert-auth --peer-trusted-ca-file "$pki/ca.crt" \
         --peer-cert-file "$pki/m$i.crt" --peer-key-file "$pki/m$i.key" \
         --experimental-watch-progress-notify-interval "${ETCD_PROGRESS_INTERVAL:-1s}" \
@@ -152,6 +154,7 @@ signal)
 restart)
     m=${3:?member}
     i=${m#m}
+    client_cert=${4:-}
     pid=$(cat "$dir/$m.pid" 2>/dev/null || echo "")
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
         kill -CONT "$pid"; kill -KILL "$pid"
@@ -166,6 +169,6 @@ env)
     for i in 1 2 3; do echo "ETCD_M${i}_ENDPOINT=https://127.0.0.1:$(client_port "$i")"; done
     ;;
 *)
-    echo "usage: $0 start|stop|env|signal|restart DIR [mN [SIG]]" >&2; exit 2
+    echo "usage: $0 start|stop|env|signal|restart DIR [mN [SIG|CERT]]" >&2; exit 2
     ;;
 esac

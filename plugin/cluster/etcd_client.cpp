@@ -141,12 +141,25 @@ struct EtcdClient::Impl {
         (void)asio::ip::make_address(e.host, addrEc);
         if (addrEc && !SSL_set_tlsext_host_name(stream->native_handle(), e.host.c_str()))
             return fail("etcd " + e.text + ": cannot set the TLS server name");
+        // OpenSSL checks the name during verification (an address against
+        // the certificate's IP names, a host name against its DNS names), so
+        // a certificate for another name fails with a verdict of its own,
+        // said by name below rather than as a bare "certificate verify failed".
+        X509_VERIFY_PARAM* param = SSL_get0_param(stream->native_handle());
+        if ((addrEc ? X509_VERIFY_PARAM_set1_host(param, e.host.c_str(), e.host.size())
+                    : X509_VERIFY_PARAM_set1_ip_asc(param, e.host.c_str())) != 1)
+            return fail("etcd " + e.text + ": cannot set the name to verify");
         stream->set_verify_mode(ssl::verify_peer);
-        stream->set_verify_callback(ssl::host_name_verification(e.host));
         beast::get_lowest_layer(*stream).expires_after(timeout);
         ec = runOp(ioc, [&](auto handler) { stream->async_handshake(ssl::stream_base::client, handler); });
-        if (ec) return failCode(EPROTO, "etcd " + e.text + ": TLS handshake failed: " + sslError(ec));
-        return stream;
+        if (!ec) return stream;
+        const long verdict = SSL_get_verify_result(stream->native_handle());
+        if (verdict == X509_V_ERR_HOSTNAME_MISMATCH || verdict == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+            ERR_clear_error();
+            return failCode(EPROTO, "etcd " + e.text + ": TLS handshake failed: the server's certificate does not name " +
+                                        e.host + " (" + X509_verify_cert_error_string(verdict) + ")");
+        }
+        return failCode(EPROTO, "etcd " + e.text + ": TLS handshake failed: " + sslError(ec));
     }
 };
 

@@ -2,8 +2,9 @@
 # Cluster mode under faults and bad input, end to end with runc (run by
 # with_cluster.sh against a real 3-member etcd with TLS and RBAC), the parts
 # of issue 4's test list that cluster_e2e.sh does not cover:
-#   bad input: wrong CA, an expired and a foreign client certificate (ctl and
-#     agent: one line, nothing applied), node names with / and ..;
+#   bad input: wrong CA, an expired and a foreign client certificate, a
+#     member's certificate without the endpoint's name (ctl and agent: one
+#     line, nothing applied), node names with / and ..;
 #   tampered ciphertext and a copy moved from another node: logged by key,
 #     skipped, the running container's secret untouched;
 #   SIGKILL of the member the agent is connected to (failover, nothing
@@ -11,8 +12,9 @@
 #   disconnected (its only endpoint killed): status shows the state, the last
 #     revision and the time since contact; unused cached copies are dropped;
 #     running containers keep their secrets; new ones are refused with
-#     "control plane unreachable"; a rotation and a compaction past the
-#     agent's revision meanwhile are caught up after the reconnect;
+#     "control plane unreachable"; a rotation, a revocation and a compaction
+#     past the agent's revision meanwhile are not applied while disconnected,
+#     and are caught up after the reconnect;
 #   the agent SIGKILLed and restarted while disconnected.
 # Usage: cluster_faults.sh BUILD_DIR. Values are random markers compared by
 # digest, never printed.
@@ -158,6 +160,43 @@ check "agent with a wrong CA: a container is refused (control plane unreachable)
 ids="$ids cx"
 kill_agent
 
+# A member reached by a name its certificate does not hold: m1 restarted
+# with a certificate of the cluster's CA (valid otherwise) for its address
+# 127.0.0.1 alone, and reached as https://localhost:PORT. Only the name
+# check can refuse it: without that check m1 would serve (clientAuth too:
+# its own JSON gateway dials it with this certificate). Given that endpoint
+# alone, ctl and the agent refuse it in one line that names the problem;
+# nothing is written, nothing delivered.
+printf 'extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1\n' >"$work/pki/by-address.ext"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=m1 by address" \
+    -keyout "$work/pki/by-address.key" -out "$work/pki/by-address.csr" 2>/dev/null
+openssl x509 -req -in "$work/pki/by-address.csr" -CA "$ETCD_PKI/ca.crt" -CAkey "$ETCD_PKI/ca.key" \
+    -CAserial "$work/pki/ca.srl" -CAcreateserial -days 1 -extfile "$work/pki/by-address.ext" -out "$work/pki/by-address.crt" 2>/dev/null
+m1_named=$(echo "$m1" | sed 's|//127.0.0.1:|//localhost:|')
+health_at() { etcdctl_at "$1" endpoint health >/dev/null 2>&1; }
+sh "$ETCD_CLUSTER_SCRIPT" restart "$ETCD_DIR" m1 "$work/pki/by-address"
+check "m1 serves a certificate for 127.0.0.1 alone: good by address, not as localhost" \
+    'wait_for 20 health_at "$m1" && ! health_at "$m1_named"'
+mismatch="the server's certificate does not name localhost (hostname mismatch)"
+ctl_endpoints=$m1_named
+refused "ctl: a member's certificate without the endpoint's name is one line naming it" "$mismatch" \
+    admin secret create x "$work/x"
+ctl_endpoints=$ETCD_ENDPOINTS
+check "ctl: nothing applied through it" 'absent /secretshim/secrets/x'
+agent_config "$work/named.yaml" "$m1_named"
+start_agent "$work/named.yaml"
+status_says() { "$ctlbin" --socket "$sock" status 2>/dev/null | grep -qF -- "$1"; }
+check "agent, m1 as localhost: not connected, says why" \
+    'wait_for 20 status_says "$mismatch" && disconnected'
+check "agent, m1 as localhost: holds nothing" '[ "$(status_field tasks)" = 0 ] && [ "$(status_field secrets)" = 0 ]'
+bundle cy ta sh -c 'cat /run/secrets/a 2>/dev/null | wc -c'
+check "agent, m1 as localhost: no secret delivered (control plane unreachable)" \
+    '! rt run --bundle "$work/cy" cy >/dev/null 2>"$work/cy.err" && grep -q "control plane unreachable" "$work/cy.err"'
+ids="$ids cy"
+kill_agent
+sh "$ETCD_CLUSTER_SCRIPT" restart "$ETCD_DIR" m1
+check "m1 back with its own certificate" 'wait_for 20 health_at "$m1_named"'
+
 agent_config "$work/agent.yaml" "$ETCD_ENDPOINTS"
 start_agent "$work/agent.yaml"
 check "agent connects" 'wait_for 20 connected'
@@ -250,6 +289,9 @@ check "containers of ta and tb under the restarted agent read their secrets" 'ha
 wait_for 10 holds 4
 held=$(status_field secrets)
 check "it holds the copies of all its tasks ($held)" '[ "$held" = 4 ]'
+# A second target of b in c7, for a revocation while disconnected.
+admin task assign tb --identity root --max-containers 8 --node node-1 --secret b --secret "source=b,target=/run/secrets/b2" >/dev/null
+check "c7 gets b at a second target" 'wait_for 10 has_digest c7 /run/secrets/b2 "$(digest "$vb")"'
 rev=$(status_field revision)
 sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" m1 KILL
 check "disconnected: status says so" 'wait_for 20 disconnected'
@@ -263,16 +305,24 @@ bundle c4 tc true
 check "disconnected: a new task is refused (control plane unreachable)" '! rt run --bundle "$work/c4" c4 >/dev/null 2>"$work/c4.err" && grep -q "control plane unreachable" "$work/c4.err"'
 ids="$ids c4"
 
-# Meanwhile: a rotation, then a compaction past the agent's revision.
+# Meanwhile: a rotation, a revocation, then a compaction past the agent's
+# revision. None of it may reach the running containers before the
+# reconnect: the admin's writes are committed (by m2 and m3), and the
+# agent would apply them within milliseconds if it had them.
 va4=$(marker)
 printf %s "$va4" | admin secret rotate a - >/dev/null
+admin task assign tb --identity root --max-containers 8 --node node-1 --secret b >/dev/null
 admin task unassign tc >/dev/null
+sleep 2
+check "disconnected: the rotation is not applied yet (the old value)" 'disconnected && has_digest c6 /run/secrets/a "$(digest "$va3")"'
+check "disconnected: the revocation is not applied yet (b2 still there)" 'disconnected && has_digest c7 /run/secrets/b2 "$(digest "$vb")"'
 top=$(etcdctl_root get /secretshim/secrets/a -w json | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')
 etcdctl_root compact "$top" >/dev/null
 check "compacted to $top, past the agent's revision $rev" '[ "$top" -gt "$rev" ]'
 sh "$ETCD_CLUSTER_SCRIPT" restart "$ETCD_DIR" m1
 check "reconnected after the compaction" 'wait_for 30 connected'
 check "resync: the rotation made while disconnected reaches the running container" 'wait_for 15 has_digest c6 /run/secrets/a "$(digest "$va4")"'
+check "resync: the revocation made while disconnected reaches it too" 'wait_for 15 rt exec c7 /bin/busybox test ! -e /run/secrets/b2'
 check "resync: the agent is at or past the compacted revision" '[ "$(status_field revision)" -ge "$top" ]'
 check "resync: the task unassigned meanwhile is refused" '! rt run --bundle "$work/c4" c4b >/dev/null 2>"$work/c4.err" && grep -q "is not granted to a container started by root" "$work/c4.err"'
 ids="$ids c4b"

@@ -2,7 +2,8 @@
 # Cluster mode end to end (run by tests/cluster/with_cluster.sh against a
 # real 3-member etcd with TLS and RBAC): secretshimctl assigns, secretshimd
 # (source: etcd) delivers into real runc containers tied to their task by
-# io.secretshim.task; rotation reaches a running container atomically;
+# io.secretshim.task; rotation reaches a running container atomically,
+# and the init of a task assigned --signal gets it;
 # unassigned or foreign tasks are refused; a copy moved from another node's
 # prefix does not decrypt; with two of three members down running
 # containers keep their secrets and new ones get "control plane
@@ -124,6 +125,32 @@ PY
 brc=$?
 check "propagation benchmark ran ($(tail -1 "$work/bench"))" '[ $brc = 0 ]'
 echo "# $(tail -1 "$work/bench")"
+
+# The change signal: the init of a task assigned with --signal gets it when
+# its secrets change (a rotation, a new grant); the init of a task without
+# one gets nothing. Both inits trap SIGUSR1 (10) and note each in
+# /tmp/signalled, read back here.
+sig1=$(marker); sig2=$(marker)
+printf %s "$sig1" | admin secret create sig - >/dev/null
+admin task assign tsig --identity root --node node-1 --secret sig --signal 10 >/dev/null
+admin task assign tnosig --identity root --node node-1 --secret sig >/dev/null
+trapper='trap "echo >>/tmp/signalled" USR1; : >/tmp/ready; while :; do sleep 1 & wait $!; done'
+bundle csig tsig sh -c "$trapper"
+bundle cnosig tnosig sh -c "$trapper"
+start_detached csig
+start_detached cnosig
+ready() { in_container "$1" "test -e /tmp/ready"; }
+check "signal: both trapping containers run" 'wait_for 10 ready csig && wait_for 10 ready cnosig'
+printf %s "$sig2" | admin secret rotate sig - >/dev/null
+rotated() { [ "$(in_container "$1" "sha256sum /run/secrets/sig" | cut -c1-64)" = "$(digest "$sig2")" ]; }
+signals() { in_container "$1" "cat /tmp/signalled 2>/dev/null | wc -l" | tr -d " "; }
+signalled() { [ "$(signals "$1")" -ge "$2" ]; }
+check "signal: the rotation reaches both containers" 'wait_for 10 rotated csig && wait_for 10 rotated cnosig'
+check "signal: the init of the task assigned --signal 10 gets it after the rotation" 'wait_for 5 signalled csig 1'
+admin task assign tsig --identity root --node node-1 --secret sig --secret "source=sig,target=/run/secrets/sig2" --signal 10 >/dev/null
+check "signal: ... and again after a new grant" 'wait_for 10 signalled csig 2'
+check "signal: the init of the task without --signal got none" '[ "$(signals cnosig)" = 0 ]'
+rt delete -f csig >/dev/null 2>&1; rt delete -f cnosig >/dev/null 2>&1
 
 # Signed records (issue 16): someone who can write to etcd as its root
 # user but lacks the admin's signing key cannot change what the node

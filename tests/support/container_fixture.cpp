@@ -12,10 +12,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libmount/libmount.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
@@ -136,22 +139,19 @@ Result<StatInfo> statInside(const FakeContainer& c, const std::string& path) {
     return info;
 }
 
+// libmount reads the table as the kernel writes it: octal escapes in paths
+// undone (a space is "\040"), the optional fields skipped.
 std::vector<MountEntry> mountInfo(const std::string& procPidMountinfo) {
     std::vector<MountEntry> entries;
-    std::ifstream in(procPidMountinfo);
-    for (std::string line; std::getline(in, line);) {
-        std::istringstream s(line);
-        std::string id, parent, dev, root, point, options, field;
-        s >> id >> parent >> dev >> root >> point >> options;
-        while (s >> field && field != "-") {
-        }
-        MountEntry e;
-        e.mountPoint = point;
-        e.options = options;
-        std::string source;
-        s >> e.fsType >> source >> e.superOptions;
-        entries.push_back(std::move(e));
-    }
+    const std::unique_ptr<libmnt_table, decltype(&mnt_unref_table)> table(
+        mnt_new_table_from_file(procPidMountinfo.c_str()), mnt_unref_table);
+    const std::unique_ptr<libmnt_iter, decltype(&mnt_free_iter)> iter(mnt_new_iter(MNT_ITER_FORWARD), mnt_free_iter);
+    if (!table || !iter) return entries;
+    const auto text = [](const char* s) { return std::string(s ? s : ""); };
+    libmnt_fs* fs = nullptr;
+    while (mnt_table_next_fs(table.get(), iter.get(), &fs) == 0)
+        entries.push_back({text(mnt_fs_get_target(fs)), text(mnt_fs_get_vfs_options(fs)), text(mnt_fs_get_fstype(fs)),
+                           text(mnt_fs_get_fs_options(fs))});
     return entries;
 }
 
@@ -180,10 +180,7 @@ bool anyMountBelow(const std::string& dir, pid_t except) {
 }
 
 bool hasOption(const std::string& options, const std::string& option) {
-    std::istringstream s(options);
-    for (std::string o; std::getline(s, o, ',');)
-        if (o == option) return true;
-    return false;
+    return mnt_optstr_get_option(options.c_str(), option.c_str(), nullptr, nullptr) == 0;
 }
 
 long shmemKiB() {
