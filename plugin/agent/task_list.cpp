@@ -14,19 +14,10 @@ json taskListPage(const std::map<TaskKey, const std::vector<std::string>*>& secr
         for (it = secretsByKey.lower_bound({start.after, ""}); it != secretsByKey.end() && it->first.id == start.after;)
             ++it;
     }
-    TaskListReply page;
-    std::size_t used = 2;  // []
-    for (; it != secretsByKey.end(); ++it) {
-        TaskInfo entry{it->first.id, it->first.bundle, *it->second};
-        const std::size_t size = entry.toJson().dump().size() + 1;  // and a comma
-        if (!page.tasks.empty() && used + size > budget) {
-            page.more = true;
-            break;
-        }
-        used += size;
-        page.tasks.push_back(std::move(entry));
-    }
-    return page.toJson();
+    TaskPageBuilder page(budget);
+    for (; it != secretsByKey.end(); ++it)
+        if (!page.add({it->first.id, it->first.bundle, *it->second})) break;
+    return page.page().toJson();
 }
 
 }  // namespace secretshim::plugin

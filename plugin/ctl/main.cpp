@@ -77,27 +77,6 @@ Result<Reply> typed(Result<json> reply) {
     return out;
 }
 
-// task.ls comes in pages (plugin/agent/task_list.hpp): ask for the next
-// one after the last task (its id and bundle: ids repeat across containerd
-// namespaces) until "more" is false. One reply holds all. An agent older
-// than bundles lists none: they read as "".
-Result<TaskListReply> callTaskList(const std::string& socket) {
-    TaskListReply all;
-    TaskListRequest request;
-    for (;;) {
-        auto page = typed<TaskListReply>(call(socket, request.toJson()));
-        if (!page) return page;
-        for (auto& t : page->tasks) all.tasks.push_back(std::move(t));
-        if (!page->more || page->tasks.empty()) break;
-        // Each page starts past the last: a reply that does not would loop.
-        const TaskInfo& last = all.tasks.back();
-        if (request.afterBundle && std::pair(last.id, last.bundle) <= std::pair(request.after, *request.afterBundle))
-            return fail("malformed reply from the agent");
-        request = TaskListRequest{last.id, last.bundle};
-    }
-    return all;
-}
-
 std::string isoTime(std::int64_t t) {
     char buf[32];
     const std::time_t tt = static_cast<std::time_t>(t);
@@ -165,32 +144,29 @@ int main(int argc, char** argv) {
         if (reply) std::printf("%s\n", stringField(*reply, "id").c_str());
     } else if (ls->parsed() || inspect->parsed()) {
         const SecretNameRequest request{ls->parsed() ? op::secretLs : op::secretInspect, name};
-        auto list = typed<SecretListReply>(reply = call(socket, request.toJson()));
-        if (!list) {
-            reply = tl::unexpected(list.error());
-        } else if (inspect->parsed() && list->secrets.empty()) {
-            reply = fail("malformed reply from the agent");
-        } else if (format == "json" || inspect->parsed()) {
+        auto list = typed<SecretListReply>(call(socket, request.toJson()));
+        if (list && inspect->parsed() && list->secrets.empty()) list = fail("malformed reply from the agent");
+        if (list && (format == "json" || inspect->parsed())) {
             const json out = inspect->parsed() ? list->secrets[0].toJson() : list->toJson()["secrets"];
             std::printf("%s\n", out.dump(2).c_str());
-        } else {
+        } else if (list) {
             std::printf("%-32s %-32s %10s  %-20s %6s %s\n", "NAME", "ID", "SIZE", "CREATED", "GRANTS", "TASKS");
             for (const auto& s : list->secrets)
                 std::printf("%-32s %-32s %10llu  %-20s %6zu %zu\n", s.name.c_str(), s.id.c_str(),
                             static_cast<unsigned long long>(s.size), isoTime(s.created).c_str(), s.grants.size(),
                             s.tasks.size());
         }
+        reply = list ? Result<json>(list->toJson()) : tl::unexpected(list.error());
     } else if (grant->parsed() || revoke->parsed()) {
         reply = call(socket, SecretGrantRequest{revoke->parsed(), name, rule}.toJson());
     } else if (rm->parsed()) {
         reply = call(socket, SecretNameRequest{op::secretRm, name}.toJson());
     } else if (tls->parsed()) {
-        auto list = callTaskList(socket);
-        if (!list) {
-            reply = tl::unexpected(list.error());
-        } else if (format == "json") {
+        // task.ls comes in pages (plugin/agent/task_list.hpp).
+        auto list = collectTasks([&](const json& request) { return call(socket, request); });
+        if (list && format == "json") {
             std::printf("%s\n", list->toJson()["tasks"].dump(2).c_str());
-        } else {
+        } else if (list) {
             std::printf("%-64s %s\n", "CONTAINER", "SECRETS");
             for (const auto& t : list->tasks) {
                 std::string names;
@@ -198,6 +174,7 @@ int main(int argc, char** argv) {
                 std::printf("%-64s %s\n", t.id.c_str(), names.c_str());
             }
         }
+        reply = list ? Result<json>(list->toJson()) : tl::unexpected(list.error());
     } else if (status->parsed()) {
         reply = call(socket, {{"op", op::status}});
         if (reply) std::printf("%s\n", reply->dump(2).c_str());

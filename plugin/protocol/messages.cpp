@@ -282,6 +282,36 @@ Result<TaskListReply> TaskListReply::fromJson(const json& j) {
     return out;
 }
 
+bool TaskPageBuilder::add(TaskInfo task) {
+    const std::size_t size = task.toJson().dump().size() + 1;  // and a comma
+    if (!page_.tasks.empty() && used_ + size > budget_) {
+        page_.more = true;
+        return false;
+    }
+    used_ += size;
+    page_.tasks.push_back(std::move(task));
+    return true;
+}
+
+Result<TaskListReply> collectTasks(const std::function<Result<json>(const json&)>& call) {
+    TaskListReply all;
+    TaskListRequest request;
+    for (;;) {
+        auto reply = call(request.toJson());
+        if (!reply) return tl::unexpected(reply.error());
+        auto page = TaskListReply::fromJson(*reply);
+        if (!page) return fail("malformed reply from the agent: " + page.error().message);
+        for (auto& t : page->tasks) all.tasks.push_back(std::move(t));
+        if (!page->more || page->tasks.empty()) break;
+        // Each page starts past the last: a reply that does not would loop.
+        const TaskInfo& last = all.tasks.back();
+        if (request.afterBundle && std::pair(last.id, last.bundle) <= std::pair(request.after, *request.afterBundle))
+            return fail("malformed reply from the agent");
+        request = TaskListRequest{last.id, last.bundle};
+    }
+    return all;
+}
+
 json okReply(json body) {
     body["ok"] = true;
     return body;

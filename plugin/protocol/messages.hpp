@@ -41,6 +41,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -190,6 +191,32 @@ struct TaskListReply {
     nlohmann::json toJson() const;
     static Result<TaskListReply> fromJson(const nlohmann::json& j);
 };
+
+// Room left for a task.ls reply's envelope: {"ok":true,"more":true,"tasks":[...]}.
+inline constexpr std::size_t kTaskPageBudget = kMaxMessage - 256;
+
+// Fills one task.ls page: add() takes tasks in order while they fit in
+// `budget` bytes of JSON (the first always does: a task's id and names came
+// in one message) and, at the first that does not, marks the page as having
+// more and returns false.
+class TaskPageBuilder {
+public:
+    explicit TaskPageBuilder(std::size_t budget = kTaskPageBudget) : budget_(budget) {}
+    bool add(TaskInfo task);
+    const TaskListReply& page() const { return page_; }
+
+private:
+    std::size_t budget_;
+    std::size_t used_ = 2;  // []
+    TaskListReply page_;
+};
+
+// Every running task, page by page: asks `call` for the next page after
+// the last task it got (its id and bundle: ids repeat across containerd
+// namespaces) until "more" is false. An agent older than bundles lists
+// none: they read as "". `call` sends a request and returns the reply's
+// body once it says ok.
+Result<TaskListReply> collectTasks(const std::function<Result<nlohmann::json>(const nlohmann::json&)>& call);
 
 // {"ok":true} and whatever a reply adds; {"ok":false,"error":LINE}.
 nlohmann::json okReply(nlohmann::json body = nlohmann::json::object());
