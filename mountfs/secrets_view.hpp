@@ -1,6 +1,8 @@
-// The interface every platform implements for one task's secrets view.
-// mountfs/ declares it; platform/linux or platform/windows defines
-// buildView(), and the build links exactly one of them.
+// What every platform's secrets view is built from and where it goes: the
+// payloads, produced one at a time, and the container. The views themselves
+// (platform/linux/tmpfs_view.hpp, platform/windows/symlink_view.hpp) have no
+// common base: each agent holds its own kind, and what they share is the
+// layout (view_layout.hpp).
 #pragma once
 
 #include <cstddef>
@@ -25,24 +27,6 @@ struct ContainerHandle {
 
 struct ViewOptions {
     std::size_t maxPayload = kDefaultMaxPayload;
-};
-
-class SecretsView {
-public:
-    virtual ~SecretsView() = default;
-    SecretsView() = default;
-    SecretsView(const SecretsView&) = delete;
-    SecretsView& operator=(const SecretsView&) = delete;
-
-    virtual const ViewLayout& layout() const = 0;
-    // Makes the view visible at its targets inside the container.
-    virtual Result<void> attach(const ContainerHandle& container) = 0;
-    // Replaces entry `index`'s content atomically: readers see the old or
-    // the new value, never a mix.
-    virtual Result<void> update(std::size_t index, Bytes payload,
-                                const ContainerHandle& container) = 0;
-    // Overwrites every file, removes it and releases the view. Idempotent.
-    virtual Result<void> flush() = 0;
 };
 
 // Receives one payload in pieces, in order (PayloadSource::produce).
@@ -86,10 +70,5 @@ public:
 private:
     const std::vector<Bytes>& payloads_;
 };
-
-// Builds a view holding payloads[i] for layout.entries[i].
-Result<std::unique_ptr<SecretsView>> buildView(ViewLayout layout,
-                                               const std::vector<Bytes>& payloads,
-                                               const ViewOptions& options = {});
 
 }  // namespace secretshim::mountfs

@@ -20,7 +20,7 @@ namespace secretshim::platform {
 class ViewRoot;
 class BuiltRoot;
 
-class TmpfsView final : public mountfs::SecretsView {
+class TmpfsView final {
 public:
     static Result<std::unique_ptr<TmpfsView>> build(mountfs::ViewLayout layout,
                                                      const std::vector<mountfs::Bytes>& payloads,
@@ -65,13 +65,15 @@ public:
     // through its writable root as the fd store kept it (checkStored()
     // first); how many files.
     static Result<std::size_t> wipeStored(int root, dev_t device);
-    ~TmpfsView() override;
+    ~TmpfsView();
+    TmpfsView(const TmpfsView&) = delete;
+    TmpfsView& operator=(const TmpfsView&) = delete;
 
-    const mountfs::ViewLayout& layout() const override { return layout_; }
-    Result<void> attach(const mountfs::ContainerHandle& container) override;
+    const mountfs::ViewLayout& layout() const { return layout_; }
+    Result<void> attach(const mountfs::ContainerHandle& container);
     Result<void> update(std::size_t index, mountfs::Bytes payload,
-                        const mountfs::ContainerHandle& container) override;
-    Result<void> flush() override;
+                        const mountfs::ContainerHandle& container);
+    Result<void> flush();
 
     // Live grants and revocations (cluster mode). A new reference appears
     // atomically: under an attached /run/secrets mount it is written, then

@@ -234,14 +234,3 @@ Result<void> TmpfsView::attach(const mountfs::ContainerHandle& container) {
 }
 
 }  // namespace secretshim::platform
-
-namespace secretshim::mountfs {
-
-Result<std::unique_ptr<SecretsView>> buildView(ViewLayout layout, const std::vector<Bytes>& payloads,
-                                               const ViewOptions& options) {
-    auto view = platform::TmpfsView::build(std::move(layout), payloads, options, platform::kernelFeatures());
-    if (!view) return tl::unexpected(view.error());
-    return std::unique_ptr<SecretsView>(std::move(*view));
-}
-
-}  // namespace secretshim::mountfs

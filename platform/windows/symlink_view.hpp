@@ -23,7 +23,7 @@
 
 namespace secretshim::platform {
 
-class SymlinkView final : public mountfs::SecretsView {
+class SymlinkView final {
 public:
     // `layout` must be what mountfs::planWindowsView() returns. The payloads
     // are copied and kept (then wiped) only until attach(). `fs` must
@@ -39,20 +39,22 @@ public:
     // Releases handles and wipes payload copies. It does not flush: the
     // container keeps its secrets until flush() (as on Linux, where the
     // mounts outlive the agent's descriptors).
-    ~SymlinkView() override = default;
+    ~SymlinkView() = default;
+    SymlinkView(const SymlinkView&) = delete;
+    SymlinkView& operator=(const SymlinkView&) = delete;
 
-    const mountfs::ViewLayout& layout() const override { return layout_; }
+    const mountfs::ViewLayout& layout() const { return layout_; }
     // Writes every file, then creates every link. On failure, removes what
     // it wrote and the view is spent (flushed).
-    Result<void> attach(const mountfs::ContainerHandle& container) override;
+    Result<void> attach(const mountfs::ContainerHandle& container);
     // Writes "<n>.new" and renames it over "<n>": readers open the old file
     // or the new one. The old bytes are zeroed unless a reader still has
     // them open.
     Result<void> update(std::size_t index, mountfs::Bytes payload,
-                        const mountfs::ContainerHandle& container) override;
+                        const mountfs::ContainerHandle& container);
     // Zeroes and deletes every file in the internal directory, removes it and
     // the links. Idempotent; after a crash, adopt() then flush().
-    Result<void> flush() override;
+    Result<void> flush();
 
 private:
     SymlinkView(WinFs& fs, mountfs::ViewLayout layout, SecurityDescriptor descriptor, std::size_t maxPayload)

@@ -25,7 +25,6 @@
 #include "plugin/agent/session.hpp"
 #include "plugin/agent/task_list.hpp"
 #include "plugin/protocol/channel.hpp"
-#include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
 
 namespace secretshim::plugin {
@@ -50,7 +49,7 @@ constexpr std::size_t kMaxConnections = 128;
 
 void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
 
-json failure(const std::string& message) { return {{"ok", false}, {"error", message}}; }
+json failure(const std::string& message) { return errorReply(message); }
 
 std::string joinNames(const std::vector<std::string>& names) {
     std::string out;
@@ -418,9 +417,9 @@ void Agent::acceptNext() {
 // Over the cap: one line for the client, closed at once. The log says so
 // at most once a second, with how many were refused since it last did.
 void Agent::refuseBusy(UniqueFd fd) {
-    (void)sendJson(fd.get(), {{"ok", false}, {"busy", true},
-                              {"error", "the secretshim agent is busy: " + std::to_string(kMaxConnections) +
-                                            " connections open"}});
+    json busy = errorReply("the secretshim agent is busy: " + std::to_string(kMaxConnections) + " connections open");
+    busy["busy"] = true;
+    (void)sendJson(fd.get(), busy);
     ++busyRefused_;
     const auto now = std::chrono::steady_clock::now();
     if (now - lastBusyLog_ < std::chrono::seconds(1)) return;
@@ -445,10 +444,10 @@ void Agent::stop() {
     }
 }
 
-Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<UniqueFd>& fds) {
+Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std::vector<UniqueFd>& fds) {
     PendingTask task;
-    task.record.id = stringField(request, "id");
-    task.record.bundle = stringField(request, "bundle");  // "" from a hook older than bundles
+    task.record.id = request.id;
+    task.record.bundle = request.bundle;  // "" from a hook older than bundles
     if (task.record.id.empty()) return fail("the request names no container");
     // A NUL byte could make two keys share a record's name (task_key.cpp);
     // no runtime names a container or a bundle so.
@@ -457,8 +456,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     if (fds.size() != 1) return fail("the request carries no pidfd of the container");
     if (tasks_.count(task.record.key()))
         return fail("container " + quote(task.record.id) + " already has its secrets");
-    const auto who = request.find("identity");
-    auto identity = WorkloadIdentity::fromJson(who == request.end() ? json() : *who);
+    auto identity = WorkloadIdentity::fromJson(request.identity);
     if (!identity) return tl::unexpected(identity.error());
     task.pidfd = std::move(fds[0]);
     auto pid = pidOfPidfd(task.pidfd.get());
@@ -469,7 +467,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const json& request, std::vector<U
     task.record.startTime = *start;
 
     // The source decides what this identity gets of what it asked for.
-    auto granted = source_->grant(*identity, stringField(request, "secrets"), stringField(request, "task"));
+    auto granted = source_->grant(*identity, request.secrets, request.task);
     if (!granted) return tl::unexpected(granted.error());
     if (!granted->claim.empty()) {
         const std::size_t held = holders(granted->claim);
@@ -608,23 +606,24 @@ std::vector<TaskKey> Agent::tasksUsing(const std::string& name) const {
 }
 
 json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
-    const std::string op = stringField(request, "op");
-    if (op == "release") {
-        releaseTask(stringField(request, "id"), stringField(request, "bundle"));
-        return {{"ok", true}};
+    const std::string op = opOf(request);
+    if (op == op::release) {
+        auto release = ReleaseRequest::fromJson(request);
+        if (!release) return failure(release.error().message);
+        releaseTask(release->id, release->bundle);
+        return okReply();
     }
     if (op.rfind("secret.", 0) == 0) return handleLocal(op, request, fds);
-    if (op == "task.ls") {  // paged: plugin/agent/task_list.hpp
+    if (op == op::taskLs) {  // paged: plugin/agent/task_list.hpp
+        auto page = TaskListRequest::fromJson(request);
+        if (!page) return failure(page.error().message);
         std::map<TaskKey, const std::vector<std::string>*> secretsByKey;
         for (const auto& [key, task] : tasks_) secretsByKey.emplace_hint(secretsByKey.end(), key, &task.secrets);
-        TaskPageStart start{stringField(request, "after"), std::nullopt};
         // A client older than bundles sends "after" alone (task_list.hpp).
-        if (const auto b = request.find("after_bundle"); b != request.end() && b->is_string())
-            start.afterBundle = b->get<std::string>();
-        return taskListPage(secretsByKey, start);
+        return taskListPage(secretsByKey, {page->after, page->afterBundle});
     }
-    if (op == "status") {
-        json reply = {{"ok", true}, {"tasks", tasks_.size()}, {"source", config_.source},
+    if (op == op::status) {
+        json reply = {{"tasks", tasks_.size()}, {"source", config_.source},
                       {"kernel", platform::kernelFeatures().describe()}, {"held_bytes", heldBytes()},
                       {"memory", {{"noswap", platform::kernelFeatures().tmpfsNoswap},
                                   {"allow_swap", config_.allowSwap},
@@ -634,22 +633,18 @@ json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
                                   {"max_container_files", config_.maxContainerFiles},
                                   {"max_node_bytes", config_.maxNodeBytes}}}};
         if (cluster_) reply["cluster"] = clusterStatus();
-        return reply;
+        return okReply(std::move(reply));
     }
-    return failure("unknown request " + quote(op.substr(0, 64)));
+    return failure(unknownOp(op).message);
 }
 
 namespace {
 
-// Rule texts from a request's field, parsed.
-Result<std::vector<GrantRule>> rulesField(const json& request, const char* key) {
+// Rule texts, parsed.
+Result<std::vector<GrantRule>> parseRules(const std::vector<std::string>& texts) {
     std::vector<GrantRule> rules;
-    const auto it = request.find(key);
-    if (it == request.end()) return rules;
-    if (!it->is_array()) return fail(std::string("malformed request: ") + key + " is not a list");
-    for (const auto& text : *it) {
-        auto rule = text.is_string() ? GrantRule::parse(text.get_ref<const std::string&>())
-                                     : tl::unexpected(Error{0, "malformed request: a grant rule is not a string"});
+    for (const auto& text : texts) {
+        auto rule = GrantRule::parse(text);
         if (!rule) return tl::unexpected(rule.error());
         rules.push_back(std::move(*rule));
     }
@@ -658,14 +653,14 @@ Result<std::vector<GrantRule>> rulesField(const json& request, const char* key) 
 
 // What `secret ls` and `secret inspect` show of the tasks that hold a
 // secret: their container ids.
-json containerIds(const std::vector<TaskKey>& keys) {
-    json out = json::array();
+std::vector<std::string> containerIds(const std::vector<TaskKey>& keys) {
+    std::vector<std::string> out;
     for (const auto& k : keys) out.push_back(k.id);
     return out;
 }
 
-json rulesJson(const std::vector<GrantRule>* rules) {
-    json out = json::array();
+std::vector<std::string> ruleTexts(const std::vector<GrantRule>* rules) {
+    std::vector<std::string> out;
     if (rules)
         for (const auto& r : *rules) out.push_back(r.text());
     return out;
@@ -678,10 +673,12 @@ json Agent::handleLocal(const std::string& op, const json& request, std::vector<
     if (!local_)
         return failure("this node takes its secrets from etcd (source: etcd): manage them with secretshimctl "
                        "--cluster-config FILE");
-    const std::string name = stringField(request, "name");
-    if (op == "secret.create") {
+    if (op == op::secretCreate) {
+        auto create = SecretCreateRequest::fromJson(request);
+        if (!create) return failure(create.error().message);
+        const std::string& name = create->name;
         if (fds.size() != 1) return failure("secret.create needs the value as a memfd");
-        auto rules = rulesField(request, "grants");
+        auto rules = parseRules(create->grants);
         if (!rules) return failure(rules.error().message);
         auto value = readValue(fds[0].get(), name, config_.maxPayload);
         if (!value) return failure(value.error().message);
@@ -689,37 +686,40 @@ json Agent::handleLocal(const std::string& op, const json& request, std::vector<
         if (!meta) return failure(meta.error().message);
         log("secret " + name + " created (" + std::to_string(meta->size) + " bytes, " +
             std::to_string(rules->size()) + " grant(s))");
-        return {{"ok", true}, {"id", meta->id}};
+        return okReply({{"id", meta->id}});
     }
-    if (op == "secret.ls" || op == "secret.inspect") {
-        json list = json::array();
-        auto metas = local_->list();
-        if (!metas) return failure(metas.error().message);
-        for (const auto& m : *metas) {
-            if (op == "secret.inspect" && m.name != name) continue;
-            list.push_back({{"name", m.name}, {"id", m.id}, {"size", m.size}, {"created", m.created},
-                            {"grants", rulesJson(local_->rules(m.name))}, {"tasks", containerIds(tasksUsing(m.name))}});
-        }
-        if (op == "secret.inspect" && list.empty()) return failure("secret " + quote(name) + " not found");
-        return {{"ok", true}, {"secrets", list}};
-    }
-    if (op == "secret.grant" || op == "secret.revoke") {
-        auto rule = GrantRule::parse(stringField(request, "rule"));
+    if (op == op::secretGrant || op == op::secretRevoke) {
+        auto change = SecretGrantRequest::fromJson(request);
+        if (!change) return failure(change.error().message);
+        const std::string& name = change->name;
+        auto rule = GrantRule::parse(change->rule);
         if (!rule) return failure(rule.error().message);
-        const bool grant = op == "secret.grant";
-        auto ok = grant ? local_->addGrant(name, *rule) : local_->revokeGrant(name, *rule);
+        auto ok = change->revoke ? local_->revokeGrant(name, *rule) : local_->addGrant(name, *rule);
         if (!ok) return failure(ok.error().message);
-        log("secret " + name + (grant ? " granted to " : ": grant revoked: ") + rule->text());
-        if (!grant) revokeUngranted(name);
-        return {{"ok", true}};
+        log("secret " + name + (change->revoke ? ": grant revoked: " : " granted to ") + rule->text());
+        if (change->revoke) revokeUngranted(name);
+        return okReply();
     }
-    if (op == "secret.rm") {
+    if (op != op::secretLs && op != op::secretInspect && op != op::secretRm) return failure(unknownOp(op).message);
+    auto asked = SecretNameRequest::fromJson(request);
+    if (!asked) return failure(asked.error().message);
+    const std::string& name = asked->name;
+    if (op == op::secretRm) {
         if (!tasksUsing(name).empty()) return failure("secret " + quote(name) + " is in use by a running task");
         if (auto ok = local_->remove(name); !ok) return failure(ok.error().message);
         log("secret " + name + " removed");
-        return {{"ok", true}};
+        return okReply();
     }
-    return failure("unknown request " + quote(op.substr(0, 64)));
+    SecretListReply list;
+    auto metas = local_->list();
+    if (!metas) return failure(metas.error().message);
+    for (const auto& m : *metas) {
+        if (op == op::secretInspect && m.name != name) continue;
+        list.secrets.push_back({m.name, m.id, m.size, m.created, ruleTexts(local_->rules(m.name)),
+                                containerIds(tasksUsing(m.name))});
+    }
+    if (op == op::secretInspect && list.secrets.empty()) return failure("secret " + quote(name) + " not found");
+    return list.toJson();
 }
 
 // A revoked grant reaches the running containers at once, as a cluster

@@ -89,7 +89,7 @@ public:
         Reservation claim;      // counts it against its cluster task's limit
         Reservation held;       // counts its bytes against the node's limit
     };
-    Result<PendingTask> prepareTask(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
+    Result<PendingTask> prepareTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds);
     void startTask(PendingTask task);
     nlohmann::json handle(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
 

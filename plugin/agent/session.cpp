@@ -3,7 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 
-#include "plugin/protocol/json_fields.hpp"
+#include "plugin/protocol/messages.hpp"
 
 namespace secretshim::plugin {
 
@@ -15,7 +15,7 @@ namespace {
 void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
 
 Session::Outcome answer(json body, bool close) { return {std::move(body), {}, close}; }
-Session::Outcome refuse(const std::string& message) { return answer({{"ok", false}, {"error", message}}, true); }
+Session::Outcome refuse(const std::string& message) { return answer(errorReply(message), true); }
 
 }  // namespace
 
@@ -28,26 +28,27 @@ Session::Outcome Session::receive(Result<JsonMessage> message) {
     if (!message && message.error().code == EBADMSG) return refuse("malformed request");
     if (!message) return {std::nullopt, {}, true};  // closed, truncated or oversized: drop the client
     const json& request = message->body;
-    const std::string op = stringField(request, "op");
-    if (op == "create") return onCreate(request, message->fds);
-    if (op == "attached") return onAttached(request);
+    const std::string op = opOf(request);
+    if (op == op::create) return onCreate(request, message->fds);
+    if (op == op::attached) return onAttached(request);
     return answer(agent_.handle(request, message->fds), false);
 }
 
 Session::Outcome Session::onCreate(const json& request, std::vector<UniqueFd>& fds) {
     if (pending_) return refuse("one create per connection");
-    auto task = agent_.prepareTask(request, fds);
+    auto parsed = CreateRequest::fromJson(request);
+    auto task = parsed ? agent_.prepareTask(*parsed, fds) : tl::unexpected(parsed.error());
     if (!task) {
-        log("container " + quote(stringField(request, "id")) + ": refused: " + task.error().message);
+        log("container " + quote(parsed ? parsed->id : std::string()) + ": refused: " + task.error().message);
         return refuse(task.error().message);
     }
     Outcome out;
-    json mounts = json::array();
+    CreateReply reply{task->view->layout().entries.size(), {}};
     for (const auto& source : task->view->mountSources()) {
-        mounts.push_back({{"target", source.target}, {"directory", source.directory}});
+        reply.mounts.push_back({source.target, source.directory});
         out.fds.push_back(source.fd);
     }
-    out.reply = json{{"ok", true}, {"mounts", mounts}};
+    out.reply = reply.toJson();
     // If the reply cannot be sent, the connection abandons the session and
     // the pending view is flushed with it.
     pending_ = std::make_unique<Agent::PendingTask>(std::move(*task));
@@ -56,16 +57,20 @@ Session::Outcome Session::onCreate(const json& request, std::vector<UniqueFd>& f
 
 Session::Outcome Session::onAttached(const json& request) {
     if (!pending_) return refuse("nothing to attach");
-    if (!boolField(request, "ok")) {
-        log("container " + quote(pending_->record.id) + ": the hook could not attach: " +
-            quote(stringField(request, "error")));
+    auto report = AttachedRequest::fromJson(request);
+    if (!report) {
         pending_.reset();  // flushes the view
-        return answer({{"ok", true}}, true);
+        return refuse(report.error().message);
     }
-    pending_->record.locked = boolField(request, "locked");
+    if (!report->ok) {
+        log("container " + quote(pending_->record.id) + ": the hook could not attach: " + quote(report->error));
+        pending_.reset();  // flushes the view
+        return answer(okReply(), true);
+    }
+    pending_->record.locked = report->locked;
     agent_.startTask(std::move(*pending_));
     pending_.reset();
-    return answer({{"ok", true}}, true);
+    return answer(okReply(), true);
 }
 
 }  // namespace secretshim::plugin

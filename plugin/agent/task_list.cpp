@@ -14,20 +14,10 @@ json taskListPage(const std::map<TaskKey, const std::vector<std::string>*>& secr
         for (it = secretsByKey.lower_bound({start.after, ""}); it != secretsByKey.end() && it->first.id == start.after;)
             ++it;
     }
-    json list = json::array();
-    std::size_t used = 2;  // []
-    bool more = false;
-    for (; it != secretsByKey.end(); ++it) {
-        json entry = {{"id", it->first.id}, {"bundle", it->first.bundle}, {"secrets", *it->second}};
-        const std::size_t size = entry.dump().size() + 1;  // and a comma
-        if (!list.empty() && used + size > budget) {
-            more = true;
-            break;
-        }
-        used += size;
-        list.push_back(std::move(entry));
-    }
-    return {{"ok", true}, {"tasks", std::move(list)}, {"more", more}};
+    TaskPageBuilder page(budget);
+    for (; it != secretsByKey.end(); ++it)
+        if (!page.add({it->first.id, it->first.bundle, *it->second})) break;
+    return page.page().toJson();
 }
 
 }  // namespace secretshim::plugin

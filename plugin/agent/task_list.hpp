@@ -22,9 +22,6 @@
 
 namespace secretshim::plugin {
 
-// Room left for the reply's envelope: {"ok":true,"more":true,"tasks":[...]}.
-inline constexpr std::size_t kTaskPageBudget = kMaxMessage - 256;
-
 // Where a page starts: after the task (after, *afterBundle); without
 // afterBundle, after every task whose id is `after`. An empty `after`
 // without a bundle: from the first task.

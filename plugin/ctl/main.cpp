@@ -64,38 +64,17 @@ Result<json> call(const std::string& socket, const json& request, std::span<cons
     if (auto ok = sendJson(sock->get(), request, fds); !ok) return tl::unexpected(ok.error());
     auto reply = receiveJson(sock->get());
     if (!reply) return tl::unexpected(reply.error());
-    if (!boolField(reply->body, "ok")) {
-        const auto e = reply->body.find("error");
-        return fail(e != reply->body.end() && e->is_string() ? e->get<std::string>() : "refused");
-    }
+    if (auto ok = checkOk(reply->body); !ok) return tl::unexpected(ok.error());
     return reply->body;
 }
 
-// task.ls comes in pages (plugin/agent/task_list.hpp): ask for the next
-// one after the last task (its id and bundle: ids repeat across containerd
-// namespaces) until "more" is false. One reply holds all. An agent older
-// than bundles lists none: they read as "".
-Result<json> callTaskList(const std::string& socket) {
-    json all = json::array();
-    std::optional<std::pair<std::string, std::string>> after;
-    for (;;) {
-        json request = {{"op", "task.ls"}};
-        if (after) request.update({{"after", after->first}, {"after_bundle", after->second}});
-        auto page = call(socket, request);
-        if (!page) return page;
-        const auto tasks = page->find("tasks");
-        if (tasks == page->end() || !tasks->is_array()) return fail("malformed reply from the agent");
-        for (auto& t : *tasks) all.push_back(std::move(t));
-        if (!boolField(*page, "more") || tasks->empty()) break;
-        const json& last = all.back();
-        if (!last.is_object() || !last.contains("id") || !last["id"].is_string())
-            return fail("malformed reply from the agent");
-        // Each page starts past the last: a reply that does not would loop.
-        std::pair<std::string, std::string> key{last["id"].get<std::string>(), stringField(last, "bundle")};
-        if (after && key <= *after) return fail("malformed reply from the agent");
-        after = std::move(key);
-    }
-    return json{{"ok", true}, {"tasks", std::move(all)}};
+// A reply's body as its type, or the line that says it is not one.
+template <typename Reply>
+Result<Reply> typed(Result<json> reply) {
+    if (!reply) return tl::unexpected(reply.error());
+    auto out = Reply::fromJson(*reply);
+    if (!out) return fail("malformed reply from the agent: " + out.error().message);
+    return out;
 }
 
 std::string isoTime(std::int64_t t) {
@@ -161,37 +140,43 @@ int main(int argc, char** argv) {
             return 1;
         }
         const int fds[] = {mem->get()};
-        reply = call(socket, {{"op", "secret.create"}, {"name", name}, {"grants", grants}}, fds);
-        if (reply) std::printf("%s\n", (*reply)["id"].get<std::string>().c_str());
+        reply = call(socket, SecretCreateRequest{name, grants, std::nullopt}.toJson(), fds);
+        if (reply) std::printf("%s\n", stringField(*reply, "id").c_str());
     } else if (ls->parsed() || inspect->parsed()) {
-        reply = call(socket, {{"op", ls->parsed() ? "secret.ls" : "secret.inspect"}, {"name", name}});
-        if (reply && (format == "json" || inspect->parsed())) {
-            std::printf("%s\n", (inspect->parsed() ? (*reply)["secrets"][0] : (*reply)["secrets"]).dump(2).c_str());
-        } else if (reply) {
+        const SecretNameRequest request{ls->parsed() ? op::secretLs : op::secretInspect, name};
+        auto list = typed<SecretListReply>(call(socket, request.toJson()));
+        if (list && inspect->parsed() && list->secrets.empty()) list = fail("malformed reply from the agent");
+        if (list && (format == "json" || inspect->parsed())) {
+            const json out = inspect->parsed() ? list->secrets[0].toJson() : list->toJson()["secrets"];
+            std::printf("%s\n", out.dump(2).c_str());
+        } else if (list) {
             std::printf("%-32s %-32s %10s  %-20s %6s %s\n", "NAME", "ID", "SIZE", "CREATED", "GRANTS", "TASKS");
-            for (const auto& s : (*reply)["secrets"])
-                std::printf("%-32s %-32s %10llu  %-20s %6zu %zu\n", s["name"].get<std::string>().c_str(),
-                            s["id"].get<std::string>().c_str(), s["size"].get<unsigned long long>(),
-                            isoTime(s["created"].get<std::int64_t>()).c_str(), s["grants"].size(), s["tasks"].size());
+            for (const auto& s : list->secrets)
+                std::printf("%-32s %-32s %10llu  %-20s %6zu %zu\n", s.name.c_str(), s.id.c_str(),
+                            static_cast<unsigned long long>(s.size), isoTime(s.created).c_str(), s.grants.size(),
+                            s.tasks.size());
         }
+        reply = list ? Result<json>(list->toJson()) : tl::unexpected(list.error());
     } else if (grant->parsed() || revoke->parsed()) {
-        reply = call(socket, {{"op", grant->parsed() ? "secret.grant" : "secret.revoke"}, {"name", name}, {"rule", rule}});
+        reply = call(socket, SecretGrantRequest{revoke->parsed(), name, rule}.toJson());
     } else if (rm->parsed()) {
-        reply = call(socket, {{"op", "secret.rm"}, {"name", name}});
+        reply = call(socket, SecretNameRequest{op::secretRm, name}.toJson());
     } else if (tls->parsed()) {
-        reply = callTaskList(socket);
-        if (reply && format == "json") {
-            std::printf("%s\n", (*reply)["tasks"].dump(2).c_str());
-        } else if (reply) {
+        // task.ls comes in pages (plugin/agent/task_list.hpp).
+        auto list = collectTasks([&](const json& request) { return call(socket, request); });
+        if (list && format == "json") {
+            std::printf("%s\n", list->toJson()["tasks"].dump(2).c_str());
+        } else if (list) {
             std::printf("%-64s %s\n", "CONTAINER", "SECRETS");
-            for (const auto& t : (*reply)["tasks"]) {
+            for (const auto& t : list->tasks) {
                 std::string names;
-                for (const auto& s : t["secrets"]) names += (names.empty() ? "" : ",") + s.get<std::string>();
-                std::printf("%-64s %s\n", t["id"].get<std::string>().c_str(), names.c_str());
+                for (const auto& s : t.secrets) names += (names.empty() ? "" : ",") + s;
+                std::printf("%-64s %s\n", t.id.c_str(), names.c_str());
             }
         }
+        reply = list ? Result<json>(list->toJson()) : tl::unexpected(list.error());
     } else if (status->parsed()) {
-        reply = call(socket, {{"op", "status"}});
+        reply = call(socket, {{"op", op::status}});
         if (reply) std::printf("%s\n", reply->dump(2).c_str());
     }
     if (!reply) {

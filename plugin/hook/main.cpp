@@ -51,9 +51,9 @@ int usage() {
 }
 
 Result<void> checkReply(const JsonMessage& reply) {
-    if (boolField(reply.body, "ok")) return {};
-    const std::string error = stringField(reply.body, "error");
-    return fail(error.empty() ? "the agent refused without a reason" : error);
+    auto ok = checkOk(reply.body, "the agent refused without a reason");
+    if (!ok) return tl::unexpected(ok.error());
+    return {};
 }
 
 // A create request and the agent's reply. A send refused because the
@@ -127,12 +127,13 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
 
     // The bundle tells this container from one with the same id in another
     // containerd namespace or runc root (plugin/agent/task_key.hpp).
-    const json request = {{"op", "create"},
-                          {"id", state.id},
-                          {"bundle", state.bundle},
-                          {"secrets", asked.secrets.value_or("")},
-                          {"task", asked.task.value_or("")},
-                          {"identity", identity->toJson()}};
+    CreateRequest create;
+    create.id = state.id;
+    create.bundle = state.bundle;
+    create.secrets = asked.secrets.value_or("");
+    create.task = asked.task.value_or("");
+    create.identity = identity->toJson();
+    const json request = create.toJson();
     auto sock = connectAgent(socket, kTimeout);
     if (!sock) return tl::unexpected(sock.error());
     auto reply = sendCreate(sock->get(), request, pidfd.get());
@@ -148,15 +149,13 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
     if (!reply) return tl::unexpected(reply.error());
     if (auto ok = checkReply(*reply); !ok) return ok;
 
-    const auto mounts = reply->body.find("mounts");
-    if (mounts == reply->body.end() || !mounts->is_array() || mounts->size() != reply->fds.size())
-        return fail("malformed reply from the agent");
+    auto created = CreateReply::fromJson(reply->body);
+    if (!created || created->mounts.size() != reply->fds.size()) return fail("malformed reply from the agent");
     std::vector<platform::MountSource> sources;
-    for (std::size_t i = 0; i < mounts->size(); ++i) {
-        const json& m = (*mounts)[i];
-        if (!m.is_object() || !m.contains("target") || !m["target"].is_string())
-            return fail("malformed reply from the agent");
-        sources.push_back({m["target"].get<std::string>(), reply->fds[i].get(), boolField(m, "directory")});
+    for (std::size_t i = 0; i < created->mounts.size(); ++i) {
+        const MountInfo& m = created->mounts[i];
+        if (m.target.empty()) return fail("malformed reply from the agent");
+        sources.push_back({m.target, reply->fds[i].get(), m.directory});
     }
     std::vector<platform::UniqueFd> locked;
     platform::UniqueFd mntns;
@@ -174,9 +173,9 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
         attached = platform::attachMounts(mntns ? mntns.get() : pidfd.get(), *rootfs, sources,
                                           &platform::confineForAttach, facts.rootReadOnly);
     // Whether the mounts were locked: the agent attaches none live then.
-    json report = {{"op", "attached"}, {"ok", attached.has_value()}, {"locked", !locked.empty()}};
-    if (!attached) report["error"] = attached.error().message;
-    if (auto ok = sendJson(sock->get(), report); !ok) return attached ? ok : attached;
+    const AttachedRequest report{attached.has_value(), attached ? std::string() : attached.error().message,
+                                 !locked.empty()};
+    if (auto ok = sendJson(sock->get(), report.toJson()); !ok) return attached ? ok : attached;
     if (!attached) return attached;
     auto ack = receiveJson(sock->get());
     if (!ack) return tl::unexpected(ack.error());
@@ -195,7 +194,7 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
 Result<void> release(const std::string& socket, const OciState& state) {
     auto sock = connectAgent(socket, kTimeout);
     if (!sock) return tl::unexpected(sock.error());
-    return sendJson(sock->get(), {{"op", "release"}, {"id", state.id}, {"bundle", state.bundle}});
+    return sendJson(sock->get(), ReleaseRequest{state.id, state.bundle, ""}.toJson());
 }
 
 }  // namespace

@@ -69,12 +69,23 @@ int parseCtlArgs(int argc, char** argv, CtlArgs& out) {
     create->add_option("file", out.file, "file holding the value, or - for stdin");
     auto* ls = secret->add_subcommand("ls", "list secrets (never their values)");
     ls->add_option("--format", out.format)->check(CLI::IsMember({"json"}));
-    auto* rm = secret->add_subcommand("rm", "remove a secret");
+    auto* inspect = secret->add_subcommand("inspect", "show a secret's metadata (never its value)");
+    inspect->add_option("name", out.name)->required();
+    auto* rm = secret->add_subcommand("rm", "remove a secret no task uses");
     rm->add_option("name", out.name)->required();
+    auto* task = app.add_subcommand("task", "prepared tasks");
+    task->require_subcommand(1);
+    task->fallthrough();
+    auto* taskLs = task->add_subcommand("ls", "list prepared tasks and the secrets they hold");
+    taskLs->add_option("--format", out.format)->check(CLI::IsMember({"json"}));
+    auto* status = app.add_subcommand("status", "the agent's status");
     const int code = parse(app, argc, argv);
-    out.command = create->parsed() ? CtlArgs::Command::create
-                  : rm->parsed()   ? CtlArgs::Command::rm
-                                   : CtlArgs::Command::ls;
+    out.command = create->parsed()    ? CtlArgs::Command::create
+                  : inspect->parsed() ? CtlArgs::Command::inspect
+                  : rm->parsed()      ? CtlArgs::Command::rm
+                  : taskLs->parsed()  ? CtlArgs::Command::taskLs
+                  : status->parsed()  ? CtlArgs::Command::status
+                                      : CtlArgs::Command::ls;
     return code;
 }
 

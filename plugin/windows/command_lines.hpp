@@ -30,11 +30,11 @@ struct HookArgs {
 };
 
 struct CtlArgs {
-    enum class Command { create, ls, rm } command = Command::ls;
+    enum class Command { create, ls, inspect, rm, taskLs, status } command = Command::ls;
     std::string pipe;
     std::string name;
     std::string file;    // create: a path, "-" or empty (stdin)
-    std::string format;  // ls: "" or "json"
+    std::string format;  // secret ls, task ls: "" or "json"
 };
 
 int parseAgentArgs(int argc, char** argv, AgentArgs& out);

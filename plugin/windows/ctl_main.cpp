@@ -2,7 +2,10 @@
 // subset of the Linux CLI a Windows node needs):
 //   secretshimctl.exe secret create NAME [FILE|-]   (- or nothing: stdin)
 //   secretshimctl.exe secret ls [--format json]
+//   secretshimctl.exe secret inspect NAME
 //   secretshimctl.exe secret rm NAME                (refused while a task uses it)
+//   secretshimctl.exe task ls [--format json]
+//   secretshimctl.exe status
 // Exit codes: 0 ok, 1 error, 2 usage. The value goes to the agent in hex
 // chunks over the pipe (no memfd on Windows); the buffers are wiped.
 #include <windows.h>
@@ -13,6 +16,7 @@
 
 #include "mountfs/secret_ref.hpp"
 #include "plugin/protocol/json_fields.hpp"
+#include "plugin/protocol/messages.hpp"
 #include "plugin/store/secure_buffer.hpp"
 #include "plugin/windows/command_lines.hpp"
 #include "plugin/windows/pipe_channel.hpp"
@@ -61,17 +65,26 @@ Result<json> call(PipeConnection& connection, const json& request) {
     if (auto ok = connection.send(request, kTimeout); !ok) return tl::unexpected(ok.error());
     auto reply = connection.receive(kTimeout);
     if (!reply) return tl::unexpected(reply.error());
-    if (!boolField(*reply, "ok")) return fail(stringField(*reply, "error"));
+    if (auto ok = checkOk(*reply); !ok) return tl::unexpected(ok.error());
     return reply;
 }
 
+// A reply's body as its type, or the line that says it is not one.
+template <typename Reply>
+Result<Reply> typed(Result<json> reply) {
+    if (!reply) return tl::unexpected(reply.error());
+    auto out = Reply::fromJson(*reply);
+    if (!out) return fail("malformed reply from the agent: " + out.error().message);
+    return out;
+}
+
 Result<json> createSecret(PipeConnection& connection, const std::string& name, const SecureBuffer& value) {
-    if (auto ok = connection.send({{"op", "secret-create"}, {"name", name}, {"size", value.size()}}, kTimeout); !ok)
+    if (auto ok = connection.send(SecretCreateRequest{name, {}, value.size()}.toJson(), kTimeout); !ok)
         return tl::unexpected(ok.error());
     static constexpr char kDigits[] = "0123456789abcdef";
     for (std::size_t done = 0; done < value.size(); done += kSecretChunk) {
         const std::size_t n = std::min(kSecretChunk, value.size() - done);
-        json chunk{{"op", "secret-data"}, {"hex", std::string(n * 2, '0')}};
+        json chunk = SecretDataMessage{std::string(n * 2, '0')}.toJson();
         auto& hex = chunk["hex"].get_ref<std::string&>();
         for (std::size_t i = 0; i < n; ++i) {
             hex[2 * i] = kDigits[value.data()[done + i] >> 4];
@@ -83,7 +96,7 @@ Result<json> createSecret(PipeConnection& connection, const std::string& name, c
     }
     auto reply = connection.receive(kTimeout);
     if (!reply) return tl::unexpected(reply.error());
-    if (!boolField(*reply, "ok")) return fail(stringField(*reply, "error"));
+    if (auto ok = checkOk(*reply); !ok) return tl::unexpected(ok.error());
     return reply;
 }
 
@@ -113,25 +126,54 @@ int main() {
         auto reply = createSecret(*connection, name, value);
         value.reset();
         if (!reply) return failLine(reply.error().message);
-        std::printf("%s\n", stringField((*reply)["secret"], "id").c_str());
+        std::printf("%s\n", stringField(*reply, "id").c_str());
         return 0;
     }
-    if (parsed.command == CtlArgs::Command::rm) {
-        auto reply = call(*connection, {{"op", "secret-rm"}, {"name", name}});
-        if (!reply) return failLine(reply.error().message);
-        return 0;
+    Result<void> done;
+    switch (parsed.command) {
+    case CtlArgs::Command::rm:
+        if (auto reply = call(*connection, SecretNameRequest{op::secretRm, name}.toJson()); !reply)
+            done = tl::unexpected(reply.error());
+        break;
+    case CtlArgs::Command::status:
+        if (auto reply = call(*connection, {{"op", op::status}}); !reply)
+            done = tl::unexpected(reply.error());
+        else
+            std::printf("%s\n", reply->dump(2).c_str());
+        break;
+    case CtlArgs::Command::taskLs:
+        if (auto list = collectTasks([&](const json& request) { return call(*connection, request); }); !list) {
+            done = tl::unexpected(list.error());
+        } else if (parsed.format == "json") {
+            std::printf("%s\n", encodeMessage(list->toJson()["tasks"]).c_str());
+        } else {
+            std::printf("%-40s %s\n", "TASK", "SECRETS");
+            for (const auto& t : list->tasks) {
+                std::string names;
+                for (const auto& s : t.secrets) names += (names.empty() ? "" : ",") + s;
+                std::printf("%-40s %s\n", t.id.c_str(), names.c_str());
+            }
+        }
+        break;
+    default: {
+        const bool inspect = parsed.command == CtlArgs::Command::inspect;
+        auto list = typed<SecretListReply>(
+            call(*connection, SecretNameRequest{inspect ? op::secretInspect : op::secretLs, name}.toJson()));
+        if (!list) {
+            done = tl::unexpected(list.error());
+        } else if (inspect) {
+            if (list->secrets.empty()) return failLine("malformed reply from the agent");
+            std::printf("%s\n", list->secrets[0].toJson().dump(2).c_str());
+        } else if (parsed.format == "json") {
+            std::printf("%s\n", encodeMessage(list->toJson()["secrets"]).c_str());
+        } else {
+            std::printf("%-32s %-8s %s\n", "NAME", "SIZE", "TASKS");
+            for (const auto& s : list->secrets)
+                std::printf("%-32s %-8llu %zu\n", s.name.c_str(), static_cast<unsigned long long>(s.size),
+                            s.tasks.size());
+        }
     }
-    auto reply = call(*connection, {{"op", "secret-ls"}});
-    if (!reply) return failLine(reply.error().message);
-    const json& list = (*reply)["secrets"];
-    if (parsed.format == "json") {
-        std::printf("%s\n", encodeMessage(list).c_str());
-        return 0;
     }
-    std::printf("%-32s %-8s %s\n", "NAME", "SIZE", "TASKS");
-    for (const json& s : list) {
-        std::printf("%-32s %-8llu %zu\n", stringField(s, "name").c_str(),
-                    static_cast<unsigned long long>(s.value("size", std::uint64_t{0})), s.value("tasks", json::array()).size());
-    }
+    if (!done) return failLine(done.error().message);
     return 0;
 }

@@ -2,13 +2,13 @@
 // task's start and stop (Windows has no OCI hooks):
 //   secretshim-hook.exe prepare --root ROOT --task ID --secret SPEC [--secret SPEC]... [--secrets "A;B"]
 //   secretshim-hook.exe cleanup --root ROOT --task ID
-// It only names the task to the agent: the agent reads the store and
+// (the protocol's create and release). It only names the task to the agent: the agent reads the store and
 // writes the container's files, so no plaintext ever passes through here.
 // Exit 0 on success; 1 with one line on stderr naming the task and the
 // reason; 2 for a usage error.
 #include <cstdio>
 
-#include "plugin/protocol/json_fields.hpp"
+#include "plugin/protocol/messages.hpp"
 #include "plugin/windows/command_lines.hpp"
 #include "plugin/windows/pipe_channel.hpp"
 #include "plugin/windows/pipe_protocol.hpp"
@@ -34,7 +34,9 @@ int main() {
     const bool preparing = parsed.prepare;
     const std::string stage = preparing ? "prepare" : "cleanup";
 
-    nlohmann::json request{{"op", stage}, {"task", task}, {"root", parsed.root}};
+    CreateRequest create;
+    create.id = task;
+    create.root = parsed.root;
     if (preparing) {
         std::string all = parsed.joined;
         for (const std::string& spec : parsed.specs) {
@@ -45,8 +47,9 @@ int main() {
         }
         // A task that asks for no secrets costs no call to the agent.
         if (all.find_first_not_of("; \t") == std::string::npos) return 0;
-        request["secrets"] = all;
+        create.secrets = all;
     }
+    const nlohmann::json request = preparing ? create.toJson() : ReleaseRequest{task, "", parsed.root}.toJson();
     auto path = pipePath(parsed.pipe);
     if (!path) return failLine(stage, task, path.error().message);
     const Millis timeout{static_cast<long long>(parsed.timeoutSeconds) * 1000};
@@ -55,11 +58,9 @@ int main() {
     if (auto sent = connection->send(request, timeout); !sent) return failLine(stage, task, sent.error().message);
     auto reply = connection->receive(timeout);
     if (!reply) return failLine(stage, task, "no answer from the agent: " + reply.error().message);
-    if (!boolField(*reply, "ok")) {
-        const std::string error = stringField(*reply, "error");
+    if (auto ok = checkOk(*reply, "the agent refused without a reason"); !ok) {
         // The agent's errors already name the task.
-        std::fprintf(stderr, "secretshim-hook: %s: %s\n", stage.c_str(),
-                     error.empty() ? "the agent refused without a reason" : error.c_str());
+        std::fprintf(stderr, "secretshim-hook: %s: %s\n", stage.c_str(), ok.error().message.c_str());
         return 1;
     }
     return 0;

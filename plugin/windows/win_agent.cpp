@@ -9,6 +9,7 @@
 #include "platform/windows/container_path.hpp"
 #include "platform/windows/utf16.hpp"
 #include "plugin/protocol/json_fields.hpp"
+#include "plugin/protocol/messages.hpp"
 #include "plugin/windows/pipe_protocol.hpp"
 #include "plugin/windows/sha256.hpp"
 #include "plugin/windows/state_files.hpp"
@@ -24,17 +25,13 @@ constexpr std::wstring_view kTasksDir = L"\\tasks";
 constexpr std::wstring_view kRecordSuffix = L".json";
 constexpr std::size_t kMaxTaskRecord = 64 * 1024;
 
-json failure(const Error& error) { return {{"ok", false}, {"error", error.message}}; }
+json failure(const Error& error) { return errorReply(error.message); }
 
 int hexDigit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
-}
-
-json metaJson(const SecretMeta& meta) {
-    return {{"name", meta.name}, {"id", meta.id}, {"size", meta.size}, {"created", meta.created}};
 }
 
 std::string taskName(const std::string& task) { return "task " + quote(task); }
@@ -124,29 +121,34 @@ void WinAgent::serve(PipeConnection& connection) {
 }
 
 json WinAgent::handle(const json& request, PipeConnection& connection) {
-    const std::string op = stringField(request, "op");
-    Result<json> reply = fail("unknown op " + quote(op));
-    if (op == "prepare")
+    const std::string op = opOf(request);
+    Result<json> reply = tl::unexpected(unknownOp(op));
+    if (op == op::create)
         reply = prepare(request);
-    else if (op == "cleanup")
+    else if (op == op::release)
         reply = cleanup(request);
-    else if (op == "secret-create")
+    else if (op == op::secretCreate)
         reply = createSecret(request, connection);
-    else if (op == "secret-ls")
-        reply = listSecrets();
-    else if (op == "secret-rm")
+    else if (op == op::secretLs || op == op::secretInspect)
+        reply = listSecrets(request);
+    else if (op == op::secretRm)
         reply = removeSecret(request);
+    else if (op == op::taskLs)
+        reply = listTasks(request);
+    else if (op == op::status)
+        reply = status();
     else
         log_("refused a message: " + reply.error().message);
     if (!reply) return failure(reply.error());
-    (*reply)["ok"] = true;
-    return *reply;
+    return okReply(std::move(*reply));
 }
 
-Result<json> WinAgent::prepare(const json& request) {
-    const std::string task = stringField(request, "task");
-    const std::string root = stringField(request, "root");
-    const std::string secrets = stringField(request, "secrets");
+Result<json> WinAgent::prepare(const json& message) {
+    auto request = CreateRequest::fromJson(message);
+    if (!request) return tl::unexpected(request.error());
+    const std::string& task = request->id;
+    const std::string& root = request->root;
+    const std::string& secrets = request->secrets;
     if (!isValidTaskId(task)) return fail("task id " + quote(task) + " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
     const auto refuse = [&](const Error& error) {
         log_("prepare " + taskName(task) + " failed: " + error.message);
@@ -192,12 +194,14 @@ Result<json> WinAgent::prepare(const json& request) {
     for (const auto& ref : *refs) names += (names.empty() ? "" : ", ") + ref.source;
     tasks_[task] = Task{root, secrets, std::move(*view)};
     log_("prepared " + taskName(task) + ": " + std::to_string(refs->size()) + " secret file(s) (" + names + ")");
-    return json{{"files", refs->size()}};
+    return CreateReply{refs->size(), {}}.toJson();
 }
 
-Result<json> WinAgent::cleanup(const json& request) {
-    const std::string task = stringField(request, "task");
-    const std::string root = stringField(request, "root");
+Result<json> WinAgent::cleanup(const json& message) {
+    auto request = ReleaseRequest::fromJson(message);
+    if (!request) return tl::unexpected(request.error());
+    const std::string& task = request->id;
+    const std::string& root = request->root;
     if (!isValidTaskId(task)) return fail("task id " + quote(task) + " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
     std::lock_guard lock(mutex_);
     const auto it = tasks_.find(task);
@@ -224,21 +228,25 @@ Result<json> WinAgent::cleanup(const json& request) {
     return json{{"cleaned", true}};
 }
 
-Result<json> WinAgent::createSecret(const json& request, PipeConnection& connection) {
-    const std::string name = stringField(request, "name");
-    const auto size = request.find("size");
-    if (size == request.end() || !size->is_number_unsigned()) return fail("secret-create: no size");
-    const auto total = size->get<std::uint64_t>();
+Result<json> WinAgent::createSecret(const json& message, PipeConnection& connection) {
+    auto request = SecretCreateRequest::fromJson(message);
+    if (!request) return tl::unexpected(request.error());
+    const std::string& name = request->name;
+    if (!request->size) return fail("secret.create: no size");
+    if (!request->grants.empty()) return fail("secret " + quote(name) + ": grant rules are not supported on Windows");
+    const std::uint64_t total = *request->size;
     if (auto ok = mountfs::checkPayloadSize(name, total); !ok) return tl::unexpected(ok.error());
     auto value = SecureBuffer::allocate(static_cast<std::size_t>(total));
     if (!value) return tl::unexpected(value.error());
     for (std::size_t done = 0; done < value->size();) {
-        auto chunk = connection.receive(kReply);
-        if (!chunk) return tl::unexpected(wrap(chunk.error(), "secret " + quote(name)));
-        auto hex = chunk->find("hex");
-        if (stringField(*chunk, "op") != "secret-data" || hex == chunk->end() || !hex->is_string())
-            return fail("secret " + quote(name) + ": expected its data");
-        auto& text = hex->get_ref<std::string&>();
+        auto received = connection.receive(kReply);
+        if (!received) return tl::unexpected(wrap(received.error(), "secret " + quote(name)));
+        auto chunk = SecretDataMessage::fromJson(*received);
+        // The message's text and the chunk's copy of it are both wiped.
+        if (auto hex = received->find("hex"); hex != received->end() && hex->is_string())
+            ::SecureZeroMemory(hex->get_ref<std::string&>().data(), hex->get_ref<std::string&>().size());
+        if (!chunk) return fail("secret " + quote(name) + ": expected its data");
+        std::string& text = chunk->hex;
         const bool fits = text.size() % 2 == 0 && text.size() / 2 <= value->size() - done && !text.empty();
         bool valid = fits;
         for (std::size_t i = 0; valid && i < text.size(); i += 2) {
@@ -256,39 +264,69 @@ Result<json> WinAgent::createSecret(const json& request, PipeConnection& connect
     auto meta = store_.create(name, value->span());
     if (!meta) return tl::unexpected(meta.error());
     log_("created secret " + quote(name));
-    return json{{"secret", metaJson(*meta)}};
+    return json{{"id", meta->id}};
 }
 
-Result<json> WinAgent::listSecrets() {
+std::vector<std::string> WinAgent::tasksUsing(std::string_view name) const {
+    std::vector<std::string> users;
+    for (const auto& [task, state] : tasks_)
+        for (const auto& entry : state.view->layout().entries)
+            if (sameSecretName(entry.ref.source, name)) {
+                users.push_back(task);
+                break;
+            }
+    return users;
+}
+
+Result<json> WinAgent::listSecrets(const json& message) {
+    auto request = SecretNameRequest::fromJson(message);
+    if (!request) return tl::unexpected(request.error());
+    const bool inspect = request->op == op::secretInspect;
     std::lock_guard lock(mutex_);
     auto metas = store_.list();
     if (!metas) return tl::unexpected(metas.error());
-    json list = json::array();
+    SecretListReply list;
     for (const auto& meta : *metas) {
-        json entry = metaJson(meta);
-        json users = json::array();
-        for (const auto& [task, state] : tasks_)
-            for (const auto& entryRef : state.view->layout().entries)
-                if (sameSecretName(entryRef.ref.source, meta.name)) {
-                    users.push_back(task);
-                    break;
-                }
-        entry["tasks"] = users;
-        list.push_back(entry);
+        if (inspect && !sameSecretName(meta.name, request->name)) continue;
+        list.secrets.push_back({meta.name, meta.id, meta.size, meta.created, {}, tasksUsing(meta.name)});
     }
-    return json{{"secrets", list}};
+    if (inspect && list.secrets.empty()) return fail("secret " + quote(request->name) + " not found");
+    return list.toJson();
 }
 
-Result<json> WinAgent::removeSecret(const json& request) {
-    const std::string name = stringField(request, "name");
+Result<json> WinAgent::removeSecret(const json& message) {
+    auto request = SecretNameRequest::fromJson(message);
+    if (!request) return tl::unexpected(request.error());
+    const std::string& name = request->name;
     std::lock_guard lock(mutex_);
-    for (const auto& [task, state] : tasks_)
-        for (const auto& entry : state.view->layout().entries)
-            if (sameSecretName(entry.ref.source, name))
-                return fail("secret " + quote(name) + " is in use by " + taskName(task));
+    if (const auto users = tasksUsing(name); !users.empty())
+        return fail("secret " + quote(name) + " is in use by " + taskName(users.front()));
     if (auto ok = store_.remove(name); !ok) return tl::unexpected(ok.error());
     log_("removed secret " + quote(name));
     return json::object();
+}
+
+// In pages that fit a message, by task id, as on Linux
+// (plugin/agent/task_list.hpp; a task here has no bundle).
+Result<json> WinAgent::listTasks(const json& message) {
+    auto request = TaskListRequest::fromJson(message);
+    if (!request) return tl::unexpected(request.error());
+    std::lock_guard lock(mutex_);
+    TaskPageBuilder page;
+    for (auto it = request->after.empty() ? tasks_.begin() : tasks_.upper_bound(request->after); it != tasks_.end();
+         ++it) {
+        TaskInfo entry{it->first, "", {}};
+        for (const auto& e : it->second.view->layout().entries)
+            if (std::find(entry.secrets.begin(), entry.secrets.end(), e.ref.source) == entry.secrets.end())
+                entry.secrets.push_back(e.ref.source);
+        if (!page.add(std::move(entry))) break;
+    }
+    return page.page().toJson();
+}
+
+Result<json> WinAgent::status() {
+    std::lock_guard lock(mutex_);
+    return json{{"tasks", tasks_.size()}, {"source", "local"}, {"state_dir", platform::toUtf8(store_.stateDir())}};
 }
 
 }  // namespace secretshim::plugin

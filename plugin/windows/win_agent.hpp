@@ -15,6 +15,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -35,8 +37,8 @@ public:
 
     // Serves one client until it closes the pipe or stays silent too long.
     void serve(PipeConnection& connection);
-    // One request's reply (secret-create reads its data messages from
-    // `connection`).
+    // One request's reply (secret.create reads its secret.data messages
+    // from `connection`).
     nlohmann::json handle(const nlohmann::json& request, PipeConnection& connection);
 
     std::size_t taskCount();
@@ -55,8 +57,12 @@ private:
     Result<nlohmann::json> prepare(const nlohmann::json& request);
     Result<nlohmann::json> cleanup(const nlohmann::json& request);
     Result<nlohmann::json> createSecret(const nlohmann::json& request, PipeConnection& connection);
-    Result<nlohmann::json> listSecrets();
+    Result<nlohmann::json> listSecrets(const nlohmann::json& request);  // secret.ls and secret.inspect
     Result<nlohmann::json> removeSecret(const nlohmann::json& request);
+    Result<nlohmann::json> listTasks(const nlohmann::json& request);
+    Result<nlohmann::json> status();
+    // The tasks whose view holds secret `name` (mutex_ held).
+    std::vector<std::string> tasksUsing(std::string_view name) const;
 
     WinLocalStore store_;
     platform::WinFs& fs_;

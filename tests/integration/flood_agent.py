@@ -228,6 +228,10 @@ refused("create_unsealed", [{"op": "secret.create", "name": "n"}], [mem],
 os.close(mem)
 refused("unknown_op", [{"op": "nope"}], [], 'unknown request "nope"')
 refused("inspect_missing", [{"op": "secret.inspect", "name": "zz"}], [], 'secret "zz" not found')
+refused("id_not_a_string", [{"op": "create", "id": 5, "secrets": "s", "identity": ROOT}], [pidfd],
+        'malformed message: "id" is not a string')
+refused("grants_not_strings", [{"op": "secret.create", "name": "n", "grants": [1]}], [],
+        'malformed message: "grants" is not a list of strings')
 
 # Churn: connect and hang up at once.
 for _ in range(300):

@@ -1,9 +1,9 @@
 // End-to-end tests of the Windows view over the real file system under
-// wine, through mountfs::buildView(): the files really written, replaced and
-// wiped in a temporary container root. wine 8 creates no symbolic links, so
-// a full attach is run with links recorded instead of created
-// (LinklessFs); plain buildView() is checked to refuse rather than start a
-// container without its links.
+// wine: the files really written, replaced and wiped in a temporary
+// container root. wine 8 creates no symbolic links, so a full attach is run
+// with links recorded instead of created (LinklessFs); a view over the
+// plain RealWinFs is checked to refuse rather than start a container
+// without its links.
 #include <doctest/doctest.h>
 
 #include <windows.h>
@@ -109,9 +109,10 @@ TEST_CASE("after a crash an adopted view wipes the real files, leftovers include
     CHECK(allZero(readFile(root.path() + L"\\spy"), kMarkerC.size()));
 }
 
-TEST_CASE("buildView refuses to attach where symbolic links are not created, leaving nothing") {
+TEST_CASE("a view over the real file system refuses to attach where symbolic links are not created, leaving nothing") {
     TempDir root(L"buildview");
-    auto view = mountfs::buildView(planned("db"), {bytesOf(kMarkerA)});
+    RealWinFs fs;
+    auto view = SymlinkView::build(planned("db"), {bytesOf(kMarkerA)}, {}, fs);
     REQUIRE(view.has_value());
     auto attached = (*view)->attach({-1, root.plain()});
     if (runningUnderWine()) {

@@ -257,6 +257,24 @@ TEST_CASE("secrets reach a task through the pipe, and go at cleanup") {
     CHECK(rm.exitCode == 1);
     CHECK(rm.err == "secretshimctl: secret \"db\" is in use by task \"task-1\"\n");
     CHECK(has(node.ctlRun({L"secret", L"ls", L"--format", L"json"}).out, "\"tasks\":[\"task-1\"]"));
+    // Metadata of one secret (names are case-blind here), the tasks and the agent's status.
+    auto inspected = node.ctlRun({L"secret", L"inspect", L"DB"});
+    CHECK(inspected.exitCode == 0);
+    CHECK(has(inspected.out, "\"name\": \"db\""));
+    CHECK(has(inspected.out, "\"task-1\""));
+    CHECK_FALSE(has(inspected.out, db));
+    auto notFound = node.ctlRun({L"secret", L"inspect", L"nosuch"});
+    CHECK(notFound.exitCode == 1);
+    CHECK(notFound.err == "secretshimctl: secret \"nosuch\" not found\n");
+    auto tasks = node.ctlRun({L"task", L"ls", L"--format", L"json"});
+    CHECK(tasks.exitCode == 0);
+    CHECK(has(tasks.out, "\"id\":\"task-1\",\"secrets\":[\"db\",\"api\"]"));
+    auto table = node.ctlRun({L"task", L"ls"});
+    CHECK(table.exitCode == 0);
+    CHECK(has(table.out, "task-1"));
+    auto status = node.ctlRun({L"status"});
+    CHECK(status.exitCode == 0);
+    CHECK(has(status.out, "\"tasks\": 1"));
     auto twice = node.prepare(L"task-1", {L"db"});
     CHECK(twice.exitCode == 1);
     CHECK(twice.err == "secretshim-hook: prepare: task \"task-1\": is already prepared (clean it up first)\n");
@@ -424,13 +442,13 @@ TEST_CASE("the pipe refuses bad messages with one line and keeps serving") {
     auto oversized = rawExchange("{\"op\":\"" + std::string(70 * 1024, 'x') + "\"}");
     CHECK(oversized["error"] == "message over 65536 bytes");
     auto unknown = rawExchange("{\"op\":\"rm -rf\"}");
-    CHECK(unknown["error"] == "unknown op \"rm -rf\"");
-    auto typed = rawExchange("{\"op\":\"prepare\",\"task\":5}");
-    CHECK(typed["error"] == "task id \"\" does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
-    for (const nlohmann::json* reply : {&notJson, &oversized, &unknown})
+    CHECK(unknown["error"] == "unknown request \"rm -rf\"");
+    auto typed = rawExchange("{\"op\":\"create\",\"id\":5}");
+    CHECK(typed["error"] == "malformed message: \"id\" is not a string");
+    for (const nlohmann::json* reply : {&notJson, &oversized, &unknown, &typed})
         CHECK_FALSE(has((*reply)["error"].get<std::string>(), "\n"));
     // Still serving, on this connection and new ones.
-    REQUIRE(connection->send({{"op", "secret-ls"}}, plugin::Millis{10000}).has_value());
+    REQUIRE(connection->send(plugin::SecretNameRequest{plugin::op::secretLs, ""}.toJson(), plugin::Millis{10000}).has_value());
     auto listed = connection->receive(plugin::Millis{10000});
     REQUIRE(listed.has_value());
     CHECK((*listed)["ok"] == true);

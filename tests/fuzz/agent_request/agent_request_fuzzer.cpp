@@ -155,13 +155,13 @@ public:
         std::string op;
         TaskKey pendingKey;
         if (message) {
-            op = stringField(message->body, "op");
+            op = opOf(message->body);
             // The fds the real clients send with these requests.
-            if (op == "create") {
+            if (op == op::create) {
                 message->fds.emplace_back(platform::sysPidfdOpen(::getpid(), 0));
                 FUZZ_CHECK(message->fds.back().valid());
             }
-            if (op == "secret.create") message->fds.push_back(valueMemfd());
+            if (op == op::secretCreate) message->fds.push_back(valueMemfd());
         }
         const json request = message ? message->body : json();
         const bool hadPending = session_.pending() != nullptr;
@@ -174,15 +174,16 @@ public:
         }
         checkReply(*out.reply);
         const bool ok = (*out.reply)["ok"] == true;
-        if (op == "create" && ok) {
+        if (op == op::create && ok) {
             FUZZ_CHECK(!hadPending && session_.pending() != nullptr && !out.close);
             FUZZ_CHECK(out.reply->contains("mounts"));
             checkCreateReply(request, *session_.pending(), (*out.reply)["mounts"], out.fds);
         } else {
             FUZZ_CHECK(out.fds.empty());
         }
-        if (op == "attached" && hadPending && boolField(request, "ok")) started_.push_back(pendingKey);
-        if (ok && op.rfind("secret.", 0) == 0 && op != "secret.ls" && op != "secret.inspect") storeChanged_ = true;
+        if (const auto report = AttachedRequest::fromJson(request); op == op::attached && hadPending && report && report->ok)
+            started_.push_back(pendingKey);
+        if (ok && op.rfind("secret.", 0) == 0 && op != op::secretLs && op != op::secretInspect) storeChanged_ = true;
         return !out.close;
     }
 
@@ -192,7 +193,7 @@ public:
     void close() {
         session_.abandon();
         for (const auto& key : started_)
-            checkReply(agent_.handle({{"op", "release"}, {"id", key.id}, {"bundle", key.bundle}}, noFds_));
+            checkReply(agent_.handle(ReleaseRequest{key.id, key.bundle, ""}.toJson(), noFds_));
         started_.clear();
     }
 
