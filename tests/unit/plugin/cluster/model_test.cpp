@@ -106,3 +106,10 @@ TEST_CASE("base64: round trip, canonical form only") {
     for (const char* bad : {"Zm9", "Zm9v=", "Zg=a", "Zh==", "====", "Zm 9", "Z===", "Zm9v\n"})
         CHECK_FALSE(base64Decode(bad).has_value());
 }
+
+TEST_CASE("base64: characters outside the alphabet and surrounding whitespace are refused") {
+    for (const char* bad : {"Zm9*", "Zm9 vYmF", "  Zm9vYmFy  ", "Zm9vYmFy\n\n\n\n", "Zm9v\tYmF", "Zm=vYmFy", "Zm9v_-8="})
+        CHECK_FALSE(base64Decode(bad).has_value());
+    CHECK(base64Decode("Zm8=") == std::optional<std::string>("fo"));
+    CHECK(base64Decode("Zg==") == std::optional<std::string>("f"));
+}
