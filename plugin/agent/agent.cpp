@@ -1,4 +1,5 @@
 #include "plugin/agent/agent.hpp"
+#include "plugin/agent/log.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -48,7 +49,6 @@ constexpr auto kFirstRequestTimeout = std::chrono::seconds(2);
 // hook retries for a few seconds (plugin/hook/main.cpp).
 constexpr std::size_t kMaxConnections = 128;
 
-void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
 
 json failure(const std::string& message) { return {{"ok", false}, {"error", message}}; }
 
@@ -649,7 +649,7 @@ Result<std::vector<GrantRule>> rulesField(const json& request, const char* key) 
     if (!it->is_array()) return fail(std::string("malformed request: ") + key + " is not a list");
     for (const auto& text : *it) {
         auto rule = text.is_string() ? GrantRule::parse(text.get_ref<const std::string&>())
-                                     : tl::unexpected(Error{0, "malformed request: a grant rule is not a string"});
+                                     : fail("malformed request: a grant rule is not a string");
         if (!rule) return tl::unexpected(rule.error());
         rules.push_back(std::move(*rule));
     }

@@ -1,4 +1,5 @@
 #include "plugin/agent/cluster_source.hpp"
+#include "plugin/agent/log.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -20,7 +21,6 @@ namespace {
 constexpr const char* kNodeKeyFile = "cluster-node.key";
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 
-void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
 
 std::vector<std::string> sourcesOf(const std::string& specs) {
     std::vector<std::string> names;

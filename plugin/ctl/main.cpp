@@ -10,11 +10,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include "mountfs/base/iso_time.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/ctl/cluster_ctl.hpp"
 #include "plugin/protocol/channel.hpp"
@@ -65,8 +65,8 @@ Result<json> call(const std::string& socket, const json& request, std::span<cons
     auto reply = receiveJson(sock->get());
     if (!reply) return tl::unexpected(reply.error());
     if (!boolField(reply->body, "ok")) {
-        const auto e = reply->body.find("error");
-        return fail(e != reply->body.end() && e->is_string() ? e->get<std::string>() : "refused");
+        const std::string* error = stringAt(reply->body, "error");
+        return fail(error ? *error : "refused");
     }
     return reply->body;
 }
@@ -88,23 +88,14 @@ Result<json> callTaskList(const std::string& socket) {
         for (auto& t : *tasks) all.push_back(std::move(t));
         if (!boolField(*page, "more") || tasks->empty()) break;
         const json& last = all.back();
-        if (!last.is_object() || !last.contains("id") || !last["id"].is_string())
+        if (!stringAt(last, "id"))
             return fail("malformed reply from the agent");
         // Each page starts past the last: a reply that does not would loop.
-        std::pair<std::string, std::string> key{last["id"].get<std::string>(), stringField(last, "bundle")};
+        std::pair<std::string, std::string> key{stringField(last, "id"), stringField(last, "bundle")};
         if (after && key <= *after) return fail("malformed reply from the agent");
         after = std::move(key);
     }
     return json{{"ok", true}, {"tasks", std::move(all)}};
-}
-
-std::string isoTime(std::int64_t t) {
-    char buf[32];
-    const std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    ::gmtime_r(&tt, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 }  // namespace
@@ -162,17 +153,20 @@ int main(int argc, char** argv) {
         }
         const int fds[] = {mem->get()};
         reply = call(socket, {{"op", "secret.create"}, {"name", name}, {"grants", grants}}, fds);
-        if (reply) std::printf("%s\n", (*reply)["id"].get<std::string>().c_str());
+        if (reply) std::printf("%s\n", stringField(*reply, "id").c_str());
     } else if (ls->parsed() || inspect->parsed()) {
         reply = call(socket, {{"op", ls->parsed() ? "secret.ls" : "secret.inspect"}, {"name", name}});
         if (reply && (format == "json" || inspect->parsed())) {
-            std::printf("%s\n", (inspect->parsed() ? (*reply)["secrets"][0] : (*reply)["secrets"]).dump(2).c_str());
+            const json& secrets = anyField(*reply, "secrets");
+            const bool one = inspect->parsed() && secrets.is_array() && !secrets.empty();
+            std::printf("%s\n", (one ? secrets[0] : secrets).dump(2).c_str());
         } else if (reply) {
             std::printf("%-32s %-32s %10s  %-20s %6s %s\n", "NAME", "ID", "SIZE", "CREATED", "GRANTS", "TASKS");
-            for (const auto& s : (*reply)["secrets"])
-                std::printf("%-32s %-32s %10llu  %-20s %6zu %zu\n", s["name"].get<std::string>().c_str(),
-                            s["id"].get<std::string>().c_str(), s["size"].get<unsigned long long>(),
-                            isoTime(s["created"].get<std::int64_t>()).c_str(), s["grants"].size(), s["tasks"].size());
+            for (const auto& s : anyField(*reply, "secrets"))
+                std::printf("%-32s %-32s %10llu  %-20s %6zu %zu\n", stringField(s, "name").c_str(),
+                            stringField(s, "id").c_str(), static_cast<unsigned long long>(uintField(s, "size")),
+                            isoTime(intField(s, "created")).c_str(), anyField(s, "grants").size(),
+                            anyField(s, "tasks").size());
         }
     } else if (grant->parsed() || revoke->parsed()) {
         reply = call(socket, {{"op", grant->parsed() ? "secret.grant" : "secret.revoke"}, {"name", name}, {"rule", rule}});
@@ -181,13 +175,14 @@ int main(int argc, char** argv) {
     } else if (tls->parsed()) {
         reply = callTaskList(socket);
         if (reply && format == "json") {
-            std::printf("%s\n", (*reply)["tasks"].dump(2).c_str());
+            std::printf("%s\n", anyField(*reply, "tasks").dump(2).c_str());
         } else if (reply) {
             std::printf("%-64s %s\n", "CONTAINER", "SECRETS");
-            for (const auto& t : (*reply)["tasks"]) {
+            for (const auto& t : anyField(*reply, "tasks")) {
                 std::string names;
-                for (const auto& s : t["secrets"]) names += (names.empty() ? "" : ",") + s.get<std::string>();
-                std::printf("%-64s %s\n", t["id"].get<std::string>().c_str(), names.c_str());
+                for (const auto& s : anyField(t, "secrets"))
+                    names += (names.empty() ? "" : ",") + (s.is_string() ? s.get<std::string>() : s.dump());
+                std::printf("%-64s %s\n", stringField(t, "id").c_str(), names.c_str());
             }
         }
     } else if (status->parsed()) {

@@ -11,6 +11,7 @@
 
 #include <cstdio>
 
+#include "mountfs/base/hex.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/store/secure_buffer.hpp"
@@ -68,15 +69,11 @@ Result<json> call(PipeConnection& connection, const json& request) {
 Result<json> createSecret(PipeConnection& connection, const std::string& name, const SecureBuffer& value) {
     if (auto ok = connection.send({{"op", "secret-create"}, {"name", name}, {"size", value.size()}}, kTimeout); !ok)
         return tl::unexpected(ok.error());
-    static constexpr char kDigits[] = "0123456789abcdef";
     for (std::size_t done = 0; done < value.size(); done += kSecretChunk) {
         const std::size_t n = std::min(kSecretChunk, value.size() - done);
         json chunk{{"op", "secret-data"}, {"hex", std::string(n * 2, '0')}};
         auto& hex = chunk["hex"].get_ref<std::string&>();
-        for (std::size_t i = 0; i < n; ++i) {
-            hex[2 * i] = kDigits[value.data()[done + i] >> 4];
-            hex[2 * i + 1] = kDigits[value.data()[done + i] & 0xf];
-        }
+        hexEncodeTo({value.data() + done, n}, hex.data());
         auto ok = connection.send(chunk, kTimeout);
         ::SecureZeroMemory(hex.data(), hex.size());
         if (!ok) return tl::unexpected(ok.error());
@@ -123,7 +120,7 @@ int main() {
     }
     auto reply = call(*connection, {{"op", "secret-ls"}});
     if (!reply) return failLine(reply.error().message);
-    const json& list = (*reply)["secrets"];
+    const json& list = anyField(*reply, "secrets");
     if (parsed.format == "json") {
         std::printf("%s\n", encodeMessage(list).c_str());
         return 0;
@@ -131,7 +128,7 @@ int main() {
     std::printf("%-32s %-8s %s\n", "NAME", "SIZE", "TASKS");
     for (const json& s : list) {
         std::printf("%-32s %-8llu %zu\n", stringField(s, "name").c_str(),
-                    static_cast<unsigned long long>(s.value("size", std::uint64_t{0})), s.value("tasks", json::array()).size());
+                    static_cast<unsigned long long>(uintField(s, "size")), anyField(s, "tasks").size());
     }
     return 0;
 }

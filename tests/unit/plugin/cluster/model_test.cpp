@@ -19,6 +19,14 @@ TEST_CASE("names: letters, digits, '.', '_', '-'; no slash, no dot-dot") {
     CHECK_FALSE(checkName("task", std::string(129, 'a')));
 }
 
+TEST_CASE("secret names: the grammar of a node's local store, at most 64 characters") {
+    CHECK(checkName("secret", std::string(64, 's')));
+    CHECK(checkName("task", std::string(65, 't')));
+    auto r = checkName("secret", std::string(65, 's'));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message == "secret name \"" + std::string(65, 's') + "\" does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+}
+
 TEST_CASE("keys: a node's prefix ends with a slash and covers its records only") {
     CHECK(nodePrefix("node-1") == "/secretshim/nodes/node-1/");
     CHECK(taskKey("node-1", "t1") == "/secretshim/nodes/node-1/tasks/t1");

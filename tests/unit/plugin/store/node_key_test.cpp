@@ -13,7 +13,7 @@
 
 using namespace secretshim::plugin;
 using test::readBytes;
-using test::TempDir;
+using secretshim::test::TempDir;
 
 namespace {
 
