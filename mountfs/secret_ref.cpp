@@ -5,19 +5,13 @@
 #include <optional>
 #include <unordered_map>
 
+#include "mountfs/base/trim.hpp"
+
 namespace secretshim::mountfs {
 namespace {
 
 constexpr std::uint64_t kMaxId = 4294967294ULL;  // 2^32-2: (uid_t)-1 means "no change"
 constexpr std::size_t kMaxTargetLength = 4095;
-
-
-std::string_view trim(std::string_view s) {
-    const auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-    while (!s.empty() && isSpace(s.front())) s.remove_prefix(1);
-    while (!s.empty() && isSpace(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 bool hasPathPrefix(std::string_view path, std::string_view dir) {
     return path == dir || (path.size() > dir.size() && path.substr(0, dir.size()) == dir &&
@@ -102,6 +96,12 @@ bool isValidSecretName(std::string_view name) {
                        [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
+Result<void> checkSecretName(std::string_view name) {
+    if (!isValidSecretName(name))
+        return fail("secret name " + quote(name) + " does not match " + std::string(kSecretNameGrammar));
+    return {};
+}
+
 Result<SecretRef> parseSecretRef(std::string_view spec) {
     spec = trim(spec);
     if (spec.empty()) return fail("empty secret spec");
@@ -143,8 +143,8 @@ Result<SecretRef> parseSecretRef(std::string_view spec) {
     if (!source || source->empty())
         return fail("secret spec " + quote(spec) + ": no source name");
     if (!isValidSecretName(*source))
-        return fail("secret spec " + quote(spec) + ": name " + quote(*source) +
-                    " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+        return fail("secret spec " + quote(spec) + ": name " + quote(*source) + " does not match " +
+                    std::string(kSecretNameGrammar));
 
     const auto inSpec = [&](const Error& e) { return tl::unexpected(wrap(e, "secret spec " + quote(spec))); };
     SecretRef ref;
@@ -186,11 +186,11 @@ Result<std::vector<SecretRef>> parseSecretRefs(std::string_view annotation) {
         start = end + 1;
         if (spec.empty()) continue;
         auto ref = parseSecretRef(spec);
-        if (!ref) return tl::unexpected(ref.error());
+        if (!ref) return propagate(ref);
         refs.push_back(std::move(*ref));
     }
     if (refs.empty()) return fail("the secrets annotation names no secret");
-    if (auto ok = validateRefs(refs); !ok) return tl::unexpected(ok.error());
+    if (auto ok = validateRefs(refs); !ok) return propagate(ok);
     return refs;
 }
 

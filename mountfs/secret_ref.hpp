@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 namespace secretshim::mountfs {
 
@@ -31,7 +31,14 @@ struct SecretRef {
     bool operator==(const SecretRef&) const = default;
 };
 
+// A secret's name has one grammar everywhere (the annotation, the local
+// store, the cluster, Windows): at most 64 characters, as Docker swarm's
+// secret names, from [A-Za-z0-9_.-], starting with a letter or a digit, so
+// that it is never a path ("..", "a/b") nor a hidden file.
+inline constexpr std::string_view kSecretNameGrammar = "[A-Za-z0-9][A-Za-z0-9_.-]{0,63}";
 bool isValidSecretName(std::string_view name);
+// The same as an error: `secret name "x" does not match <grammar>`.
+Result<void> checkSecretName(std::string_view name);
 
 // Parses one spec; targets are made absolute (a relative target is taken
 // under /run/secrets) and checked.

@@ -33,7 +33,7 @@ bool ViewLayout::hasDirectoryMount() const {
 }
 
 Result<ViewLayout> planView(const std::vector<SecretRef>& refs) {
-    if (auto ok = validateRefs(refs); !ok) return tl::unexpected(ok.error());
+    if (auto ok = validateRefs(refs); !ok) return propagate(ok);
     const std::string prefix = std::string(kSecretsDir) + "/";
     ViewLayout layout;
     for (std::size_t i = 0; i < refs.size(); ++i) {

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <optional>
 
+#include "mountfs/base/trim.hpp"
+
 namespace secretshim::mountfs {
 namespace {
 
@@ -14,13 +16,6 @@ constexpr std::array<std::string_view, 6> kDevices = {"CON", "PRN", "AUX", "NUL"
 constexpr std::array<std::string_view, 13> kDeviceDigits = {
     "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "\xC2\xB9", "\xC2\xB2", "\xC2\xB3"};
 constexpr std::size_t kMaxComponent = 255;  // UTF-16 units, NTFS
-
-std::string_view trim(std::string_view s) {
-    const auto isSpace = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
-    while (!s.empty() && isSpace(s.front())) s.remove_prefix(1);
-    while (!s.empty() && isSpace(s.back())) s.remove_suffix(1);
-    return s;
-}
 
 char upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
 
@@ -223,7 +218,7 @@ Result<SecretRef> parseWindowsSecretRef(std::string_view spec) {
         return tl::unexpected(std::move(error));
     }
     auto cleaned = cleanTarget(target.value_or(""), ref->source);
-    if (!cleaned) return tl::unexpected(wrap(cleaned.error(), "secret spec " + quote(spec)));
+    if (!cleaned) return propagate(cleaned, "secret spec " + quote(spec));
     ref->target = std::move(*cleaned);
     return ref;
 }
@@ -236,11 +231,11 @@ Result<std::vector<SecretRef>> parseWindowsSecretRefs(std::string_view annotatio
         start = end + 1;
         if (spec.empty()) continue;
         auto ref = parseWindowsSecretRef(spec);
-        if (!ref) return tl::unexpected(ref.error());
+        if (!ref) return propagate(ref);
         refs.push_back(std::move(*ref));
     }
     if (refs.empty()) return fail("the secrets annotation names no secret");
-    if (auto ok = validateWindowsRefs(refs); !ok) return tl::unexpected(ok.error());
+    if (auto ok = validateWindowsRefs(refs); !ok) return propagate(ok);
     return refs;
 }
 
@@ -250,7 +245,7 @@ Result<void> validateWindowsRefs(const std::vector<SecretRef>& refs) {
         if (ref.uid != 0 || ref.gid != 0 || ref.mode != kDefaultMode)
             return fail("secret " + quote(ref.source) + ": uid, gid and mode are not supported on Windows");
         auto cleaned = cleanTarget(ref.target, ref.source);
-        if (!cleaned) return tl::unexpected(wrap(cleaned.error(), "secret " + quote(ref.source)));
+        if (!cleaned) return propagate(cleaned, "secret " + quote(ref.source));
         if (*cleaned != ref.target)
             return fail("secret " + quote(ref.source) + ": target " + quote(ref.target) +
                         " is not in canonical form " + quote(*cleaned));
@@ -272,7 +267,7 @@ Result<void> validateWindowsRefs(const std::vector<SecretRef>& refs) {
 }
 
 Result<ViewLayout> planWindowsView(const std::vector<SecretRef>& refs) {
-    if (auto ok = validateWindowsRefs(refs); !ok) return tl::unexpected(ok.error());
+    if (auto ok = validateWindowsRefs(refs); !ok) return propagate(ok);
     ViewLayout layout;
     for (std::size_t i = 0; i < refs.size(); ++i)
         layout.entries.push_back(ViewEntry{refs[i], windowsInternalFile(i), false});

@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "mountfs/view_layout.hpp"
 

@@ -33,7 +33,7 @@ Result<UniqueFd> enterContainer(int pidfd, const std::string& rootfs, const Afte
     if (::setns(pidfd, CLONE_NEWNS) != 0)
         return failErrno("entering the container's mount namespace");
     if (afterEnter)
-        if (auto ok = afterEnter(); !ok) return tl::unexpected(ok.error());
+        if (auto ok = afterEnter(); !ok) return propagate(ok);
     // Only an fd opened after setns() can be a move_mount() target there.
     UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!root) return failErrno("opening the container's rootfs " + rootfs);
@@ -58,7 +58,7 @@ Result<void> detachMountChecked(int procfd, int fd, const std::string& shown) {
     const int rc = ::umount2(path.c_str(), MNT_DETACH);
     const int saved = errno;
     const bool restored = !cwd || ::fchdir(cwd.get()) == 0;
-    if (rc != 0) return failCode(saved, "detaching " + shown + " in the container");
+    if (rc != 0) return failErrno(saved, "detaching " + shown + " in the container");
     if (!restored) return failErrno("restoring the cwd after detaching " + shown);
     return {};
 }
@@ -101,12 +101,12 @@ struct ContainerMounts {
 Result<ContainerMounts> readContainerMounts(int procfd, int root) {
     ContainerMounts m;
     auto rootPath = pathOf(procfd, root, "the rootfs");
-    if (!rootPath) return tl::unexpected(rootPath.error());
+    if (!rootPath) return propagate(rootPath);
     m.root = *rootPath == "/" ? std::string() : *rootPath;
     UniqueFd info(::openat(procfd, "self/mountinfo", O_RDONLY | O_CLOEXEC));
     if (!info) return failErrno("reading the container's mounts");
     auto text = readAll(info.get(), 16 << 20, "the container's mounts");
-    if (!text) return tl::unexpected(text.error());
+    if (!text) return propagate(text);
     m.mountinfo = std::move(*text);
     return m;
 }
@@ -119,7 +119,7 @@ Result<ContainerMounts> readContainerMounts(int procfd, int root) {
 // mount of that volume too.
 Result<void> checkMountPoint(int procfd, const ContainerMounts& mounts, int point, const std::string& target) {
     auto pointPath = pathOf(procfd, point, target);
-    if (!pointPath) return tl::unexpected(pointPath.error());
+    if (!pointPath) return propagate(pointPath);
     if (pointPath->compare(0, mounts.root.size() + 1, mounts.root + "/") != 0)
         return fail(target + " resolves outside the container's root: left as it is");
     const std::string inside = pointPath->substr(mounts.root.size());
@@ -159,12 +159,12 @@ std::string relativeOf(const std::string& target) {
 Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const MountSource> sources,
                           AfterEnter afterEnter, bool rootReadOnly) {
     auto proc = openProc();
-    if (!proc) return tl::unexpected(proc.error());
+    if (!proc) return propagate(proc);
     auto root = enterContainer(pidfd, rootfs, afterEnter);
-    if (!root) return tl::unexpected(root.error());
+    if (!root) return propagate(root);
 
     auto mounts = readContainerMounts(proc->get(), root->get());
-    if (!mounts) return tl::unexpected(mounts.error());
+    if (!mounts) return propagate(mounts);
     std::vector<const MountSource*> order;
     for (const auto& s : sources) order.push_back(&s);
     std::stable_partition(order.begin(), order.end(), [](const MountSource* s) { return s->directory; });
@@ -175,7 +175,7 @@ Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const 
                                     s->directory ? MountPointKind::Directory : MountPointKind::File, rootReadOnly);
         Result<void> result;
         if (!point)
-            result = tl::unexpected(point.error());
+            result = propagate(point);
         else if (auto ok = checkMountPoint(proc->get(), *mounts, point->get(), s->target); !ok)
             result = ok;
         else if (::move_mount(s->fd, "", point->get(), "",
@@ -193,16 +193,16 @@ Result<void> attachMounts(int pidfd, const std::string& rootfs, std::span<const 
 Result<void> rebindFile(int pidfd, const std::string& rootfs, const std::string& target, int fd,
                         AfterEnter afterEnter, dev_t ourDev) {
     auto proc = openProc();
-    if (!proc) return tl::unexpected(proc.error());
+    if (!proc) return propagate(proc);
     auto root = enterContainer(pidfd, rootfs, afterEnter);
-    if (!root) return tl::unexpected(root.error());
+    if (!root) return propagate(root);
     const std::string relative = relativeOf(target);
     UniqueFd top(sysOpenat2(root->get(), relative.c_str(), O_PATH,
                             RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS));
     if (!top) return failErrno("resolving " + target + " in the container");
     if (ourDev != 0) {
         auto found = inspect(top.get(), target);
-        if (!found) return tl::unexpected(found.error());
+        if (!found) return propagate(found);
         if (found->dev != ourDev || !found->mountRoot)
             return fail(target + " in the container is no longer our secret's mount: left as it is");
     }
@@ -223,9 +223,9 @@ Result<void> rebindFile(int pidfd, const std::string& rootfs, const std::string&
 Result<void> detachFile(int pidfd, const std::string& rootfs, const std::string& target, FileIdentity ours,
                         AfterEnter afterEnter) {
     auto proc = openProc();
-    if (!proc) return tl::unexpected(proc.error());
+    if (!proc) return propagate(proc);
     auto root = enterContainer(pidfd, rootfs, afterEnter);
-    if (!root) return tl::unexpected(root.error());
+    if (!root) return propagate(root);
     const std::string relative = relativeOf(target);
     // A few rounds: mounts of ours stacked at the target (a rebind that
     // was interrupted) go too; anything else ends the loop.
@@ -236,7 +236,7 @@ Result<void> detachFile(int pidfd, const std::string& rootfs, const std::string&
             return failErrno("resolving " + target + " in the container");
         }
         auto found = inspect(at.get(), target);
-        if (!found) return tl::unexpected(found.error());
+        if (!found) return propagate(found);
         if (found->dev != ours.dev || found->ino != ours.ino || !found->mountRoot) {
             if (round > 0) return {};
             return fail(target + " in the container is no longer our secret's mount: left as it is");

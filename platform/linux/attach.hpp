@@ -9,7 +9,7 @@
 #include <span>
 #include <string>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 namespace secretshim::platform {
 

@@ -5,7 +5,7 @@
 // container's filesystem.
 #pragma once
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 namespace secretshim::platform {
 

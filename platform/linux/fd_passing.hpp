@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/linux/unique_fd.hpp"
 
 namespace secretshim::platform {

@@ -36,14 +36,16 @@ std::string encodeError(const Error& e) { return "-" + std::to_string(e.code) + 
 
 Error decodeError(const std::string& data) {
     const auto colon = data.find(':');
-    if (data.size() < 2 || colon == std::string::npos) return Error{0, "helper process failed"};
+    if (data.size() < 2 || colon == std::string::npos) return Error{.message = "helper process failed"};
     int code = 0;
     try {
         code = std::stoi(data.substr(1, colon - 1));
     } catch (const std::exception&) {
-        return Error{0, data.substr(1)};
+        return Error{.message = data.substr(1)};
     }
-    return Error{code, data.substr(colon + 1)};
+    // The helper's message already ends with its strerror text.
+    if (code == 0) return Error{.message = data.substr(colon + 1)};
+    return errorWith(code, data.substr(colon + 1));
 }
 
 }  // namespace
@@ -80,7 +82,7 @@ Result<std::vector<UniqueFd>> runInHelper(std::span<const int> keep, const Helpe
     int status = 0;
     while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
-    if (!message) return tl::unexpected(wrap(message.error(), "helper process"));
+    if (!message) return propagate(message, "helper process");
     if (message->data.empty() || message->data[0] != '+') return tl::unexpected(decodeError(message->data));
     return std::move(message->fds);
 }

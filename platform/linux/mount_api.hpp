@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/linux/unique_fd.hpp"
 
 namespace secretshim::platform {

@@ -7,7 +7,7 @@
 
 #include <string_view>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/linux/unique_fd.hpp"
 
 namespace secretshim::platform {

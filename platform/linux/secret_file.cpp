@@ -69,11 +69,11 @@ private:
 tl::unexpected<Error> failOnView(int fd, const std::string& doing) {
     const int code = errno;
     struct statfs sfs {};
-    if (code != ENOSPC || ::fstatfs(fd, &sfs) != 0) return failCode(code, doing);
+    if (code != ENOSPC || ::fstatfs(fd, &sfs) != 0) return failErrno(code, doing);
     if (sfs.f_ffree == 0)
-        return failCode(code, doing + ": the view's tmpfs reached its inode cap of " + std::to_string(sfs.f_files) +
+        return failErrno(code, doing + ": the view's tmpfs reached its inode cap of " + std::to_string(sfs.f_files) +
                                   " files and directories");
-    return failCode(code, doing + ": the view's tmpfs reached its size cap of " +
+    return failErrno(code, doing + ": the view's tmpfs reached its size cap of " +
                               std::to_string(static_cast<unsigned long long>(sfs.f_blocks) * sfs.f_bsize) + " bytes");
 }
 

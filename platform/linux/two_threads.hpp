@@ -7,7 +7,7 @@
 #include <system_error>
 #include <thread>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 namespace secretshim::platform {
 

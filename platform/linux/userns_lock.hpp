@@ -11,7 +11,7 @@
 #include <span>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/linux/attach.hpp"
 #include "platform/linux/unique_fd.hpp"
 

@@ -12,7 +12,7 @@
 #include <set>
 #include <string>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/linux/unique_fd.hpp"
 
 namespace secretshim::platform {

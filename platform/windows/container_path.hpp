@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/windows/unique_handle.hpp"
 #include "platform/windows/win_fs.hpp"
 

@@ -16,11 +16,11 @@ tl::unexpected<Error> failWin32(std::string message, unsigned long code) {
     message += ": ";
     if (!system.empty()) message += system + " ";
     message += "(Win32 error " + std::to_string(code) + ")";
-    return tl::unexpected(Error{static_cast<int>(code), std::move(message)});
+    return tl::unexpected(Error{ErrorKind::win32, static_cast<int>(code), std::move(message)});
 }
 
 tl::unexpected<Error> failWithCode(unsigned long code, std::string message) {
-    return tl::unexpected(Error{static_cast<int>(code), std::move(message)});
+    return tl::unexpected(Error{ErrorKind::win32, static_cast<int>(code), std::move(message)});
 }
 
 tl::unexpected<Error> failLastError(std::string message) {

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 namespace secretshim::platform {
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "mountfs/secrets_view.hpp"
 #include "platform/windows/security_descriptor.hpp"
 #include "platform/windows/unique_handle.hpp"

@@ -1,4 +1,5 @@
 #include "plugin/agent/agent.hpp"
+#include "plugin/agent/log.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -47,7 +48,6 @@ constexpr auto kFirstRequestTimeout = std::chrono::seconds(2);
 // hook retries for a few seconds (plugin/hook/main.cpp).
 constexpr std::size_t kMaxConnections = 128;
 
-void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
 
 json failure(const std::string& message) { return errorReply(message); }
 

@@ -1,4 +1,5 @@
 #include "plugin/agent/cluster_source.hpp"
+#include "plugin/agent/log.hpp"
 
 #include <boost/asio/post.hpp>
 
@@ -18,7 +19,6 @@ namespace {
 
 constexpr auto kMaxBackoff = std::chrono::milliseconds(2000);
 
-void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
 
 std::vector<std::string> sourcesOf(const std::string& specs) {
     std::vector<std::string> names;

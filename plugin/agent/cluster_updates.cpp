@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "plugin/agent/agent.hpp"
+#include "plugin/agent/log.hpp"
 #include "plugin/agent/cluster_source.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "platform/linux/id_map.hpp"
@@ -25,12 +26,6 @@
 namespace secretshim::plugin {
 
 using nlohmann::json;
-
-namespace {
-
-void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
-
-}  // namespace
 
 void Agent::setClusterSource(ClusterSource* source) {
     cluster_ = source;

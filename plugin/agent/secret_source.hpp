@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "mountfs/secrets_view.hpp"
 #include "plugin/identity/workload_identity.hpp"

@@ -10,7 +10,7 @@
 #include <map>
 #include <string>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/linux/unique_fd.hpp"
 
 namespace secretshim::plugin {

@@ -4,6 +4,8 @@
 #include <cstdio>
 
 #include "plugin/protocol/messages.hpp"
+#include "plugin/agent/log.hpp"
+#include "plugin/protocol/json_fields.hpp"
 
 namespace secretshim::plugin {
 
@@ -11,8 +13,6 @@ using nlohmann::json;
 using platform::UniqueFd;
 
 namespace {
-
-void log(const std::string& line) { std::fprintf(stderr, "secretshimd: %s\n", line.c_str()); }
 
 Session::Outcome answer(json body, bool close) { return {std::move(body), {}, close}; }
 Session::Outcome refuse(const std::string& message) { return answer(errorReply(message), true); }

@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 
+#include "mountfs/base/hex.hpp"
+
 namespace secretshim::plugin {
 
 // The hex SHA-256 of the id, then (when the bundle is known) a NUL byte and
@@ -23,13 +25,7 @@ std::string TaskKey::storeName() const {
     // another's, so stop (running containers keep their views; the next
     // agent re-adopts them).
     if (EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha256(), nullptr) != 1) std::abort();
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (unsigned int i = 0; i < size; ++i) {
-        out += hex[digest[i] >> 4];
-        out += hex[digest[i] & 15];
-    }
-    return out;
+    return hexEncode({digest, size});
 }
 
 }  // namespace secretshim::plugin

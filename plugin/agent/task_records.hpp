@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/agent/task_key.hpp"
 #include "plugin/identity/workload_identity.hpp"

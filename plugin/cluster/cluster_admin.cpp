@@ -42,7 +42,7 @@ const KeyValue* found(const WriteResult& w) {
 Result<MasterSecret> readMaster(EtcdClient& c, const std::string& name, std::int64_t* modRevision = nullptr) {
     auto r = c.range(masterKey(name), false);
     if (!r) return tl::unexpected(r.error());
-    if (r->kvs.empty()) return failCode(ENOENT, "secret " + quote(name) + " not found");
+    if (r->kvs.empty()) return failWith(ENOENT, "secret " + quote(name) + " not found");
     auto m = decodeMaster(r->kvs[0].value);
     if (!m) return tl::unexpected(wrap(m.error(), "secret " + quote(name)));
     if (modRevision) *modRevision = r->kvs[0].modRevision;
@@ -133,7 +133,7 @@ Result<std::string> ClusterAdmin::createSecret(const std::string& name, const Se
     if (!w) return tl::unexpected(w.error());
     if (w->succeeded) return *id;
     const KeyValue* existing = found(*w);
-    auto prior = existing ? decodeMaster(existing->value) : tl::unexpected(Error{0, "gone"});
+    auto prior = existing ? decodeMaster(existing->value) : fail("gone");
     if (prior && prior->id == *id) return *id;  // our own write, retried
     return fail("secret " + quote(name) + " already exists");
 }
@@ -190,7 +190,7 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
             const std::string copyKey = nodeSecretKey(node, name);
             auto prior = client_->range(copyKey, false);
             if (!prior) return tl::unexpected(prior.error());
-            auto old = prior->kvs.empty() ? tl::unexpected(Error{0, "none"}) : decodeNodeSecret(prior->kvs[0].value);
+            auto old = prior->kvs.empty() ? fail("none") : decodeNodeSecret(prior->kvs[0].value);
             NodeSecret fresh{name, next.id, next.version, *copy, {}};
             if (auto ok = (*signer)->sign(copyKey, fresh, nextSerial(old ? old->sig.serial : 0)); !ok)
                 return tl::unexpected(ok.error());
@@ -205,7 +205,7 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
         if (!w) return tl::unexpected(w.error());
         if (w->succeeded) return next.version;
         const KeyValue* existing = found(*w);
-        auto current = existing ? decodeMaster(existing->value) : tl::unexpected(Error{0, "gone"});
+        auto current = existing ? decodeMaster(existing->value) : fail("gone");
         if (current && current->sealed.ciphertext == next.sealed.ciphertext && current->sealed.nonce == next.sealed.nonce)
             return next.version;  // our own write, retried
     }

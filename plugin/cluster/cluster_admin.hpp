@@ -17,7 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/cluster/envelope.hpp"
 #include "plugin/cluster/etcd_client.hpp"
 #include "plugin/cluster/signing.hpp"

@@ -14,7 +14,7 @@
 #include <openssl/rand.h>
 
 #include "plugin/store/aes_gcm.hpp"
-#include "plugin/store/atomic_file.hpp"
+#include "plugin/store/node_key.hpp"
 #include "plugin/store/private_path.hpp"
 
 namespace secretshim::cluster {
@@ -63,7 +63,7 @@ Result<SecureBuffer> deriveKey(EVP_PKEY* priv, std::span<const unsigned char> pe
     if (!peer) return opensslFailed("reading the peer's X25519 key");
     std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new(priv, nullptr));
     auto shared = SecureBuffer::allocate(kX25519KeySize);
-    if (!shared) return tl::unexpected(shared.error());
+    if (!shared) return propagate(shared);
     std::size_t len = shared->size();
     if (!ctx || EVP_PKEY_derive_init(ctx.get()) != 1 || EVP_PKEY_derive_set_peer(ctx.get(), peer.get()) != 1 ||
         EVP_PKEY_derive(ctx.get(), shared->data(), &len) != 1 || len != kX25519KeySize)
@@ -74,7 +74,7 @@ Result<SecureBuffer> deriveKey(EVP_PKEY* priv, std::span<const unsigned char> pe
     std::unique_ptr<EVP_KDF, KdfFree> kdf(EVP_KDF_fetch(nullptr, "HKDF", nullptr));
     std::unique_ptr<EVP_KDF_CTX, KdfCtxFree> kctx(kdf ? EVP_KDF_CTX_new(kdf.get()) : nullptr);
     auto key = SecureBuffer::allocate(plugin::kAesKeySize);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     char digest[] = "SHA256";
     std::string info(kHkdfInfo);
     OSSL_PARAM params[] = {
@@ -89,7 +89,7 @@ Result<SecureBuffer> deriveKey(EVP_PKEY* priv, std::span<const unsigned char> pe
 }
 
 Result<SealedValue> gcmToSealed(Result<plugin::GcmSealed> gcm) {
-    if (!gcm) return tl::unexpected(gcm.error());
+    if (!gcm) return propagate(gcm);
     SealedValue s;
     s.nonce.assign(reinterpret_cast<const char*>(gcm->nonce.data()), gcm->nonce.size());
     s.ciphertext.assign(reinterpret_cast<const char*>(gcm->ciphertext.data()), gcm->ciphertext.size());
@@ -99,7 +99,7 @@ Result<SealedValue> gcmToSealed(Result<plugin::GcmSealed> gcm) {
 
 Result<SecureBuffer> gcmOpenSealed(std::span<const unsigned char> key, const SealedValue& s, const std::string& aad) {
     if (s.nonce.size() != plugin::kGcmNonceSize || s.tag.size() != plugin::kGcmTagSize)
-        return tl::unexpected(Error{EBADMSG, "cannot decrypt"});
+        return failWith(EBADMSG, "cannot decrypt");
     GcmNonce nonce{};
     GcmTag tag{};
     std::memcpy(nonce.data(), s.nonce.data(), nonce.size());
@@ -110,31 +110,15 @@ Result<SecureBuffer> gcmOpenSealed(std::span<const unsigned char> key, const Sea
 Result<SecureBuffer> readKeyFile(const std::string& dir, const std::string& file, const std::string& label,
                                  std::size_t size) {
     auto dirFd = plugin::openOrCreateDir(AT_FDCWD, dir, "directory " + dir, plugin::DirAccess::any);
-    if (!dirFd) return tl::unexpected(dirFd.error());
-    auto opened = plugin::openPrivateFile(dirFd->get(), file, label);
-    if (!opened) return tl::unexpected(opened.error());
-    if (opened->size != size)
-        return tl::unexpected(Error{EINVAL, label + " is " + std::to_string(opened->size) + " bytes, expected " +
-                                                std::to_string(size)});
-    auto key = SecureBuffer::allocate(size);
-    if (!key) return tl::unexpected(key.error());
-    if (auto ok = plugin::readExact(opened->fd.get(), key->span(), label); !ok) return tl::unexpected(ok.error());
-    return key;
+    if (!dirFd) return propagate(dirFd);
+    return plugin::readKeyFile(dirFd->get(), file, label, size);
 }
 
 Result<SecureBuffer> loadOrCreateKeyFile(const std::string& dir, const std::string& file, const std::string& label,
                                          std::size_t size) {
-    auto key = readKeyFile(dir, file, label, size);
-    if (key || key.error().code != ENOENT) return key;
-    auto fresh = SecureBuffer::allocate(size);
-    if (!fresh) return tl::unexpected(fresh.error());
-    if (RAND_priv_bytes(fresh->data(), static_cast<int>(size)) != 1)
-        return fail("creating " + label + ": the OpenSSL random generator failed");
     auto dirFd = plugin::openOrCreateDir(AT_FDCWD, dir, "directory " + dir, plugin::DirAccess::any);
-    if (!dirFd) return tl::unexpected(dirFd.error());
-    auto written = plugin::writeFileAtomic(dirFd->get(), dir, file, fresh->span(), 0600, plugin::IfExists::fail);
-    if (!written && written.error().code != EEXIST) return tl::unexpected(written.error());
-    return readKeyFile(dir, file, label, size);
+    if (!dirFd) return propagate(dirFd);
+    return plugin::loadOrCreateKeyFile(dirFd->get(), dir, file, label, size);
 }
 
 std::pair<std::string, std::string> splitPath(const std::string& path) {
@@ -161,16 +145,16 @@ Result<NodeKeyPair> NodeKeyPair::fromPrivate(std::span<const unsigned char> raw)
     Pkey key(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, raw.data(), raw.size()));
     if (!key) return opensslFailed("reading the node's X25519 key");
     auto pub = rawPublic(key.get());
-    if (!pub) return tl::unexpected(pub.error());
+    if (!pub) return propagate(pub);
     auto priv = SecureBuffer::allocate(kX25519KeySize);
-    if (!priv) return tl::unexpected(priv.error());
+    if (!priv) return propagate(priv);
     std::memcpy(priv->data(), raw.data(), raw.size());
     return NodeKeyPair(std::move(*priv), *pub);
 }
 
 Result<NodeKeyPair> NodeKeyPair::generate() {
     auto raw = SecureBuffer::allocate(kX25519KeySize);
-    if (!raw) return tl::unexpected(raw.error());
+    if (!raw) return propagate(raw);
     if (RAND_priv_bytes(raw->data(), static_cast<int>(raw->size())) != 1)
         return fail("creating a node key pair: the OpenSSL random generator failed");
     return fromPrivate(raw->span());  // X25519 clamps any 32 bytes
@@ -178,16 +162,16 @@ Result<NodeKeyPair> NodeKeyPair::generate() {
 
 Result<NodeKeyPair> NodeKeyPair::loadOrCreate(const std::string& dir, const std::string& file) {
     auto raw = loadOrCreateKeyFile(dir, file, "node key pair " + dir + "/" + file, kX25519KeySize);
-    if (!raw) return tl::unexpected(raw.error());
+    if (!raw) return propagate(raw);
     return fromPrivate(raw->span());
 }
 
 Result<SecureBuffer> NodeKeyPair::open(const SealedValue& sealed, const SecretBinding& binding) const {
-    if (sealed.epk.size() != kX25519KeySize) return tl::unexpected(Error{EBADMSG, "cannot decrypt"});
+    if (sealed.epk.size() != kX25519KeySize) return failWith(EBADMSG, "cannot decrypt");
     Pkey priv(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, private_.data(), private_.size()));
     if (!priv) return opensslFailed("reading the node's X25519 key");
     auto key = deriveKey(priv.get(), bytesOf(sealed.epk), bytesOf(sealed.epk), public_);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     return gcmOpenSealed(key->span(), sealed, associatedData(binding));
 }
 
@@ -196,15 +180,15 @@ Result<SealedValue> sealForNode(std::span<const unsigned char> nodePublicKey, st
     if (nodePublicKey.size() != kX25519KeySize) return fail("a node's public key is 32 bytes");
     if (binding.node.empty()) return fail("a per-node copy needs the node's name");
     auto ephemeral = NodeKeyPair::generate();
-    if (!ephemeral) return tl::unexpected(ephemeral.error());
+    if (!ephemeral) return propagate(ephemeral);
     Pkey priv(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, ephemeral->privateKey().data(),
                                            ephemeral->privateKey().size()));
     if (!priv) return opensslFailed("reading the ephemeral key");
     const PublicKey& epk = ephemeral->publicKey();
     auto key = deriveKey(priv.get(), nodePublicKey, epk, nodePublicKey);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     auto sealed = gcmToSealed(plugin::gcmSeal(key->span(), plaintext, bytesOf(associatedData(binding))));
-    if (!sealed) return tl::unexpected(sealed.error());
+    if (!sealed) return propagate(sealed);
     sealed->epk.assign(reinterpret_cast<const char*>(epk.data()), epk.size());
     return sealed;
 }
@@ -212,14 +196,14 @@ Result<SealedValue> sealForNode(std::span<const unsigned char> nodePublicKey, st
 Result<ClusterKey> ClusterKey::loadOrCreate(const std::string& path) {
     const auto [dir, file] = splitPath(path);
     auto key = loadOrCreateKeyFile(dir, file, "cluster key " + path, plugin::kAesKeySize);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     return ClusterKey(std::move(*key));
 }
 
 Result<ClusterKey> ClusterKey::load(const std::string& path) {
     const auto [dir, file] = splitPath(path);
     auto key = readKeyFile(dir, file, "cluster key " + path, plugin::kAesKeySize);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     return ClusterKey(std::move(*key));
 }
 

@@ -16,7 +16,7 @@
 #include <string>
 #include <string_view>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/cluster/model.hpp"
 #include "plugin/store/secure_buffer.hpp"
 

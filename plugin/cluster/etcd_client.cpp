@@ -136,7 +136,7 @@ struct EtcdClient::Impl {
         if (ec) return fail("etcd " + e.text + ": cannot resolve: " + ec.message());
         beast::get_lowest_layer(*stream).expires_after(timeout);
         ec = runOp(ioc, [&](auto handler) { beast::get_lowest_layer(*stream).async_connect(results, handler); });
-        if (ec) return failCode(ECONNREFUSED, "etcd " + e.text + ": cannot connect: " + ec.message());
+        if (ec) return failWith(ECONNREFUSED, "etcd " + e.text + ": cannot connect: " + ec.message());
         beast::error_code addrEc;
         (void)asio::ip::make_address(e.host, addrEc);
         if (addrEc && !SSL_set_tlsext_host_name(stream->native_handle(), e.host.c_str()))
@@ -156,10 +156,10 @@ struct EtcdClient::Impl {
         const long verdict = SSL_get_verify_result(stream->native_handle());
         if (verdict == X509_V_ERR_HOSTNAME_MISMATCH || verdict == X509_V_ERR_IP_ADDRESS_MISMATCH) {
             ERR_clear_error();
-            return failCode(EPROTO, "etcd " + e.text + ": TLS handshake failed: the server's certificate does not name " +
+            return failWith(EPROTO, "etcd " + e.text + ": TLS handshake failed: the server's certificate does not name " +
                                         e.host + " (" + X509_verify_cert_error_string(verdict) + ")");
         }
-        return failCode(EPROTO, "etcd " + e.text + ": TLS handshake failed: " + sslError(ec));
+        return failWith(EPROTO, "etcd " + e.text + ": TLS handshake failed: " + sslError(ec));
     }
 };
 
@@ -228,14 +228,14 @@ Result<Answer> post(asio::io_context& io, Stream& stream, const Endpoint& e, con
     req.prepare_payload();
     beast::get_lowest_layer(stream).expires_after(timeout);
     auto ec = runOp(io, [&](auto handler) { http::async_write(stream, req, handler); });
-    if (ec) return failCode(EPIPE, "etcd " + e.text + ": sending failed: " + ec.message());
+    if (ec) return failWith(EPIPE, "etcd " + e.text + ": sending failed: " + ec.message());
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxBody);
     beast::get_lowest_layer(stream).expires_after(timeout);
     ec = runOp(io, [&](auto handler) { http::async_read(stream, buffer, parser, handler); });
-    if (ec == beast::error::timeout) return failCode(ETIMEDOUT, "etcd " + e.text + ": no answer in time");
-    if (ec) return failCode(EPIPE, "etcd " + e.text + ": reading the answer failed: " + ec.message());
+    if (ec == beast::error::timeout) return failWith(ETIMEDOUT, "etcd " + e.text + ": no answer in time");
+    if (ec) return failWith(EPIPE, "etcd " + e.text + ": reading the answer failed: " + ec.message());
     Answer a;
     a.status = parser.get().result_int();
     a.body = std::move(parser.get().body());
@@ -251,7 +251,7 @@ Result<Answer> post(asio::io_context& io, Stream& stream, const Endpoint& e, con
 Result<std::string> EtcdClient::call(const std::string& path, const json& body) {
     Impl& impl = *impl_;
     const std::string text = body.dump();
-    Error last{0, "etcd: no endpoint answered"};
+    Error last{.message = "etcd: no endpoint answered"};
     bool reauthenticated = false;
     const std::size_t n = impl.endpoints.size();
     for (std::size_t attempt = 0; attempt < n + 1; ++attempt) {
@@ -276,8 +276,8 @@ Result<std::string> EtcdClient::call(const std::string& path, const json& body) 
             if (!fresh || why.code != EPIPE) return why;
             const auto colon = why.message.rfind(": ");
             const std::string cause = colon == std::string::npos ? why.message : why.message.substr(colon + 2);
-            return Error{EPIPE, "etcd " + e.text + ": the member closed the connection right after the TLS handshake (" +
-                                    cause + "): does it trust the client certificate " + quote(settings_.certFile) + "?"};
+            return errorWith(EPIPE, "etcd " + e.text + ": the member closed the connection right after the TLS handshake (" +
+                                        cause + "): does it trust the client certificate " + quote(settings_.certFile) + "?");
         };
         if (!impl.conn || impl.connIndex != index || !beast::get_lowest_layer(*impl.conn).socket().is_open()) {
             auto stream = impl.open(impl.io, index, settings_.timeout);
@@ -303,15 +303,15 @@ Result<std::string> EtcdClient::call(const std::string& path, const json& body) 
             if (auth->status != 200) {
                 auto g = decodeGatewayError(auth->body);
                 if (g && retryable(g->code)) {
-                    last = Error{EAGAIN, "etcd " + e.text + ": " + g->message};
+                    last = errorWith(EAGAIN, "etcd " + e.text + ": " + g->message);
                     next();
                     continue;
                 }
-                return failCode(EACCES, "etcd " + e.text + ": authentication as " + quote(settings_.user) +
+                return failWith(EACCES, "etcd " + e.text + ": authentication as " + quote(settings_.user) +
                                             " failed: " + (g ? g->message : "HTTP " + std::to_string(auth->status)));
             }
             auto t = decodeAuthToken(auth->body);
-            if (!t) return failCode(EPROTO, "etcd " + e.text + ": " + t.error().message);
+            if (!t) return failWith(EPROTO, "etcd " + e.text + ": " + t.error().message);
             token = *t;
             std::lock_guard lock(impl.mutex);
             impl.token = token;
@@ -334,14 +334,14 @@ Result<std::string> EtcdClient::call(const std::string& path, const json& body) 
             continue;
         }
         if ((g && retryable(g->code)) || answer->status == 503) {
-            last = Error{EAGAIN, "etcd " + e.text + ": " + why};
+            last = errorWith(EAGAIN, "etcd " + e.text + ": " + why);
             next();
             continue;
         }
-        return failCode(g && g->code == 7 ? EACCES : EPROTO, "etcd " + e.text + ": " + why);
+        return failWith(g && g->code == 7 ? EACCES : EPROTO, "etcd " + e.text + ": " + why);
     }
-    return tl::unexpected(Error{last.code ? last.code : EHOSTUNREACH,
-                                "etcd unreachable (" + std::to_string(n) + " endpoints): " + last.message});
+    return failWith(last.code ? last.code : EHOSTUNREACH,
+                    "etcd unreachable (" + std::to_string(n) + " endpoints): " + last.message);
 }
 
 Result<RangeResult> EtcdClient::range(const std::string& key, bool prefix, std::int64_t revision) {

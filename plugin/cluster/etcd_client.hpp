@@ -22,7 +22,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/cluster/etcd_decode.hpp"
 
 namespace secretshim::cluster {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/cluster/etcd_client.hpp"
 
 namespace secretshim::cluster {

@@ -6,10 +6,12 @@
 #include <nlohmann/json.hpp>
 
 #include "plugin/cluster/base64.hpp"
+#include "plugin/protocol/json_fields.hpp"
 
 namespace secretshim::cluster {
 
 using nlohmann::json;
+using plugin::boolField;
 
 namespace {
 
@@ -33,11 +35,6 @@ bool int64Field(const json& j, const char* key, std::int64_t& out) {
         return true;
     }
     return false;
-}
-
-bool boolField(const json& j, const char* key) {
-    const auto it = j.find(key);
-    return it != j.end() && it->is_boolean() && it->get<bool>();
 }
 
 bool bytesField(const json& j, const char* key, std::string& out) {
@@ -75,7 +72,7 @@ Result<std::int64_t> headerRevision(const json& j) {
 Result<RangeResult> rangeFrom(const json& j) {
     RangeResult r;
     auto rev = headerRevision(j);
-    if (!rev) return tl::unexpected(rev.error());
+    if (!rev) return propagate(rev);
     r.revision = *rev;
     r.more = boolField(j, "more");
     if (!int64Field(j, "count", r.count)) return fail("the range's count is not a 64-bit integer");
@@ -84,7 +81,7 @@ Result<RangeResult> rangeFrom(const json& j) {
         if (!kvs->is_array()) return fail("the range's kvs is not an array");
         for (const auto& item : *kvs) {
             auto kv = decodeKv(item);
-            if (!kv) return tl::unexpected(kv.error());
+            if (!kv) return propagate(kv);
             r.kvs.push_back(std::move(*kv));
         }
     }
@@ -137,7 +134,7 @@ Result<WriteResult> decodeWrite(std::string_view body) {
     if (!j.is_object()) return fail("the answer is not a JSON object");
     WriteResult w;
     auto rev = headerRevision(j);
-    if (!rev) return tl::unexpected(rev.error());
+    if (!rev) return propagate(rev);
     w.revision = *rev;
     w.succeeded = boolField(j, "succeeded");
     if (!int64Field(j, "deleted", w.deleted)) return fail("the answer's deleted count is not an integer");
@@ -150,7 +147,7 @@ Result<WriteResult> decodeWrite(std::string_view body) {
             json withHeader = *range;
             if (!withHeader.contains("header")) withHeader["header"] = j["header"];
             auto decoded = rangeFrom(withHeader);
-            if (!decoded) return tl::unexpected(decoded.error());
+            if (!decoded) return propagate(decoded);
             w.ranges.push_back(std::move(*decoded));
         }
     }
@@ -172,13 +169,13 @@ Result<WatchMessage> decodeWatchLine(std::string_view line) {
     if (!j.is_object()) return fail("a watch message is not a JSON object");
     if (auto e = j.find("error"); e != j.end()) {
         auto g = decodeGatewayError(line);
-        return failCode(EPROTO, "the watch failed: " + (g ? g->message : std::string("unknown error")));
+        return failWith(EPROTO, "the watch failed: " + (g ? g->message : std::string("unknown error")));
     }
     const auto r = j.find("result");
     if (r == j.end() || !r->is_object()) return fail("a watch message has no result");
     WatchMessage m;
     auto rev = headerRevision(*r);
-    if (!rev) return tl::unexpected(rev.error());
+    if (!rev) return propagate(rev);
     m.revision = *rev;
     if (const auto id = r->find("watch_id"); id != r->end() && id->is_string()) m.watchId = id->get<std::string>();
     m.created = boolField(*r, "created");
@@ -205,7 +202,7 @@ Result<WatchMessage> decodeWatchLine(std::string_view line) {
                 continue;
             }
             const auto kv = e.find("kv");
-            auto decoded = kv != e.end() ? decodeKv(*kv) : tl::unexpected(Error{0, "an event has no kv"});
+            auto decoded = kv != e.end() ? decodeKv(*kv) : fail("an event has no kv");
             if (!decoded) {
                 m.skipped.push_back(decoded.error().message);
                 continue;

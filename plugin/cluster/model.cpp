@@ -4,7 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mountfs/secret_ref.hpp"
 #include "plugin/cluster/base64.hpp"
+#include "plugin/protocol/json_fields.hpp"
 
 namespace secretshim::cluster {
 
@@ -28,10 +30,9 @@ std::string join(std::string_view a, std::string_view b, std::string_view c = {}
 
 // Field readers that treat a wrong type as absent.
 bool getString(const json& j, const char* key, std::string& out) {
-    const auto it = j.find(key);
-    if (it == j.end() || !it->is_string()) return false;
-    out = it->get<std::string>();
-    return true;
+    const std::string* s = plugin::stringAt(j, key);
+    if (s) out = *s;
+    return s != nullptr;
 }
 
 bool getBytes(const json& j, const char* key, std::string& out) {
@@ -163,6 +164,7 @@ std::string signedMessage(std::string_view key, const NodeRegistration& r) {
 }
 
 Result<void> checkName(std::string_view kind, std::string_view name) {
+    if (kind == "secret") return mountfs::checkSecretName(name);
     const std::string what(kind);
     if (name.empty()) return fail(what + " name is empty");
     if (name.size() > kMaxNameLength)
@@ -231,7 +233,7 @@ std::string encodeTask(const TaskAssignment& t) {
 
 Result<TaskAssignment> decodeTask(std::string_view text) {
     auto j = parseObject(text, "task record");
-    if (!j) return tl::unexpected(j.error());
+    if (!j) return propagate(j);
     TaskAssignment t;
     if (!getString(*j, "task", t.task) || !checkName("task", t.task)) return badField("task record", "task");
     if (!getString(*j, "secrets", t.secrets)) return badField("task record", "secrets");
@@ -247,7 +249,7 @@ Result<TaskAssignment> decodeTask(std::string_view text) {
         return badField("task record", "max_containers");
     if (j->contains("signal") && (!getInt(*j, "signal", t.signal) || t.signal < 0 || t.signal > 64))
         return badField("task record", "signal");
-    if (auto ok = signedFrom(*j, "task record", t.sig); !ok) return tl::unexpected(ok.error());
+    if (auto ok = signedFrom(*j, "task record", t.sig); !ok) return propagate(ok);
     return t;
 }
 
@@ -260,15 +262,15 @@ std::string encodeNodeSecret(const NodeSecret& s) {
 Result<NodeSecret> decodeNodeSecret(std::string_view text) {
     constexpr const char* what = "secret copy";
     auto j = parseObject(text, what);
-    if (!j) return tl::unexpected(j.error());
+    if (!j) return propagate(j);
     NodeSecret s;
     if (!getString(*j, "name", s.name) || !checkName("secret", s.name)) return badField(what, "name");
     if (!getString(*j, "id", s.id) || s.id.empty() || s.id.size() > 64) return badField(what, "id");
     if (!getInt(*j, "version", s.version) || s.version == 0) return badField(what, "version");
     auto sealed = sealedFrom(*j, what, true);
-    if (!sealed) return tl::unexpected(sealed.error());
+    if (!sealed) return propagate(sealed);
     s.sealed = std::move(*sealed);
-    if (auto ok = signedFrom(*j, what, s.sig); !ok) return tl::unexpected(ok.error());
+    if (auto ok = signedFrom(*j, what, s.sig); !ok) return propagate(ok);
     return s;
 }
 
@@ -282,7 +284,7 @@ std::string encodeMaster(const MasterSecret& s) {
 Result<MasterSecret> decodeMaster(std::string_view text) {
     constexpr const char* what = "secret record";
     auto j = parseObject(text, what);
-    if (!j) return tl::unexpected(j.error());
+    if (!j) return propagate(j);
     MasterSecret s;
     if (!getString(*j, "name", s.name) || !checkName("secret", s.name)) return badField(what, "name");
     if (!getString(*j, "id", s.id) || s.id.empty() || s.id.size() > 64) return badField(what, "id");
@@ -291,7 +293,7 @@ Result<MasterSecret> decodeMaster(std::string_view text) {
     if (!getInt(*j, "updated", s.updated)) return badField(what, "updated");
     if (!getInt(*j, "size", s.size)) return badField(what, "size");
     auto sealed = sealedFrom(*j, what, false);
-    if (!sealed) return tl::unexpected(sealed.error());
+    if (!sealed) return propagate(sealed);
     s.sealed = std::move(*sealed);
     return s;
 }
@@ -305,11 +307,11 @@ std::string encodeRegistration(const NodeRegistration& r) {
 Result<NodeRegistration> decodeRegistration(std::string_view text) {
     constexpr const char* what = "node registration";
     auto j = parseObject(text, what);
-    if (!j) return tl::unexpected(j.error());
+    if (!j) return propagate(j);
     NodeRegistration r;
     if (!getString(*j, "node", r.node) || !checkName("node", r.node)) return badField(what, "node");
     if (!getBytes(*j, "public_key", r.publicKey) || r.publicKey.size() != 32) return badField(what, "public_key");
-    if (auto ok = signedFrom(*j, what, r.sig); !ok) return tl::unexpected(ok.error());
+    if (auto ok = signedFrom(*j, what, r.sig); !ok) return propagate(ok);
     return r;
 }
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/identity/grant_rule.hpp"
 
 namespace secretshim::cluster {
@@ -16,8 +16,10 @@ namespace secretshim::cluster {
 inline constexpr std::string_view kRoot = "/secretshim/";
 inline constexpr std::size_t kMaxNameLength = 128;
 
-// Node, secret and task names become key segments: [A-Za-z0-9][A-Za-z0-9._-]*,
-// at most 128 bytes, no "..". `kind` names the thing in the error ("node").
+// Node and task names become key segments: [A-Za-z0-9][A-Za-z0-9._-]*, at
+// most 128 bytes, no "..". A secret's name ("secret") is held to the one
+// grammar of secret names everywhere, mountfs::checkSecretName. `kind` names
+// the thing in the error ("node").
 Result<void> checkName(std::string_view kind, std::string_view name);
 
 // Everything a node may read (its etcd role covers exactly this prefix).

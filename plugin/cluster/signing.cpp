@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "mountfs/base/hex.hpp"
 #include "plugin/store/private_path.hpp"
 
 namespace secretshim::cluster {
@@ -54,13 +55,7 @@ std::string keyId(std::string_view rawPublicKey) {
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
     EVP_Digest(rawPublicKey.data(), rawPublicKey.size(), digest, &len, EVP_sha256(), nullptr);
-    static constexpr char hex[] = "0123456789abcdef";
-    std::string id;
-    for (unsigned i = 0; i < 8 && i < len; ++i) {
-        id += hex[digest[i] >> 4];
-        id += hex[digest[i] & 15];
-    }
-    return id;
+    return hexEncode({digest, std::min(len, 8u)});
 }
 
 std::uint64_t nextSerial(std::uint64_t above) {
@@ -75,11 +70,11 @@ AdminSigningKey::AdminSigningKey(PkeyPtr key, std::string pub)
 
 Result<AdminSigningKey> AdminSigningKey::load(const std::string& path) {
     const std::string what = "the admin signing key " + path;
-    if (auto ok = plugin::checkPrivateFile(path, what); !ok) return tl::unexpected(ok.error());
+    if (auto ok = plugin::checkPrivateFile(path, what); !ok) return propagate(ok);
     auto key = readPem(path, true, what);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     auto pub = rawPublic(key->get(), what);
-    if (!pub) return tl::unexpected(pub.error());
+    if (!pub) return propagate(pub);
     return AdminSigningKey(std::move(*key), std::move(*pub));
 }
 
@@ -100,9 +95,9 @@ Result<TrustedKeys> TrustedKeys::load(const std::vector<std::string>& paths) {
     for (const auto& path : paths) {
         const std::string what = "the admin public key " + path;
         auto key = readPem(path, false, what);
-        if (!key) return tl::unexpected(key.error());
+        if (!key) return propagate(key);
         auto pub = rawPublic(key->get(), what);
-        if (!pub) return tl::unexpected(pub.error());
+        if (!pub) return propagate(pub);
         keys.add(*pub);
     }
     return keys;

@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/cluster/model.hpp"
 
 struct evp_pkey_st;

@@ -51,15 +51,15 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
         seen.push_back(key);
         if (key == "socket") {
             auto p = absolutePath(name, key, value);
-            if (!p) return tl::unexpected(p.error());
+            if (!p) return propagate(p);
             config.socket = *p;
         } else if (key == "state_dir") {
             auto p = absolutePath(name, key, value);
-            if (!p) return tl::unexpected(p.error());
+            if (!p) return propagate(p);
             config.stateDir = *p;
         } else if (key == "runtime_dir") {
             auto p = absolutePath(name, key, value);
-            if (!p) return tl::unexpected(p.error());
+            if (!p) return propagate(p);
             config.runtimeDir = *p;
         } else if (key == "max_payload" || key == "max_container_bytes" || key == "max_container_files" ||
                    key == "max_node_bytes") {
@@ -88,7 +88,7 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
             config.source = value.Scalar();
         } else if (key == "etcd") {
             auto etcd = parseEtcdBlock(name, value);
-            if (!etcd) return tl::unexpected(etcd.error());
+            if (!etcd) return propagate(etcd);
             config.etcd = std::move(*etcd);
             config.hasEtcd = true;
         } else {
@@ -116,7 +116,7 @@ Result<AgentConfig> loadAgentConfig(const std::string& path) {
     // --config would silently mean the defaults.
     struct stat st {};
     if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
-        return failCode(S_ISDIR(st.st_mode) ? EISDIR : EINVAL, "cannot read config " + path);
+        return failErrno(S_ISDIR(st.st_mode) ? EISDIR : EINVAL, "cannot read config " + path);  // what a read would say
     std::ifstream in(path);
     if (!in) return failErrno("cannot read config " + path);
     std::ostringstream text;

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "plugin/cluster/etcd_config.hpp"
 #include "plugin/protocol/messages.hpp"

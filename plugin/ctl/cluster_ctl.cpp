@@ -5,8 +5,8 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <ctime>
 
+#include "mountfs/base/iso_time.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/cluster/base64.hpp"
 #include "plugin/cluster/cluster_admin.hpp"
@@ -14,6 +14,7 @@
 #include "plugin/cluster/etcd_config.hpp"
 #include "plugin/cluster/model.hpp"
 #include "plugin/config/agent_config.hpp"
+#include "plugin/protocol/json_fields.hpp"
 
 namespace secretshim::plugin {
 
@@ -44,15 +45,6 @@ Result<SecureBuffer> readSecretValue(const std::string& source) {
     if (!exact) return tl::unexpected(exact.error());
     std::copy(buffer->data(), buffer->data() + total, exact->data());
     return exact;
-}
-
-std::string isoTime(std::int64_t t) {
-    char buf[32];
-    const std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    ::gmtime_r(&tt, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 std::string optionValue(CLI::App* app, const char* name, const std::string& fallback = {}) {
@@ -161,7 +153,7 @@ int ClusterCli::run() {
     if (assign_->parsed()) return assignTask(admin);
     if (unassign_->parsed()) return unassignTask(admin);
     if (tasks_ && tasks_->parsed()) return listTasks(admin);
-    return failed(Error{0, "this command is not available against the cluster"});
+    return failed(Error{.message = "this command is not available against the cluster"});
 }
 
 int ClusterCli::keygen() {
@@ -250,14 +242,14 @@ int ClusterCli::listNodes(ClusterAdmin& admin) {
     auto nodes = admin.listNodes();
     if (!nodes) return failed(nodes.error());
     for (const auto& n : *nodes)
-        std::printf("%-32s %s\n", n["node"].get<std::string>().c_str(), n["public_key"].get<std::string>().c_str());
+        std::printf("%-32s %s\n", stringField(n, "node").c_str(), stringField(n, "public_key").c_str());
     return 0;
 }
 
 int ClusterCli::createSecret(ClusterAdmin& admin, CLI::App* create) {
     const std::string name = optionValue(create, "NAME");
     if (auto* g = create->get_option_no_throw("--grant"); g && g->count() > 0)
-        return failed(Error{0, "--grant is for a node's local store; in the cluster a task is bound to its "
+        return failed(Error{.message = "--grant is for a node's local store; in the cluster a task is bound to its "
                                "containers: task assign --identity RULE"});
     if (auto ok = checkName("secret", name); !ok) return failed(ok.error());
     auto value = readSecretValue(optionValue(create, "FILE", "-"));
@@ -287,10 +279,10 @@ int ClusterCli::listSecrets(ClusterAdmin& admin, CLI::App* ls, CLI::App* inspect
     }
     std::printf("%-32s %-32s %7s %10s  %-20s %s\n", "NAME", "ID", "VERSION", "SIZE", "UPDATED", "TASKS");
     for (const auto& s : *list)
-        std::printf("%-32s %-32s %7llu %10llu  %-20s %zu\n", s["name"].get<std::string>().c_str(),
-                    s["id"].get<std::string>().c_str(), s["version"].get<unsigned long long>(),
-                    s["size"].get<unsigned long long>(), isoTime(s["updated"].get<std::int64_t>()).c_str(),
-                    s["tasks"].size());
+        std::printf("%-32s %-32s %7llu %10llu  %-20s %zu\n", stringField(s, "name").c_str(),
+                    stringField(s, "id").c_str(), static_cast<unsigned long long>(uintField(s, "version")),
+                    static_cast<unsigned long long>(uintField(s, "size")), isoTime(intField(s, "updated")).c_str(),
+                    anyField(s, "tasks").size());
     return 0;
 }
 
@@ -324,9 +316,8 @@ int ClusterCli::listTasks(ClusterAdmin& admin) {
     }
     std::printf("%-32s %-24s %-40s %s\n", "TASK", "NODE", "IDENTITY", "SECRETS");
     for (const auto& t : *list)
-        std::printf("%-32s %-24s %-40s %s\n", t["task"].get<std::string>().c_str(),
-                    t["node"].get<std::string>().c_str(), t["identity"].get<std::string>().c_str(),
-                    t["secrets"].get<std::string>().c_str());
+        std::printf("%-32s %-24s %-40s %s\n", stringField(t, "task").c_str(), stringField(t, "node").c_str(),
+                    stringField(t, "identity").c_str(), stringField(t, "secrets").c_str());
     return 0;
 }
 

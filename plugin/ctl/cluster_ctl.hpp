@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 namespace secretshim::cluster {
 class ClusterAdmin;

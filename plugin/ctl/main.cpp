@@ -10,11 +10,11 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <ctime>
 #include <optional>
 #include <string>
 #include <utility>
 
+#include "mountfs/base/iso_time.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/ctl/cluster_ctl.hpp"
 #include "plugin/protocol/channel.hpp"
@@ -75,15 +75,6 @@ Result<Reply> typed(Result<json> reply) {
     auto out = Reply::fromJson(*reply);
     if (!out) return fail("malformed reply from the agent: " + out.error().message);
     return out;
-}
-
-std::string isoTime(std::int64_t t) {
-    char buf[32];
-    const std::time_t tt = static_cast<std::time_t>(t);
-    std::tm tm{};
-    ::gmtime_r(&tt, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
 }
 
 }  // namespace

@@ -62,25 +62,27 @@ Result<std::string> parseRootfsPath(std::string_view configJson, const std::stri
     const auto path = root->find("path");
     if (path == root->end() || !path->is_string() || path->get_ref<const std::string&>().empty())
         return fail("config.json has no root.path");
-    if (facts) {
-        const auto ro = root->find("readonly");
-        facts->rootReadOnly = ro != root->end() && ro->is_boolean() && ro->get<bool>();
-        facts->mayHoldSysAdmin = false;
-        const auto process = doc.find("process");
-        if (process != doc.end() && process->is_object()) {
-            const auto caps = process->find("capabilities");
-            if (caps != process->end() && caps->is_object()) {
-                const auto bounding = caps->find("bounding");
-                if (bounding != caps->end() && bounding->is_array())
-                    for (const auto& c : *bounding)
-                        if (c == "CAP_SYS_ADMIN") facts->mayHoldSysAdmin = true;
-            }
+    // The facts go out only with the path: on a failure *facts is untouched.
+    BundleFacts found;
+    const auto ro = root->find("readonly");
+    found.rootReadOnly = ro != root->end() && ro->is_boolean() && ro->get<bool>();
+    const auto process = doc.find("process");
+    if (process != doc.end() && process->is_object()) {
+        const auto caps = process->find("capabilities");
+        if (caps != process->end() && caps->is_object()) {
+            const auto bounding = caps->find("bounding");
+            if (bounding != caps->end() && bounding->is_array())
+                for (const auto& c : *bounding)
+                    if (c == "CAP_SYS_ADMIN") found.mayHoldSysAdmin = true;
         }
     }
     std::string p = path->get<std::string>();
-    if (p.front() == '/') return p;
-    if (bundle.empty() || bundle.front() != '/') return fail("the bundle path is not absolute");
-    return bundle + "/" + p;
+    if (p.front() != '/') {
+        if (bundle.empty() || bundle.front() != '/') return fail("the bundle path is not absolute");
+        p = bundle + "/" + p;
+    }
+    if (facts) *facts = found;
+    return p;
 }
 
 }  // namespace secretshim::plugin

@@ -10,6 +10,7 @@
 
 #include "platform/linux/read_all.hpp"
 #include "platform/linux/unique_fd.hpp"
+#include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
 
 namespace secretshim::plugin {
@@ -117,7 +118,7 @@ Result<std::vector<std::string>> conmonAbove(pid_t from) {
     for (int depth = 0; depth < kMaxAncestors && pid > 1; ++depth) {
         const std::string proc = "/proc/" + std::to_string(pid);
         auto stat = readFile(proc + "/stat", kMaxProcFile, proc + "/stat");
-        if (!stat) return tl::unexpected(stat.error());
+        if (!stat) return propagate(stat);
         // pid (comm) state ppid ...: comm may hold spaces and parentheses.
         const auto open = stat->find('('), close = stat->rfind(')');
         if (open == std::string::npos || close == std::string::npos || close < open)
@@ -125,7 +126,7 @@ Result<std::vector<std::string>> conmonAbove(pid_t from) {
         const std::string comm = stat->substr(open + 1, close - open - 1);
         if (comm == "conmon") {
             auto cmdline = readFile(proc + "/cmdline", kMaxProcFile, proc + "/cmdline");
-            if (!cmdline) return tl::unexpected(cmdline.error());
+            if (!cmdline) return propagate(cmdline);
             std::vector<std::string> args;
             for (std::size_t s = 0; s < cmdline->size();) {
                 const std::size_t e = cmdline->find('\0', s);
@@ -145,7 +146,7 @@ Result<WorkloadIdentity> kubernetesIdentity(Integration by, const OciState& stat
     // keys: type, namespace, pod, pod uid, container, image
     const auto& a = state.annotations;
     auto type = set(a, keys[0], by);
-    if (!type) return tl::unexpected(type.error());
+    if (!type) return propagate(type);
     if (*type != "container")
         return fail("the annotation " + std::string(keys[0]) + " says " + quote(*type) + ", not a workload container");
     WorkloadIdentity id;
@@ -154,7 +155,7 @@ Result<WorkloadIdentity> kubernetesIdentity(Integration by, const OciState& stat
     for (auto [key, out] : {std::pair{keys[1], &id.ns}, std::pair{keys[2], &id.pod}, std::pair{keys[3], &id.podUid},
                             std::pair{keys[4], &id.container}}) {
         auto v = set(a, key, by);
-        if (!v) return tl::unexpected(v.error());
+        if (!v) return propagate(v);
         if (!isIdentityName(*v)) return fail("the annotation " + std::string(key) + " is not a name: " + quote(*v));
         *out = std::move(*v);
     }
@@ -170,10 +171,7 @@ Result<void> checkSandbox(const WorkloadIdentity& id, const OciState& state, std
     const json spec = json::parse(sandboxSpec, nullptr, false);
     const auto ann = spec.is_object() ? spec.find("annotations") : spec.end();
     if (ann == spec.end() || !ann->is_object()) return fail("the pod sandbox's config.json has no annotations");
-    const auto field = [&](const char* key) {
-        const auto it = ann->find(key);
-        return it != ann->end() && it->is_string() ? it->get<std::string>() : std::string();
-    };
+    const auto field = [&](const char* key) { return stringField(*ann, key); };
     const std::string sandboxId = state.annotations.at(kCriSandboxId);
     if (field(kCriType) != "sandbox" || field(kCriSandboxId) != sandboxId)
         return fail("the pod sandbox " + quote(sandboxId) + "'s config.json is not that sandbox's");
@@ -235,19 +233,19 @@ Result<WorkloadFacts> gatherFacts(Integration integration, const OciState& state
                 return fail("the bundle path is not absolute");
             auto spec = readFile(state.bundle.substr(0, slash + 1) + *sandbox + "/config.json", kMaxSpec,
                                  "the pod sandbox's config.json");
-            if (!spec) return tl::unexpected(spec.error());
+            if (!spec) return propagate(spec);
             facts.sandboxSpec = std::move(*spec);
             break;
         }
         case Integration::podman: {
             auto args = conmonAbove(::getppid());
-            if (!args) return tl::unexpected(args.error());
+            if (!args) return propagate(args);
             facts.conmonArgs = std::move(*args);
             [[fallthrough]];
         }
         case Integration::crio: {
             auto cgroup = readFile(cgroupPath, kMaxProcFile, cgroupPath);
-            if (!cgroup) return tl::unexpected(cgroup.error());
+            if (!cgroup) return propagate(cgroup);
             facts.cgroup = std::move(*cgroup);
             break;
         }
@@ -287,8 +285,8 @@ Result<WorkloadIdentity> identify(Integration integration, const OciState& state
                                            {kCriType, kCriNamespace, kCriPod, kCriPodUid, kCriContainer, kCriImage});
             if (!kube) return kube;
             if (auto sandbox = set(state.annotations, kCriSandboxId, integration); !sandbox)
-                return tl::unexpected(sandbox.error());
-            if (auto ok = checkSandbox(*kube, state, facts.sandboxSpec); !ok) return tl::unexpected(ok.error());
+                return propagate(sandbox);
+            if (auto ok = checkSandbox(*kube, state, facts.sandboxSpec); !ok) return propagate(ok);
             return kube;
         }
         case Integration::crio: {
@@ -301,7 +299,7 @@ Result<WorkloadIdentity> identify(Integration integration, const OciState& state
             // when the pod is created: the labels must name that pod.
             const std::string prefix = "k8s_" + kube->pod + "_" + kube->ns + "_" + kube->podUid + "_";
             auto sandbox = set(state.annotations, kCrioSandboxName, integration);
-            if (!sandbox) return tl::unexpected(sandbox.error());
+            if (!sandbox) return propagate(sandbox);
             if (sandbox->compare(0, prefix.size(), prefix) != 0 || sandbox->size() == prefix.size() ||
                 sandbox->find_first_not_of("0123456789", prefix.size()) != std::string::npos)
                 return fail("the container names pod " + kube->ns + "/" + kube->pod + ", but its sandbox is " +

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/hook/oci_state.hpp"
 #include "plugin/identity/workload_identity.hpp"
 

@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "mountfs/base/trim.hpp"
+
 namespace secretshim::plugin {
 
 namespace {
@@ -9,11 +11,8 @@ namespace {
 constexpr std::size_t kMaxRule = 8192;
 constexpr std::size_t kMaxPattern = 253;
 
-std::string_view trim(std::string_view s) {
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-    return s;
-}
+// A rule is one line: only blanks around its fields are trimmed.
+std::string_view trimBlanks(std::string_view s) { return trim(s, " \t"); }
 
 bool nameChar(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
@@ -74,7 +73,7 @@ Result<GrantRule> GrantRule::parse(std::string_view input) {
     std::optional<std::string> podSeen, containerSeen;
     while (start <= input.size()) {
         const std::size_t end = std::min(input.find(',', start), input.size());
-        const std::string_view field = trim(input.substr(start, end - start));
+        const std::string_view field = trimBlanks(input.substr(start, end - start));
         start = end + 1;
         if (first) {
             first = false;
@@ -86,8 +85,8 @@ Result<GrantRule> GrantRule::parse(std::string_view input) {
         }
         const std::size_t eq = field.find('=');
         if (eq == std::string_view::npos) return bad("field " + quote(field) + " is not key=value");
-        const std::string key(trim(field.substr(0, eq)));
-        const std::string_view value = trim(field.substr(eq + 1));
+        const std::string key(trimBlanks(field.substr(0, eq)));
+        const std::string_view value = trimBlanks(field.substr(eq + 1));
         const auto once = [&](bool seen) -> Result<void> {
             if (seen) return bad("duplicate key " + quote(key));
             return {};
@@ -95,40 +94,40 @@ Result<GrantRule> GrantRule::parse(std::string_view input) {
         const bool kube = rule.kind == WorkloadIdentity::Kind::kubernetes;
         Result<void> ok;
         if (kube && key == "namespace") {
-            if (!(ok = once(haveNs))) return tl::unexpected(ok.error());
+            if (!(ok = once(haveNs))) return propagate(ok);
             if (!validNamespace(value)) return bad("namespace " + quote(value) + " is not a Kubernetes namespace name");
             rule.ns = std::string(value);
             haveNs = true;
         } else if (kube && (key == "pod" || key == "container")) {
             auto& seen = key == "pod" ? podSeen : containerSeen;
-            if (!(ok = once(seen.has_value()))) return tl::unexpected(ok.error());
+            if (!(ok = once(seen.has_value()))) return propagate(ok);
             if (!validPattern(value)) return bad(key + " " + quote(value) + " is not a name or a glob of one");
             seen = std::string(value);
         } else if (rule.kind == WorkloadIdentity::Kind::podman && key == "name") {
-            if (!(ok = once(haveName))) return tl::unexpected(ok.error());
+            if (!(ok = once(haveName))) return propagate(ok);
             if (!validPattern(value)) return bad("name " + quote(value) + " is not a name or a glob of one");
             rule.name = std::string(value);
             haveName = true;
         } else if (key == "target") {
-            if (!(ok = once(rule.target.has_value()))) return tl::unexpected(ok.error());
+            if (!(ok = once(rule.target.has_value()))) return propagate(ok);
             auto target = mountfs::parseTarget(value);
             if (!target) return bad(target.error().message);
             rule.target = std::move(*target);
         } else if (key == "uid" || key == "gid") {
             auto& slot = key == "uid" ? rule.uid : rule.gid;
-            if (!(ok = once(slot.has_value()))) return tl::unexpected(ok.error());
+            if (!(ok = once(slot.has_value()))) return propagate(ok);
             if (value.empty()) return bad(key + " is empty");
             auto id = mountfs::parseId(key, value);
             if (!id) return bad(id.error().message);
             slot = *id;
         } else if (key == "mode") {
-            if (!(ok = once(rule.mode.has_value()))) return tl::unexpected(ok.error());
+            if (!(ok = once(rule.mode.has_value()))) return propagate(ok);
             if (value.empty()) return bad("mode is empty");
             auto mode = mountfs::parseMode(value);
             if (!mode) return bad(mode.error().message);
             rule.mode = *mode;
         } else {
-            return bad("unknown key " + quote(key) + " for a " + std::string(trim(input.substr(0, input.find(',')))) +
+            return bad("unknown key " + quote(key) + " for a " + std::string(trimBlanks(input.substr(0, input.find(',')))) +
                        " rule");
         }
     }

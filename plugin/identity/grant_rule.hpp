@@ -18,7 +18,7 @@
 #include <string>
 #include <string_view>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "plugin/identity/workload_identity.hpp"
 

@@ -3,6 +3,8 @@
 #include <array>
 #include <utility>
 
+#include "plugin/protocol/json_fields.hpp"
+
 namespace secretshim::plugin {
 
 using nlohmann::json;
@@ -34,10 +36,9 @@ bool isIdentityName(std::string_view s) {
 namespace {
 
 Result<std::string> nameField(const json& j, const char* key) {
-    const auto it = j.find(key);
-    if (it == j.end() || !it->is_string() || !isIdentityName(it->get_ref<const std::string&>()))
-        return fail(std::string("the identity's ") + key + " is missing or invalid");
-    return it->get<std::string>();
+    const std::string* name = stringAt(j, key);
+    if (!name || !isIdentityName(*name)) return fail(std::string("the identity's ") + key + " is missing or invalid");
+    return *name;
 }
 
 }  // namespace
@@ -99,14 +100,14 @@ Result<WorkloadIdentity> WorkloadIdentity::fromJson(const json& j) {
     id.kind = kindOf(*which);
     if (id.kind == Kind::podman) {
         auto name = nameField(j, "name");
-        if (!name) return tl::unexpected(name.error());
+        if (!name) return propagate(name);
         id.name = std::move(*name);
     }
     if (id.kind == Kind::kubernetes) {
         for (auto [key, out] : {std::pair{"namespace", &id.ns}, std::pair{"pod", &id.pod},
                                 std::pair{"pod_uid", &id.podUid}, std::pair{"container", &id.container}}) {
             auto value = nameField(j, key);
-            if (!value) return tl::unexpected(value.error());
+            if (!value) return propagate(value);
             *out = std::move(*value);
         }
         const auto image = j.find("image");

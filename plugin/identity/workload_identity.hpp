@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 namespace secretshim::plugin {
 

@@ -53,7 +53,7 @@ Result<JsonMessage> receiveJson(int sock) {
     auto msg = platform::receiveFds(sock, kMaxMessage);
     if (!msg) {
         if (msg.error().code == EAGAIN)
-            return tl::unexpected(Error{EAGAIN, "timed out waiting for the secretshim agent"});
+            return failWith(EAGAIN, "timed out waiting for the secretshim agent");
         return tl::unexpected(msg.error());
     }
     return decodeJson(msg->data, std::move(msg->fds));
@@ -62,7 +62,7 @@ Result<JsonMessage> receiveJson(int sock) {
 Result<JsonMessage> decodeJson(std::string_view data, std::vector<platform::UniqueFd> fds) {
     JsonMessage out;
     out.body = nlohmann::json::parse(data, nullptr, false);
-    if (out.body.is_discarded() || !out.body.is_object()) return tl::unexpected(Error{EBADMSG, "malformed message"});
+    if (out.body.is_discarded() || !out.body.is_object()) return failWith(EBADMSG, "malformed message");
     out.fds = std::move(fds);
     return out;
 }

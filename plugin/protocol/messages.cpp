@@ -12,7 +12,7 @@ namespace {
 // Each reader leaves `out` as it is when the field is missing and refuses a
 // field of another type: nlohmann's get<>() would throw.
 Error wrongType(const char* key, const char* type) {
-    return Error{0, std::string("malformed message: \"") + key + "\" is not " + type};
+    return Error{.message = std::string("malformed message: \"") + key + "\" is not " + type};
 }
 
 Result<void> read(const json& j, const char* key, std::string& out) {
@@ -126,7 +126,7 @@ std::string opOf(const json& message) {
     return it != message.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-Error unknownOp(std::string_view op) { return Error{0, "unknown request " + quote(std::string(op.substr(0, 64)))}; }
+Error unknownOp(std::string_view op) { return Error{.message = "unknown request " + quote(std::string(op.substr(0, 64)))}; }
 
 json CreateRequest::toJson() const {
     json j = {{"op", op::create}, {"id", id}, {"secrets", secrets}};

@@ -49,7 +49,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 namespace secretshim::plugin {
 

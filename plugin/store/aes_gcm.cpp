@@ -22,7 +22,7 @@ bool fitsInt(std::size_t n) { return n <= static_cast<std::size_t>(INT_MAX); }
 
 tl::unexpected<Error> cannotDecrypt() {
     ERR_clear_error();  // leave no stale failure for the next OpenSSL caller
-    return tl::unexpected(Error{EBADMSG, "cannot decrypt"});
+    return failWith(EBADMSG, "cannot decrypt");
 }
 
 }  // namespace

@@ -8,7 +8,7 @@
 #include <span>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/store/secure_buffer.hpp"
 
 namespace secretshim::plugin {

@@ -11,11 +11,11 @@ Result<SecureBuffer> gcmOpen(std::span<const unsigned char> key, const GcmNonce&
                              std::span<const unsigned char> ciphertext, const GcmTag& tag,
                              std::span<const unsigned char> aad) {
     // Checked before allocating: a zero-length buffer is its own error.
-    if (ciphertext.empty()) return tl::unexpected(Error{EBADMSG, "cannot decrypt"});
+    if (ciphertext.empty()) return failWith(EBADMSG, "cannot decrypt");
     auto plain = SecureBuffer::allocate(ciphertext.size());
-    if (!plain) return tl::unexpected(plain.error());
+    if (!plain) return propagate(plain);
     if (auto ok = gcmOpenInto(key, nonce, ciphertext, tag, aad, plain->span()); !ok)
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     return plain;
 }
 

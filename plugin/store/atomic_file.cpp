@@ -66,7 +66,7 @@ Result<void> writeFileAtomic(int dirFd, const std::string& dirPath, const std::s
     std::string tmpName;
     for (int attempt = 0; attempt < kCreateAttempts && !fd; ++attempt) {
         auto suffix = randomHex(8);
-        if (!suffix) return tl::unexpected(wrap(suffix.error(), "writing " + path));
+        if (!suffix) return propagate(suffix, "writing " + path);
         // A leading dot keeps temporary files out of every valid secret name.
         tmpName = "." + name + ".tmp." + *suffix;
         fd.reset(::openat(dirFd, tmpName.c_str(),
@@ -86,7 +86,7 @@ Result<void> writeFileAtomic(int dirFd, const std::string& dirPath, const std::s
     const int rc = ifExists == IfExists::fail ? renameNoReplace(dirFd, tmp.c_str(), name.c_str())
                                               : ::renameat(dirFd, tmp.c_str(), dirFd, name.c_str());
     if (rc != 0) {
-        if (errno == EEXIST) return tl::unexpected(Error{EEXIST, path + " already exists"});
+        if (errno == EEXIST) return failWith(EEXIST, path + " already exists");
         return failErrno("renaming a temporary file to " + path);
     }
     tmp.commit();

@@ -7,7 +7,7 @@
 #include <span>
 #include <string>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 namespace secretshim::plugin {
 

@@ -25,7 +25,7 @@ constexpr std::size_t kIdBytes = 16;
 
 
 tl::unexpected<Error> refuse(int code, std::string message) {
-    return tl::unexpected(Error{code, std::move(message)});
+    return failWith(code, std::move(message));
 }
 
 std::string fileName(std::string_view name) { return std::string(name) + std::string(kSecretSuffix); }
@@ -33,11 +33,7 @@ std::string grantsFileName(std::string_view name) { return std::string(name) + s
 constexpr std::uint64_t kMaxGrantsFile = 1 << 20;
 
 // Also what keeps a name from walking out of secrets/ ("../x", "a/b").
-Result<void> checkName(std::string_view name) {
-    if (!mountfs::isValidSecretName(name))
-        return refuse(EINVAL, "secret name " + quote(name) + " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
-    return {};
-}
+Result<void> checkName(std::string_view name) { return mountfs::checkSecretName(name); }
 
 std::int64_t nowUnixSeconds() {
     const auto since = std::chrono::system_clock::now().time_since_epoch();
@@ -52,20 +48,20 @@ struct DirClose {
 
 Result<LocalStore> LocalStore::open(const std::string& stateDir, StoreOptions options) {
     auto state = openOrCreateDir(AT_FDCWD, stateDir, "state directory " + stateDir, DirAccess::any);
-    if (!state) return tl::unexpected(state.error());
+    if (!state) return propagate(state);
     auto key = NodeKey::loadOrCreateAt(state->get(), stateDir);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     std::string dirPath = stateDir + "/" + std::string(kSecretsSubdir);
     auto dir = openOrCreateDir(state->get(), std::string(kSecretsSubdir), "secrets directory " + dirPath,
                                DirAccess::ownerOnly);
-    if (!dir) return tl::unexpected(dir.error());
+    if (!dir) return propagate(dir);
     return LocalStore(std::move(*dir), std::move(dirPath), std::move(*key), options);
 }
 
 Result<SecretMeta> LocalStore::create(std::string_view name, mountfs::Bytes plaintext) {
-    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkName(name); !ok) return propagate(ok);
     if (auto ok = mountfs::checkPayloadSize(name, plaintext.size(), options_.maxPayload); !ok)
-        return tl::unexpected(ok.error());
+        return propagate(ok);
 
     const std::string file = fileName(name);
     const std::string exists = "secret " + quote(name) + " already exists";
@@ -76,14 +72,14 @@ Result<SecretMeta> LocalStore::create(std::string_view name, mountfs::Bytes plai
     if (errno != ENOENT) return failErrno("secret " + quote(name) + ": inspecting " + dirPath_ + "/" + file);
 
     auto id = randomHex(kIdBytes);
-    if (!id) return tl::unexpected(id.error());
+    if (!id) return propagate(id);
     SecretMeta meta{std::string(name), std::move(*id), plaintext.size(), nowUnixSeconds()};
     auto record = sealRecord(meta, key_.bytes(), plaintext);
-    if (!record) return tl::unexpected(wrap(record.error(), "secret " + quote(name)));
+    if (!record) return propagate(record, "secret " + quote(name));
     auto written = writeFileAtomic(dir_.get(), dirPath_, file, *record, 0600, IfExists::fail);
     if (!written) {
         if (written.error().code == EEXIST) return refuse(EEXIST, exists);
-        return tl::unexpected(wrap(written.error(), "secret " + quote(name)));
+        return propagate(written, "secret " + quote(name));
     }
     return meta;
 }
@@ -91,9 +87,9 @@ Result<SecretMeta> LocalStore::create(std::string_view name, mountfs::Bytes plai
 Result<RecordHeader> LocalStore::readHeader(std::string_view name, int fd, std::uint64_t fileSize) const {
     std::vector<unsigned char> prefix(std::min<std::uint64_t>(fileSize, kMaxRecordHeader));
     const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
-    if (auto ok = readExact(fd, prefix, label); !ok) return tl::unexpected(ok.error());
+    if (auto ok = readExact(fd, prefix, label); !ok) return propagate(ok);
     auto header = parseRecordHeader(prefix, fileSize);
-    if (!header) return tl::unexpected(wrap(header.error(), "secret " + quote(name)));
+    if (!header) return propagate(header, "secret " + quote(name));
     if (header->meta.name != name)
         return refuse(EBADMSG, "secret " + quote(name) + ": record header names another secret");
     return header;
@@ -101,9 +97,9 @@ Result<RecordHeader> LocalStore::readHeader(std::string_view name, int fd, std::
 
 Result<SecretMeta> LocalStore::inspect(std::string_view name) const {
     auto file = openRecordFile(name, "secret file " + dirPath_ + "/" + fileName(name));
-    if (!file) return tl::unexpected(file.error());
+    if (!file) return propagate(file);
     auto header = readHeader(name, file->fd.get(), file->size);
-    if (!header) return tl::unexpected(header.error());
+    if (!header) return propagate(header);
     return std::move(header->meta);
 }
 
@@ -125,7 +121,7 @@ Result<std::vector<SecretMeta>> LocalStore::list() const {
         if (!mountfs::isValidSecretName(name)) continue;
         auto meta = inspect(name);
         if (!meta && meta.error().code == ENOENT) continue;  // removed while we listed
-        if (!meta) return tl::unexpected(meta.error());
+        if (!meta) return propagate(meta);
         secrets.push_back(std::move(*meta));
         errno = 0;
     }
@@ -150,11 +146,11 @@ Result<void> LocalStore::remove(std::string_view name) {
 }
 
 Result<std::vector<std::string>> LocalStore::readGrants(std::string_view name, std::string_view secretId) const {
-    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkName(name); !ok) return propagate(ok);
     const std::string label = "grants file " + dirPath_ + "/" + grantsFileName(name);
     auto text = readPrivateText(dir_.get(), grantsFileName(name), label, kMaxGrantsFile);
     if (!text && text.error().code == ENOENT) return std::vector<std::string>{};
-    if (!text) return tl::unexpected(text.error());
+    if (!text) return propagate(text);
     const auto doc = nlohmann::json::parse(*text, nullptr, false);
     const auto id = doc.is_object() ? doc.find("secret_id") : doc.end();
     const auto rules = doc.is_object() ? doc.find("rules") : doc.end();
@@ -181,12 +177,12 @@ Result<void> LocalStore::writeGrants(std::string_view name, std::string_view sec
     auto written = writeFileAtomic(dir_.get(), dirPath_, grantsFileName(name),
                                    {reinterpret_cast<const unsigned char*>(text.data()), text.size()}, 0600,
                                    IfExists::replace);
-    if (!written) return tl::unexpected(wrap(written.error(), "secret " + quote(name) + ": saving its grants"));
+    if (!written) return propagate(written, "secret " + quote(name) + ": saving its grants");
     return {};
 }
 
 Result<OpenedFile> LocalStore::openRecordFile(std::string_view name, const std::string& label) const {
-    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkName(name); !ok) return propagate(ok);
     auto file = openPrivateFile(dir_.get(), fileName(name), label);
     if (!file && file.error().code == ENOENT) return refuse(ENOENT, "secret " + quote(name) + " does not exist");
     return file;
@@ -202,12 +198,12 @@ std::string tamperedLine(std::string_view name) {
 
 Result<RecordHeader> LocalStore::readWhole(std::string_view name, const OpenedFile& file, const std::string& label,
                                            std::span<unsigned char> record) const {
-    if (auto ok = readExact(file.fd.get(), record, label); !ok) return tl::unexpected(ok.error());
+    if (auto ok = readExact(file.fd.get(), record, label); !ok) return propagate(ok);
     auto header =
         parseRecordHeader(record.first(std::min<std::size_t>(record.size(), kMaxRecordHeader)), file.size);
     if (!header || header->meta.name != name) return refuse(EBADMSG, tamperedLine(name));
     if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     return header;
 }
 
@@ -215,17 +211,17 @@ Result<RecordHeader> LocalStore::checkedHeader(std::string_view name, const Open
     auto header = readHeader(name, file.fd.get(), file.size);
     if (!header) {
         if (header.error().code == EBADMSG) return refuse(EBADMSG, tamperedLine(name));
-        return tl::unexpected(header.error());
+        return propagate(header);
     }
     if (auto ok = mountfs::checkPayloadSize(name, header->meta.size, options_.maxPayload); !ok)
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     return header;
 }
 
 Result<RecordHeader> LocalStore::readRecord(std::string_view name, std::vector<unsigned char>& record) const {
     const std::string label = "secret file " + dirPath_ + "/" + fileName(name);
     auto file = openRecordFile(name, label);
-    if (!file) return tl::unexpected(file.error());
+    if (!file) return propagate(file);
     // A record that can hold a value within the limit is read in one go and
     // its header parsed from memory (two syscalls fewer per secret: no
     // separate header read, no lseek). A larger file gets its header read
@@ -239,18 +235,18 @@ Result<RecordHeader> LocalStore::readRecord(std::string_view name, std::vector<u
     if (!header) return header;
     record.resize(file->size);
     if (::lseek(file->fd.get(), 0, SEEK_SET) != 0) return failErrno("reading " + label);
-    if (auto ok = readExact(file->fd.get(), record, label); !ok) return tl::unexpected(ok.error());
+    if (auto ok = readExact(file->fd.get(), record, label); !ok) return propagate(ok);
     return header;
 }
 
 Result<SecureBuffer> LocalStore::load(std::string_view name) const {
     std::vector<unsigned char> record;
     auto header = readRecord(name, record);
-    if (!header) return tl::unexpected(header.error());
+    if (!header) return propagate(header);
     auto plain = openRecord(record, name, key_.bytes());
     if (!plain) {
         if (plain.error().code == EBADMSG) return refuse(EBADMSG, tamperedLine(name));
-        return tl::unexpected(plain.error());
+        return propagate(plain);
     }
     return plain;
 }
@@ -264,14 +260,14 @@ Result<SealedSecrets> LocalStore::readMany(std::span<const std::string> names) c
     SealedSecrets out(*this);
     std::atomic<bool> stop{false};
     if (names.size() < kTwoThreads) {
-        if (auto ok = readRecords(names, kHoldBudget, out, stop); !ok) return tl::unexpected(ok.error());
+        if (auto ok = readRecords(names, kHoldBudget, out, stop); !ok) return propagate(ok);
         return out;
     }
     const std::size_t half = names.size() / 2;
     SealedSecrets rest(*this);
     auto ok = platform::onTwoThreads([&] { return readRecords(names.first(half), kHoldBudget / 2, out, stop); },
                                      [&] { return readRecords(names.subspan(half), kHoldBudget / 2, rest, stop); });
-    if (!ok) return tl::unexpected(ok.error());
+    if (!ok) return propagate(ok);
     const std::size_t shift = out.held_.size();
     out.held_.insert(out.held_.end(), rest.held_.begin(), rest.held_.end());
     for (auto& entry : rest.entries_) {
@@ -291,7 +287,7 @@ Result<void> LocalStore::readRecords(std::span<const std::string> names, std::si
         auto file = openRecordFile(name, label);
         if (!file) {
             stop = true;
-            return tl::unexpected(file.error());
+            return propagate(file);
         }
         SealedSecrets::Entry entry{{}, into.held_.size(), 0};
         Result<RecordHeader> header = tl::unexpected(Error{});
@@ -304,7 +300,7 @@ Result<void> LocalStore::readRecords(std::span<const std::string> names, std::si
         }
         if (!header) {
             stop = true;
-            return tl::unexpected(header.error());
+            return propagate(header);
         }
         entry.header = std::move(*header);
         into.entries_.push_back(std::move(entry));
@@ -322,7 +318,7 @@ Result<void> SealedSecrets::decryptTo(std::size_t index, const GcmPiece& piece, 
         std::size_t largest = 0;
         for (const Entry& e : entries_) largest = std::max<std::size_t>(largest, e.header.meta.size);
         auto buffer = SecureBuffer::allocate(std::min(largest, kPiece));
-        if (!buffer) return tl::unexpected(buffer.error());
+        if (!buffer) return propagate(buffer);
         workspace.buffer = std::move(*buffer);
     }
     std::span<const unsigned char> record;
@@ -332,7 +328,7 @@ Result<void> SealedSecrets::decryptTo(std::size_t index, const GcmPiece& piece, 
         record = std::span<const unsigned char>(held_).subspan(entry.offset, entry.length);
     } else {
         auto again = store_->readRecord(name, workspace.scratch);
-        if (!again) return tl::unexpected(again.error());
+        if (!again) return propagate(again);
         if (again->meta.size != entry.header.meta.size)
             return refuse(EAGAIN, "secret " + quote(name) + " was replaced while the task started; try again");
         reread = std::move(*again);

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "mountfs/secrets_view.hpp"
 #include "platform/linux/unique_fd.hpp"

@@ -10,54 +10,46 @@
 #include "plugin/store/private_path.hpp"
 
 namespace secretshim::plugin {
-namespace {
 
-std::string label(const std::string& stateDir) {
-    return "node key " + stateDir + "/" + std::string(kNodeKeyFile);
-}
-
-Result<SecureBuffer> loadKey(int stateDirFd, const std::string& stateDir) {
-    auto file = openPrivateFile(stateDirFd, std::string(kNodeKeyFile), label(stateDir));
-    if (!file) return tl::unexpected(file.error());
-    if (file->size != kNodeKeySize)
-        return tl::unexpected(Error{EINVAL, label(stateDir) + " is " + std::to_string(file->size) +
-                                                " bytes, expected " + std::to_string(kNodeKeySize)});
-    auto key = SecureBuffer::allocate(kNodeKeySize);
-    if (!key) return tl::unexpected(key.error());
-    if (auto ok = readExact(file->fd.get(), key->span(), label(stateDir)); !ok) return tl::unexpected(ok.error());
+Result<SecureBuffer> readKeyFile(int dirFd, const std::string& file, const std::string& label, std::size_t size) {
+    auto opened = openPrivateFile(dirFd, file, label);
+    if (!opened) return propagate(opened);
+    if (opened->size != size)
+        return failWith(EINVAL, label + " is " + std::to_string(opened->size) + " bytes, expected " + std::to_string(size));
+    auto key = SecureBuffer::allocate(size);
+    if (!key) return propagate(key);
+    if (auto ok = readExact(opened->fd.get(), key->span(), label); !ok) return propagate(ok);
     return key;
 }
 
-// Writes a new key; EEXIST when another process created one first.
-Result<void> createKey(int stateDirFd, const std::string& stateDir) {
-    auto key = SecureBuffer::allocate(kNodeKeySize);
-    if (!key) return tl::unexpected(key.error());
+Result<SecureBuffer> loadOrCreateKeyFile(int dirFd, const std::string& dir, const std::string& file,
+                                         const std::string& label, std::size_t size) {
+    auto key = readKeyFile(dirFd, file, label, size);
+    if (key || key.error().code != ENOENT) return key;
+    auto fresh = SecureBuffer::allocate(size);
+    if (!fresh) return propagate(fresh);
     // The private DRBG: key material never shares a generator with public
     // values such as nonces and ids.
-    if (RAND_priv_bytes(key->data(), static_cast<int>(key->size())) != 1)
-        return fail("creating " + label(stateDir) + ": the OpenSSL random generator failed");
-    return writeFileAtomic(stateDirFd, stateDir, std::string(kNodeKeyFile), key->span(), 0600, IfExists::fail);
+    if (RAND_priv_bytes(fresh->data(), static_cast<int>(size)) != 1)
+        return fail("creating " + label + ": the OpenSSL random generator failed");
+    // Two processes starting at once both write; one rename wins (the other
+    // gets EEXIST) and both then load the winner's key.
+    auto written = writeFileAtomic(dirFd, dir, file, fresh->span(), 0600, IfExists::fail);
+    if (!written && written.error().code != EEXIST) return propagate(written);
+    return readKeyFile(dirFd, file, label, size);
 }
-
-}  // namespace
 
 Result<NodeKey> NodeKey::loadOrCreate(const std::string& stateDir) {
     auto dir = openOrCreateDir(AT_FDCWD, stateDir, "state directory " + stateDir, DirAccess::any);
-    if (!dir) return tl::unexpected(dir.error());
+    if (!dir) return propagate(dir);
     return loadOrCreateAt(dir->get(), stateDir);
 }
 
 Result<NodeKey> NodeKey::loadOrCreateAt(int stateDirFd, const std::string& stateDir) {
-    auto key = loadKey(stateDirFd, stateDir);
-    if (!key && key.error().code == ENOENT) {
-        // Never replace an existing key: every stored secret depends on it.
-        // Two processes starting at once both write; one rename wins and
-        // both then load the winner's key.
-        auto created = createKey(stateDirFd, stateDir);
-        if (!created && created.error().code != EEXIST) return tl::unexpected(created.error());
-        key = loadKey(stateDirFd, stateDir);
-    }
-    if (!key) return tl::unexpected(key.error());
+    // Never replaced: every stored secret depends on it.
+    auto key = loadOrCreateKeyFile(stateDirFd, stateDir, std::string(kNodeKeyFile),
+                                   "node key " + stateDir + "/" + std::string(kNodeKeyFile), kNodeKeySize);
+    if (!key) return propagate(key);
     return NodeKey(std::move(*key));
 }
 

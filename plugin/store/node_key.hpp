@@ -7,10 +7,20 @@
 #include <string_view>
 #include <utility>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/store/secure_buffer.hpp"
 
 namespace secretshim::plugin {
+
+// Key files: `size` random bytes in `file` in the directory `dirFd`
+// (`label` names the key in errors), owned by the effective uid, mode 0600.
+// A file of another size is refused.
+Result<SecureBuffer> readKeyFile(int dirFd, const std::string& file, const std::string& label, std::size_t size);
+// The same, creating the key from OpenSSL's private generator if the file
+// is missing; an existing key is never replaced (`dir` names the directory
+// in errors).
+Result<SecureBuffer> loadOrCreateKeyFile(int dirFd, const std::string& dir, const std::string& file,
+                                         const std::string& label, std::size_t size);
 
 inline constexpr std::size_t kNodeKeySize = 32;
 inline constexpr std::string_view kNodeKeyFile = "node.key";

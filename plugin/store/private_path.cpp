@@ -11,7 +11,7 @@ namespace secretshim::plugin {
 namespace {
 
 tl::unexpected<Error> refuse(int code, std::string message) {
-    return tl::unexpected(Error{code, std::move(message)});
+    return failWith(code, std::move(message));
 }
 
 std::string octal(mode_t mode) {
@@ -47,12 +47,12 @@ Result<UniqueFd> openOrCreateDir(int dirFd, const std::string& name, const std::
         if (::fstatat(dirFd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
             return refuse(ELOOP, label + " is a symlink; refusing it");
         if (openError == ENOTDIR) return refuse(ENOTDIR, label + " is not a directory");
-        return failCode(openError, "opening " + label);
+        return failErrno(openError, "opening " + label);
     }
     if (access == DirAccess::ownerOnly) {
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0) return failErrno("inspecting " + label);
-        if (auto ok = checkOwnerOnly(st, label, 0700); !ok) return tl::unexpected(ok.error());
+        if (auto ok = checkOwnerOnly(st, label, 0700); !ok) return propagate(ok);
     }
     return fd;
 }
@@ -66,7 +66,7 @@ Result<OpenedFile> openPrivateFile(int dirFd, const std::string& name, const std
     }
     if (S_ISLNK(st.st_mode)) return refuse(ELOOP, label + " is a symlink; refusing it");
     if (!S_ISREG(st.st_mode)) return refuse(EINVAL, label + " is not a regular file");
-    if (auto ok = checkOwnerOnly(st, label, 0600); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkOwnerOnly(st, label, 0600); !ok) return propagate(ok);
 
     UniqueFd fd(::openat(dirFd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
     if (!fd) {
@@ -107,11 +107,11 @@ Result<void> readExact(int fd, std::span<unsigned char> out, const std::string& 
 Result<std::string> readPrivateText(int dirFd, const std::string& name, const std::string& label,
                                     std::uint64_t maxSize) {
     auto file = openPrivateFile(dirFd, name, label);
-    if (!file) return tl::unexpected(file.error());
+    if (!file) return propagate(file);
     if (file->size > maxSize) return fail(label + " is too large");
     std::string text(file->size, '\0');
     if (auto ok = readExact(file->fd.get(), {reinterpret_cast<unsigned char*>(text.data()), text.size()}, label); !ok)
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     return text;
 }
 

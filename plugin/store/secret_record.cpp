@@ -16,7 +16,7 @@ using nlohmann::json;
 constexpr std::string_view kMagicFamily = "SSHS";
 constexpr std::size_t kIdLength = 32;
 
-tl::unexpected<Error> corrupt(std::string why) { return tl::unexpected(Error{EBADMSG, std::move(why)}); }
+tl::unexpected<Error> corrupt(std::string why) { return failWith(EBADMSG, std::move(why)); }
 
 std::span<const unsigned char> asBytes(std::string_view s) {
     return {reinterpret_cast<const unsigned char*>(s.data()), s.size()};
@@ -76,7 +76,7 @@ Result<std::vector<unsigned char>> sealRecord(const SecretMeta& meta, std::span<
     if (plaintext.size() != meta.size) return fail("sealing a record: the size does not match its metadata");
     const std::string header = encodeHeader(meta);
     auto sealed = gcmSeal(key, plaintext, associatedData(asBytes(header), meta.name));
-    if (!sealed) return tl::unexpected(sealed.error());
+    if (!sealed) return propagate(sealed);
 
     std::vector<unsigned char> record;
     record.reserve(header.size() + kGcmNonceSize + sealed->ciphertext.size() + kGcmTagSize);
@@ -96,7 +96,7 @@ Result<RecordHeader> parseRecordHeader(std::span<const unsigned char> prefix, st
     const std::size_t end = text.find('\n', kRecordMagic.size());
     if (end == std::string_view::npos) return corrupt("corrupt record header (no end of line)");
     auto meta = parseMeta(text.substr(kRecordMagic.size(), end - kRecordMagic.size()));
-    if (!meta) return tl::unexpected(meta.error());
+    if (!meta) return propagate(meta);
 
     RecordHeader header{std::move(*meta), end + 1};
     const std::uint64_t overhead = header.length + kGcmNonceSize + kGcmTagSize;
@@ -123,10 +123,10 @@ Result<SecureBuffer> openRecord(std::span<const unsigned char> record, std::stri
     // The name check is also enforced by the tag; checking first is cheaper.
     if (!header || header->meta.name != name || header->meta.size == 0) return tampered();
     auto plain = SecureBuffer::allocate(header->meta.size);
-    if (!plain) return tl::unexpected(plain.error());
+    if (!plain) return propagate(plain);
     const RecordParts parts = recordParts(record, *header);
     auto ok = gcmOpenInto(key, parts.nonce, parts.ciphertext, parts.tag, parts.aad, plain->span());
-    if (!ok) return ok.error().code == EBADMSG ? tampered() : tl::unexpected(ok.error());
+    if (!ok) return ok.error().code == EBADMSG ? tampered() : propagate(ok);
     return plain;
 }
 

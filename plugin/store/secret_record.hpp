@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/store/aes_gcm.hpp"
 #include "plugin/store/secure_buffer.hpp"
 

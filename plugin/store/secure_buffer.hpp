@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <span>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 namespace secretshim::plugin {
 

@@ -56,7 +56,7 @@ BCRYPT_AUTHENTICATED_CIPHER_MODE_INFO modeInfo(const GcmNonce& nonce, GcmTag& ta
     return info;
 }
 
-tl::unexpected<Error> cannotDecrypt() { return tl::unexpected(Error{EBADMSG, "cannot decrypt"}); }
+tl::unexpected<Error> cannotDecrypt() { return failWith(EBADMSG, "cannot decrypt"); }
 
 }  // namespace
 

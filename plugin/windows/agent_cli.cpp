@@ -42,7 +42,7 @@ int runAgent(int argc, char** argv, platform::WinFs& fs, ExistingDirectory state
         return 1;
     };
     if (!elevated())
-        return die(Error{0, "must run as SYSTEM or an elevated administrator (it writes into containers' "
+        return die(Error{.message = "must run as SYSTEM or an elevated administrator (it writes into containers' "
                             "filesystems, and only Administrators and SYSTEM may open its pipe)"});
     auto path = pipePath(pipe);
     if (!path) return die(path.error());

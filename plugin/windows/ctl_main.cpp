@@ -14,6 +14,7 @@
 
 #include <cstdio>
 
+#include "mountfs/base/hex.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
@@ -81,15 +82,11 @@ Result<Reply> typed(Result<json> reply) {
 Result<json> createSecret(PipeConnection& connection, const std::string& name, const SecureBuffer& value) {
     if (auto ok = connection.send(SecretCreateRequest{name, {}, value.size()}.toJson(), kTimeout); !ok)
         return tl::unexpected(ok.error());
-    static constexpr char kDigits[] = "0123456789abcdef";
     for (std::size_t done = 0; done < value.size(); done += kSecretChunk) {
         const std::size_t n = std::min(kSecretChunk, value.size() - done);
         json chunk = SecretDataMessage{std::string(n * 2, '0')}.toJson();
         auto& hex = chunk["hex"].get_ref<std::string&>();
-        for (std::size_t i = 0; i < n; ++i) {
-            hex[2 * i] = kDigits[value.data()[done + i] >> 4];
-            hex[2 * i + 1] = kDigits[value.data()[done + i] & 0xf];
-        }
+        hexEncodeTo({value.data() + done, n}, hex.data());
         auto ok = connection.send(chunk, kTimeout);
         ::SecureZeroMemory(hex.data(), hex.size());
         if (!ok) return tl::unexpected(ok.error());

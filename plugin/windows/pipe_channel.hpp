@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/windows/security_descriptor.hpp"
 #include "platform/windows/unique_handle.hpp"
 

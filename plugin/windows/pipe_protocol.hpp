@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "plugin/protocol/messages.hpp"
 
 namespace secretshim::plugin {

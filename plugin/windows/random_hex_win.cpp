@@ -7,6 +7,8 @@
 #include <climits>
 #include <vector>
 
+#include "mountfs/base/hex.hpp"
+
 namespace secretshim::plugin {
 
 Result<std::string> randomHex(std::size_t bytes) {
@@ -15,14 +17,7 @@ Result<std::string> randomHex(std::size_t bytes) {
     if (bytes > 0 && !BCRYPT_SUCCESS(::BCryptGenRandom(nullptr, raw.data(), static_cast<ULONG>(bytes),
                                                        BCRYPT_USE_SYSTEM_PREFERRED_RNG)))
         return fail("the system random generator failed");
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string hex;
-    hex.reserve(bytes * 2);
-    for (unsigned char b : raw) {
-        hex += kDigits[b >> 4];
-        hex += kDigits[b & 0xf];
-    }
-    return hex;
+    return hexEncode(raw);
 }
 
 }  // namespace secretshim::plugin

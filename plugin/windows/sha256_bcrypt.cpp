@@ -5,6 +5,8 @@
 
 #include <array>
 
+#include "mountfs/base/hex.hpp"
+
 namespace secretshim::plugin {
 
 Result<std::string> sha256Hex(std::string_view data) {
@@ -16,13 +18,7 @@ Result<std::string> sha256Hex(std::string_view data) {
                                          static_cast<ULONG>(data.size()), digest.data(), digest.size());
     ::BCryptCloseAlgorithmProvider(alg, 0);
     if (!BCRYPT_SUCCESS(status)) return fail("CNG SHA-256 failed");
-    static constexpr char kDigits[] = "0123456789abcdef";
-    std::string hex;
-    for (unsigned char b : digest) {
-        hex += kDigits[b >> 4];
-        hex += kDigits[b & 0xf];
-    }
-    return hex;
+    return hexEncode(digest);
 }
 
 }  // namespace secretshim::plugin

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/windows/security_descriptor.hpp"
 #include "plugin/store/secure_buffer.hpp"
 

@@ -157,12 +157,12 @@ Result<json> WinAgent::prepare(const json& message) {
     if (auto checked = platform::hostRoot(root); !checked) return refuse(checked.error());
     auto refs = mountfs::parseWindowsSecretRefs(secrets);
     if (!refs) return refuse(refs.error());
-    if (refs->empty()) return refuse(Error{0, "no secret specs"});
+    if (refs->empty()) return refuse(Error{.message = "no secret specs"});
     auto layout = mountfs::planWindowsView(*refs);
     if (!layout) return refuse(layout.error());
 
     std::lock_guard lock(mutex_);
-    if (tasks_.count(task)) return refuse(Error{0, "is already prepared (clean it up first)"});
+    if (tasks_.count(task)) return refuse(Error{.message = "is already prepared (clean it up first)"});
     // Decrypted into locked memory, wiped when this returns: the
     // container's files are the only copy afterwards.
     std::map<std::string, SecureBuffer> plain;

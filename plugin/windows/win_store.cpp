@@ -19,11 +19,7 @@ constexpr std::wstring_view kSecretsDir = L"\\secrets";
 constexpr std::wstring_view kSuffix = L".secret";
 constexpr std::wstring_view kKeyFile = L"\\node.key";
 
-Result<void> checkName(std::string_view name) {
-    if (!mountfs::isValidSecretName(name))
-        return fail("secret name " + quote(name) + " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
-    return {};
-}
+Result<void> checkName(std::string_view name) { return mountfs::checkSecretName(name); }
 
 Result<SecureBuffer> loadOrCreateKey(const std::wstring& path, const platform::SecurityDescriptor& descriptor) {
     for (int attempt = 0; attempt < 2; ++attempt) {

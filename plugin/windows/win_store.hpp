@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "mountfs/secrets_view.hpp"
 #include "platform/windows/security_descriptor.hpp"
 #include "plugin/store/secret_record.hpp"

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "platform/linux/read_all.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/wrapper/runtime_args.hpp"
 #include "plugin/wrapper/spec_hooks.hpp"
@@ -87,17 +88,7 @@ Result<std::string> readConfig(int fd) {
     struct stat st {};
     if (::fstat(fd, &st) != 0) return failErrno("inspecting config.json");
     if (!S_ISREG(st.st_mode)) return fail("config.json is not a regular file");
-    std::string data;
-    char buf[65536];
-    for (;;) {
-        const ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return failErrno("reading config.json");
-        if (n == 0) break;
-        data.append(buf, static_cast<std::size_t>(n));
-        if (data.size() > kMaxConfig) return fail("config.json is larger than 16 MiB");
-    }
-    return data;
+    return platform::readAll(fd, kMaxConfig, "config.json");
 }
 
 // Replaces config.json through a temporary file in the bundle: the runtime
@@ -128,12 +119,12 @@ Result<void> addHooksToBundle(const std::string& bundle, const HookSettings& set
     UniqueFd fd(::openat(dir.get(), "config.json", O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) return failErrno("opening config.json");
     auto text = readConfig(fd.get());
-    if (!text) return tl::unexpected(text.error());
+    if (!text) return propagate(text);
     json spec = json::parse(*text, nullptr, /*allow_exceptions=*/false);
     if (spec.is_discarded()) return fail("config.json is not valid JSON");
     if (!specAsksForSecrets(spec)) return {};  // the common case: untouched
     auto changed = addSecretshimHooks(spec, settings);
-    if (!changed) return tl::unexpected(changed.error());
+    if (!changed) return propagate(changed);
     if (!*changed) return {};
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return failErrno("inspecting config.json");

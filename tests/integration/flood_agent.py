@@ -19,6 +19,9 @@ import socket
 import sys
 import time
 
+from agent_client import receive as reply
+import agent_client
+
 ROOT = {"integration": "bundle"}  # the identity a hook sends for a bundle root wrote
 
 CONNECTIONS = 200
@@ -26,23 +29,7 @@ sock_path, ready = sys.argv[1], sys.argv[2]
 
 
 def connect():
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.connect(sock_path)
-    return s
-
-
-def reply(s, timeout=5.0):
-    """The agent's next message as JSON, "EOF" when it closed, None on timeout."""
-    r, _, _ = select.select([s], [], [], timeout)
-    if not r:
-        return None
-    try:
-        data, fds, _, _ = socket.recv_fds(s, 1 << 17, 8)
-    except (ConnectionResetError, BrokenPipeError):
-        return "EOF"
-    for fd in fds:
-        os.close(fd)
-    return json.loads(data) if data else "EOF"
+    return agent_client.connect(sock_path)
 
 
 def closes(s, timeout=5.0):
@@ -145,13 +132,7 @@ out["half_built"] = half_built
 # Every refusal of the protocol, with its exact line (docs/bad-inputs.md).
 def exchange(messages, fds=()):
     """Sends each message on one connection; returns the last reply."""
-    s = connect()
-    got = None
-    for i, m in enumerate(messages):
-        socket.send_fds(s, [json.dumps(m).encode()], list(fds) if i == 0 else [])
-        got = reply(s)
-    s.close()
-    return got
+    return agent_client.exchange(sock_path, messages, fds)
 
 
 def refused(name, messages, fds, line):

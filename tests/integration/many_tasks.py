@@ -11,32 +11,18 @@ process, with ids of 1000 characters: COUNT=80 makes about 80 KiB of JSON.
 """
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
+
+import agent_client
 
 sock_path, ctl, secret, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 out = {}
 
 
 def exchange(requests, fds):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    s.settimeout(10)
-    s.connect(sock_path)
-    got = None
-    try:
-        for i, req in enumerate(requests):
-            socket.send_fds(s, [json.dumps(req).encode()], fds if i == 0 else [])
-            data, rfds, _, _ = socket.recv_fds(s, 1 << 17, 8)
-            for fd in rfds:
-                os.close(fd)
-            got = json.loads(data) if data else None
-            if not isinstance(got, dict) or got.get("ok") is not True:
-                return got
-    finally:
-        s.close()
-    return got
+    return agent_client.exchange(sock_path, requests, fds, timeout=10, stop_on_refusal=True)
 
 
 def listed():

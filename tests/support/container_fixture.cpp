@@ -25,17 +25,6 @@
 namespace secretshim::test {
 namespace fs = std::filesystem;
 
-TempDir::TempDir() {
-    char tmpl[] = "/tmp/secretshim-test-XXXXXX";
-    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-}
-
-TempDir::~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-}
-
 void makeBusyboxRootfs(const std::string& dir) {
     for (const char* d : {"bin", "etc", "tmp", "proc", "dev", "run"}) fs::create_directories(dir + "/" + d);
     fs::copy_file("/bin/busybox", dir + "/bin/busybox");

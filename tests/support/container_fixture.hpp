@@ -9,24 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 #include "platform/linux/unique_fd.hpp"
+#include "tests/support/temp_dir.hpp"
 
 namespace secretshim::test {
-
-// A temporary directory removed (after lazily unmounting anything left
-// below it) when the object dies.
-class TempDir {
-public:
-    TempDir();
-    ~TempDir();
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 // Lays out a minimal busybox-static root filesystem in `dir`.
 void makeBusyboxRootfs(const std::string& dir);

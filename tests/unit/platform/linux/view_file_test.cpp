@@ -16,30 +16,15 @@
 #include <doctest/doctest.h>
 
 #include "platform/linux/view_file.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace secretshim;
 using namespace secretshim::platform;
 namespace fs = std::filesystem;
 
+using secretshim::test::TempDir;
+
 namespace {
-
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = "/tmp/secretshim-view-file-XXXXXX";
-        REQUIRE(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
-    const std::string& path() const { return path_; }
-    std::string operator/(const std::string& rel) const { return path_ + "/" + rel; }
-
-private:
-    std::string path_;
-};
 
 void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 std::string read(const std::string& path) {

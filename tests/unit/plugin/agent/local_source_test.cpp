@@ -11,7 +11,7 @@
 
 using namespace secretshim;
 using namespace secretshim::plugin;
-using test::TempDir;
+using secretshim::test::TempDir;
 
 namespace {
 

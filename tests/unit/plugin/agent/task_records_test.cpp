@@ -20,6 +20,7 @@
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/agent/task_records.hpp"
 #include "tests/support/sha256_hex.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace secretshim;
 using namespace secretshim::plugin;
@@ -27,29 +28,9 @@ using secretshim::platform::UniqueFd;
 
 namespace fs = std::filesystem;
 
+using secretshim::test::TempDir;
+
 namespace {
-
-// A private directory under /tmp, removed with everything in it.
-class TempDir {
-public:
-    TempDir() {
-        char pattern[] = "/tmp/secretshim-tasks-test-XXXXXX";
-        const char* made = ::mkdtemp(pattern);
-        REQUIRE(made != nullptr);
-        path_ = made;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-    std::string tasks() const { return path_ + "/tasks"; }
-
-private:
-    std::string path_;
-};
 
 TaskRecords openRecords(const std::string& state) {
     auto records = TaskRecords::open(state);
@@ -145,10 +126,10 @@ pid_t reapedPid() {
 
 TEST_CASE("open creates the tasks directory with mode 0700") {
     TempDir tmp;
-    REQUIRE_FALSE(fs::exists(tmp.tasks()));
+    REQUIRE_FALSE(fs::exists((tmp.path() + "/tasks")));
     auto records = openRecords(tmp.path());
     struct stat st {};
-    REQUIRE(::lstat(tmp.tasks().c_str(), &st) == 0);
+    REQUIRE(::lstat((tmp.path() + "/tasks").c_str(), &st) == 0);
     CHECK(S_ISDIR(st.st_mode));
     CHECK((st.st_mode & 07777) == 0700);
     CHECK(st.st_uid == ::geteuid());
@@ -194,12 +175,12 @@ TEST_CASE("open creates a missing runtime directory (0700), not its parents") {
 // runtime directory.
 TEST_CASE("open refuses a tasks directory others can read") {
     TempDir tmp;
-    REQUIRE(::mkdir(tmp.tasks().c_str(), 0700) == 0);
-    REQUIRE(::chmod(tmp.tasks().c_str(), 0755) == 0);
+    REQUIRE(::mkdir((tmp.path() + "/tasks").c_str(), 0700) == 0);
+    REQUIRE(::chmod((tmp.path() + "/tasks").c_str(), 0755) == 0);
     auto records = TaskRecords::open(tmp.path());
     REQUIRE_FALSE(records.has_value());
     CHECK(records.error().code == EPERM);
-    CHECK(records.error().message.find(tmp.tasks()) != std::string::npos);
+    CHECK(records.error().message.find((tmp.path() + "/tasks")) != std::string::npos);
     CHECK(records.error().message.find("accessible by group or others") != std::string::npos);
 }
 
@@ -207,7 +188,7 @@ TEST_CASE("open refuses a tasks path that is a symlink") {
     TempDir tmp;
     const std::string elsewhere = tmp.path() + "/elsewhere";
     REQUIRE(::mkdir(elsewhere.c_str(), 0700) == 0);
-    REQUIRE(::symlink(elsewhere.c_str(), tmp.tasks().c_str()) == 0);
+    REQUIRE(::symlink(elsewhere.c_str(), (tmp.path() + "/tasks").c_str()) == 0);
     auto records = TaskRecords::open(tmp.path());
     REQUIRE_FALSE(records.has_value());
     CHECK(records.error().code == ELOOP);
@@ -223,7 +204,7 @@ TEST_CASE("a saved record loads back, under a file named by the id's SHA-256") {
     if (!ok) FAIL_CHECK(ok.error().message);
     REQUIRE(ok.has_value());
 
-    const auto names = entriesOf(tmp.tasks());
+    const auto names = entriesOf((tmp.path() + "/tasks"));
     REQUIRE(names.size() == 1);
     CHECK(names[0] == hexOf(id) + ".task");
     REQUIRE(names[0].ends_with(".task"));
@@ -231,7 +212,7 @@ TEST_CASE("a saved record loads back, under a file named by the id's SHA-256") {
     CHECK(stem.size() == 64);
     CHECK(stem.find_first_not_of("0123456789abcdef") == std::string::npos);
     struct stat st {};
-    REQUIRE(::lstat((tmp.tasks() + "/" + names[0]).c_str(), &st) == 0);
+    REQUIRE(::lstat(((tmp.path() + "/tasks") + "/" + names[0]).c_str(), &st) == 0);
     CHECK(S_ISREG(st.st_mode));
     CHECK((st.st_mode & 07777) == 0600);
     // Nothing was written outside the tasks directory.
@@ -253,7 +234,7 @@ TEST_CASE("several records load back, one each") {
     REQUIRE(records.save({"one", 1, 10, "a:/a"}).has_value());
     REQUIRE(records.save({"two", 2, 20, ""}).has_value());
     REQUIRE(records.save({"three", 3, 0, "c:/c"}).has_value());
-    CHECK(entriesOf(tmp.tasks()).size() == 3);
+    CHECK(entriesOf((tmp.path() + "/tasks")).size() == 3);
 
     std::vector<std::string> problems;
     auto all = records.loadAll(problems);
@@ -275,7 +256,7 @@ TEST_CASE("saving the same id again replaces the record") {
     REQUIRE(records.save({"ctr", 100, 5000, "old:/run/old"}).has_value());
     REQUIRE(records.save({"ctr", 200, 6000, "new:/run/new"}).has_value());
 
-    const auto names = entriesOf(tmp.tasks());
+    const auto names = entriesOf((tmp.path() + "/tasks"));
     REQUIRE(names.size() == 1);
     CHECK(names[0] == hexOf("ctr") + ".task");
 
@@ -295,7 +276,7 @@ TEST_CASE("remove deletes a record and leaves the others") {
     REQUIRE(records.save({"keep", 1, 1, ""}).has_value());
     REQUIRE(records.save({"drop/me", 2, 2, ""}).has_value());
     records.remove({"drop/me", ""});
-    CHECK(entriesOf(tmp.tasks()) == std::vector<std::string>{hexOf("keep") + ".task"});
+    CHECK(entriesOf((tmp.path() + "/tasks")) == std::vector<std::string>{hexOf("keep") + ".task"});
 
     std::vector<std::string> problems;
     auto all = records.loadAll(problems);
@@ -311,7 +292,7 @@ TEST_CASE("remove deletes a record and leaves the others") {
     CHECK(all.size() == 1);
 
     records.remove({"keep", ""});
-    CHECK(entriesOf(tmp.tasks()).empty());
+    CHECK(entriesOf((tmp.path() + "/tasks")).empty());
     CHECK(records.loadAll(problems).empty());
 }
 
@@ -354,7 +335,7 @@ TEST_CASE("a malformed record is reported and removed") {
         bad = "06.task";
         content = R"({"id":6,"pid":1,"start_time":1,"secrets":""})";
     }
-    const std::string badPath = tmp.tasks() + "/" + bad;
+    const std::string badPath = (tmp.path() + "/tasks") + "/" + bad;
     writeText(badPath, content);
     REQUIRE(fs::exists(badPath));
 
@@ -376,13 +357,13 @@ TEST_CASE("a malformed record is reported and removed") {
 TEST_CASE("files without the .task suffix are ignored and kept") {
     TempDir tmp;
     auto records = openRecords(tmp.path());
-    writeText(tmp.tasks() + "/notes.txt", "garbage");
-    writeText(tmp.tasks() + "/.task", "garbage");
+    writeText((tmp.path() + "/tasks") + "/notes.txt", "garbage");
+    writeText((tmp.path() + "/tasks") + "/.task", "garbage");
     std::vector<std::string> problems;
     CHECK(records.loadAll(problems).empty());
     CHECK(problems.empty());
-    CHECK(fs::exists(tmp.tasks() + "/notes.txt"));
-    CHECK(fs::exists(tmp.tasks() + "/.task"));
+    CHECK(fs::exists((tmp.path() + "/tasks") + "/notes.txt"));
+    CHECK(fs::exists((tmp.path() + "/tasks") + "/.task"));
 }
 
 TEST_CASE("processStartTime of this process matches /proc and is stable") {
@@ -479,7 +460,7 @@ TEST_CASE("a container id of any length is saved and loaded back") {
     REQUIRE(loaded.size() == 1);
     CHECK(loaded[0].id == id);
     records.remove({id, ""});
-    CHECK(entriesOf(tmp.tasks()).empty());
+    CHECK(entriesOf((tmp.path() + "/tasks")).empty());
 }
 
 TEST_CASE("a record under another id's file name is refused") {
@@ -487,8 +468,8 @@ TEST_CASE("a record under another id's file name is refused") {
     auto records = openRecords(tmp.path());
     REQUIRE(records.save({"one", 1, 1ULL, "a"}).has_value());
     // Rename one's record to the name two's record would have.
-    REQUIRE(::rename((tmp.tasks() + "/" + hexOf("one") + ".task").c_str(),
-                     (tmp.tasks() + "/" + hexOf("two") + ".task").c_str()) == 0);
+    REQUIRE(::rename(((tmp.path() + "/tasks") + "/" + hexOf("one") + ".task").c_str(),
+                     ((tmp.path() + "/tasks") + "/" + hexOf("two") + ".task").c_str()) == 0);
     std::vector<std::string> problems;
     CHECK(records.loadAll(problems).empty());
     CHECK(problems.size() == 1);
@@ -521,9 +502,9 @@ TEST_CASE("who the container is survives in its record; a record without one sti
     CHECK_FALSE(old.identity.has_value());
 
     // A malformed identity: the record loads, the identity is dropped and said.
-    std::ofstream(tmp.tasks() + "/" + hexOf("m") + ".task")
+    std::ofstream((tmp.path() + "/tasks") + "/" + hexOf("m") + ".task")
         << R"({"id":"m","pid":1,"start_time":1,"secrets":"db","identity":{"integration":"nope"}})";
-    ::chmod((tmp.tasks() + "/" + hexOf("m") + ".task").c_str(), 0600);
+    ::chmod(((tmp.path() + "/tasks") + "/" + hexOf("m") + ".task").c_str(), 0600);
     problems.clear();
     all = records.loadAll(problems);
     CHECK(all.size() == 3);
@@ -549,7 +530,7 @@ TEST_CASE("the same id in two namespaces: two records, each loaded and removed o
     auto records = openRecords(tmp.path());
     REQUIRE(records.save(withBundle({"web", 1, 10, "a"}, kNs1)).has_value());
     REQUIRE(records.save(withBundle({"web", 2, 20, "b"}, kNs2)).has_value());
-    CHECK(entriesOf(tmp.tasks()) ==
+    CHECK(entriesOf((tmp.path() + "/tasks")) ==
           [] {
               std::vector<std::string> names{hexOf(std::string("web") + '\0' + kNs1) + ".task",
                                              hexOf(std::string("web") + '\0' + kNs2) + ".task"};
@@ -575,14 +556,14 @@ TEST_CASE("the same id in two namespaces: two records, each loaded and removed o
     records.remove({"web", ""});  // no such key: the record with a bundle stays
     CHECK(records.loadAll(problems).size() == 1);
     records.remove({"web", kNs1});
-    CHECK(entriesOf(tmp.tasks()).empty());
+    CHECK(entriesOf((tmp.path() + "/tasks")).empty());
 }
 
 TEST_CASE("a record from before bundles loads with none, under its old name, and is removed by its key") {
     TempDir tmp;
     auto records = openRecords(tmp.path());
     // As the agent wrote it before bundles: named by the id's SHA-256, no "bundle".
-    const std::string old = tmp.tasks() + "/" + hexOf("web") + ".task";
+    const std::string old = (tmp.path() + "/tasks") + "/" + hexOf("web") + ".task";
     writeText(old, R"({"id":"web","pid":5,"start_time":50,"secrets":"db","view_device":7,"locked":false})");
     REQUIRE(::chmod(old.c_str(), 0600) == 0);
     // The same id, started since by a hook that sends bundles.
@@ -611,7 +592,7 @@ TEST_CASE("a record whose bundle does not match its file name, or is not a strin
     TempDir tmp;
     auto records = openRecords(tmp.path());
     REQUIRE(records.save(withBundle({"web", 1, 10, "a"}, kNs1)).has_value());
-    const std::string path = tmp.tasks() + "/" + TaskKey{"web", kNs1}.storeName() + ".task";
+    const std::string path = (tmp.path() + "/tasks") + "/" + TaskKey{"web", kNs1}.storeName() + ".task";
     std::string text = readText(path);
     REQUIRE(text.find(kNs1) != std::string::npos);
     SUBCASE("another bundle") { text.replace(text.find(kNs1), std::string(kNs1).size(), kNs2); }

@@ -19,6 +19,14 @@ TEST_CASE("names: letters, digits, '.', '_', '-'; no slash, no dot-dot") {
     CHECK_FALSE(checkName("task", std::string(129, 'a')));
 }
 
+TEST_CASE("secret names: the grammar of a node's local store, at most 64 characters") {
+    CHECK(checkName("secret", std::string(64, 's')));
+    CHECK(checkName("task", std::string(65, 't')));
+    auto r = checkName("secret", std::string(65, 's'));
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message == "secret name \"" + std::string(65, 's') + "\" does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+}
+
 TEST_CASE("keys: a node's prefix ends with a slash and covers its records only") {
     CHECK(nodePrefix("node-1") == "/secretshim/nodes/node-1/");
     CHECK(taskKey("node-1", "t1") == "/secretshim/nodes/node-1/tasks/t1");
@@ -105,4 +113,11 @@ TEST_CASE("base64: round trip, canonical form only") {
     CHECK(base64Encode("foobar") == "Zm9vYmFy");
     for (const char* bad : {"Zm9", "Zm9v=", "Zg=a", "Zh==", "====", "Zm 9", "Z===", "Zm9v\n"})
         CHECK_FALSE(base64Decode(bad).has_value());
+}
+
+TEST_CASE("base64: characters outside the alphabet and surrounding whitespace are refused") {
+    for (const char* bad : {"Zm9*", "Zm9 vYmF", "  Zm9vYmFy  ", "Zm9vYmFy\n\n\n\n", "Zm9v\tYmF", "Zm=vYmFy", "Zm9v_-8="})
+        CHECK_FALSE(base64Decode(bad).has_value());
+    CHECK(base64Decode("Zm8=") == std::optional<std::string>("fo"));
+    CHECK(base64Decode("Zg==") == std::optional<std::string>("f"));
 }

@@ -11,20 +11,14 @@
 #include "plugin/agent/serial_floor.hpp"
 #include "plugin/cluster/signing.hpp"
 #include "tests/support/ed25519_key.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace secretshim::cluster;
 using secretshim::plugin::SerialFloor;
 
-namespace {
+using secretshim::test::TempDir;
 
-struct TempDir {
-    std::string path;
-    TempDir() {
-        char tmpl[] = "/tmp/secretshim-signing-XXXXXX";
-        path = ::mkdtemp(tmpl);
-    }
-    ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-};
+namespace {
 
 // A fresh Ed25519 pair in PEM files.
 struct KeyFiles {
@@ -48,7 +42,7 @@ const std::string kTaskKey = "/secretshim/nodes/n1/tasks/web";
 
 TEST_CASE("signing: a signed record verifies; any change to it, or to its key, does not") {
     TempDir dir;
-    KeyFiles admin(dir.path, "admin");
+    KeyFiles admin(dir.path(), "admin");
     auto signer = AdminSigningKey::load(admin.priv);
     REQUIRE(signer.has_value());
     auto trusted = TrustedKeys::load({admin.pub});
@@ -91,7 +85,7 @@ TEST_CASE("signing: a signed record verifies; any change to it, or to its key, d
 
 TEST_CASE("signing: only the trusted keys count; both count while a key is rotated") {
     TempDir dir;
-    KeyFiles oldKey(dir.path, "old"), newKey(dir.path, "new"), attacker(dir.path, "attacker");
+    KeyFiles oldKey(dir.path(), "old"), newKey(dir.path(), "new"), attacker(dir.path(), "attacker");
     auto signedBy = [&](const KeyFiles& k) {
         NodeSecret s{"db", "abc", 3, {std::string(32, 'e'), std::string(12, 'n'), "ct", std::string(16, 't')}, {}};
         REQUIRE(AdminSigningKey::load(k.priv)->sign("/secretshim/nodes/n1/secrets/db", s, 7).has_value());
@@ -116,17 +110,17 @@ TEST_CASE("signing: only the trusted keys count; both count while a key is rotat
 
 TEST_CASE("signing: keys that are not Ed25519 PEM, or readable by others, are refused") {
     TempDir dir;
-    KeyFiles admin(dir.path, "admin");
+    KeyFiles admin(dir.path(), "admin");
     ::chmod(admin.priv.c_str(), 0644);
     auto open = AdminSigningKey::load(admin.priv);
     REQUIRE_FALSE(open.has_value());
     CHECK(open.error().message.find("accessible by group or others") != std::string::npos);
     ::chmod(admin.priv.c_str(), 0600);
-    std::ofstream(dir.path + "/junk.pub") << "not a key\n";
-    auto junk = TrustedKeys::load({dir.path + "/junk.pub"});
+    std::ofstream(dir.path() + "/junk.pub") << "not a key\n";
+    auto junk = TrustedKeys::load({dir.path() + "/junk.pub"});
     REQUIRE_FALSE(junk.has_value());
     CHECK(junk.error().message.find("is not a PEM public key") != std::string::npos);
-    CHECK_FALSE(TrustedKeys::load({dir.path + "/missing.pub"}).has_value());
+    CHECK_FALSE(TrustedKeys::load({dir.path() + "/missing.pub"}).has_value());
     CHECK_FALSE(TrustedKeys::load({admin.priv}).has_value());  // a private key where a public one belongs
 }
 
@@ -142,7 +136,7 @@ TEST_CASE("signing: malformed signature fields do not decode; serials only grow"
 TEST_CASE("serial floor: persisted, only raised, a damaged file refused") {
     TempDir dir;
     {
-        auto floor = SerialFloor::open(dir.path);
+        auto floor = SerialFloor::open(dir.path());
         REQUIRE(floor.has_value());
         CHECK(floor->at("/k") == 0);
         floor->raise("/k", 10);
@@ -151,13 +145,13 @@ TEST_CASE("serial floor: persisted, only raised, a damaged file refused") {
         REQUIRE(floor->save().has_value());
     }
     struct stat st {};
-    REQUIRE(::stat((dir.path + "/cluster-serials.json").c_str(), &st) == 0);
+    REQUIRE(::stat((dir.path() + "/cluster-serials.json").c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0600);
-    auto again = SerialFloor::open(dir.path);
+    auto again = SerialFloor::open(dir.path());
     REQUIRE(again.has_value());
     CHECK(again->at("/k") == 10);
-    std::ofstream(dir.path + "/cluster-serials.json") << "{\"/k\": -1}";
-    auto damaged = SerialFloor::open(dir.path);
+    std::ofstream(dir.path() + "/cluster-serials.json") << "{\"/k\": -1}";
+    auto damaged = SerialFloor::open(dir.path());
     REQUIRE_FALSE(damaged.has_value());
     CHECK(damaged.error().message.find("is damaged") != std::string::npos);
 }

@@ -9,34 +9,16 @@
 #include <doctest/doctest.h>
 
 #include "plugin/config/agent_config.hpp"
+#include "tests/support/temp_dir.hpp"
 
 using namespace secretshim;
 using namespace secretshim::plugin;
 
+using secretshim::test::TempDir;
+
 namespace {
 
 const std::string kName = "agent.yaml";
-
-// A private directory under /tmp, removed with everything in it.
-class TempDir {
-public:
-    TempDir() {
-        char pattern[] = "/tmp/secretshim-config-test-XXXXXX";
-        const char* made = ::mkdtemp(pattern);
-        REQUIRE(made != nullptr);
-        path_ = made;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
 
 AgentConfig parseOk(const std::string& yaml) {
     auto config = parseAgentConfig(yaml, kName);

@@ -253,3 +253,12 @@ TEST_CASE("parseRootfsPath reports root.readonly and CAP_SYS_ADMIN in the boundi
     CHECK_FALSE(f.rootReadOnly);
     CHECK_FALSE(f.mayHoldSysAdmin);
 }
+
+TEST_CASE("parseRootfsPath leaves the facts untouched when it fails") {
+    BundleFacts f;
+    f.mayHoldSysAdmin = true;
+    const auto failed = parseRootfsPath(R"({"root":{"path":"rootfs","readonly":true}})", "bundles/abc", &f);
+    REQUIRE_FALSE(failed.has_value());
+    CHECK_FALSE(f.rootReadOnly);
+    CHECK(f.mayHoldSysAdmin);
+}

@@ -21,7 +21,7 @@ using test::bytesOf;
 using test::containsBytes;
 using test::readBytes;
 using test::sameBytes;
-using test::TempDir;
+using secretshim::test::TempDir;
 using test::writeBytesInPlace;
 
 namespace {
@@ -469,7 +469,7 @@ TEST_CASE("readMany: a record tampered in its ciphertext fails at its turn with 
 
     // An error of the receiver is returned as it is, not as tampering.
     auto refused = sealed->decryptTo(0, [](std::span<const unsigned char>) -> Result<void> {
-        return tl::unexpected(secretshim::Error{ENOSPC, "no room"});
+        return secretshim::failWith(ENOSPC, "no room");
     });
     REQUIRE(!refused.has_value());
     CHECK(refused.error().message == "no room");

@@ -14,7 +14,7 @@
 
 using namespace secretshim::plugin;
 using test::readBytes;
-using test::TempDir;
+using secretshim::test::TempDir;
 
 namespace {
 

@@ -14,25 +14,11 @@
 #include <system_error>
 #include <vector>
 
+#include "tests/support/temp_dir.hpp"
+
 namespace secretshim::plugin::test {
 
-class TempDir {
-public:
-    TempDir() {
-        std::string pattern = "/tmp/secretshim-store-test-XXXXXX";
-        if (::mkdtemp(pattern.data()) != nullptr) path_ = pattern;
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-    }
-    const std::string& path() const { return path_; }
-
-private:
-    std::string path_;
-};
+using secretshim::test::TempDir;
 
 inline std::vector<unsigned char> readBytes(const std::string& path) {
     std::ifstream in(path, std::ios::binary);

@@ -1,4 +1,4 @@
-#include "mountfs/error.hpp"
+#include "mountfs/base/error.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -6,17 +6,26 @@
 namespace secretshim {
 
 tl::unexpected<Error> fail(std::string message) {
-    return tl::unexpected(Error{0, std::move(message)});
+    return tl::unexpected(Error{ErrorKind::invalid, 0, std::move(message)});
 }
 
-tl::unexpected<Error> failCode(int code, std::string message) {
+tl::unexpected<Error> failErrno(int code, std::string message) {
     message += ": ";
     message += std::strerror(code);
-    return tl::unexpected(Error{code, std::move(message)});
+    return tl::unexpected(Error{ErrorKind::posix, code, std::move(message)});
 }
 
 tl::unexpected<Error> failErrno(std::string message) {
-    return failCode(errno, std::move(message));
+    const int code = errno;
+    return failErrno(code, std::move(message));
+}
+
+Error errorWith(int code, std::string message) {
+    return Error{ErrorKind::posix, code, std::move(message)};
+}
+
+tl::unexpected<Error> failWith(int code, std::string message) {
+    return tl::unexpected(errorWith(code, std::move(message)));
 }
 
 std::string quote(std::string_view s) {
