@@ -46,7 +46,7 @@ Result<IdMap> IdMap::read(int procDir, pid_t pid, const char* kind) {
     UniqueFd fd(::openat(procDir, path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd) return failErrno(std::string("reading the container's ") + kind + "_map");
     auto text = readAll(fd.get(), 65536, std::string("the container's ") + kind + "_map");
-    if (!text) return tl::unexpected(text.error());
+    if (!text) return propagate(text);
     return parse(*text);
 }
 
@@ -63,9 +63,9 @@ bool IdMap::identity() const {
 
 Result<HostIds> containerRootIds(pid_t pid) {
     auto uids = IdMap::read(AT_FDCWD, pid, "uid");
-    if (!uids) return tl::unexpected(uids.error());
+    if (!uids) return propagate(uids);
     auto gids = IdMap::read(AT_FDCWD, pid, "gid");
-    if (!gids) return tl::unexpected(gids.error());
+    if (!gids) return propagate(gids);
     auto uid = uids->toHost(0);
     auto gid = gids->toHost(0);
     if (!uid || !gid) return fail("the container's root has no mapping to the host");

@@ -79,7 +79,7 @@ Result<UniqueFd> openDirectories(int rootfd, const std::vector<std::string>& par
             }
             if (errno != ENOENT) return failErrno("resolving " + shown + " in the container");
         }
-        if (auto ok = mayCreateIn(cur.get(), rootfd, rootReadOnly, shown); !ok) return tl::unexpected(ok.error());
+        if (auto ok = mayCreateIn(cur.get(), rootfd, rootReadOnly, shown); !ok) return propagate(ok);
         if (::mkdirat(cur.get(), parts[i].c_str(), 0755) != 0) {
             if (errno == EEXIST && !created)
                 return fail(shown + " in the container is a dangling symbolic link");
@@ -112,8 +112,8 @@ Result<UniqueFd> openMountPoint(int rootfd, std::string_view target, MountPointK
     if (!fd) {
         if (errno != ENOENT) return failErrno("resolving " + shown + " in the container");
         auto parent = openDirectories(rootfd, parts, parts.size() - 1, rootReadOnly);
-        if (!parent) return tl::unexpected(parent.error());
-        if (auto ok = mayCreateIn(parent->get(), rootfd, rootReadOnly, shown); !ok) return tl::unexpected(ok.error());
+        if (!parent) return propagate(parent);
+        if (auto ok = mayCreateIn(parent->get(), rootfd, rootReadOnly, shown); !ok) return propagate(ok);
         const char* name = parts.back().c_str();
         if (wantDir) {
             if (::mkdirat(parent->get(), name, 0755) != 0)

@@ -79,7 +79,7 @@ tl::unexpected<Error> failOnView(int fd, const std::string& doing) {
 
 Result<void> fillSecretFile(int fd, Bytes data, const mountfs::SecretRef& ref) {
     if (auto ok = writeAll(fd, data); !ok)
-        return tl::unexpected(wrap(ok.error(), "secret \"" + ref.source + "\""));
+        return propagate(ok, "secret \"" + ref.source + "\"");
     return setOwnerAndMode(fd, ref);
 }
 

@@ -64,24 +64,24 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::adopt(mountfs::ViewLayout layout, 
         if (::setns(pidfd, CLONE_NEWNS) != 0) return failErrno("entering the container's mount namespace");
         // Inside the container, before looking at its files: confined like
         // the hook, plus the calls that clone our mounts back.
-        if (auto ok = confineForReadopt(); !ok) return tl::unexpected(ok.error());
+        if (auto ok = confineForReadopt(); !ok) return propagate(ok);
         UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
         if (!root) return failErrno("opening the container's root");
         std::vector<UniqueFd> out;
         if (l.hasDirectoryMount()) {
             auto fd = cloneAttached(root.get(), std::string(mountfs::kSecretsDir), device);
-            if (!fd) return tl::unexpected(fd.error());
+            if (!fd) return propagate(fd);
             out.push_back(std::move(*fd));
         }
         for (const auto& entry : l.entries) {
             if (entry.inDirectory) continue;
             auto fd = cloneAttached(root.get(), entry.ref.target, device);
-            if (!fd) return tl::unexpected(fd.error());
+            if (!fd) return propagate(fd);
             out.push_back(std::move(*fd));
         }
         return out;
     });
-    if (!fds) return tl::unexpected(fds.error());
+    if (!fds) return propagate(fds);
     auto it = fds->begin();
     UniqueFd dir;
     if (l.hasDirectoryMount()) dir = std::move(*it++);
@@ -113,19 +113,19 @@ Result<void> TmpfsView::checkStored(int fd, dev_t device) {
 
 Result<std::unique_ptr<TmpfsView>> TmpfsView::fromStore(mountfs::ViewLayout layout, UniqueFd root, dev_t device,
                                                         const KernelFeatures& features, std::size_t maxPayload) {
-    if (auto ok = checkStored(root.get(), device); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkStored(root.get(), device); !ok) return propagate(ok);
     std::set<std::string> files;
     for (const auto& entry : layout.entries) {
         // O_PATH: looked at (a regular file, inside the view), never opened.
         if (auto file = openViewFile(root.get(), entry.file, O_PATH); !file)
-            return tl::unexpected(wrap(file.error(), "the stored view holds no file for " + entry.ref.target));
+            return propagate(file, "the stored view holds no file for " + entry.ref.target);
         files.insert(entry.file);
     }
     // A crash between writing a file and renaming it into place (a rotation,
     // a live grant) leaves one that no reference names: nobody else would
     // ever wipe it.
     if (auto strays = wipeTree(root.get(), files); !strays)
-        return tl::unexpected(wrap(strays.error(), "wiping what the stored view holds beyond its references"));
+        return propagate(strays, "wiping what the stored view holds beyond its references");
     std::unique_ptr<TmpfsView> view(new TmpfsView(std::move(layout), features, maxPayload));
     view->root_ = std::make_unique<BuiltRoot>(std::move(root));
     view->device_ = device;
@@ -136,7 +136,7 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::fromStore(mountfs::ViewLayout layo
 }
 
 Result<std::size_t> TmpfsView::wipeStored(int root, dev_t device) {
-    if (auto ok = checkStored(root, device); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkStored(root, device); !ok) return propagate(ok);
     return wipeTree(root);
 }
 

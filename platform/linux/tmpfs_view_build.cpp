@@ -31,11 +31,11 @@ Result<UniqueFd> createTmpfs(std::size_t sizeBytes, std::size_t inodes, bool try
             return failErrno(std::string("setting tmpfs ") + key);
         return {};
     };
-    if (auto ok = set("size", std::to_string(sizeBytes)); !ok) return tl::unexpected(ok.error());
-    if (auto ok = set("nr_inodes", std::to_string(inodes)); !ok) return tl::unexpected(ok.error());
-    if (auto ok = set("mode", "0755"); !ok) return tl::unexpected(ok.error());
+    if (auto ok = set("size", std::to_string(sizeBytes)); !ok) return propagate(ok);
+    if (auto ok = set("nr_inodes", std::to_string(inodes)); !ok) return propagate(ok);
+    if (auto ok = set("mode", "0755"); !ok) return propagate(ok);
     // Names our mounts in mountinfo, for admins and for the tests.
-    if (auto ok = set("source", "secretshim"); !ok) return tl::unexpected(ok.error());
+    if (auto ok = set("source", "secretshim"); !ok) return propagate(ok);
     // noswap keeps plaintext off swap devices (6.4+); refused in a user
     // namespace or on older kernels, where we go on without it.
     noswap = tryNoswap && ::fsconfig(ctx.get(), FSCONFIG_SET_FLAG, "noswap", nullptr, 0) == 0;
@@ -80,7 +80,7 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
     for (std::size_t i = 0; i < payloads.count(); ++i) {
         const auto& ref = layout.entries[i].ref;
         if (auto ok = mountfs::checkPayloadSize(ref.source, payloads.size(i), options.maxPayload); !ok)
-            return tl::unexpected(ok.error());
+            return propagate(ok);
         bytes += pages(payloads.size(i));
     }
     // Room for every file, one update's temporary file, and directories.
@@ -89,7 +89,7 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
 
     std::unique_ptr<TmpfsView> view(new TmpfsView(std::move(layout), features, options.maxPayload));
     auto tmpfs = createTmpfs(bytes, inodes, features.tmpfsNoswap, view->noswap_);
-    if (!tmpfs) return tl::unexpected(tmpfs.error());
+    if (!tmpfs) return propagate(tmpfs);
     struct stat st {};
     if (::fstat(tmpfs->get(), &st) != 0) return failErrno("inspecting the view's tmpfs");
     view->device_ = st.st_dev;
@@ -99,16 +99,16 @@ Result<std::unique_ptr<TmpfsView>> TmpfsView::build(mountfs::ViewLayout layout,
 
     for (const std::string& dir : {std::string(mountfs::kViewDir), std::string(mountfs::kViewFiles)})
         if (auto ok = makeDirectory(root.fd(), dir, dir == mountfs::kViewDir ? 0755 : 0700); !ok)
-            return tl::unexpected(ok.error());
+            return propagate(ok);
     for (const std::string& dir : view->layout_.directories)
-        if (auto ok = makeDirectory(root.fd(), dir, 0755); !ok) return tl::unexpected(ok.error());
+        if (auto ok = makeDirectory(root.fd(), dir, 0755); !ok) return propagate(ok);
     // On failure the view's destructor flushes the files already written
     // (a missing one is skipped); a file left partial was wiped and removed
     // by writeSecretFileFrom().
-    if (auto ok = view->fillFiles(root.fd(), payloads); !ok) return tl::unexpected(ok.error());
+    if (auto ok = view->fillFiles(root.fd(), payloads); !ok) return propagate(ok);
 
     auto ok = features.detachedClone ? view->makeReadOnlyClones(root.fd()) : view->makeReadOnlyClonesStaged(root);
-    if (!ok) return tl::unexpected(ok.error());
+    if (!ok) return propagate(ok);
     view->dirAttached_ = view->layout_.hasDirectoryMount();
     return view;
 }
@@ -148,13 +148,13 @@ Result<void> TmpfsView::makeReadOnlyClones(int root) {
     fileMounts_.resize(layout_.entries.size());
     if (layout_.hasDirectoryMount()) {
         auto clone = readOnlyClone(root, std::string(mountfs::kViewDir).c_str());
-        if (!clone) return tl::unexpected(clone.error());
+        if (!clone) return propagate(clone);
         dirMount_ = std::move(*clone);
     }
     for (std::size_t i = 0; i < layout_.entries.size(); ++i) {
         if (layout_.entries[i].inDirectory) continue;
         auto clone = readOnlyClone(root, layout_.entries[i].file.c_str());
-        if (!clone) return tl::unexpected(clone.error());
+        if (!clone) return propagate(clone);
         fileMounts_[i] = std::move(*clone);
     }
     return {};
@@ -180,13 +180,13 @@ Result<void> TmpfsView::makeReadOnlyClonesStaged(BuiltRoot& root) {
         if (!writable) return failErrno("cloning the staged view");
         out.push_back(std::move(writable));
         // The helper's copy of the view: cloned from the staged mount.
-        if (auto ok = makeReadOnlyClones(staged.get()); !ok) return tl::unexpected(ok.error());
+        if (auto ok = makeReadOnlyClones(staged.get()); !ok) return propagate(ok);
         if (dirMount_) out.push_back(std::move(dirMount_));
         for (auto& fd : fileMounts_)
             if (fd) out.push_back(std::move(fd));
         return out;
     });
-    if (!fds) return tl::unexpected(fds.error());
+    if (!fds) return propagate(fds);
     const std::size_t expected = 1 + (layout_.hasDirectoryMount() ? 1 : 0) +
         static_cast<std::size_t>(std::count_if(layout_.entries.begin(), layout_.entries.end(),
                                                [](const auto& e) { return !e.inDirectory; }));
@@ -225,10 +225,10 @@ Result<void> TmpfsView::attach(const mountfs::ContainerHandle& container) {
     for (const auto& source : sources) keep.push_back(source.fd);
     auto done = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
         if (auto ok = attachMounts(container.pidfd, container.rootfs, sources, &confineForAttach); !ok)
-            return tl::unexpected(ok.error());
+            return propagate(ok);
         return std::vector<UniqueFd>{};
     });
-    if (!done) return tl::unexpected(done.error());
+    if (!done) return propagate(done);
     releaseMountSources();
     return {};
 }

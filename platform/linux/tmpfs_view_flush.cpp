@@ -36,7 +36,7 @@ Result<void> BuiltRoot::flush(const mountfs::ViewLayout& layout) {
             const auto& entry = layout.entries[i];
             Result<void> ok = wipeAndUnlink(fd(), entry.file);
             if (!ok && result)
-                result = tl::unexpected(wrap(ok.error(), "flushing secret \"" + entry.ref.source + "\""));
+                result = propagate(ok, "flushing secret \"" + entry.ref.source + "\"");
         }
         return result;
     };
@@ -57,7 +57,7 @@ Result<void> AdoptedRoot::flush(const mountfs::ViewLayout& layout) {
         const auto& entry = layout.entries[i];
         Result<void> ok = entry.inDirectory && fd_ ? wipeAndUnlink(fd(), pathOf(entry)) : wipeSingleFile(i, entry);
         if (!ok && result)
-            result = tl::unexpected(wrap(ok.error(), "flushing secret \"" + entry.ref.source + "\""));
+            result = propagate(ok, "flushing secret \"" + entry.ref.source + "\"");
     }
     if (fd_) (void)::unlinkat(fd(), kAdoptedTemp, 0);  // left by a crash
     fd_.reset();

@@ -47,7 +47,7 @@ Result<void> TmpfsView::update(std::size_t index, Bytes payload, const mountfs::
                     " needs a restart of the task: the kernel cannot rebind a single-file mount");
 
     auto temp = root_->stage(payload, entry.ref, layout_);
-    if (!temp) return tl::unexpected(temp.error());
+    if (!temp) return propagate(temp);
     // The old file is not wiped: a reader that opened it just before the
     // swap must still read the whole old value (the atomic-update test
     // caught torn reads when it was). Its pages are freed with its last
@@ -81,7 +81,7 @@ Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
                                  const mountfs::ContainerHandle& container, uid_t rootUid, gid_t rootGid) {
     if (flushed_) return fail("the secrets view was flushed");
     auto planned = mountfs::planView({ref});
-    if (!planned) return tl::unexpected(planned.error());
+    if (!planned) return propagate(planned);
     mountfs::ViewEntry entry = planned->entries.front();
     for (const auto& e : layout_.entries)
         if (e.ref.target == ref.target) return fail("target " + ref.target + " is already in the view");
@@ -99,7 +99,7 @@ Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
 
     if (entry.inDirectory && dirAttached_) {
         auto temp = root_->stage(payload, entry.ref, layout_);
-        if (!temp) return tl::unexpected(temp.error());
+        if (!temp) return propagate(temp);
         // RENAME_NOREPLACE: never over a file the view already shows.
         if (::renameat2(root, temp->c_str(), root, root_->pathOf(entry).c_str(), RENAME_NOREPLACE) != 0) {
             auto error = failErrno("adding secret \"" + ref.source + "\"");
@@ -118,13 +118,13 @@ Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
                           : Result<UniqueFd>(tl::unexpected(clone.error()));
         if (!done) {
             (void)wipeAndUnlink(root, path);
-            return tl::unexpected(done.error());
+            return propagate(done);
         }
         dirAttached_ = true;
     } else {
         // A single-file target: its own read-only mount of a new file.
         auto path = root_->writeNewFile(entry, payload, layout_);
-        if (!path) return tl::unexpected(path.error());
+        if (!path) return propagate(path);
         if (auto ok = root_->showFile(layout_.entries.size(), entry, *path, true, container, rootUid, rootGid,
                                       attachOne(container, {ref.target, -1, false}));
             !ok)
@@ -151,7 +151,7 @@ Result<void> TmpfsView::removeEntry(std::size_t index, const mountfs::ContainerH
             auto done = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
                 if (auto ok = detachFile(container.pidfd, container.rootfs, entry.ref.target, *ours, &confineForAttach);
                     !ok)
-                    return tl::unexpected(ok.error());
+                    return propagate(ok);
                 return std::vector<UniqueFd>{};
             });
             if (!done) detached = tl::unexpected(done.error());
@@ -160,12 +160,12 @@ Result<void> TmpfsView::removeEntry(std::size_t index, const mountfs::ContainerH
     // Zero before unlinking: a reader that has the file open (or a mount
     // that could not be detached) then sees nothing of the secret.
     if (auto ok = root_->revoke(index, entry); !ok)
-        return tl::unexpected(wrap(ok.error(), "revoking secret \"" + entry.ref.source + "\""));
+        return propagate(ok, "revoking secret \"" + entry.ref.source + "\"");
     layout_.entries.erase(layout_.entries.begin() + static_cast<std::ptrdiff_t>(index));
     if (index < fileMounts_.size()) fileMounts_.erase(fileMounts_.begin() + static_cast<std::ptrdiff_t>(index));
     if (!detached)
-        return tl::unexpected(wrap(detached.error(), "secret \"" + entry.ref.source + "\" was zeroed and removed, but its mount at " +
-                                                         entry.ref.target + " stays"));
+        return propagate(detached, "secret \"" + entry.ref.source + "\" was zeroed and removed, but its mount at " +
+                                                         entry.ref.target + " stays");
     return {};
 }
 
@@ -205,10 +205,10 @@ Result<UniqueFd> runInContainer(const mountfs::ContainerHandle& container, int s
         // What the container gets created in its tree (placeholders) is its
         // root's, as at start (the hook's actAsContainerRoot).
         if (uid != 0 || gid != 0)
-            if (auto ok = actAs({uid, gid}); !ok) return tl::unexpected(ok.error());
+            if (auto ok = actAs({uid, gid}); !ok) return propagate(ok);
         std::vector<UniqueFd> out;
         if (clonePath.empty()) {
-            if (auto ok = act(source, &confineForAttach); !ok) return tl::unexpected(ok.error());
+            if (auto ok = act(source, &confineForAttach); !ok) return propagate(ok);
             return out;
         }
         // The fd number `act` will use, filled once inside.
@@ -219,15 +219,15 @@ Result<UniqueFd> runInContainer(const mountfs::ContainerHandle& container, int s
             writable.reset(::open_tree(root, clonePath.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_SYMLINK_NOFOLLOW));
             if (!writable) return failErrno("cloning the view's new file");
             auto readOnly = readOnlyClone(root, clonePath.c_str());
-            if (!readOnly) return tl::unexpected(readOnly.error());
+            if (!readOnly) return propagate(readOnly);
             if (::dup3(readOnly->get(), slot.get(), O_CLOEXEC) < 0) return failErrno("placing the view's new mount");
             return confineForAttach();
         };
-        if (auto ok = act(slot.get(), cloneThere); !ok) return tl::unexpected(ok.error());
+        if (auto ok = act(slot.get(), cloneThere); !ok) return propagate(ok);
         out.push_back(std::move(writable));
         return out;
     });
-    if (!fds) return tl::unexpected(fds.error());
+    if (!fds) return propagate(fds);
     if (fds->empty()) return UniqueFd();
     return std::move(fds->front());
 }
@@ -246,14 +246,14 @@ Result<void> BuiltRoot::makeDirectories(const mountfs::ViewLayout& planned) {
 Result<std::string> BuiltRoot::stage(Bytes payload, const mountfs::SecretRef& ref, const mountfs::ViewLayout&) {
     if (auto ok = writeSecretFile(fd(), kUpdateTemp, payload, ref); !ok) {
         (void)wipeAndUnlink(fd(), kUpdateTemp);
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     }
     return std::string(kUpdateTemp);
 }
 
 Result<std::string> BuiltRoot::writeNewFile(const mountfs::ViewEntry& entry, Bytes payload,
                                             const mountfs::ViewLayout&) {
-    if (auto ok = writeSecretFile(fd(), entry.file, payload, entry.ref); !ok) return tl::unexpected(ok.error());
+    if (auto ok = writeSecretFile(fd(), entry.file, payload, entry.ref); !ok) return propagate(ok);
     return entry.file;
 }
 
@@ -268,7 +268,7 @@ Result<void> BuiltRoot::showFile(std::size_t, const mountfs::ViewEntry& entry, c
                       : Result<UniqueFd>(tl::unexpected(clone.error()));
     if (!done) {
         if (adding) (void)wipeAndUnlink(fd(), entry.file);
-        return tl::unexpected(done.error());
+        return propagate(done);
     }
     return {};
 }
@@ -305,7 +305,7 @@ Result<std::string> AdoptedRoot::stage(Bytes payload, const mountfs::SecretRef& 
     if (!file) return failOnView(fd(), "creating the file for secret \"" + ref.source + "\"");
     if (auto ok = fillSecretFile(file.get(), payload, ref); !ok) {
         (void)wipeFile(file.get());  // partial plaintext, freed with the fd
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     }
     (void)::unlinkat(fd(), kAdoptedTemp, 0);  // left by a crash
     const std::string self = "/proc/self/fd/" + std::to_string(file.get());
@@ -327,7 +327,7 @@ Result<void> AdoptedRoot::showFile(std::size_t index, const mountfs::ViewEntry&,
         (void)wipeAndUnlink(fd(), path);
     else
         (void)::unlinkat(fd(), path.c_str(), 0);  // the mounts keep the file
-    if (!writable) return tl::unexpected(writable.error());
+    if (!writable) return propagate(writable);
     if (files_.size() <= index) files_.resize(index + 1);
     files_[index] = std::move(*writable);
     return {};

@@ -42,7 +42,7 @@ Result<std::vector<UniqueFd>> lockMountFlags(int pidfd, std::span<const MountSou
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)
         return failErrno("making the staging mounts private");
     auto staging = stagingTmpfs();
-    if (!staging) return tl::unexpected(staging.error());
+    if (!staging) return propagate(staging);
     for (std::size_t i = 0; i < sources.size(); ++i) {
         const std::string name = std::to_string(i);
         if (sources[i].directory) {

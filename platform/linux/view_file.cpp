@@ -63,7 +63,7 @@ Result<ViewFile> openViewFile(int root, const std::string& path, int flags) {
     if (!f.parent) return failErrno("opening the directory of " + path);
     f.fd.reset(::openat(f.parent.get(), f.name.c_str(), flags | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC));
     if (!f.fd) return failErrno("opening " + path);
-    if (auto ok = checkRegular(f.fd.get(), path); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkRegular(f.fd.get(), path); !ok) return propagate(ok);
     return f;
 }
 
@@ -109,7 +109,7 @@ Result<void> wipeMounted(int mountFd) {
 
 Result<void> wipeAndUnlink(int root, const std::string& path) {
     auto f = openViewFile(root, path, O_WRONLY);
-    if (!f) return tl::unexpected(f.error());
+    if (!f) return propagate(f);
     if (auto ok = wipeFile(f->fd.get()); !ok) return ok;
     if (::unlinkat(f->parent.get(), f->name.c_str(), 0) != 0) return failErrno("removing " + path);
     return {};
@@ -142,7 +142,7 @@ Result<std::size_t> wipeTree(int root, const std::set<std::string>& keep) {
                 result = ok;
         }
     }
-    if (!result) return tl::unexpected(result.error());
+    if (!result) return propagate(result);
     return wiped;
 }
 

@@ -14,7 +14,7 @@ bool isLetter(wchar_t c) { return (c >= L'a' && c <= L'z') || (c >= L'A' && c <=
 
 Result<std::wstring> hostRoot(std::string_view rootfs) {
     auto wide = toUtf16(rootfs);
-    if (!wide) return tl::unexpected(wrap(wide.error(), "container root"));
+    if (!wide) return propagate(wide, "container root");
     std::wstring root = std::move(*wide);
     const std::wstring verbatim = L"\\\\?\\";
     if (root.rfind(verbatim, 0) != 0) {
@@ -41,7 +41,7 @@ Result<std::wstring> hostPath(const std::wstring& root, std::string_view contain
     std::wstring path = root;
     for (const std::string& part : mountfs::windowsPathComponents(containerPath)) {
         auto wide = toUtf16(part);
-        if (!wide) return tl::unexpected(wrap(wide.error(), std::string(containerPath)));
+        if (!wide) return propagate(wide, std::string(containerPath));
         path += L'\\';
         path += *wide;
     }
@@ -57,7 +57,7 @@ Result<ResolvedPath> resolveInRoot(WinFs& fs, const std::wstring& root, std::str
     // The root itself is the runtime's (a volume's root is a mount point,
     // itself a reparse point): only its kind is checked.
     auto top = fs.openNode(root + L"\\", true);
-    if (!top) return tl::unexpected(wrap(top.error(), "the container's root"));
+    if (!top) return propagate(top, "the container's root");
     if (!top->exists || !top->directory) return fail("the container's root is not a directory");
     resolved.pins.push_back(std::move(top->pin));
 
@@ -65,14 +65,14 @@ Result<ResolvedPath> resolveInRoot(WinFs& fs, const std::wstring& root, std::str
     std::string shown = "C:";
     for (std::size_t i = 0; i < parts.size(); ++i) {
         auto wide = toUtf16(parts[i]);
-        if (!wide) return tl::unexpected(wrap(wide.error(), std::string(containerPath)));
+        if (!wide) return propagate(wide, std::string(containerPath));
         host += L'\\';
         host += *wide;
         shown += "\\" + parts[i];
         if (i + 1 == parts.size()) break;  // the last component is the caller's
 
         auto node = fs.openNode(host, true);
-        if (!node) return tl::unexpected(wrap(node.error(), shown));
+        if (!node) return propagate(node, shown);
         if (!node->exists) {
             if (!createParents) {
                 resolved.parentsExist = false;
@@ -80,9 +80,9 @@ Result<ResolvedPath> resolveInRoot(WinFs& fs, const std::wstring& root, std::str
                 return resolved;
             }
             if (auto made = fs.createDirectory(host, nullptr); !made)
-                return tl::unexpected(wrap(made.error(), "creating " + shown));
+                return propagate(made, "creating " + shown);
             node = fs.openNode(host, true);
-            if (!node) return tl::unexpected(wrap(node.error(), shown));
+            if (!node) return propagate(node, shown);
             if (!node->exists) return fail(shown + " vanished after it was created");
         }
         if (node->reparsePoint)

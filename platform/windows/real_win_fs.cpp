@@ -58,7 +58,7 @@ Result<Node> RealWinFs::openNode(const std::wstring& path, bool pin) {
         return failWin32("opening " + shown(path), code);
     }
     auto attributes = handleAttributes(handle.get(), path);
-    if (!attributes) return tl::unexpected(attributes.error());
+    if (!attributes) return propagate(attributes);
     DWORD all = *attributes;
     // Windows reports a reparse point through the handle; wine 8 reports a
     // unix symbolic link to a directory only through the path. Either way
@@ -156,7 +156,7 @@ Result<bool> RealWinFs::wipeFile(const std::wstring& path, bool onlyIfUnused) {
         return failWin32("opening " + shown(path) + " to overwrite it", code);
     }
     auto attributes = handleAttributes(file.get(), path);
-    if (!attributes) return tl::unexpected(attributes.error());
+    if (!attributes) return propagate(attributes);
     if (*attributes & (FILE_ATTRIBUTE_DIRECTORY | FILE_ATTRIBUTE_REPARSE_POINT))
         return fail("refusing to overwrite " + shown(path) + ": not a regular file");
     LARGE_INTEGER size{};
@@ -165,7 +165,7 @@ Result<bool> RealWinFs::wipeFile(const std::wstring& path, bool onlyIfUnused) {
     for (LONGLONG left = size.QuadPart; left > 0;) {
         const auto chunk = static_cast<std::size_t>(std::min<LONGLONG>(kChunk, left));
         if (auto ok = writeAll(file.get(), mountfs::Bytes(zeros, chunk), path); !ok)
-            return tl::unexpected(ok.error());
+            return propagate(ok);
         left -= static_cast<LONGLONG>(chunk);
     }
     if (!::FlushFileBuffers(file.get())) return failLastError("flushing " + shown(path));
@@ -189,7 +189,7 @@ Result<void> RealWinFs::createSymlink(const std::wstring& link, const std::wstri
     // wine 8 answers TRUE and creates nothing: a container must never start
     // without its secret, so the link's existence is checked.
     auto node = openNode(link, false);
-    if (!node) return tl::unexpected(node.error());
+    if (!node) return propagate(node);
     if (!node->exists || !node->reparsePoint)
         return fail("CreateSymbolicLinkW reported success but no link exists at " + shown(link) +
                     " (symbolic links are not supported here)");

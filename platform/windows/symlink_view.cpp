@@ -35,14 +35,14 @@ Result<std::unique_ptr<SymlinkView>> SymlinkView::make(mountfs::ViewLayout layou
     std::vector<mountfs::SecretRef> refs;
     for (const auto& entry : layout.entries) refs.push_back(entry.ref);
     auto planned = mountfs::planWindowsView(refs);
-    if (!planned) return tl::unexpected(planned.error());
+    if (!planned) return propagate(planned);
     bool same = layout.directories.empty() && planned->entries.size() == layout.entries.size();
     for (std::size_t i = 0; same && i < layout.entries.size(); ++i)
         same = layout.entries[i].file == planned->entries[i].file && !layout.entries[i].inDirectory;
     if (!same) return fail("internal error: the layout was not planned for Windows (planWindowsView)");
 
     auto descriptor = SecurityDescriptor::adminsAndSystemOnly();
-    if (!descriptor) return tl::unexpected(descriptor.error());
+    if (!descriptor) return propagate(descriptor);
     std::unique_ptr<SymlinkView> view(
         new SymlinkView(fs, std::move(layout), std::move(*descriptor), options.maxPayload));
     view->linked_.assign(view->layout_.entries.size(), false);
@@ -59,7 +59,7 @@ Result<std::unique_ptr<SymlinkView>> SymlinkView::build(mountfs::ViewLayout layo
         if (auto ok = mountfs::checkPayloadSize(layout.entries[i].ref.source, payloads[i].size(),
                                                 options.maxPayload);
             !ok)
-            return tl::unexpected(ok.error());
+            return propagate(ok);
     auto view = make(std::move(layout), options, fs);
     if (!view) return view;
     for (Bytes payload : payloads) (*view)->payloads_.emplace_back(payload);
@@ -70,7 +70,7 @@ Result<std::unique_ptr<SymlinkView>> SymlinkView::adopt(mountfs::ViewLayout layo
                                                          const mountfs::ContainerHandle& container,
                                                          const mountfs::ViewOptions& options, WinFs& fs) {
     auto root = hostRoot(container.rootfs);
-    if (!root) return tl::unexpected(root.error());
+    if (!root) return propagate(root);
     auto view = make(std::move(layout), options, fs);
     if (!view) return view;
     (*view)->root_ = std::move(*root);
@@ -84,7 +84,7 @@ Result<void> SymlinkView::attach(const mountfs::ContainerHandle& container) {
     if (flushed_) return fail("the secrets view was flushed");
     if (attached_) return fail("the secrets view is already attached");
     auto root = hostRoot(container.rootfs);
-    if (!root) return tl::unexpected(root.error());
+    if (!root) return propagate(root);
     root_ = std::move(*root);
     auto ok = attachAll();
     // No handle is kept between operations: one would keep the container's
@@ -95,7 +95,7 @@ Result<void> SymlinkView::attach(const mountfs::ContainerHandle& container) {
     if (!ok) {
         (void)flush();  // removes only what this attach made; a later flush() retries
         flushed_ = true;
-        return tl::unexpected(wrap(ok.error(), "attaching secrets"));
+        return propagate(ok, "attaching secrets");
     }
     attached_ = true;
     return {};
@@ -107,7 +107,7 @@ Result<void> SymlinkView::attachAll() {
     for (std::size_t i = 0; i < layout_.entries.size(); ++i) {
         const auto& entry = layout_.entries[i];
         auto ok = fs_.createFile(dir + L"\\" + std::to_wstring(i), payloads_[i].bytes(), &descriptor_);
-        if (!ok) return tl::unexpected(wrap(ok.error(), "secret " + quote(entry.ref.source)));
+        if (!ok) return propagate(ok, "secret " + quote(entry.ref.source));
     }
     for (std::size_t i = 0; i < layout_.entries.size(); ++i)
         if (auto ok = makeLink(i); !ok) return ok;
@@ -117,16 +117,16 @@ Result<void> SymlinkView::attachAll() {
 Result<void> SymlinkView::makeInternalDir() {
     const std::string shown(mountfs::kWindowsInternalDir);
     auto resolved = resolveInRoot(fs_, root_, mountfs::kWindowsInternalDir, true);
-    if (!resolved) return tl::unexpected(resolved.error());
+    if (!resolved) return propagate(resolved);
     // Held open from the check on: what is checked is what is used.
     auto node = fs_.openNode(resolved->host, true);
-    if (!node) return tl::unexpected(wrap(node.error(), shown));
+    if (!node) return propagate(node, shown);
     if (!node->exists) {
         // Created with its DACL in one call: it is never readable by others.
         if (auto ok = fs_.createDirectory(resolved->host, &descriptor_); !ok)
-            return tl::unexpected(wrap(ok.error(), "creating " + shown));
+            return propagate(ok, "creating " + shown);
         node = fs_.openNode(resolved->host, true);
-        if (!node) return tl::unexpected(wrap(node.error(), shown));
+        if (!node) return propagate(node, shown);
         if (!node->exists || node->reparsePoint || !node->directory)
             return fail(shown + " was replaced while it was being created");
     } else if (node->reparsePoint) {
@@ -137,10 +137,10 @@ Result<void> SymlinkView::makeInternalDir() {
         // An image may ship the empty directory (a committed container);
         // anything in it is not ours to overwrite or to wipe.
         auto entries = fs_.listDirectory(resolved->host);
-        if (!entries) return tl::unexpected(wrap(entries.error(), shown));
+        if (!entries) return propagate(entries, shown);
         if (!entries->empty()) return fail(shown + " is not empty (it comes with the image)");
         if (auto ok = fs_.protectDirectory(resolved->host, descriptor_); !ok)
-            return tl::unexpected(wrap(ok.error(), shown));
+            return propagate(ok, shown);
     }
     ownsInternalDir_ = true;
     pins_ = std::move(resolved->pins);
@@ -152,14 +152,14 @@ Result<void> SymlinkView::makeLink(std::size_t index) {
     const auto& entry = layout_.entries[index];
     const std::string context = "secret " + quote(entry.ref.source) + " at " + quote(entry.ref.target);
     auto resolved = resolveInRoot(fs_, root_, entry.ref.target, true);
-    if (!resolved) return tl::unexpected(wrap(resolved.error(), context));
+    if (!resolved) return propagate(resolved, context);
     auto node = fs_.openNode(resolved->host, false);
-    if (!node) return tl::unexpected(wrap(node.error(), context));
+    if (!node) return propagate(node, context);
     if (node->exists) return fail(context + ": the target already exists in the image");
     auto text = toUtf16(mountfs::windowsLinkText(entry.ref.target, entry.file));
-    if (!text) return tl::unexpected(wrap(text.error(), context));
+    if (!text) return propagate(text, context);
     auto ok = fs_.createSymlink(resolved->host, *text);
-    if (!ok) return tl::unexpected(wrap(ok.error(), context));
+    if (!ok) return propagate(ok, context);
     linked_[index] = true;
     return {};
 }
@@ -179,9 +179,9 @@ Result<void> SymlinkView::update(std::size_t index, Bytes payload, const mountfs
     const std::string shown(mountfs::kWindowsInternalDir);
 
     auto dir = resolveInRoot(fs_, root_, mountfs::kWindowsInternalDir, false);
-    if (!dir) return tl::unexpected(wrap(dir.error(), context));
+    if (!dir) return propagate(dir, context);
     auto node = fs_.openNode(dir->host, true);
-    if (!node) return tl::unexpected(wrap(node.error(), context));
+    if (!node) return propagate(node, context);
     if (!dir->parentsExist || !node->exists) return fail(context + ": " + shown + " is gone");
     if (node->reparsePoint || !node->directory)
         return fail(context + ": " + shown + " was replaced by a reparse point or a file");
@@ -191,10 +191,10 @@ Result<void> SymlinkView::update(std::size_t index, Bytes payload, const mountfs
     const std::wstring old = file + L".old";
     // Left by a crash or a failed update. "<n>.old" may still name the live
     // file (a replace that failed): its name goes, its bytes are not zeroed.
-    if (auto ok = removeLeftover(temp, true); !ok) return tl::unexpected(wrap(ok.error(), context));
-    if (auto ok = removeLeftover(old, false); !ok) return tl::unexpected(wrap(ok.error(), context));
+    if (auto ok = removeLeftover(temp, true); !ok) return propagate(ok, context);
+    if (auto ok = removeLeftover(old, false); !ok) return propagate(ok, context);
     if (auto ok = fs_.createFile(temp, payload, &descriptor_); !ok)
-        return tl::unexpected(wrap(ok.error(), context));
+        return propagate(ok, context);
 
     // A second name for the old bytes, to zero them once the new file is in
     // place. Without it (hard links unsupported) the old bytes are only freed.
@@ -204,7 +204,7 @@ Result<void> SymlinkView::update(std::size_t index, Bytes payload, const mountfs
     if (auto ok = fs_.replaceFile(temp, file); !ok) {
         (void)removeLeftover(temp, true);
         if (keptOld) (void)fs_.deleteFile(old);
-        return tl::unexpected(wrap(ok.error(), context));
+        return propagate(ok, context);
     }
     if (keptOld) {
         // Only when no one reads them: a reader that opened the old file just
@@ -218,13 +218,13 @@ Result<void> SymlinkView::update(std::size_t index, Bytes payload, const mountfs
 
 Result<void> SymlinkView::removeLeftover(const std::wstring& path, bool wipe) {
     auto node = fs_.openNode(path, false);
-    if (!node) return tl::unexpected(node.error());
+    if (!node) return propagate(node);
     if (!node->exists) return {};
     if (node->reparsePoint)
         return node->directory ? fs_.removeDirectory(path) : fs_.deleteFile(path);
     if (node->directory) return fail("\"" + toUtf8(path) + "\" is a directory secretshim did not create");
     if (wipe)
-        if (auto wiped = fs_.wipeFile(path, false); !wiped) return tl::unexpected(wiped.error());
+        if (auto wiped = fs_.wipeFile(path, false); !wiped) return propagate(wiped);
     return fs_.deleteFile(path);
 }
 
@@ -248,23 +248,23 @@ Result<void> SymlinkView::wipeInternalDir() {
     const std::string shown(mountfs::kWindowsInternalDir);
     const std::string context = "wiping " + shown;
     auto dir = resolveInRoot(fs_, root_, mountfs::kWindowsInternalDir, false);
-    if (!dir) return tl::unexpected(wrap(dir.error(), context));
+    if (!dir) return propagate(dir, context);
     if (!dir->parentsExist) return {};
     auto node = fs_.openNode(dir->host, false);
-    if (!node) return tl::unexpected(wrap(node.error(), context));
+    if (!node) return propagate(node, context);
     if (!node->exists) return {};
     if (node->reparsePoint || !node->directory)
         return fail(context + ": it was replaced by a reparse point or a file");
     auto entries = fs_.listDirectory(dir->host);
-    if (!entries) return tl::unexpected(wrap(entries.error(), context));
+    if (!entries) return propagate(entries, context);
     // Every file in it: ours ("<n>", "<n>.new", "<n>.old" left by a crash)
     // or copies made inside the container; links are removed, not followed.
     FirstError first;
     for (const DirEntry& entry : *entries)
         first.note(removeLeftover(dir->host + L"\\" + entry.name, true));
-    if (auto ok = first.result(); !ok) return tl::unexpected(wrap(ok.error(), context));
+    if (auto ok = first.result(); !ok) return propagate(ok, context);
     pins_.clear();  // our own handle on the directory would keep it from being removed
-    if (auto ok = fs_.removeDirectory(dir->host); !ok) return tl::unexpected(wrap(ok.error(), context));
+    if (auto ok = fs_.removeDirectory(dir->host); !ok) return propagate(ok, context);
     return {};
 }
 
@@ -276,12 +276,12 @@ Result<void> SymlinkView::removeLink(std::size_t index) {
     // link, which holds only a path and goes with the container.
     if (!resolved || !resolved->parentsExist) return {};
     auto node = fs_.openNode(resolved->host, false);
-    if (!node) return tl::unexpected(wrap(node.error(), "removing the link at " + quote(entry.ref.target)));
+    if (!node) return propagate(node, "removing the link at " + quote(entry.ref.target));
     // Only a file link is ours; a file or directory the container put there
     // in its place stays.
     if (!node->exists || !node->reparsePoint || node->directory) return {};
     if (auto ok = fs_.deleteFile(resolved->host); !ok)
-        return tl::unexpected(wrap(ok.error(), "removing the link at " + quote(entry.ref.target)));
+        return propagate(ok, "removing the link at " + quote(entry.ref.target));
     return {};
 }
 

@@ -66,9 +66,9 @@ Result<SecureBuffer> readValue(int fd, const std::string& name, std::size_t limi
     if (seals < 0 || !(seals & F_SEAL_WRITE) || !(seals & F_SEAL_SHRINK) || !(seals & F_SEAL_GROW))
         return fail("secret " + quote(name) + ": the value's memfd is not sealed");
     const auto size = static_cast<std::size_t>(st.st_size);
-    if (auto ok = mountfs::checkPayloadSize(name, size, limit); !ok) return tl::unexpected(ok.error());
+    if (auto ok = mountfs::checkPayloadSize(name, size, limit); !ok) return propagate(ok);
     auto buffer = SecureBuffer::allocate(size);
-    if (!buffer) return tl::unexpected(buffer.error());
+    if (!buffer) return propagate(buffer);
     for (std::size_t done = 0; done < size;) {
         const ssize_t n = ::pread(fd, buffer->data() + done, size - done, static_cast<off_t>(done));
         if (n < 0 && errno == EINTR) continue;
@@ -101,9 +101,9 @@ std::string filesCount(std::size_t n) { return std::to_string(n) + (n == 1 ? " f
 // the files get the host ids those map to (read from the init's maps).
 Result<void> mapOwnersToHost(pid_t pid, std::vector<mountfs::SecretRef>& refs) {
     auto uids = platform::IdMap::read(AT_FDCWD, pid, "uid");
-    if (!uids) return tl::unexpected(uids.error());
+    if (!uids) return propagate(uids);
     auto gids = platform::IdMap::read(AT_FDCWD, pid, "gid");
-    if (!gids) return tl::unexpected(gids.error());
+    if (!gids) return propagate(gids);
     if (uids->identity() && gids->identity()) return {};
     for (auto& ref : refs) {
         auto uid = uids->toHost(ref.uid);
@@ -457,18 +457,18 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     if (tasks_.count(task.record.key()))
         return fail("container " + quote(task.record.id) + " already has its secrets");
     auto identity = WorkloadIdentity::fromJson(request.identity);
-    if (!identity) return tl::unexpected(identity.error());
+    if (!identity) return propagate(identity);
     task.pidfd = std::move(fds[0]);
     auto pid = pidOfPidfd(task.pidfd.get());
-    if (!pid) return tl::unexpected(pid.error());
+    if (!pid) return propagate(pid);
     auto start = processStartTime(*pid);
-    if (!start) return tl::unexpected(start.error());
+    if (!start) return propagate(start);
     task.record.pid = *pid;
     task.record.startTime = *start;
 
     // The source decides what this identity gets of what it asked for.
     auto granted = source_->grant(*identity, request.secrets, request.task);
-    if (!granted) return tl::unexpected(granted.error());
+    if (!granted) return propagate(granted);
     if (!granted->claim.empty()) {
         const std::size_t held = holders(granted->claim);
         if (held >= granted->maxHolders)
@@ -483,12 +483,12 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     // Sizes are known from the records (or the cluster's copies): nothing
     // has been decrypted yet.
     auto bytes = checkLimits(*granted->payloads);
-    if (!bytes) return tl::unexpected(bytes.error());
+    if (!bytes) return propagate(bytes);
     task.record.bytes = *bytes;
     task.held = Reservation(pendingBytes_, "", *bytes);
-    if (auto ok = mapOwnersToHost(*pid, refs); !ok) return tl::unexpected(ok.error());
+    if (auto ok = mapOwnersToHost(*pid, refs); !ok) return propagate(ok);
     auto layout = mountfs::planView(refs);
-    if (!layout) return tl::unexpected(layout.error());
+    if (!layout) return propagate(layout);
     // Each single-file target is one more fd to pass (and the directory one).
     const auto files = std::count_if(layout->entries.begin(), layout->entries.end(),
                                      [](const auto& e) { return !e.inDirectory; });
@@ -504,7 +504,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     mountfs::ViewOptions options;
     options.maxPayload = config_.maxPayload;
     auto view = platform::TmpfsView::build(std::move(*layout), *granted->payloads, options, platform::kernelFeatures());
-    if (!view) return tl::unexpected(view.error());
+    if (!view) return propagate(view);
     task.view = std::move(*view);
     return task;
 }
@@ -645,7 +645,7 @@ Result<std::vector<GrantRule>> parseRules(const std::vector<std::string>& texts)
     std::vector<GrantRule> rules;
     for (const auto& text : texts) {
         auto rule = GrantRule::parse(text);
-        if (!rule) return tl::unexpected(rule.error());
+        if (!rule) return propagate(rule);
         rules.push_back(std::move(*rule));
     }
     return rules;

@@ -40,16 +40,16 @@ ClusterSource::~ClusterSource() { stop(); }
 
 Result<std::unique_ptr<ClusterSource>> ClusterSource::create(asio::io_context& io, const AgentConfig& config) {
     const EtcdConfig& c = config.etcd;
-    if (auto ok = checkName("node", c.node); !ok) return tl::unexpected(wrap(ok.error(), "etcd.node"));
+    if (auto ok = checkName("node", c.node); !ok) return propagate(ok, "etcd.node");
     auto client = etcdClientFor(c);
-    if (!client) return tl::unexpected(client.error());
+    if (!client) return propagate(client);
     auto admins = TrustedKeys::load(c.adminKeys);
-    if (!admins) return tl::unexpected(admins.error());
+    if (!admins) return propagate(admins);
     if (admins->empty()) return fail("etcd.admin_keys: no admin key to check the cluster's records against");
     auto floor = SerialFloor::open(config.stateDir);
-    if (!floor) return tl::unexpected(floor.error());
+    if (!floor) return propagate(floor);
     auto key = NodeKeyPair::loadOrCreate(config.stateDir, std::string(kNodeKeyPairFile));
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     return std::unique_ptr<ClusterSource>(new ClusterSource(io, std::move(*client), std::move(*key), c.node,
                                                             std::move(*admins), std::move(*floor)));
 }
@@ -335,7 +335,7 @@ Result<SecureBuffer> ClusterSource::open(const NodeSecret& s) const {
 
 Result<SecureBuffer> ClusterSource::value(const std::string& name) {
     auto copy = copyOf(name);
-    if (!copy) return tl::unexpected(copy.error());
+    if (!copy) return propagate(copy);
     return open(**copy);
 }
 
@@ -354,7 +354,7 @@ public:
     std::size_t size(std::size_t index) const override { return copies_[index]->sealed.ciphertext.size(); }
     Result<void> produce(std::size_t index, mountfs::PayloadSink& sink) const override {
         auto plain = source_.open(*copies_[index]);
-        if (!plain) return tl::unexpected(plain.error());
+        if (!plain) return propagate(plain);
         if (plain->size() != size(index)) return fail("secret " + quote(copies_[index]->name) + ": a copy of the wrong size");
         return sink.write(plain->span());
     }
@@ -375,17 +375,17 @@ Result<GrantedSecrets> ClusterSource::grant(const plugin::WorkloadIdentity& iden
     if (task.empty())
         return fail("this node takes secrets from the cluster: the container needs the annotation " +
                     std::string(kTaskAnnotation));
-    if (auto ok = checkName("task", task); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkName("task", task); !ok) return propagate(ok);
     const TaskAssignment* a = assignment(task);
     if (!a && (!connected_ || !synced_))
         return tl::unexpected(unreachable("cannot check task " + quote(task) + "'s assignment").error());
     if (!a || !a->identity.matches(identity)) return fail(notGranted("task " + quote(task), identity));
     auto refs = mountfs::parseSecretRefs(a->secrets);
-    if (!refs) return tl::unexpected(refs.error());  // checked when the record was read
+    if (!refs) return propagate(refs);  // checked when the record was read
     std::vector<const NodeSecret*> copies;
     for (const auto& ref : *refs) {
         auto copy = copyOf(ref.source);
-        if (!copy) return tl::unexpected(wrap(copy.error(), "task " + quote(task)));
+        if (!copy) return propagate(copy, "task " + quote(task));
         copies.push_back(*copy);
     }
     GrantedSecrets g;

@@ -174,11 +174,11 @@ Result<void> Agent::addLive(Task& t, const mountfs::SecretRef& ref) {
             return fail("needs a restart of the task: the container has a user namespace of its own and may hold "
                         "CAP_SYS_ADMIN there, and a mount attached live could not be locked");
         auto root = platform::containerRootIds(t.record.pid);
-        if (!root) return tl::unexpected(root.error());
+        if (!root) return propagate(root);
         owner = *root;
     }
     auto value = cluster_->value(ref.source);
-    if (!value) return tl::unexpected(value.error());
+    if (!value) return propagate(value);
     const mountfs::ContainerHandle handle{t.exitWatch->native_handle(), "/"};
     return t.view->addEntry(ref, value->span(), handle, owner.uid, owner.gid);
 }

@@ -19,10 +19,10 @@ std::vector<std::string> texts(const std::vector<GrantRule>& rules) {
 Result<std::unique_ptr<LocalSource>> LocalSource::open(const std::string& stateDir, StoreOptions options,
                                                        std::vector<std::string>& problems) {
     auto store = LocalStore::open(stateDir, options);
-    if (!store) return tl::unexpected(store.error());
+    if (!store) return propagate(store);
     std::unique_ptr<LocalSource> source(new LocalSource(std::move(*store)));
     auto metas = source->store_.list();
-    if (!metas) return tl::unexpected(metas.error());
+    if (!metas) return propagate(metas);
     for (const auto& meta : *metas) {
         Grants& grants = source->grants_[meta.name];
         grants.secretId = meta.id;
@@ -56,7 +56,7 @@ Result<GrantedSecrets> LocalSource::grant(const WorkloadIdentity& identity, cons
         return fail("the annotation " + std::string(kTaskAnnotation) + " needs an agent with source: etcd");
     GrantedSecrets granted;
     auto refs = mountfs::parseSecretRefs(secrets);
-    if (!refs) return tl::unexpected(refs.error());
+    if (!refs) return propagate(refs);
     // Every reference is checked before any record is read: a refusal says
     // the same of a secret that does not exist as of one not granted.
     for (const auto& ref : *refs)
@@ -69,7 +69,7 @@ Result<GrantedSecrets> LocalSource::grant(const WorkloadIdentity& identity, cons
         if (at == names.end()) names.push_back(ref.source);
     }
     auto sealed = store_.readMany(names);
-    if (!sealed) return tl::unexpected(sealed.error());
+    if (!sealed) return propagate(sealed);
     auto records = std::make_shared<const SealedSecrets>(std::move(*sealed));
     granted.specs = secrets;
     granted.refs = std::move(*refs);
@@ -85,7 +85,7 @@ Result<SecretMeta> LocalSource::create(std::string_view name, mountfs::Bytes val
     Grants grants{meta->id, rules};
     if (auto ok = save(meta->name, grants); !ok) {
         (void)store_.remove(name);  // all or nothing
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     }
     grants_[meta->name] = std::move(grants);
     return meta;

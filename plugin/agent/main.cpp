@@ -79,7 +79,7 @@ Result<Sources> openSource(boost::asio::io_context& io, const AgentConfig& confi
     Sources sources;
     if (config.source == "etcd") {
         auto source = ClusterSource::create(io, config);
-        if (!source) return tl::unexpected(source.error());
+        if (!source) return propagate(source);
         sources.cluster = std::move(*source);
         return sources;
     }
@@ -87,7 +87,7 @@ Result<Sources> openSource(boost::asio::io_context& io, const AgentConfig& confi
     storeOptions.maxPayload = config.maxPayload;
     std::vector<std::string> problems;
     auto source = LocalSource::open(config.stateDir, storeOptions, problems);
-    if (!source) return tl::unexpected(source.error());
+    if (!source) return propagate(source);
     for (const auto& p : problems) std::fprintf(stderr, "secretshimd: %s\n", p.c_str());
     sources.local = std::move(*source);
     return sources;

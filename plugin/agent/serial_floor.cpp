@@ -17,12 +17,12 @@ constexpr std::uint64_t kMaxFile = 64u << 20;
 
 Result<SerialFloor> SerialFloor::open(const std::string& stateDir) {
     auto dir = openOrCreateDir(AT_FDCWD, stateDir, "state directory " + stateDir, DirAccess::any);
-    if (!dir) return tl::unexpected(dir.error());
+    if (!dir) return propagate(dir);
     const std::string label = stateDir + "/" + kFile;
     SerialFloor floor(std::move(*dir), stateDir);
     auto text = readPrivateText(floor.dir_.get(), kFile, label, kMaxFile);
     if (!text && text.error().code == ENOENT) return floor;
-    if (!text) return tl::unexpected(text.error());
+    if (!text) return propagate(text);
     const auto j = nlohmann::json::parse(*text, nullptr, false);
     const std::string broken = label + " is damaged: the node cannot tell a replayed record (move it away to accept "
                                        "what etcd holds now)";

@@ -33,7 +33,7 @@ Result<TaskRecords> TaskRecords::open(const std::string& dir) {
     platform::UniqueFd parent(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!parent) return failErrno("opening runtime directory " + dir);
     auto tasks = openOrCreateDir(parent.get(), "tasks", dir + "/tasks", DirAccess::ownerOnly);
-    if (!tasks) return tl::unexpected(tasks.error());
+    if (!tasks) return propagate(tasks);
     return TaskRecords(std::move(*tasks), dir + "/tasks");
 }
 
@@ -143,7 +143,7 @@ Result<ProcStat> readProcStat(pid_t pid) {
 
 Result<unsigned long long> processStartTime(pid_t pid) {
     auto st = readProcStat(pid);
-    if (!st) return tl::unexpected(st.error());
+    if (!st) return propagate(st);
     return st->startTime;
 }
 

@@ -41,10 +41,10 @@ const KeyValue* found(const WriteResult& w) {
 
 Result<MasterSecret> readMaster(EtcdClient& c, const std::string& name, std::int64_t* modRevision = nullptr) {
     auto r = c.range(masterKey(name), false);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     if (r->kvs.empty()) return failWith(ENOENT, "secret " + quote(name) + " not found");
     auto m = decodeMaster(r->kvs[0].value);
-    if (!m) return tl::unexpected(wrap(m.error(), "secret " + quote(name)));
+    if (!m) return propagate(m, "secret " + quote(name));
     if (modRevision) *modRevision = r->kvs[0].modRevision;
     return m;
 }
@@ -64,10 +64,10 @@ Result<const AdminSigningKey*> ClusterAdmin::signingKey() {
 Result<std::string> ClusterAdmin::nodePublicKey(const std::string& node) {
     const std::string key = registrationKey(node);
     auto r = client_->range(key, false);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     if (r->kvs.empty()) return fail("node " + quote(node) + " is not registered (secretshimctl node add)");
     auto reg = decodeRegistration(r->kvs[0].value);
-    if (!reg) return tl::unexpected(wrap(reg.error(), "node " + quote(node)));
+    if (!reg) return propagate(reg, "node " + quote(node));
     if (auto ok = trusted_.verify(key, *reg); !ok)
         return fail("node " + quote(node) + "'s registration is not trusted: " + ok.error().message +
                     " (check the node's key, then register it again: secretshimctl node add)");
@@ -77,12 +77,12 @@ Result<std::string> ClusterAdmin::nodePublicKey(const std::string& node) {
 Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& publicKey) {
     if (auto ok = checkName("node", node); !ok) return ok;
     auto signer = signingKey();
-    if (!signer) return tl::unexpected(signer.error());
+    if (!signer) return propagate(signer);
     const std::string key = registrationKey(node);
     const std::string pub(publicKey.begin(), publicKey.end());
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
         auto r = client_->range(key, false);
-        if (!r) return tl::unexpected(r.error());
+        if (!r) return propagate(r);
         std::int64_t modRevision = 0;  // 0: absent
         std::uint64_t serial = 0;
         if (!r->kvs.empty()) {
@@ -100,7 +100,7 @@ Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& pub
         auto w = client_->txn({{"compare", {txnModRevision(key, modRevision)}},
                                {"success", {txnPut(key, encodeRegistration(fresh))}},
                                {"failure", json::array()}});
-        if (!w) return tl::unexpected(w.error());
+        if (!w) return propagate(w);
         if (w->succeeded) return {};
     }
     return fail("node " + quote(node) + ": its registration kept changing (" + std::to_string(kAttempts) +
@@ -109,7 +109,7 @@ Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& pub
 
 Result<json> ClusterAdmin::listNodes() {
     auto r = client_->range(registrationsPrefix(), true);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     json out = json::array();
     for (const auto& kv : r->kvs) {
         auto reg = decodeRegistration(kv.value);
@@ -119,18 +119,18 @@ Result<json> ClusterAdmin::listNodes() {
 }
 
 Result<std::string> ClusterAdmin::createSecret(const std::string& name, const SecureBuffer& value) {
-    if (auto ok = checkName("secret", name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkName("secret", name); !ok) return propagate(ok);
     auto key = clusterKey();
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     auto id = randomHex(16);
-    if (!id) return tl::unexpected(id.error());
+    if (!id) return propagate(id);
     MasterSecret m{name, *id, 1, now(), now(), value.size(), {}};
     auto sealed = (*key)->seal(value.span(), {"", name, *id, 1});
-    if (!sealed) return tl::unexpected(sealed.error());
+    if (!sealed) return propagate(sealed);
     m.sealed = std::move(*sealed);
     const std::string k = masterKey(name);
     auto w = client_->txn({{"compare", {txnAbsent(k)}}, {"success", {txnPut(k, encodeMaster(m))}}, {"failure", {txnRange(k)}}});
-    if (!w) return tl::unexpected(w.error());
+    if (!w) return propagate(w);
     if (w->succeeded) return *id;
     const KeyValue* existing = found(*w);
     auto prior = existing ? decodeMaster(existing->value) : fail("gone");
@@ -140,7 +140,7 @@ Result<std::string> ClusterAdmin::createSecret(const std::string& name, const Se
 
 Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int64_t* revision) {
     auto r = client_->range(nodesPrefix(), true);
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     if (revision) *revision = r->revision;
     std::vector<Assignment> out;
     for (const auto& kv : r->kvs) {
@@ -156,25 +156,25 @@ Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int
 }
 
 Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const SecureBuffer& value) {
-    if (auto ok = checkName("secret", name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkName("secret", name); !ok) return propagate(ok);
     auto key = clusterKey();
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     auto signer = signingKey();
-    if (!signer) return tl::unexpected(signer.error());
+    if (!signer) return propagate(signer);
     const std::string k = masterKey(name);
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
         std::int64_t modRevision = 0;
         auto master = readMaster(*client_, name, &modRevision);
-        if (!master) return tl::unexpected(master.error());
+        if (!master) return propagate(master);
         std::int64_t scanned = 0;
         auto all = assignments(&scanned);
-        if (!all) return tl::unexpected(all.error());
+        if (!all) return propagate(all);
         MasterSecret next = *master;
         next.version = master->version + 1;
         next.updated = now();
         next.size = value.size();
         auto sealed = (*key)->seal(value.span(), {"", name, next.id, next.version});
-        if (!sealed) return tl::unexpected(sealed.error());
+        if (!sealed) return propagate(sealed);
         next.sealed = std::move(*sealed);
         json ops = json::array({txnPut(k, encodeMaster(next))});
         std::set<std::string> nodes;
@@ -182,18 +182,18 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
             if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end()) nodes.insert(a.node);
         for (const auto& node : nodes) {
             auto pub = nodePublicKey(node);
-            if (!pub) return tl::unexpected(pub.error());
+            if (!pub) return propagate(pub);
             auto copy = sealForNode({reinterpret_cast<const unsigned char*>(pub->data()), pub->size()}, value.span(),
                                     {node, name, next.id, next.version});
-            if (!copy) return tl::unexpected(copy.error());
+            if (!copy) return propagate(copy);
             // Signed with a serial above the copy it replaces.
             const std::string copyKey = nodeSecretKey(node, name);
             auto prior = client_->range(copyKey, false);
-            if (!prior) return tl::unexpected(prior.error());
+            if (!prior) return propagate(prior);
             auto old = prior->kvs.empty() ? fail("none") : decodeNodeSecret(prior->kvs[0].value);
             NodeSecret fresh{name, next.id, next.version, *copy, {}};
             if (auto ok = (*signer)->sign(copyKey, fresh, nextSerial(old ? old->sig.serial : 0)); !ok)
-                return tl::unexpected(ok.error());
+                return propagate(ok);
             ops.push_back(txnPut(copyKey, encodeNodeSecret(fresh)));
         }
         // The master unchanged, and no task written since the scan: a task
@@ -202,7 +202,7 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
         auto w = client_->txn({{"compare", {txnModRevision(k, modRevision), txnUnchangedSince(nodesPrefix(), scanned)}},
                                {"success", ops},
                                {"failure", {txnRange(k)}}});
-        if (!w) return tl::unexpected(w.error());
+        if (!w) return propagate(w);
         if (w->succeeded) return next.version;
         const KeyValue* existing = found(*w);
         auto current = existing ? decodeMaster(existing->value) : fail("gone");
@@ -215,9 +215,9 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
 
 Result<json> ClusterAdmin::listSecrets(const std::string& only) {
     auto r = client_->range(only.empty() ? mastersPrefix() : masterKey(only), only.empty());
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     auto all = assignments();
-    if (!all) return tl::unexpected(all.error());
+    if (!all) return propagate(all);
     json out = json::array();
     for (const auto& kv : r->kvs) {
         auto m = decodeMaster(kv.value);
@@ -240,10 +240,10 @@ Result<void> ClusterAdmin::removeSecret(const std::string& name) {
         std::int64_t modRevision = 0;
         auto master = readMaster(*client_, name, &modRevision);
         if (!master && master.error().code == ENOENT && attempt > 0) return {};  // removed meanwhile
-        if (!master) return tl::unexpected(master.error());
+        if (!master) return propagate(master);
         std::int64_t scanned = 0;
         auto all = assignments(&scanned);
-        if (!all) return tl::unexpected(all.error());
+        if (!all) return propagate(all);
         for (const auto& a : *all)
             if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end())
                 return fail("secret " + quote(name) + " is assigned to task " + quote(a.task) + " on node " +
@@ -255,7 +255,7 @@ Result<void> ClusterAdmin::removeSecret(const std::string& name) {
         auto w = client_->txn({{"compare", {txnModRevision(k, modRevision), txnUnchangedSince(nodesPrefix(), scanned)}},
                                {"success", {txnDelete(k)}},
                                {"failure", {txnRange(k)}}});
-        if (!w) return tl::unexpected(w.error());
+        if (!w) return propagate(w);
         if (w->succeeded || !found(*w)) return {};  // deleted, or gone: our own delete, retried
     }
     return fail("secret " + quote(name) + ": assignments kept changing while removing it (" +
@@ -270,17 +270,17 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
         return fail("max containers must be 1 to " + std::to_string(kMaxContainersLimit));
     if (auto ok = checkName("node", node); !ok) return ok;
     auto refs = mountfs::parseSecretRefs(specs);
-    if (!refs) return tl::unexpected(refs.error());
-    if (auto layout = mountfs::planView(*refs); !layout) return tl::unexpected(layout.error());
+    if (!refs) return propagate(refs);
+    if (auto layout = mountfs::planView(*refs); !layout) return propagate(layout);
     auto key = clusterKey();
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     auto signer = signingKey();
-    if (!signer) return tl::unexpected(signer.error());
+    if (!signer) return propagate(signer);
     const std::vector<std::string> sources = sourcesOf(*refs);
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
         std::int64_t scanned = 0;
         auto all = assignments(&scanned);
-        if (!all) return tl::unexpected(all.error());
+        if (!all) return propagate(all);
         std::uint64_t taskSerial = 0;  // of the record this one replaces
         for (const auto& a : *all) {
             if (a.task == task && a.node != node)
@@ -288,14 +288,14 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
             if (a.task == task) taskSerial = a.serial;
         }
         auto registered = nodePublicKey(node);
-        if (!registered) return tl::unexpected(registered.error());
+        if (!registered) return propagate(registered);
         const std::span<const unsigned char> pub(reinterpret_cast<const unsigned char*>(registered->data()),
                                                  registered->size());
 
         // What the node holds already (each copy's serial), for the
         // revocations and the serials below.
         auto held = client_->range(nodePrefix(node) + "secrets/", true);
-        if (!held) return tl::unexpected(held.error());
+        if (!held) return propagate(held);
         std::map<std::string, std::uint64_t> copies;
         for (const auto& kv : held->kvs)
             if (auto s = decodeNodeSecret(kv.value)) copies[s->name] = s->sig.serial;
@@ -311,7 +311,7 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
         for (const auto& name : sources) {
             std::int64_t modRevision = 0;
             auto master = readMaster(*client_, name, &modRevision);
-            if (!master) return tl::unexpected(master.error());
+            if (!master) return propagate(master);
             compares.push_back(txnModRevision(masterKey(name), modRevision));
             // Always re-sealed, even when a copy of this version is there: the
             // admin cannot tell a good copy from one moved in from another node
@@ -320,7 +320,7 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
             auto plain = (*key)->open(master->sealed, {"", name, master->id, master->version});
             if (!plain) return fail("secret " + quote(name) + ": the cluster key cannot decrypt it");
             auto copy = sealForNode(pub, plain->span(), {node, name, master->id, master->version});
-            if (!copy) return tl::unexpected(copy.error());
+            if (!copy) return propagate(copy);
             NodeSecret fresh{name, master->id, master->version, *copy, {}};
             const auto prior = copies.find(name);
             if (auto ok = (*signer)->sign(nodeSecretKey(node, name), fresh,
@@ -337,7 +337,7 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
             if (!used.count(name)) ops.push_back(txnDelete(nodeSecretKey(node, name)));
         beforeCommit();
         auto w = client_->txn({{"compare", compares}, {"success", ops}, {"failure", json::array()}});
-        if (!w) return tl::unexpected(w.error());
+        if (!w) return propagate(w);
         if (w->succeeded) return {};
         // Lost a race (or our own write landed before a retry): redo it from
         // a fresh read; writing the same assignment again is harmless.
@@ -347,12 +347,12 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
 }
 
 Result<std::string> ClusterAdmin::unassignTask(const std::string& task) {
-    if (auto ok = checkName("task", task); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkName("task", task); !ok) return propagate(ok);
     std::string node;
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
         std::int64_t scanned = 0;
         auto all = assignments(&scanned);
-        if (!all) return tl::unexpected(all.error());
+        if (!all) return propagate(all);
         const auto it = std::find_if(all->begin(), all->end(), [&](const Assignment& a) { return a.task == task; });
         if (it == all->end()) {
             if (attempt > 0) return node;  // unassigned meanwhile (or our own delete, retried)
@@ -369,7 +369,7 @@ Result<std::string> ClusterAdmin::unassignTask(const std::string& task) {
         beforeCommit();
         auto w = client_->txn(
             {{"compare", {txnUnchangedSince(nodePrefix(node), scanned)}}, {"success", ops}, {"failure", json::array()}});
-        if (!w) return tl::unexpected(w.error());
+        if (!w) return propagate(w);
         if (w->succeeded) return node;
     }
     return fail("task " + quote(task) + ": the node's assignments kept changing (" + std::to_string(kAttempts) +
@@ -378,7 +378,7 @@ Result<std::string> ClusterAdmin::unassignTask(const std::string& task) {
 
 Result<json> ClusterAdmin::listTasks() {
     auto all = assignments();
-    if (!all) return tl::unexpected(all.error());
+    if (!all) return propagate(all);
     json out = json::array();
     for (const auto& a : *all)
         out.push_back({{"task", a.task}, {"node", a.node}, {"secrets", a.secrets}, {"identity", a.identity},

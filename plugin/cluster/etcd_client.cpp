@@ -172,7 +172,7 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::create(EtcdSettings settings) {
     Impl& impl = *client->impl_;
     for (const auto& url : client->settings_.endpoints) {
         auto e = parseEndpoint(url);
-        if (!e) return tl::unexpected(e.error());
+        if (!e) return propagate(e);
         impl.endpoints.push_back(std::move(*e));
     }
     const EtcdSettings& s = client->settings_;
@@ -185,7 +185,7 @@ Result<std::unique_ptr<EtcdClient>> EtcdClient::create(EtcdSettings settings) {
     if (s.certFile.empty() || s.keyFile.empty()) return fail("etcd: a client certificate and key are needed (cert, key)");
     impl.ctx.use_certificate_chain_file(s.certFile, ec);
     if (ec) return fail("etcd: cannot load the client certificate " + quote(s.certFile) + ": " + sslError(ec));
-    if (auto ok = checkValidity(impl.ctx.native_handle(), s.certFile); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkValidity(impl.ctx.native_handle(), s.certFile); !ok) return propagate(ok);
     impl.ctx.use_private_key_file(s.keyFile, ssl::context::pem, ec);
     if (ec) {
         const std::string why = sslError(ec);
@@ -349,15 +349,15 @@ Result<RangeResult> EtcdClient::range(const std::string& key, bool prefix, std::
     if (prefix) body["range_end"] = base64Encode(prefixEnd(key));
     if (revision > 0) body["revision"] = std::to_string(revision);
     auto answer = call("/v3/kv/range", body);
-    if (!answer) return tl::unexpected(answer.error());
+    if (!answer) return propagate(answer);
     auto r = decodeRange(*answer);
-    if (!r) return tl::unexpected(wrap(r.error(), "etcd range " + quote(key)));
+    if (!r) return propagate(r, "etcd range " + quote(key));
     return r;
 }
 
 Result<WriteResult> EtcdClient::put(const std::string& key, const std::string& value) {
     auto answer = call("/v3/kv/put", {{"key", base64Encode(key)}, {"value", base64Encode(value)}});
-    if (!answer) return tl::unexpected(answer.error());
+    if (!answer) return propagate(answer);
     return decodeWrite(*answer);
 }
 
@@ -365,19 +365,19 @@ Result<WriteResult> EtcdClient::remove(const std::string& key, bool prefix) {
     json body = {{"key", base64Encode(key)}};
     if (prefix) body["range_end"] = base64Encode(prefixEnd(key));
     auto answer = call("/v3/kv/deleterange", body);
-    if (!answer) return tl::unexpected(answer.error());
+    if (!answer) return propagate(answer);
     return decodeWrite(*answer);
 }
 
 Result<WriteResult> EtcdClient::txn(const json& body) {
     auto answer = call("/v3/kv/txn", body);
-    if (!answer) return tl::unexpected(answer.error());
+    if (!answer) return propagate(answer);
     return decodeWrite(*answer);
 }
 
 Result<void> EtcdClient::compact(std::int64_t revision) {
     auto answer = call("/v3/kv/compaction", {{"revision", std::to_string(revision)}, {"physical", true}});
-    if (!answer) return tl::unexpected(answer.error());
+    if (!answer) return propagate(answer);
     return {};
 }
 

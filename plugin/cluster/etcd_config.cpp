@@ -14,11 +14,11 @@ Result<std::unique_ptr<EtcdClient>> etcdClientFor(const EtcdConfig& c) {
     s.keyFile = c.key;
     if (!c.key.empty())
         if (auto ok = plugin::checkPrivateFile(c.key, "etcd: the client key " + quote(c.key)); !ok)
-            return tl::unexpected(ok.error());
+            return propagate(ok);
     s.user = c.user;
     if (!c.passwordFile.empty()) {
         auto password = readPasswordFile(c.passwordFile);
-        if (!password) return tl::unexpected(password.error());
+        if (!password) return propagate(password);
         s.password = *password;
     }
     return EtcdClient::create(std::move(s));
@@ -26,7 +26,7 @@ Result<std::unique_ptr<EtcdClient>> etcdClientFor(const EtcdConfig& c) {
 
 Result<std::string> readPasswordFile(const std::string& path) {
     if (auto ok = plugin::checkPrivateFile(path, "the etcd password file " + path); !ok)
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     std::ifstream in(path);
     if (!in) return failErrno("cannot read the etcd password file " + path);
     std::string line;

@@ -58,7 +58,7 @@ public:
         record.sig.serial = serial;
         record.sig.signer = id_;
         auto signature = signMessage(signedMessage(key, record));
-        if (!signature) return tl::unexpected(signature.error());
+        if (!signature) return propagate(signature);
         record.sig.signature = std::move(*signature);
         return {};
     }

@@ -70,7 +70,7 @@ Result<EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& blo
             if (!list) return fail(where(name, value) + ": key \"etcd.endpoints\": expected a list of 1 to 16 https:// URLs");
             for (const auto& e : value) {
                 auto url = endpointValue(name, e);
-                if (!url) return tl::unexpected(url.error());
+                if (!url) return propagate(url);
                 c.endpoints.push_back(*url);
             }
             continue;
@@ -80,7 +80,7 @@ Result<EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& blo
             if (!list) return fail(where(name, value) + ": key \"etcd.admin_keys\": expected a list of 1 to 16 paths");
             for (const auto& p : value) {
                 auto path = pathValue(name, key, p);
-                if (!path) return tl::unexpected(path.error());
+                if (!path) return propagate(path);
                 c.adminKeys.push_back(*path);
             }
             continue;
@@ -94,7 +94,7 @@ Result<EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& blo
         else if (key == "user") v = textValue(name, key, value), c.user = v.value_or("");
         else if (key == "node") v = textValue(name, key, value), c.node = v.value_or("");
         else return fail(where(name, item.first) + ": unknown key " + quote("etcd." + key));
-        if (!v) return tl::unexpected(v.error());
+        if (!v) return propagate(v);
     }
     if (c.endpoints.empty() || c.ca.empty() || c.cert.empty() || c.key.empty())
         return fail(where(name, block) + ": key \"etcd\": endpoints, ca, cert and key are required");

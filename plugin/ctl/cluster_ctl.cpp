@@ -30,7 +30,7 @@ Result<SecureBuffer> readSecretValue(const std::string& source) {
     platform::UniqueFd in(source == "-" ? ::dup(STDIN_FILENO) : ::open(source.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in) return failErrno("cannot read " + source);
     auto buffer = SecureBuffer::allocate(kMaxValue);
-    if (!buffer) return tl::unexpected(buffer.error());
+    if (!buffer) return propagate(buffer);
     std::size_t total = 0;
     for (;;) {
         if (total == kMaxValue) return fail("the value is too large");
@@ -42,7 +42,7 @@ Result<SecureBuffer> readSecretValue(const std::string& source) {
     }
     if (total == 0) return fail("the value is empty");
     auto exact = SecureBuffer::allocate(total);
-    if (!exact) return tl::unexpected(exact.error());
+    if (!exact) return propagate(exact);
     std::copy(buffer->data(), buffer->data() + total, exact->data());
     return exact;
 }
@@ -65,7 +65,7 @@ Result<PublicKey> nodePublicKey(const std::string& keyOut, const std::string& pu
         const auto slash = keyOut.rfind('/');
         const std::string dir = slash == std::string::npos ? "." : keyOut.substr(0, slash ? slash : 1);
         auto pair = NodeKeyPair::loadOrCreate(dir, keyOut.substr(slash == std::string::npos ? 0 : slash + 1));
-        if (!pair) return tl::unexpected(pair.error());
+        if (!pair) return propagate(pair);
         return pair->publicKey();
     }
     auto raw = base64Decode(publicKey);
@@ -168,7 +168,7 @@ Result<EtcdConfig> ClusterCli::etcdConfig() const {
     EtcdConfig c;
     if (!config_.empty()) {
         auto loaded = loadAgentConfig(config_);
-        if (!loaded) return tl::unexpected(loaded.error());
+        if (!loaded) return propagate(loaded);
         if (!loaded->hasEtcd) return fail(config_ + ": no etcd block");
         c = loaded->etcd;
     }
@@ -190,14 +190,14 @@ Result<EtcdConfig> ClusterCli::etcdConfig() const {
 // listing reads neither.
 Result<std::unique_ptr<ClusterAdmin>> ClusterCli::connect(const EtcdConfig& c) const {
     auto client = etcdClientFor(c);
-    if (!client) return tl::unexpected(client.error());
+    if (!client) return propagate(client);
 
     CLI::App* create = secret_->get_subcommand("create");
     const bool needsKey = create->parsed() || rotate_->parsed() || assign_->parsed();
     std::optional<ClusterKey> key;
     if (!c.clusterKey.empty() && needsKey) {
         auto k = create->parsed() ? ClusterKey::loadOrCreate(c.clusterKey) : ClusterKey::load(c.clusterKey);
-        if (!k) return tl::unexpected(k.error());
+        if (!k) return propagate(k);
         key.emplace(std::move(*k));
     }
     // Whatever a node will read is signed: registrations, task records and
@@ -207,11 +207,11 @@ Result<std::unique_ptr<ClusterAdmin>> ClusterCli::connect(const EtcdConfig& c) c
     if (nodeAdd_->parsed() || rotate_->parsed() || assign_->parsed()) {
         if (!c.signingKey.empty()) {
             auto k = AdminSigningKey::load(c.signingKey);
-            if (!k) return tl::unexpected(k.error());
+            if (!k) return propagate(k);
             signer.emplace(std::move(*k));
         }
         auto t = TrustedKeys::load(c.adminKeys);
-        if (!t) return tl::unexpected(t.error());
+        if (!t) return propagate(t);
         trusted = std::move(*t);
     }
     return std::make_unique<ClusterAdmin>(std::move(*client), std::move(key), std::move(signer), std::move(trusted));

@@ -51,7 +51,7 @@ Result<UniqueFd> valueMemfd(const std::string& source) {
         if (::write(mem.get(), buf, static_cast<std::size_t>(n)) != n) { result = failErrno("memfd write"); break; }
     }
     ::explicit_bzero(buf, sizeof buf);
-    if (!result) return tl::unexpected(result.error());
+    if (!result) return propagate(result);
     if (total == 0) return fail("the value is empty");
     if (::fcntl(mem.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0)
         return failErrno("sealing the value");
@@ -60,18 +60,18 @@ Result<UniqueFd> valueMemfd(const std::string& source) {
 
 Result<json> call(const std::string& socket, const json& request, std::span<const int> fds = {}) {
     auto sock = connectAgent(socket, kTimeout);
-    if (!sock) return tl::unexpected(sock.error());
-    if (auto ok = sendJson(sock->get(), request, fds); !ok) return tl::unexpected(ok.error());
+    if (!sock) return propagate(sock);
+    if (auto ok = sendJson(sock->get(), request, fds); !ok) return propagate(ok);
     auto reply = receiveJson(sock->get());
-    if (!reply) return tl::unexpected(reply.error());
-    if (auto ok = checkOk(reply->body); !ok) return tl::unexpected(ok.error());
+    if (!reply) return propagate(reply);
+    if (auto ok = checkOk(reply->body); !ok) return propagate(ok);
     return reply->body;
 }
 
 // A reply's body as its type, or the line that says it is not one.
 template <typename Reply>
 Result<Reply> typed(Result<json> reply) {
-    if (!reply) return tl::unexpected(reply.error());
+    if (!reply) return propagate(reply);
     auto out = Reply::fromJson(*reply);
     if (!out) return fail("malformed reply from the agent: " + out.error().message);
     return out;

@@ -52,7 +52,7 @@ int usage() {
 
 Result<void> checkReply(const JsonMessage& reply) {
     auto ok = checkOk(reply.body, "the agent refused without a reason");
-    if (!ok) return tl::unexpected(ok.error());
+    if (!ok) return propagate(ok);
     return {};
 }
 
@@ -61,10 +61,10 @@ Result<void> checkReply(const JsonMessage& reply) {
 Result<JsonMessage> sendCreate(int sock, const json& request, int pidfd) {
     const int fds[] = {pidfd};
     if (auto sent = sendJson(sock, request, fds); !sent) {
-        if (sent.error().code != EPIPE && sent.error().code != ECONNRESET) return tl::unexpected(sent.error());
+        if (sent.error().code != EPIPE && sent.error().code != ECONNRESET) return propagate(sent);
         auto left = receiveJson(sock);
         if (left) return left;
-        return tl::unexpected(sent.error());
+        return propagate(sent);
     }
     return receiveJson(sock);
 }
@@ -81,7 +81,7 @@ bool isBusy(const Result<JsonMessage>& reply) {
 // confinement gives DAC_OVERRIDE back after setfsuid() cleared it.
 Result<void> actAsContainerRoot(pid_t pid) {
     auto root = platform::containerRootIds(pid);
-    if (!root) return tl::unexpected(root.error());
+    if (!root) return propagate(root);
     if (root->uid == 0 && root->gid == 0) return {};
     return platform::actAs(*root);
 }
@@ -95,7 +95,7 @@ Result<void> actAsContainerRoot(pid_t pid) {
 Result<void> lockFlagsIfUserNamespace(int pidfd, pid_t pid, std::vector<platform::MountSource>& sources,
                                       std::vector<platform::UniqueFd>& locked, platform::UniqueFd& mntns) {
     auto other = platform::inOtherUserNamespace(pid);
-    if (!other) return tl::unexpected(other.error());
+    if (!other) return propagate(other);
     if (!*other) return {};
     mntns.reset(::open(("/proc/" + std::to_string(pid) + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC));
     if (!mntns) return failErrno("opening the container's mount namespace");
@@ -103,7 +103,7 @@ Result<void> lockFlagsIfUserNamespace(int pidfd, pid_t pid, std::vector<platform
     if (::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) != 0)
         return failErrno("checking the container's init");
     auto clones = platform::lockMountFlags(pidfd, sources);
-    if (!clones) return tl::unexpected(clones.error());
+    if (!clones) return propagate(clones);
     locked = std::move(*clones);
     for (std::size_t i = 0; i < sources.size(); ++i) sources[i].fd = locked[i].get();
     return {};
@@ -120,10 +120,10 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
     platform::UniqueFd configFile(::open((state.bundle + "/config.json").c_str(), O_RDONLY | O_CLOEXEC));
     if (!configFile) return fail("cannot read " + state.bundle + "/config.json");
     auto config = platform::readAll(configFile.get(), 16 * kMaxState, "config.json");
-    if (!config) return tl::unexpected(config.error());
+    if (!config) return propagate(config);
     BundleFacts facts;
     auto rootfs = parseRootfsPath(*config, state.bundle, &facts);
-    if (!rootfs) return tl::unexpected(rootfs.error());
+    if (!rootfs) return propagate(rootfs);
 
     // The bundle tells this container from one with the same id in another
     // containerd namespace or runc root (plugin/agent/task_key.hpp).
@@ -135,7 +135,7 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
     create.identity = identity->toJson();
     const json request = create.toJson();
     auto sock = connectAgent(socket, kTimeout);
-    if (!sock) return tl::unexpected(sock.error());
+    if (!sock) return propagate(sock);
     auto reply = sendCreate(sock->get(), request, pidfd.get());
     // The agent turns connections beyond its limit away at once (its reply
     // says "busy", or it closed before our request went out): retry.
@@ -143,10 +143,10 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
          isBusy(reply) && std::chrono::steady_clock::now() < until;) {
         ::usleep(50 * 1000);
         sock = connectAgent(socket, kTimeout);
-        if (!sock) return tl::unexpected(sock.error());
+        if (!sock) return propagate(sock);
         reply = sendCreate(sock->get(), request, pidfd.get());
     }
-    if (!reply) return tl::unexpected(reply.error());
+    if (!reply) return propagate(reply);
     if (auto ok = checkReply(*reply); !ok) return ok;
 
     auto created = CreateReply::fromJson(reply->body);
@@ -178,7 +178,7 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
     if (auto ok = sendJson(sock->get(), report.toJson()); !ok) return attached ? ok : attached;
     if (!attached) return attached;
     auto ack = receiveJson(sock->get());
-    if (!ack) return tl::unexpected(ack.error());
+    if (!ack) return propagate(ack);
     return checkReply(*ack);
 }
 
@@ -193,7 +193,7 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
 // may run in another containerd namespace, whose secrets must stay.
 Result<void> release(const std::string& socket, const OciState& state) {
     auto sock = connectAgent(socket, kTimeout);
-    if (!sock) return tl::unexpected(sock.error());
+    if (!sock) return propagate(sock);
     return sendJson(sock->get(), ReleaseRequest{state.id, state.bundle, ""}.toJson());
 }
 

@@ -54,7 +54,7 @@ Result<JsonMessage> receiveJson(int sock) {
     if (!msg) {
         if (msg.error().code == EAGAIN)
             return failWith(EAGAIN, "timed out waiting for the secretshim agent");
-        return tl::unexpected(msg.error());
+        return propagate(msg);
     }
     return decodeJson(msg->data, std::move(msg->fds));
 }

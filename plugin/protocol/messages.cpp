@@ -89,7 +89,7 @@ Result<T> readAll(const json& j, T out, Fields... fields) {
     if (!j.is_object()) return fail("malformed message (not a JSON object)");
     Result<void> ok;
     ((ok = ok ? read(j, fields.first, out.*(fields.second)) : ok), ...);
-    if (!ok) return tl::unexpected(ok.error());
+    if (!ok) return propagate(ok);
     return out;
 }
 
@@ -106,7 +106,7 @@ Result<std::vector<T>> readList(const json& j, const char* key) {
     if (!it->is_array()) return tl::unexpected(wrongType(key, "a list"));
     for (const auto& item : *it) {
         auto one = T::fromJson(item);
-        if (!one) return tl::unexpected(one.error());
+        if (!one) return propagate(one);
         out.push_back(std::move(*one));
     }
     return out;
@@ -161,7 +161,7 @@ Result<CreateReply> CreateReply::fromJson(const json& j) {
     for (const auto& m : *list) {
         auto one = readAll(m, MountInfo{}, field("target", &MountInfo::target),
                            field("directory", &MountInfo::directory));
-        if (!one) return tl::unexpected(one.error());
+        if (!one) return propagate(one);
         out->mounts.push_back(std::move(*one));
     }
     return out;
@@ -267,7 +267,7 @@ json SecretListReply::toJson() const { return okReply({{"secrets", listJson(secr
 
 Result<SecretListReply> SecretListReply::fromJson(const json& j) {
     auto list = readList<SecretInfo>(j, "secrets");
-    if (!list) return tl::unexpected(list.error());
+    if (!list) return propagate(list);
     return SecretListReply{std::move(*list)};
 }
 
@@ -277,7 +277,7 @@ Result<TaskListReply> TaskListReply::fromJson(const json& j) {
     auto out = readAll(j, TaskListReply{}, field("more", &TaskListReply::more));
     if (!out) return out;
     auto list = readList<TaskInfo>(j, "tasks");
-    if (!list) return tl::unexpected(list.error());
+    if (!list) return propagate(list);
     out->tasks = std::move(*list);
     return out;
 }
@@ -298,7 +298,7 @@ Result<TaskListReply> collectTasks(const std::function<Result<json>(const json&)
     TaskListRequest request;
     for (;;) {
         auto reply = call(request.toJson());
-        if (!reply) return tl::unexpected(reply.error());
+        if (!reply) return propagate(reply);
         auto page = TaskListReply::fromJson(*reply);
         if (!page) return fail("malformed reply from the agent: " + page.error().message);
         for (auto& t : page->tasks) all.tasks.push_back(std::move(t));

@@ -55,7 +55,7 @@ Result<SecureBuffer> readValue(const std::string& file, std::size_t maxBytes) {
         size += n;
     }
     if (in != stdin) std::fclose(in);
-    if (auto ok = mountfs::checkPayloadSize("value", size, maxBytes); !ok) return tl::unexpected(ok.error());
+    if (auto ok = mountfs::checkPayloadSize("value", size, maxBytes); !ok) return propagate(ok);
     auto exact = SecureBuffer::allocate(size);
     if (!exact) return exact;
     std::copy_n(buffer->data(), size, exact->data());
@@ -63,17 +63,17 @@ Result<SecureBuffer> readValue(const std::string& file, std::size_t maxBytes) {
 }
 
 Result<json> call(PipeConnection& connection, const json& request) {
-    if (auto ok = connection.send(request, kTimeout); !ok) return tl::unexpected(ok.error());
+    if (auto ok = connection.send(request, kTimeout); !ok) return propagate(ok);
     auto reply = connection.receive(kTimeout);
-    if (!reply) return tl::unexpected(reply.error());
-    if (auto ok = checkOk(*reply); !ok) return tl::unexpected(ok.error());
+    if (!reply) return propagate(reply);
+    if (auto ok = checkOk(*reply); !ok) return propagate(ok);
     return reply;
 }
 
 // A reply's body as its type, or the line that says it is not one.
 template <typename Reply>
 Result<Reply> typed(Result<json> reply) {
-    if (!reply) return tl::unexpected(reply.error());
+    if (!reply) return propagate(reply);
     auto out = Reply::fromJson(*reply);
     if (!out) return fail("malformed reply from the agent: " + out.error().message);
     return out;
@@ -81,7 +81,7 @@ Result<Reply> typed(Result<json> reply) {
 
 Result<json> createSecret(PipeConnection& connection, const std::string& name, const SecureBuffer& value) {
     if (auto ok = connection.send(SecretCreateRequest{name, {}, value.size()}.toJson(), kTimeout); !ok)
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     for (std::size_t done = 0; done < value.size(); done += kSecretChunk) {
         const std::size_t n = std::min(kSecretChunk, value.size() - done);
         json chunk = SecretDataMessage{std::string(n * 2, '0')}.toJson();
@@ -89,11 +89,11 @@ Result<json> createSecret(PipeConnection& connection, const std::string& name, c
         hexEncodeTo({value.data() + done, n}, hex.data());
         auto ok = connection.send(chunk, kTimeout);
         ::SecureZeroMemory(hex.data(), hex.size());
-        if (!ok) return tl::unexpected(ok.error());
+        if (!ok) return propagate(ok);
     }
     auto reply = connection.receive(kTimeout);
-    if (!reply) return tl::unexpected(reply.error());
-    if (auto ok = checkOk(*reply); !ok) return tl::unexpected(ok.error());
+    if (!reply) return propagate(reply);
+    if (auto ok = checkOk(*reply); !ok) return propagate(ok);
     return reply;
 }
 

@@ -56,7 +56,7 @@ Result<std::wstring> pipePath(std::string_view name) {
     if (bare.empty() || bare.size() > 200 || bare.find('\\') != std::string_view::npos)
         return fail("pipe name " + quote(name) + " is not NAME or \\\\.\\pipe\\NAME");
     auto wide = platform::toUtf16(bare);
-    if (!wide) return tl::unexpected(wrap(wide.error(), "pipe name"));
+    if (!wide) return propagate(wide, "pipe name");
     return L"\\\\.\\pipe\\" + *wide;
 }
 
@@ -77,7 +77,7 @@ Result<PipeConnection> PipeConnection::connect(const std::wstring& path, Millis 
             DWORD mode = PIPE_READMODE_MESSAGE;
             if (!::SetNamedPipeHandleState(pipe.get(), &mode, nullptr, nullptr))
                 return failLastError("setting message mode on " + shown);
-            if (auto trusted = checkPipeServer(pipe.get(), shown); !trusted) return tl::unexpected(trusted.error());
+            if (auto trusted = checkPipeServer(pipe.get(), shown); !trusted) return propagate(trusted);
             return PipeConnection(std::move(pipe));
         }
         const DWORD code = ::GetLastError();
@@ -101,7 +101,7 @@ Result<void> PipeConnection::send(const nlohmann::json& body, Millis timeout) {
     const BOOL started = ::WriteFile(pipe_.get(), text.data(), static_cast<DWORD>(text.size()), nullptr, &ov);
     auto n = finishIo(pipe_.get(), ov, started, timeout, "writing to the pipe");
     ::SecureZeroMemory(text.data(), text.size());  // may carry a secret chunk
-    if (!n) return tl::unexpected(n.error());
+    if (!n) return propagate(n);
     if (*n != text.size()) return fail("writing to the pipe: short write");
     return {};
 }
@@ -126,7 +126,7 @@ Result<nlohmann::json> PipeConnection::receive(Millis timeout) {
         ::SecureZeroMemory(buffer.data(), buffer.size());
         return failWithCode(ERROR_MORE_DATA, "message over " + std::to_string(kPipeMaxMessage) + " bytes");
     }
-    if (!n) return tl::unexpected(n.error());
+    if (!n) return propagate(n);
     nlohmann::json body = nlohmann::json::parse(buffer.begin(), buffer.begin() + *n, nullptr, false);
     ::SecureZeroMemory(buffer.data(), buffer.size());
     if (body.is_discarded() || !body.is_object())
@@ -146,10 +146,10 @@ Result<PipeListener> PipeListener::create(const std::wstring& path) {
                                                      " already exists (another agent is running, or a process took its name)");
     }
     auto descriptor = platform::SecurityDescriptor::adminsAndSystemOnly();
-    if (!descriptor) return tl::unexpected(descriptor.error());
+    if (!descriptor) return propagate(descriptor);
     PipeListener listener(path, std::move(*descriptor));
     auto first = listener.newInstance(true);
-    if (!first) return tl::unexpected(first.error());
+    if (!first) return propagate(first);
     listener.next_ = std::move(*first);
     return listener;
 }
@@ -187,7 +187,7 @@ Result<PipeConnection> PipeListener::accept() {
         }
     }
     auto following = newInstance(false);
-    if (!following) return tl::unexpected(following.error());
+    if (!following) return propagate(following);
     PipeConnection connection(std::move(next_));
     next_ = std::move(*following);
     return connection;

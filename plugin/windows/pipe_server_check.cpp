@@ -33,7 +33,7 @@ bool isWellKnown(PSID sid, WELL_KNOWN_SID_TYPE type) {
 Result<TokenStanding> tokenStanding(HANDLE token) {
     TokenStanding standing;
     auto user = tokenInfo(token, TokenUser, "user");
-    if (!user) return tl::unexpected(user.error());
+    if (!user) return propagate(user);
     standing.localSystem = isWellKnown(reinterpret_cast<TOKEN_USER*>(user->data())->User.Sid, WinLocalSystemSid);
 
     TOKEN_ELEVATION elevation{};
@@ -44,7 +44,7 @@ Result<TokenStanding> tokenStanding(HANDLE token) {
 
     // A UAC-filtered administrator holds the group deny-only: not enabled.
     auto groups = tokenInfo(token, TokenGroups, "groups");
-    if (!groups) return tl::unexpected(groups.error());
+    if (!groups) return propagate(groups);
     const auto* list = reinterpret_cast<const TOKEN_GROUPS*>(groups->data());
     for (DWORD i = 0; i < list->GroupCount; ++i) {
         const SID_AND_ATTRIBUTES& group = list->Groups[i];
@@ -70,7 +70,7 @@ Result<void> checkPipeServer(HANDLE pipe, const std::string& shown) {
     if (!::OpenProcessToken(handle.get(), TOKEN_QUERY, &raw)) return failLastError("cannot read the token of " + process);
     UniqueHandle token(raw);
     auto standing = tokenStanding(token.get());
-    if (!standing) return tl::unexpected(wrap(standing.error(), process));
+    if (!standing) return propagate(standing, process);
     if (!mayServeAgentPipe(*standing))
         return fail(process + " runs neither as SYSTEM nor as an elevated administrator: it is not the secretshim "
                               "agent (did another process take the pipe's name?); nothing was sent to it");

@@ -29,7 +29,7 @@ bool isMissing(DWORD code) { return code == ERROR_FILE_NOT_FOUND || code == ERRO
 
 Result<std::wstring> absoluteDirectory(std::string_view path) {
     auto wide = platform::toUtf16(path);
-    if (!wide) return tl::unexpected(wrap(wide.error(), "directory " + quote(path)));
+    if (!wide) return propagate(wide, "directory " + quote(path));
     if (wide->empty()) return fail("empty directory name");
     if (wide->starts_with(L"\\\\?\\")) return *wide;
     wchar_t full[MAX_PATH * 4] = {};
@@ -84,7 +84,7 @@ Result<SecureBuffer> readWholeFile(const std::wstring& path, std::size_t maxByte
     if (size.QuadPart <= 0) return fail(shown(path) + " is empty");
     if (static_cast<unsigned long long>(size.QuadPart) > maxBytes) return fail(shown(path) + " is too large");
     auto buffer = SecureBuffer::allocate(static_cast<std::size_t>(size.QuadPart));
-    if (!buffer) return tl::unexpected(buffer.error());
+    if (!buffer) return propagate(buffer);
     std::size_t done = 0;
     while (done < buffer->size()) {
         DWORD n = 0;
@@ -99,7 +99,7 @@ Result<SecureBuffer> readWholeFile(const std::wstring& path, std::size_t maxByte
 Result<void> writeFileAtomically(const std::wstring& path, std::span<const unsigned char> data,
                                  const platform::SecurityDescriptor& descriptor, bool replace) {
     auto suffix = randomHex(8);
-    if (!suffix) return tl::unexpected(suffix.error());
+    if (!suffix) return propagate(suffix);
     const std::wstring temp = path + L".tmp-" + std::wstring(suffix->begin(), suffix->end());
     SECURITY_ATTRIBUTES attributes{sizeof attributes, descriptor.get(), FALSE};
     {

@@ -55,14 +55,14 @@ Result<std::unique_ptr<WinAgent>> WinAgent::open(WinLocalStore store, platform::
     if (auto ok = ensurePrivateDirectory(agent->store_.stateDir() + std::wstring(kTasksDir),
                                          agent->store_.descriptor(), ExistingDirectory::asItIs);
         !ok)
-        return tl::unexpected(wrap(ok.error(), "tasks directory"));
-    if (auto ok = agent->adoptRecords(); !ok) return tl::unexpected(ok.error());
+        return propagate(ok, "tasks directory");
+    if (auto ok = agent->adoptRecords(); !ok) return propagate(ok);
     return agent;
 }
 
 Result<std::wstring> WinAgent::recordPath(const std::string& task) const {
     auto digest = sha256Hex(task);
-    if (!digest) return tl::unexpected(digest.error());
+    if (!digest) return propagate(digest);
     return store_.stateDir() + std::wstring(kTasksDir) + L"\\" + std::wstring(digest->begin(), digest->end()) +
            std::wstring(kRecordSuffix);
 }
@@ -70,7 +70,7 @@ Result<std::wstring> WinAgent::recordPath(const std::string& task) const {
 Result<void> WinAgent::adoptRecords() {
     const std::wstring dir = store_.stateDir() + std::wstring(kTasksDir);
     auto names = listFileNames(dir, kRecordSuffix);
-    if (!names) return tl::unexpected(names.error());
+    if (!names) return propagate(names);
     for (const std::wstring& name : *names) {
         auto bytes = readWholeFile(dir + L"\\" + name, kMaxTaskRecord);
         if (!bytes) {
@@ -145,7 +145,7 @@ json WinAgent::handle(const json& request, PipeConnection& connection) {
 
 Result<json> WinAgent::prepare(const json& message) {
     auto request = CreateRequest::fromJson(message);
-    if (!request) return tl::unexpected(request.error());
+    if (!request) return propagate(request);
     const std::string& task = request->id;
     const std::string& root = request->root;
     const std::string& secrets = request->secrets;
@@ -199,7 +199,7 @@ Result<json> WinAgent::prepare(const json& message) {
 
 Result<json> WinAgent::cleanup(const json& message) {
     auto request = ReleaseRequest::fromJson(message);
-    if (!request) return tl::unexpected(request.error());
+    if (!request) return propagate(request);
     const std::string& task = request->id;
     const std::string& root = request->root;
     if (!isValidTaskId(task)) return fail("task id " + quote(task) + " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
@@ -217,12 +217,12 @@ Result<json> WinAgent::cleanup(const json& message) {
     }
     if (auto ok = it->second.view->flush(); !ok) {
         log_("cleanup " + taskName(task) + " failed: " + ok.error().message);
-        return tl::unexpected(wrap(ok.error(), taskName(task)));
+        return propagate(ok, taskName(task));
     }
     auto path = recordPath(task);
-    if (!path) return tl::unexpected(path.error());
+    if (!path) return propagate(path);
     if (auto removed = removeFileIfPresent(*path); !removed)
-        return tl::unexpected(wrap(removed.error(), taskName(task) + ": removing its record"));
+        return propagate(removed, taskName(task) + ": removing its record");
     tasks_.erase(it);
     log_("cleaned up " + taskName(task));
     return json{{"cleaned", true}};
@@ -230,17 +230,17 @@ Result<json> WinAgent::cleanup(const json& message) {
 
 Result<json> WinAgent::createSecret(const json& message, PipeConnection& connection) {
     auto request = SecretCreateRequest::fromJson(message);
-    if (!request) return tl::unexpected(request.error());
+    if (!request) return propagate(request);
     const std::string& name = request->name;
     if (!request->size) return fail("secret.create: no size");
     if (!request->grants.empty()) return fail("secret " + quote(name) + ": grant rules are not supported on Windows");
     const std::uint64_t total = *request->size;
-    if (auto ok = mountfs::checkPayloadSize(name, total); !ok) return tl::unexpected(ok.error());
+    if (auto ok = mountfs::checkPayloadSize(name, total); !ok) return propagate(ok);
     auto value = SecureBuffer::allocate(static_cast<std::size_t>(total));
-    if (!value) return tl::unexpected(value.error());
+    if (!value) return propagate(value);
     for (std::size_t done = 0; done < value->size();) {
         auto received = connection.receive(kReply);
-        if (!received) return tl::unexpected(wrap(received.error(), "secret " + quote(name)));
+        if (!received) return propagate(received, "secret " + quote(name));
         auto chunk = SecretDataMessage::fromJson(*received);
         // The message's text and the chunk's copy of it are both wiped.
         if (auto hex = received->find("hex"); hex != received->end() && hex->is_string())
@@ -262,7 +262,7 @@ Result<json> WinAgent::createSecret(const json& message, PipeConnection& connect
     }
     std::lock_guard lock(mutex_);
     auto meta = store_.create(name, value->span());
-    if (!meta) return tl::unexpected(meta.error());
+    if (!meta) return propagate(meta);
     log_("created secret " + quote(name));
     return json{{"id", meta->id}};
 }
@@ -280,11 +280,11 @@ std::vector<std::string> WinAgent::tasksUsing(std::string_view name) const {
 
 Result<json> WinAgent::listSecrets(const json& message) {
     auto request = SecretNameRequest::fromJson(message);
-    if (!request) return tl::unexpected(request.error());
+    if (!request) return propagate(request);
     const bool inspect = request->op == op::secretInspect;
     std::lock_guard lock(mutex_);
     auto metas = store_.list();
-    if (!metas) return tl::unexpected(metas.error());
+    if (!metas) return propagate(metas);
     SecretListReply list;
     for (const auto& meta : *metas) {
         if (inspect && !sameSecretName(meta.name, request->name)) continue;
@@ -296,12 +296,12 @@ Result<json> WinAgent::listSecrets(const json& message) {
 
 Result<json> WinAgent::removeSecret(const json& message) {
     auto request = SecretNameRequest::fromJson(message);
-    if (!request) return tl::unexpected(request.error());
+    if (!request) return propagate(request);
     const std::string& name = request->name;
     std::lock_guard lock(mutex_);
     if (const auto users = tasksUsing(name); !users.empty())
         return fail("secret " + quote(name) + " is in use by " + taskName(users.front()));
-    if (auto ok = store_.remove(name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = store_.remove(name); !ok) return propagate(ok);
     log_("removed secret " + quote(name));
     return json::object();
 }
@@ -310,7 +310,7 @@ Result<json> WinAgent::removeSecret(const json& message) {
 // (plugin/agent/task_list.hpp; a task here has no bundle).
 Result<json> WinAgent::listTasks(const json& message) {
     auto request = TaskListRequest::fromJson(message);
-    if (!request) return tl::unexpected(request.error());
+    if (!request) return propagate(request);
     std::lock_guard lock(mutex_);
     TaskPageBuilder page;
     for (auto it = request->after.empty() ? tasks_.begin() : tasks_.upper_bound(request->after); it != tasks_.end();

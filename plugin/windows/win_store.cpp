@@ -28,16 +28,16 @@ Result<SecureBuffer> loadOrCreateKey(const std::wstring& path, const platform::S
             if (key->size() != kAesKeySize) return fail("the node key is not 256 bits");
             return key;
         }
-        if (key.error().code != ERROR_FILE_NOT_FOUND) return tl::unexpected(wrap(key.error(), "node key"));
+        if (key.error().code != ERROR_FILE_NOT_FOUND) return propagate(key, "node key");
         auto fresh = SecureBuffer::allocate(kAesKeySize);
-        if (!fresh) return tl::unexpected(fresh.error());
+        if (!fresh) return propagate(fresh);
         if (!BCRYPT_SUCCESS(::BCryptGenRandom(nullptr, fresh->data(), static_cast<ULONG>(fresh->size()),
                                               BCRYPT_USE_SYSTEM_PREFERRED_RNG)))
             return fail("node key: the system random generator failed");
         auto written = writeFileAtomically(path, fresh->span(), descriptor, false);
         if (written) return fresh;
         // Another agent made it in between: read that one.
-        if (written.error().code != ERROR_ALREADY_EXISTS) return tl::unexpected(wrap(written.error(), "node key"));
+        if (written.error().code != ERROR_ALREADY_EXISTS) return propagate(written, "node key");
     }
     return fail("node key: created and gone again");
 }
@@ -47,14 +47,14 @@ Result<SecureBuffer> loadOrCreateKey(const std::wstring& path, const platform::S
 Result<WinLocalStore> WinLocalStore::open(const std::wstring& stateDir, std::size_t maxPayload,
                                           ExistingDirectory existing) {
     auto descriptor = platform::SecurityDescriptor::adminsAndSystemOnly();
-    if (!descriptor) return tl::unexpected(descriptor.error());
+    if (!descriptor) return propagate(descriptor);
     if (auto ok = ensurePrivateDirectory(stateDir, *descriptor, existing); !ok)
-        return tl::unexpected(wrap(ok.error(), "state directory"));
+        return propagate(ok, "state directory");
     if (auto ok = ensurePrivateDirectory(stateDir + std::wstring(kSecretsDir), *descriptor, ExistingDirectory::asItIs);
         !ok)
-        return tl::unexpected(wrap(ok.error(), "secrets directory"));
+        return propagate(ok, "secrets directory");
     auto key = loadOrCreateKey(stateDir + std::wstring(kKeyFile), *descriptor);
-    if (!key) return tl::unexpected(key.error());
+    if (!key) return propagate(key);
     return WinLocalStore(stateDir, std::move(*key), std::move(*descriptor), maxPayload);
 }
 
@@ -65,28 +65,28 @@ std::wstring WinLocalStore::recordPath(std::string_view name) const {
 }
 
 Result<SecretMeta> WinLocalStore::create(std::string_view name, mountfs::Bytes plaintext) {
-    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkName(name); !ok) return propagate(ok);
     if (auto ok = mountfs::checkPayloadSize(name, plaintext.size(), maxPayload_); !ok)
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     auto id = randomHex(16);
-    if (!id) return tl::unexpected(id.error());
+    if (!id) return propagate(id);
     SecretMeta meta{std::string(name), *id, plaintext.size(),
                     std::chrono::duration_cast<std::chrono::seconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count()};
     auto record = sealRecord(meta, key_.span(), plaintext);
-    if (!record) return tl::unexpected(wrap(record.error(), "secret " + quote(name)));
+    if (!record) return propagate(record, "secret " + quote(name));
     auto written = writeFileAtomically(recordPath(name), *record, descriptor_, false);
     if (!written) {
         if (written.error().code == ERROR_ALREADY_EXISTS) return fail("secret " + quote(name) + " already exists");
-        return tl::unexpected(wrap(written.error(), "secret " + quote(name)));
+        return propagate(written, "secret " + quote(name));
     }
     return meta;
 }
 
 Result<std::vector<SecretMeta>> WinLocalStore::list() const {
     auto names = listFileNames(stateDir_ + std::wstring(kSecretsDir), kSuffix);
-    if (!names) return tl::unexpected(names.error());
+    if (!names) return propagate(names);
     std::vector<SecretMeta> out;
     for (const std::wstring& file : *names) {
         auto record = readWholeFile(stateDir_ + std::wstring(kSecretsDir) + L"\\" + file,
@@ -101,22 +101,22 @@ Result<std::vector<SecretMeta>> WinLocalStore::list() const {
 }
 
 Result<void> WinLocalStore::remove(std::string_view name) {
-    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkName(name); !ok) return propagate(ok);
     auto removed = removeFileIfPresent(recordPath(name));
-    if (!removed) return tl::unexpected(removed.error());
+    if (!removed) return propagate(removed);
     if (!*removed) return fail("no secret " + quote(name));
     return {};
 }
 
 Result<SecureBuffer> WinLocalStore::load(std::string_view name) const {
-    if (auto ok = checkName(name); !ok) return tl::unexpected(ok.error());
+    if (auto ok = checkName(name); !ok) return propagate(ok);
     auto record = readWholeFile(recordPath(name), kMaxRecordHeader + maxPayload_ + kGcmNonceSize + kGcmTagSize);
     if (!record) {
         if (record.error().code == ERROR_FILE_NOT_FOUND) return fail("no secret " + quote(name));
-        return tl::unexpected(wrap(record.error(), "secret " + quote(name)));
+        return propagate(record, "secret " + quote(name));
     }
     auto plain = openRecord(record->span(), name, key_.span());
-    if (!plain) return tl::unexpected(wrap(plain.error(), "secret " + quote(name)));
+    if (!plain) return propagate(plain, "secret " + quote(name));
     return plain;
 }
 

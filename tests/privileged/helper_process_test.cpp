@@ -98,7 +98,7 @@ TEST_CASE("a helper that enters a container runs confined once inside") {
     // attachMounts() with nothing to attach: it enters, confines, returns.
     auto result = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
         if (auto ok = platform::attachMounts(c.pidfd(), c.rootfs(), {}, &platform::confineForAttach); !ok)
-            return tl::unexpected(ok.error());
+            return propagate(ok);
         std::string seen;
         seen += ::socket(AF_INET, SOCK_STREAM, 0) < 0 && errno == EPERM ? "socket=EPERM" : "socket=allowed";
         seen += ::prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) < 0 && errno == EPERM ? " prctl=EPERM" : " prctl=allowed";

@@ -120,7 +120,7 @@ Result<StatInfo> statInside(const FakeContainer& c, const std::string& path) {
         return std::to_string(st.st_uid) + " " + std::to_string(st.st_gid) + " " +
                std::to_string(st.st_mode & 07777) + " " + (S_ISREG(st.st_mode) ? "1" : "0");
     });
-    if (!r) return tl::unexpected(r.error());
+    if (!r) return propagate(r);
     StatInfo info{};
     int regular = 0;
     std::istringstream(*r) >> info.uid >> info.gid >> info.mode >> regular;

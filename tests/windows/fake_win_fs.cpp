@@ -139,7 +139,7 @@ Result<void> FakeWinFs::enter(const std::string& op, const std::wstring& path, b
 Result<platform::Node> FakeWinFs::openNode(const std::wstring& path, bool) {
     if (auto ok = enter("openNode", path, false); !ok) {
         if (ok.error().code == ERROR_PATH_NOT_FOUND) return platform::Node{};
-        return tl::unexpected(ok.error());
+        return propagate(ok);
     }
     platform::Node node;
     if (const Entry* e = find(path)) {
@@ -156,7 +156,7 @@ Result<void> FakeWinFs::createDirectory(const std::wstring& path, const platform
     Entry entry{Kind::directory, {}, {}, {}, {}};
     if (sd) {
         auto text = sd->sddl();
-        if (!text) return tl::unexpected(text.error());
+        if (!text) return propagate(text);
         entry.sddl = *text;
     }
     add(path, std::move(entry));
@@ -169,13 +169,13 @@ Result<void> FakeWinFs::protectDirectory(const std::wstring& path, const platfor
     if (it == entries_.end() || it->second.kind != Kind::directory)
         return failWin32("fake protectDirectory", ERROR_FILE_NOT_FOUND);
     auto text = sd.sddl();
-    if (!text) return tl::unexpected(text.error());
+    if (!text) return propagate(text);
     it->second.sddl = *text;
     return {};
 }
 
 Result<std::vector<platform::DirEntry>> FakeWinFs::listDirectory(const std::wstring& path) {
-    if (auto ok = enter("listDirectory", path, false); !ok) return tl::unexpected(ok.error());
+    if (auto ok = enter("listDirectory", path, false); !ok) return propagate(ok);
     const Entry* dir = find(path);
     if (!dir || dir->kind != Kind::directory) return failWin32("fake listDirectory", ERROR_PATH_NOT_FOUND);
     std::vector<platform::DirEntry> out;
@@ -194,7 +194,7 @@ Result<void> FakeWinFs::createFile(const std::wstring& path, mountfs::Bytes data
     entry.content->bytes.assign(data.begin(), data.end());
     if (sd) {
         auto text = sd->sddl();
-        if (!text) return tl::unexpected(text.error());
+        if (!text) return propagate(text);
         entry.sddl = *text;
     }
     add(path, std::move(entry));
@@ -228,7 +228,7 @@ Result<void> FakeWinFs::replaceFile(const std::wstring& from, const std::wstring
 }
 
 Result<bool> FakeWinFs::wipeFile(const std::wstring& path, bool onlyIfUnused) {
-    if (auto ok = enter("wipeFile", path, false); !ok) return tl::unexpected(ok.error());
+    if (auto ok = enter("wipeFile", path, false); !ok) return propagate(ok);
     const Entry* e = find(path);
     if (!e) return failWin32("fake wipeFile", ERROR_FILE_NOT_FOUND);
     if (e->kind != Kind::file) return fail("fake wipeFile: not a regular file");
