@@ -10,7 +10,7 @@
 #include "platform/windows/utf16.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/windows/pipe_protocol.hpp"
-#include "plugin/windows/sha256.hpp"
+#include "plugin/store/sha256.hpp"
 #include "plugin/windows/state_files.hpp"
 
 namespace secretshim::plugin {
