@@ -42,7 +42,7 @@ fi
 start_build=$(date +%s)
 log=$(mktemp)
 if [ ! -f "$build/build.ninja" ]; then
-  meson setup "$build" tests/fuzz --native-file tests/fuzz/clang.ini >"$log" 2>&1 || { cat "$log"; exit 1; }
+  meson setup -Dfuzz=true --native-file tests/fuzz/clang.ini "$build" >"$log" 2>&1 || { cat "$log"; exit 1; }
 fi
 ninja -C "$build" >"$log" 2>&1 || { cat "$log"; rm -f "$log"; exit 1; }
 rm -f "$log"
@@ -71,7 +71,7 @@ headline() {
 # $run/<name>/summary, findings and status (ok or FAILED).
 fuzz_one() {
   name=$1
-  bin=$build/${name}_fuzzer
+  bin=$build/tests/fuzz/${name}_fuzzer
   dir=$run/$name
   src=tests/fuzz/$name
   mkdir -p "$dir/corpus" "$dir/tmp"

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Cross-builds the Windows platform (platform/windows, its own meson project)
+# Cross-builds the project for Windows (the cross file cross/mingw-w64.txt)
 # with mingw-w64 and runs its tests under wine, on Debian 12 as root.
 # Installs what is missing with apt first. Ends with meson's test summary.
 #   BUILD_DIR   build directory (default build-windows)
@@ -42,6 +42,6 @@ trap '"$wineserver" -k >/dev/null 2>&1 || true' EXIT
 timeout 120 "$wine" cmd.exe /c exit 0
 
 build=${BUILD_DIR:-build-windows}
-[ -f "$build/build.ninja" ] || meson setup --cross-file cross/mingw-w64.txt "$build" platform/windows >/dev/null
+[ -f "$build/build.ninja" ] || meson setup --cross-file cross/mingw-w64.txt "$build" >/dev/null
 meson compile -C "$build"
 meson test -C "$build" --print-errorlogs --num-processes 2

@@ -1,5 +1,6 @@
-// AES-256-GCM through OpenSSL 3 EVP: a 96-bit nonce, a 128-bit tag and
-// associated data that is authenticated but not encrypted.
+// AES-256-GCM: a 96-bit nonce, a 128-bit tag and associated data that is
+// authenticated but not encrypted. Linux: OpenSSL 3 EVP (aes_gcm.cpp);
+// Windows: CNG (aes_gcm_bcrypt.cpp).
 #pragma once
 
 #include <array>

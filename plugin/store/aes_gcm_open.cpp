@@ -1,6 +1,5 @@
 // gcmOpen for both builds: a locked buffer plus gcmOpenInto, which each
-// build implements (OpenSSL EVP in aes_gcm.cpp, CNG in
-// plugin/windows/aes_gcm_bcrypt.cpp).
+// build implements (OpenSSL EVP in aes_gcm.cpp, CNG in aes_gcm_bcrypt.cpp).
 #include "plugin/store/aes_gcm.hpp"
 
 #include <cerrno>

@@ -1,4 +1,5 @@
-// Random identifiers: secret ids and temporary file names.
+// Random identifiers: secret ids and temporary file names. Linux:
+// random_hex.cpp (OpenSSL); Windows: random_hex_win.cpp (CNG).
 #pragma once
 
 #include <cstddef>
@@ -8,7 +9,8 @@
 
 namespace secretshim::plugin {
 
-// `bytes` random bytes from OpenSSL's public DRBG, as lowercase hex.
+// `bytes` random bytes (OpenSSL's public DRBG; on Windows CNG's system
+// generator), as lowercase hex.
 Result<std::string> randomHex(std::size_t bytes);
 
 }  // namespace secretshim::plugin

@@ -1,6 +1,7 @@
 // A move-only buffer for plaintext secrets: its pages are locked in RAM
 // (never swapped), left out of core dumps, zeroed in a forked child, and
-// wiped before they are returned to the kernel.
+// wiped before they are returned to the kernel. Linux: secure_buffer.cpp;
+// Windows: secure_buffer_win.cpp (VirtualLock).
 #pragma once
 
 #include <cstddef>

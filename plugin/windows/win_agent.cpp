@@ -11,7 +11,7 @@
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
 #include "plugin/windows/pipe_protocol.hpp"
-#include "plugin/windows/sha256.hpp"
+#include "plugin/store/sha256.hpp"
 #include "plugin/windows/state_files.hpp"
 
 namespace secretshim::plugin {

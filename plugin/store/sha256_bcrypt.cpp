@@ -1,4 +1,4 @@
-#include "plugin/windows/sha256.hpp"
+#include "plugin/store/sha256.hpp"
 
 #include <windows.h>
 #include <bcrypt.h>
