@@ -68,15 +68,6 @@ Result<json> call(const std::string& socket, const json& request, std::span<cons
     return reply->body;
 }
 
-// A reply's body as its type, or the line that says it is not one.
-template <typename Reply>
-Result<Reply> typed(Result<json> reply) {
-    if (!reply) return propagate(reply);
-    auto out = Reply::fromJson(*reply);
-    if (!out) return fail("malformed reply from the agent: " + out.error().message);
-    return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -135,7 +126,7 @@ int main(int argc, char** argv) {
         if (reply) std::printf("%s\n", stringField(*reply, "id").c_str());
     } else if (ls->parsed() || inspect->parsed()) {
         const SecretNameRequest request{ls->parsed() ? op::secretLs : op::secretInspect, name};
-        auto list = typed<SecretListReply>(call(socket, request.toJson()));
+        auto list = replyAs<SecretListReply>(call(socket, request.toJson()));
         if (list && inspect->parsed() && list->secrets.empty()) list = fail("malformed reply from the agent");
         if (list && (format == "json" || inspect->parsed())) {
             const json out = inspect->parsed() ? list->secrets[0].toJson() : list->toJson()["secrets"];

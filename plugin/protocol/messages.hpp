@@ -225,4 +225,14 @@ nlohmann::json errorReply(const std::string& message);
 // the reply itself when it says ok.
 Result<const nlohmann::json*> checkOk(const nlohmann::json& reply, std::string_view fallback = "refused");
 
+// A reply's body (from a call that checked it ok) as its type, or the
+// line that says it is not one.
+template <typename Reply>
+Result<Reply> replyAs(const Result<nlohmann::json>& reply) {
+    if (!reply) return propagate(reply);
+    auto out = Reply::fromJson(*reply);
+    if (!out) return fail("malformed reply from the agent: " + out.error().message);
+    return out;
+}
+
 }  // namespace secretshim::plugin

@@ -70,15 +70,6 @@ Result<json> call(PipeConnection& connection, const json& request) {
     return reply;
 }
 
-// A reply's body as its type, or the line that says it is not one.
-template <typename Reply>
-Result<Reply> typed(Result<json> reply) {
-    if (!reply) return propagate(reply);
-    auto out = Reply::fromJson(*reply);
-    if (!out) return fail("malformed reply from the agent: " + out.error().message);
-    return out;
-}
-
 Result<json> createSecret(PipeConnection& connection, const std::string& name, const SecureBuffer& value) {
     if (auto ok = connection.send(SecretCreateRequest{name, {}, value.size()}.toJson(), kTimeout); !ok)
         return propagate(ok);
@@ -154,7 +145,7 @@ int main() {
         break;
     default: {
         const bool inspect = parsed.command == CtlArgs::Command::inspect;
-        auto list = typed<SecretListReply>(
+        auto list = replyAs<SecretListReply>(
             call(*connection, SecretNameRequest{inspect ? op::secretInspect : op::secretLs, name}.toJson()));
         if (!list) {
             done = tl::unexpected(list.error());

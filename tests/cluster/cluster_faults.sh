@@ -1,7 +1,7 @@
 #!/bin/sh
 # Cluster mode under faults and bad input, end to end with runc (run by
-# with_cluster.sh against a real 3-member etcd with TLS and RBAC), the parts
-# of issue 4's test list that cluster_e2e.sh does not cover:
+# with_cluster.sh against a real 3-member etcd with TLS and RBAC): what
+# cluster_e2e.sh does not cover:
 #   bad input: wrong CA, an expired and a foreign client certificate, a
 #     member's certificate without the endpoint's name (ctl and agent: one
 #     line, nothing applied), node names with / and ..;

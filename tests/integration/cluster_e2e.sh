@@ -152,7 +152,7 @@ check "signal: ... and again after a new grant" 'wait_for 10 signalled csig 2'
 check "signal: the init of the task without --signal got none" '[ "$(signals cnosig)" = 0 ]'
 rt delete -f csig >/dev/null 2>&1; rt delete -f cnosig >/dev/null 2>&1
 
-# Signed records (issue 16): someone who can write to etcd as its root
+# Signed records: someone who can write to etcd as its root
 # user but lacks the admin's signing key cannot change what the node
 # applies. Each refusal is logged by key; the running container keeps what
 # it has.
@@ -245,7 +245,7 @@ check "a revoked grant disappears from the running container" 'wait_for 10 runc 
 check "a revoked single-file target is emptied" 'wait_for 10 runc --root "$work/state-rt" exec c1 /bin/busybox sh -c "test ! -s /etc/app/db"'
 check "the remaining grant is untouched" '[ "$(in_container c1 "test -s /run/secrets/db && echo y")" = y ]'
 
-# Live mounts (issue 4): the revoked single-file target above is detached in
+# Live mounts: the revoked single-file target above is detached in
 # the running container, not just emptied; a new grant whose target is
 # outside /run/secrets is attached live as a read-only mount of its own.
 mount_at() { awk -v t="$2" '$5 == t { print $6 }' "/proc/$1/mountinfo"; }   # PID TARGET -> its options
@@ -261,7 +261,7 @@ check "live: it is a read-only mount of its own ($(mount_at "$c1pid" /etc/app/la
     'case "$(mount_at "$c1pid" /etc/app/late)" in ro,nosuid,nodev,noexec*) true ;; *) false ;; esac'
 check "live: with the granted mode" '[ "$(in_container c1 "stat -c %a /etc/app/late")" = 440 ]'
 
-# Live mounts in user namespaces (issue 4): owners are mapped to host ids,
+# Live mounts in user namespaces: owners are mapped to host ids,
 # the placeholder belongs to the container's root; a container whose mounts
 # the hook locked (CAP_SYS_ADMIN in its own user namespace) gets no live
 # mount: one line, the container as it was.
@@ -373,7 +373,7 @@ bundle c8 t5 sh -c 'sha256sum /run/secrets/other | cut -c1-64'
 check "agent restarted: a new container gets its secret" '[ "$(rt run --bundle "$work/c8" c8 2>/dev/null)" = "$(digest "$other")" ]'
 ids="$ids c8"
 
-# Live updates reach containers re-adopted after the SIGKILL above (issue 4):
+# Live updates reach containers re-adopted after the SIGKILL above:
 # a rotation (directory and single-file targets, no torn read), a revoked
 # single-file target detached, a new grant.
 c1pid=$(pid_of c1)
