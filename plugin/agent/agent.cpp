@@ -49,7 +49,6 @@ constexpr auto kFirstRequestTimeout = std::chrono::seconds(2);
 constexpr std::size_t kMaxConnections = 128;
 
 
-json failure(const std::string& message) { return errorReply(message); }
 
 std::string joinNames(const std::vector<std::string>& names) {
     std::string out;
@@ -213,8 +212,8 @@ void Reservation::release() {
 }
 
 Agent::Agent(asio::io_context& io, AgentConfig config, TaskRecords records, LocalSource* local, FdStore* fdStore)
-    : io_(io), config_(std::move(config)), records_(std::move(records)), source_(local), local_(local),
-      fdStore_(fdStore) {}
+    : AgentCore(local, [](const std::string& line) { log(line); }), io_(io), config_(std::move(config)),
+      records_(std::move(records)), source_(local), local_(local), fdStore_(fdStore) {}
 
 std::size_t Agent::holders(const std::string& name) const {
     std::size_t n = 0;
@@ -606,127 +605,52 @@ std::vector<TaskKey> Agent::tasksUsing(const std::string& name) const {
 }
 
 json Agent::handle(const json& request, std::vector<UniqueFd>& fds) {
-    const std::string op = opOf(request);
-    if (op == op::release) {
-        auto release = ReleaseRequest::fromJson(request);
-        if (!release) return failure(release.error().message);
-        releaseTask(release->id, release->bundle);
-        return okReply();
-    }
-    if (op.rfind("secret.", 0) == 0) return handleLocal(op, request, fds);
-    if (op == op::taskLs) {  // paged: plugin/agent/task_list.hpp
-        auto page = TaskListRequest::fromJson(request);
-        if (!page) return failure(page.error().message);
-        std::map<TaskKey, const std::vector<std::string>*> secretsByKey;
-        for (const auto& [key, task] : tasks_) secretsByKey.emplace_hint(secretsByKey.end(), key, &task.secrets);
-        // A client older than bundles sends "after" alone (task_list.hpp).
-        return taskListPage(secretsByKey, {page->after, page->afterBundle});
-    }
-    if (op == op::status) {
-        json reply = {{"tasks", tasks_.size()}, {"source", config_.source},
-                      {"kernel", platform::kernelFeatures().describe()}, {"held_bytes", heldBytes()},
-                      {"memory", {{"noswap", platform::kernelFeatures().tmpfsNoswap},
-                                  {"allow_swap", config_.allowSwap},
-                                  {"init_on_free", platform::initOnFree()}}},
-                      {"limits", {{"max_payload", config_.maxPayload},
-                                  {"max_container_bytes", config_.maxContainerBytes},
-                                  {"max_container_files", config_.maxContainerFiles},
-                                  {"max_node_bytes", config_.maxNodeBytes}}}};
-        if (cluster_) reply["cluster"] = clusterStatus();
-        return okReply(std::move(reply));
-    }
-    return failure(unknownOp(op).message);
+    return AgentCore::handle(request, [&](const SecretCreateRequest& create) -> Result<SecureBuffer> {
+        if (fds.size() != 1) return fail("secret.create needs the value as a memfd");
+        return readValue(fds[0].get(), create.name, config_.maxPayload);
+    });
 }
 
-namespace {
-
-// Rule texts, parsed.
-Result<std::vector<GrantRule>> parseRules(const std::vector<std::string>& texts) {
-    std::vector<GrantRule> rules;
-    for (const auto& text : texts) {
-        auto rule = GrantRule::parse(text);
-        if (!rule) return propagate(rule);
-        rules.push_back(std::move(*rule));
-    }
-    return rules;
+Result<json> Agent::release(const ReleaseRequest& request) {
+    releaseTask(request.id, request.bundle);
+    return json::object();
 }
 
-// What `secret ls` and `secret inspect` show of the tasks that hold a
-// secret: their container ids.
-std::vector<std::string> containerIds(const std::vector<TaskKey>& keys) {
-    std::vector<std::string> out;
-    for (const auto& k : keys) out.push_back(k.id);
-    return out;
+// Paged: plugin/agent/task_list.hpp.
+Result<json> Agent::listTasks(const TaskListRequest& request) {
+    std::map<TaskKey, const std::vector<std::string>*> secretsByKey;
+    for (const auto& [key, task] : tasks_) secretsByKey.emplace_hint(secretsByKey.end(), key, &task.secrets);
+    // A client older than bundles sends "after" alone (task_list.hpp).
+    return taskListPage(secretsByKey, {request.after, request.afterBundle});
 }
 
-std::vector<std::string> ruleTexts(const std::vector<GrantRule>* rules) {
-    std::vector<std::string> out;
-    if (rules)
-        for (const auto& r : *rules) out.push_back(r.text());
-    return out;
+Result<json> Agent::status() {
+    json reply = {{"tasks", tasks_.size()}, {"source", config_.source},
+                  {"kernel", platform::kernelFeatures().describe()}, {"held_bytes", heldBytes()},
+                  {"memory", {{"noswap", platform::kernelFeatures().tmpfsNoswap},
+                              {"allow_swap", config_.allowSwap},
+                              {"init_on_free", platform::initOnFree()}}},
+                  {"limits", {{"max_payload", config_.maxPayload},
+                              {"max_container_bytes", config_.maxContainerBytes},
+                              {"max_container_files", config_.maxContainerFiles},
+                              {"max_node_bytes", config_.maxNodeBytes}}}};
+    if (cluster_) reply["cluster"] = clusterStatus();
+    return reply;
 }
 
-}  // namespace
-
-json Agent::handleLocal(const std::string& op, const json& request, std::vector<UniqueFd>& fds) {
-    // On a cluster node secrets are etcd's: a local one would reach nobody.
-    if (!local_)
-        return failure("this node takes its secrets from etcd (source: etcd): manage them with secretshimctl "
-                       "--cluster-config FILE");
-    if (op == op::secretCreate) {
-        auto create = SecretCreateRequest::fromJson(request);
-        if (!create) return failure(create.error().message);
-        const std::string& name = create->name;
-        if (fds.size() != 1) return failure("secret.create needs the value as a memfd");
-        auto rules = parseRules(create->grants);
-        if (!rules) return failure(rules.error().message);
-        auto value = readValue(fds[0].get(), name, config_.maxPayload);
-        if (!value) return failure(value.error().message);
-        auto meta = local_->create(name, value->span(), *rules);
-        if (!meta) return failure(meta.error().message);
-        log("secret " + name + " created (" + std::to_string(meta->size) + " bytes, " +
-            std::to_string(rules->size()) + " grant(s))");
-        return okReply({{"id", meta->id}});
-    }
-    if (op == op::secretGrant || op == op::secretRevoke) {
-        auto change = SecretGrantRequest::fromJson(request);
-        if (!change) return failure(change.error().message);
-        const std::string& name = change->name;
-        auto rule = GrantRule::parse(change->rule);
-        if (!rule) return failure(rule.error().message);
-        auto ok = change->revoke ? local_->revokeGrant(name, *rule) : local_->addGrant(name, *rule);
-        if (!ok) return failure(ok.error().message);
-        log("secret " + name + (change->revoke ? ": grant revoked: " : " granted to ") + rule->text());
-        if (change->revoke) revokeUngranted(name);
-        return okReply();
-    }
-    if (op != op::secretLs && op != op::secretInspect && op != op::secretRm) return failure(unknownOp(op).message);
-    auto asked = SecretNameRequest::fromJson(request);
-    if (!asked) return failure(asked.error().message);
-    const std::string& name = asked->name;
-    if (op == op::secretRm) {
-        if (!tasksUsing(name).empty()) return failure("secret " + quote(name) + " is in use by a running task");
-        if (auto ok = local_->remove(name); !ok) return failure(ok.error().message);
-        log("secret " + name + " removed");
-        return okReply();
-    }
-    SecretListReply list;
-    auto metas = local_->list();
-    if (!metas) return failure(metas.error().message);
-    for (const auto& m : *metas) {
-        if (op == op::secretInspect && m.name != name) continue;
-        list.secrets.push_back({m.name, m.id, m.size, m.created, ruleTexts(local_->rules(m.name)),
-                                containerIds(tasksUsing(m.name))});
-    }
-    if (op == op::secretInspect && list.secrets.empty()) return failure("secret " + quote(name) + " not found");
-    return list.toJson();
+// What `secret ls`, `secret inspect` and `secret rm` see of the tasks that
+// hold a secret: their container ids.
+std::vector<std::string> Agent::tasksHolding(const std::string& name) const {
+    std::vector<std::string> ids;
+    for (const auto& key : tasksUsing(name)) ids.push_back(key.id);
+    return ids;
 }
 
 // A revoked grant reaches the running containers at once, as a cluster
 // revocation does: each reference to `name` that no rule allows any more
 // (for the container's identity and the reference as it asked for it) is
 // zeroed and removed, a single-file target's mount detached.
-void Agent::revokeUngranted(const std::string& name) {
+void Agent::grantRevoked(const std::string& name) {
     for (const auto& key : tasksUsing(name)) {
         Task& task = tasks_.at(key);
         const auto refs = mountfs::parseSecretRefs(task.record.secrets);

@@ -18,6 +18,7 @@
 
 #include "platform/linux/tmpfs_view.hpp"
 #include "platform/linux/unique_fd.hpp"
+#include "plugin/agent/core/agent_core.hpp"
 #include "plugin/config/agent_config.hpp"
 #include "plugin/agent/fd_store.hpp"
 #include "plugin/agent/secret_source.hpp"
@@ -59,7 +60,7 @@ private:
 // maps each reference's uid and gid to the host ids (the init's maps).
 Result<void> mapOwnersToHost(pid_t pid, std::vector<mountfs::SecretRef>& refs);
 
-class Agent {
+class Agent final : public AgentCore {
 public:
     // `local` is the source of secrets until setClusterSource() replaces it;
     // null on a node with source: etcd (the local admin verbs are refused).
@@ -91,6 +92,8 @@ public:
     };
     Result<PendingTask> prepareTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds);
     void startTask(PendingTask task);
+    // Every other op (the core's), with what came beside it: secret.create's
+    // value is a sealed memfd.
     nlohmann::json handle(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
 
     // Cluster mode (plugin/agent/cluster_updates.cpp): secrets come from
@@ -127,11 +130,14 @@ private:
     // A poststop's "release": flushes the task it names, never a guess.
     void releaseTask(const std::string& id, const std::string& bundle);
     std::vector<TaskKey> tasksUsing(const std::string& name) const;
-    // Local mode: the admin verbs (secret.*), and a revoked grant applied
-    // to the running containers.
-    nlohmann::json handleLocal(const std::string& op, const nlohmann::json& request,
-                               std::vector<platform::UniqueFd>& fds);
-    void revokeUngranted(const std::string& name);
+    // The core's platform part (core/agent_core.hpp). A release flushes
+    // later, off the hook's path; a revoked grant is applied to the running
+    // containers at once.
+    Result<nlohmann::json> release(const ReleaseRequest& request) override;
+    Result<nlohmann::json> listTasks(const TaskListRequest& request) override;
+    Result<nlohmann::json> status() override;
+    std::vector<std::string> tasksHolding(const std::string& name) const override;
+    void grantRevoked(const std::string& name) override;
     // Zeroes and removes the entries of a running task at `targets` (a
     // single-file target's mount detached), one log line each; whether
     // any went.

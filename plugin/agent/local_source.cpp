@@ -96,6 +96,11 @@ const std::vector<GrantRule>* LocalSource::rules(const std::string& name) const 
     return it == grants_.end() ? nullptr : &it->second.rules;
 }
 
+std::vector<std::string> LocalSource::ruleTexts(const std::string& name) const {
+    const auto* held = rules(name);
+    return held ? texts(*held) : std::vector<std::string>{};
+}
+
 Result<void> LocalSource::save(const std::string& name, const Grants& grants) {
     return store_.writeGrants(name, grants.secretId, texts(grants.rules));
 }

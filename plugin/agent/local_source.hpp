@@ -12,13 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "plugin/agent/core/secret_catalog.hpp"
 #include "plugin/agent/secret_source.hpp"
 #include "plugin/identity/grant_rule.hpp"
 #include "plugin/store/local_store.hpp"
 
 namespace secretshim::plugin {
 
-class LocalSource final : public SecretSource {
+class LocalSource final : public SecretSource, public SecretCatalog {
 public:
     // Opens the store and reads every secret's grants; a grants file that
     // cannot be read or holds a bad rule is reported in `problems` and that
@@ -31,14 +32,16 @@ public:
     // Whether `ref` (in the container's own ids) is granted to `identity`.
     bool allows(const WorkloadIdentity& identity, const mountfs::SecretRef& ref) const;
 
-    // Admin verbs. A secret is created with its first grants (maybe none);
-    // grant() refuses a rule the secret already has, revoke() one it lacks.
-    Result<SecretMeta> create(std::string_view name, mountfs::Bytes value, const std::vector<GrantRule>& rules);
-    Result<std::vector<SecretMeta>> list() const { return store_.list(); }
+    // The admin verbs (core/secret_catalog.hpp).
+    bool supportsGrants() const override { return true; }
+    Result<SecretMeta> create(std::string_view name, mountfs::Bytes value,
+                              const std::vector<GrantRule>& rules) override;
+    Result<std::vector<SecretMeta>> list() const override { return store_.list(); }
+    std::vector<std::string> ruleTexts(const std::string& name) const override;
     const std::vector<GrantRule>* rules(const std::string& name) const;
-    Result<void> addGrant(const std::string& name, const GrantRule& rule);
-    Result<void> revokeGrant(const std::string& name, const GrantRule& rule);
-    Result<void> remove(const std::string& name);
+    Result<void> addGrant(const std::string& name, const GrantRule& rule) override;
+    Result<void> revokeGrant(const std::string& name, const GrantRule& rule) override;
+    Result<void> remove(const std::string& name) override;
 
 private:
     explicit LocalSource(LocalStore store) : store_(std::move(store)) {}

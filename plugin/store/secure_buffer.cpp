@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <string>
-#include <utility>
 
 #include <openssl/crypto.h>
 
@@ -47,25 +46,6 @@ Result<SecureBuffer> SecureBuffer::allocate(std::size_t size) {
     }
     return SecureBuffer(bytes, size, mapped, locked);
 }
-
-SecureBuffer::SecureBuffer(SecureBuffer&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)),
-      mapped_(std::exchange(other.mapped_, 0)),
-      locked_(std::exchange(other.locked_, false)) {}
-
-SecureBuffer& SecureBuffer::operator=(SecureBuffer&& other) noexcept {
-    if (this != &other) {
-        reset();
-        data_ = std::exchange(other.data_, nullptr);
-        size_ = std::exchange(other.size_, 0);
-        mapped_ = std::exchange(other.mapped_, 0);
-        locked_ = std::exchange(other.locked_, false);
-    }
-    return *this;
-}
-
-SecureBuffer::~SecureBuffer() { reset(); }
 
 void SecureBuffer::wipe() {
     // OPENSSL_cleanse, not memset: the compiler may not drop it as a dead store.

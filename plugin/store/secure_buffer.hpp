@@ -1,11 +1,13 @@
 // A move-only buffer for plaintext secrets: its pages are locked in RAM
 // (never swapped), left out of core dumps, zeroed in a forked child, and
 // wiped before they are returned to the kernel. Linux: secure_buffer.cpp;
-// Windows: secure_buffer_win.cpp (VirtualLock).
+// Windows: secure_buffer_win.cpp (VirtualLock); what does not depend on
+// the platform is here.
 #pragma once
 
 #include <cstddef>
 #include <span>
+#include <utility>
 
 #include "mountfs/base/error.hpp"
 
@@ -18,11 +20,24 @@ public:
     static Result<SecureBuffer> allocate(std::size_t size);
 
     SecureBuffer() = default;  // empty: data() is null, size() is 0
-    SecureBuffer(SecureBuffer&& other) noexcept;
-    SecureBuffer& operator=(SecureBuffer&& other) noexcept;
+    SecureBuffer(SecureBuffer&& other) noexcept
+        : data_(std::exchange(other.data_, nullptr)),
+          size_(std::exchange(other.size_, 0)),
+          mapped_(std::exchange(other.mapped_, 0)),
+          locked_(std::exchange(other.locked_, false)) {}
+    SecureBuffer& operator=(SecureBuffer&& other) noexcept {
+        if (this != &other) {
+            reset();
+            data_ = std::exchange(other.data_, nullptr);
+            size_ = std::exchange(other.size_, 0);
+            mapped_ = std::exchange(other.mapped_, 0);
+            locked_ = std::exchange(other.locked_, false);
+        }
+        return *this;
+    }
     SecureBuffer(const SecureBuffer&) = delete;
     SecureBuffer& operator=(const SecureBuffer&) = delete;
-    ~SecureBuffer();
+    ~SecureBuffer() { reset(); }
 
     unsigned char* data() { return data_; }
     const unsigned char* data() const { return data_; }

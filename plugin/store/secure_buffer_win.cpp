@@ -8,7 +8,6 @@
 
 #include <cstdint>
 #include <string>
-#include <utility>
 
 #include "platform/windows/win_error.hpp"
 
@@ -29,25 +28,6 @@ Result<SecureBuffer> SecureBuffer::allocate(std::size_t size) {
     const bool locked = ::VirtualLock(addr, mapped) != 0;
     return SecureBuffer(static_cast<unsigned char*>(addr), size, mapped, locked);
 }
-
-SecureBuffer::SecureBuffer(SecureBuffer&& other) noexcept
-    : data_(std::exchange(other.data_, nullptr)),
-      size_(std::exchange(other.size_, 0)),
-      mapped_(std::exchange(other.mapped_, 0)),
-      locked_(std::exchange(other.locked_, false)) {}
-
-SecureBuffer& SecureBuffer::operator=(SecureBuffer&& other) noexcept {
-    if (this != &other) {
-        reset();
-        data_ = std::exchange(other.data_, nullptr);
-        size_ = std::exchange(other.size_, 0);
-        mapped_ = std::exchange(other.mapped_, 0);
-        locked_ = std::exchange(other.locked_, false);
-    }
-    return *this;
-}
-
-SecureBuffer::~SecureBuffer() { reset(); }
 
 void SecureBuffer::wipe() {
     if (data_ != nullptr) ::SecureZeroMemory(data_, mapped_);

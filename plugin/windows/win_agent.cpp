@@ -50,6 +50,18 @@ bool isValidTaskId(std::string_view id) {
     return std::all_of(id.begin(), id.end(), ok) && id[0] != '_' && id[0] != '.' && id[0] != '-';
 }
 
+bool WinCatalog::sameName(std::string_view a, std::string_view b) const { return sameSecretName(a, b); }
+
+Result<SecretMeta> WinCatalog::create(std::string_view name, mountfs::Bytes value, const std::vector<GrantRule>& rules) {
+    if (!rules.empty()) return fail("grant rules are not supported on Windows");  // the core refuses them first
+    return store_.create(name, value);
+}
+
+WinAgent::WinAgent(WinLocalStore store, platform::WinFs& fs, LogFn log)
+    : AgentCore(nullptr, log), store_(std::move(store)), fs_(fs), log_(std::move(log)) {
+    setCatalog(&catalog_);
+}
+
 Result<std::unique_ptr<WinAgent>> WinAgent::open(WinLocalStore store, platform::WinFs& fs, LogFn log) {
     std::unique_ptr<WinAgent> agent(new WinAgent(std::move(store), fs, std::move(log)));
     if (auto ok = ensurePrivateDirectory(agent->store_.stateDir() + std::wstring(kTasksDir),
@@ -121,26 +133,14 @@ void WinAgent::serve(PipeConnection& connection) {
 }
 
 json WinAgent::handle(const json& request, PipeConnection& connection) {
-    const std::string op = opOf(request);
-    Result<json> reply = tl::unexpected(unknownOp(op));
-    if (op == op::create)
-        reply = prepare(request);
-    else if (op == op::release)
-        reply = cleanup(request);
-    else if (op == op::secretCreate)
-        reply = createSecret(request, connection);
-    else if (op == op::secretLs || op == op::secretInspect)
-        reply = listSecrets(request);
-    else if (op == op::secretRm)
-        reply = removeSecret(request);
-    else if (op == op::taskLs)
-        reply = listTasks(request);
-    else if (op == op::status)
-        reply = status();
-    else
-        log_("refused a message: " + reply.error().message);
-    if (!reply) return failure(reply.error());
-    return okReply(std::move(*reply));
+    return AgentCore::handle(request,
+                             [&](const SecretCreateRequest& create) { return receiveValue(create, connection); });
+}
+
+Result<json> WinAgent::platformOp(const std::string& op, const json& request) {
+    if (op == op::create) return prepare(request);
+    log_("refused a message: " + unknownOp(op).message);
+    return tl::unexpected(unknownOp(op));
 }
 
 Result<json> WinAgent::prepare(const json& message) {
@@ -197,11 +197,9 @@ Result<json> WinAgent::prepare(const json& message) {
     return CreateReply{refs->size(), {}}.toJson();
 }
 
-Result<json> WinAgent::cleanup(const json& message) {
-    auto request = ReleaseRequest::fromJson(message);
-    if (!request) return propagate(request);
-    const std::string& task = request->id;
-    const std::string& root = request->root;
+Result<json> WinAgent::release(const ReleaseRequest& request) {
+    const std::string& task = request.id;
+    const std::string& root = request.root;
     if (!isValidTaskId(task)) return fail("task id " + quote(task) + " does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,127}");
     std::lock_guard lock(mutex_);
     const auto it = tasks_.find(task);
@@ -228,13 +226,10 @@ Result<json> WinAgent::cleanup(const json& message) {
     return json{{"cleaned", true}};
 }
 
-Result<json> WinAgent::createSecret(const json& message, PipeConnection& connection) {
-    auto request = SecretCreateRequest::fromJson(message);
-    if (!request) return propagate(request);
-    const std::string& name = request->name;
-    if (!request->size) return fail("secret.create: no size");
-    if (!request->grants.empty()) return fail("secret " + quote(name) + ": grant rules are not supported on Windows");
-    const std::uint64_t total = *request->size;
+Result<SecureBuffer> WinAgent::receiveValue(const SecretCreateRequest& request, PipeConnection& connection) {
+    const std::string& name = request.name;
+    if (!request.size) return fail("secret.create: no size");
+    const std::uint64_t total = *request.size;
     if (auto ok = mountfs::checkPayloadSize(name, total); !ok) return propagate(ok);
     auto value = SecureBuffer::allocate(static_cast<std::size_t>(total));
     if (!value) return propagate(value);
@@ -260,14 +255,10 @@ Result<json> WinAgent::createSecret(const json& message, PipeConnection& connect
         if (!valid) return fail("secret " + quote(name) + ": malformed data");
         done += got;
     }
-    std::lock_guard lock(mutex_);
-    auto meta = store_.create(name, value->span());
-    if (!meta) return propagate(meta);
-    log_("created secret " + quote(name));
-    return json{{"id", meta->id}};
+    return value;
 }
 
-std::vector<std::string> WinAgent::tasksUsing(std::string_view name) const {
+std::vector<std::string> WinAgent::tasksHolding(const std::string& name) const {
     std::vector<std::string> users;
     for (const auto& [task, state] : tasks_)
         for (const auto& entry : state.view->layout().entries)
@@ -278,42 +269,12 @@ std::vector<std::string> WinAgent::tasksUsing(std::string_view name) const {
     return users;
 }
 
-Result<json> WinAgent::listSecrets(const json& message) {
-    auto request = SecretNameRequest::fromJson(message);
-    if (!request) return propagate(request);
-    const bool inspect = request->op == op::secretInspect;
-    std::lock_guard lock(mutex_);
-    auto metas = store_.list();
-    if (!metas) return propagate(metas);
-    SecretListReply list;
-    for (const auto& meta : *metas) {
-        if (inspect && !sameSecretName(meta.name, request->name)) continue;
-        list.secrets.push_back({meta.name, meta.id, meta.size, meta.created, {}, tasksUsing(meta.name)});
-    }
-    if (inspect && list.secrets.empty()) return fail("secret " + quote(request->name) + " not found");
-    return list.toJson();
-}
-
-Result<json> WinAgent::removeSecret(const json& message) {
-    auto request = SecretNameRequest::fromJson(message);
-    if (!request) return propagate(request);
-    const std::string& name = request->name;
-    std::lock_guard lock(mutex_);
-    if (const auto users = tasksUsing(name); !users.empty())
-        return fail("secret " + quote(name) + " is in use by " + taskName(users.front()));
-    if (auto ok = store_.remove(name); !ok) return propagate(ok);
-    log_("removed secret " + quote(name));
-    return json::object();
-}
-
 // In pages that fit a message, by task id, as on Linux
 // (plugin/agent/task_list.hpp; a task here has no bundle).
-Result<json> WinAgent::listTasks(const json& message) {
-    auto request = TaskListRequest::fromJson(message);
-    if (!request) return propagate(request);
+Result<json> WinAgent::listTasks(const TaskListRequest& request) {
     std::lock_guard lock(mutex_);
     TaskPageBuilder page;
-    for (auto it = request->after.empty() ? tasks_.begin() : tasks_.upper_bound(request->after); it != tasks_.end();
+    for (auto it = request.after.empty() ? tasks_.begin() : tasks_.upper_bound(request.after); it != tasks_.end();
          ++it) {
         TaskInfo entry{it->first, "", {}};
         for (const auto& e : it->second.view->layout().entries)

@@ -22,14 +22,29 @@
 
 #include "platform/windows/symlink_view.hpp"
 #include "platform/windows/win_fs.hpp"
+#include "plugin/agent/core/agent_core.hpp"
 #include "plugin/windows/pipe_channel.hpp"
 #include "plugin/windows/win_store.hpp"
 
 namespace secretshim::plugin {
 
-using LogFn = std::function<void(const std::string& line)>;
+// WinLocalStore as the core's catalog: no grant rules (a Windows container
+// has no identity to check), names folded as NTFS folds them.
+class WinCatalog final : public SecretCatalog {
+public:
+    explicit WinCatalog(WinLocalStore& store) : store_(store) {}
+    bool supportsGrants() const override { return false; }
+    bool sameName(std::string_view a, std::string_view b) const override;
+    Result<SecretMeta> create(std::string_view name, mountfs::Bytes value,
+                              const std::vector<GrantRule>& rules) override;
+    Result<std::vector<SecretMeta>> list() const override { return store_.list(); }
+    Result<void> remove(const std::string& name) override { return store_.remove(name); }
 
-class WinAgent {
+private:
+    WinLocalStore& store_;
+};
+
+class WinAgent final : public AgentCore {
 public:
     // Adopts the tasks recorded in the state directory. `fs` must outlive
     // the agent.
@@ -38,7 +53,7 @@ public:
     // Serves one client until it closes the pipe or stays silent too long.
     void serve(PipeConnection& connection);
     // One request's reply (secret.create reads its secret.data messages
-    // from `connection`).
+    // from `connection`); all but create are the core's.
     nlohmann::json handle(const nlohmann::json& request, PipeConnection& connection);
 
     std::size_t taskCount();
@@ -50,21 +65,24 @@ private:
         std::unique_ptr<platform::SymlinkView> view;
     };
 
-    WinAgent(WinLocalStore store, platform::WinFs& fs, LogFn log)
-        : store_(std::move(store)), fs_(fs), log_(std::move(log)) {}
+    WinAgent(WinLocalStore store, platform::WinFs& fs, LogFn log);
     Result<void> adoptRecords();
     Result<std::wstring> recordPath(const std::string& task) const;
     Result<nlohmann::json> prepare(const nlohmann::json& request);
-    Result<nlohmann::json> cleanup(const nlohmann::json& request);
-    Result<nlohmann::json> createSecret(const nlohmann::json& request, PipeConnection& connection);
-    Result<nlohmann::json> listSecrets(const nlohmann::json& request);  // secret.ls and secret.inspect
-    Result<nlohmann::json> removeSecret(const nlohmann::json& request);
-    Result<nlohmann::json> listTasks(const nlohmann::json& request);
-    Result<nlohmann::json> status();
-    // The tasks whose view holds secret `name` (mutex_ held).
-    std::vector<std::string> tasksUsing(std::string_view name) const;
+    // secret.create's value, from the secret.data messages that follow it.
+    Result<SecureBuffer> receiveValue(const SecretCreateRequest& request, PipeConnection& connection);
+
+    // The core's platform part (plugin/agent/core/agent_core.hpp). A release
+    // flushes the task's view before it answers.
+    Result<nlohmann::json> release(const ReleaseRequest& request) override;
+    Result<nlohmann::json> listTasks(const TaskListRequest& request) override;
+    Result<nlohmann::json> status() override;
+    Result<nlohmann::json> platformOp(const std::string& op, const nlohmann::json& request) override;
+    std::vector<std::string> tasksHolding(const std::string& name) const override;  // mutex_ held
+    std::unique_lock<std::mutex> exclusive() override { return std::unique_lock(mutex_); }
 
     WinLocalStore store_;
+    WinCatalog catalog_{store_};
     platform::WinFs& fs_;
     LogFn log_;
     std::mutex mutex_;  // tasks_ and the store, across connection threads

@@ -164,7 +164,7 @@ started = exchange([{"op": "create", "id": "dup", "secrets": "s", "identity": RO
 out["task_started"] = int(isinstance(started, dict) and started.get("ok") is True)
 refused("same_container", [{"op": "create", "id": "dup", "secrets": "s", "identity": ROOT}], [pidfd],
         'container "dup" already has its secrets')
-refused("rm_in_use", [{"op": "secret.rm", "name": "s"}], [], 'secret "s" is in use by a running task')
+refused("rm_in_use", [{"op": "secret.rm", "name": "s"}], [], 'secret "s" is in use by a running task ("dup")')
 out["released"] = int(exchange([{"op": "release", "id": "dup"}]) == {"ok": True})
 refused("nul_in_id", [{"op": "create", "id": "a\0b", "secrets": "s", "identity": ROOT}], [pidfd],
         "the request's container id or bundle holds a NUL byte")

@@ -255,7 +255,7 @@ TEST_CASE("secrets reach a task through the pipe, and go at cleanup") {
     // In use: not removable; listed with its task.
     auto rm = node.ctlRun({L"secret", L"rm", L"db"});
     CHECK(rm.exitCode == 1);
-    CHECK(rm.err == "secretshimctl: secret \"db\" is in use by task \"task-1\"\n");
+    CHECK(rm.err == "secretshimctl: secret \"db\" is in use by a running task (\"task-1\")\n");
     CHECK(has(node.ctlRun({L"secret", L"ls", L"--format", L"json"}).out, "\"tasks\":[\"task-1\"]"));
     // Metadata of one secret (names are case-blind here), the tasks and the agent's status.
     auto inspected = node.ctlRun({L"secret", L"inspect", L"DB"});
