@@ -115,7 +115,7 @@ Result<void> TmpfsView::addEntry(const mountfs::SecretRef& ref, Bytes payload,
         auto clone = readOnlyClone(root, std::string(mountfs::kViewDir).c_str());
         const MountSource source{std::string(mountfs::kSecretsDir), clone ? clone->get() : -1, true};
         auto done = clone ? runInContainer(container, source.fd, -1, {}, rootUid, rootGid, attachOne(container, source))
-                          : Result<UniqueFd>(tl::unexpected(clone.error()));
+                          : Result<UniqueFd>(propagate(clone));
         if (!done) {
             (void)wipeAndUnlink(root, path);
             return propagate(done);
@@ -145,7 +145,7 @@ Result<void> TmpfsView::removeEntry(std::size_t index, const mountfs::ContainerH
     if (!entry.inDirectory) {
         auto ours = root_->identity(index, entry);
         if (!ours) {
-            detached = tl::unexpected(ours.error());
+            detached = propagate(ours);
         } else {
             const int keep[] = {container.pidfd};
             auto done = runInHelper(keep, [&]() -> Result<std::vector<UniqueFd>> {
@@ -154,7 +154,7 @@ Result<void> TmpfsView::removeEntry(std::size_t index, const mountfs::ContainerH
                     return propagate(ok);
                 return std::vector<UniqueFd>{};
             });
-            if (!done) detached = tl::unexpected(done.error());
+            if (!done) detached = propagate(done);
         }
     }
     // Zero before unlinking: a reader that has the file open (or a mount
@@ -265,7 +265,7 @@ Result<void> BuiltRoot::showFile(std::size_t, const mountfs::ViewEntry& entry, c
         return failErrno("replacing secret \"" + entry.ref.source + "\"");
     auto clone = readOnlyClone(fd(), entry.file.c_str());
     auto done = clone ? runInContainer(container, clone->get(), -1, {}, uid, gid, act)
-                      : Result<UniqueFd>(tl::unexpected(clone.error()));
+                      : Result<UniqueFd>(propagate(clone));
     if (!done) {
         if (adding) (void)wipeAndUnlink(fd(), entry.file);
         return propagate(done);

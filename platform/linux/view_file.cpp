@@ -126,7 +126,7 @@ Result<std::size_t> wipeTree(int root, const std::set<std::string>& keep) {
         pending.pop_back();
         auto entries = listDirectory(root, dir);
         if (!entries) {
-            if (result) result = tl::unexpected(entries.error());
+            if (result) result = propagate(entries);
             continue;
         }
         for (const auto& entry : *entries) {

@@ -272,7 +272,7 @@ void Agent::adoptTasks(std::vector<StoredFd> stored) {
         auto refs = mountfs::parseSecretRefs(r.secrets);
         // Owners as the files carry them (host ids), for live updates.
         if (auto mapped = refs; mapped && mapOwnersToHost(r.pid, *mapped)) refs = std::move(mapped);
-        auto layout = refs ? mountfs::planView(*refs) : tl::unexpected(refs.error());
+        auto layout = refs ? mountfs::planView(*refs) : propagate(refs);
         if (layout && r.viewDevice == 0) layout = fail("its record names no view device: left as it is");
         // The view as the fd store kept it (after a crash or a restart):
         // nothing of the container is entered or looked at. Otherwise (no
@@ -293,7 +293,7 @@ void Agent::adoptTasks(std::vector<StoredFd> stored) {
         auto view = inFdStore ? Result<std::unique_ptr<platform::TmpfsView>>(std::move(restored))
                     : layout  ? platform::TmpfsView::adopt(std::move(*layout), pidfd.get(), device,
                                                            platform::kernelFeatures(), config_.maxPayload)
-                              : tl::unexpected(layout.error());
+                              : propagate(layout);
         if (!view) {
             log("container " + quote(r.id) + ": cannot re-adopt its secrets: " + view.error().message);
             records_.remove(r.key());

@@ -137,7 +137,7 @@ void Agent::rewriteHeld(Task& t, const std::string& id) {
     const auto& entries = t.view->layout().entries;
     for (std::size_t i = 0; i < entries.size(); ++i) {
         auto value = cluster_->value(entries[i].ref.source);
-        auto ok = value ? t.view->update(i, value->span(), handle) : Result<void>(tl::unexpected(value.error()));
+        auto ok = value ? t.view->update(i, value->span(), handle) : Result<void>(propagate(value));
         if (!ok)
             log("container " + quote(id) + ": " + entries[i].ref.target + " not brought up to date: " +
                 ok.error().message);

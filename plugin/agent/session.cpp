@@ -37,7 +37,7 @@ Session::Outcome Session::receive(Result<JsonMessage> message) {
 Session::Outcome Session::onCreate(const json& request, std::vector<UniqueFd>& fds) {
     if (pending_) return refuse("one create per connection");
     auto parsed = CreateRequest::fromJson(request);
-    auto task = parsed ? agent_.prepareTask(*parsed, fds) : tl::unexpected(parsed.error());
+    auto task = parsed ? agent_.prepareTask(*parsed, fds) : propagate(parsed);
     if (!task) {
         log("container " + quote(parsed ? parsed->id : std::string()) + ": refused: " + task.error().message);
         return refuse(task.error().message);

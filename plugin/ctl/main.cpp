@@ -138,7 +138,7 @@ int main(int argc, char** argv) {
                             static_cast<unsigned long long>(s.size), isoTime(s.created).c_str(), s.grants.size(),
                             s.tasks.size());
         }
-        reply = list ? Result<json>(list->toJson()) : tl::unexpected(list.error());
+        reply = list ? Result<json>(list->toJson()) : propagate(list);
     } else if (grant->parsed() || revoke->parsed()) {
         reply = call(socket, SecretGrantRequest{revoke->parsed(), name, rule}.toJson());
     } else if (rm->parsed()) {
@@ -156,7 +156,7 @@ int main(int argc, char** argv) {
                 std::printf("%-64s %s\n", t.id.c_str(), names.c_str());
             }
         }
-        reply = list ? Result<json>(list->toJson()) : tl::unexpected(list.error());
+        reply = list ? Result<json>(list->toJson()) : propagate(list);
     } else if (status->parsed()) {
         reply = call(socket, {{"op", op::status}});
         if (reply) std::printf("%s\n", reply->dump(2).c_str());

@@ -113,7 +113,7 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
                     const SecretsRequest& asked) {
     if (state.pid <= 0) return fail("the OCI state has no pid (is the hook registered at createRuntime?)");
     auto workload = gatherFacts(integration, state);
-    auto identity = workload ? identify(integration, state, *workload) : tl::unexpected(workload.error());
+    auto identity = workload ? identify(integration, state, *workload) : propagate(workload);
     if (!identity) return fail("cannot tell who this container is: " + identity.error().message);
     platform::UniqueFd pidfd(platform::sysPidfdOpen(state.pid, 0));
     if (!pidfd) return failErrno("opening the container's init process");
@@ -225,7 +225,7 @@ int main(int argc, char** argv) {
     if (stage != "createRuntime" && stage != "prestart" && stage != "poststop" && stage != "auto") return usage();
 
     auto input = platform::readAll(STDIN_FILENO, kMaxState, "the OCI state");
-    auto state = input ? parseOciState(*input) : tl::unexpected(input.error());
+    auto state = input ? parseOciState(*input) : propagate(input);
     if (!state) {
         std::fprintf(stderr, "secretshim-hook: %s\n", state.error().message.c_str());
         return 1;
@@ -243,7 +243,7 @@ int main(int argc, char** argv) {
     if (stage == "poststop")
         result = release(socket, *state);
     else if (!asked)
-        result = tl::unexpected(asked.error());
+        result = propagate(asked);
     else if (result = checkNoSplitReference(*state); result)
         result = create(socket, *state, *integration, *asked);
     if (!result) {

@@ -121,17 +121,17 @@ int main() {
     switch (parsed.command) {
     case CtlArgs::Command::rm:
         if (auto reply = call(*connection, SecretNameRequest{op::secretRm, name}.toJson()); !reply)
-            done = tl::unexpected(reply.error());
+            done = propagate(reply);
         break;
     case CtlArgs::Command::status:
         if (auto reply = call(*connection, {{"op", op::status}}); !reply)
-            done = tl::unexpected(reply.error());
+            done = propagate(reply);
         else
             std::printf("%s\n", reply->dump(2).c_str());
         break;
     case CtlArgs::Command::taskLs:
         if (auto list = collectTasks([&](const json& request) { return call(*connection, request); }); !list) {
-            done = tl::unexpected(list.error());
+            done = propagate(list);
         } else if (parsed.format == "json") {
             std::printf("%s\n", encodeMessage(list->toJson()["tasks"]).c_str());
         } else {
@@ -148,7 +148,7 @@ int main() {
         auto list = replyAs<SecretListReply>(
             call(*connection, SecretNameRequest{inspect ? op::secretInspect : op::secretLs, name}.toJson()));
         if (!list) {
-            done = tl::unexpected(list.error());
+            done = propagate(list);
         } else if (inspect) {
             if (list->secrets.empty()) return failLine("malformed reply from the agent");
             std::printf("%s\n", list->secrets[0].toJson().dump(2).c_str());

@@ -99,9 +99,9 @@ Result<void> WinAgent::adoptRecords() {
             continue;
         }
         auto refs = mountfs::parseWindowsSecretRefs(secrets);
-        auto layout = refs ? mountfs::planWindowsView(*refs) : tl::unexpected(refs.error());
+        auto layout = refs ? mountfs::planWindowsView(*refs) : propagate(refs);
         auto view = layout ? platform::SymlinkView::adopt(std::move(*layout), {-1, root}, {}, fs_)
-                           : tl::unexpected(layout.error());
+                           : propagate(layout);
         if (!view) {
             log_("skipping the record of " + taskName(task) + ": " + view.error().message);
             continue;
@@ -184,7 +184,7 @@ Result<json> WinAgent::prepare(const json& message) {
         return refuse(wrap(ok.error(), "writing the task record"));
 
     auto view = platform::SymlinkView::build(std::move(*layout), payloads, {}, fs_);
-    Result<void> attached = view ? (*view)->attach({-1, root}) : Result<void>(tl::unexpected(view.error()));
+    Result<void> attached = view ? (*view)->attach({-1, root}) : Result<void>(propagate(view));
     if (!attached) {
         // attach() removed what it wrote.
         (void)removeFileIfPresent(*path);

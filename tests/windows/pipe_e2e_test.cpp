@@ -520,8 +520,11 @@ HANDLE startAs(HANDLE token, const std::wstring& exe, const std::vector<std::wst
     return pi.hProcess;
 }
 
+// Called once the client has exited: the squatter sees its disconnect and
+// writes its last line. Under wine on a loaded machine that was once seen
+// to take over 10 s, so it is given 30 before it is killed (and its line lost).
 void finish(HANDLE process) {
-    if (::WaitForSingleObject(process, 10000) != WAIT_OBJECT_0) ::TerminateProcess(process, 99);
+    if (::WaitForSingleObject(process, 30000) != WAIT_OBJECT_0) ::TerminateProcess(process, 99);
     ::WaitForSingleObject(process, 10000);
     ::CloseHandle(process);
 }
