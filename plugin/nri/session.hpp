@@ -1,0 +1,75 @@
+// One NRI connection, plugin side, without I/O: bytes in, bytes out. It
+// registers the plugin with the runtime (RegisterPlugin on connection 2),
+// answers the runtime's calls on connection 1 — Configure with the events
+// the handler wants, Synchronize, CreateContainer, StopContainer,
+// StateChange, Shutdown — by asking the handler, and refuses any other
+// call as unimplemented. Whoever owns the socket (a unix connection to the
+// runtime's NRI socket, or the fd a runtime pre-launching the plugin hands
+// over) feeds it what it reads and writes what it returns.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "mountfs/base/error.hpp"
+#include "nri.pb.h"
+#include "plugin/nri/wire.hpp"
+
+namespace secretshim::plugin::nri {
+
+// gRPC's status codes, as ttrpc carries them.
+inline constexpr std::int32_t kPermissionDenied = 7;
+inline constexpr std::int32_t kUnimplemented = 12;
+inline constexpr std::int32_t kInternal = 13;
+
+// The event mask bit of an NRI event (ConfigureResponse.events).
+constexpr std::int32_t eventBit(secretshim::nri::Event event) { return 1 << (static_cast<int>(event) - 1); }
+
+class Handler {
+public:
+    virtual ~Handler() = default;
+    // The events this plugin subscribes to (eventBit()s; CreateContainer
+    // is always called).
+    virtual std::int32_t events() const = 0;
+    // Every pod and container the runtime knows, when the plugin joins.
+    virtual void synchronize(const secretshim::nri::SynchronizeRequest& request) = 0;
+    // The container's adjustment; a failure refuses the container (the
+    // runtime reports the message to whoever created it).
+    virtual Result<secretshim::nri::ContainerAdjustment> createContainer(
+        const secretshim::nri::CreateContainerRequest& request) = 0;
+    virtual void stopContainer(const secretshim::nri::StopContainerRequest& request) = 0;
+    virtual void stateChange(const secretshim::nri::StateChangeEvent& event) = 0;
+};
+
+class Session {
+public:
+    // `index`: two digits, the plugin's place among the runtime's plugins.
+    Session(Handler& handler, std::string name, std::string index)
+        : handler_(handler), name_(std::move(name)), index_(std::move(index)) {}
+
+    // What to write first: the RegisterPlugin call.
+    Result<std::string> start();
+    // What to write in answer to `bytes` (maybe nothing). A failure means
+    // the connection cannot go on: close it (the runtime drops the plugin).
+    Result<std::string> feed(std::span<const unsigned char> bytes);
+    // Whether the runtime acknowledged the registration.
+    bool registered() const { return registered_; }
+    // Whether the runtime has called Synchronize (an external plugin gets
+    // no event before it; a pre-launched one gets none at all).
+    bool synchronized() const { return synchronized_; }
+
+private:
+    Result<std::string> answer(const Message& request);
+    Result<void> acknowledge(const Message& response);
+
+    Handler& handler_;
+    std::string name_;
+    std::string index_;
+    Decoder decoder_;
+    std::uint32_t lastStream_ = 0;  // the runtime's last call's stream id
+    bool registered_ = false;
+    bool synchronized_ = false;
+};
+
+}  // namespace secretshim::plugin::nri
