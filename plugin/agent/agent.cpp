@@ -42,6 +42,10 @@ namespace {
 // the slots below for long. Every real client sends at once.
 constexpr auto kConnectionTimeout = std::chrono::seconds(10);
 constexpr auto kFirstRequestTimeout = std::chrono::seconds(2);
+// Containers announced over NRI that have not started yet: each stop or
+// removal takes its own away, so only a runtime that lost track of many
+// would come near this.
+constexpr std::size_t kMaxNriClaims = 4096;
 // Connections served at once. Each holds an fd, and a pending create holds
 // a built view until "attached": the cap bounds both. Beyond it a new
 // connection gets {"ok":false,"busy":true,...} and is closed at once; the
@@ -455,8 +459,23 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     if (fds.size() != 1) return fail("the request carries no pidfd of the container");
     if (tasks_.count(task.record.key()))
         return fail("container " + quote(task.record.id) + " already has its secrets");
-    auto identity = WorkloadIdentity::fromJson(request.identity);
-    if (!identity) return propagate(identity);
+    // Who it is and what it asks for: from the hook, or for an NRI
+    // container from what the runtime told the agent before it was created.
+    std::string secrets = request.secrets, clusterTask = request.task;
+    Result<WorkloadIdentity> identity = tl::unexpected(Error{});
+    if (request.nri) {
+        const auto claim = nriClaims_.find(request.id);
+        if (claim == nriClaims_.end())
+            return fail("the runtime did not announce this container over NRI (is secretshim-nri running?)");
+        identity = claim->second.identity;
+        secrets = claim->second.secrets;
+        clusterTask = claim->second.task;
+    } else {
+        identity = WorkloadIdentity::fromJson(request.identity);
+        if (!identity) return propagate(identity);
+        if (identity->integration == Integration::nri)
+            return fail("an NRI container's identity comes from the runtime, not from its hook");
+    }
     task.pidfd = std::move(fds[0]);
     auto pid = pidOfPidfd(task.pidfd.get());
     if (!pid) return propagate(pid);
@@ -466,7 +485,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     task.record.startTime = *start;
 
     // The source decides what this identity gets of what it asked for.
-    auto granted = source_->grant(*identity, request.secrets, request.task);
+    auto granted = source_->grant(*identity, secrets, clusterTask);
     if (!granted) return propagate(granted);
     if (!granted->claim.empty()) {
         const std::size_t held = holders(granted->claim);
@@ -636,6 +655,49 @@ Result<json> Agent::status() {
                               {"max_node_bytes", config_.maxNodeBytes}}}};
     if (cluster_) reply["cluster"] = clusterStatus();
     return reply;
+}
+
+Result<json> Agent::platformOp(const std::string& op, const json& request) {
+    if (op == op::nriCreate) return nriCreate(request);
+    if (op == op::nriStop) {
+        auto stop = NriStopRequest::fromJson(request);
+        if (!stop) return propagate(stop);
+        nriStop(stop->id);
+        return json::object();
+    }
+    return AgentCore::platformOp(op, request);
+}
+
+// secretshim-nri at the runtime's CreateContainer: what would not be
+// granted is refused now (the runtime refuses the container with this
+// line, before anything runs); what would is kept for the hook's create.
+Result<json> Agent::nriCreate(const json& message) {
+    auto request = NriCreateRequest::fromJson(message);
+    if (!request) return propagate(request);
+    if (request->id.empty() || request->id.find('\0') != std::string::npos)
+        return fail("nri.create: the container id is empty or holds a NUL byte");
+    auto identity = WorkloadIdentity::fromJson(request->identity);
+    if (!identity) return propagate(identity);
+    if (identity->integration != Integration::nri) return fail("nri.create: the identity is not the runtime's (nri)");
+    if (nriClaims_.size() >= kMaxNriClaims && !nriClaims_.count(request->id))
+        return fail(std::to_string(nriClaims_.size()) + " containers announced over NRI have not started yet");
+    auto granted = source_->grant(*identity, request->secrets, request->task);
+    if (!granted) return propagate(granted);
+    log("container " + quote(request->id) + ": announced over NRI as " + identity->describe());
+    nriClaims_[request->id] = {std::move(*identity), request->secrets, request->task};
+    return json::object();
+}
+
+// The container stopped (or was removed, or was never created): its
+// secrets are flushed now, as a poststop would. Only an NRI container's: a
+// container of the same id that root ran elsewhere is not the runtime's.
+void Agent::nriStop(const std::string& id) {
+    nriClaims_.erase(id);
+    std::vector<TaskKey> keys;
+    for (auto it = tasks_.lower_bound({id, ""}); it != tasks_.end() && it->first.id == id; ++it)
+        if (it->second.record.identity && it->second.record.identity->integration == Integration::nri)
+            keys.push_back(it->first);
+    for (const auto& key : keys) flushTask(key, "it stopped (NRI)");
 }
 
 // What `secret ls`, `secret inspect` and `secret rm` see of the tasks that

@@ -138,6 +138,10 @@ private:
     Result<nlohmann::json> status() override;
     std::vector<std::string> tasksHolding(const std::string& name) const override;
     void grantRevoked(const std::string& name) override;
+    // nri.create and nri.stop, from secretshim-nri.
+    Result<nlohmann::json> platformOp(const std::string& op, const nlohmann::json& request) override;
+    Result<nlohmann::json> nriCreate(const nlohmann::json& request);
+    void nriStop(const std::string& id);
     // Zeroes and removes the entries of a running task at `targets` (a
     // single-file target's mount detached), one log line each; whether
     // any went.
@@ -179,6 +183,14 @@ private:
     std::shared_ptr<Reservation::Counts> pendingClaims_ = std::make_shared<Reservation::Counts>();
     std::shared_ptr<Reservation::Counts> pendingBytes_ = std::make_shared<Reservation::Counts>();
     std::set<TaskKey> clusterResync_;  // re-adopted containers not yet brought up to date
+    // Containers the runtime announced over NRI (secretshim-nri), by id,
+    // until they stop: who each is and what its pod asks for it.
+    struct NriClaim {
+        WorkloadIdentity identity;
+        std::string secrets;
+        std::string task;
+    };
+    std::map<std::string, NriClaim> nriClaims_;
 };
 
 }  // namespace secretshim::plugin

@@ -44,7 +44,7 @@ constexpr auto kTimeout = std::chrono::seconds(10);
 constexpr auto kBusyRetry = std::chrono::seconds(5);
 
 int usage() {
-    std::fputs("usage: secretshim-hook [--socket PATH] [--integration bundle|containerd|containerd-cri|podman|cri-o] "
+    std::fputs("usage: secretshim-hook [--socket PATH] [--integration bundle|containerd|containerd-cri|podman|cri-o|nri] "
                "createRuntime|prestart|poststop|auto\n",
                stderr);
     return 2;
@@ -112,9 +112,22 @@ Result<void> lockFlagsIfUserNamespace(int pidfd, pid_t pid, std::vector<platform
 Result<void> create(const std::string& socket, const OciState& state, Integration integration,
                     const SecretsRequest& asked) {
     if (state.pid <= 0) return fail("the OCI state has no pid (is the hook registered at createRuntime?)");
-    auto workload = gatherFacts(integration, state);
-    auto identity = workload ? identify(integration, state, *workload) : propagate(workload);
-    if (!identity) return fail("cannot tell who this container is: " + identity.error().message);
+    // The bundle tells this container from one with the same id in another
+    // containerd namespace or runc root (plugin/agent/task_key.hpp).
+    CreateRequest create;
+    create.id = state.id;
+    create.bundle = state.bundle;
+    if (integration == Integration::nri) {
+        // The runtime told the agent who this is and what it asks for.
+        create.nri = true;
+    } else {
+        auto workload = gatherFacts(integration, state);
+        auto identity = workload ? identify(integration, state, *workload) : propagate(workload);
+        if (!identity) return fail("cannot tell who this container is: " + identity.error().message);
+        create.secrets = asked.secrets.value_or("");
+        create.task = asked.task.value_or("");
+        create.identity = identity->toJson();
+    }
     platform::UniqueFd pidfd(platform::sysPidfdOpen(state.pid, 0));
     if (!pidfd) return failErrno("opening the container's init process");
     platform::UniqueFd configFile(::open((state.bundle + "/config.json").c_str(), O_RDONLY | O_CLOEXEC));
@@ -125,14 +138,6 @@ Result<void> create(const std::string& socket, const OciState& state, Integratio
     auto rootfs = parseRootfsPath(*config, state.bundle, &facts);
     if (!rootfs) return propagate(rootfs);
 
-    // The bundle tells this container from one with the same id in another
-    // containerd namespace or runc root (plugin/agent/task_key.hpp).
-    CreateRequest create;
-    create.id = state.id;
-    create.bundle = state.bundle;
-    create.secrets = asked.secrets.value_or("");
-    create.task = asked.task.value_or("");
-    create.identity = identity->toJson();
     const json request = create.toJson();
     auto sock = connectAgent(socket, kTimeout);
     if (!sock) return propagate(sock);
@@ -236,7 +241,10 @@ int main(int argc, char** argv) {
     // stages: "auto" tells them apart by the state's status.
     if (stage == "auto") stage = state->status == "stopped" ? "poststop" : "createRuntime";
 
-    auto asked = requestOf(*integration, *state);
+    // secretshim-nri announced this container to the agent and marked it:
+    // what it asks for is the agent's to know.
+    auto asked = *integration == Integration::nri ? Result<SecretsRequest>(SecretsRequest{"", std::nullopt})
+                                                  : requestOf(*integration, *state);
     // Nothing asked for this container (a sidecar the pod does not name).
     if (asked && asked->empty()) return 0;
     Result<void> result;

@@ -250,7 +250,8 @@ Result<WorkloadFacts> gatherFacts(Integration integration, const OciState& state
             break;
         }
         case Integration::bundle:
-        case Integration::containerd: break;
+        case Integration::containerd:
+        case Integration::nri: break;
     }
     return facts;
 }
@@ -289,6 +290,9 @@ Result<WorkloadIdentity> identify(Integration integration, const OciState& state
             if (auto ok = checkSandbox(*kube, state, facts.sandboxSpec); !ok) return propagate(ok);
             return kube;
         }
+        case Integration::nri:
+            // The hook of an NRI container sends no identity: the agent has it from the runtime.
+            return fail("an NRI container is identified by the runtime, not by the hook");
         case Integration::crio: {
             auto kube = kubernetesIdentity(integration, state,
                                            {kCrioType, kCrioNamespace, kCrioPod, kCrioPodUid, kCrioContainer, kCrioImage});

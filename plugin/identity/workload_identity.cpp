@@ -11,12 +11,13 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::array<std::pair<Integration, std::string_view>, 5> kIntegrations{{
+constexpr std::array<std::pair<Integration, std::string_view>, 6> kIntegrations{{
     {Integration::bundle, "bundle"},
     {Integration::containerd, "containerd"},
     {Integration::podman, "podman"},
     {Integration::containerdCri, "containerd-cri"},
     {Integration::crio, "cri-o"},
+    {Integration::nri, "nri"},
 }};
 
 constexpr std::size_t kMaxName = 253;  // a DNS subdomain: the longest Kubernetes name
@@ -59,7 +60,8 @@ WorkloadIdentity::Kind kindOf(Integration integration) {
     switch (integration) {
         case Integration::podman: return WorkloadIdentity::Kind::podman;
         case Integration::containerdCri:
-        case Integration::crio: return WorkloadIdentity::Kind::kubernetes;
+        case Integration::crio:
+        case Integration::nri: return WorkloadIdentity::Kind::kubernetes;
         case Integration::bundle:
         case Integration::containerd: break;
     }

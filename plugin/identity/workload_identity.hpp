@@ -22,6 +22,8 @@ enum class Integration {
     podman,         // Podman, through the packaged hooks.d file
     containerdCri,  // containerd's CRI plugin (Kubernetes)
     crio,           // CRI-O (Kubernetes), through its own hooks directory
+    nri,            // containerd >= 1.7 or CRI-O (Kubernetes), through secretshim-nri: the
+                    // runtime told the agent who the container is before it was created
 };
 
 std::optional<Integration> parseIntegration(std::string_view name);

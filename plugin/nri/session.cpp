@@ -6,7 +6,7 @@
 
 namespace secretshim::plugin::nri {
 
-namespace api = secretshim::nri;
+namespace api = nriapi;
 
 namespace {
 
@@ -15,13 +15,13 @@ constexpr std::string_view kRuntimeService = "nri.pkg.api.v1alpha1.Runtime";
 constexpr std::uint32_t kRegisterStream = 1;  // our one call on connection 2
 
 Result<std::string> reply(std::uint32_t stream, const google::protobuf::MessageLite& body) {
-    secretshim::ttrpc::Response response;
+    ttrpcapi::Response response;
     if (!body.SerializeToString(response.mutable_payload())) return fail("NRI: cannot encode a reply");
     return encode(kPluginConn, stream, MessageType::response, response.SerializeAsString());
 }
 
 Result<std::string> refuse(std::uint32_t stream, std::int32_t code, const std::string& message) {
-    secretshim::ttrpc::Response response;
+    ttrpcapi::Response response;
     response.mutable_status()->set_code(code);
     response.mutable_status()->set_message(message);
     return encode(kPluginConn, stream, MessageType::response, response.SerializeAsString());
@@ -43,7 +43,7 @@ Result<std::string> Session::start() {
     api::RegisterPluginRequest registration;
     registration.set_plugin_name(name_);
     registration.set_plugin_idx(index_);
-    secretshim::ttrpc::Request request;
+    ttrpcapi::Request request;
     request.set_service(std::string(kRuntimeService));
     request.set_method("RegisterPlugin");
     registration.SerializeToString(request.mutable_payload());
@@ -70,7 +70,7 @@ Result<std::string> Session::feed(std::span<const unsigned char> bytes) {
 Result<void> Session::acknowledge(const Message& m) {
     if (m.type != static_cast<std::uint8_t>(MessageType::response) || m.stream != kRegisterStream || registered_)
         return fail("NRI: an unexpected message from the runtime on connection 2");
-    secretshim::ttrpc::Response response;
+    ttrpcapi::Response response;
     if (!response.ParseFromString(m.payload)) return fail("NRI: a malformed RegisterPlugin reply");
     if (response.has_status() && response.status().code() != 0)
         return fail("NRI: the runtime refused the registration: " + response.status().message());
@@ -85,7 +85,7 @@ Result<std::string> Session::answer(const Message& m) {
         return fail("NRI: an unexpected message from the runtime on connection 1 (type " + std::to_string(m.type) +
                     ", stream " + std::to_string(m.stream) + ")");
     lastStream_ = m.stream;
-    secretshim::ttrpc::Request request;
+    ttrpcapi::Request request;
     if (!request.ParseFromString(m.payload)) return fail("NRI: a malformed ttrpc request");
     const std::string& method = request.method();
     if (request.service() != kPluginService)

@@ -24,7 +24,7 @@ inline constexpr std::int32_t kUnimplemented = 12;
 inline constexpr std::int32_t kInternal = 13;
 
 // The event mask bit of an NRI event (ConfigureResponse.events).
-constexpr std::int32_t eventBit(secretshim::nri::Event event) { return 1 << (static_cast<int>(event) - 1); }
+constexpr std::int32_t eventBit(nriapi::Event event) { return 1 << (static_cast<int>(event) - 1); }
 
 class Handler {
 public:
@@ -33,13 +33,13 @@ public:
     // is always called).
     virtual std::int32_t events() const = 0;
     // Every pod and container the runtime knows, when the plugin joins.
-    virtual void synchronize(const secretshim::nri::SynchronizeRequest& request) = 0;
+    virtual void synchronize(const nriapi::SynchronizeRequest& request) = 0;
     // The container's adjustment; a failure refuses the container (the
     // runtime reports the message to whoever created it).
-    virtual Result<secretshim::nri::ContainerAdjustment> createContainer(
-        const secretshim::nri::CreateContainerRequest& request) = 0;
-    virtual void stopContainer(const secretshim::nri::StopContainerRequest& request) = 0;
-    virtual void stateChange(const secretshim::nri::StateChangeEvent& event) = 0;
+    virtual Result<nriapi::ContainerAdjustment> createContainer(
+        const nriapi::CreateContainerRequest& request) = 0;
+    virtual void stopContainer(const nriapi::StopContainerRequest& request) = 0;
+    virtual void stateChange(const nriapi::StateChangeEvent& event) = 0;
 };
 
 class Session {

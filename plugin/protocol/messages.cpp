@@ -134,16 +134,35 @@ json CreateRequest::toJson() const {
     if (!root.empty()) j["root"] = root;
     if (!task.empty()) j["task"] = task;
     if (!identity.is_null()) j["identity"] = identity;
+    if (nri) j["nri"] = true;
     return j;
 }
 
 Result<CreateRequest> CreateRequest::fromJson(const json& j) {
     auto out = readAll(j, CreateRequest{}, field("id", &CreateRequest::id), field("bundle", &CreateRequest::bundle),
                        field("root", &CreateRequest::root), field("secrets", &CreateRequest::secrets),
-                       field("task", &CreateRequest::task));
+                       field("task", &CreateRequest::task), field("nri", &CreateRequest::nri));
     if (out)
         if (const auto who = j.find("identity"); who != j.end()) out->identity = *who;
     return out;
+}
+
+json NriCreateRequest::toJson() const {
+    return {{"op", op::nriCreate}, {"id", id}, {"secrets", secrets}, {"task", task}, {"identity", identity}};
+}
+
+Result<NriCreateRequest> NriCreateRequest::fromJson(const json& j) {
+    auto out = readAll(j, NriCreateRequest{}, field("id", &NriCreateRequest::id),
+                       field("secrets", &NriCreateRequest::secrets), field("task", &NriCreateRequest::task));
+    if (out)
+        if (const auto who = j.find("identity"); who != j.end()) out->identity = *who;
+    return out;
+}
+
+json NriStopRequest::toJson() const { return {{"op", op::nriStop}, {"id", id}}; }
+
+Result<NriStopRequest> NriStopRequest::fromJson(const json& j) {
+    return readAll(j, NriStopRequest{}, field("id", &NriStopRequest::id));
 }
 
 json CreateReply::toJson() const {

@@ -58,6 +58,9 @@ inline constexpr std::string_view kDefaultSocket = "/run/secretshim/agent.sock";
 inline constexpr std::string_view kSecretsAnnotation = "io.secretshim.secrets";
 // Cluster mode: ties a container to its task's assignment in etcd.
 inline constexpr std::string_view kTaskAnnotation = "io.secretshim.task";
+// NRI: set by secretshim-nri on a container the agent was told about, so
+// that the hook it injects passes its fast path (one of ours is present).
+inline constexpr std::string_view kNriAnnotation = "io.secretshim.nri";
 
 // The op names: the hook's bare verbs, the admin's noun.verb.
 namespace op {
@@ -73,6 +76,8 @@ inline constexpr std::string_view secretInspect = "secret.inspect";
 inline constexpr std::string_view secretRm = "secret.rm";
 inline constexpr std::string_view status = "status";
 inline constexpr std::string_view taskLs = "task.ls";
+inline constexpr std::string_view nriCreate = "nri.create";
+inline constexpr std::string_view nriStop = "nri.stop";
 }  // namespace op
 
 // A request's "op" ("" when missing or not a string).
@@ -87,8 +92,33 @@ struct CreateRequest {
     std::string secrets;   // the specs, ';'-separated (the annotation's value)
     std::string task;      // Linux, cluster mode: io.secretshim.task
     nlohmann::json identity;  // Linux: plugin/identity/workload_identity.hpp
+    // Linux: the agent was told who the container is and what it asks for
+    // by secretshim-nri (NriCreateRequest): identity, secrets and task are
+    // empty and the agent uses what it was told.
+    bool nri = false;
     nlohmann::json toJson() const;
     static Result<CreateRequest> fromJson(const nlohmann::json& j);
+};
+
+// secretshim-nri, at the runtime's CreateContainer: who the container is
+// (as the runtime reports it) and what its pod asks for it. The agent
+// refuses what it would not grant, and otherwise keeps it for the hook's
+// create of the same id.
+struct NriCreateRequest {
+    std::string id;
+    std::string secrets;
+    std::string task;
+    nlohmann::json identity;
+    nlohmann::json toJson() const;
+    static Result<NriCreateRequest> fromJson(const nlohmann::json& j);
+};
+
+// secretshim-nri, at StopContainer or RemoveContainer: forget what the
+// container was told and flush its secrets now.
+struct NriStopRequest {
+    std::string id;
+    nlohmann::json toJson() const;
+    static Result<NriStopRequest> fromJson(const nlohmann::json& j);
 };
 
 struct MountInfo {

@@ -214,6 +214,34 @@ refused("id_not_a_string", [{"op": "create", "id": 5, "secrets": "s", "identity"
 refused("grants_not_strings", [{"op": "secret.create", "name": "n", "grants": [1]}], [],
         'malformed message: "grants" is not a list of strings')
 
+# NRI: secretshim-nri announces a container (who the runtime says it is, what
+# its pod asks for it); the hook's create then carries neither.
+NRI = {"integration": "nri", "namespace": "tenant-a", "pod": "web", "pod_uid": "u1", "container": "app"}
+refused("nri_identity_not_nri", [{"op": "nri.create", "id": "n1", "secrets": "s", "identity": ROOT}], [],
+        "nri.create: the identity is not the runtime's (nri)")
+refused("nri_not_granted", [{"op": "nri.create", "id": "n1", "secrets": "s", "identity": NRI}], [],
+        'secret "s" is not granted to kubernetes pod tenant-a/web container app')
+refused("nri_not_announced", [{"op": "create", "id": "n1", "nri": True}], [pidfd],
+        "the runtime did not announce this container over NRI (is secretshim-nri running?)")
+refused("nri_identity_from_hook", [{"op": "create", "id": "n1", "secrets": "s", "identity": NRI}], [pidfd],
+        "an NRI container's identity comes from the runtime, not from its hook")
+steps = [exchange([{"op": "secret.grant", "name": "s", "rule": "kubernetes,namespace=tenant-a"}]) == {"ok": True},
+         exchange([{"op": "nri.create", "id": "n1", "secrets": "s", "identity": NRI}]) == {"ok": True}]
+got = exchange([{"op": "create", "id": "n1", "nri": True}, {"op": "attached", "ok": True}], [pidfd])
+steps.append(isinstance(got, dict) and got.get("ok") is True)
+listed = exchange([{"op": "task.ls"}])
+steps.append(isinstance(listed, dict) and [t["secrets"] for t in listed.get("tasks", []) if t["id"] == "n1"] == [["s"]])
+steps.append(exchange([{"op": "nri.stop", "id": "n1"}]) == {"ok": True})
+listed = exchange([{"op": "task.ls"}])
+steps.append(isinstance(listed, dict) and not [t for t in listed.get("tasks", []) if t["id"] == "n1"])
+# Stopped: announced no more.
+got = exchange([{"op": "create", "id": "n1", "nri": True}], [pidfd])
+steps.append(isinstance(got, dict) and got.get("ok") is False)
+steps.append(exchange([{"op": "secret.revoke", "name": "s", "rule": "kubernetes,namespace=tenant-a"}]) == {"ok": True})
+if not all(steps):
+    print("nri: steps", steps, file=sys.stderr)
+out["nri_task"] = int(all(steps))
+
 # Churn: connect and hang up at once.
 for _ in range(300):
     try:

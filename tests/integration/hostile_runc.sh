@@ -376,7 +376,9 @@ run_flood() {
     for r in $(awk '$1 ~ /^refusal_/ {print $1}' "$work/flood.out"); do
         check "protocol refusal ${r#refusal_}: the exact line" '[ "$(val "$r")" = 1 ]' || grep "refusal ${r#refusal_}:" "$work/flood.err" | sed 's/^/# /'
     done
-    check "protocol refusals checked (20)" '[ "$(grep -c "^refusal_" "$work/flood.out")" = 20 ]'
+    check "protocol refusals checked (24)" '[ "$(grep -c "^refusal_" "$work/flood.out")" = 24 ]'
+    check "an NRI container: announced, created without an identity, listed, flushed by nri.stop" \
+        '[ "$(val nri_task)" = 1 ]' || grep "nri:" "$work/flood.err" | sed 's/^/# /'
     check "a task started over the protocol, then released" '[ "$(val task_started)" = 1 ] && [ "$(val released)" = 1 ]'
     check "the same id with two bundles: two tasks, each released by its own bundle, never by a guess" \
         '[ "$(val keyed_release)" = 1 ] && grep -qF "container \"twin\": a release without a bundle (a hook older than the agent) names 2 running containers with that id: none released" "$work/agent.log"' ||

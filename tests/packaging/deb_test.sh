@@ -86,6 +86,8 @@ dpkg-deb -e "$deb" "$work/control"
 check "the example config is a conffile" '[ "$(cat "$work/control/conffiles")" = /etc/secretshim/secretshimd.yaml ]'
 check "installed config is the annotated example" 'cmp -s "$root/etc/secretshim/secretshimd.yaml" "$src/packaging/secretshimd.yaml"'
 check "secretshim-runtime-cri is the wrapper under its CRI name" '[ "$(readlink "$root/usr/libexec/secretshim/secretshim-runtime-cri")" = secretshim-runtime ]'
+check "the NRI plugin is installed beside the hook it names" \
+    '[ -x "$root/usr/libexec/secretshim/secretshim-nri" ] && "$root/usr/libexec/secretshim/secretshim-nri" --help | grep -qF -- "--hook TEXT=/usr/libexec/secretshim/secretshim-hook"'
 check "the hook is static" '[ -x "$root/usr/libexec/secretshim/secretshim-hook" ] && ! readelf -l "$root/usr/libexec/secretshim/secretshim-hook" | grep -q "INTERP"'
 check "the agent links libsystemd (sd_notify)" 'readelf -d "$root/usr/sbin/secretshimd" | grep -q "libsystemd.so"'
 check "packaged programs run" '"$root/usr/bin/secretshimctl" --help >/dev/null && "$root/usr/sbin/secretshimd" --help >/dev/null'

@@ -11,7 +11,7 @@
 
 using namespace secretshim;
 using namespace secretshim::plugin::nri;
-namespace api = secretshim::nri;
+namespace api = nriapi;
 
 namespace {
 
@@ -51,7 +51,7 @@ struct Runtime {
 
     std::string call(const std::string& method, const google::protobuf::MessageLite& body,
                      const std::string& service = "nri.pkg.api.v1alpha1.Plugin") {
-        secretshim::ttrpc::Request request;
+        ttrpcapi::Request request;
         request.set_service(service);
         request.set_method(method);
         body.SerializeToString(request.mutable_payload());
@@ -72,7 +72,7 @@ struct Runtime {
         REQUIRE(got);
         return *got;
     }
-    secretshim::ttrpc::Response response(Session& s, const std::string& bytes) {
+    ttrpcapi::Response response(Session& s, const std::string& bytes) {
         auto out = s.feed(bytesOf(bytes));
         REQUIRE(out);
         auto messages = read(*out);
@@ -80,14 +80,14 @@ struct Runtime {
         CHECK(messages[0].conn == kPluginConn);
         CHECK(messages[0].type == 2);
         CHECK(messages[0].stream == next - 2);
-        secretshim::ttrpc::Response r;
+        ttrpcapi::Response r;
         REQUIRE(r.ParseFromString(messages[0].payload));
         return r;
     }
 };
 
 std::string registrationReply(std::int32_t code = 0) {
-    secretshim::ttrpc::Response response;
+    ttrpcapi::Response response;
     response.mutable_status()->set_code(code);
     if (code != 0) response.mutable_status()->set_message("plugin index 01 is taken");
     return *encode(kRuntimeConn, 1, MessageType::response, response.SerializeAsString());
@@ -116,7 +116,7 @@ TEST_CASE("the plugin registers, is configured with its events, and is synchroni
     CHECK(sent[0].conn == kRuntimeConn);
     CHECK(sent[0].stream == 1);
     CHECK(sent[0].type == 1);
-    secretshim::ttrpc::Request request;
+    ttrpcapi::Request request;
     REQUIRE(request.ParseFromString(sent[0].payload));
     CHECK(request.service() == "nri.pkg.api.v1alpha1.Runtime");
     CHECK(request.method() == "RegisterPlugin");
@@ -227,7 +227,7 @@ TEST_CASE("what puts the streams out of step ends the connection, in one line") 
     }
     SUBCASE("a request that is not protobuf") {
         Session session(handler, "secretshim", "50");
-        secretshim::ttrpc::Request request;
+        ttrpcapi::Request request;
         request.set_service("nri.pkg.api.v1alpha1.Plugin");
         request.set_method("CreateContainer");
         request.set_payload("\xff\xff\xff");
