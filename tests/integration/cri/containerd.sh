@@ -1,4 +1,5 @@
-# containerd.sh: run a private containerd 1.6 with its CRI plugin for tests.
+# containerd.sh: run a private containerd (the one on PATH: Debian 12's 1.6, or
+# 1.7 from scripts/fetch-trixie.sh) with its CRI plugin for tests.
 # POSIX sh, to be sourced:
 #     . tests/integration/cri/containerd.sh
 #     ctrd_init "$work"                          # variables below, mkdirs
@@ -6,6 +7,7 @@
 #     ctrd_snippet PACKAGED.toml "$work/s.toml" BASE_SPEC [WRAPPER]   # optional
 #     ctrd_write_config PAUSE_REF ["$work/s.toml"]
 #     ctrd_start || exit 1
+#     ctrd_restart                               # optional: containers keep running
 #     ... images.sh "$work" "$CTRD_SOCK"; cri.py "$CTRD_SOCK" ...
 #     ctrd_cleanup                               # in an EXIT trap
 # Everything lives under WORK/containerd (root, state, sockets, runc state,
@@ -119,8 +121,8 @@ EOF
 ctrd_start() {
     [ -d /run/containerd ] || CTRD_MADE_RUN_DIR=1
     # containerd's cgroupsPath is /<namespace>/<id>: runc makes those cgroups
-    # in every hierarchy; remember which namespace parents we will make.
-    CTRD_MADE_CGROUPS=
+    # in every hierarchy; remember which namespace parents we will make
+    # (added to, so that a restart does not forget the first start's).
     for _g in /sys/fs/cgroup/*/; do
         for _n in k8s.io default; do
             [ -d "${_g}$_n" ] || CTRD_MADE_CGROUPS="$CTRD_MADE_CGROUPS ${_g}$_n"
@@ -138,6 +140,18 @@ ctrd_start() {
         fi
         sleep 0.05
     done
+}
+
+# ctrd_restart: containerd alone stopped (SIGTERM, by pid) and started
+# again, as a service restart does: its shims and containers keep running.
+ctrd_restart() {
+    if [ -n "$CTRD_PID" ]; then
+        kill -TERM "$CTRD_PID" 2>/dev/null
+        _ctrd_wait_gone 10 "$CTRD_PID" || kill -KILL "$CTRD_PID" 2>/dev/null
+        wait "$CTRD_PID" 2>/dev/null
+        CTRD_PID=
+    fi
+    ctrd_start
 }
 
 # _ctrd_alive PID: the process exists and is not a zombie.
