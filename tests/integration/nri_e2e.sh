@@ -134,8 +134,8 @@ cri_up() {
 }
 # plugin_running: the last plugin process the wrapper started is alive.
 plugin_running() { p=$(tail -n 1 "$plugin_pids" 2>/dev/null) && [ -n "$p" ] && kill -0 "$p" 2>/dev/null; }
-ctrd_start || exit 1
-check "containerd 1.7 runs with NRI and CRI" 'cri_up && grep -q "Registered namespace .*k8s.io.* with NRI" "$CTRD_LOG"' ||
+check "containerd 1.7 runs with NRI and CRI (a pre-launched plugin that fails to register stops it)" \
+    'ctrd_start && cri_up && grep -q "Registered namespace .*k8s.io.* with NRI" "$CTRD_LOG"' ||
     { tail -5 "$CTRD_LOG"; exit 1; }
 check "the NRI socket is there" '[ -S "$nri_sock" ]'
 check "the plugin was pre-launched and runs" plugin_running
