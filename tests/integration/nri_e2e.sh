@@ -92,17 +92,12 @@ ctrd_init "$work"
 nri_sock=$CTRD_DIR/nri.sock
 nri_plugins=$CTRD_DIR/nri-plugins
 mkdir -p "$nri_plugins" "$CTRD_DIR/nri-conf"
-# NRI is off by default in 1.7; timeouts are 1.7's defaults.
-cat >"$work/nri.toml" <<EOF
-[plugins."io.containerd.nri.v1.nri"]
-  disable = false
-  disable_connections = false
-  socket_path = "$nri_sock"
-  plugin_path = "$nri_plugins"
-  plugin_config_path = "$CTRD_DIR/nri-conf"
-  plugin_registration_timeout = "5s"
-  plugin_request_timeout = "2s"
-EOF
+# The packaged NRI table (NRI is off by default in 1.7), its paths moved
+# under the work dir.
+sed -e "s|\"/var/run/nri/nri.sock\"|\"$nri_sock\"|" -e "s|\"/opt/nri/plugins\"|\"$nri_plugins\"|" \
+    -e "s|\"/etc/nri/conf.d\"|\"$CTRD_DIR/nri-conf\"|" "$build/packaging/containerd/nri.toml" >"$work/nri.toml"
+check "the packaged NRI table, with the work dir's paths only" \
+    'grep -qxF "  disable = false" "$work/nri.toml" && ! grep -v "^ *#" "$work/nri.toml" | grep -qE "/var/run/nri|/opt/nri|/etc/nri"' || exit 1
 ctrd_write_config localhost/secretshim-pause:latest "$work/nri.toml"
 # A pre-launched plugin gets its connection on fd 3 (NRI_PLUGIN_SOCKET) and
 # no arguments; a plugin that never registers makes containerd exit, so the
