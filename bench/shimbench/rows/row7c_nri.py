@@ -2,7 +2,7 @@
 vs via the runtime wrapper (containerd 1.6) vs no secretshim.
 
 CreateContainer + StartContainer, timed as kubelet would see them (row 7's
-driver, row7_cri_driver.py), on three private containerds run by
+driver, row7_cri_driver.py), on four private containerds run by
 tests/integration/cri/containerd.sh:
 
 * 1.6, Debian 12's, with the packaged 1.6 snippet: handler
@@ -11,6 +11,7 @@ tests/integration/cri/containerd.sh:
 * 1.7, Debian 13's (scripts/fetch-trixie.sh), with the packaged NRI table
   and secretshim-nri pre-launched from its plugin directory, pods on the
   default handler;
+* 1.7 with the same NRI table and no plugin: NRI's own machinery;
 * 1.7 again, without NRI: no secretshim.
 
 Sides, each a container named `app` in a pod of its own (host network,
@@ -22,25 +23,28 @@ io.secretshim.secrets.app, the request NRI and the wrapper both read:
            the node (containerd waits for its CreateContainer answer);
 * wrap-10: 1.6, handler secretshim-wrapper, the same 10 secrets;
 * runc16:  1.6, handler runc, nothing asked (no secretshim);
+* nri-off: 1.7, NRI on and no plugin, nothing asked (no secretshim);
 * runc17:  1.7 without NRI, nothing asked (no secretshim).
 
 Two baselines, because containerd 1.7 and 1.6 differ on their own: NRI's
 cost is nri-* - runc17, the wrapper's is wrap-10 - runc16; the two costs,
-not the raw times, are what compares across versions.
+not the raw times, are what compares across versions. nri-off splits
+NRI's cost into containerd's (nri-off - runc17) and our plugin's
+(nri-0 - nri-off).
 
-All three containerds run at once, and one round-robin goes over the five
+All four containerds run at once, and one round-robin goes over the six
 sides (row 7's rotation, warm-up rounds discarded). Why at once rather than
 one containerd after the other: the machine is shared and its load drifts
 over minutes; run in turn, the 1.6 sides and the 1.7 sides would be
 measured in different minutes and the NRI-vs-wrapper comparison would carry
 that drift, while in one rotation every side sees the same minutes. The
-price is two idle containerds beside the one working; an idle containerd
+price is three idle containerds beside the one working; an idle containerd
 sleeps (its CRI event loop and NRI socket wait on events), and every side,
 baselines included, pays that price alike.
 
 After each timed start the container is stopped (timeout 0) and removed,
 untimed, and the next run waits until the agent holds no task (one agent
-serves both secretshim containerds, with the same 10 secrets). Each side
+serves both containerds that run secretshim, with the same 10 secrets). Each side
 is first run once checked: the container's config.json has our two hooks
 exactly when it asked, and it sees its secrets (SHA-256 of one compared in
 memory) or no /run/secrets. The containerds are stopped by their
@@ -65,7 +69,7 @@ from .row7_cri_driver import CRI_DIR
 
 NAME = "app"  # every side's container; a name is free again once removed
 
-# The supervisor: $1 containerd.sh, $2 the kind (wrapper, nri, plain17), $3
+# The supervisor: $1 containerd.sh, $2 the kind (wrapper, nri, nri-off, plain17), $3
 # WORK, $4 the build, $5 the hook, $6 the agent's socket, $7 the pause image,
 # $8 the unpacked trixie root (1.7 kinds). Prints "ready SOCK" once
 # containerd answers, then waits for its stdin to close and stops everything.
@@ -86,16 +90,18 @@ wrapper)
     ctrd_write_config "$pause" "$CTRD_WORK/secretshim.toml"
     SECRETSHIM_RUNTIME=runc SECRETSHIM_HOOK=$hook SECRETSHIM_SOCKET=$sock
     export SECRETSHIM_RUNTIME SECRETSHIM_HOOK SECRETSHIM_SOCKET ;;
-nri)
+nri|nri-off)
     # The packaged NRI table, its paths under WORK; containerd pre-launches
-    # the plugin as 50-secretshim, which adds the agent's socket and the hook.
+    # the plugin as 50-secretshim, which adds the agent's socket and the hook
+    # (nri-off: no plugin).
     PATH=$8/usr/bin:$PATH; export PATH
     mkdir -p "$CTRD_DIR/nri-plugins" "$CTRD_DIR/nri-conf"
     sed -e "s|\"/var/run/nri/nri.sock\"|\"$CTRD_DIR/nri.sock\"|" -e "s|\"/opt/nri/plugins\"|\"$CTRD_DIR/nri-plugins\"|" \
         -e "s|\"/etc/nri/conf.d\"|\"$CTRD_DIR/nri-conf\"|" "$build/packaging/containerd/nri.toml" >"$CTRD_WORK/nri.toml"
     printf '#!/bin/sh\necho $$ >>"%s"\nexec "%s" --socket "%s" --hook "%s" 2>>"%s"\n' "$plugin_pids" \
-        "$build/plugin/secretshim-nri" "$sock" "$hook" "$CTRD_WORK/nri-plugin.log" >"$CTRD_DIR/nri-plugins/50-secretshim"
-    chmod 755 "$CTRD_DIR/nri-plugins/50-secretshim"
+        "$build/plugin/secretshim-nri" "$sock" "$hook" "$CTRD_WORK/nri-plugin.log" >"$CTRD_WORK/50-secretshim"
+    chmod 755 "$CTRD_WORK/50-secretshim"
+    [ "$kind" = nri-off ] || mv "$CTRD_WORK/50-secretshim" "$CTRD_DIR/nri-plugins/"
     ctrd_write_config "$pause" "$CTRD_WORK/nri.toml" ;;
 plain17)
     PATH=$8/usr/bin:$PATH; export PATH
@@ -276,11 +282,11 @@ class NriRow:
     def setup(self):
         t0 = time.monotonic()
         os.makedirs(self.dir, mode=0o700)
-        for kind in ("wrapper", "nri", "plain17"):
+        for kind in ("wrapper", "nri", "nri-off", "plain17"):
             c = Ctrd(self, kind)
             self.ctrds.append(c)
             c.start(images=None if kind == "wrapper" else os.path.join(self.ctrds[0].dir, "images"))
-        self.c16, self.nri, self.c17 = self.ctrds
+        self.c16, self.nri, self.nri_off, self.c17 = self.ctrds
         if not self.nri.version.startswith("1.7") or not self.c16.version.startswith("1.6"):
             raise RuntimeError("row 7c: containerd versions %s and %s, not 1.6 and 1.7" % (
                 self.c16.version, self.nri.version))
@@ -290,10 +296,11 @@ class NriRow:
             ("nri-0", self.nri, self.nri.pod("nri0", "runc", []), []),
             ("wrap-10", self.c16, self.c16.pod("wrap10", "secretshim-wrapper", ten), ten),
             ("runc16", self.c16, self.c16.pod("runc16", "runc", []), []),
+            ("nri-off", self.nri_off, self.nri_off.pod("nrioff", "runc", []), []),
             ("runc17", self.c17, self.c17.pod("runc17", "runc", []), []),
         ]
-        log("row 7c: containerd %s (wrapper), %s (NRI), %s (plain), images, %d secrets, %d pods ready in %.1f s" % (
-            self.c16.version, self.nri.version, self.c17.version, COUNT, len(self.sides), time.monotonic() - t0))
+        log("row 7c: containerd %s (wrapper), %s (NRI, no plugin, no NRI), images, %d secrets, %d pods ready "
+            "in %.1f s" % (self.c16.version, self.nri.version, COUNT, len(self.sides), time.monotonic() - t0))
 
     def once(self, side, check=False):
         """CreateContainer + StartContainer of `app` in the side's pod: its
@@ -360,19 +367,26 @@ class NriRow:
             for side in self.sides:  # each once, checked (and a warm-up)
                 self.once(side, check=True)
             runc = subprocess.run(["runc", "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            tab.text("versions; load at the start", "containerd %s (NRI, plain) and %s (wrapper), runc %s; %s" % (
-                self.nri.version, self.c16.version, (runc.stdout.decode().split() + ["?"] * 3)[2], load0))
+            tab.text("versions; load at the start", "containerd %s (NRI, no plugin, no NRI) and %s (wrapper), "
+                     "runc %s; %s" % (self.nri.version, self.c16.version, (runc.stdout.decode().split() + ["?"] * 3)[2], load0))
             plugin0 = self.plugin_cpu()
             res = dict(zip([s[0] for s in self.sides],
                            self.b.interleaved_n([lambda s=s: self.once(s) for s in self.sides], runs, warm)))
             plugin = (self.plugin_cpu() - plugin0) / (2 * (runs + warm))
             got = {k: [x[0] for x in v] for k, v in res.items()}
+            interval = "  difference of medians, 95% bootstrap interval"
             tab.pair("NRI, %d x %d B vs 1.7 without NRI" % (COUNT, SIZE), got["runc17"], got["nri-10"], per=COUNT)
+            tab.text(interval, describe(got["runc17"], got["nri-10"]))
             tab.pair("NRI, nothing asked vs 1.7 without NRI (every pod)", got["runc17"], got["nri-0"])
-            tab.text("  difference of medians, 95% bootstrap interval", describe(got["runc17"], got["nri-0"]))
+            tab.text(interval, describe(got["runc17"], got["nri-0"]))
+            tab.pair("  NRI on, no plugin vs without NRI (containerd's)", got["runc17"], got["nri-off"])
+            tab.text(interval, describe(got["runc17"], got["nri-off"]))
+            tab.pair("  NRI, nothing asked vs NRI, no plugin (ours)", got["nri-off"], got["nri-0"])
+            tab.text(interval, describe(got["nri-off"], got["nri-0"]))
             tab.pair("NRI, %d x %d B vs NRI, nothing asked" % (COUNT, SIZE), got["nri-0"], got["nri-10"], per=COUNT)
             tab.pair("wrapper (1.6), %d x %d B vs 1.6 handler runc" % (COUNT, SIZE), got["runc16"], got["wrap-10"],
                      per=COUNT)
+            tab.text(interval, describe(got["runc16"], got["wrap-10"]))
             tab.pair("NRI (1.7) vs wrapper (1.6), %d x %d B each" % (COUNT, SIZE), got["wrap-10"], got["nri-10"])
             tab.pair("no secretshim: 1.7 vs 1.6, handler runc", got["runc16"], got["runc17"])
             cpu = lambda side: [x[1] for x in res[side]]
