@@ -96,7 +96,8 @@ nri|nri-off)
     # (nri-off: no plugin).
     PATH=$8/usr/bin:$PATH; export PATH
     mkdir -p "$CTRD_DIR/nri-plugins" "$CTRD_DIR/nri-conf"
-    sed -e "s|\"/var/run/nri/nri.sock\"|\"$CTRD_DIR/nri.sock\"|" -e "s|\"/opt/nri/plugins\"|\"$CTRD_DIR/nri-plugins\"|" \
+    sed -e "s|\"/var/run/nri/nri.sock\"|\"$CTRD_DIR/nri.sock\"|" \
+        -e "s|\"/opt/nri/plugins\"|\"$CTRD_DIR/nri-plugins\"|" \
         -e "s|\"/etc/nri/conf.d\"|\"$CTRD_DIR/nri-conf\"|" "$build/packaging/containerd/nri.toml" >"$CTRD_WORK/nri.toml"
     printf '#!/bin/sh\necho $$ >>"%s"\nexec "%s" --socket "%s" --hook "%s" 2>>"%s"\n' "$plugin_pids" \
         "$build/plugin/secretshim-nri" "$sock" "$hook" "$CTRD_WORK/nri-plugin.log" >"$CTRD_WORK/50-secretshim"
@@ -177,7 +178,8 @@ class Ctrd:
                 if r.returncode != 0:
                     break
         if r.returncode != 0:
-            raise RuntimeError("row 7c: images (%s): %s" % (self.kind, r.stderr.decode(errors="replace").strip()[-400:]))
+            raise RuntimeError("row 7c: images (%s): %s" % (
+                self.kind, r.stderr.decode(errors="replace").strip()[-400:]))
         with open(os.path.join(self.dir, "driver.log"), "w") as err:
             self.drv = subprocess.Popen([PY, "-B", DRIVER, "--driver", self.sock,
                                          os.path.join(self.row.dir, "stubs")],
@@ -368,7 +370,8 @@ class NriRow:
                 self.once(side, check=True)
             runc = subprocess.run(["runc", "--version"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             tab.text("versions; load at the start", "containerd %s (NRI, no plugin, no NRI) and %s (wrapper), "
-                     "runc %s; %s" % (self.nri.version, self.c16.version, (runc.stdout.decode().split() + ["?"] * 3)[2], load0))
+                     "runc %s; %s" % (self.nri.version, self.c16.version,
+                                      (runc.stdout.decode().split() + ["?"] * 3)[2], load0))
             plugin0 = self.plugin_cpu()
             res = dict(zip([s[0] for s in self.sides],
                            self.b.interleaved_n([lambda s=s: self.once(s) for s in self.sides], runs, warm)))
