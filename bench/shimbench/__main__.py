@@ -19,15 +19,16 @@ import time
 from .agent import Agent
 from .bench import Bench
 from .rows import (row1_fastpath, row2_secrets, row2b_agent, row2c_hooks, row3_flush, row4_scale, row5_docker,
-                   row6_propagation, row7_cri)
+                   row6_propagation, row7_cri, row7c_nri)
 from .util import machine
 
 SKIP = 77
 
 # The rows in the order they run, each with the --only names that select it
-# (2 brings 2b and 2c); row 5 (Docker) runs last, and only with --docker.
+# (2 brings 2b and 2c, 7 brings 7c); row 5 (Docker) runs last, and only with --docker.
 ROWS = (({"1"}, row1_fastpath), ({"2"}, row2_secrets), ({"2", "2b"}, row2b_agent), ({"2", "2c"}, row2c_hooks),
-        ({"3"}, row3_flush), ({"4"}, row4_scale), ({"6"}, row6_propagation), ({"7"}, row7_cri))
+        ({"3"}, row3_flush), ({"4"}, row4_scale), ({"6"}, row6_propagation), ({"7"}, row7_cri),
+        ({"7", "7c"}, row7c_nri))
 
 
 def main():

@@ -1,4 +1,4 @@
-"""Row 7's CRI driver, a process of its own under Debian's /usr/bin/python3
+"""Rows 7 and 7c's CRI driver, a process of its own under Debian's /usr/bin/python3
 (python3-grpcio and python3-protobuf, which the bench's interpreter may not
 have): JSON lines in, JSON lines out, each CRI call timed here. Run as a
 plain script by row7_cri.py, so it imports nothing of the bench.
@@ -28,7 +28,7 @@ def driver(sock, stub_dir):
             if op == "version":
                 reply = client.version()
             elif op == "pod":
-                config = cri.Cri.pod_config(req["name"], req["namespace"], req["uid"])
+                config = cri.Cri.pod_config(req["name"], req["namespace"], req["uid"], req.get("annotations"))
                 pod = client.run_pod(req["name"], req["namespace"], req["uid"], handler=req["handler"], config=config)
                 configs[pod] = config
                 reply = {"pod": pod}
