@@ -97,6 +97,66 @@ def interval(base, shim, seed=7, rounds=2000):
     return d[int(0.025 * rounds)], d[int(0.975 * rounds)]
 
 
+def driver_call(owner, label, op, **kw):
+    """One request to owner's CRI driver (row7_cri_driver.py) and its reply;
+    owner holds drv and dir (where driver.log is)."""
+    owner.drv.stdin.write((json.dumps(dict(kw, op=op)) + "\n").encode())
+    owner.drv.stdin.flush()
+    line = owner.drv.stdout.readline()
+    if not line:
+        with open(os.path.join(owner.dir, "driver.log"), errors="replace") as f:
+            raise RuntimeError("%s: the CRI driver exited: %s" % (label, f.read().strip()[-400:]))
+    reply = json.loads(line)
+    if "error" in reply:
+        raise RuntimeError("%s: %s: %s" % (label, op, reply["error"][-400:]))
+    return reply
+
+
+def shut_down(owner, label, failures):
+    """Containers, pods, the driver, then containerd (by the supervisor's
+    ctrd_stop): by id and pid, also after a failure. owner holds drv, sup,
+    live (container ids), pods, dir and call(); a cleanup that failed is
+    added to failures."""
+    if owner.drv and owner.drv.poll() is None:
+        for cid in list(owner.live):
+            try:
+                owner.call("stop_rm", cid=cid)
+                owner.live.discard(cid)
+            except (RuntimeError, OSError, ValueError):
+                pass
+        for pod in owner.pods:
+            try:
+                owner.call("rm_pod", pod=pod)
+            except (RuntimeError, OSError, ValueError):
+                pass
+    if owner.drv:
+        try:
+            owner.drv.stdin.close()  # the driver exits at EOF
+        except OSError:
+            pass
+        try:
+            owner.drv.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            owner.drv.kill()
+            owner.drv.wait()
+        owner.drv.stdout.close()
+    if owner.sup:
+        try:
+            owner.sup.stdin.close()
+        except OSError:
+            pass
+        try:
+            owner.sup.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            owner.sup.kill()
+            owner.sup.wait()
+            raise RuntimeError("%s: containerd's cleanup did not finish (see %s)" % (label, owner.dir))
+        finally:
+            owner.sup.stdout.close()
+        if owner.sup.returncode != 0:
+            failures.append("%s: containerd's cleanup (ctrd_stop) exited %d" % (label, owner.sup.returncode))
+
+
 class CriRow:
     def __init__(self, bench):
         self.b = bench
@@ -112,16 +172,7 @@ class CriRow:
 
     # --- the driver ----------------------------------------------------------
     def call(self, op, **kw):
-        self.drv.stdin.write((json.dumps(dict(kw, op=op)) + "\n").encode())
-        self.drv.stdin.flush()
-        line = self.drv.stdout.readline()
-        if not line:
-            with open(os.path.join(self.dir, "driver.log"), errors="replace") as f:
-                raise RuntimeError("row 7: the CRI driver exited: %s" % f.read().strip()[-400:])
-        reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError("row 7: %s: %s" % (op, reply["error"][-400:]))
-        return reply
+        return driver_call(self, "row 7", op, **kw)
 
     # --- setup ---------------------------------------------------------------
     def setup(self):
@@ -288,46 +339,7 @@ class CriRow:
             self.stop()
 
     def stop(self):
-        """Containers, pods, the driver, then containerd (by the
-        supervisor's ctrd_stop): by id and pid, also after a failure."""
-        if self.drv and self.drv.poll() is None:
-            for cid in list(self.live):
-                try:
-                    self.call("stop_rm", cid=cid)
-                    self.live.discard(cid)
-                except (RuntimeError, OSError, ValueError):
-                    pass
-            for pod in self.pods:
-                try:
-                    self.call("rm_pod", pod=pod)
-                except (RuntimeError, OSError, ValueError):
-                    pass
-        if self.drv:
-            try:
-                self.drv.stdin.close()  # the driver exits at EOF
-            except OSError:
-                pass
-            try:
-                self.drv.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.drv.kill()
-                self.drv.wait()
-            self.drv.stdout.close()
-        if self.sup:
-            try:
-                self.sup.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.sup.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.sup.kill()
-                self.sup.wait()
-                raise RuntimeError("row 7: containerd's cleanup did not finish (see %s)" % self.dir)
-            finally:
-                self.sup.stdout.close()
-            if self.sup.returncode != 0:
-                self.b.failures.append("row 7: containerd's cleanup (ctrd_stop) exited %d" % self.sup.returncode)
+        shut_down(self, "row 7", self.b.failures)
 
 
 def describe(base, shim):

@@ -64,7 +64,7 @@ import subprocess
 import time
 
 from ..util import REPO, loadavg, log
-from .row7_cri import DRIVER, NAMESPACE, PAUSE, PY, SIZE, COUNT, describe, missing
+from .row7_cri import DRIVER, NAMESPACE, PAUSE, PY, SIZE, COUNT, describe, driver_call, missing, shut_down
 from .row7_cri_driver import CRI_DIR
 
 NAME = "app"  # every side's container; a name is free again once removed
@@ -196,16 +196,7 @@ class Ctrd:
                 time.sleep(0.25)
 
     def call(self, op, **kw):
-        self.drv.stdin.write((json.dumps(dict(kw, op=op)) + "\n").encode())
-        self.drv.stdin.flush()
-        line = self.drv.stdout.readline()
-        if not line:
-            with open(os.path.join(self.dir, "driver.log"), errors="replace") as f:
-                raise RuntimeError("row 7c: the CRI driver (%s) exited: %s" % (self.kind, f.read().strip()[-400:]))
-        reply = json.loads(line)
-        if "error" in reply:
-            raise RuntimeError("row 7c: %s (%s): %s" % (op, self.kind, reply["error"][-400:]))
-        return reply
+        return driver_call(self, "row 7c (%s)" % self.kind, op, **kw)
 
     def pod(self, tag, handler, names):
         """A pod whose container `app` asks for names (none: nothing)."""
@@ -216,47 +207,7 @@ class Ctrd:
         return pod
 
     def stop(self):
-        """Containers, pods, the driver, then containerd (the supervisor's
-        ctrd_stop): by id and pid, also after a failure."""
-        if self.drv and self.drv.poll() is None:
-            for cid in list(self.live):
-                try:
-                    self.call("stop_rm", cid=cid)
-                    self.live.discard(cid)
-                except (RuntimeError, OSError, ValueError):
-                    pass
-            for pod in self.pods:
-                try:
-                    self.call("rm_pod", pod=pod)
-                except (RuntimeError, OSError, ValueError):
-                    pass
-        if self.drv:
-            try:
-                self.drv.stdin.close()  # the driver exits at EOF
-            except OSError:
-                pass
-            try:
-                self.drv.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.drv.kill()
-                self.drv.wait()
-            self.drv.stdout.close()
-        if self.sup:
-            try:
-                self.sup.stdin.close()
-            except OSError:
-                pass
-            try:
-                self.sup.wait(timeout=120)
-            except subprocess.TimeoutExpired:
-                self.sup.kill()
-                self.sup.wait()
-                raise RuntimeError("row 7c: containerd's cleanup (%s) did not finish (see %s)" % (self.kind, self.dir))
-            finally:
-                self.sup.stdout.close()
-            if self.sup.returncode != 0:
-                self.row.b.failures.append("row 7c: containerd's cleanup (%s) exited %d" % (
-                    self.kind, self.sup.returncode))
+        shut_down(self, "row 7c (%s)" % self.kind, self.row.b.failures)
 
 
 class NriRow:
