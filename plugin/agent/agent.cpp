@@ -42,8 +42,8 @@ namespace {
 // the slots below for long. Every real client sends at once.
 constexpr auto kConnectionTimeout = std::chrono::seconds(10);
 constexpr auto kFirstRequestTimeout = std::chrono::seconds(2);
-// Containers announced over NRI that have not started yet: each stop or
-// removal takes its own away, so only a runtime that lost track of many
+// Containers announced over NRI that have not started yet: a start, stop
+// or removal takes each away, so only a runtime that lost track of many
 // would come near this.
 constexpr std::size_t kMaxNriClaims = 4096;
 // Connections served at once. Each holds an fd, and a pending create holds
@@ -533,6 +533,9 @@ void Agent::startTask(PendingTask pending) {
     const std::string id = pending.record.id;
     if (!pending.record.task.empty()) clusterTasks_[pending.record.key()] = pending.record.task;
     pending.claim.release();  // counted in clusterTasks_ from now on
+    // Started: its record holds who it is from now on (also across an
+    // agent restart), and the announcement has served.
+    if (pending.record.identity && pending.record.identity->integration == Integration::nri) nriClaims_.erase(id);
     const auto saved = records_.save(pending.record);
     if (!saved)
         log("container " + quote(id) + ": its record was not saved, it will not survive an agent restart: " +

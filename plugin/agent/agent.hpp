@@ -184,7 +184,8 @@ private:
     std::shared_ptr<Reservation::Counts> pendingBytes_ = std::make_shared<Reservation::Counts>();
     std::set<TaskKey> clusterResync_;  // re-adopted containers not yet brought up to date
     // Containers the runtime announced over NRI (secretshim-nri), by id,
-    // until they stop: who each is and what its pod asks for it.
+    // until they start (or stop, or are removed unstarted): who each is and
+    // what its pod asks for it.
     struct NriClaim {
         WorkloadIdentity identity;
         std::string secrets;

@@ -231,6 +231,10 @@ got = exchange([{"op": "create", "id": "n1", "nri": True}, {"op": "attached", "o
 steps.append(isinstance(got, dict) and got.get("ok") is True)
 listed = exchange([{"op": "task.ls"}])
 steps.append(isinstance(listed, dict) and [t["secrets"] for t in listed.get("tasks", []) if t["id"] == "n1"] == [["s"]])
+# Started: the announcement has served (its record holds the identity now).
+got = exchange([{"op": "create", "id": "n1", "bundle": "/elsewhere/n1", "nri": True}], [pidfd])
+steps.append(isinstance(got, dict) and got.get("error") ==
+             "the runtime did not announce this container over NRI (is secretshim-nri running?)")
 steps.append(exchange([{"op": "nri.stop", "id": "n1"}]) == {"ok": True})
 listed = exchange([{"op": "task.ls"}])
 steps.append(isinstance(listed, dict) and not [t for t in listed.get("tasks", []) if t["id"] == "n1"])
