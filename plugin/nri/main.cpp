@@ -11,10 +11,10 @@
 #include <CLI/CLI.hpp>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 
+#include "mountfs/base/log.hpp"
 #include "plugin/nri/relay.hpp"
 #include "plugin/nri/session.hpp"
 
@@ -23,7 +23,7 @@ using namespace secretshim::plugin;
 
 namespace {
 
-void log(const std::string& line) { std::fprintf(stderr, "secretshim-nri: %s\n", line.c_str()); }
+void log(std::string_view line) { logLine("secretshim-nri", line); }
 
 Result<void> writeAll(int fd, const std::string& bytes) {
     for (std::size_t done = 0; done < bytes.size();) {

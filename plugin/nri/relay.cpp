@@ -1,7 +1,8 @@
 #include "plugin/nri/relay.hpp"
 
-#include <cstdio>
+#include <string_view>
 
+#include "mountfs/base/log.hpp"
 #include "plugin/identity/workload_identity.hpp"
 #include "plugin/protocol/channel.hpp"
 
@@ -18,7 +19,7 @@ namespace {
 constexpr std::chrono::milliseconds kAgentTimeout{1500};
 constexpr int kHookTimeout = 10;  // seconds, as the packaged hooks
 
-void log(const std::string& line) { std::fprintf(stderr, "secretshim-nri: %s\n", line.c_str()); }
+void log(std::string_view line) { logLine("secretshim-nri", line); }
 
 const std::string* find(const google::protobuf::Map<std::string, std::string>& map, const std::string& key) {
     const auto it = map.find(key);

@@ -112,6 +112,16 @@ def driver_call(owner, label, op, **kw):
     return reply
 
 
+def wait_idle(agent, label, timeout=30.0):
+    """Until the agent holds no task: the flush of the last run is over
+    before the next timed start."""
+    deadline = time.monotonic() + timeout
+    while agent.tasks() != []:
+        if time.monotonic() > deadline:
+            raise RuntimeError("%s: the agent still holds a task %.0f s after StopContainer" % (label, timeout))
+        time.sleep(0.02)
+
+
 def shut_down(owner, label, failures):
     """Containers, pods, the driver, then containerd (by the supervisor's
     ctrd_stop): by id and pid, also after a failure. owner holds drv, sup,
@@ -263,12 +273,8 @@ class CriRow:
             self.idle()
         return reply["create"] + reply["start"], cpu
 
-    def idle(self, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while self.b.agent.tasks() != []:
-            if time.monotonic() > deadline:
-                raise RuntimeError("row 7: the agent still holds a task %.0f s after StopContainer" % timeout)
-            time.sleep(0.02)
+    def idle(self):
+        wait_idle(self.b.agent, "row 7")
 
     def check(self, hooked):
         """A check of one run (untimed): the bundle has our hooks (or none,

@@ -64,7 +64,7 @@ import subprocess
 import time
 
 from ..util import REPO, loadavg, log
-from .row7_cri import DRIVER, NAMESPACE, PAUSE, PY, SIZE, COUNT, describe, driver_call, missing, shut_down
+from .row7_cri import DRIVER, NAMESPACE, PAUSE, PY, SIZE, COUNT, describe, driver_call, missing, shut_down, wait_idle
 from .row7_cri_driver import CRI_DIR
 
 NAME = "app"  # every side's container; a name is free again once removed
@@ -276,12 +276,8 @@ class NriRow:
             self.idle()
         return reply["create"] + reply["start"], cpu
 
-    def idle(self, timeout=30.0):
-        deadline = time.monotonic() + timeout
-        while self.b.agent.tasks() != []:
-            if time.monotonic() > deadline:
-                raise RuntimeError("row 7c: the agent still holds a task %.0f s after StopContainer" % timeout)
-            time.sleep(0.02)
+    def idle(self):
+        wait_idle(self.b.agent, "row 7c")
 
     def check(self, side, cid):
         """Our two hooks in config.json exactly when the container asked;
