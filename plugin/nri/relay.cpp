@@ -1,5 +1,7 @@
 #include "plugin/nri/relay.hpp"
 
+#include <algorithm>
+#include <cerrno>
 #include <string_view>
 
 #include "mountfs/base/log.hpp"
@@ -12,11 +14,8 @@ namespace api = nriapi;
 
 namespace {
 
-// containerd waits 2 s for each call (plugin_request_timeout) and then
-// drops the plugin and creates the container without it: the agent gets
-// less, so that a slow agent is a refusal, never a container without its
-// hook.
-constexpr std::chrono::milliseconds kAgentTimeout{1500};
+// Less of the call's time than this left: not worth asking the agent.
+constexpr std::chrono::milliseconds kLeastTime{50};
 constexpr int kHookTimeout = 10;  // seconds, as the packaged hooks
 
 void log(std::string_view line) { logLine("secretshim-nri", line); }
@@ -34,6 +33,10 @@ void addHook(google::protobuf::RepeatedPtrField<api::Hook>* hooks, const std::st
                                    std::string("nri"), std::string(stage)})
         hook->add_args(arg);
     hook->mutable_timeout()->set_value(kHookTimeout);
+}
+
+bool sameHook(const api::Hook& a, const api::Hook& b) {
+    return a.path() == b.path() && std::equal(a.args().begin(), a.args().end(), b.args().begin(), b.args().end());
 }
 
 }  // namespace
@@ -83,36 +86,52 @@ void Relay::synchronize(const api::SynchronizeRequest& request) {
         std::to_string(request.containers_size()) + " container(s)");
 }
 
-Result<api::ContainerAdjustment> Relay::createContainer(const api::CreateContainerRequest& request) {
+Result<api::ContainerAdjustment> Relay::createContainer(const api::CreateContainerRequest& request,
+                                                        Clock::time_point deadline) {
     auto announced = announcement(request);
     if (announced && !*announced) return api::ContainerAdjustment();  // asks for nothing
+    api::ContainerAdjustment adjust = adjustment(hook_, socket_);
+    const auto& present = request.container().hooks().create_runtime();
+    if (std::any_of(present.begin(), present.end(),
+                    [&](const api::Hook& h) { return sameHook(h, adjust.hooks().create_runtime(0)); }))
+        return api::ContainerAdjustment();  // our other instance was asked first
     const std::string who = "container " + quote(request.container().id()) + " (pod " +
                             request.pod().namespace_() + "/" + request.pod().name() + ")";
-    auto ok = announced ? ask((*announced)->toJson()) : propagate(announced);
+    auto ok = announced ? ask((*announced)->toJson(), deadline) : propagate(announced);
     if (!ok) {
         log(who + ": refused: " + ok.error().message);
         return propagate(ok);
     }
-    return adjustment(hook_, socket_);
+    return adjust;
 }
 
-void Relay::stopContainer(const api::StopContainerRequest& request) {
-    // The agent flushes on the container's exit anyway: this is sooner.
-    (void)ask(NriStopRequest{request.container().id()}.toJson());
+// The agent flushes on the container's exit anyway: this is sooner.
+void Relay::forget(const std::string& id, Clock::time_point deadline) {
+    if (peerAlive_ && peerAlive_()) return;
+    (void)ask(NriStopRequest{id}.toJson(), deadline);
 }
 
-void Relay::stateChange(const api::StateChangeEvent& event) {
+void Relay::stopContainer(const api::StopContainerRequest& request, Clock::time_point deadline) {
+    forget(request.container().id(), deadline);
+}
+
+void Relay::stateChange(const api::StateChangeEvent& event, Clock::time_point deadline) {
     // A container removed without a stop (refused by another plugin, or
     // never started) is forgotten too.
-    if (event.event() == api::REMOVE_CONTAINER) (void)ask(NriStopRequest{event.container().id()}.toJson());
+    if (event.event() == api::REMOVE_CONTAINER) forget(event.container().id(), deadline);
 }
 
-Result<void> Relay::ask(const nlohmann::json& request) {
-    auto sock = connectAgent(socket_, kAgentTimeout);
+Result<void> Relay::ask(const nlohmann::json& request, Clock::time_point deadline) {
+    const auto left = [&] { return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()); };
+    if (left() < kLeastTime)
+        return fail("too little of the runtime's time for this call is left to ask the secretshim agent");
+    auto sock = connectAgent(socket_, left());
     if (!sock) return propagate(sock);
     if (auto sent = sendJson(sock->get(), request); !sent) return propagate(sent, "the secretshim agent");
+    // The reply within what is left of the call's time.
+    if (auto ok = setSocketTimeout(sock->get(), left()); !ok) return propagate(ok);
     auto reply = receiveJson(sock->get());
-    if (!reply) return propagate(reply, "the secretshim agent");
+    if (!reply) return reply.error().code == EAGAIN ? propagate(reply) : propagate(reply, "the secretshim agent");
     if (auto ok = checkOk(reply->body); !ok) return propagate(ok);
     return {};
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -26,23 +27,35 @@ Result<std::optional<NriCreateRequest>> announcement(const nriapi::CreateContain
 // The hooks and the mark the runtime adds to an announced container.
 nriapi::ContainerAdjustment adjustment(const std::string& hook, const std::string& agentSocket);
 
+// Two instances of the plugin are registered with the runtime (main.cpp:
+// the pre-launched one and its standby), each the other's backup. Whichever
+// the runtime asks first about a container decides; the other sees the
+// hook already in the container (NRI shows each plugin the adjustments of
+// the plugins before it) and adds nothing.
 class Relay final : public Handler {
 public:
     Relay(std::string agentSocket, std::string hook) : socket_(std::move(agentSocket)), hook_(std::move(hook)) {}
 
+    // Makes this the standby of an instance that relays stops while
+    // `peerAlive` says it runs: this one relays them only once it is gone
+    // (a stop it misses is flushed anyway, at the container's exit).
+    void standBy(std::function<bool()> peerAlive) { peerAlive_ = std::move(peerAlive); }
+
     std::int32_t events() const override;
     void synchronize(const nriapi::SynchronizeRequest& request) override;
-    Result<nriapi::ContainerAdjustment> createContainer(
-        const nriapi::CreateContainerRequest& request) override;
-    void stopContainer(const nriapi::StopContainerRequest& request) override;
-    void stateChange(const nriapi::StateChangeEvent& event) override;
+    Result<nriapi::ContainerAdjustment> createContainer(const nriapi::CreateContainerRequest& request,
+                                                        Clock::time_point deadline) override;
+    void stopContainer(const nriapi::StopContainerRequest& request, Clock::time_point deadline) override;
+    void stateChange(const nriapi::StateChangeEvent& event, Clock::time_point deadline) override;
 
 private:
-    // One request to the agent and its reply, within the runtime's patience.
-    Result<void> ask(const nlohmann::json& request);
+    // One request to the agent and its reply, by the call's deadline.
+    Result<void> ask(const nlohmann::json& request, Clock::time_point deadline);
+    void forget(const std::string& id, Clock::time_point deadline);
 
     std::string socket_;
     std::string hook_;
+    std::function<bool()> peerAlive_;
 };
 
 }  // namespace secretshim::plugin::nri

@@ -1,5 +1,6 @@
 #include "plugin/nri/session.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include "ttrpc.pb.h"
@@ -34,7 +35,18 @@ Result<T> parse(const std::string& bytes, std::string_view method) {
     return message;
 }
 
+// What is kept back from the runtime's time for the answer's way back.
+constexpr std::chrono::milliseconds kReplyMargin{500};
+// A call without a timeout gets containerd's default.
+constexpr std::chrono::seconds kDefaultCallTimeout{2};
+
 }  // namespace
+
+Clock::time_point callDeadline(std::int64_t timeoutNano, Clock::time_point arrived) {
+    const std::chrono::nanoseconds given =
+        timeoutNano > 0 ? std::chrono::nanoseconds(timeoutNano) : std::chrono::nanoseconds(kDefaultCallTimeout);
+    return arrived + given - std::min<std::chrono::nanoseconds>(kReplyMargin, given / 4);
+}
 
 Result<std::string> Session::start() {
     if (index_.size() != 2 || !std::isdigit(static_cast<unsigned char>(index_[0])) ||
@@ -50,7 +62,7 @@ Result<std::string> Session::start() {
     return encode(kRuntimeConn, kRegisterStream, MessageType::request, request.SerializeAsString());
 }
 
-Result<std::string> Session::feed(std::span<const unsigned char> bytes) {
+Result<std::string> Session::feed(std::span<const unsigned char> bytes, Clock::time_point now) {
     auto messages = decoder_.feed(bytes);
     if (!messages) return propagate(messages);
     std::string out;
@@ -59,7 +71,7 @@ Result<std::string> Session::feed(std::span<const unsigned char> bytes) {
             if (auto ok = acknowledge(m); !ok) return propagate(ok);
             continue;
         }
-        auto answered = answer(m);
+        auto answered = answer(m, now);
         if (!answered) return propagate(answered);
         out += *answered;
     }
@@ -78,7 +90,7 @@ Result<void> Session::acknowledge(const Message& m) {
     return {};
 }
 
-Result<std::string> Session::answer(const Message& m) {
+Result<std::string> Session::answer(const Message& m, Clock::time_point now) {
     // ttrpc: the caller numbers its calls 1, 3, 5, ...; anything else means
     // the streams are out of step.
     if (m.type != static_cast<std::uint8_t>(MessageType::request) || m.stream % 2 == 0 || m.stream <= lastStream_)
@@ -91,24 +103,30 @@ Result<std::string> Session::answer(const Message& m) {
     if (request.service() != kPluginService)
         return refuse(m.stream, kUnimplemented, "service " + request.service());
 
+    // A payload that does not parse is refused on its stream: the
+    // connection, and the plugin, go on.
+    const auto malformed = [&](const auto& parsed) {
+        return refuse(m.stream, kInvalidArgument, parsed.error().message);
+    };
+    const Clock::time_point deadline = callDeadline(request.timeout_nano(), now);
     if (method == "Configure") {
         if (auto configure = parse<api::ConfigureRequest>(request.payload(), method); !configure)
-            return propagate(configure);
+            return malformed(configure);
         api::ConfigureResponse response;
         response.set_events(handler_.events() | eventBit(api::CREATE_CONTAINER));
         return reply(m.stream, response);
     }
     if (method == "Synchronize") {
         auto sync = parse<api::SynchronizeRequest>(request.payload(), method);
-        if (!sync) return propagate(sync);
+        if (!sync) return malformed(sync);
         handler_.synchronize(*sync);
         synchronized_ = true;
         return reply(m.stream, api::SynchronizeResponse());
     }
     if (method == "CreateContainer") {
         auto create = parse<api::CreateContainerRequest>(request.payload(), method);
-        if (!create) return propagate(create);
-        auto adjust = handler_.createContainer(*create);
+        if (!create) return malformed(create);
+        auto adjust = handler_.createContainer(*create, deadline);
         if (!adjust) return refuse(m.stream, kPermissionDenied, "secretshim: " + adjust.error().message);
         api::CreateContainerResponse response;
         *response.mutable_adjust() = std::move(*adjust);
@@ -116,14 +134,14 @@ Result<std::string> Session::answer(const Message& m) {
     }
     if (method == "StopContainer") {
         auto stop = parse<api::StopContainerRequest>(request.payload(), method);
-        if (!stop) return propagate(stop);
-        handler_.stopContainer(*stop);
+        if (!stop) return malformed(stop);
+        handler_.stopContainer(*stop, deadline);
         return reply(m.stream, api::StopContainerResponse());
     }
     if (method == "StateChange") {
         auto event = parse<api::StateChangeEvent>(request.payload(), method);
-        if (!event) return propagate(event);
-        handler_.stateChange(*event);
+        if (!event) return malformed(event);
+        handler_.stateChange(*event, deadline);
         return reply(m.stream, api::Empty());
     }
     if (method == "Shutdown") return reply(m.stream, api::Empty());

@@ -8,6 +8,7 @@
 // over) feeds it what it reads and writes what it returns.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -19,9 +20,19 @@
 namespace secretshim::plugin::nri {
 
 // gRPC's status codes, as ttrpc carries them.
+inline constexpr std::int32_t kInvalidArgument = 3;
 inline constexpr std::int32_t kPermissionDenied = 7;
 inline constexpr std::int32_t kUnimplemented = 12;
 inline constexpr std::int32_t kInternal = 13;
+
+using Clock = std::chrono::steady_clock;
+// When a call's answer must be on its way. The runtime gives each call its
+// own time (ttrpc's timeout_nano: containerd's plugin_request_timeout, 2 s
+// by default) and drops a plugin that does not answer within it, creating
+// the container as if the plugin did not exist: a handler that is not done
+// by its deadline refuses instead. (NRI 0.6 calls its plugins one call at a
+// time, under one lock, so calls never wait behind one another here.)
+Clock::time_point callDeadline(std::int64_t timeoutNano, Clock::time_point arrived);
 
 // The event mask bit of an NRI event (ConfigureResponse.events).
 constexpr std::int32_t eventBit(nriapi::Event event) { return 1 << (static_cast<int>(event) - 1); }
@@ -35,11 +46,12 @@ public:
     // Every pod and container the runtime knows, when the plugin joins.
     virtual void synchronize(const nriapi::SynchronizeRequest& request) = 0;
     // The container's adjustment; a failure refuses the container (the
-    // runtime reports the message to whoever created it).
-    virtual Result<nriapi::ContainerAdjustment> createContainer(
-        const nriapi::CreateContainerRequest& request) = 0;
-    virtual void stopContainer(const nriapi::StopContainerRequest& request) = 0;
-    virtual void stateChange(const nriapi::StateChangeEvent& event) = 0;
+    // runtime reports the message to whoever created it). Each call is
+    // answered by `deadline` (callDeadline()).
+    virtual Result<nriapi::ContainerAdjustment> createContainer(const nriapi::CreateContainerRequest& request,
+                                                                Clock::time_point deadline) = 0;
+    virtual void stopContainer(const nriapi::StopContainerRequest& request, Clock::time_point deadline) = 0;
+    virtual void stateChange(const nriapi::StateChangeEvent& event, Clock::time_point deadline) = 0;
 };
 
 class Session {
@@ -50,9 +62,11 @@ public:
 
     // What to write first: the RegisterPlugin call.
     Result<std::string> start();
-    // What to write in answer to `bytes` (maybe nothing). A failure means
-    // the connection cannot go on: close it (the runtime drops the plugin).
-    Result<std::string> feed(std::span<const unsigned char> bytes);
+    // What to write in answer to `bytes`, read at `now` (maybe nothing). A
+    // call that cannot be served is refused on its stream; a failure means
+    // the streams are out of step and the connection cannot go on: close it
+    // (the runtime drops the plugin).
+    Result<std::string> feed(std::span<const unsigned char> bytes, Clock::time_point now = Clock::now());
     // Whether the runtime acknowledged the registration.
     bool registered() const { return registered_; }
     // Whether the runtime has called Synchronize (an external plugin gets
@@ -60,7 +74,7 @@ public:
     bool synchronized() const { return synchronized_; }
 
 private:
-    Result<std::string> answer(const Message& request);
+    Result<std::string> answer(const Message& request, Clock::time_point now);
     Result<void> acknowledge(const Message& response);
 
     Handler& handler_;

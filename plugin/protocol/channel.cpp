@@ -20,10 +20,7 @@ Result<UniqueFd> connectAgent(const std::string& socketPath, std::chrono::millis
     std::memcpy(addr.sun_path, socketPath.data(), socketPath.size());
     UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     if (!sock) return failErrno("socket");
-    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    if (::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
-        ::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)
-        return failErrno("setting socket timeouts");
+    if (auto ok = setSocketTimeout(sock.get(), timeout); !ok) return propagate(ok);
     if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0)
         return failErrno("cannot reach the secretshim agent at " + socketPath);
     // The agent is root, as its clients must be: whoever else listens at
@@ -37,6 +34,16 @@ Result<UniqueFd> connectAgent(const std::string& socketPath, std::chrono::millis
         return fail("the secretshim agent at " + socketPath + " is not root's (uid " + std::to_string(cred.uid) +
                     "): refusing to talk to it");
     return sock;
+}
+
+Result<void> setSocketTimeout(int sock, std::chrono::milliseconds timeout) {
+    // Zero would mean no timeout at all.
+    if (timeout.count() <= 0) return failWith(EAGAIN, "timed out waiting for the secretshim agent");
+    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    if (::setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+        ::setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0)
+        return failErrno("setting socket timeouts");
+    return {};
 }
 
 std::string encodeJson(const nlohmann::json& body) {

@@ -21,6 +21,8 @@ struct JsonMessage {
 
 // Connects to the agent; every later send and receive times out after `timeout`.
 Result<platform::UniqueFd> connectAgent(const std::string& socketPath, std::chrono::milliseconds timeout);
+// Every later send and receive on `sock` times out after `timeout` (> 0).
+Result<void> setSocketTimeout(int sock, std::chrono::milliseconds timeout);
 // A message's bytes. A reply may echo a request's bytes (quoted, but not
 // necessarily valid UTF-8): invalid sequences are replaced, never thrown on.
 std::string encodeJson(const nlohmann::json& body);

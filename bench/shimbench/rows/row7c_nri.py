@@ -60,6 +60,7 @@ is printed.
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 
@@ -99,8 +100,9 @@ nri|nri-off)
     sed -e "s|\"/var/run/nri/nri.sock\"|\"$CTRD_DIR/nri.sock\"|" \
         -e "s|\"/opt/nri/plugins\"|\"$CTRD_DIR/nri-plugins\"|" \
         -e "s|\"/etc/nri/conf.d\"|\"$CTRD_DIR/nri-conf\"|" "$build/packaging/containerd/nri.toml" >"$CTRD_WORK/nri.toml"
-    printf '#!/bin/sh\necho $$ >>"%s"\nexec "%s" --socket "%s" --hook "%s" 2>>"%s"\n' "$plugin_pids" \
-        "$build/plugin/secretshim-nri" "$sock" "$hook" "$CTRD_WORK/nri-plugin.log" >"$CTRD_WORK/50-secretshim"
+    printf '#!/bin/sh\necho $$ >>"%s"\nexec "%s" --socket "%s" --hook "%s" --runtime-socket "%s" 2>>"%s"\n' \
+        "$plugin_pids" "$build/plugin/secretshim-nri" "$sock" "$hook" "$CTRD_DIR/nri.sock" \
+        "$CTRD_WORK/nri-plugin.log" >"$CTRD_WORK/50-secretshim"
     chmod 755 "$CTRD_WORK/50-secretshim"
     [ "$kind" = nri-off ] || mv "$CTRD_WORK/50-secretshim" "$CTRD_DIR/nri-plugins/"
     ctrd_write_config "$pause" "$CTRD_WORK/nri.toml" ;;
@@ -114,9 +116,11 @@ if ctrd_start; then
     read -r _ || true
 fi
 ctrd_stop
-# The plugin exits when containerd closes its connection; any left over,
-# by the pids its launcher wrote (only while the command line is still ours).
-for p in $(cat "$plugin_pids" 2>/dev/null); do
+# The plugin and its standby exit when containerd closes their connections;
+# any left over, by the pids its launcher wrote and the standby logged (only
+# while the command line is still ours).
+for p in $(cat "$plugin_pids" 2>/dev/null) \
+         $(sed -n 's/^secretshim-nri: standby (pid \([0-9]*\)) connected to .*/\1/p' "$CTRD_WORK/nri-plugin.log" 2>/dev/null); do
     case $({ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null) in
         *"/plugin/secretshim-nri --socket $sock "*) kill "$p" 2>/dev/null ;;
     esac
@@ -344,19 +348,24 @@ class NriRow:
                      cpu("nri-10"), base_name="wrapper")
             tab.single("  the agent's CPU per start, NRI, nothing asked", cpu("nri-0"))
             tab.text("  secretshim-nri's CPU per container, create to rm", "%.2f ms (mean of the NRI sides; "
-                     "its /proc stat, 10 ms ticks)" % (plugin * 1000))
+                     "it and its standby, /proc stat, 10 ms ticks)" % (plugin * 1000))
             tab.text("  load before / after", "%s / %s" % (load0, loadavg()))
         finally:
             self.stop()
 
     def plugin_cpu(self):
-        """The running secretshim-nri's user + system time, in seconds (the
-        last pid its launcher wrote)."""
+        """The running secretshim-nri's user + system time, in seconds: the
+        last pid its launcher wrote, and its standby (the pid it logged)."""
         with open(os.path.join(self.nri.dir, "nri-plugin.pids")) as f:
-            pid = f.read().split()[-1]
-        with open("/proc/%s/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            pids = f.read().split()[-1:]
+        with open(os.path.join(self.nri.dir, "nri-plugin.log")) as f:
+            pids += re.findall(r"^secretshim-nri: standby \(pid (\d+)\) connected to ", f.read(), re.M)[-1:]
+        total = 0
+        for pid in pids:
+            with open("/proc/%s/stat" % pid) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
         """Last started first: the first containerd made the cgroup parents

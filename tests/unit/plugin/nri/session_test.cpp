@@ -18,6 +18,7 @@ namespace {
 class Recorder final : public Handler {
 public:
     std::vector<std::string> seen;
+    std::vector<Clock::time_point> deadlines;
     std::string refuseWith;  // non-empty: CreateContainer is refused with it
     std::size_t hookArgs = 1;
 
@@ -25,7 +26,9 @@ public:
     void synchronize(const api::SynchronizeRequest& r) override {
         seen.push_back("sync " + std::to_string(r.pods_size()) + " " + std::to_string(r.containers_size()));
     }
-    Result<api::ContainerAdjustment> createContainer(const api::CreateContainerRequest& r) override {
+    Result<api::ContainerAdjustment> createContainer(const api::CreateContainerRequest& r,
+                                                     Clock::time_point deadline) override {
+        deadlines.push_back(deadline);
         seen.push_back("create " + r.pod().namespace_() + "/" + r.pod().name() + " " + r.container().name());
         if (!refuseWith.empty()) return fail(refuseWith);
         api::ContainerAdjustment adjust;
@@ -34,8 +37,12 @@ public:
         for (std::size_t i = 0; i < hookArgs; ++i) hook->add_args("arg" + std::to_string(i));
         return adjust;
     }
-    void stopContainer(const api::StopContainerRequest& r) override { seen.push_back("stop " + r.container().id()); }
-    void stateChange(const api::StateChangeEvent& e) override {
+    void stopContainer(const api::StopContainerRequest& r, Clock::time_point deadline) override {
+        deadlines.push_back(deadline);
+        seen.push_back("stop " + r.container().id());
+    }
+    void stateChange(const api::StateChangeEvent& e, Clock::time_point deadline) override {
+        deadlines.push_back(deadline);
         seen.push_back("event " + std::to_string(e.event()) + " " + e.container().id());
     }
 };
@@ -49,11 +56,14 @@ struct Runtime {
     Decoder decoder;
     std::uint32_t next = 1;
 
+    std::int64_t timeoutNano = 0;  // on the next calls
+
     std::string call(const std::string& method, const google::protobuf::MessageLite& body,
                      const std::string& service = "nri.pkg.api.v1alpha1.Plugin") {
         ttrpcapi::Request request;
         request.set_service(service);
         request.set_method(method);
+        request.set_timeout_nano(timeoutNano);
         body.SerializeToString(request.mutable_payload());
         auto bytes = encode(kPluginConn, next, MessageType::request, request.SerializeAsString());
         next += 2;
@@ -72,8 +82,8 @@ struct Runtime {
         REQUIRE(got);
         return *got;
     }
-    ttrpcapi::Response response(Session& s, const std::string& bytes) {
-        auto out = s.feed(bytesOf(bytes));
+    ttrpcapi::Response response(Session& s, const std::string& bytes, Clock::time_point now = Clock::now()) {
+        auto out = s.feed(bytesOf(bytes), now);
         REQUIRE(out);
         auto messages = read(*out);
         REQUIRE(messages.size() == 1);
@@ -225,22 +235,47 @@ TEST_CASE("what puts the streams out of step ends the connection, in one line") 
         REQUIRE_FALSE(out);
         CHECK(out.error().message == "NRI: an unexpected message from the runtime on connection 1 (type 1, stream 1)");
     }
-    SUBCASE("a request that is not protobuf") {
-        Session session(handler, "secretshim", "50");
-        ttrpcapi::Request request;
-        request.set_service("nri.pkg.api.v1alpha1.Plugin");
-        request.set_method("CreateContainer");
-        request.set_payload("\xff\xff\xff");
-        auto out = session.feed(
-            bytesOf(*encode(kPluginConn, 1, MessageType::request, request.SerializeAsString())));
-        REQUIRE_FALSE(out);
-        CHECK(out.error().message == "NRI: a malformed CreateContainer request");
-        CHECK(handler.seen.empty());
-    }
     SUBCASE("an index that is not two digits") {
         Session session(handler, "secretshim", "5");
         auto out = session.start();
         REQUIRE_FALSE(out);
         CHECK(out.error().message == "NRI: the plugin index \"5\" is not two digits");
     }
+}
+
+TEST_CASE("a call whose payload does not parse is refused on its stream, and the connection goes on") {
+    Recorder handler;
+    Session session(handler, "secretshim", "50");
+    Runtime runtime;
+    ttrpcapi::Request request;
+    request.set_service("nri.pkg.api.v1alpha1.Plugin");
+    request.set_method("CreateContainer");
+    request.set_payload("\xff\xff\xff");
+    runtime.next += 2;
+    auto refused = runtime.response(session, *encode(kPluginConn, 1, MessageType::request, request.SerializeAsString()));
+    CHECK(refused.status().code() == kInvalidArgument);
+    CHECK(refused.status().message() == "NRI: a malformed CreateContainer request");
+    CHECK(handler.seen.empty());
+    CHECK(runtime.response(session, runtime.call("CreateContainer", createRequest())).status().code() == 0);
+    CHECK(handler.seen == std::vector<std::string>{"create tenant-a/web app"});
+}
+
+TEST_CASE("each call is answered within the runtime's time for it, less a margin for the way back") {
+    using namespace std::chrono_literals;
+    const Clock::time_point t0{};
+    CHECK(callDeadline(2'000'000'000, t0) == t0 + 1500ms);  // containerd's default: 500 ms kept back
+    CHECK(callDeadline(1'000'000'000, t0) == t0 + 750ms);   // a quarter of a short one
+    CHECK(callDeadline(0, t0) == t0 + 1500ms);              // none given: containerd's default
+
+    Recorder handler;
+    Session session(handler, "secretshim", "50");
+    Runtime runtime;
+    const Clock::time_point arrived = Clock::now();
+    runtime.timeoutNano = 1'000'000'000;
+    runtime.response(session, runtime.call("CreateContainer", createRequest()), arrived);
+    api::StopContainerRequest stop;
+    stop.mutable_container()->set_id("c1");
+    runtime.timeoutNano = 4'000'000'000;  // an admin's longer plugin_request_timeout is used
+    runtime.response(session, runtime.call("StopContainer", stop), arrived);
+    CHECK(handler.deadlines == std::vector<Clock::time_point>{arrived + 750ms, arrived + 3500ms});
 }
