@@ -109,7 +109,8 @@ sed -e "s|\"/var/run/nri/nri.sock\"|\"$nri_sock\"|" -e "s|\"/opt/nri/plugins\"|\
     -e "s|\"/etc/nri/conf.d\"|\"$CTRD_DIR/nri-conf\"|" "$build/packaging/containerd/nri.toml" >"$work/nri.toml"
 check "the packaged NRI table, with the work dir's paths only" \
     'grep -qxF "  disable = false" "$work/nri.toml" && ! grep -v "^ *#" "$work/nri.toml" | grep -qE "/var/run/nri|/opt/nri|/etc/nri"' || exit 1
-ctrd_write_config localhost/secretshim-pause:latest "$work/nri.toml"
+# As the packaged file says: a drop-in, one imports line in config.toml.
+CTRD_IMPORT=$work/nri.toml ctrd_write_config localhost/secretshim-pause:latest
 # A pre-launched plugin gets its connection on fd 3 (NRI_PLUGIN_SOCKET) and
 # no arguments; a plugin that never registers makes containerd exit, so the
 # wrapper is put in place only once the plugin is built (else its cases fail).
@@ -297,10 +298,10 @@ check "g. the plugin still runs" plugin_running
 # --- j. The agent hung, under a 1 s plugin_request_timeout: the plugin
 # answers within the call's time (a refusal), so containerd keeps it.
 start_agent || { echo "FAIL - agent did not restart"; exit 1; }
-sed -i 's/^\( *plugin_request_timeout = \)"2s"/\1"1s"/' "$CTRD_CONFIG"
+sed -i 's/^\( *plugin_request_timeout = \)"2s"/\1"1s"/' "$work/nri.toml"
 ctrd_restart || exit 1
 check "j. containerd is back with a 1 s plugin_request_timeout, the plugin and its standby registered" \
-    'grep -q "plugin_request_timeout = \"1s\"" "$CTRD_CONFIG" && cri_up && plugin_running && wait_for 10 standby_up 3'
+    'grep -q "plugin_request_timeout = \"1s\"" "$work/nri.toml" && cri_up && plugin_running && wait_for 10 standby_up 3'
 closed_before=$(grep -c "closing plugin" "$CTRD_LOG")
 kill -STOP "$agent_pid"
 podj=$(run_pod web-j tenant-a uid-j1 io.secretshim.secrets.app=db_pass)

@@ -105,7 +105,7 @@ nri|nri-off)
         "$CTRD_WORK/nri-plugin.log" >"$CTRD_WORK/50-secretshim"
     chmod 755 "$CTRD_WORK/50-secretshim"
     [ "$kind" = nri-off ] || mv "$CTRD_WORK/50-secretshim" "$CTRD_DIR/nri-plugins/"
-    ctrd_write_config "$pause" "$CTRD_WORK/nri.toml" ;;
+    CTRD_IMPORT=$CTRD_WORK/nri.toml ctrd_write_config "$pause" ;;
 plain17)
     PATH=$8/usr/bin:$PATH; export PATH
     ctrd_write_config "$pause" ;;

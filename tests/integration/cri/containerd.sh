@@ -56,9 +56,13 @@ ctrd_snippet() {
 # ctrd_write_config PAUSE_REF [SNIPPET]: $CTRD_CONFIG, with SNIPPET appended
 # the way the packaged file says. Every runtime handler the snippet defines
 # gets options.Root = $CTRD_RUNC_ROOT (so runc's state stays under WORK).
-# CTRD_DISABLE_CGROUP=true sets the CRI plugin's disable_cgroup.
+# CTRD_DISABLE_CGROUP=true sets the CRI plugin's disable_cgroup;
+# CTRD_IMPORT=FILE makes FILE a drop-in (config.toml's imports).
 ctrd_write_config() {
+    _imports=
+    [ -z "${CTRD_IMPORT:-}" ] || _imports="imports = [\"$CTRD_IMPORT\"]"
     cat >"$CTRD_CONFIG" <<EOF
+$_imports
 version = 2
 root = "$CTRD_DIR/root"
 state = "$CTRD_DIR/state"
