@@ -11,15 +11,14 @@
 #                         CERT.key) instead of its own, e.g. one for another name
 #
 # Ports: member i listens for clients on ETCD_BASE_PORT + 10*(i-1) and for
-# peers on the next port (default base 23790). Nodes: ETCD_NODES (default
-# "node-1 node-2"); each gets an etcd user (password in DIR/pki/NODE.password)
-# and a role that may read only /secretshim/nodes/NODE/ (trailing slash: without
-# it node-1 would also read node-10), and a client certificate without CN.
-# The JSON gateway does not map a certificate's CN to a user, and a request
-# without a token is authenticated as the member's CN: so gateway clients use
-# a CN-less certificate plus user/password (docs/platform-notes.md). The admin: user root
-# (DIR/pki/root.password), certificate root.crt with CN=root for etcdctl and
-# admin.crt without CN for the gateway.
+# peers on the next port (default base 23790). Members run with etcd's
+# default flags but for TLS (clients and peers) and fast elections. Nodes:
+# ETCD_NODES (default "node-1 node-2"); each gets an etcd user without a
+# password, a role that may read only /secretshim/nodes/NODE/ (trailing
+# slash: without it node-1 would also read node-10), and a client
+# certificate with CN=NODE: etcd (--client-cert-auth) takes a gRPC client's
+# user from its certificate's CN. The admin: user root, certificates
+# root.crt and admin.crt, both with CN=root.
 set -eu
 
 cmd=${1:-}
@@ -61,13 +60,10 @@ make_pki() {
         cert "m$i" "/CN=m$i" serverAuth,clientAuth "IP:127.0.0.1,DNS:localhost"
     done
     cert root "/CN=root" clientAuth
-    cert admin "/O=secretshim admin" clientAuth
+    cert admin "/CN=root" clientAuth
     for n in $nodes; do
-        cert "$n" "/O=secretshim $n" clientAuth
-        openssl rand -hex 16 >"$pki/$n.password"
+        cert "$n" "/CN=$n" clientAuth
     done
-    openssl rand -hex 16 >"$pki/root.password"
-    chmod 600 "$pki"/*.password
 }
 
 member_cmd() {
@@ -87,7 +83,6 @@ member_cmd() {
         --cert-file "${client_cert:-$pki/m$i}.crt" --key-file "${client_cert:-$pki/m$i}.key" \
         --peer-client-cert-auth --peer-trusted-ca-file "$pki/ca.crt" \
         --peer-cert-file "$pki/m$i.crt" --peer-key-file "$pki/m$i.key" \
-        --experimental-watch-progress-notify-interval "${ETCD_PROGRESS_INTERVAL:-1s}" \
         --heartbeat-interval 50 --election-timeout 500 --log-level warn
 }
 
@@ -112,10 +107,10 @@ wait_healthy() {
 }
 
 setup_auth() {
-    ctl user add root --new-user-password "$(cat "$pki/root.password")" >/dev/null
+    ctl user add root --no-password >/dev/null
     ctl user grant-role root root >/dev/null
     for n in $nodes; do
-        ctl user add "$n" --new-user-password "$(cat "$pki/$n.password")" >/dev/null
+        ctl user add "$n" --no-password >/dev/null
         ctl role add "$n" >/dev/null
         ctl role grant-permission "$n" read "/secretshim/nodes/$n/" --prefix=true >/dev/null
         ctl user grant-role "$n" "$n" >/dev/null

@@ -78,6 +78,7 @@ Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& pub
     if (auto ok = checkName("node", node); !ok) return ok;
     auto signer = signingKey();
     if (!signer) return propagate(signer);
+    if (auto ok = client_->ensureReader(node, nodePrefix(node)); !ok) return ok;
     const std::string key = registrationKey(node);
     const std::string pub(publicKey.begin(), publicKey.end());
     for (int attempt = 0; attempt < kAttempts; ++attempt) {

@@ -37,7 +37,9 @@ public:
 
     // Registers (or confirms) a node's X25519 public key, signed; a
     // registration of the same key signed by another key (one being rotated
-    // away) or not at all is signed again with this one.
+    // away) or not at all is signed again with this one. The node's etcd
+    // user (its certificate's CN) and its role, which may read the node's
+    // prefix and nothing else, are made first where missing.
     Result<void> addNode(const std::string& node, const cluster::PublicKey& publicKey);
     Result<nlohmann::json> listNodes();
     Result<std::string> createSecret(const std::string& name, const SecureBuffer& value);  // the id

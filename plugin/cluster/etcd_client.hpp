@@ -1,14 +1,13 @@
-// A client of etcd v3's JSON gateway over mutual TLS (Boost.Asio ssl +
-// Boost.Beast): the server is verified against the cluster's CA and by
-// name, the client presents its certificate, and a user/password gives the
-// token each request carries. The gateway does not map a certificate's CN to
-// a user (docs/platform-notes.md), hence the token.
+// A client of etcd v3's gRPC API (gRPC++, plugin/cluster/etcd.proto) over
+// mutual TLS: the server is verified against the cluster's CA and by name,
+// and the client presents its certificate, whose CN etcd takes as the user
+// (--client-cert-auth): no password or token anywhere.
 //
 // Every request has a deadline; a request that fails in transport, or that
 // a member answers "unavailable" (no leader), is retried on the next
-// endpoint. The watch reads the gateway's chunked stream and asks for
-// progress notifications: a stream silent for longer than the heartbeat
-// allows is treated as a hung member.
+// endpoint. The watch is a gRPC stream that asks its member for progress
+// when it has been quiet: a member silent for longer than watchSilence is
+// treated as hung. No server flag is needed.
 #pragma once
 
 #include <atomic>
@@ -32,10 +31,10 @@ struct EtcdSettings {
     std::string caFile;
     std::string certFile;
     std::string keyFile;
-    std::string user;      // empty: no authentication
-    std::string password;
     std::chrono::milliseconds timeout{5000};       // per request
-    std::chrono::milliseconds watchSilence{3500};  // longer than the progress interval
+    // A watch quiet for half of this asks for progress; one silent for all
+    // of it is left for the next member.
+    std::chrono::milliseconds watchSilence{6000};
 };
 
 // Why a watch stream ended (the Error of watch() says it in words).
@@ -54,10 +53,14 @@ public:
     Result<RangeResult> range(const std::string& key, bool prefix, std::int64_t revision = 0);
     Result<WriteResult> put(const std::string& key, const std::string& value);
     Result<WriteResult> remove(const std::string& key, bool prefix = false);
-    // A raw txn body: {"compare":[...],"success":[...],"failure":[...]}, keys
-    // and values already base64 (see txn helpers below).
+    // A txn in etcd's JSON form: {"compare":[...],"success":[...],
+    // "failure":[...]}, keys and values base64 (the txn helpers below).
     Result<WriteResult> txn(const nlohmann::json& body);
     Result<void> compact(std::int64_t revision);
+    // Makes `user` an etcd user without a password (the client certificate
+    // whose CN it is authenticates it) with a role of the same name that may
+    // read the keys under `prefix` and nothing else; keeps what exists.
+    Result<void> ensureReader(const std::string& user, const std::string& prefix);
 
     // Watches `prefix` from `startRevision`, calling `onMessage` for each
     // message (events, progress) until the stream ends, `stop` turns true,
@@ -75,7 +78,6 @@ public:
 
 private:
     explicit EtcdClient(EtcdSettings settings);
-    Result<std::string> call(const std::string& path, const nlohmann::json& body);
 
     EtcdSettings settings_;
     std::unique_ptr<Impl> impl_;

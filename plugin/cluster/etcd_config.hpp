@@ -16,8 +16,6 @@ namespace secretshim::cluster {
 struct EtcdConfig {
     std::vector<std::string> endpoints;  // https://HOST:PORT
     std::string ca, cert, key;
-    std::string user;
-    std::string passwordFile;
     std::string node;        // this node's name (the agent)
     std::string clusterKey;  // the admins' cluster key (secretshimctl)
     std::string signingKey;  // the admin's Ed25519 private key (secretshimctl)
@@ -27,10 +25,7 @@ struct EtcdConfig {
 };
 
 // The etcd client `config` describes (the agent's and the CLI's): refuses a
-// client key others may read, reads the password file; does not connect yet.
+// client key others may read; does not connect yet.
 Result<std::unique_ptr<EtcdClient>> etcdClientFor(const EtcdConfig& config);
-// Reads a password file: its first line (refused unless only its owner may
-// read it).
-Result<std::string> readPasswordFile(const std::string& path);
 
 }  // namespace secretshim::cluster

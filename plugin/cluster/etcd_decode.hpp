@@ -1,16 +1,16 @@
-// Decoding the etcd v3 JSON gateway's answers: range responses and the
-// watch stream (one JSON object per line, base64 keys and values, 64-bit
-// numbers as strings, zero values omitted). Nothing here throws; a
-// malformed answer or event is an Error, or a skipped event with a note.
+// What the etcd client hands its callers: key-values, range results, write
+// results and watch messages, decoded from etcd's protobuf answers
+// (plugin/cluster/etcd.proto).
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include "mountfs/base/error.hpp"
+namespace etcdserverpb {
+class RangeResponse;
+class WatchResponse;
+}  // namespace etcdserverpb
 
 namespace secretshim::cluster {
 
@@ -47,49 +47,18 @@ struct WatchMessage {
     bool progress() const { return events.empty() && skipped.empty() && !created && !canceled; }
 };
 
-// A gateway error body: {"error":..., "code":N, "message":...}.
-struct GatewayError {
-    int code = 0;  // gRPC status code
-    std::string message;
-};
-
-// Reads a 64-bit integer that the gateway wrote as a string (or a number).
-std::optional<std::int64_t> parseInt64(std::string_view text);
-
-Result<RangeResult> decodeRange(std::string_view body);
-// The header revision of a put, delete-range or txn response, and for a
-// txn its "succeeded".
+// A put, delete-range or txn: the header's revision, and for a txn whether
+// it succeeded and what its range operations read.
 struct WriteResult {
     std::int64_t revision = 0;
     bool succeeded = false;
     std::int64_t deleted = 0;
-    std::vector<RangeResult> ranges;  // the responses of range operations in a txn
+    std::vector<RangeResult> ranges;
 };
-Result<WriteResult> decodeWrite(std::string_view body);
-std::optional<GatewayError> decodeGatewayError(std::string_view body);
-Result<std::string> decodeAuthToken(std::string_view body);
 
-// One line of the watch stream. The gateway wraps each message in
-// {"result": {...}}; an {"error": ...} line is an Error.
-Result<WatchMessage> decodeWatchLine(std::string_view line);
-
-// Splits the watch body into lines; the last one may lack its newline until
-// more data comes. A line longer than `maxLine` is an error (the stream is
-// then unusable and must be reopened).
-class LineSplitter {
-public:
-    explicit LineSplitter(std::size_t maxLine = 8 << 20) : maxLine_(maxLine) {}
-    // Appends data; returns false once a line is too long.
-    bool feed(std::string_view data);
-    // The next complete line (without the newline), if any.
-    std::optional<std::string> next();
-    // What is left without a newline (the stream ended).
-    std::string rest() { return std::exchange(buffer_, {}); }
-
-private:
-    std::size_t maxLine_;
-    std::string buffer_;
-    std::size_t scanned_ = 0;
-};
+// etcd's answers, as our structs. Nothing here throws; an event that
+// cannot be applied (an unknown type, no key) is skipped with a note.
+RangeResult decodeRange(const etcdserverpb::RangeResponse& response);
+WatchMessage decodeWatch(const etcdserverpb::WatchResponse& response);
 
 }  // namespace secretshim::cluster

@@ -4,10 +4,8 @@
 //   etcd:
 //     endpoints: [https://10.0.0.1:2379, https://10.0.0.2:2379]
 //     ca: /etc/secretshim/etcd/ca.crt
-//     cert: /etc/secretshim/etcd/node.crt     # a certificate without CN
+//     cert: /etc/secretshim/etcd/node.crt     # CN=node-1: etcd's user
 //     key: /etc/secretshim/etcd/node.key
-//     user: node-1
-//     password_file: /etc/secretshim/etcd/password
 //     node: node-1
 //     admin_keys: [/etc/secretshim/admin-signing.pub]  # whose signatures count
 //     cluster_key: /root/.secretshim/cluster.key   # admins only
@@ -88,18 +86,17 @@ Result<EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& blo
         if (key == "ca") v = pathValue(name, key, value), c.ca = v.value_or("");
         else if (key == "cert") v = pathValue(name, key, value), c.cert = v.value_or("");
         else if (key == "key") v = pathValue(name, key, value), c.key = v.value_or("");
-        else if (key == "password_file") v = pathValue(name, key, value), c.passwordFile = v.value_or("");
         else if (key == "cluster_key") v = pathValue(name, key, value), c.clusterKey = v.value_or("");
         else if (key == "signing_key") v = pathValue(name, key, value), c.signingKey = v.value_or("");
-        else if (key == "user") v = textValue(name, key, value), c.user = v.value_or("");
+        else if (key == "user" || key == "password_file")
+            return fail(where(name, item.first) + ": key " + quote("etcd." + key) +
+                        " is not used: etcd takes the user from the client certificate's CN");
         else if (key == "node") v = textValue(name, key, value), c.node = v.value_or("");
         else return fail(where(name, item.first) + ": unknown key " + quote("etcd." + key));
         if (!v) return propagate(v);
     }
     if (c.endpoints.empty() || c.ca.empty() || c.cert.empty() || c.key.empty())
         return fail(where(name, block) + ": key \"etcd\": endpoints, ca, cert and key are required");
-    if (c.user.empty() != c.passwordFile.empty())
-        return fail(where(name, block) + ": key \"etcd\": user and password_file go together");
     return c;
 }
 

@@ -82,10 +82,8 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
     g->add_option("--cluster-config", config_, "YAML file with an etcd: block (the agent's format)");
     g->add_option("--endpoints", endpoints_, "etcd endpoints, https://HOST:PORT")->delimiter(',');
     g->add_option("--cacert", caFile_, "CA certificate of the etcd cluster");
-    g->add_option("--cert", certFile_, "client certificate (without CN)");
+    g->add_option("--cert", certFile_, "client certificate (its CN is the etcd user: root for an admin)");
     g->add_option("--key", keyFile_, "client key");
-    g->add_option("--user", user_, "etcd user");
-    g->add_option("--password-file", passwordFile_, "file holding the etcd user's password");
     g->add_option("--cluster-key", clusterKey_, "the admins' cluster key (created by the first secret create)");
     g->add_option("--signing-key", signingKey_,
                   "the admin's Ed25519 signing key, PEM (openssl genpkey -algorithm ed25519): signs what nodes read");
@@ -176,8 +174,6 @@ Result<EtcdConfig> ClusterCli::etcdConfig() const {
     if (!caFile_.empty()) c.ca = caFile_;
     if (!certFile_.empty()) c.cert = certFile_;
     if (!keyFile_.empty()) c.key = keyFile_;
-    if (!user_.empty()) c.user = user_;
-    if (!passwordFile_.empty()) c.passwordFile = passwordFile_;
     if (!clusterKey_.empty()) c.clusterKey = clusterKey_;
     if (!signingKey_.empty()) c.signingKey = signingKey_;
     if (c.endpoints.empty())
@@ -226,15 +222,15 @@ int ClusterCli::addNode(ClusterAdmin& admin, const EtcdConfig& c) {
     if (!keyOut_.empty())
         std::printf("  %s as <state_dir>/%s (mode 0600, root), then delete it here\n", keyOut_.c_str(),
                     std::string(kNodeKeyPairFile).c_str());
-    std::printf("  an etcd user %s with a role that may read %s (trailing slash), and in secretshimd.yaml:\n\n",
-                node_.c_str(), nodePrefix(node_).c_str());
+    std::printf("  a client certificate of the cluster's CA with CN=%s (etcd user %s, made now, may read %s\n"
+                "  and nothing else), and in secretshimd.yaml:\n\n",
+                node_.c_str(), node_.c_str(), nodePrefix(node_).c_str());
     std::printf("source: etcd\netcd:\n  endpoints: [");
     for (std::size_t i = 0; i < c.endpoints.size(); ++i) std::printf("%s%s", i ? ", " : "", c.endpoints[i].c_str());
-    std::printf("]\n  ca: %s\n  cert: /etc/secretshim/etcd/%s.crt   # a certificate WITHOUT CN\n"
-                "  key: /etc/secretshim/etcd/%s.key\n  user: %s\n  password_file: /etc/secretshim/etcd/%s.password\n"
+    std::printf("]\n  ca: %s\n  cert: /etc/secretshim/etcd/%s.crt   # CN=%s\n"
+                "  key: /etc/secretshim/etcd/%s.key\n"
                 "  node: %s\n  admin_keys: [/etc/secretshim/admin-signing.pub]   # the public half of %s\n",
-                c.ca.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(),
-                c.signingKey.c_str());
+                c.ca.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), node_.c_str(), c.signingKey.c_str());
     return 0;
 }
 

@@ -41,7 +41,7 @@ private:
     int unassignTask(cluster::ClusterAdmin& admin);
     int listTasks(cluster::ClusterAdmin& admin);
 
-    std::string config_, caFile_, certFile_, keyFile_, user_, passwordFile_, clusterKey_;
+    std::string config_, caFile_, certFile_, keyFile_, clusterKey_;
     std::string signingKey_;
     std::vector<std::string> endpoints_;
     std::string name_, node_, source_ = "-", format_ = "table", publicKey_, keyOut_, stateDir_;

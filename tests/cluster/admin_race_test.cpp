@@ -46,8 +46,6 @@ std::unique_ptr<EtcdClient> rootClient() {
     s.caFile = pki + "/ca.crt";
     s.certFile = pki + "/admin.crt";
     s.keyFile = pki + "/admin.key";
-    s.user = "root";
-    s.password = readFile(pki + "/root.password");
     auto c = EtcdClient::create(std::move(s));
     REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error().message));
     return std::move(*c);

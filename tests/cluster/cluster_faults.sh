@@ -37,8 +37,8 @@ trap cleanup_cluster EXIT
 
 ctl_as() {  # ctl_as CA CERT KEY ARGS...: the admin (root) with the given TLS material
     ca=$1 cert=$2 key=$3; shift 3
-    "$ctlbin" --endpoints "$ctl_endpoints" --cacert "$ca" --cert "$cert" --key "$key" --user root \
-        --password-file "$ETCD_PKI/root.password" --cluster-key "$work/admin/cluster.key" \
+    "$ctlbin" --endpoints "$ctl_endpoints" --cacert "$ca" --cert "$cert" --key "$key" \
+        --cluster-key "$work/admin/cluster.key" \
         --signing-key "$work/admin/signing.key" "$@"
 }
 admin() { ctl_as "$ETCD_PKI/ca.crt" "$ETCD_PKI/admin.crt" "$ETCD_PKI/admin.key" "$@"; }
@@ -78,8 +78,6 @@ etcd:
   ca: $ETCD_PKI/ca.crt
   cert: ${4:-$ETCD_PKI/node-1.crt}
   key: $ETCD_PKI/node-1.key
-  user: node-1
-  password_file: $ETCD_PKI/node-1.password
   node: ${3:-node-1}
   admin_keys: [$work/admin/signing.pub]
 YAML

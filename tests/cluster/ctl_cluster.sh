@@ -18,7 +18,7 @@ refused() {  # refused DESC PATTERN CMD...: fails with one line matching PATTERN
     if [ "$(wc -l <"$work/err")" = 1 ] && grep -q -- "$pattern" "$work/err"; then ok "$desc"; else bad "$desc: $(cat "$work/err")"; fi
 }
 ctl() { "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
-    --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \
+    --key "$ETCD_PKI/admin.key" \
     --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key" "$@"; }
 etcdctl_root() { ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
     --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" "$@"; }
@@ -40,17 +40,17 @@ signer() { etcdctl_root get --print-value-only /secretshim/registry/node-1 | pyt
 openssl genpkey -algorithm ed25519 -out "$work/admin/new-signing.key" 2>/dev/null
 was=$(signer)
 "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
-    --user root --password-file "$ETCD_PKI/root.password" --signing-key "$work/admin/new-signing.key" \
+    --signing-key "$work/admin/new-signing.key" \
     node add node-1 --public-key "$pub" >/dev/null
 check "node add with a new signing key signs the registration again" sh -c "[ -n \"\$1\" ] && [ -n \"\$2\" ] && [ \"\$1\" != \"\$2\" ]" sh "$was" "$(signer)"
 ctl node add node-1 --public-key "$pub" >/dev/null
 check "... and with the old one again" test "$(signer)" = "$was"
 check "node add prints the node's config" sh -c "\"\$@\" node add node-1 --public-key $pub | grep -q 'source: etcd'" sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
-    --user root --password-file "$ETCD_PKI/root.password" --signing-key "$work/admin/signing.key"
+    --signing-key "$work/admin/signing.key"
 refused "node add without the admin signing key is refused" "needs the admin signing key (--signing-key or etcd.signing_key)" \
     "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
-    --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" node add node-5 --public-key "$pub"
+    --key "$ETCD_PKI/admin.key" node add node-5 --public-key "$pub"
 # A registration written straight into etcd (by whoever can write there):
 # no copy is ever sealed to its key.
 etcdctl_root put /secretshim/registry/node-3 "{\"node\":\"node-3\",\"public_key\":\"$pub\"}" >/dev/null
@@ -64,28 +64,23 @@ check "secret create prints an id" test -n "$id"
 refused "secret create twice is refused" "already exists" ctl secret create db "$work/v1"
 check "secret create from stdin" sh -c "printf other | \"\$@\" secret create other -" sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
-    --user root --password-file "$ETCD_PKI/root.password" --cluster-key "$work/admin/cluster.key"
+    --cluster-key "$work/admin/cluster.key"
 check "the cluster key is 0600" test "$(stat -c %a "$work/admin/cluster.key")" = 600
 check "secret ls lists both" sh -c "$(printf '%s' '"$@"') secret ls | grep -c '^db \|^other ' | grep -qx 2" sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
-    --user root --password-file "$ETCD_PKI/root.password"
+   
 ctl secret inspect db >"$work/inspect"
 check "secret inspect shows version 1 and the id" sh -c "grep -q '\"version\": 1' $work/inspect && grep -q $id $work/inspect"
 refused "assign to an unregistered node is refused" "not registered" ctl task assign t1 --identity root --node node-9 --secret db
 refused "assign of a missing secret is refused" "not found" ctl task assign t1 --identity root --node node-1 --secret nope
 refused "assign to a node whose registration no admin signed is refused" \
     "node \"node-3\"'s registration is not trusted: not signed by an admin key" ctl task assign t1 --identity root --node node-3 --secret db
-# A key or password file others can read is refused before it is used.
+# A key others can read is refused before it is used.
 cp "$ETCD_PKI/admin.key" "$work/shared.key"; chmod 0644 "$work/shared.key"
-cp "$ETCD_PKI/root.password" "$work/shared.password"; chmod 0640 "$work/shared.password"
 refused "a client key readable by others is refused" \
     "^secretshimctl: etcd: the client key \"$work/shared.key\" is accessible by group or others (mode 0644); expected 0600\$" \
     "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
-    --key "$work/shared.key" --user root --password-file "$ETCD_PKI/root.password" secret ls
-refused "a password file readable by the group is refused" \
-    "^secretshimctl: the etcd password file $work/shared.password is accessible by group or others (mode 0640); expected 0600\$" \
-    "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
-    --key "$ETCD_PKI/admin.key" --user root --password-file "$work/shared.password" secret ls
+    --key "$work/shared.key" secret ls
 refused "secret create --grant is refused against the cluster" "^secretshimctl: --grant is for a node's local store; in the cluster a task is bound to its containers: task assign --identity RULE$" \
     ctl secret create y "$work/v1" --grant root
 rc=0; ctl task assign t1 --node node-1 --secret db >/dev/null 2>"$work/err" || rc=$?
@@ -106,17 +101,17 @@ check "revoke by re-assigning without it" ctl task assign t1 --identity root --n
 check "the revoked copy is gone" sh -c "! ETCDCTL_API=3 etcdctl --endpoints $ETCD_ENDPOINTS --cacert $ETCD_PKI/ca.crt --cert $ETCD_PKI/root.crt --key $ETCD_PKI/root.key get --keys-only /secretshim/nodes/node-1/secrets/other | grep -q other"
 check "task ls shows the assignment" sh -c "\"\$@\" task ls | grep -q '^t1 .*node-1'" sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
-    --user root --password-file "$ETCD_PKI/root.password"
+   
 check "task unassign" ctl task unassign t1
 refused "unassign twice says so" "not assigned" ctl task unassign t1
 check "the node's prefix is empty" test -z "$(etcdctl_root get --prefix /secretshim/nodes/node-1/ --keys-only)"
 check "secret rm after unassign" ctl secret rm db
 refused "rm of a missing secret" "not found" ctl secret rm db
 refused "no cluster key: a clear error" "cluster key" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
-    --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \
+    --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
     secret rotate other "$work/v1"
 refused "a node user cannot write" "permission denied" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
-    --cert "$ETCD_PKI/node-1.crt" --key "$ETCD_PKI/node-1.key" --user node-1 --password-file "$ETCD_PKI/node-1.password" \
+    --cert "$ETCD_PKI/node-1.crt" --key "$ETCD_PKI/node-1.key" \
     --cluster-key "$work/admin/cluster.key" secret create x "$work/v1"
 # Plaintext never reaches etcd: not in its data directories, not in any value.
 if grep -r -a -q -F "$marker" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3; then bad "a marker is in etcd's data"; else ok "no marker in etcd's data directories"; fi

@@ -41,8 +41,6 @@ EtcdSettings settingsFor(const std::string& who) {
     s.caFile = pki + "/ca.crt";
     s.certFile = pki + "/" + who + ".crt";
     s.keyFile = pki + "/" + who + ".key";
-    s.user = who == "admin" ? "root" : who;
-    s.password = readFile(pki + "/" + (who == "admin" ? std::string("root") : who) + ".password");
     s.timeout = 3s;
     s.watchSilence = 3500ms;
     return s;
@@ -76,6 +74,7 @@ struct Watcher {
     std::vector<std::string> keys;  // put keys, in order
     std::int64_t last = 0;
     std::vector<WatchEnd> ends;
+    std::size_t progress = 0;  // progress notifications
     std::thread thread;
 
     Watcher(EtcdClient& client, std::string p, std::int64_t from) : c(client), prefix(std::move(p)), last(from - 1) {
@@ -95,6 +94,7 @@ struct Watcher {
             }
             auto end = c.watch(prefix, from, [this](const WatchMessage& m) {
                 std::lock_guard lock(mutex);
+                if (m.progress()) ++progress;
                 for (const auto& e : m.events) {
                     if (e.kv.modRevision <= last) continue;
                     if (e.type == WatchEvent::Type::put) keys.push_back(e.kv.key);
@@ -253,15 +253,24 @@ TEST_CASE("bad TLS material and credentials are one clear error") {
     REQUIRE_FALSE(mismatch.has_value());
     CHECK(mismatch.error().message.find("does not match") != std::string::npos);
 
-    // A wrong password.
+    // A certificate of the cluster's CA whose CN is no etcd user: etcd
+    // takes the CN as the user and refuses it.
+    REQUIRE(std::system(("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=stranger -keyout " +
+                         dir + "/stranger.key -out " + dir + "/stranger.csr >/dev/null 2>&1 && " +
+                         "openssl x509 -req -in " + dir + "/stranger.csr -CA " + pki + "/ca.crt -CAkey " + pki +
+                         "/ca.key -CAserial " + dir + "/expired.srl -days 1 -extfile " + dir +
+                         "/expired.ext -out " + dir + "/stranger.crt >/dev/null 2>&1 && chmod 600 " + dir + "/stranger.key")
+                            .c_str()) == 0);
     s = settingsFor("node-1");
-    s.password = "wrong";
-    auto badPass = EtcdClient::create(s);
-    REQUIRE(badPass.has_value());
-    auto denied = (*badPass)->range(nodePrefix("node-1"), true);
+    s.certFile = dir + "/stranger.crt";
+    s.keyFile = dir + "/stranger.key";
+    auto stranger = EtcdClient::create(s);
+    REQUIRE(stranger.has_value());
+    auto denied = (*stranger)->range(nodePrefix("node-1"), true);
     REQUIRE_FALSE(denied.has_value());
-    CHECK(denied.error().code == EACCES);
-    CHECK(denied.error().message.find("authentication") != std::string::npos);
+    MESSAGE("a CN that is no user: " << denied.error().message);
+    CHECK(denied.error().message.find('\n') == std::string::npos);
+    CHECK(denied.error().message.find("etcd https://127.0.0.1:") == 0);
 
     s.endpoints = {"http://127.0.0.1:1"};
     auto plain = EtcdClient::create(s);
@@ -319,6 +328,39 @@ TEST_CASE("watch: a hung member (SIGSTOP) is caught by the heartbeat") {
     MESSAGE("hung member detected and event received after "
             << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
     REQUIRE(admin->remove("/secretshim/nodes/", true).has_value());
+}
+
+TEST_CASE("a client of one member reaches it again once it is back (no stale connection kept)") {
+    auto s = settingsFor("node-1");
+    s.endpoints = {split(env("ETCD_ENDPOINTS"))[0]};
+    auto c = EtcdClient::create(s);
+    REQUIRE(c.has_value());
+    REQUIRE((*c)->range(nodePrefix("node-1"), true).has_value());
+    member("m1", "signal", "KILL");
+    std::this_thread::sleep_for(300ms);
+    CHECK_FALSE((*c)->range(nodePrefix("node-1"), true).has_value());
+    member("m1", "restart");
+    const auto restarted = std::chrono::steady_clock::now();
+    bool back = false;
+    for (int i = 0; i < 50 && !back; ++i) {
+        back = (*c)->range(nodePrefix("node-1"), true).has_value();
+        if (!back) std::this_thread::sleep_for(200ms);
+    }
+    CHECK(back);
+    MESSAGE("reached again " << std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    std::chrono::steady_clock::now() - restarted).count() << " ms after the restart");
+}
+
+TEST_CASE("watch: idle on a stock etcd, it stays on its member (the members run without a progress flag)") {
+    auto node = client("node-1");  // watchSilence 3.5 s: a progress request after 1.75 s of quiet
+    auto at = node->range(nodePrefix("node-1"), true);
+    REQUIRE(at.has_value());
+    Watcher w(*node, nodePrefix("node-1"), at->revision + 1);
+    std::this_thread::sleep_for(12s);
+    std::lock_guard lock(w.mutex);
+    CHECK(w.ends.empty());       // not once left for being silent
+    CHECK(w.progress >= 3);      // the member answered the progress requests
+    MESSAGE(w.progress << " progress notifications in 12 s");
 }
 
 TEST_CASE("watch: a compacted start revision says so (the caller resyncs)") {

@@ -28,7 +28,7 @@ ids=""
 trap cleanup_cluster EXIT
 
 admin() { "$ctlbin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
-    --key "$ETCD_PKI/admin.key" --user root --password-file "$ETCD_PKI/root.password" \
+    --key "$ETCD_PKI/admin.key" \
     --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key" "$@"; }
 status_json() { "$ctlbin" --socket "$sock" status 2>/dev/null; }
 connected() { status_json | python3 -c 'import json,sys; sys.exit(0 if json.load(sys.stdin)["cluster"]["connected"] else 1)' 2>/dev/null; }
@@ -45,8 +45,6 @@ etcd:
   ca: $ETCD_PKI/ca.crt
   cert: $ETCD_PKI/node-1.crt
   key: $ETCD_PKI/node-1.key
-  user: node-1
-  password_file: $ETCD_PKI/node-1.password
   node: node-1
   admin_keys: [$work/admin/signing.pub]
 YAML
@@ -95,8 +93,7 @@ import hashlib, os, subprocess, sys, time
 ctl, pid, rounds, work = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 env = os.environ
 base = [ctl, "--endpoints", env["ETCD_ENDPOINTS"], "--cacert", env["ETCD_PKI"] + "/ca.crt",
-        "--cert", env["ETCD_PKI"] + "/admin.crt", "--key", env["ETCD_PKI"] + "/admin.key", "--user", "root",
-        "--password-file", env["ETCD_PKI"] + "/root.password", "--cluster-key", work + "/admin/cluster.key",
+        "--cert", env["ETCD_PKI"] + "/admin.crt", "--key", env["ETCD_PKI"] + "/admin.key", "--cluster-key", work + "/admin/cluster.key",
         "--signing-key", work + "/admin/signing.key"]
 path = "/proc/%s/root/run/secrets/db" % pid
 commit, total = [], []

@@ -78,13 +78,12 @@ class Propagation:
             raise RuntimeError("secretshimctl %s: %s" % (" ".join(args[:2]), r.stderr.decode(errors="replace").strip()))
         return r.stdout.decode()
 
-    def write_yaml(self, path, user, cert, extra):
+    def write_yaml(self, path, cert, extra):
         pki = os.path.join(self.etcd, "pki")
         env = dict(line.split("=", 1) for line in self.cluster("env").stdout.decode().split())
         with open(path, "w") as f:
-            f.write("etcd:\n  endpoints: [%s]\n  ca: %s/ca.crt\n  cert: %s/%s.crt\n  key: %s/%s.key\n"
-                    "  user: %s\n  password_file: %s/%s.password\n%s"
-                    % (env["ETCD_ENDPOINTS"].replace(",", ", "), pki, pki, cert, pki, cert, user, pki, user, extra))
+            f.write("etcd:\n  endpoints: [%s]\n  ca: %s/ca.crt\n  cert: %s/%s.crt\n  key: %s/%s.key\n%s"
+                    % (env["ETCD_ENDPOINTS"].replace(",", ", "), pki, pki, cert, pki, cert, extra))
 
     def setup(self):
         os.makedirs(self.dir, mode=0o700)
@@ -99,12 +98,12 @@ class Propagation:
         subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", signing], check=True,
                        stderr=subprocess.DEVNULL)
         subprocess.run(["openssl", "pkey", "-in", signing, "-pubout", "-out", signing + ".pub"], check=True)
-        self.write_yaml(self.admin_yaml, "root", "admin", "  cluster_key: %s/cluster.key\n  signing_key: %s\n"
+        self.write_yaml(self.admin_yaml, "admin", "  cluster_key: %s/cluster.key\n  signing_key: %s\n"
                         % (admin_dir, signing))
         agent_dir = os.path.join(self.dir, "agent")
         os.makedirs(os.path.join(agent_dir, "state"), mode=0o700)
         agent_yaml = os.path.join(self.dir, "agent.yaml")
-        self.write_yaml(agent_yaml, NODE, NODE, "  node: %s\n  admin_keys: [%s.pub]\n" % (NODE, signing))
+        self.write_yaml(agent_yaml, NODE, "  node: %s\n  admin_keys: [%s.pub]\n" % (NODE, signing))
         with open(agent_yaml) as f:
             body = f.read()
         with open(agent_yaml, "w") as f:

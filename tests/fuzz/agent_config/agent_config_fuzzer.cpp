@@ -45,8 +45,8 @@ std::string format(const AgentConfig& c) {
         for (const auto& e : c.etcd.endpoints) out << YAML::DoubleQuoted << e;
         out << YAML::EndSeq;
         const std::pair<const char*, const std::string*> fields[] = {
-            {"ca", &c.etcd.ca}, {"cert", &c.etcd.cert}, {"key", &c.etcd.key}, {"user", &c.etcd.user},
-            {"password_file", &c.etcd.passwordFile}, {"node", &c.etcd.node}, {"cluster_key", &c.etcd.clusterKey},
+            {"ca", &c.etcd.ca}, {"cert", &c.etcd.cert}, {"key", &c.etcd.key},
+            {"node", &c.etcd.node}, {"cluster_key", &c.etcd.clusterKey},
             {"signing_key", &c.etcd.signingKey}};
         for (const auto& [key, value] : fields)
             if (!value->empty()) out << YAML::Key << key << YAML::Value << YAML::DoubleQuoted << *value;
@@ -94,7 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         FUZZ_CHECK(!e.endpoints.empty() && isPath(e.ca) && isPath(e.cert) && isPath(e.key));
         for (const auto& url : e.endpoints) FUZZ_CHECK_MSG(url.rfind("https://", 0) == 0, url);
         for (const auto& url : e.endpoints) FUZZ_CHECK_MSG(fuzz::isUtf8(url), url);
-        for (const std::string* s : {&e.ca, &e.cert, &e.key, &e.user, &e.passwordFile, &e.node, &e.clusterKey,
+        for (const std::string* s : {&e.ca, &e.cert, &e.key, &e.node, &e.clusterKey,
                                      &e.signingKey})
             if (!emitterKeeps(*s)) return 0;
         for (const auto& k : e.adminKeys) {
@@ -117,8 +117,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                reparsed->maxPayload == config->maxPayload && reparsed->source == config->source);
     FUZZ_CHECK(reparsed->hasEtcd == config->hasEtcd && reparsed->etcd.endpoints == config->etcd.endpoints &&
                reparsed->etcd.ca == config->etcd.ca && reparsed->etcd.cert == config->etcd.cert &&
-               reparsed->etcd.key == config->etcd.key && reparsed->etcd.user == config->etcd.user &&
-               reparsed->etcd.passwordFile == config->etcd.passwordFile && reparsed->etcd.node == config->etcd.node &&
+               reparsed->etcd.key == config->etcd.key &&
+               reparsed->etcd.node == config->etcd.node &&
                reparsed->etcd.clusterKey == config->etcd.clusterKey &&
                reparsed->etcd.signingKey == config->etcd.signingKey &&
                reparsed->etcd.adminKeys == config->etcd.adminKeys);

@@ -1,76 +1,88 @@
-#include <string>
-
+// etcd's protobuf answers as the agent reads them: ranges, and watch
+// messages with events it can and cannot apply.
 #include <doctest/doctest.h>
 
-#include "plugin/cluster/etcd_client.hpp"
+#include "etcd.pb.h"
 #include "plugin/cluster/etcd_decode.hpp"
 
 using namespace secretshim::cluster;
+namespace pb = etcdserverpb;
 
-TEST_CASE("range: revisions as strings, omitted zero values, base64 keys") {
-    auto r = decodeRange(
-        R"({"header":{"revision":"42"},"kvs":[{"key":"L2E=","value":"eA==","create_revision":"5","mod_revision":"41","version":"3"},{"key":"L2I="}],"count":"2"})");
-    REQUIRE(r.has_value());
-    CHECK(r->revision == 42);
-    REQUIRE(r->kvs.size() == 2);
-    CHECK(r->kvs[0].key == "/a");
-    CHECK(r->kvs[0].value == "x");
-    CHECK(r->kvs[0].modRevision == 41);
-    CHECK(r->kvs[1].value.empty());
-    CHECK(r->count == 2);
-    auto empty = decodeRange(R"({"header":{"revision":"7"}})");
-    REQUIRE(empty.has_value());
-    CHECK(empty->kvs.empty());
-    CHECK_FALSE(decodeRange(R"({"header":{"revision":"x"}})").has_value());
-    CHECK_FALSE(decodeRange(R"({"header":{"revision":"1"},"kvs":[{"key":"%%%"}]})").has_value());
-    CHECK_FALSE(decodeRange("not json").has_value());
+namespace {
+
+void addEvent(pb::WatchResponse& r, pb::Event::EventType type, const std::string& key, std::int64_t mod) {
+    pb::Event* e = r.add_events();
+    e->set_type(type);
+    e->mutable_kv()->set_key(key);
+    e->mutable_kv()->set_value(std::string("v\0w", 3));
+    e->mutable_kv()->set_mod_revision(mod);
 }
 
-TEST_CASE("watch lines: created, events, progress, compaction, errors") {
-    auto created = decodeWatchLine(R"({"result":{"header":{"revision":"9"},"created":true}})");
-    REQUIRE(created.has_value());
-    CHECK(created->created);
-    CHECK_FALSE(created->progress());
-    auto events = decodeWatchLine(
-        R"({"result":{"header":{"revision":"11"},"events":[{"kv":{"key":"L2E=","value":"eQ==","mod_revision":"10"}},{"type":"DELETE","kv":{"key":"L2I=","mod_revision":"11"}},{"type":"BOGUS"},{"kv":{"key":"!"}}]}})");
-    REQUIRE(events.has_value());
-    REQUIRE(events->events.size() == 2);
-    CHECK(events->events[0].type == WatchEvent::Type::put);
-    CHECK(events->events[1].type == WatchEvent::Type::remove);
-    CHECK(events->events[1].kv.key == "/b");
-    CHECK(events->skipped.size() == 2);
-    auto progress = decodeWatchLine(R"({"result":{"header":{"revision":"12"}}})");
-    REQUIRE(progress.has_value());
-    CHECK(progress->progress());
-    CHECK(progress->revision == 12);
-    auto compacted = decodeWatchLine(
-        R"({"result":{"header":{"revision":"20"},"canceled":true,"compact_revision":"15"}})");
-    REQUIRE(compacted.has_value());
-    CHECK(compacted->canceled);
-    CHECK(compacted->compactRevision == 15);
-    auto error = decodeWatchLine(R"({"error":{"grpc_code":16,"http_code":401,"message":"invalid auth token"}})");
-    REQUIRE_FALSE(error.has_value());
-    CHECK(error.error().message.find("invalid auth token") != std::string::npos);
+}  // namespace
+
+TEST_CASE("range: the header's revision, every key-value, more and count") {
+    pb::RangeResponse r;
+    r.mutable_header()->set_revision(INT64_MAX);
+    auto* kv = r.add_kvs();
+    kv->set_key("/secretshim/nodes/node-1/tasks/t1");
+    kv->set_value(std::string("\0\xff", 2));
+    kv->set_create_revision(3);
+    kv->set_mod_revision(7);
+    kv->set_version(2);
+    r.set_more(true);
+    r.set_count(9);
+    const RangeResult got = decodeRange(r);
+    CHECK(got.revision == INT64_MAX);
+    REQUIRE(got.kvs.size() == 1);
+    CHECK(got.kvs[0].key == "/secretshim/nodes/node-1/tasks/t1");
+    CHECK(got.kvs[0].value == std::string("\0\xff", 2));
+    CHECK(got.kvs[0].createRevision == 3);
+    CHECK(got.kvs[0].modRevision == 7);
+    CHECK(got.kvs[0].version == 2);
+    CHECK(got.more);
+    CHECK(got.count == 9);
+    CHECK(decodeRange(pb::RangeResponse()).kvs.empty());
 }
 
-TEST_CASE("line splitter: partial lines wait, long lines fail") {
-    LineSplitter s(16);
-    CHECK(s.feed("{\"a\":1}\n{\"b\""));
-    CHECK(s.next() == std::optional<std::string>("{\"a\":1}"));
-    CHECK_FALSE(s.next().has_value());
-    CHECK(s.feed(":2}\r\n"));
-    CHECK(s.next() == std::optional<std::string>("{\"b\":2}"));
-    CHECK_FALSE(s.feed(std::string(17, 'x')));
-}
+TEST_CASE("watch messages: created, events, progress, compaction; events it cannot apply are skipped by name") {
+    pb::WatchResponse created;
+    created.mutable_header()->set_revision(9);
+    created.set_created(true);
+    created.set_watch_id(0);
+    const WatchMessage c = decodeWatch(created);
+    CHECK(c.created);
+    CHECK(c.revision == 9);
+    CHECK_FALSE(c.progress());
 
-TEST_CASE("int64 parsing and gateway errors") {
-    CHECK(parseInt64("9223372036854775807") == std::optional<std::int64_t>(INT64_MAX));
-    CHECK_FALSE(parseInt64("9223372036854775808").has_value());
-    CHECK_FALSE(parseInt64("1x").has_value());
-    CHECK_FALSE(parseInt64("").has_value());
-    auto g = decodeGatewayError(R"({"error":"etcdserver: permission denied","code":7,"message":"etcdserver: permission denied"})");
-    REQUIRE(g.has_value());
-    CHECK(g->code == 7);
-    CHECK(g->message == "etcdserver: permission denied");
-    CHECK(prefixEnd("/secretshim/nodes/n/") == "/secretshim/nodes/n0");
+    pb::WatchResponse events;
+    events.mutable_header()->set_revision(12);
+    addEvent(events, pb::Event::PUT, "/secretshim/nodes/node-1/tasks/t1", 11);
+    addEvent(events, pb::Event::DELETE, "/secretshim/nodes/node-1/secrets/s", 12);
+    addEvent(events, static_cast<pb::Event::EventType>(7), "/secretshim/nodes/node-1/x", 12);
+    addEvent(events, pb::Event::PUT, "", 12);
+    const WatchMessage e = decodeWatch(events);
+    REQUIRE(e.events.size() == 2);
+    CHECK(e.events[0].type == WatchEvent::Type::put);
+    CHECK(e.events[0].kv.value == std::string("v\0w", 3));
+    CHECK(e.events[1].type == WatchEvent::Type::remove);
+    CHECK(e.events[1].kv.modRevision == 12);
+    CHECK(e.skipped == std::vector<std::string>{"an event has an unknown type (7)", "an event has no key"});
+    CHECK_FALSE(e.progress());
+
+    // A progress notification: the revision alone (watch id -1 when asked for).
+    pb::WatchResponse progress;
+    progress.mutable_header()->set_revision(15);
+    progress.set_watch_id(-1);
+    const WatchMessage p = decodeWatch(progress);
+    CHECK(p.progress());
+    CHECK(p.revision == 15);
+
+    pb::WatchResponse compacted;
+    compacted.set_canceled(true);
+    compacted.set_compact_revision(57);
+    compacted.set_cancel_reason(std::string(500, 'x'));
+    const WatchMessage k = decodeWatch(compacted);
+    CHECK(k.canceled);
+    CHECK(k.compactRevision == 57);
+    CHECK(k.cancelReason.size() == 200);
 }

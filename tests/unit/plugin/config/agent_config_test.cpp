@@ -325,8 +325,6 @@ TEST_CASE("source etcd with its etcd block") {
                              "  ca: /etc/secretshim/etcd/ca.crt\n"
                              "  cert: /etc/secretshim/etcd/node.crt\n"
                              "  key: /etc/secretshim/etcd/node.key\n"
-                             "  user: node-1\n"
-                             "  password_file: /etc/secretshim/etcd/password\n"
                              "  node: node-1\n"
                              "  admin_keys: [/etc/secretshim/admin-1.pub, /etc/secretshim/admin-2.pub]\n"
                              "  signing_key: /root/admin.key\n";
@@ -336,7 +334,6 @@ TEST_CASE("source etcd with its etcd block") {
     REQUIRE(c->etcd.endpoints.size() == 2);
     CHECK(c->etcd.endpoints[1] == "https://127.0.0.1:2389");
     CHECK(c->etcd.node == "node-1");
-    CHECK(c->etcd.passwordFile == "/etc/secretshim/etcd/password");
     CHECK(c->etcd.adminKeys == std::vector<std::string>{"/etc/secretshim/admin-1.pub", "/etc/secretshim/admin-2.pub"});
     CHECK(c->etcd.signingKey == "/root/admin.key");
     // A node that could not check signatures would act on whatever etcd holds.
@@ -351,7 +348,10 @@ TEST_CASE("source etcd with its etcd block") {
         {"etcd:\n  endpoints: [http://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n", "TLS only"},
         {"etcd:\n  endpoints: [https://x:1]\n  ca: relative\n  cert: /b\n  key: /c\n", "etcd.ca"},
         {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n", "required"},
-        {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n  user: u\n", "go together"},
+        {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n  user: u\n",
+         "key \"etcd.user\" is not used: etcd takes the user from the client certificate's CN"},
+        {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n  password_file: /p\n",
+         "key \"etcd.password_file\" is not used"},
         {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  cert: /b\n  key: /c\n  colour: red\n", "unknown key"},
         {"etcd:\n  endpoints: [https://x:1]\n  ca: /a\n  ca: /b\n  cert: /b\n  key: /c\n", "duplicate"},
         {"etcd: [1]\n", "mapping"},
