@@ -64,6 +64,12 @@ rm -f "$sock"
 "$agentbin" --config "$work/agent.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
 agent_pid=$!
 check "agent starts and connects to etcd" 'wait_for 20 connected'
+# Idle, on members with etcd's default flags (no progress-notify interval):
+# the watch stays on its member, probing it with progress requests, and
+# nothing is logged.
+sleep 15
+check "idle for 15 s on a stock etcd: still connected, no watch line logged" \
+    'connected && ! grep -q "etcd https://" "$work/agent.log"' || grep "etcd https://" "$work/agent.log"
 
 # The container asks for more through its own annotation: ignored.
 ANN="other" bundle c1 t1 sh -c 'while :; do sha256sum /run/secrets/db | cut -c1-64 >>/tmp/reads; done'
