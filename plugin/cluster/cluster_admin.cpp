@@ -108,6 +108,16 @@ Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& pub
                 " attempts); run the command again");
 }
 
+Result<std::int64_t> ClusterAdmin::removeNode(const std::string& node) {
+    if (auto ok = checkName("node", node); !ok) return propagate(ok);
+    if (auto ok = client_->removeReader(node); !ok) return propagate(ok);
+    auto prefix = client_->remove(nodePrefix(node), true);
+    if (!prefix) return propagate(prefix);
+    auto registration = client_->remove(registrationKey(node));
+    if (!registration) return propagate(registration);
+    return prefix->deleted + registration->deleted;
+}
+
 Result<json> ClusterAdmin::listNodes() {
     auto r = client_->range(registrationsPrefix(), true);
     if (!r) return propagate(r);

@@ -42,6 +42,11 @@ public:
     // prefix and nothing else, are made first where missing.
     Result<void> addNode(const std::string& node, const cluster::PublicKey& publicKey);
     Result<nlohmann::json> listNodes();
+    // Takes a node out of the cluster: its etcd user and role first (its
+    // certificate reads nothing from then on; an agent there keeps what its
+    // running containers hold, as when cut off), then its tasks, its copies
+    // and its registration. The number of keys deleted.
+    Result<std::int64_t> removeNode(const std::string& node);
     Result<std::string> createSecret(const std::string& name, const SecureBuffer& value);  // the id
     Result<std::uint64_t> rotateSecret(const std::string& name, const SecureBuffer& value);  // the new version
     Result<nlohmann::json> listSecrets(const std::string& only = {});

@@ -271,6 +271,18 @@ Result<void> EtcdClient::ensureReader(const std::string& user, const std::string
     return {};
 }
 
+Result<void> EtcdClient::removeReader(const std::string& user) {
+    // The user first: from then on its certificate reads nothing.
+    const auto gone = [](const auto& r) { return r || r.error().message.find("not found") != std::string::npos; };
+    pb::AuthUserDeleteRequest del;
+    del.set_name(user);
+    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::UserDelete, del); !gone(r)) return propagate(r);
+    pb::AuthRoleDeleteRequest role;
+    role.set_role(user);
+    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::RoleDelete, role); !gone(r)) return propagate(r);
+    return {};
+}
+
 void EtcdClient::interruptWatch() {
     std::lock_guard lock(impl_->watchMutex);
     if (impl_->watch) impl_->watch->TryCancel();

@@ -61,6 +61,8 @@ public:
     // whose CN it is authenticates it) with a role of the same name that may
     // read the keys under `prefix` and nothing else; keeps what exists.
     Result<void> ensureReader(const std::string& user, const std::string& prefix);
+    // Deletes that user and its role; what is gone already is no error.
+    Result<void> removeReader(const std::string& user);
 
     // Watches `prefix` from `startRevision`, calling `onMessage` for each
     // message (events, progress) until the stream ends, `stop` turns true,

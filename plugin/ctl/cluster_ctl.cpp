@@ -97,6 +97,8 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
     keySource->add_option("--key-out", keyOut_, "generate the node's key pair here, to be installed on the node");
     keySource->require_option(1);
     nodeLs_ = nodeCmd_->add_subcommand("ls", "list registered nodes");
+    nodeRm_ = nodeCmd_->add_subcommand("rm", "take a node out: revoke its etcd user, delete its tasks, copies and registration");
+    nodeRm_->add_option("NODE", node_)->required();
     nodeKeygen_ = nodeCmd_->add_subcommand("keygen", "on a node: create (or show) its key pair, print the public key");
     nodeKeygen_->add_option("--state-dir", stateDir_, "the agent's state directory")->default_str("/var/lib/secretshim");
     stateDir_ = "/var/lib/secretshim";
@@ -141,6 +143,13 @@ int ClusterCli::run() {
     CLI::App* rm = secret_->get_subcommand("rm");
     if (nodeAdd_->parsed()) return addNode(admin, *settings);
     if (nodeLs_->parsed()) return listNodes(admin);
+    if (nodeRm_->parsed()) {
+        auto deleted = admin.removeNode(node_);
+        if (!deleted) return failed(deleted.error());
+        std::printf("node %s removed: its etcd user and role revoked, %lld key(s) deleted\n", node_.c_str(),
+                    static_cast<long long>(*deleted));
+        return 0;
+    }
     if (create->parsed()) return createSecret(admin, create);
     if (rotate_->parsed()) return rotateSecret(admin);
     if (ls->parsed() || inspect->parsed()) return listSecrets(admin, ls, inspect);

@@ -52,6 +52,7 @@ private:
     CLI::App* nodeCmd_ = nullptr;
     CLI::App* nodeAdd_ = nullptr;
     CLI::App* nodeLs_ = nullptr;
+    CLI::App* nodeRm_ = nullptr;
     CLI::App* nodeKeygen_ = nullptr;
     CLI::App* secret_ = nullptr;
     CLI::App* create_ = nullptr;

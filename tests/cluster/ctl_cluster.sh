@@ -67,8 +67,7 @@ check "secret create from stdin" sh -c "printf other | \"\$@\" secret create oth
     --cluster-key "$work/admin/cluster.key"
 check "the cluster key is 0600" test "$(stat -c %a "$work/admin/cluster.key")" = 600
 check "secret ls lists both" sh -c "$(printf '%s' '"$@"') secret ls | grep -c '^db \|^other ' | grep -qx 2" sh "$ctl_bin" \
-    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
-   
+    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
 ctl secret inspect db >"$work/inspect"
 check "secret inspect shows version 1 and the id" sh -c "grep -q '\"version\": 1' $work/inspect && grep -q $id $work/inspect"
 refused "assign to an unregistered node is refused" "not registered" ctl task assign t1 --identity root --node node-9 --secret db
@@ -100,8 +99,7 @@ check "the node copy is at version 2" sh -c "ETCDCTL_API=3 etcdctl --endpoints $
 check "revoke by re-assigning without it" ctl task assign t1 --identity root --node node-1 --secret db
 check "the revoked copy is gone" sh -c "! ETCDCTL_API=3 etcdctl --endpoints $ETCD_ENDPOINTS --cacert $ETCD_PKI/ca.crt --cert $ETCD_PKI/root.crt --key $ETCD_PKI/root.key get --keys-only /secretshim/nodes/node-1/secrets/other | grep -q other"
 check "task ls shows the assignment" sh -c "\"\$@\" task ls | grep -q '^t1 .*node-1'" sh "$ctl_bin" \
-    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" \
-   
+    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
 check "task unassign" ctl task unassign t1
 refused "unassign twice says so" "not assigned" ctl task unassign t1
 check "the node's prefix is empty" test -z "$(etcdctl_root get --prefix /secretshim/nodes/node-1/ --keys-only)"
@@ -113,6 +111,31 @@ refused "no cluster key: a clear error" "cluster key" "$ctl_bin" --endpoints "$E
 refused "a node user cannot write" "permission denied" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
     --cert "$ETCD_PKI/node-1.crt" --key "$ETCD_PKI/node-1.key" \
     --cluster-key "$work/admin/cluster.key" secret create x "$work/v1"
+# node rm: the node's etcd user and role first, then its keys. node add
+# made both (node-7 is not one of the test cluster's own users).
+check "node add node-7" ctl node add node-7 --key-out "$work/node-7.key"
+etcdctl_root role get node-7 >"$work/role" 2>&1 || true
+check "node add made node-7's role: read its prefix, nothing else" \
+    sh -c "grep -qF '(prefix /secretshim/nodes/node-7/)' '$work/role' && [ \"\$(grep -c prefix '$work/role')\" = 1 ]"
+check "node-7's user exists" etcdctl_root user get node-7
+check "a secret for node-7" ctl secret create n7 "$work/v1"
+check "a task assigned to node-7" ctl task assign t7 --identity root --node node-7 --secret n7
+check "node-7 holds its task and copy" test "$(etcdctl_root get --prefix /secretshim/nodes/node-7/ --keys-only | grep -c .)" = 2
+check "node ls and task ls list node-7 and t7" sh -c '"$@" node ls | grep -q "^node-7 " && "$@" task ls | grep -q "^t7 "' sh \
+    "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
+ctl node rm node-7 >"$work/rm.out" 2>&1 || true
+check "node rm node-7 says what it did" grep -qx "node node-7 removed: its etcd user and role revoked, 3 key(s) deleted" "$work/rm.out"
+check "node-7's etcd user is gone" sh -c '! ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" user get node-7'
+check "node-7's role is gone" sh -c '! ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" role get node-7'
+check "node-7's prefix and registration are gone" sh -c \
+    'test -z "$(ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" get --prefix --keys-only /secretshim/ | grep node-7)"'
+check "node ls no longer lists node-7" sh -c '! "$@" node ls | grep -q "^node-7 "' sh "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" \
+    --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
+check "node rm again: nothing left, no error" ctl node rm node-7
+check "the task is gone with it" sh -c '! "$@" task ls | grep -q "^t7 "' sh "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" \
+    --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
+check "secret rm n7 after node rm (no task holds it)" ctl secret rm n7
+
 # Plaintext never reaches etcd: not in its data directories, not in any value.
 if grep -r -a -q -F "$marker" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3; then bad "a marker is in etcd's data"; else ok "no marker in etcd's data directories"; fi
 
