@@ -74,8 +74,29 @@ Result<std::string> ClusterAdmin::nodePublicKey(const std::string& node) {
     return reg->publicKey;
 }
 
-Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& publicKey) {
+Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& publicKey, bool replace) {
     if (auto ok = checkName("node", node); !ok) return ok;
+    if (auto ok = registerNode(node, publicKey, replace); !ok) return ok;
+    if (!replace) return {};
+    // Each of its tasks assigned again: every copy sealed to the key now
+    // registered (also when a first --replace stopped halfway). Only what
+    // an admin signed: a record planted by whoever can write to etcd must
+    // not come out of this signed by us.
+    auto tasks = client_->range(nodePrefix(node) + "tasks/", true);
+    if (!tasks) return propagate(tasks);
+    for (const auto& kv : tasks->kvs) {
+        auto task = decodeTask(kv.value);
+        if (!task) return propagate(task, "node " + quote(node) + ": " + quote(kv.key));
+        if (auto ok = trusted_.verify(kv.key, *task); !ok)
+            return fail("node " + quote(node) + ": the task record " + quote(kv.key) +
+                        " is not signed by a trusted admin key (" + ok.error().message +
+                        "): not assigned again; check it, then task assign or unassign it");
+        if (auto ok = assignTask(node, *task); !ok) return ok;
+    }
+    return {};
+}
+
+Result<void> ClusterAdmin::registerNode(const std::string& node, const PublicKey& publicKey, bool replace) {
     auto signer = signingKey();
     if (!signer) return propagate(signer);
     if (auto ok = client_->ensureReader(node, nodePrefix(node)); !ok) return ok;
@@ -88,10 +109,13 @@ Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& pub
         std::uint64_t serial = 0;
         if (!r->kvs.empty()) {
             auto reg = decodeRegistration(r->kvs[0].value);
-            if (reg && reg->publicKey != pub) return fail("node " + quote(node) + " is already registered with another key");
+            if (reg && reg->publicKey != pub && !replace)
+                return fail("node " + quote(node) +
+                            " is already registered with another key (a reinstalled node: node add --replace)");
             // Already so (or our own write, retried); signed by another key
             // (one being rotated away), it is signed again with this one.
-            if (reg && reg->sig.signer == (*signer)->id() && trusted_.verify(key, *reg)) return {};
+            if (reg && reg->publicKey == pub && reg->sig.signer == (*signer)->id() && trusted_.verify(key, *reg))
+                return {};
             modRevision = r->kvs[0].modRevision;
             if (reg) serial = reg->sig.serial;
         }

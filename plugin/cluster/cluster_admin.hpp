@@ -40,7 +40,10 @@ public:
     // away) or not at all is signed again with this one. The node's etcd
     // user (its certificate's CN) and its role, which may read the node's
     // prefix and nothing else, are made first where missing.
-    Result<void> addNode(const std::string& node, const cluster::PublicKey& publicKey);
+    // `replace`: a node registered with another key (reinstalled, or its
+    // key pair made anew) takes this one, and every copy its tasks hold is
+    // sealed again to it: none stays sealed to the old key.
+    Result<void> addNode(const std::string& node, const cluster::PublicKey& publicKey, bool replace = false);
     Result<nlohmann::json> listNodes();
     // Takes a node out of the cluster: its etcd user and role first (its
     // certificate reads nothing from then on; an agent there keeps what its
@@ -71,6 +74,8 @@ private:
         std::uint32_t maxContainers = 1;
         std::uint64_t serial = 0;
     };
+    // The node's etcd user and its signed registration (addNode).
+    Result<void> registerNode(const std::string& node, const cluster::PublicKey& publicKey, bool replace);
     // Every task under /secretshim/nodes/, and the revision of that read.
     Result<std::vector<Assignment>> assignments(std::int64_t* revision = nullptr);
     Result<const cluster::ClusterKey*> clusterKey();

@@ -96,6 +96,8 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
     keySource->add_option("--public-key", publicKey_, "the node's public key (base64, from `node keygen` on the node)");
     keySource->add_option("--key-out", keyOut_, "generate the node's key pair here, to be installed on the node");
     keySource->require_option(1);
+    nodeAdd_->add_flag("--replace", replace_,
+                       "the node is registered with another key (reinstalled): take this one, seal its copies again");
     nodeLs_ = nodeCmd_->add_subcommand("ls", "list registered nodes");
     nodeRm_ = nodeCmd_->add_subcommand("rm", "take a node out: revoke its etcd user, delete its tasks, copies and registration");
     nodeRm_->add_option("NODE", node_)->required();
@@ -198,7 +200,7 @@ Result<std::unique_ptr<ClusterAdmin>> ClusterCli::connect(const EtcdConfig& c) c
     if (!client) return propagate(client);
 
     CLI::App* create = secret_->get_subcommand("create");
-    const bool needsKey = create->parsed() || rotate_->parsed() || assign_->parsed();
+    const bool needsKey = create->parsed() || rotate_->parsed() || assign_->parsed() || (nodeAdd_->parsed() && replace_);
     std::optional<ClusterKey> key;
     if (!c.clusterKey.empty() && needsKey) {
         auto k = create->parsed() ? ClusterKey::loadOrCreate(c.clusterKey) : ClusterKey::load(c.clusterKey);
@@ -225,7 +227,7 @@ Result<std::unique_ptr<ClusterAdmin>> ClusterCli::connect(const EtcdConfig& c) c
 int ClusterCli::addNode(ClusterAdmin& admin, const EtcdConfig& c) {
     auto pub = nodePublicKey(keyOut_, publicKey_);
     if (!pub) return failed(pub.error());
-    if (auto ok = admin.addNode(node_, *pub); !ok) return failed(ok.error());
+    if (auto ok = admin.addNode(node_, *pub, replace_); !ok) return failed(ok.error());
     std::printf("node %s registered (public key %s)\n", node_.c_str(), base64Encode(*pub).c_str());
     std::printf("\nOn the node, install:\n");
     if (!keyOut_.empty())

@@ -136,6 +136,31 @@ check "the task is gone with it" sh -c '! "$@" task ls | grep -q "^t7 "' sh "$ct
     --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
 check "secret rm n7 after node rm (no task holds it)" ctl secret rm n7
 
+# A reinstalled node (a new key pair): node add --replace takes the new key
+# and seals every copy its tasks hold again.
+mkdir -m 700 "$work/node8a" "$work/node8b"
+pub8a=$("$ctl_bin" node keygen --state-dir "$work/node8a")
+pub8b=$("$ctl_bin" node keygen --state-dir "$work/node8b")
+check "node add node-8" ctl node add node-8 --public-key "$pub8a"
+check "a secret and a task for node-8" sh -c '"$@" secret create n8 "$0/v1" && "$@" task assign t8 --identity root --node node-8 --secret n8' \
+    "$work" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
+    --key "$ETCD_PKI/admin.key" --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key"
+before=$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/secrets/n8)
+refused "node add with another key is refused, naming --replace" \
+    "already registered with another key (a reinstalled node: node add --replace)" ctl node add node-8 --public-key "$pub8b"
+ctl node add node-8 --public-key "$pub8b" --replace >"$work/r8" 2>&1 || cat "$work/r8"
+check "node add --replace takes the new key" grep -q "^node node-8 registered" "$work/r8"
+check "node ls shows the new key" sh -c '"$@" node ls | grep -q "^node-8 *$0\$"' "$pub8b" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" \
+    --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
+after=$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/secrets/n8)
+epk() { printf '%s' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sealed"]["epk"])'; }
+check "its copy was sealed again, to another ephemeral key" sh -c '[ -n "$0" ] && [ -n "$1" ] && [ "$0" != "$1" ]' \
+    "$(epk "$before")" "$(epk "$after")"
+check "the task is still node-8's" test -n "$(etcdctl_root get --keys-only /secretshim/nodes/node-8/tasks/t8)"
+check "node add --replace again: nothing to change, no error" ctl node add node-8 --public-key "$pub8b" --replace
+check "node-8 removed" ctl node rm node-8
+check "n8 removed" ctl secret rm n8
+
 # Plaintext never reaches etcd: not in its data directories, not in any value.
 if grep -r -a -q -F "$marker" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3; then bad "a marker is in etcd's data"; else ok "no marker in etcd's data directories"; fi
 
