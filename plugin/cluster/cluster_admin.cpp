@@ -190,6 +190,49 @@ Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int
     return out;
 }
 
+Result<ClusterAdmin::Rekeyed> ClusterAdmin::rekey(const ClusterKey& next) {
+    auto key = clusterKey();
+    if (!key) return propagate(key);
+    auto all = client_->range(mastersPrefix(), true);
+    if (!all) return propagate(all);
+    Rekeyed out;
+    for (const auto& first : all->kvs) {
+        const std::string name = first.key.substr(mastersPrefix().size());
+        bool done = false;
+        for (int attempt = 0; attempt < kAttempts && !done; ++attempt) {
+            std::int64_t modRevision = 0;
+            auto master = readMaster(*client_, name, &modRevision);
+            if (!master && master.error().code == ENOENT) break;  // removed meanwhile
+            if (!master) return propagate(master);
+            const SecretBinding binding{"", name, master->id, master->version};
+            if (next.open(master->sealed, binding)) {
+                ++out.already;
+                done = true;
+                break;
+            }
+            auto plain = (*key)->open(master->sealed, binding);
+            if (!plain) return fail("secret " + quote(name) + ": neither the cluster key nor the new one decrypts it");
+            auto sealed = next.seal(plain->span(), binding);
+            if (!sealed) return propagate(sealed);
+            MasterSecret fresh = *master;
+            fresh.sealed = *sealed;
+            beforeCommit();
+            auto w = client_->txn({{"compare", {txnModRevision(masterKey(name), modRevision)}},
+                                   {"success", {txnPut(masterKey(name), encodeMaster(fresh))}},
+                                   {"failure", json::array()}});
+            if (!w) return propagate(w);
+            if (w->succeeded) {
+                ++out.sealed;
+                done = true;
+            }
+        }
+        if (!done && readMaster(*client_, name))
+            return fail("secret " + quote(name) + " kept changing (" + std::to_string(kAttempts) +
+                        " attempts); run the command again");
+    }
+    return out;
+}
+
 Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const SecureBuffer& value) {
     if (auto ok = checkName("secret", name); !ok) return propagate(ok);
     auto key = clusterKey();

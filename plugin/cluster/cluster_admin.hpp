@@ -54,6 +54,15 @@ public:
     Result<std::uint64_t> rotateSecret(const std::string& name, const SecureBuffer& value);  // the new version
     Result<nlohmann::json> listSecrets(const std::string& only = {});
     Result<void> removeSecret(const std::string& name);
+    // Seals every secret's master copy again to `next` (the admins' new
+    // cluster key), one guarded write each. A master `next` opens already
+    // is left as it is, so a run that stopped halfway is finished by running
+    // it again. How many were sealed again, and how many already were.
+    struct Rekeyed {
+        std::size_t sealed = 0;
+        std::size_t already = 0;
+    };
+    Result<Rekeyed> rekey(const cluster::ClusterKey& next);
     // Assigns a task (its specs, the identity it is bound to, how many
     // containers may hold it, its signal) to a node.
     Result<void> assignTask(const std::string& node, const cluster::TaskAssignment& assignment);

@@ -105,6 +105,8 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
     nodeKeygen_->add_option("--state-dir", stateDir_, "the agent's state directory")->default_str("/var/lib/secretshim");
     stateDir_ = "/var/lib/secretshim";
 
+    rekey_ = secret.add_subcommand("rekey", "seal every cluster secret again to a new cluster key (made if missing)");
+    rekey_->add_option("NEW_KEY", source_, "the new cluster key file")->required();
     rotate_ = secret.add_subcommand("rotate", "a new version of a cluster secret from FILE or - (stdin)");
     rotate_->add_option("NAME", name_)->required();
     rotate_->add_option("FILE", source_, "file holding the value, - for stdin");
@@ -127,7 +129,8 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
 }
 
 bool ClusterCli::selected() const {
-    return !config_.empty() || !endpoints_.empty() || nodeCmd_->parsed() || rotate_->parsed() || assign_->parsed() ||
+    return !config_.empty() || !endpoints_.empty() || nodeCmd_->parsed() || rotate_->parsed() || rekey_->parsed() ||
+           assign_->parsed() ||
            unassign_->parsed();
 }
 
@@ -154,6 +157,16 @@ int ClusterCli::run() {
     }
     if (create->parsed()) return createSecret(admin, create);
     if (rotate_->parsed()) return rotateSecret(admin);
+    if (rekey_->parsed()) {
+        auto next = ClusterKey::loadOrCreate(source_);
+        if (!next) return failed(next.error());
+        auto done = admin.rekey(*next);
+        if (!done) return failed(done.error());
+        std::printf("%zu secret(s) sealed again to %s (%zu already were): use it as the cluster key from now on, "
+                    "and destroy the old one once every admin has it\n",
+                    done->sealed, source_.c_str(), done->already);
+        return 0;
+    }
     if (ls->parsed() || inspect->parsed()) return listSecrets(admin, ls, inspect);
     if (rm->parsed()) {
         if (auto ok = admin.removeSecret(optionValue(rm, "NAME")); !ok) return failed(ok.error());
@@ -200,7 +213,8 @@ Result<std::unique_ptr<ClusterAdmin>> ClusterCli::connect(const EtcdConfig& c) c
     if (!client) return propagate(client);
 
     CLI::App* create = secret_->get_subcommand("create");
-    const bool needsKey = create->parsed() || rotate_->parsed() || assign_->parsed() || (nodeAdd_->parsed() && replace_);
+    const bool needsKey = create->parsed() || rotate_->parsed() || rekey_->parsed() || assign_->parsed() ||
+                          (nodeAdd_->parsed() && replace_);
     std::optional<ClusterKey> key;
     if (!c.clusterKey.empty() && needsKey) {
         auto k = create->parsed() ? ClusterKey::loadOrCreate(c.clusterKey) : ClusterKey::load(c.clusterKey);

@@ -54,6 +54,7 @@ private:
     CLI::App* nodeAdd_ = nullptr;
     CLI::App* nodeLs_ = nullptr;
     CLI::App* nodeRm_ = nullptr;
+    CLI::App* rekey_ = nullptr;
     CLI::App* nodeKeygen_ = nullptr;
     CLI::App* secret_ = nullptr;
     CLI::App* create_ = nullptr;

@@ -161,6 +161,26 @@ check "node add --replace again: nothing to change, no error" ctl node add node-
 check "node-8 removed" ctl node rm node-8
 check "n8 removed" ctl secret rm n8
 
+# Cluster-key rotation: every master sealed again to the new key; the old
+# key opens none of them after, the new one opens all; a second run has
+# nothing left to do.
+check "secrets k1 and k2" sh -c '"$@" secret create k1 "$0/v1" && "$@" secret create k2 "$0/v2"' \
+    "$work" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
+    --key "$ETCD_PKI/admin.key" --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key"
+masters=$(etcdctl_root get --prefix --keys-only /secretshim/secrets/ | grep -c .)
+ctl secret rekey "$work/admin/cluster2.key" >"$work/rekey" 2>&1 || cat "$work/rekey"
+check "secret rekey seals all $masters master(s) again" grep -q "^$masters secret(s) sealed again to $work/admin/cluster2.key (0 already were)" "$work/rekey"
+check "the new cluster key is 0600" test "$(stat -c %a "$work/admin/cluster2.key")" = 600
+ctl2() { "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
+    --key "$ETCD_PKI/admin.key" --cluster-key "$work/admin/cluster2.key" --signing-key "$work/admin/signing.key" "$@"; }
+refused "the old cluster key opens none of them" "secret \"k1\": the cluster key cannot decrypt it" \
+    ctl task assign tk --identity root --node node-1 --secret k1
+check "the new one does" ctl2 task assign tk --identity root --node node-1 --secret k1 --secret k2
+ctl2 secret rekey "$work/admin/cluster2.key" >"$work/rekey2" 2>&1 || cat "$work/rekey2"
+check "secret rekey again: nothing left to do" grep -q "^0 secret(s) sealed again to $work/admin/cluster2.key ($masters already were)" "$work/rekey2"
+check "clean up tk, k1, k2" sh -c '"$@" task unassign tk && "$@" secret rm k1 && "$@" secret rm k2' sh "$ctl_bin" \
+    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
+
 # Plaintext never reaches etcd: not in its data directories, not in any value.
 if grep -r -a -q -F "$marker" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3; then bad "a marker is in etcd's data"; else ok "no marker in etcd's data directories"; fi
 
