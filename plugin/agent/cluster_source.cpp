@@ -31,9 +31,10 @@ std::vector<std::string> sourcesOf(const std::string& specs) {
 
 }  // namespace
 
-ClusterSource::ClusterSource(asio::io_context& io, std::unique_ptr<EtcdClient> client, NodeKeyPair key, std::string node,
-                             TrustedKeys admins, SerialFloor floor)
-    : io_(io), client_(std::move(client)), key_(std::move(key)), node_(std::move(node)), prefix_(nodePrefix(node_)),
+ClusterSource::ClusterSource(asio::io_context& io, std::unique_ptr<EtcdClient> client, NodeKeyPair key,
+                             std::string stateDir, std::string node, TrustedKeys admins, SerialFloor floor)
+    : io_(io), client_(std::move(client)), key_(std::move(key)), stateDir_(std::move(stateDir)), node_(std::move(node)),
+      prefix_(nodePrefix(node_)),
       admins_(std::move(admins)), floor_(std::move(floor)) {}
 
 ClusterSource::~ClusterSource() { stop(); }
@@ -50,7 +51,7 @@ Result<std::unique_ptr<ClusterSource>> ClusterSource::create(asio::io_context& i
     if (!floor) return propagate(floor);
     auto key = NodeKeyPair::loadOrCreate(config.stateDir, std::string(kNodeKeyPairFile));
     if (!key) return propagate(key);
-    return std::unique_ptr<ClusterSource>(new ClusterSource(io, std::move(*client), std::move(*key), c.node,
+    return std::unique_ptr<ClusterSource>(new ClusterSource(io, std::move(*client), std::move(*key), config.stateDir, c.node,
                                                             std::move(*admins), std::move(*floor)));
 }
 
@@ -226,10 +227,19 @@ void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, s
     }
     if (!trusted(kv.key, *s)) return;
     // Check now that it decrypts: a copy that does not (tampered, sealed to
-    // another node) is skipped and the old one kept.
-    if (auto plain = key_.open(s->sealed, {node_, s->name, s->id, s->version}); !plain) {
-        log("etcd: skipped key " + quote(kv.key) + ": it does not decrypt with this node's key");
-        return;
+    // another node) is skipped and the old one kept. One sealed to the
+    // node's next key (its key being rotated: node keygen --rotate, then
+    // node add --replace) opens with that key, read now if not yet.
+    if (!open(*s)) {
+        if (!next_)
+            if (auto next = NodeKeyPair::load(stateDir_, std::string(kNextNodeKeyPairFile))) {
+                next_.emplace(std::move(*next));
+                log("etcd: " + std::string(kNextNodeKeyPairFile) + " is there: copies sealed to it open too");
+            }
+        if (!next_ || !open(*s)) {
+            log("etcd: skipped key " + quote(kv.key) + ": it does not decrypt with this node's key");
+            return;
+        }
     }
     floor_.raise(kv.key, s->sig.serial);
     const auto old = copies_.find(ref->name);
@@ -328,7 +338,9 @@ Result<const NodeSecret*> ClusterSource::copyOf(const std::string& name) const {
 }
 
 Result<SecureBuffer> ClusterSource::open(const NodeSecret& s) const {
-    auto plain = key_.open(s.sealed, {node_, s.name, s.id, s.version});
+    const SecretBinding binding{node_, s.name, s.id, s.version};
+    auto plain = key_.open(s.sealed, binding);
+    if (!plain && next_) plain = next_->open(s.sealed, binding);
     if (!plain) return fail("secret " + quote(s.name) + ": its copy does not decrypt with this node's key");
     return plain;
 }

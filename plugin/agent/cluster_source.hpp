@@ -69,7 +69,7 @@ public:
 
 private:
     ClusterSource(boost::asio::io_context& io, std::unique_ptr<cluster::EtcdClient> client, cluster::NodeKeyPair key,
-                  std::string node, cluster::TrustedKeys admins, SerialFloor floor);
+                  std::string stateDir, std::string node, cluster::TrustedKeys admins, SerialFloor floor);
     void run();  // the watch thread
     // Applied on the io thread.
     void applySnapshot(std::vector<cluster::KeyValue> kvs, std::int64_t revision);
@@ -90,6 +90,11 @@ private:
     boost::asio::io_context& io_;
     std::unique_ptr<cluster::EtcdClient> client_;
     cluster::NodeKeyPair key_;
+    // While the node's key is rotated: the next key pair, read from the
+    // state directory the first time a copy does not open with key_ (io
+    // thread; then only read).
+    std::optional<cluster::NodeKeyPair> next_;
+    std::string stateDir_;
     std::string node_;
     std::string prefix_;
     cluster::TrustedKeys admins_;

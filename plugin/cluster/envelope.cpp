@@ -166,6 +166,12 @@ Result<NodeKeyPair> NodeKeyPair::loadOrCreate(const std::string& dir, const std:
     return fromPrivate(raw->span());
 }
 
+Result<NodeKeyPair> NodeKeyPair::load(const std::string& dir, const std::string& file) {
+    auto raw = readKeyFile(dir, file, "node key pair " + dir + "/" + file, kX25519KeySize);
+    if (!raw) return propagate(raw);
+    return fromPrivate(raw->span());
+}
+
 Result<SecureBuffer> NodeKeyPair::open(const SealedValue& sealed, const SecretBinding& binding) const {
     if (sealed.epk.size() != kX25519KeySize) return failWith(EBADMSG, "cannot decrypt");
     Pkey priv(EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, private_.data(), private_.size()));

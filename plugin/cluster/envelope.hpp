@@ -40,12 +40,17 @@ struct SecretBinding {
 // store's node key (plugin/store/node_key.hpp, node.key): this one is
 // <state_dir>/cluster-node.key.
 inline constexpr std::string_view kNodeKeyPairFile = "cluster-node.key";
+// The node's next key pair while its key is rotated (node keygen --rotate;
+// --promote makes it the key pair).
+inline constexpr std::string_view kNextNodeKeyPairFile = "cluster-node.key.next";
 class NodeKeyPair {
 public:
     static Result<NodeKeyPair> generate();
     // Loads <dir>/<file> (32 raw bytes, 0600, owned by us), creating it
     // when missing.
     static Result<NodeKeyPair> loadOrCreate(const std::string& dir, const std::string& file);
+    // The same, never creating it (code ENOENT when missing).
+    static Result<NodeKeyPair> load(const std::string& dir, const std::string& file);
     static Result<NodeKeyPair> fromPrivate(std::span<const unsigned char> raw);
 
     const PublicKey& publicKey() const { return public_; }

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstring>
 
 #include "mountfs/base/iso_time.hpp"
 #include "platform/linux/unique_fd.hpp"
@@ -104,6 +105,12 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
     nodeKeygen_ = nodeCmd_->add_subcommand("keygen", "on a node: create (or show) its key pair, print the public key");
     nodeKeygen_->add_option("--state-dir", stateDir_, "the agent's state directory")->default_str("/var/lib/secretshim");
     stateDir_ = "/var/lib/secretshim";
+    auto* keyStep = nodeKeygen_->add_option_group("rotation");
+    keyStep->add_flag("--rotate", rotateKey_,
+                      "make (or show) the node's next key pair; an admin registers its public half with "
+                      "node add --replace");
+    keyStep->add_flag("--promote", promoteKey_, "once registered: the next key pair becomes the node's key pair");
+    keyStep->require_option(0, 1);
 
     rekey_ = secret.add_subcommand("rekey", "seal every cluster secret again to a new cluster key (made if missing)");
     rekey_->add_option("NEW_KEY", source_, "the new cluster key file")->required();
@@ -178,8 +185,19 @@ int ClusterCli::run() {
     return failed(Error{.message = "this command is not available against the cluster"});
 }
 
+// The node's key pair; --rotate makes the next one beside it (the agent
+// opens copies sealed to either), --promote puts the next one in its place.
 int ClusterCli::keygen() {
-    auto pair = NodeKeyPair::loadOrCreate(stateDir_, std::string(kNodeKeyPairFile));
+    const std::string current(kNodeKeyPairFile), next(kNextNodeKeyPairFile);
+    if (promoteKey_) {
+        auto pair = NodeKeyPair::load(stateDir_, next);
+        if (!pair) return failed(pair.error());
+        if (::rename((stateDir_ + "/" + next).c_str(), (stateDir_ + "/" + current).c_str()) != 0)
+            return failed(errorWith(errno, "promoting " + stateDir_ + "/" + next + ": " + std::strerror(errno)));
+        std::printf("%s\n", base64Encode(pair->publicKey()).c_str());
+        return 0;
+    }
+    auto pair = NodeKeyPair::loadOrCreate(stateDir_, rotateKey_ ? next : current);
     if (!pair) return failed(pair.error());
     std::printf("%s\n", base64Encode(pair->publicKey()).c_str());
     return 0;

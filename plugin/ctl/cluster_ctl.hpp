@@ -45,7 +45,7 @@ private:
     std::string signingKey_;
     std::vector<std::string> endpoints_;
     std::string name_, node_, source_ = "-", format_ = "table", publicKey_, keyOut_, stateDir_;
-    bool replace_ = false;
+    bool replace_ = false, rotateKey_ = false, promoteKey_ = false;
     std::vector<std::string> specs_;
     int signal_ = 0;
     std::string identity_;

@@ -419,6 +419,24 @@ check "hostile: the moved secret is zeroed" '[ "$(in_container c1 "cat /etc/trap
 check "re-adopted: no live-update marker in etcd, the state directory or the log" \
     '! grep -r -a -q -F -e "$live3" -e "$live4" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3 "$work/state" "$work/agent.log"'
 
+# The node's key rotated while c1 runs: the next key pair made on the node,
+# its public half registered (node add --replace seals every copy again),
+# a rotation then reaches c1 through the next key, and --promote makes it
+# the node's key pair.
+pubnext=$("$ctlbin" node keygen --rotate --state-dir "$work/state")
+check "node keygen --rotate makes a next key pair, another key" '[ -n "$pubnext" ] && [ "$pubnext" != "$pub" ]'
+check "node add --replace registers it" 'admin node add node-1 --public-key "$pubnext" --replace >/dev/null'
+live5=$(marker)
+printf %s "$live5" | admin secret rotate db - >/dev/null
+check "key rotated: a rotation reaches c1 (its copy sealed to the next key)" \
+    'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec c1 /bin/busybox sha256sum /run/secrets/db | cut -c1-64)\" = \"$(digest "$live5")\" ]"'
+check "the agent said it opens copies with the next key too" 'grep -q "cluster-node.key.next is there" "$work/agent.log"'
+check "no copy was skipped for not decrypting" '! grep -q "does not decrypt with this node.s key" "$work/agent.log"'
+check "node keygen --promote: the next key pair is the node's" \
+    '[ "$("$ctlbin" node keygen --promote --state-dir "$work/state")" = "$pubnext" ] && [ "$("$ctlbin" node keygen --state-dir "$work/state")" = "$pubnext" ] && [ ! -e "$work/state/cluster-node.key.next" ]'
+check "no key-rotation marker in etcd or the log" \
+    '! grep -r -a -q -F -e "$live5" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3 "$work/agent.log"'
+
 # Unassigned: the next start is refused; the running container keeps its copy.
 admin task unassign t1 >/dev/null
 bundle c7 t1 true
