@@ -359,9 +359,12 @@ WatchEnd EtcdClient::watch(const std::string& prefix, std::int64_t startRevision
             if (quiet < silence / 2) {
                 asked = false;
             } else if (!asked && opened.load()) {
+                // Not under the lock: finish() must get it while a write waits.
+                lock.unlock();
                 pb::WatchRequest progress;
                 progress.mutable_progress_request();
                 asked = stream->Write(progress);
+                lock.lock();
             }
         }
     });
