@@ -1,5 +1,5 @@
 #!/bin/sh
-# A real 3-member etcd 3.4 cluster on loopback for tests and demos: TLS on
+# A real 3-member etcd cluster on loopback for tests and demos: TLS on
 # client and peer ports, certificates made here with openssl, RBAC on.
 #
 #   etcd-cluster.sh start DIR    create certificates, start m1..m3, set up users
@@ -19,6 +19,14 @@
 # certificate with CN=NODE: etcd (--client-cert-auth) takes a gRPC client's
 # user from its certificate's CN. The admin: user root, certificates
 # root.crt and admin.crt, both with CN=root.
+#
+# ETCD_VERSION picks the etcd that start and restart run (default 3.4):
+# 3.4 is the system's (Debian 12's etcd-server and etcd-client, on PATH);
+# 3.5 is Debian 13's, which fetch-trixie.sh downloads and unpacks into its
+# cache (nothing is installed; its usr/bin goes first on PATH here). Either
+# way the started etcd's --version must name that major.minor. Exit 77
+# (skip) when the version's etcd is not available: not installed, or the
+# Debian mirror unreachable for 3.5.
 set -eu
 
 cmd=${1:-}
@@ -84,12 +92,50 @@ member_cmd() {
         --peer-client-cert-auth --peer-trusted-ca-file "$pki/ca.crt" \
         --peer-cert-file "$pki/m$i.crt" --peer-key-file "$pki/m$i.key" \
         --heartbeat-interval 50 --election-timeout 500 --log-level warn
+    # Both 3.4 and 3.5 take these flags, and etcdctl's user add --no-password
+    # below. The member logs differ: 3.4 writes capnslog text lines (and
+    # warns that capnslog is deprecated), 3.5 zap's JSON lines.
 }
 
+# etcd reads ETCD_<FLAG> variables as its flags: etcd 3.4 takes ETCD_VERSION
+# for --version and exits ("invalid value ... for ETCD_VERSION"; 3.5 warns
+# and ignores it), so the members run without it. env and setsid exec, so
+# $! is the member's pid.
 start_member() {
     # shellcheck disable=SC2046
-    setsid $(member_cmd "$1") >>"$dir/m$1.log" 2>&1 </dev/null &
+    env -u ETCD_VERSION setsid $(member_cmd "$1") >>"$dir/m$1.log" 2>&1 </dev/null &
     echo $! >"$dir/m$1.pid"
+}
+
+# use_etcd: etcd and etcdctl of ETCD_VERSION first on PATH, or exit.
+use_etcd() {
+    want=${ETCD_VERSION:-3.4}
+    case $want in
+    3.4) ;;
+    3.5)
+        err=$(mktemp)
+        if ! root=$(sh "$(dirname "$0")/fetch-trixie.sh" etcd-server etcd-client 2>"$err"); then
+            # fetch-trixie.sh says this (one line) only when apt could not
+            # read the mirror; any other failure is a fault, not a skip.
+            if grep -q "cannot fetch the trixie package lists" "$err"; then
+                echo "etcd-cluster: no etcd 3.5, the Debian mirror is unreachable: $(cat "$err")" >&2
+                rm -f "$err"; exit 77
+            fi
+            echo "etcd-cluster: fetch-trixie.sh etcd-server etcd-client failed: $(cat "$err")" >&2
+            rm -f "$err"; exit 1
+        fi
+        rm -f "$err"
+        PATH=$root/usr/bin:$PATH
+        ;;
+    *)
+        echo "etcd-cluster: ETCD_VERSION=$want: 3.4 (the system's) or 3.5 (Debian 13's)" >&2; exit 2
+        ;;
+    esac
+    command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
+        { echo "etcd-cluster: etcd and etcdctl are needed (apt-get install etcd-server etcd-client)" >&2; exit 77; }
+    got=$(etcd --version | sed -n 's/^etcd Version: \([0-9]*\.[0-9]*\)\..*/\1/p')
+    [ "$got" = "$want" ] ||
+        { echo "etcd-cluster: $(command -v etcd) is etcd ${got:-of an unknown version}, not $want" >&2; exit 1; }
 }
 
 ctl() {
@@ -100,6 +146,12 @@ ctl() {
 wait_healthy() {
     for _ in $(seq 1 100); do
         if ctl endpoint health >/dev/null 2>&1; then return 0; fi
+        # A member that exited (a flag it refuses, a port in use) fails the
+        # start now rather than after 100 health checks.
+        for i in 1 2 3; do
+            kill -0 "$(cat "$dir/m$i.pid")" 2>/dev/null ||
+                { echo "etcd-cluster: member m$i exited: $(tail -n 1 "$dir/m$i.log")" >&2; return 1; }
+        done
         sleep 0.1
     done
     echo "etcd-cluster: the cluster in $dir did not become healthy; logs in $dir/m*.log" >&2
@@ -120,8 +172,7 @@ setup_auth() {
 
 case $cmd in
 start)
-    command -v etcd >/dev/null && command -v etcdctl >/dev/null ||
-        { echo "etcd-cluster: etcd and etcdctl are needed (apt-get install etcd-server etcd-client)" >&2; exit 77; }
+    use_etcd
     mkdir -p "$dir"
     [ -f "$pki/ca.crt" ] || make_pki
     fresh=1
@@ -150,6 +201,7 @@ restart)
     m=${3:?member}
     i=${m#m}
     client_cert=${4:-}
+    use_etcd
     pid=$(cat "$dir/$m.pid" 2>/dev/null || echo "")
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
         kill -CONT "$pid"; kill -KILL "$pid"
