@@ -359,7 +359,7 @@ TEST_CASE("watch: idle on a stock etcd, it stays on its member (the members run 
     std::this_thread::sleep_for(12s);
     std::lock_guard lock(w.mutex);
     CHECK(w.ends.empty());       // not once left for being silent
-    CHECK(w.progress >= 3);      // the member answered the progress requests
+    CHECK(w.progress >= 2);      // the member answered the progress requests
     MESSAGE(w.progress << " progress notifications in 12 s");
 }
 
