@@ -4,6 +4,7 @@
 #include <grpcpp/grpcpp.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 #include <fstream>
@@ -153,6 +154,7 @@ Result<Response> EtcdClient::Impl::call(
     Impl& impl = *this;
     const std::size_t n = impl.endpoints.size();
     std::string last = "no endpoint answered";
+    bool unconnected = false;
     for (std::size_t attempt = 0; attempt < n; ++attempt) {
         std::size_t index;
         {
@@ -172,6 +174,10 @@ Result<Response> EtcdClient::Impl::call(
         if (status.ok()) return response;
         if (retryable(status.error_code())) {
             last = "etcd " + e.text + ": " + said(status);
+            // No connection (not a member's own answer, nor a timeout: a
+            // hung member would hang the probe's handshake too).
+            unconnected = unconnected || (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+                                          status.error_message().rfind("etcdserver:", 0) != 0);
             next();
             continue;
         }
@@ -183,7 +189,10 @@ Result<Response> EtcdClient::Impl::call(
         std::lock_guard lock(impl.mutex);
         index = impl.preferred;
     }
-    if (auto why = impl.probe.diagnose(impl.endpoints[index], settings.timeout)) return failWith(why->code, why->message);
+    // A handshake takes milliseconds; the probe gets a second at most.
+    const auto probeTime = std::min(settings.timeout, std::chrono::milliseconds(1000));
+    if (unconnected)
+        if (auto why = impl.probe.diagnose(impl.endpoints[index], probeTime)) return failWith(why->code, why->message);
     return failWith(EHOSTUNREACH, "etcd unreachable (" + std::to_string(n) + " endpoints): " + last);
 }
 
