@@ -202,7 +202,10 @@ Result<ClusterAdmin::Rekeyed> ClusterAdmin::rekey(const ClusterKey& next) {
         for (int attempt = 0; attempt < kAttempts && !done; ++attempt) {
             std::int64_t modRevision = 0;
             auto master = readMaster(*client_, name, &modRevision);
-            if (!master && master.error().code == ENOENT) break;  // removed meanwhile
+            if (!master && master.error().code == ENOENT) {  // removed meanwhile
+                done = true;
+                break;
+            }
             if (!master) return propagate(master);
             const SecretBinding binding{"", name, master->id, master->version};
             if (next.open(master->sealed, binding)) {
@@ -226,7 +229,7 @@ Result<ClusterAdmin::Rekeyed> ClusterAdmin::rekey(const ClusterKey& next) {
                 done = true;
             }
         }
-        if (!done && readMaster(*client_, name))
+        if (!done)
             return fail("secret " + quote(name) + " kept changing (" + std::to_string(kAttempts) +
                         " attempts); run the command again");
     }

@@ -55,6 +55,13 @@ bool retryable(grpc::StatusCode code) {
     return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED;
 }
 
+// An answer, or etcd's refusal that says `tolerated`: what is to be made is
+// there already, what is to be deleted is gone already.
+template <class T>
+bool okOr(const Result<T>& r, std::string_view tolerated) {
+    return r || r.error().message.find(tolerated) != std::string::npos;
+}
+
 // gRPC's message, on one line.
 std::string said(const grpc::Status& status) {
     std::string m = status.error_message();
@@ -259,10 +266,9 @@ Result<void> EtcdClient::compact(std::int64_t revision) {
 Result<void> EtcdClient::ensureReader(const std::string& user, const std::string& prefix) {
     // etcd refuses to add what exists (FAILED_PRECONDITION, "... already
     // exists"); granting again what is granted is no error.
-    const auto made = [](const auto& r) { return r || r.error().message.find("already exists") != std::string::npos; };
     pb::AuthRoleAddRequest role;
     role.set_name(user);
-    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::RoleAdd, role); !made(r)) return propagate(r);
+    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::RoleAdd, role); !okOr(r, "already exists")) return propagate(r);
     pb::AuthRoleGrantPermissionRequest grant;
     grant.set_name(user);
     grant.mutable_perm()->set_permtype(pb::Permission::READ);
@@ -272,7 +278,7 @@ Result<void> EtcdClient::ensureReader(const std::string& user, const std::string
     pb::AuthUserAddRequest add;
     add.set_name(user);
     add.mutable_options()->set_no_password(true);
-    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::UserAdd, add); !made(r)) return propagate(r);
+    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::UserAdd, add); !okOr(r, "already exists")) return propagate(r);
     pb::AuthUserGrantRoleRequest member;
     member.set_user(user);
     member.set_role(user);
@@ -282,13 +288,12 @@ Result<void> EtcdClient::ensureReader(const std::string& user, const std::string
 
 Result<void> EtcdClient::removeReader(const std::string& user) {
     // The user first: from then on its certificate reads nothing.
-    const auto gone = [](const auto& r) { return r || r.error().message.find("not found") != std::string::npos; };
     pb::AuthUserDeleteRequest del;
     del.set_name(user);
-    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::UserDelete, del); !gone(r)) return propagate(r);
+    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::UserDelete, del); !okOr(r, "not found")) return propagate(r);
     pb::AuthRoleDeleteRequest role;
     role.set_role(user);
-    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::RoleDelete, role); !gone(r)) return propagate(r);
+    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::RoleDelete, role); !okOr(r, "not found")) return propagate(r);
     return {};
 }
 

@@ -5,7 +5,6 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 
 #include "mountfs/base/iso_time.hpp"
 #include "platform/linux/unique_fd.hpp"
@@ -193,7 +192,7 @@ int ClusterCli::keygen() {
         auto pair = NodeKeyPair::load(stateDir_, next);
         if (!pair) return failed(pair.error());
         if (::rename((stateDir_ + "/" + next).c_str(), (stateDir_ + "/" + current).c_str()) != 0)
-            return failed(errorWith(errno, "promoting " + stateDir_ + "/" + next + ": " + std::strerror(errno)));
+            return failed(failErrno("promoting " + stateDir_ + "/" + next).value());
         std::printf("%s\n", base64Encode(pair->publicKey()).c_str());
         return 0;
     }

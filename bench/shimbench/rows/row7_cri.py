@@ -122,6 +122,25 @@ def wait_idle(agent, label, timeout=30.0):
         time.sleep(0.02)
 
 
+def ended(proc, timeout):
+    """Closes proc's stdin (it exits at EOF) and waits for it, killing it
+    after timeout seconds; its stdout is closed either way. False if it had
+    to be killed."""
+    try:
+        proc.stdin.close()
+    except OSError:
+        pass
+    try:
+        proc.wait(timeout=timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+    finally:
+        proc.stdout.close()
+
+
 def shut_down(owner, label, failures):
     """Containers, pods, the driver, then containerd (by the supervisor's
     ctrd_stop): by id and pid, also after a failure. owner holds drv, sup,
@@ -140,29 +159,10 @@ def shut_down(owner, label, failures):
             except (RuntimeError, OSError, ValueError):
                 pass
     if owner.drv:
-        try:
-            owner.drv.stdin.close()  # the driver exits at EOF
-        except OSError:
-            pass
-        try:
-            owner.drv.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            owner.drv.kill()
-            owner.drv.wait()
-        owner.drv.stdout.close()
+        ended(owner.drv, 30)  # the driver exits at EOF
     if owner.sup:
-        try:
-            owner.sup.stdin.close()
-        except OSError:
-            pass
-        try:
-            owner.sup.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            owner.sup.kill()
-            owner.sup.wait()
+        if not ended(owner.sup, 120):
             raise RuntimeError("%s: containerd's cleanup did not finish (see %s)" % (label, owner.dir))
-        finally:
-            owner.sup.stdout.close()
         if owner.sup.returncode != 0:
             failures.append("%s: containerd's cleanup (ctrd_stop) exited %d" % (label, owner.sup.returncode))
 
