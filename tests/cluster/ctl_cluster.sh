@@ -145,11 +145,22 @@ check "node add node-8" ctl node add node-8 --public-key "$pub8a"
 check "a secret and a task for node-8" sh -c '"$@" secret create n8 "$0/v1" && "$@" task assign t8 --identity root --node node-8 --secret n8' \
     "$work" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
     --key "$ETCD_PKI/admin.key" --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key"
-before=$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/secrets/n8)
 refused "node add with another key is refused, naming --replace" \
     "already registered with another key (a reinstalled node: node add --replace)" ctl node add node-8 --public-key "$pub8b"
+# Whoever can write to etcd alters node-8's task record (more containers):
+# --replace must not assign it again, which would sign it as the admin's.
+etcdctl_root get --print-value-only /secretshim/nodes/node-8/tasks/t8 |
+    python3 -c 'import json,sys; t=json.load(sys.stdin); t["max_containers"]=99; print(json.dumps(t), end="")' >"$work/t8-forged"
+etcdctl_root put /secretshim/nodes/node-8/tasks/t8 -- "$(cat "$work/t8-forged")" >/dev/null
+refused "node add --replace refuses a task record no admin signed, by key" \
+    "node \"node-8\": the task record \"/secretshim/nodes/node-8/tasks/t8\" is not signed by a trusted admin key" \
+    ctl node add node-8 --public-key "$pub8b" --replace
+check "... and leaves the altered record as it found it, unsigned by us" \
+    test "$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/tasks/t8)" = "$(cat "$work/t8-forged")"
+check "the admin assigns t8 again (signed)" ctl task assign t8 --identity root --node node-8 --secret n8
+before=$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/secrets/n8)
 ctl node add node-8 --public-key "$pub8b" --replace >"$work/r8" 2>&1 || cat "$work/r8"
-check "node add --replace takes the new key" grep -q "^node node-8 registered" "$work/r8"
+check "node add --replace, run again, takes the new key" grep -q "^node node-8 registered" "$work/r8"
 check "node ls shows the new key" sh -c '"$@" node ls | grep -q "^node-8 *$0\$"' "$pub8b" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" \
     --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
 after=$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/secrets/n8)
