@@ -11,8 +11,9 @@
 // ns (the clock of Python's time.monotonic and of the agent's trace):
 //   commit_start commit_ack rotate_start rotate_ack first_visible last_visible
 // commit_*: a put of a scratch key outside every node prefix (etcd's own
-// commit latency, nobody watches it); rotate_*: the admin's reads and the
-// rotation txn; *_visible: the first and the last FILE that showed the new
+// commit latency, nobody watches it); rotate_*: the admin's rotation from
+// its first read to the switch's acknowledgement (claim, copies, switch);
+// *_visible: the first and the last FILE that showed the new
 // value. Values are random bytes compared in memory, never printed.
 #include <fcntl.h>
 #include <poll.h>
@@ -80,6 +81,11 @@ int main(int argc, char** argv) {
     auto signer = cluster::AdminSigningKey::load(config->etcd.signingKey);
     if (!signer) return failed(signer.error().message);
     ClusterAdmin admin(std::move(*client), std::move(*key), std::move(*signer));
+    // A rotation's last transaction deletes the old version's copies, and
+    // starts right after the switch (the new version published) was
+    // acknowledged: that start is the rotation's acknowledgement here.
+    long long lastCommit = 0;
+    admin.setBeforeCommit([&] { lastCommit = nowNs(); });
 
     std::mt19937 pause(std::random_device{}());
     std::vector<unsigned char> scratch(size + 1);
@@ -103,7 +109,7 @@ int main(int argc, char** argv) {
 
         const long long r0 = nowNs();
         if (auto v = admin.rotateSecret(secret, *value); !v) return failed("rotate: " + v.error().message);
-        const long long r1 = nowNs();
+        const long long r1 = lastCommit;
 
         // Woken by inotify (the agent renames the new file into each
         // container's /run/secrets: IN_MOVED_TO), not by busy polling, which

@@ -15,7 +15,8 @@
 # default flags but for TLS (clients and peers) and fast elections. Nodes:
 # ETCD_NODES (default "node-1 node-2"); each gets an etcd user without a
 # password, a role that may read only /secretshim/nodes/NODE/ (trailing
-# slash: without it node-1 would also read node-10), and a client
+# slash: without it node-1 would also read node-10) and the published
+# versions (/secretshim/published/), and a client
 # certificate with CN=NODE: etcd (--client-cert-auth) takes a gRPC client's
 # user from its certificate's CN. The admin: user root, certificates
 # root.crt and admin.crt, both with CN=root.
@@ -165,6 +166,7 @@ setup_auth() {
         ctl user add "$n" --no-password >/dev/null
         ctl role add "$n" >/dev/null
         ctl role grant-permission "$n" read "/secretshim/nodes/$n/" --prefix=true >/dev/null
+        ctl role grant-permission "$n" read /secretshim/published/ --prefix=true >/dev/null
         ctl user grant-role "$n" "$n" >/dev/null
     done
     ctl auth enable >/dev/null

@@ -83,12 +83,42 @@ void ClusterSource::run() {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         backoff = std::min(backoff * 2, std::chrono::duration_cast<std::chrono::milliseconds>(kMaxBackoff));
     };
+    // The ids of the secrets this node holds a copy of: their published
+    // versions are read, and their events passed on (every node watches
+    // every secret's; the others are dropped here). `unread`: ids whose
+    // published version a read failed for, read again at the next message.
+    std::set<std::string> ids;
+    std::set<std::string> unread;
+    auto idOf = [](const KeyValue& kv) -> std::string {
+        auto ref = parseNodeKey(kv.key);
+        if (!ref || ref->kind != NodeKeyRef::Kind::secret) return {};
+        auto s = decodeNodeSecret(kv.value);
+        return s ? s->id : std::string();
+    };
+    const std::string published = publishedPrefix();
     while (!stop_) {
         if (needRead) {
             auto r = client_->range(prefix_, true);
-            if (!r) {
-                const std::string why = r.error().message;
-                asio::post(io_, [this, why] { markDisconnected(why); });
+            std::string failed = r ? "" : r.error().message;
+            std::vector<KeyValue> kvs;  // the node's records, then the published versions
+            if (r) {
+                kvs = r->kvs;
+                ids.clear();
+                unread.clear();
+                for (const auto& kv : r->kvs)
+                    if (auto id = idOf(kv); !id.empty()) ids.insert(id);
+                // At the same revision: the node's view is one point in time.
+                for (const auto& id : ids) {
+                    auto p = client_->range(publishedKey(id), false, r->revision);
+                    if (!p) {
+                        failed = p.error().message;
+                        break;
+                    }
+                    kvs.insert(kvs.end(), p->kvs.begin(), p->kvs.end());
+                }
+            }
+            if (!failed.empty()) {
+                asio::post(io_, [this, why = failed] { markDisconnected(why); });
                 pause();
                 continue;
             }
@@ -96,23 +126,46 @@ void ClusterSource::run() {
             needRead = false;
             failures = 0;
             backoff = std::chrono::milliseconds(100);
-            asio::post(io_, [this, kvs = std::move(r->kvs), rev = r->revision]() mutable {
+            asio::post(io_, [this, kvs = std::move(kvs), rev = r->revision]() mutable {
                 applySnapshot(std::move(kvs), rev);
             });
         }
         auto end = client_->watch(
-            prefix_, last + 1,
+            {prefix_, published}, last + 1,
             [&](const WatchMessage& m) {
                 std::int64_t top = 0;
                 for (const auto& e : m.events) top = std::max(top, e.kv.modRevision);
                 for (const auto& s : m.skipped) log("etcd: skipped an event: " + s);
+                std::vector<WatchEvent> events;
+                for (const auto& e : m.events) {
+                    if (e.kv.key.compare(0, published.size(), published) == 0) {
+                        if (ids.count(e.kv.key.substr(published.size()))) events.push_back(e);
+                        continue;
+                    }
+                    events.push_back(e);
+                    if (e.type != WatchEvent::Type::put) continue;
+                    if (auto id = idOf(e.kv); !id.empty() && ids.insert(id).second) unread.insert(id);
+                }
+                // A secret new to this node: its published version now (a
+                // later one comes as an event; the same one again changes
+                // nothing).
+                for (auto it = unread.begin(); it != unread.end();) {
+                    auto p = client_->range(publishedKey(*it), false);
+                    if (!p) {
+                        log("etcd: the published version of a secret was not read (" + p.error().message +
+                            "): read again at the next message");
+                        break;
+                    }
+                    for (const auto& kv : p->kvs) events.push_back({WatchEvent::Type::put, kv});
+                    it = unread.erase(it);
+                }
                 // A progress notification promises every event up to its
                 // revision was sent.
                 if (m.progress()) top = std::max(top, m.revision);
                 last = std::max(last, top);
                 failures = 0;
                 backoff = std::chrono::milliseconds(100);
-                asio::post(io_, [this, events = m.events, rev = last, at = std::chrono::steady_clock::now()]() mutable {
+                asio::post(io_, [this, events = std::move(events), rev = last, at = std::chrono::steady_clock::now()]() mutable {
                     applyEvents(std::move(events), rev, at);
                 });
             },
@@ -159,14 +212,18 @@ void ClusterSource::markDisconnected(const std::string& why) {
         }
     }
     std::size_t dropped = 0;
+    std::set<std::string> keepIds;
     for (auto it = copies_.begin(); it != copies_.end();) {
         if (keep.count(it->first)) {
+            for (const auto& [version, copy] : it->second) keepIds.insert(copy.id);
             ++it;
         } else {
             it = copies_.erase(it);
             ++dropped;
         }
     }
+    for (auto it = published_.begin(); it != published_.end();)
+        it = keepIds.count(it->first) ? std::next(it) : published_.erase(it);
     log("etcd: disconnected (" + why + "); kept " + std::to_string(tasks_.size()) + " running task(s), dropped " +
         std::to_string(dropped) + " unused secret(s)");
 }
@@ -195,7 +252,57 @@ void ClusterSource::saveFloor() {
             "): after a restart this node could take back an older record");
 }
 
+const NodeSecret* ClusterSource::current(const std::string& name) const {
+    const auto it = copies_.find(name);
+    if (it == copies_.end()) return nullptr;
+    for (auto v = it->second.rbegin(); v != it->second.rend(); ++v) {
+        const auto p = published_.find(v->second.id);
+        if (p != published_.end() && p->second == v->first) return &v->second;
+    }
+    return nullptr;
+}
+
+// What a change did to the copy a name's containers get: they are told
+// when it is another one (a rotation), and, once the first read is done,
+// when there was none (its earlier copy was deleted or refused; before
+// that read, re-adopted containers are brought up to date whole). The same
+// version sealed again (a task assigned again) changes nothing.
+void ClusterSource::noteCurrent(const std::string& name, const NodeSecret* before, std::set<std::string>& secrets) {
+    const NodeSecret* after = current(name);
+    if (!after) return;
+    if (before ? !(before->id == after->id && before->version == after->version) : synced_) secrets.insert(name);
+}
+
+void ClusterSource::applyPublished(const KeyValue& kv, std::set<std::string>& secrets) {
+    const std::string id = kv.key.substr(publishedPrefix().size());
+    auto p = decodePublished(kv.value);
+    if (!p || p->id != id) {
+        log("etcd: skipped key " + quote(kv.key) + ": " + (p ? "the record names another secret" : p.error().message));
+        return;
+    }
+    if (!trusted(kv.key, *p)) return;
+    floor_.raise(kv.key, p->sig.serial);
+    // The names whose copies carry this id (one, but for a name removed
+    // and created again).
+    std::vector<std::pair<std::string, std::optional<NodeSecret>>> names;
+    for (const auto& [name, versions] : copies_)
+        for (const auto& [version, copy] : versions)
+            if (copy.id == id) {
+                const NodeSecret* before = current(name);
+                names.emplace_back(name, before ? std::optional<NodeSecret>(*before) : std::nullopt);
+                break;
+            }
+    published_[id] = p->version;
+    for (const auto& [name, before] : names) {
+        noteCurrent(name, before ? &*before : nullptr, secrets);
+        if (!current(name))
+            log("etcd: secret " + quote(name) + " is published at version " + std::to_string(p->version) +
+                ", which this node holds no copy of");
+    }
+}
+
 void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, std::set<std::string>& secrets) {
+    if (kv.key.compare(0, publishedPrefix().size(), publishedPrefix()) == 0) return applyPublished(kv, secrets);
     auto ref = parseNodeKey(kv.key);
     if (!ref || ref->node != node_) {
         log("etcd: skipped key " + quote(kv.key) + ": " + (ref ? "not this node's" : ref.error().message));
@@ -221,8 +328,9 @@ void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, s
         return;
     }
     auto s = decodeNodeSecret(kv.value);
-    if (!s || s->name != ref->name) {
-        log("etcd: skipped key " + quote(kv.key) + ": " + (s ? "the record names another secret" : s.error().message));
+    if (!s || s->name != ref->name || s->version != ref->version) {
+        log("etcd: skipped key " + quote(kv.key) + ": " +
+            (s ? "the record names another secret or version" : s.error().message));
         return;
     }
     if (!trusted(kv.key, *s)) return;
@@ -242,35 +350,57 @@ void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, s
         }
     }
     floor_.raise(kv.key, s->sig.serial);
-    const auto old = copies_.find(ref->name);
-    // The same version sealed again (a task assigned again) changes nothing
-    // in the running containers. A copy where none was held changes them
-    // too once the first read is done (before it, re-adopted containers are
-    // brought up to date whole): its earlier copy was deleted or refused.
-    if (old == copies_.end() ? synced_ : !(old->second.id == s->id && old->second.version == s->version))
-        secrets.insert(ref->name);
-    copies_[ref->name] = std::move(*s);
+    const NodeSecret* now = current(ref->name);
+    const std::optional<NodeSecret> before = now ? std::optional<NodeSecret>(*now) : std::nullopt;
+    copies_[ref->name][ref->version] = std::move(*s);
+    noteCurrent(ref->name, before ? &*before : nullptr, secrets);
 }
 
 void ClusterSource::applyDelete(const std::string& key, std::set<std::string>& tasks) {
+    if (key.compare(0, publishedPrefix().size(), publishedPrefix()) == 0) {
+        published_.erase(key.substr(publishedPrefix().size()));  // running views keep their files
+        return;
+    }
     auto ref = parseNodeKey(key);
     if (!ref) return;
     if (ref->kind == NodeKeyRef::Kind::task) {
         if (tasks_.erase(ref->name)) tasks.insert(ref->name);
-    } else {
-        copies_.erase(ref->name);  // running views keep their files until revoked by the assignment
+        return;
     }
+    // Running views keep their files until revoked by the assignment.
+    const auto it = copies_.find(ref->name);
+    if (it == copies_.end()) return;
+    const auto v = it->second.find(ref->version);
+    if (v == it->second.end()) return;
+    // A version below the published one is never used again (a published
+    // version only grows): its serial need not be kept.
+    const auto p = published_.find(v->second.id);
+    if (p != published_.end() && ref->version < p->second) floor_.forget(key);
+    it->second.erase(v);
+    if (it->second.empty()) copies_.erase(it);
 }
 
 void ClusterSource::applySnapshot(std::vector<KeyValue> kvs, std::int64_t revision) {
     std::set<std::string> tasks;
     std::set<std::string> secrets;
     std::set<std::string> seenTasks;
-    std::set<std::string> seenCopies;
+    std::set<std::pair<std::string, std::uint64_t>> seenCopies;
+    std::set<std::string> seenIds;
+    // Which copy each name's containers get, before: a snapshot is judged
+    // as a whole (a published version may come before its copy).
+    std::map<std::string, std::optional<NodeSecret>> before;
+    for (const auto& [name, versions] : copies_) {
+        const NodeSecret* now = current(name);
+        before[name] = now ? std::optional<NodeSecret>(*now) : std::nullopt;
+    }
+    std::set<std::string> unused;
     for (const auto& kv : kvs) {
-        applyPut(kv, tasks, secrets);
-        if (auto ref = parseNodeKey(kv.key))
-            (ref->kind == NodeKeyRef::Kind::task ? seenTasks : seenCopies).insert(ref->name);
+        applyPut(kv, tasks, unused);
+        if (kv.key.compare(0, publishedPrefix().size(), publishedPrefix()) == 0)
+            seenIds.insert(kv.key.substr(publishedPrefix().size()));
+        else if (auto ref = parseNodeKey(kv.key))
+            ref->kind == NodeKeyRef::Kind::task ? void(seenTasks.insert(ref->name))
+                                                : void(seenCopies.insert({ref->name, ref->version}));
     }
     for (auto it = tasks_.begin(); it != tasks_.end();) {
         if (seenTasks.count(it->first)) {
@@ -280,8 +410,22 @@ void ClusterSource::applySnapshot(std::vector<KeyValue> kvs, std::int64_t revisi
             it = tasks_.erase(it);
         }
     }
-    for (auto it = copies_.begin(); it != copies_.end();)
-        it = seenCopies.count(it->first) ? std::next(it) : copies_.erase(it);
+    // A running task that is gone (unassigned while the node was cut off,
+    // or while the agent was down: its containers were re-adopted).
+    if (callbacks_.runningTasks)
+        for (const auto& task : callbacks_.runningTasks())
+            if (!seenTasks.count(task)) tasks.insert(task);
+    for (auto it = copies_.begin(); it != copies_.end();) {
+        for (auto v = it->second.begin(); v != it->second.end();)
+            v = seenCopies.count({it->first, v->first}) ? std::next(v) : it->second.erase(v);
+        it = it->second.empty() ? copies_.erase(it) : std::next(it);
+    }
+    for (auto it = published_.begin(); it != published_.end();)
+        it = seenIds.count(it->first) ? std::next(it) : published_.erase(it);
+    for (const auto& [name, versions] : copies_) {
+        const auto was = before.find(name);
+        noteCurrent(name, was == before.end() || !was->second ? nullptr : &*was->second, secrets);
+    }
     saveFloor();
     synced_ = true;
     markContact(revision);
@@ -329,12 +473,12 @@ const TaskAssignment* ClusterSource::assignment(const std::string& task) const {
 }
 
 Result<const NodeSecret*> ClusterSource::copyOf(const std::string& name) const {
-    const auto it = copies_.find(name);
-    if (it == copies_.end()) {
-        if (!connected_) return tl::unexpected(unreachable("secret " + quote(name) + " is not held").error());
-        return fail("secret " + quote(name) + " has no copy for node " + quote(node_) + " yet");
-    }
-    return &it->second;
+    if (const NodeSecret* copy = current(name)) return copy;
+    if (!connected_) return tl::unexpected(unreachable("secret " + quote(name) + " is not held").error());
+    if (copies_.count(name))
+        return fail("secret " + quote(name) + " has no copy of its published version for node " + quote(node_) +
+                    " yet");
+    return fail("secret " + quote(name) + " has no copy for node " + quote(node_) + " yet");
 }
 
 Result<SecureBuffer> ClusterSource::open(const NodeSecret& s) const {

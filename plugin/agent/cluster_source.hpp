@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -76,11 +77,16 @@ private:
     void applyEvents(std::vector<cluster::WatchEvent> events, std::int64_t revision,
                      std::chrono::steady_clock::time_point received = {});
     void applyPut(const cluster::KeyValue& kv, std::set<std::string>& tasks, std::set<std::string>& secrets);
+    void applyPublished(const cluster::KeyValue& kv, std::set<std::string>& secrets);
     void applyDelete(const std::string& key, std::set<std::string>& tasks);
     // Whether a record at `key` is an admin's (signed by a trusted key) and
     // not older than what this node accepted there; logs why not.
     template <class Record>
     bool trusted(const std::string& key, const Record& record) const;
+    // The copy of `name` at its published version (nullptr: none held).
+    const cluster::NodeSecret* current(const std::string& name) const;
+    // Adds `name` to `secrets` when its current copy is not `before`.
+    void noteCurrent(const std::string& name, const cluster::NodeSecret* before, std::set<std::string>& secrets);
     void saveFloor();
     void markContact(std::int64_t revision);
     void markDisconnected(const std::string& why);
@@ -109,7 +115,10 @@ private:
 
     // io thread state
     std::map<std::string, cluster::TaskAssignment> tasks_;
-    std::map<std::string, cluster::NodeSecret> copies_;
+    // name -> version -> copy: a rotation's new version arrives before it
+    // is published, and an old one stays until the admin deletes it.
+    std::map<std::string, std::map<std::uint64_t, cluster::NodeSecret>> copies_;
+    std::map<std::string, std::uint64_t> published_;  // secret id -> its published version
     bool connected_ = false;
     bool synced_ = false;  // a full read happened since the last disconnect
     std::int64_t revision_ = 0;

@@ -84,8 +84,10 @@ void Agent::onClusterSecretChanged(const std::string& name) {
 // is revoked whole from a container that is not that identity. A container
 // re-adopted after an agent restart also gets every secret it holds
 // rewritten once, at the first read of etcd: rotations made while the agent
-// was down. An unassigned task's containers keep their secrets until they
-// stop (the next start is refused).
+// was down. An unassigned task is revoked whole from its running
+// containers, as Docker swarm removes a secret from a service's tasks (the
+// next start is refused); so is a task found gone at the first read after
+// a disconnect or an agent restart.
 void Agent::onClusterTaskChanged(const std::string& clusterTask) {
     const cluster::TaskAssignment* a = cluster_->assignment(clusterTask);
     for (const auto& [key, task] : clusterTasks_) {
@@ -94,8 +96,14 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
         if (running == tasks_.end()) continue;
         const bool resync = clusterResync_.erase(key) > 0;
         if (!a) {
-            log("container " + quote(key.id) + ": task " + clusterTask +
-                " was unassigned; the running container keeps its secrets until it stops");
+            Task& t = running->second;
+            std::vector<std::string> revoked;
+            for (const auto& e : t.view->layout().entries) revoked.push_back(e.ref.target);
+            if (revoked.empty()) continue;
+            log("container " + quote(key.id) + ": task " + clusterTask + " was unassigned: its " +
+                std::to_string(revoked.size()) + " secret(s) revoked");
+            revokeTargets(t, revoked);
+            keepAssigned(t, {}, {}, "");
             continue;
         }
         applyAssignment(key, running->second, clusterTask, *a, resync);

@@ -46,6 +46,10 @@ void SerialFloor::raise(const std::string& key, std::uint64_t serial) {
     dirty_ = true;
 }
 
+void SerialFloor::forget(const std::string& key) {
+    if (floor_.erase(key)) dirty_ = true;
+}
+
 Result<void> SerialFloor::save() {
     if (!dirty_) return {};
     const std::string text = nlohmann::json(floor_).dump();

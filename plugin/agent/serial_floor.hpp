@@ -22,6 +22,9 @@ public:
     static Result<SerialFloor> open(const std::string& stateDir);
     std::uint64_t at(const std::string& key) const;
     void raise(const std::string& key, std::uint64_t serial);
+    // Drops a key that no record put back there could matter for (a copy
+    // of a version below the published one).
+    void forget(const std::string& key);
     // Writes the file if anything was raised since the last save.
     Result<void> save();
 

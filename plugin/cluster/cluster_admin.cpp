@@ -99,7 +99,7 @@ Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& pub
 Result<void> ClusterAdmin::registerNode(const std::string& node, const PublicKey& publicKey, bool replace) {
     auto signer = signingKey();
     if (!signer) return propagate(signer);
-    if (auto ok = client_->ensureReader(node, nodePrefix(node)); !ok) return ok;
+    if (auto ok = client_->ensureReader(node, {nodePrefix(node), publishedPrefix()}); !ok) return ok;
     const std::string key = registrationKey(node);
     const std::string pub(publicKey.begin(), publicKey.end());
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -135,11 +135,28 @@ Result<void> ClusterAdmin::registerNode(const std::string& node, const PublicKey
 Result<std::int64_t> ClusterAdmin::removeNode(const std::string& node) {
     if (auto ok = checkName("node", node); !ok) return propagate(ok);
     if (auto ok = client_->removeReader(node); !ok) return propagate(ok);
+    // Its tasks' placements: those that still name this node.
+    auto mine = nodeTasks(node);
+    if (!mine) return propagate(mine);
+    std::int64_t deleted = 0;
+    for (const auto& a : *mine) {
+        const std::string indexKey = taskIndexKey(a.task.task);
+        auto placed = client_->range(indexKey, false);
+        if (!placed) return propagate(placed);
+        if (placed->kvs.empty()) continue;
+        auto p = decodePlacement(placed->kvs[0].value);
+        if (!p || p->node != node) continue;
+        auto w = client_->txn({{"compare", {txnModRevision(indexKey, placed->kvs[0].modRevision)}},
+                               {"success", {txnDelete(indexKey)}},
+                               {"failure", json::array()}});
+        if (!w) return propagate(w);
+        deleted += w->deleted;
+    }
     auto prefix = client_->remove(nodePrefix(node), true);
     if (!prefix) return propagate(prefix);
     auto registration = client_->remove(registrationKey(node));
     if (!registration) return propagate(registration);
-    return prefix->deleted + registration->deleted;
+    return deleted + prefix->deleted + registration->deleted;
 }
 
 Result<json> ClusterAdmin::listNodes() {
@@ -174,20 +191,79 @@ Result<std::string> ClusterAdmin::createSecret(const std::string& name, const Se
 }
 
 Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int64_t* revision) {
-    auto r = client_->range(nodesPrefix(), true);
+    auto r = client_->range(tasksPrefix(), true);
     if (!r) return propagate(r);
     if (revision) *revision = r->revision;
     std::vector<Assignment> out;
     for (const auto& kv : r->kvs) {
-        auto ref = parseNodeKey(kv.key);
-        if (!ref || ref->kind != NodeKeyRef::Kind::task) continue;
-        auto task = decodeTask(kv.value);
-        if (!task) continue;
-        auto refs = mountfs::parseSecretRefs(task->secrets);
-        out.push_back({ref->node, ref->name, task->secrets, refs ? sourcesOf(*refs) : std::vector<std::string>{},
-                       task->identity.text(), task->maxContainers, task->sig.serial});
+        auto p = decodePlacement(kv.value);
+        if (!p) continue;
+        auto refs = mountfs::parseSecretRefs(p->task.secrets);
+        out.push_back({p->node, p->task, refs ? sourcesOf(*refs) : std::vector<std::string>{}, p->sig.serial,
+                       bool(trusted_.verify(kv.key, *p))});
     }
     return out;
+}
+
+Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::nodeTasks(const std::string& node, std::int64_t* revision) {
+    auto r = client_->range(nodePrefix(node) + "tasks/", true);
+    if (!r) return propagate(r);
+    if (revision) *revision = r->revision;
+    std::vector<Assignment> out;
+    for (const auto& kv : r->kvs) {
+        auto t = decodeTask(kv.value);
+        if (!t) continue;
+        auto refs = mountfs::parseSecretRefs(t->secrets);
+        const bool trusted = bool(trusted_.verify(kv.key, *t));
+        const std::uint64_t serial = t->sig.serial;
+        out.push_back({node, std::move(*t), refs ? sourcesOf(*refs) : std::vector<std::string>{}, serial, trusted});
+    }
+    return out;
+}
+
+Result<std::map<std::string, std::string>> ClusterAdmin::publicKeys(const std::set<std::string>& nodes) {
+    std::map<std::string, std::string> out;
+    // Few nodes: one read each; many: the registry at once.
+    if (nodes.size() <= 16) {
+        for (const auto& node : nodes) {
+            auto pub = nodePublicKey(node);
+            if (!pub) return propagate(pub);
+            out[node] = std::move(*pub);
+        }
+        return out;
+    }
+    auto r = client_->range(registrationsPrefix(), true);
+    if (!r) return propagate(r);
+    for (const auto& kv : r->kvs) {
+        auto reg = decodeRegistration(kv.value);
+        if (!reg || !nodes.count(reg->node) || kv.key != registrationKey(reg->node)) continue;
+        if (auto ok = trusted_.verify(kv.key, *reg); !ok)
+            return fail("node " + quote(reg->node) + "'s registration is not trusted: " + ok.error().message +
+                        " (check the node's key, then register it again: secretshimctl node add)");
+        out[reg->node] = std::move(reg->publicKey);
+    }
+    for (const auto& node : nodes)
+        if (!out.count(node)) return fail("node " + quote(node) + " is not registered (secretshimctl node add)");
+    return out;
+}
+
+Result<bool> ClusterAdmin::writeBatches(const json& compares, const std::vector<json>& ops) {
+    std::size_t i = 0;
+    while (i < ops.size()) {
+        json batch = json::array();
+        std::size_t bytes = 0;
+        while (i < ops.size() && batch.size() < batchOps_) {
+            const std::size_t size = ops[i].dump().size();
+            if (!batch.empty() && bytes + size > batchBytes_) break;
+            bytes += size;
+            batch.push_back(ops[i++]);
+        }
+        beforeCommit();
+        auto w = client_->txn({{"compare", compares}, {"success", batch}, {"failure", json::array()}});
+        if (!w) return propagate(w);
+        if (!w->succeeded) return false;
+    }
+    return true;
 }
 
 Result<ClusterAdmin::Rekeyed> ClusterAdmin::rekey(const ClusterKey& next) {
@@ -236,6 +312,16 @@ Result<ClusterAdmin::Rekeyed> ClusterAdmin::rekey(const ClusterKey& next) {
     return out;
 }
 
+// A rotation: claim it in the master (its mod_revision changes, and every
+// write below compares it: a later rotation, a rekey or an rm stops this
+// one), write a copy of the new version for every node whose tasks use the
+// secret, in batches within etcd's limits, then switch the master and the
+// published version in one transaction guarded by the claim and by the
+// placements read (a task placed meanwhile gets its copy first). Nodes use
+// only the published version: an admin stopped before the switch leaves
+// every node on the old one (the next rotation takes the claim over), and
+// after it every node holds the new one. The old versions' copies are
+// deleted last.
 Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const SecureBuffer& value) {
     if (auto ok = checkName("secret", name); !ok) return propagate(ok);
     auto key = clusterKey();
@@ -243,55 +329,98 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
     auto signer = signingKey();
     if (!signer) return propagate(signer);
     const std::string k = masterKey(name);
-    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    auto changed = [&] {
+        return fail("secret " + quote(name) +
+                    " changed while rotating it (another admin's rotation, a rekey or an rm): run the command again");
+    };
+
+    MasterSecret master;
+    std::int64_t claimed = 0;  // the master's mod_revision once claimed
+    for (int attempt = 0; claimed == 0; ++attempt) {
+        if (attempt == kAttempts) return changed();
         std::int64_t modRevision = 0;
-        auto master = readMaster(*client_, name, &modRevision);
-        if (!master) return propagate(master);
+        auto m = readMaster(*client_, name, &modRevision);
+        if (!m) return propagate(m);
+        master = std::move(*m);
+        master.staging = master.version + 1;
+        beforeCommit();
+        auto w = client_->txn({{"compare", {txnModRevision(k, modRevision)}},
+                               {"success", {txnPut(k, encodeMaster(master))}},
+                               {"failure", json::array()}});
+        if (!w) return propagate(w);
+        if (w->succeeded) claimed = w->revision;
+    }
+    const std::uint64_t version = master.staging;
+    auto sealed = (*key)->seal(value.span(), {"", name, master.id, version});
+    if (!sealed) return propagate(sealed);
+
+    std::set<std::string> staged;  // nodes that hold a copy of `version`
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
         std::int64_t scanned = 0;
         auto all = assignments(&scanned);
         if (!all) return propagate(all);
-        MasterSecret next = *master;
-        next.version = master->version + 1;
-        next.updated = now();
-        next.size = value.size();
-        auto sealed = (*key)->seal(value.span(), {"", name, next.id, next.version});
-        if (!sealed) return propagate(sealed);
-        next.sealed = std::move(*sealed);
-        json ops = json::array({txnPut(k, encodeMaster(next))});
-        std::set<std::string> nodes;
-        for (const auto& a : *all)
-            if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end()) nodes.insert(a.node);
-        for (const auto& node : nodes) {
-            auto pub = nodePublicKey(node);
-            if (!pub) return propagate(pub);
-            auto copy = sealForNode({reinterpret_cast<const unsigned char*>(pub->data()), pub->size()}, value.span(),
-                                    {node, name, next.id, next.version});
+        std::set<std::string> fresh;
+        for (const auto& a : *all) {
+            if (std::find(a.sources.begin(), a.sources.end(), name) == a.sources.end() || staged.count(a.node)) continue;
+            if (!a.trusted)
+                return fail("task " + quote(a.task.task) + "'s placement " + quote(taskIndexKey(a.task.task)) +
+                            " is not signed by a trusted admin key: no copy sealed for it (check it, then task "
+                            "assign or unassign it)");
+            fresh.insert(a.node);
+        }
+        auto keys = publicKeys(fresh);
+        if (!keys) return propagate(keys);
+        std::vector<json> ops;
+        for (const auto& [node, pub] : *keys) {
+            auto copy = sealForNode({reinterpret_cast<const unsigned char*>(pub.data()), pub.size()}, value.span(),
+                                    {node, name, master.id, version});
             if (!copy) return propagate(copy);
-            // Signed with a serial above the copy it replaces.
-            const std::string copyKey = nodeSecretKey(node, name);
-            auto prior = client_->range(copyKey, false);
-            if (!prior) return propagate(prior);
-            auto old = prior->kvs.empty() ? fail("none") : decodeNodeSecret(prior->kvs[0].value);
-            NodeSecret fresh{name, next.id, next.version, *copy, {}};
-            if (auto ok = (*signer)->sign(copyKey, fresh, nextSerial(old ? old->sig.serial : 0)); !ok)
-                return propagate(ok);
+            NodeSecret fresh{name, master.id, version, std::move(*copy), {}};
+            const std::string copyKey = nodeSecretKey(node, name, version);
+            if (auto ok = (*signer)->sign(copyKey, fresh, nextSerial(0)); !ok) return propagate(ok);
             ops.push_back(txnPut(copyKey, encodeNodeSecret(fresh)));
         }
-        // The master unchanged, and no task written since the scan: a task
-        // assigned meanwhile would keep the old version's copy.
+        auto written = writeBatches(json::array({txnModRevision(k, claimed)}), ops);
+        if (!written) return propagate(written);
+        if (!*written) return changed();
+        staged.insert(fresh.begin(), fresh.end());
+
+        // The switch.
+        auto pointer = client_->range(publishedKey(master.id), false);
+        if (!pointer) return propagate(pointer);
+        std::uint64_t pointerSerial = 0;
+        if (!pointer->kvs.empty())
+            if (auto p = decodePublished(pointer->kvs[0].value)) pointerSerial = p->sig.serial;
+        Published published{master.id, version, {}};
+        if (auto ok = (*signer)->sign(publishedKey(master.id), published, nextSerial(pointerSerial)); !ok)
+            return propagate(ok);
+        MasterSecret next = master;
+        next.version = version;
+        next.staging = 0;
+        next.updated = now();
+        next.size = value.size();
+        next.sealed = *sealed;
         beforeCommit();
-        auto w = client_->txn({{"compare", {txnModRevision(k, modRevision), txnUnchangedSince(nodesPrefix(), scanned)}},
-                               {"success", ops},
-                               {"failure", {txnRange(k)}}});
+        auto w = client_->txn(
+            {{"compare", {txnModRevision(k, claimed), txnUnchangedSince(tasksPrefix(), scanned)}},
+             {"success", {txnPut(k, encodeMaster(next)), txnPut(publishedKey(master.id), encodePublished(published))}},
+             {"failure", {txnRange(k)}}});
         if (!w) return propagate(w);
-        if (w->succeeded) return next.version;
-        const KeyValue* existing = found(*w);
-        auto current = existing ? decodeMaster(existing->value) : fail("gone");
-        if (current && current->sealed.ciphertext == next.sealed.ciphertext && current->sealed.nonce == next.sealed.nonce)
-            return next.version;  // our own write, retried
+        if (!w->succeeded) {
+            const KeyValue* current = found(*w);
+            if (!current || current->modRevision != claimed) return changed();
+            continue;  // a task placed meanwhile: its copy first
+        }
+        // The old versions' copies: what a stop here leaves is deleted by
+        // the next rotation, or when the task leaves the node.
+        std::vector<json> cleanup;
+        for (const auto& node : staged)
+            cleanup.push_back(txnDeleteRange(nodeSecretPrefix(node, name), nodeSecretKey(node, name, version)));
+        (void)writeBatches(json::array(), cleanup);
+        return version;
     }
-    return fail("secret " + quote(name) + " kept changing while rotating it (" + std::to_string(kAttempts) +
-                " attempts); run the command again");
+    return fail("secret " + quote(name) + ": tasks kept being placed while rotating it (" +
+                std::to_string(kAttempts) + " attempts); run the command again");
 }
 
 Result<json> ClusterAdmin::listSecrets(const std::string& only) {
@@ -306,9 +435,13 @@ Result<json> ClusterAdmin::listSecrets(const std::string& only) {
         json tasks = json::array();
         for (const auto& a : *all)
             if (std::find(a.sources.begin(), a.sources.end(), m->name) != a.sources.end())
-                tasks.push_back(a.node + "/" + a.task);
-        out.push_back({{"name", m->name}, {"id", m->id}, {"version", m->version}, {"size", m->size},
-                       {"created", m->created}, {"updated", m->updated}, {"tasks", tasks}});
+                tasks.push_back(a.node + "/" + a.task.task);
+        json entry = {{"name", m->name}, {"id", m->id}, {"version", m->version}, {"size", m->size},
+                      {"created", m->created}, {"updated", m->updated}, {"tasks", tasks}};
+        // A rotation under way, or one that stopped before its switch (the
+        // next rotation takes it over).
+        if (m->staging != 0) entry["staging"] = m->staging;
+        out.push_back(std::move(entry));
     }
     if (!only.empty() && out.empty()) return fail("secret " + quote(only) + " not found");
     return out;
@@ -327,14 +460,14 @@ Result<void> ClusterAdmin::removeSecret(const std::string& name) {
         if (!all) return propagate(all);
         for (const auto& a : *all)
             if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end())
-                return fail("secret " + quote(name) + " is assigned to task " + quote(a.task) + " on node " +
+                return fail("secret " + quote(name) + " is assigned to task " + quote(a.task.task) + " on node " +
                             quote(a.node) + ": unassign it first");
-        // Nothing was assigned when we looked. An assign between that scan
-        // and this delete writes under nodes/ after `scanned`: the guard
-        // fails and the scan is redone (which then sees the new task).
+        // Nothing was assigned when we looked. An assign between that read
+        // and this delete places its task after `scanned`: the guard fails
+        // and the read is redone (which then sees the new task).
         beforeCommit();
-        auto w = client_->txn({{"compare", {txnModRevision(k, modRevision), txnUnchangedSince(nodesPrefix(), scanned)}},
-                               {"success", {txnDelete(k)}},
+        auto w = client_->txn({{"compare", {txnModRevision(k, modRevision), txnUnchangedSince(tasksPrefix(), scanned)}},
+                               {"success", {txnDelete(k), txnDelete(publishedKey(master->id))}},
                                {"failure", {txnRange(k)}}});
         if (!w) return propagate(w);
         if (w->succeeded || !found(*w)) return {};  // deleted, or gone: our own delete, retried
@@ -343,6 +476,18 @@ Result<void> ClusterAdmin::removeSecret(const std::string& name) {
                 std::to_string(kAttempts) + " attempts); run the command again");
 }
 
+bool ClusterAdmin::fits(const std::vector<json>& ops) const {
+    if (ops.size() > batchOps_) return false;
+    std::size_t bytes = 0;
+    for (const auto& op : ops) bytes += op.dump().size();
+    return bytes <= batchBytes_;
+}
+
+// An assignment reads only what it changes: the task's placement, the
+// node's tasks and copies, the node's registration and the masters it
+// seals. The node's task record is the switch: the copies go first (in
+// batches if etcd's limits need them), then the record with the placement
+// in one transaction, then the copies no task on the node uses any more.
 Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignment& assignment) {
     const std::string& task = assignment.task;
     const std::string& specs = assignment.secrets;
@@ -358,42 +503,69 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
     auto signer = signingKey();
     if (!signer) return propagate(signer);
     const std::vector<std::string> sources = sourcesOf(*refs);
+    const std::string indexKey = taskIndexKey(task);
+    const std::string nodeTasksPrefix = nodePrefix(node) + "tasks/";
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        auto placed = client_->range(indexKey, false);
+        if (!placed) return propagate(placed);
+        std::int64_t placedRevision = 0;  // 0: not placed
+        std::uint64_t placementSerial = 0;
+        if (!placed->kvs.empty()) {
+            auto p = decodePlacement(placed->kvs[0].value);
+            if (p && p->node != node)
+                return fail("task " + quote(task) + " is assigned to node " + quote(p->node) + ": unassign it first");
+            placedRevision = placed->kvs[0].modRevision;
+            if (p) placementSerial = p->sig.serial;
+        }
         std::int64_t scanned = 0;
-        auto all = assignments(&scanned);
-        if (!all) return propagate(all);
+        auto mine = nodeTasks(node, &scanned);
+        if (!mine) return propagate(mine);
         std::uint64_t taskSerial = 0;  // of the record this one replaces
-        for (const auto& a : *all) {
-            if (a.task == task && a.node != node)
-                return fail("task " + quote(task) + " is assigned to node " + quote(a.node) + ": unassign it first");
-            if (a.task == task) taskSerial = a.serial;
+        std::set<std::string> used(sources.begin(), sources.end());
+        for (const auto& a : *mine) {
+            if (a.task.task == task)
+                taskSerial = a.serial;
+            else
+                used.insert(a.sources.begin(), a.sources.end());
         }
         auto registered = nodePublicKey(node);
         if (!registered) return propagate(registered);
         const std::span<const unsigned char> pub(reinterpret_cast<const unsigned char*>(registered->data()),
                                                  registered->size());
-
-        // What the node holds already (each copy's serial), for the
-        // revocations and the serials below.
+        // What the node holds already: each copy's serial, and the names.
         auto held = client_->range(nodePrefix(node) + "secrets/", true);
         if (!held) return propagate(held);
-        std::map<std::string, std::uint64_t> copies;
-        for (const auto& kv : held->kvs)
-            if (auto s = decodeNodeSecret(kv.value)) copies[s->name] = s->sig.serial;
-        TaskAssignment record = assignment;
-        if (auto ok = (*signer)->sign(taskKey(node, task), record, nextSerial(taskSerial)); !ok) return ok;
+        std::map<std::string, std::uint64_t> serials;
+        std::set<std::string> heldNames;
+        for (const auto& kv : held->kvs) {
+            auto ref = parseNodeKey(kv.key);
+            if (!ref || ref->node != node) continue;
+            heldNames.insert(ref->name);
+            if (auto s = decodeNodeSecret(kv.value)) serials[kv.key] = s->sig.serial;
+        }
 
-        // Guards: each master unchanged since read (not rotated, not
-        // removed: a removed key's mod_revision reads as 0), and nothing
-        // written under nodes/ since the scan (the same task on another
-        // node, or another task's grants that the revocations rely on).
-        json compares = json::array({txnUnchangedSince(nodesPrefix(), scanned)});
-        json ops = json::array({txnPut(taskKey(node, task), encodeTask(record))});
+        // Guards: the placement as read (the task on no other node), the
+        // node's tasks unchanged (the revocations rely on them), each
+        // master unchanged (not rotated, not removed: a removed key's
+        // mod_revision reads as 0).
+        json compares = json::array({placedRevision == 0 ? txnAbsent(indexKey) : txnModRevision(indexKey, placedRevision),
+                                     txnUnchangedSince(nodeTasksPrefix, scanned)});
+        std::vector<json> copies;
         for (const auto& name : sources) {
             std::int64_t modRevision = 0;
             auto master = readMaster(*client_, name, &modRevision);
             if (!master) return propagate(master);
             compares.push_back(txnModRevision(masterKey(name), modRevision));
+            // A secret placed for the first time is published at its
+            // version (a rotation publishes every later one).
+            auto pointer = client_->range(publishedKey(master->id), false);
+            if (!pointer) return propagate(pointer);
+            if (pointer->kvs.empty()) {
+                Published published{master->id, master->version, {}};
+                if (auto ok = (*signer)->sign(publishedKey(master->id), published, nextSerial(0)); !ok) return ok;
+                compares.push_back(txnAbsent(publishedKey(master->id)));
+                copies.push_back(txnPut(publishedKey(master->id), encodePublished(published)));
+            }
             // Always re-sealed, even when a copy of this version is there: the
             // admin cannot tell a good copy from one moved in from another node
             // (which the node refuses), and a node ignores a new copy of a
@@ -403,25 +575,46 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
             auto copy = sealForNode(pub, plain->span(), {node, name, master->id, master->version});
             if (!copy) return propagate(copy);
             NodeSecret fresh{name, master->id, master->version, *copy, {}};
-            const auto prior = copies.find(name);
-            if (auto ok = (*signer)->sign(nodeSecretKey(node, name), fresh,
-                                          nextSerial(prior == copies.end() ? 0 : prior->second));
-                !ok)
+            const std::string copyKey = nodeSecretKey(node, name, master->version);
+            const auto prior = serials.find(copyKey);
+            if (auto ok = (*signer)->sign(copyKey, fresh, nextSerial(prior == serials.end() ? 0 : prior->second)); !ok)
                 return ok;
-            ops.push_back(txnPut(nodeSecretKey(node, name), encodeNodeSecret(fresh)));
+            copies.push_back(txnPut(copyKey, encodeNodeSecret(fresh)));
         }
-        // Revocations: copies no task on this node uses any more.
-        std::set<std::string> used(sources.begin(), sources.end());
-        for (const auto& a : *all)
-            if (a.node == node && a.task != task) used.insert(a.sources.begin(), a.sources.end());
-        for (const auto& [name, serial] : copies)
-            if (!used.count(name)) ops.push_back(txnDelete(nodeSecretKey(node, name)));
+        TaskAssignment record = assignment;
+        if (auto ok = (*signer)->sign(taskKey(node, task), record, nextSerial(taskSerial)); !ok) return ok;
+        TaskPlacement placement{node, assignment, {}};
+        placement.task.sig = {};
+        if (auto ok = (*signer)->sign(indexKey, placement, nextSerial(placementSerial)); !ok) return ok;
+        const std::vector<json> flip = {txnPut(taskKey(node, task), encodeTask(record)),
+                                        txnPut(indexKey, encodePlacement(placement))};
+        // Revocations: copies (every version) no task on this node uses.
+        std::vector<json> revoked;
+        for (const auto& name : heldNames)
+            if (!used.count(name)) revoked.push_back(txnDelete(nodeSecretPrefix(node, name), true));
+
+        std::vector<json> all = copies;
+        all.insert(all.end(), flip.begin(), flip.end());
+        all.insert(all.end(), revoked.begin(), revoked.end());
+        if (fits(all)) {
+            beforeCommit();
+            auto w = client_->txn({{"compare", compares}, {"success", all}, {"failure", json::array()}});
+            if (!w) return propagate(w);
+            if (w->succeeded) return {};
+            continue;  // lost a race (or our own write landed before a retry): redo it from a fresh read
+        }
+        auto written = writeBatches(compares, copies);
+        if (!written) return propagate(written);
+        if (!*written) continue;
         beforeCommit();
-        auto w = client_->txn({{"compare", compares}, {"success", ops}, {"failure", json::array()}});
+        auto w = client_->txn({{"compare", compares}, {"success", flip}, {"failure", json::array()}});
         if (!w) return propagate(w);
-        if (w->succeeded) return {};
-        // Lost a race (or our own write landed before a retry): redo it from
-        // a fresh read; writing the same assignment again is harmless.
+        if (!w->succeeded) continue;
+        // Each batch also checks that no task was assigned to the node
+        // since the switch (one that would use what is deleted here).
+        auto deleted = writeBatches(json::array({txnUnchangedSince(nodeTasksPrefix, w->revision)}), revoked);
+        if (!deleted) return propagate(deleted);
+        return {};
     }
     return fail("task " + quote(task) + ": its secrets or the node's assignments kept changing (" +
                 std::to_string(kAttempts) + " attempts); run the command again");
@@ -429,29 +622,55 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
 
 Result<std::string> ClusterAdmin::unassignTask(const std::string& task) {
     if (auto ok = checkName("task", task); !ok) return propagate(ok);
+    const std::string indexKey = taskIndexKey(task);
     std::string node;
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
-        std::int64_t scanned = 0;
-        auto all = assignments(&scanned);
-        if (!all) return propagate(all);
-        const auto it = std::find_if(all->begin(), all->end(), [&](const Assignment& a) { return a.task == task; });
-        if (it == all->end()) {
+        auto placed = client_->range(indexKey, false);
+        if (!placed) return propagate(placed);
+        if (placed->kvs.empty()) {
             if (attempt > 0) return node;  // unassigned meanwhile (or our own delete, retried)
             return fail("task " + quote(task) + " is not assigned");
         }
-        node = it->node;
+        auto p = decodePlacement(placed->kvs[0].value);
+        if (!p) return propagate(p, "task " + quote(task) + ": " + quote(indexKey));
+        node = p->node;
+        const std::string nodeTasksPrefix = nodePrefix(node) + "tasks/";
+        std::int64_t scanned = 0;
+        auto mine = nodeTasks(node, &scanned);
+        if (!mine) return propagate(mine);
         std::set<std::string> used;
-        for (const auto& a : *all)
-            if (a.node == node && a.task != task) used.insert(a.sources.begin(), a.sources.end());
-        json ops = json::array({txnDelete(taskKey(node, task))});
-        for (const auto& name : it->sources)
-            if (!used.count(name)) ops.push_back(txnDelete(nodeSecretKey(node, name)));
+        std::vector<std::string> sources;
+        for (const auto& a : *mine) {
+            if (a.task.task == task)
+                sources = a.sources;
+            else
+                used.insert(a.sources.begin(), a.sources.end());
+        }
+        if (auto refs = mountfs::parseSecretRefs(p->task.secrets))
+            for (const auto& name : sourcesOf(*refs))
+                if (std::find(sources.begin(), sources.end(), name) == sources.end()) sources.push_back(name);
+        std::vector<json> ops = {txnDelete(taskKey(node, task)), txnDelete(indexKey)};
+        for (const auto& name : sources)
+            if (!used.count(name)) ops.push_back(txnDelete(nodeSecretPrefix(node, name), true));
         // A task assigned to this node meanwhile may need a copy deleted here.
+        const json compares = {txnModRevision(indexKey, placed->kvs[0].modRevision),
+                               txnUnchangedSince(nodeTasksPrefix, scanned)};
+        if (fits(ops)) {
+            beforeCommit();
+            auto w = client_->txn({{"compare", compares}, {"success", ops}, {"failure", json::array()}});
+            if (!w) return propagate(w);
+            if (w->succeeded) return node;
+            continue;
+        }
         beforeCommit();
         auto w = client_->txn(
-            {{"compare", {txnUnchangedSince(nodePrefix(node), scanned)}}, {"success", ops}, {"failure", json::array()}});
+            {{"compare", compares}, {"success", {ops[0], ops[1]}}, {"failure", json::array()}});
         if (!w) return propagate(w);
-        if (w->succeeded) return node;
+        if (!w->succeeded) continue;
+        auto deleted = writeBatches(json::array({txnUnchangedSince(nodeTasksPrefix, w->revision)}),
+                                    std::vector<json>(ops.begin() + 2, ops.end()));
+        if (!deleted) return propagate(deleted);
+        return node;
     }
     return fail("task " + quote(task) + ": the node's assignments kept changing (" + std::to_string(kAttempts) +
                 " attempts); run the command again");
@@ -461,9 +680,12 @@ Result<json> ClusterAdmin::listTasks() {
     auto all = assignments();
     if (!all) return propagate(all);
     json out = json::array();
-    for (const auto& a : *all)
-        out.push_back({{"task", a.task}, {"node", a.node}, {"secrets", a.secrets}, {"identity", a.identity},
-                       {"max_containers", a.maxContainers}});
+    for (const auto& a : *all) {
+        json entry = {{"task", a.task.task}, {"node", a.node}, {"secrets", a.task.secrets},
+                      {"identity", a.task.identity.text()}, {"max_containers", a.task.maxContainers}};
+        if (!a.trusted) entry["trusted"] = false;  // not signed by a key this admin trusts
+        out.push_back(std::move(entry));
+    }
     return out;
 }
 

@@ -10,8 +10,10 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -73,20 +75,38 @@ public:
     // concurrent admin command here to check the guards.
     void setBeforeCommit(std::function<void()> hook) { beforeCommit_ = std::move(hook); }
 
+    // etcd's limits for one transaction are 128 operations and 1.5 MiB
+    // (its defaults: --max-txn-ops, --max-request-bytes); a write that
+    // needs more goes in batches of at most `ops` operations and `bytes`
+    // bytes (of their JSON form, which is above their size on the wire).
+    // Tests set them low to make batches out of a few nodes.
+    void setBatchLimits(std::size_t ops, std::size_t bytes) {
+        batchOps_ = ops;
+        batchBytes_ = bytes;
+    }
+
 private:
     struct Assignment {
         std::string node;
-        std::string task;
-        std::string secrets;  // the specs
+        cluster::TaskAssignment task;
         std::vector<std::string> sources;
-        std::string identity;  // the binding's rule
-        std::uint32_t maxContainers = 1;
-        std::uint64_t serial = 0;
+        std::uint64_t serial = 0;  // of the record read
+        bool trusted = false;      // signed by a key this admin trusts
     };
     // The node's etcd user and its signed registration (addNode).
     Result<void> registerNode(const std::string& node, const cluster::PublicKey& publicKey, bool replace);
-    // Every task under /secretshim/nodes/, and the revision of that read.
+    // Every task's placement (/secretshim/tasks/), and the revision of that
+    // read.
     Result<std::vector<Assignment>> assignments(std::int64_t* revision = nullptr);
+    // A node's task records, and the revision of that read.
+    Result<std::vector<Assignment>> nodeTasks(const std::string& node, std::int64_t* revision = nullptr);
+    // The nodes' public keys (each registration signed by a trusted key).
+    Result<std::map<std::string, std::string>> publicKeys(const std::set<std::string>& nodes);
+    // Whether `ops` fit in one transaction.
+    bool fits(const std::vector<nlohmann::json>& ops) const;
+    // Sends `ops` in as many transactions as the limits need, each guarded
+    // by `compares`. False when a guard failed (what was sent before stays).
+    Result<bool> writeBatches(const nlohmann::json& compares, const std::vector<nlohmann::json>& ops);
     Result<const cluster::ClusterKey*> clusterKey();
     Result<const cluster::AdminSigningKey*> signingKey();
     // A node's public key from its registration, if an admin signed it:
@@ -102,6 +122,8 @@ private:
     std::optional<cluster::AdminSigningKey> signer_;
     cluster::TrustedKeys trusted_;
     std::function<void()> beforeCommit_;
+    std::size_t batchOps_ = 100;
+    std::size_t batchBytes_ = 1 << 20;
 };
 
 }  // namespace secretshim::cluster

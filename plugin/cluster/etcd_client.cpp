@@ -249,8 +249,10 @@ Result<WriteResult> EtcdClient::txn(const json& body) {
     WriteResult w;
     w.revision = r->header().revision();
     w.succeeded = r->succeeded();
-    for (const auto& op : r->responses())
+    for (const auto& op : r->responses()) {
         if (op.has_response_range()) w.ranges.push_back(decodeRange(op.response_range()));
+        if (op.has_response_delete_range()) w.deleted += op.response_delete_range().deleted();
+    }
     return w;
 }
 
@@ -263,18 +265,20 @@ Result<void> EtcdClient::compact(std::int64_t revision) {
     return {};
 }
 
-Result<void> EtcdClient::ensureReader(const std::string& user, const std::string& prefix) {
+Result<void> EtcdClient::ensureReader(const std::string& user, const std::vector<std::string>& prefixes) {
     // etcd refuses to add what exists (FAILED_PRECONDITION, "... already
     // exists"); granting again what is granted is no error.
     pb::AuthRoleAddRequest role;
     role.set_name(user);
     if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::RoleAdd, role); !okOr(r, "already exists")) return propagate(r);
-    pb::AuthRoleGrantPermissionRequest grant;
-    grant.set_name(user);
-    grant.mutable_perm()->set_permtype(pb::Permission::READ);
-    grant.mutable_perm()->set_key(prefix);
-    grant.mutable_perm()->set_range_end(prefixEnd(prefix));
-    if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::RoleGrantPermission, grant); !r) return propagate(r);
+    for (const auto& prefix : prefixes) {
+        pb::AuthRoleGrantPermissionRequest grant;
+        grant.set_name(user);
+        grant.mutable_perm()->set_permtype(pb::Permission::READ);
+        grant.mutable_perm()->set_key(prefix);
+        grant.mutable_perm()->set_range_end(prefixEnd(prefix));
+        if (auto r = impl_->call<pb::Auth>(&pb::Auth::Stub::RoleGrantPermission, grant); !r) return propagate(r);
+    }
     pb::AuthUserAddRequest add;
     add.set_name(user);
     add.mutable_options()->set_no_password(true);
@@ -307,7 +311,7 @@ void EtcdClient::interruptWatch() {
 // silence allowed, the watch asks for progress (etcd 3.4+ answers at once
 // with its revision), and a member silent for all of it is left. No server
 // flag is needed, and an idle watch costs one small message per probe.
-WatchEnd EtcdClient::watch(const std::string& prefix, std::int64_t startRevision,
+WatchEnd EtcdClient::watch(const std::vector<std::string>& prefixes, std::int64_t startRevision,
                            const std::function<void(const WatchMessage&)>& onMessage, const std::atomic<bool>& stop) {
     Impl& impl = *impl_;
     const std::size_t n = impl.endpoints.size();
@@ -342,11 +346,14 @@ WatchEnd EtcdClient::watch(const std::string& prefix, std::int64_t startRevision
     if (stop.load()) return {WatchEnd::Reason::stopped, 0, "stopped"};
     const auto stub = pb::Watch::NewStub(impl.channels[index]);
     auto stream = stub->Watch(&ctx);
-    pb::WatchRequest create;
-    create.mutable_create_request()->set_key(prefix);
-    create.mutable_create_request()->set_range_end(prefixEnd(prefix));
-    create.mutable_create_request()->set_progress_notify(true);
-    if (startRevision > 0) create.mutable_create_request()->set_start_revision(startRevision);
+    std::vector<pb::WatchRequest> creates(prefixes.size());
+    for (std::size_t i = 0; i < prefixes.size(); ++i) {
+        auto& create = *creates[i].mutable_create_request();
+        create.set_key(prefixes[i]);
+        create.set_range_end(prefixEnd(prefixes[i]));
+        create.set_progress_notify(true);
+        if (startRevision > 0) create.set_start_revision(startRevision);
+    }
 
     // The prober: the only writer once the create request is sent. It
     // watches the clock from the start: a member that hangs in the TLS
@@ -395,7 +402,9 @@ WatchEnd EtcdClient::watch(const std::string& prefix, std::int64_t startRevision
         return stream->Finish();
     };
 
-    if (!stream->Write(create)) {
+    bool written = true;
+    for (const auto& create : creates) written = written && stream->Write(create);
+    if (!written) {
         const grpc::Status status = finish(true);
         if (stop.load()) return {WatchEnd::Reason::stopped, 0, "stopped"};
         if (silent.load())
@@ -456,6 +465,10 @@ json txnDelete(const std::string& key, bool prefix) {
     json r = {{"key", base64Encode(key)}};
     if (prefix) r["range_end"] = base64Encode(prefixEnd(key));
     return {{"request_delete_range", r}};
+}
+
+json txnDeleteRange(const std::string& key, const std::string& end) {
+    return {{"request_delete_range", {{"key", base64Encode(key)}, {"range_end", base64Encode(end)}}}};
 }
 
 json txnRange(const std::string& key, bool prefix) {

@@ -59,16 +59,17 @@ public:
     Result<void> compact(std::int64_t revision);
     // Makes `user` an etcd user without a password (the client certificate
     // whose CN it is authenticates it) with a role of the same name that may
-    // read the keys under `prefix` and nothing else; keeps what exists.
-    Result<void> ensureReader(const std::string& user, const std::string& prefix);
+    // read the keys under `prefixes` and nothing else; keeps what exists.
+    Result<void> ensureReader(const std::string& user, const std::vector<std::string>& prefixes);
     // Deletes that user and its role; what is gone already is no error.
     Result<void> removeReader(const std::string& user);
 
-    // Watches `prefix` from `startRevision`, calling `onMessage` for each
-    // message (events, progress) until the stream ends, `stop` turns true,
-    // or the member is silent too long. Starts on the preferred endpoint;
-    // after a failure the next call starts on the next one.
-    WatchEnd watch(const std::string& prefix, std::int64_t startRevision,
+    // Watches the keys under `prefixes` from `startRevision` (one stream,
+    // a watcher each), calling `onMessage` for each message (events,
+    // progress) until the stream ends, `stop` turns true, or the member is
+    // silent too long. Starts on the preferred endpoint; after a failure the
+    // next call starts on the next one.
+    WatchEnd watch(const std::vector<std::string>& prefixes, std::int64_t startRevision,
                    const std::function<void(const WatchMessage&)>& onMessage, const std::atomic<bool>& stop);
     // Ends a watch running in another thread (closes its socket).
     void interruptWatch();
@@ -89,6 +90,7 @@ private:
 std::string prefixEnd(const std::string& prefix);
 nlohmann::json txnPut(const std::string& key, const std::string& value);
 nlohmann::json txnDelete(const std::string& key, bool prefix = false);
+nlohmann::json txnDeleteRange(const std::string& key, const std::string& end);  // [key, end)
 nlohmann::json txnRange(const std::string& key, bool prefix = false);
 // compare: the key's create_revision == 0 (absent), or mod_revision == rev.
 nlohmann::json txnAbsent(const std::string& key);

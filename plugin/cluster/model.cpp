@@ -163,6 +163,24 @@ std::string signedMessage(std::string_view key, const NodeRegistration& r) {
     return m;
 }
 
+std::string signedMessage(std::string_view key, const Published& p) {
+    std::string m = messageStart("published version", key, p.sig);
+    addField(m, p.id);
+    addField(m, std::to_string(p.version));
+    return m;
+}
+
+std::string signedMessage(std::string_view key, const TaskPlacement& p) {
+    std::string m = messageStart("task placement", key, p.sig);
+    addField(m, p.node);
+    addField(m, p.task.task);
+    addField(m, p.task.secrets);
+    addField(m, p.task.identity.text());
+    addField(m, std::to_string(p.task.maxContainers));
+    addField(m, std::to_string(p.task.signal));
+    return m;
+}
+
 Result<void> checkName(std::string_view kind, std::string_view name) {
     if (kind == "secret") return mountfs::checkSecretName(name);
     const std::string what(kind);
@@ -182,9 +200,17 @@ Result<void> checkName(std::string_view kind, std::string_view name) {
 std::string nodesPrefix() { return join(kRoot, "nodes/"); }
 std::string nodePrefix(std::string_view node) { return join(nodesPrefix(), node, "/"); }
 std::string taskKey(std::string_view node, std::string_view task) { return join(nodePrefix(node), "tasks/", task); }
-std::string nodeSecretKey(std::string_view node, std::string_view name) {
-    return join(nodePrefix(node), "secrets/", name);
+std::string nodeSecretPrefix(std::string_view node, std::string_view name) {
+    return join(nodePrefix(node), "secrets/", join(name, "/"));
 }
+std::string nodeSecretKey(std::string_view node, std::string_view name, std::uint64_t version) {
+    std::string digits = std::to_string(version);
+    return nodeSecretPrefix(node, name) + std::string(kVersionDigits - digits.size(), '0') + digits;
+}
+std::string publishedPrefix() { return join(kRoot, "published/"); }
+std::string publishedKey(std::string_view id) { return join(publishedPrefix(), id); }
+std::string tasksPrefix() { return join(kRoot, "tasks/"); }
+std::string taskIndexKey(std::string_view task) { return join(tasksPrefix(), task); }
 std::string mastersPrefix() { return join(kRoot, "secrets/"); }
 std::string masterKey(std::string_view name) { return join(mastersPrefix(), name); }
 std::string registrationsPrefix() { return join(kRoot, "registry/"); }
@@ -204,12 +230,23 @@ Result<NodeKeyRef> parseNodeKey(std::string_view key) {
     if (slash2 == std::string_view::npos) return fail("key " + quote(key) + ": no record kind");
     const std::string_view kind = rest.substr(0, slash2);
     ref.name = std::string(rest.substr(slash2 + 1));
-    if (kind == "tasks")
+    if (kind == "tasks") {
         ref.kind = NodeKeyRef::Kind::task;
-    else if (kind == "secrets")
+    } else if (kind == "secrets") {
+        // <name>/<version>: kVersionDigits decimal digits (one key per
+        // version, spelled one way).
         ref.kind = NodeKeyRef::Kind::secret;
-    else
+        const auto slash3 = ref.name.find('/');
+        if (slash3 == std::string::npos) return fail("key " + quote(key) + ": no version");
+        const std::string_view digits = std::string_view(ref.name).substr(slash3 + 1);
+        const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), ref.version);
+        if (digits.size() != kVersionDigits || ec != std::errc() || end != digits.data() + digits.size() ||
+            ref.version == 0)
+            return fail("key " + quote(key) + ": invalid version " + quote(digits));
+        ref.name.resize(slash3);
+    } else {
         return fail("key " + quote(key) + ": unknown record kind " + quote(kind));
+    }
     if (auto ok = checkName(ref.kind == NodeKeyRef::Kind::task ? "task" : "secret", ref.name); !ok)
         return fail("key " + quote(key) + ": " + ok.error().message);
     return ref;
@@ -231,26 +268,35 @@ std::string encodeTask(const TaskAssignment& t) {
     return j.dump();
 }
 
-Result<TaskAssignment> decodeTask(std::string_view text) {
-    auto j = parseObject(text, "task record");
-    if (!j) return propagate(j);
+namespace {
+
+// A task's fields (a node's task record, or an admin's placement of it).
+Result<TaskAssignment> taskFrom(const json& j, const char* what) {
     TaskAssignment t;
-    if (!getString(*j, "task", t.task) || !checkName("task", t.task)) return badField("task record", "task");
-    if (!getString(*j, "secrets", t.secrets)) return badField("task record", "secrets");
+    if (!getString(j, "task", t.task) || !checkName("task", t.task)) return badField(what, "task");
+    if (!getString(j, "secrets", t.secrets)) return badField(what, "secrets");
     // No identity, no container: a task record from before bindings existed
     // reaches nobody until it is assigned again.
     std::string identity;
-    if (!getString(*j, "identity", identity)) return badField("task record", "identity");
+    if (!getString(j, "identity", identity)) return badField(what, "identity");
     auto rule = parseBinding(identity);
-    if (!rule) return fail("task record: " + rule.error().message);
+    if (!rule) return fail(std::string(what) + ": " + rule.error().message);
     t.identity = std::move(*rule);
-    if (j->contains("max_containers") && (!getInt(*j, "max_containers", t.maxContainers) || t.maxContainers == 0 ||
-                                          t.maxContainers > kMaxContainersLimit))
-        return badField("task record", "max_containers");
-    if (j->contains("signal") && (!getInt(*j, "signal", t.signal) || t.signal < 0 || t.signal > 64))
-        return badField("task record", "signal");
-    if (auto ok = signedFrom(*j, "task record", t.sig); !ok) return propagate(ok);
+    if (j.contains("max_containers") && (!getInt(j, "max_containers", t.maxContainers) || t.maxContainers == 0 ||
+                                         t.maxContainers > kMaxContainersLimit))
+        return badField(what, "max_containers");
+    if (j.contains("signal") && (!getInt(j, "signal", t.signal) || t.signal < 0 || t.signal > 64))
+        return badField(what, "signal");
+    if (auto ok = signedFrom(j, what, t.sig); !ok) return propagate(ok);
     return t;
+}
+
+}  // namespace
+
+Result<TaskAssignment> decodeTask(std::string_view text) {
+    auto j = parseObject(text, "task record");
+    if (!j) return propagate(j);
+    return taskFrom(*j, "task record");
 }
 
 std::string encodeNodeSecret(const NodeSecret& s) {
@@ -275,10 +321,11 @@ Result<NodeSecret> decodeNodeSecret(std::string_view text) {
 }
 
 std::string encodeMaster(const MasterSecret& s) {
-    return json{{"name", s.name},       {"id", s.id},     {"version", s.version},
-                {"created", s.created}, {"updated", s.updated}, {"size", s.size},
-                {"sealed", sealedJson(s.sealed)}}
-        .dump();
+    json j = {{"name", s.name},       {"id", s.id},           {"version", s.version},
+              {"created", s.created}, {"updated", s.updated}, {"size", s.size},
+              {"sealed", sealedJson(s.sealed)}};
+    if (s.staging != 0) j["staging"] = s.staging;
+    return j.dump();
 }
 
 Result<MasterSecret> decodeMaster(std::string_view text) {
@@ -292,6 +339,7 @@ Result<MasterSecret> decodeMaster(std::string_view text) {
     if (!getInt(*j, "created", s.created)) return badField(what, "created");
     if (!getInt(*j, "updated", s.updated)) return badField(what, "updated");
     if (!getInt(*j, "size", s.size)) return badField(what, "size");
+    if (j->contains("staging") && !getInt(*j, "staging", s.staging)) return badField(what, "staging");
     auto sealed = sealedFrom(*j, what, false);
     if (!sealed) return propagate(sealed);
     s.sealed = std::move(*sealed);
@@ -313,6 +361,46 @@ Result<NodeRegistration> decodeRegistration(std::string_view text) {
     if (!getBytes(*j, "public_key", r.publicKey) || r.publicKey.size() != 32) return badField(what, "public_key");
     if (auto ok = signedFrom(*j, what, r.sig); !ok) return propagate(ok);
     return r;
+}
+
+std::string encodePublished(const Published& p) {
+    json j = {{"id", p.id}, {"version", p.version}};
+    addSigned(j, p.sig);
+    return j.dump();
+}
+
+Result<Published> decodePublished(std::string_view text) {
+    constexpr const char* what = "published version";
+    auto j = parseObject(text, what);
+    if (!j) return propagate(j);
+    Published p;
+    if (!getString(*j, "id", p.id) || p.id.empty() || p.id.size() > 64) return badField(what, "id");
+    if (!getInt(*j, "version", p.version) || p.version == 0) return badField(what, "version");
+    if (auto ok = signedFrom(*j, what, p.sig); !ok) return propagate(ok);
+    return p;
+}
+
+std::string encodePlacement(const TaskPlacement& p) {
+    TaskAssignment bare = p.task;
+    bare.sig = {};
+    json j = json::parse(encodeTask(bare));
+    j["node"] = p.node;
+    addSigned(j, p.sig);
+    return j.dump();
+}
+
+Result<TaskPlacement> decodePlacement(std::string_view text) {
+    constexpr const char* what = "task placement";
+    auto j = parseObject(text, what);
+    if (!j) return propagate(j);
+    auto t = taskFrom(*j, what);  // its signature is the placement's
+    if (!t) return propagate(t);
+    TaskPlacement p;
+    if (!getString(*j, "node", p.node) || !checkName("node", p.node)) return badField(what, "node");
+    p.sig = t->sig;
+    p.task = std::move(*t);
+    p.task.sig = {};
+    return p;
 }
 
 }  // namespace secretshim::cluster

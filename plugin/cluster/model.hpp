@@ -22,22 +22,34 @@ inline constexpr std::size_t kMaxNameLength = 128;
 // the thing in the error ("node").
 Result<void> checkName(std::string_view kind, std::string_view name);
 
-// Everything a node may read (its etcd role covers exactly this prefix).
+// What a node may read (its etcd role covers exactly these prefixes): its
+// own, and the published versions.
 std::string nodePrefix(std::string_view node);             // /secretshim/nodes/<node>/
 std::string taskKey(std::string_view node, std::string_view task);        // .../tasks/<task>
-std::string nodeSecretKey(std::string_view node, std::string_view name);  // .../secrets/<name>
+std::string nodeSecretPrefix(std::string_view node, std::string_view name);  // .../secrets/<name>/
+std::string nodeSecretKey(std::string_view node, std::string_view name, std::uint64_t version);  // .../<version>
+std::string publishedPrefix();                            // /secretshim/published/
+std::string publishedKey(std::string_view id);            // /secretshim/published/<secret id>
 // Admin only.
 std::string nodesPrefix();                                // /secretshim/nodes/
+std::string tasksPrefix();                                // /secretshim/tasks/
+std::string taskIndexKey(std::string_view task);          // /secretshim/tasks/<task>
 std::string masterKey(std::string_view name);             // /secretshim/secrets/<name>
 std::string mastersPrefix();                              // /secretshim/secrets/
 std::string registrationKey(std::string_view node);       // /secretshim/registry/<node>
 std::string registrationsPrefix();                        // /secretshim/registry/
 
+// A copy's key names its version in 20 digits, so that the keys of a
+// secret's versions sort as the versions do: one range delete takes every
+// version below one.
+inline constexpr std::size_t kVersionDigits = 20;
+
 // What a key under some node's prefix is.
 struct NodeKeyRef {
     enum class Kind { task, secret } kind = Kind::task;
     std::string node;
-    std::string name;  // the task id or the secret name
+    std::string name;           // the task id or the secret name
+    std::uint64_t version = 0;  // a copy's version (secret keys)
 };
 Result<NodeKeyRef> parseNodeKey(std::string_view key);
 
@@ -89,6 +101,28 @@ struct NodeSecret {
     Signed sig;
 };
 
+// published/<id>: the version of a secret that nodes use. A rotation writes
+// every node's copy of the new version first (in as many transactions as
+// etcd's limits need), then moves this pointer, with the master, in one
+// transaction: every node switches at that revision, and an admin who
+// stops before leaves every node on the old version. Keyed by the secret's
+// id, not its name: every node may read every pointer.
+struct Published {
+    std::string id;
+    std::uint64_t version = 0;
+    Signed sig;
+};
+
+// tasks/<task>: where a task is placed, and its assignment (the admin's
+// index: a command reads the tasks, not every node's copies). Signed like
+// the node's record, so that a planted entry cannot make an admin seal a
+// secret to a node of someone's choosing.
+struct TaskPlacement {
+    std::string node;
+    TaskAssignment task;  // its own sig unused: the placement is signed
+    Signed sig;
+};
+
 // secrets/<name>: the admin's master copy under the cluster key.
 struct MasterSecret {
     std::string name;
@@ -98,6 +132,11 @@ struct MasterSecret {
     std::int64_t updated = 0;  // unix seconds of this version
     std::uint64_t size = 0;
     SealedValue sealed;
+    // A rotation to this version is writing the nodes' copies (0: none).
+    // Writing it changes the master's mod_revision, which every write of
+    // that rotation compares: the last admin to start one is the only one
+    // whose copies land; a rotation that stopped is taken over by the next.
+    std::uint64_t staging = 0;
 };
 
 // registry/<node>: a node's X25519 public key (raw 32 bytes).
@@ -112,6 +151,8 @@ struct NodeRegistration {
 std::string signedMessage(std::string_view key, const TaskAssignment& task);
 std::string signedMessage(std::string_view key, const NodeSecret& secret);
 std::string signedMessage(std::string_view key, const NodeRegistration& reg);
+std::string signedMessage(std::string_view key, const Published& published);
+std::string signedMessage(std::string_view key, const TaskPlacement& placement);
 
 std::string encodeTask(const TaskAssignment& task);
 Result<TaskAssignment> decodeTask(std::string_view json);
@@ -121,5 +162,9 @@ std::string encodeMaster(const MasterSecret& secret);
 Result<MasterSecret> decodeMaster(std::string_view json);
 std::string encodeRegistration(const NodeRegistration& reg);
 Result<NodeRegistration> decodeRegistration(std::string_view json);
+std::string encodePublished(const Published& published);
+Result<Published> decodePublished(std::string_view json);
+std::string encodePlacement(const TaskPlacement& placement);
+Result<TaskPlacement> decodePlacement(std::string_view json);
 
 }  // namespace secretshim::cluster

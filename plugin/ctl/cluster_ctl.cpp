@@ -190,6 +190,8 @@ int ClusterCli::keygen() {
     const std::string current(kNodeKeyPairFile), next(kNextNodeKeyPairFile);
     if (promoteKey_) {
         auto pair = NodeKeyPair::load(stateDir_, next);
+        if (!pair && pair.error().code == ENOENT)
+            return failed(fail(pair.error().message + " (make it first: secretshimctl node keygen --rotate)").value());
         if (!pair) return failed(pair.error());
         if (::rename((stateDir_ + "/" + next).c_str(), (stateDir_ + "/" + current).c_str()) != 0)
             return failed(failErrno("promoting " + stateDir_ + "/" + next).value());
@@ -316,11 +318,16 @@ int ClusterCli::listSecrets(ClusterAdmin& admin, CLI::App* ls, CLI::App* inspect
         return 0;
     }
     std::printf("%-32s %-32s %7s %10s  %-20s %s\n", "NAME", "ID", "VERSION", "SIZE", "UPDATED", "TASKS");
-    for (const auto& s : *list)
-        std::printf("%-32s %-32s %7llu %10llu  %-20s %zu\n", stringField(s, "name").c_str(),
+    // A rotation under way, or one that stopped before its switch: the
+    // next `secret rotate` takes it over.
+    for (const auto& s : *list) {
+        const std::uint64_t staging = uintField(s, "staging");
+        std::printf("%-32s %-32s %7llu %10llu  %-20s %zu%s\n", stringField(s, "name").c_str(),
                     stringField(s, "id").c_str(), static_cast<unsigned long long>(uintField(s, "version")),
                     static_cast<unsigned long long>(uintField(s, "size")), isoTime(intField(s, "updated")).c_str(),
-                    anyField(s, "tasks").size());
+                    anyField(s, "tasks").size(),
+                    staging ? ("  (rotating to version " + std::to_string(staging) + ")").c_str() : "");
+    }
     return 0;
 }
 
@@ -354,8 +361,9 @@ int ClusterCli::listTasks(ClusterAdmin& admin) {
     }
     std::printf("%-32s %-24s %-40s %s\n", "TASK", "NODE", "IDENTITY", "SECRETS");
     for (const auto& t : *list)
-        std::printf("%-32s %-24s %-40s %s\n", stringField(t, "task").c_str(), stringField(t, "node").c_str(),
-                    stringField(t, "identity").c_str(), stringField(t, "secrets").c_str());
+        std::printf("%-32s %-24s %-40s %s%s\n", stringField(t, "task").c_str(), stringField(t, "node").c_str(),
+                    stringField(t, "identity").c_str(), stringField(t, "secrets").c_str(),
+                    t.contains("trusted") ? "  (placement not signed by a trusted admin key)" : "");
     return 0;
 }
 

@@ -8,13 +8,17 @@
 //     master's current version.
 // Without the range guards (`txnUnchangedSince`), `secret rm` deletes a
 // secret that the racing `task assign` has just granted.
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cstdlib>
 #include <chrono>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -39,21 +43,9 @@ using secretshim::cluster::ClusterAdmin;
 namespace {
 
 std::unique_ptr<EtcdClient> rootClient() {
-    const std::string pki = env("ETCD_PKI");
-    EtcdSettings s;
-    std::stringstream in(env("ETCD_ENDPOINTS"));
-    for (std::string e; std::getline(in, e, ',');) s.endpoints.push_back(e);
-    s.caFile = pki + "/ca.crt";
-    s.certFile = pki + "/admin.crt";
-    s.keyFile = pki + "/admin.key";
-    auto c = EtcdClient::create(std::move(s));
+    auto c = cluster_test::rootClient();
     REQUIRE_MESSAGE(c.has_value(), (c ? "" : c.error().message));
     return std::move(*c);
-}
-
-const std::string& clusterKeyPath() {
-    static const std::string path = env("ETCD_DIR") + "/race-cluster.key";
-    return path;
 }
 
 // A task bound to containers started by root, with the given specs.
@@ -67,7 +59,7 @@ Result<void> assign(ClusterAdmin& admin, const std::string& task, const std::str
 // The admin's Ed25519 signing key, made once per cluster (as `openssl
 // genpkey -algorithm ed25519` makes it).
 AdminSigningKey signingKey() {
-    const std::string path = env("ETCD_DIR") + "/race-signing.key";
+    const std::string path = cluster_test::raceSigningKeyPath();
     if (::access(path.c_str(), F_OK) != 0) REQUIRE(secretshim::test::writeEd25519Key(path));
     auto key = AdminSigningKey::load(path);
     REQUIRE_MESSAGE(key.has_value(), (key ? "" : key.error().message));
@@ -75,7 +67,7 @@ AdminSigningKey signingKey() {
 }
 
 std::unique_ptr<ClusterAdmin> admin() {
-    auto key = ClusterKey::loadOrCreate(clusterKeyPath());
+    auto key = ClusterKey::loadOrCreate(cluster_test::raceClusterKeyPath());
     REQUIRE_MESSAGE(key.has_value(), (key ? "" : key.error().message));
     return std::make_unique<ClusterAdmin>(rootClient(), std::move(*key), signingKey());
 }
@@ -104,37 +96,56 @@ void reset() {
     }
 }
 
-// The invariants; returns "" or what is broken.
+// The invariants; returns "" or what is broken: every task a node holds
+// uses secrets that exist, published at the master's version, of which the
+// node holds a copy at that version; every task record has its placement.
 std::string broken() {
     auto masters = checker().range(mastersPrefix(), true);
     auto nodes = checker().range(nodesPrefix(), true);
+    auto published = checker().range(publishedPrefix(), true);
+    auto placements = checker().range(tasksPrefix(), true);
     REQUIRE(masters.has_value());
     REQUIRE(nodes.has_value());
-    std::map<std::string, std::uint64_t> version;
+    REQUIRE(published.has_value());
+    REQUIRE(placements.has_value());
+    std::map<std::string, MasterSecret> master;
     for (const auto& kv : masters->kvs)
-        if (auto m = decodeMaster(kv.value)) version[m->name] = m->version;
-    std::map<std::string, std::uint64_t> copies;  // node/name -> version
+        if (auto m = decodeMaster(kv.value)) master[m->name] = *m;
+    std::map<std::string, std::uint64_t> pointer;  // id -> version
+    for (const auto& kv : published->kvs)
+        if (auto p = decodePublished(kv.value)) pointer[p->id] = p->version;
+    std::map<std::string, std::string> placed;  // task -> node
+    for (const auto& kv : placements->kvs)
+        if (auto p = decodePlacement(kv.value)) placed[p->task.task] = p->node;
+    std::set<std::string> copies;  // node/name/version
     for (const auto& kv : nodes->kvs) {
         auto ref = parseNodeKey(kv.key);
         if (ref && ref->kind == NodeKeyRef::Kind::secret)
-            if (auto s = decodeNodeSecret(kv.value)) copies[ref->node + "/" + s->name] = s->version;
+            copies.insert(ref->node + "/" + ref->name + "/" + std::to_string(ref->version));
     }
+    std::size_t tasks = 0;
     for (const auto& kv : nodes->kvs) {
         auto ref = parseNodeKey(kv.key);
         if (!ref || ref->kind != NodeKeyRef::Kind::task) continue;
+        ++tasks;
+        if (placed[ref->name] != ref->node) return "task " + ref->name + " on " + ref->node + " has no placement there";
         auto task = decodeTask(kv.value);
         REQUIRE(task.has_value());
         auto refs = mountfs::parseSecretRefs(task->secrets);
         REQUIRE(refs.has_value());
         for (const auto& r : *refs) {
-            if (!version.count(r.source)) return "task " + ref->name + " references missing secret " + r.source;
-            const auto copy = copies.find(ref->node + "/" + r.source);
-            if (copy == copies.end()) return "task " + ref->name + ": no copy of " + r.source + " on " + ref->node;
-            if (copy->second != version[r.source])
-                return "task " + ref->name + ": the copy of " + r.source + " on " + ref->node + " is at version " +
-                       std::to_string(copy->second) + ", the master at " + std::to_string(version[r.source]);
+            const auto m = master.find(r.source);
+            if (m == master.end()) return "task " + ref->name + " references missing secret " + r.source;
+            const std::uint64_t version = m->second.version;
+            if (pointer[m->second.id] != version)
+                return "secret " + r.source + " is published at version " + std::to_string(pointer[m->second.id]) +
+                       ", the master at " + std::to_string(version);
+            if (!copies.count(ref->node + "/" + r.source + "/" + std::to_string(version)))
+                return "task " + ref->name + ": no copy of " + r.source + " version " + std::to_string(version) +
+                       " on " + ref->node;
         }
     }
+    if (placed.size() != tasks) return std::to_string(placed.size()) + " placements for " + std::to_string(tasks) + " tasks";
     return "";
 }
 
@@ -214,6 +225,121 @@ TEST_CASE("two assigns of one task to two nodes at once: one of them is refused"
     REQUIRE_FALSE(assigned.has_value());
     CHECK(assigned.error().message.find("assigned to node \"node-2\"") != std::string::npos);
     CHECK(broken() == "");
+}
+
+namespace {
+
+// The versions of `name` that `node` holds a copy of.
+std::set<std::uint64_t> versionsOn(const std::string& node, const std::string& name) {
+    auto r = checker().range(nodeSecretPrefix(node, name), true);
+    REQUIRE(r.has_value());
+    std::set<std::uint64_t> out;
+    for (const auto& kv : r->kvs)
+        if (auto ref = parseNodeKey(kv.key)) out.insert(ref->version);
+    return out;
+}
+
+MasterSecret masterOf(const std::string& name) {
+    auto r = checker().range(masterKey(name), false);
+    REQUIRE(r.has_value());
+    REQUIRE(r->kvs.size() == 1);
+    auto m = decodeMaster(r->kvs[0].value);
+    REQUIRE(m.has_value());
+    return *m;
+}
+
+// tests/cluster/rotate_killed next to this program: a rotation of `name`
+// in batches of `ops` operations, SIGKILLed before its `killAt`-th
+// transaction. Whether it died of that signal.
+bool rotateKilled(const std::string& name, const std::string& text, int ops, int killAt) {
+    char self[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", self, sizeof self - 1);
+    REQUIRE(n > 0);
+    std::string dir(self, static_cast<std::size_t>(n));
+    dir.resize(dir.rfind('/'));
+    const std::string command = dir + "/rotate_killed " + name + " " + text + " " + std::to_string(ops) + " " +
+                                std::to_string(killAt) + " >/dev/null 2>&1";
+    const int status = std::system(command.c_str());
+    // system(3) runs it under sh: a child killed by a signal makes sh exit 128 + it.
+    return WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGKILL;
+}
+
+}  // namespace
+
+TEST_CASE("a rotation in batches, the admin killed before the switch and after it: nodes stay on one version") {
+    reset();
+    auto a = admin();
+    std::vector<std::string> nodes = {"node-1", "node-2"};
+    for (const char* extra : {"node-3", "node-4", "node-5"}) {
+        auto pair = NodeKeyPair::generate();
+        REQUIRE(pair.has_value());
+        REQUIRE(a->addNode(extra, pair->publicKey()).has_value());
+        nodes.push_back(extra);
+    }
+    REQUIRE(a->createSecret("db", value("kill-value-1")).has_value());
+    for (std::size_t i = 0; i < nodes.size(); ++i) REQUIRE(assign(*a, "t" + std::to_string(i), nodes[i], "db").has_value());
+    REQUIRE(broken() == "");
+
+    // Batches of 2: transaction 1 is the claim, 2 to 4 the five copies,
+    // 5 the switch, 6 to 8 the old copies' deletes. Killed before the
+    // second batch of copies: two nodes hold version 2, none uses it.
+    REQUIRE(rotateKilled("db", "kill-value-2", 2, 3));
+    CHECK(broken() == "");  // every node on version 1, published
+    CHECK(masterOf("db").version == 1);
+    CHECK(masterOf("db").staging == 2);
+    std::size_t staged = 0;
+    for (const auto& node : nodes) {
+        const auto held = versionsOn(node, "db");
+        CHECK(held.count(1) == 1);
+        staged += held.count(2);
+    }
+    CHECK(staged == 2);
+
+    // The next rotation takes the claim over and writes every node's copy.
+    auto version = a->rotateSecret("db", value("kill-value-3"));
+    REQUIRE_MESSAGE(version.has_value(), (version ? "" : version.error().message));
+    CHECK(*version == 2);
+    CHECK(broken() == "");
+    CHECK(masterOf("db").staging == 0);
+    for (const auto& node : nodes) CHECK(versionsOn(node, "db") == std::set<std::uint64_t>{2});
+
+    // Killed after the switch, before the old copies are deleted: every
+    // node on version 3; the version 2 copies stay until the next one.
+    REQUIRE(rotateKilled("db", "kill-value-4", 2, 6));
+    CHECK(broken() == "");
+    CHECK(masterOf("db").version == 3);
+    for (const auto& node : nodes) CHECK(versionsOn(node, "db") == std::set<std::uint64_t>{2, 3});
+    version = a->rotateSecret("db", value("kill-value-5"));
+    REQUIRE(version.has_value());
+    CHECK(*version == 4);
+    CHECK(broken() == "");
+    for (const auto& node : nodes) CHECK(versionsOn(node, "db") == std::set<std::uint64_t>{4});
+}
+
+TEST_CASE("a secret held by 130 nodes rotates (etcd takes at most 128 operations per transaction)") {
+    reset();
+    auto a = admin();
+    REQUIRE(a->createSecret("wide", value("wide-value-1")).has_value());
+    for (int i = 0; i < 130; ++i) {
+        const std::string node = "wide-" + std::to_string(i);
+        auto pair = NodeKeyPair::generate();
+        REQUIRE(pair.has_value());
+        REQUIRE(a->addNode(node, pair->publicKey()).has_value());
+        REQUIRE(assign(*a, "w" + std::to_string(i), node, "wide").has_value());
+    }
+    auto version = a->rotateSecret("wide", value("wide-value-2"));
+    REQUIRE_MESSAGE(version.has_value(), (version ? "" : version.error().message));
+    CHECK(*version == 2);
+    CHECK(broken() == "");
+    // A 400 KiB secret on 5 nodes: 2 MiB of copies, over etcd's 1.5 MiB
+    // per request.
+    REQUIRE(a->createSecret("big", value(std::string(400 * 1024, 'b'))).has_value());
+    for (int i = 0; i < 5; ++i)
+        REQUIRE(assign(*a, "w" + std::to_string(i), "wide-" + std::to_string(i), "wide;big").has_value());
+    version = a->rotateSecret("big", value(std::string(400 * 1024, 'c')));
+    REQUIRE_MESSAGE(version.has_value(), (version ? "" : version.error().message));
+    CHECK(broken() == "");
+    for (int i = 0; i < 130; ++i) REQUIRE(a->removeNode("wide-" + std::to_string(i)).has_value());
 }
 
 TEST_CASE("rm and assign in two threads, 8 rounds: the invariant holds after each") {

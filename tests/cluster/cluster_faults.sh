@@ -206,7 +206,7 @@ check "containers of ta and tb read their secrets" 'has_digest c1 /run/secrets/a
 
 # Tampered ciphertext, a malformed record, a copy moved from node-2: each is
 # logged by key and refused; the running container keeps its value.
-etcdctl_root get --print-value-only /secretshim/nodes/node-1/secrets/a >"$work/a.json"
+etcdctl_root get --print-value-only /secretshim/nodes/node-1/secrets/a/00000000000000000001 >"$work/a.json"
 python3 - "$work/a.json" >"$work/a-tampered.json" <<'PY'
 import base64, json, sys
 v = json.load(open(sys.argv[1]))
@@ -215,14 +215,14 @@ ct[0] ^= 1
 v["sealed"]["ciphertext"] = base64.b64encode(bytes(ct)).decode()
 sys.stdout.write(json.dumps(v))
 PY
-etcdctl_root put /secretshim/nodes/node-1/secrets/a <"$work/a-tampered.json" >/dev/null
-check "tampered ciphertext: refused by key (the admin's signature covers it)" 'wait_for 10 grep -q "refused key \"/secretshim/nodes/node-1/secrets/a\": its signature does not verify" "$work/agent.log"'
+etcdctl_root put /secretshim/nodes/node-1/secrets/a/00000000000000000001 <"$work/a-tampered.json" >/dev/null
+check "tampered ciphertext: refused by key (the admin's signature covers it)" 'wait_for 10 grep -q "refused key \"/secretshim/nodes/node-1/secrets/a/00000000000000000001\": its signature does not verify" "$work/agent.log"'
 check "tampered ciphertext: the running container's secret is untouched" 'has_digest c1 /run/secrets/a "$(digest "$va")"'
 etcdctl_root put /secretshim/nodes/node-1/tasks/tbad '{"task": "tbad", "secrets": ' >/dev/null
 check "a malformed task record: logged by key and skipped" 'wait_for 10 grep -q "skipped key \"/secretshim/nodes/node-1/tasks/tbad\"" "$work/agent.log"'
-etcdctl_root get --print-value-only /secretshim/nodes/node-2/secrets/b >"$work/b-node2.json"
-etcdctl_root put /secretshim/nodes/node-1/secrets/b <"$work/b-node2.json" >/dev/null
-check "node-2's copy moved under node-1: refused by key (signed for node-2's key)" 'wait_for 10 grep -q "refused key \"/secretshim/nodes/node-1/secrets/b\": its signature does not verify" "$work/agent.log"'
+etcdctl_root get --print-value-only /secretshim/nodes/node-2/secrets/b/00000000000000000001 >"$work/b-node2.json"
+etcdctl_root put /secretshim/nodes/node-1/secrets/b/00000000000000000001 <"$work/b-node2.json" >/dev/null
+check "node-2's copy moved under node-1: refused by key (signed for node-2's key)" 'wait_for 10 grep -q "refused key \"/secretshim/nodes/node-1/secrets/b/00000000000000000001\": its signature does not verify" "$work/agent.log"'
 check "the moved copy leaves the running container's secret untouched" 'has_digest c2 /run/secrets/b "$(digest "$vb")"'
 check "the agent is still connected after the bad data" 'connected'
 etcdctl_root del /secretshim/nodes/node-1/tasks/tbad >/dev/null

@@ -22,6 +22,9 @@ ctl() { "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --c
     --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key" "$@"; }
 etcdctl_root() { ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
     --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" "$@"; }
+# A copy's key names its version in 20 digits.
+V1=00000000000000000001
+V2=00000000000000000002
 mkdir -m 700 "$work/admin" "$work/node1"
 openssl genpkey -algorithm ed25519 -out "$work/admin/signing.key" 2>/dev/null
 
@@ -92,12 +95,19 @@ check "task assign" ctl task assign t1 --identity root --node node-1 --secret db
 check "task assign again is a no-op" ctl task assign t1 --identity root --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
 refused "the same task on another node is refused" "assigned to node" ctl task assign t1 --identity root --node node-2 --secret db
 etcdctl_root get --prefix /secretshim/nodes/node-1/ --keys-only >"$work/keys"
-check "node-1 holds the task and both copies" sh -c "grep -qx /secretshim/nodes/node-1/tasks/t1 $work/keys && grep -qx /secretshim/nodes/node-1/secrets/db $work/keys && grep -qx /secretshim/nodes/node-1/secrets/other $work/keys"
+check "node-1 holds the task and both copies (version 1)" sh -c "grep -qx /secretshim/nodes/node-1/tasks/t1 $work/keys && grep -qx /secretshim/nodes/node-1/secrets/db/$V1 $work/keys && grep -qx /secretshim/nodes/node-1/secrets/other/$V1 $work/keys"
+check "the task is placed in the admins' index" test "$(etcdctl_root get --print-value-only /secretshim/tasks/t1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["node"])')" = node-1
+dbid=$(etcdctl_root get --print-value-only /secretshim/secrets/db | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+published() { etcdctl_root get --print-value-only "/secretshim/published/$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])'; }
+check "db is published at version 1 (by its id)" test "$(published "$dbid")" = 1
 refused "secret rm while assigned is refused" "assigned to task" ctl secret rm db
 check "secret rotate" ctl secret rotate db "$work/v2"
-check "the node copy is at version 2" sh -c "ETCDCTL_API=3 etcdctl --endpoints $ETCD_ENDPOINTS --cacert $ETCD_PKI/ca.crt --cert $ETCD_PKI/root.crt --key $ETCD_PKI/root.key get --print-value-only /secretshim/nodes/node-1/secrets/db | grep -q '\"version\":2'"
+check "db is published at version 2" test "$(published "$dbid")" = 2
+check "node-1's copy is at version 2, version 1's is deleted" \
+    test "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/secrets/db/ | grep .)" = "/secretshim/nodes/node-1/secrets/db/$V2"
+check "no rotation left under way" sh -c '! printf %s "$0" | grep -q staging' "$(etcdctl_root get --print-value-only /secretshim/secrets/db)"
 check "revoke by re-assigning without it" ctl task assign t1 --identity root --node node-1 --secret db
-check "the revoked copy is gone" sh -c "! ETCDCTL_API=3 etcdctl --endpoints $ETCD_ENDPOINTS --cacert $ETCD_PKI/ca.crt --cert $ETCD_PKI/root.crt --key $ETCD_PKI/root.key get --keys-only /secretshim/nodes/node-1/secrets/other | grep -q other"
+check "the revoked copy is gone" test -z "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/secrets/other/)"
 check "task ls shows the assignment" sh -c "\"\$@\" task ls | grep -q '^t1 .*node-1'" sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
 check "task unassign" ctl task unassign t1
@@ -115,8 +125,8 @@ refused "a node user cannot write" "permission denied" "$ctl_bin" --endpoints "$
 # made both (node-7 is not one of the test cluster's own users).
 check "node add node-7" ctl node add node-7 --key-out "$work/node-7.key"
 etcdctl_root role get node-7 >"$work/role" 2>&1 || true
-check "node add made node-7's role: read its prefix, nothing else" \
-    sh -c "grep -qF '(prefix /secretshim/nodes/node-7/)' '$work/role' && [ \"\$(grep -c prefix '$work/role')\" = 1 ]"
+check "node add made node-7's role: read its prefix and the published versions, nothing else" \
+    sh -c "grep -qF '(prefix /secretshim/nodes/node-7/)' '$work/role' && grep -qF '(prefix /secretshim/published/)' '$work/role' && [ \"\$(grep -c prefix '$work/role')\" = 2 ]"
 check "node-7's user exists" etcdctl_root user get node-7
 check "a secret for node-7" ctl secret create n7 "$work/v1"
 check "a task assigned to node-7" ctl task assign t7 --identity root --node node-7 --secret n7
@@ -124,7 +134,7 @@ check "node-7 holds its task and copy" test "$(etcdctl_root get --prefix /secret
 check "node ls and task ls list node-7 and t7" sh -c '"$@" node ls | grep -q "^node-7 " && "$@" task ls | grep -q "^t7 "' sh \
     "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
 ctl node rm node-7 >"$work/rm.out" 2>&1 || true
-check "node rm node-7 says what it did" grep -qx "node node-7 removed: its etcd user and role revoked, 3 key(s) deleted" "$work/rm.out"
+check "node rm node-7 says what it did" grep -qx "node node-7 removed: its etcd user and role revoked, 4 key(s) deleted" "$work/rm.out"
 check "node-7's etcd user is gone" sh -c '! ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" user get node-7'
 check "node-7's role is gone" sh -c '! ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" role get node-7'
 check "node-7's prefix and registration are gone" sh -c \
@@ -158,12 +168,12 @@ refused "node add --replace refuses a task record no admin signed, by key" \
 check "... and leaves the altered record as it found it, unsigned by us" \
     test "$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/tasks/t8)" = "$(cat "$work/t8-forged")"
 check "the admin assigns t8 again (signed)" ctl task assign t8 --identity root --node node-8 --secret n8
-before=$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/secrets/n8)
+before=$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/secrets/n8/$V1)
 ctl node add node-8 --public-key "$pub8b" --replace >"$work/r8" 2>&1 || cat "$work/r8"
 check "node add --replace, run again, takes the new key" grep -q "^node node-8 registered" "$work/r8"
 check "node ls shows the new key" sh -c '"$@" node ls | grep -q "^node-8 *$0\$"' "$pub8b" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" \
     --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
-after=$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/secrets/n8)
+after=$(etcdctl_root get --print-value-only /secretshim/nodes/node-8/secrets/n8/$V1)
 epk() { printf '%s' "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["sealed"]["epk"])'; }
 check "its copy was sealed again, to another ephemeral key" sh -c '[ -n "$0" ] && [ -n "$1" ] && [ "$0" != "$1" ]' \
     "$(epk "$before")" "$(epk "$after")"
@@ -189,8 +199,39 @@ refused "the old cluster key opens none of them" "secret \"k1\": the cluster key
 check "the new one does" ctl2 task assign tk --identity root --node node-1 --secret k1 --secret k2
 ctl2 secret rekey "$work/admin/cluster2.key" >"$work/rekey2" 2>&1 || cat "$work/rekey2"
 check "secret rekey again: nothing left to do" grep -q "^0 secret(s) sealed again to $work/admin/cluster2.key ($masters already were)" "$work/rekey2"
+# A master neither key opens (sealed under a third): rekey stops there, by name.
+check "a secret k3 under a third cluster key" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" \
+    --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key" --cluster-key "$work/admin/cluster3.key" secret create k3 "$work/v1"
+refused "rekey stops at a master neither key opens, by name" \
+    'secret "k3": neither the cluster key nor the new one decrypts it' ctl2 secret rekey "$work/admin/cluster4.key"
+check "k3 removed" ctl secret rm k3
 check "clean up tk, k1, k2" sh -c '"$@" task unassign tk && "$@" secret rm k1 && "$@" secret rm k2' sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
+
+# A placement planted by whoever can write to etcd (no admin signed it),
+# naming node-2 for p1: task ls marks it, and a rotation of p1 stops at it
+# rather than seal p1 to node-2.
+check "a secret p1 and a task tp on node-1" sh -c '"$@" secret create p1 "$0/v1" && "$@" task assign tp --identity root --node node-1 --secret p1' \
+    "$work" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
+    --key "$ETCD_PKI/admin.key" --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key"
+etcdctl_root put /secretshim/tasks/tplant '{"task":"tplant","node":"node-2","secrets":"p1","identity":"root"}' >/dev/null
+ctl task ls >"$work/tasks" 2>&1 || true
+check "task ls marks the planted placement" sh -c "grep '^tplant ' '$work/tasks' | grep -q 'not signed by a trusted admin key'"
+refused "a rotation of p1 stops at the planted placement, by key" \
+    "task \"tplant\"'s placement \"/secretshim/tasks/tplant\" is not signed by a trusted admin key" ctl secret rotate p1 "$work/v2"
+check "node-2 got no copy of p1" test -z "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-2/secrets/p1/)"
+ctl secret ls >"$work/secrets" 2>&1 || true
+check "secret ls shows the rotation that stopped" grep -q "^p1 .*(rotating to version 2)" "$work/secrets"
+etcdctl_root del /secretshim/tasks/tplant >/dev/null
+check "the planted placement gone, the next rotation takes over" ctl secret rotate p1 "$work/v2"
+etcdctl_root get --print-value-only /secretshim/secrets/p1 >"$work/p1.json"
+check "p1 is at version 2, published, no rotation left" sh -c 'python3 -c "import json,sys; m=json.load(open(sys.argv[1])); sys.exit(not (m[\"version\"] == 2 and \"staging\" not in m))" "$0" && [ "$1" = 2 ]' \
+    "$work/p1.json" "$(published "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/p1.json")")"
+check "clean up tp, p1" sh -c '"$@" task unassign tp && "$@" secret rm p1' sh "$ctl_bin" \
+    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
+refused "node keygen --promote without a next key pair says how to make one" \
+    "cluster-node.key.next does not exist (make it first: secretshimctl node keygen --rotate)" \
+    "$ctl_bin" node keygen --promote --state-dir "$work/node1"
 
 # Plaintext never reaches etcd: not in its data directories, not in any value.
 if grep -r -a -q -F "$marker" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3; then bad "a marker is in etcd's data"; else ok "no marker in etcd's data directories"; fi

@@ -92,7 +92,7 @@ struct Watcher {
                 std::lock_guard lock(mutex);
                 from = last + 1;
             }
-            auto end = c.watch(prefix, from, [this](const WatchMessage& m) {
+            auto end = c.watch({prefix}, from, [this](const WatchMessage& m) {
                 std::lock_guard lock(mutex);
                 if (m.progress()) ++progress;
                 for (const auto& e : m.events) {
@@ -185,7 +185,7 @@ TEST_CASE("RBAC: a node reads its own prefix only, and writes nothing") {
     CHECK_FALSE(n2->range(taskKey("node-1", "t1"), false).has_value());
     std::atomic<bool> stop{false};
     std::size_t events = 0;
-    auto end = n2->watch(nodePrefix("node-1"), 0, [&](const WatchMessage& m) { events += m.events.size(); }, stop);
+    auto end = n2->watch({nodePrefix("node-1")}, 0, [&](const WatchMessage& m) { events += m.events.size(); }, stop);
     MESSAGE("node-2 watching node-1: " << end.message);
     CHECK(end.reason != WatchEnd::Reason::stopped);
     CHECK(end.message.find("permission denied") != std::string::npos);
@@ -372,7 +372,7 @@ TEST_CASE("watch: a compacted start revision says so (the caller resyncs)") {
     REQUIRE(second.has_value());
     REQUIRE(admin->compact(second->revision).has_value());
     std::atomic<bool> stop{false};
-    auto end = node->watch(nodePrefix("node-1"), first->revision, [](const WatchMessage&) {}, stop);
+    auto end = node->watch({nodePrefix("node-1")}, first->revision, [](const WatchMessage&) {}, stop);
     MESSAGE(end.message);
     CHECK(end.reason == WatchEnd::Reason::compacted);
     CHECK(end.compactRevision == second->revision);

@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
     if (argc == 8) {
         auto key = AdminSigningKey::load(argv[7]);
         if (!key) return std::fprintf(stderr, "forge_copy: %s\n", key.error().message.c_str()), 1;
-        if (!key->sign(nodeSecretKey(node, name), copy, nextSerial(0))) return 1;
+        if (!key->sign(nodeSecretKey(node, name, version), copy, nextSerial(0))) return 1;
     }
     std::printf("%s", encodeNodeSecret(copy).c_str());
     return 0;

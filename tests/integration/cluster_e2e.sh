@@ -159,7 +159,10 @@ rt delete -f csig >/dev/null 2>&1; rt delete -f cnosig >/dev/null 2>&1
 # user but lacks the admin's signing key cannot change what the node
 # applies. Each refusal is logged by key; the running container keeps what
 # it has.
-dbkey=/secretshim/nodes/node-1/secrets/db
+# db's copy on node-1 at its published version (the highest one held: the
+# older are deleted after a rotation), and db's published version.
+dbkey() { etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/secrets/db/ | grep . | tail -n 1; }
+pubkey=/secretshim/published/$(etcdctl_root get --print-value-only /secretshim/secrets/db | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 t1key=/secretshim/nodes/node-1/tasks/t1
 db_now() { in_container c1 "sha256sum /run/secrets/db" | cut -c1-64; }
 refusals() { grep -c -F "etcd: refused key \"$1\": $2" "$work/agent.log"; }
@@ -172,21 +175,23 @@ rotate_db() {  # a new value, seen in c1
 field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 openssl genpkey -algorithm ed25519 -out "$work/attacker.key" 2>/dev/null
 
-# A forged copy: sealed to the node's public key (anyone can), for the next
-# version, signed by another key, or not signed.
-etcdctl_root get --print-value-only $dbkey >"$work/db-cur"
+# A forged copy in place of the one in use: sealed to the node's public key
+# (anyone can), signed by another key, or not signed.
+dbkey=$(dbkey)
+etcdctl_root get --print-value-only "$dbkey" >"$work/db-cur"
 held=$(db_now)
 marker >"$work/forged-value"
 forge() { "$build/tests/cluster/forge_copy" node-1 "$pub" db "$(field "$work/db-cur" id)" \
-    $(( $(field "$work/db-cur" version) + 1 )) "$work/forged-value" "$@"; }
-n=$(refusals $dbkey "signed by an unknown key")
-forge "$work/attacker.key" | etcdctl_root put $dbkey >/dev/null
+    "$(field "$work/db-cur" version)" "$work/forged-value" "$@"; }
+n=$(refusals "$dbkey" "signed by an unknown key")
+forge "$work/attacker.key" | etcdctl_root put "$dbkey" >/dev/null
 check "signed: a forged copy (another key) is refused by key, the container unchanged" \
-    'wait_for 5 refused_since $dbkey "signed by an unknown key" $n && [ "$(db_now)" = "$held" ]'
-n=$(refusals $dbkey "not signed by an admin key")
-forge | etcdctl_root put $dbkey >/dev/null
+    'wait_for 5 refused_since "$dbkey" "signed by an unknown key" $n && [ "$(db_now)" = "$held" ]'
+n=$(refusals "$dbkey" "not signed by an admin key")
+forge | etcdctl_root put "$dbkey" >/dev/null
 check "signed: an unsigned copy is refused by key, the container unchanged" \
-    'wait_for 5 refused_since $dbkey "not signed by an admin key" $n && [ "$(db_now)" = "$held" ]'
+    'wait_for 5 refused_since "$dbkey" "not signed by an admin key" $n && [ "$(db_now)" = "$held" ]'
+etcdctl_root put "$dbkey" <"$work/db-cur" >/dev/null   # the admin's own copy back (same serial: accepted)
 
 # A forged task record: a target that would publish the secret, and a
 # signal, added to the admin's record.
@@ -205,37 +210,51 @@ check "signed: ... no new target, no signal: the container runs as it was" \
     'in_container c1 "test ! -e /run/secrets/leak" && [ "$(rt state c1 | grep -c running)" = 1 ] && [ "$(db_now)" = "$held" ]'
 etcdctl_root put $t1key <"$work/t1-cur" >/dev/null   # the admin's own record back (same serial: accepted)
 
-# A replay: an older copy, signed by the admin, put back; then put back
-# after a delete; then put back while the agent is down (the highest serial
-# it accepted is on disk).
-# old_copy: an older copy of db, signed by the admin, saved in db-old; a
-# newer one in c1 ($after).
-old_copy() {
+# Replays. Of a copy: the same version's copy as it was before the task
+# was assigned again (an older serial at that key).
+etcdctl_root get --print-value-only "$dbkey" >"$work/db-same-old"
+admin task assign t1 --identity root --node node-1 --secret db --secret "source=db,target=/etc/app/db,mode=0400" >/dev/null
+n=$(refusals "$dbkey" "serial")
+etcdctl_root put "$dbkey" <"$work/db-same-old" >/dev/null
+check "signed: a replayed older copy of the same version is refused by key" \
+    'wait_for 5 refused_since "$dbkey" "serial" $n && grep -q "a replayed record" "$work/agent.log" && [ "$(db_now)" = "$held" ]'
+# Of the published version: an older one put back, then put back after a
+# delete, then put back while the agent is down (the highest serial it
+# accepted is on disk). Its copy put back too: a node uses no version but
+# the published one.
+# old_version: db's published version and its node-1 copy saved in
+# pub-old and db-old; two rotations later, a newer value in c1 ($after).
+old_version() {
     rotate_db
-    etcdctl_root get --print-value-only $dbkey >"$work/db-old"
+    etcdctl_root get --print-value-only $pubkey >"$work/pub-old"
+    etcdctl_root get --print-value-only "$(dbkey)" >"$work/db-old"
+    oldkey=$(dbkey)
     rotate_db
     after=$(db_now)
-    n=$(refusals $dbkey "serial")
+    n=$(refusals $pubkey "serial")
 }
-old_copy   # (etcd holds the forged copy until the first rotation)
-etcdctl_root put $dbkey <"$work/db-old" >/dev/null
-check "signed: a replayed older copy is refused by key" \
-    'wait_for 5 refused_since $dbkey "serial" $n && grep -q "a replayed record" "$work/agent.log" && [ "$(db_now)" = "$after" ]'
-old_copy
-etcdctl_root del $dbkey >/dev/null
-etcdctl_root put $dbkey <"$work/db-old" >/dev/null
-check "signed: delete-then-put of an older copy is refused, the container unchanged" \
-    'wait_for 5 refused_since $dbkey "serial" $n && [ "$(db_now)" = "$after" ]'
-old_copy
+old_version
+etcdctl_root put "$oldkey" <"$work/db-old" >/dev/null
+etcdctl_root put $pubkey <"$work/pub-old" >/dev/null
+check "signed: a replayed older published version is refused by key, its copy unused" \
+    'wait_for 5 refused_since $pubkey "serial" $n && [ "$(db_now)" = "$after" ]'
+old_version
+etcdctl_root del $pubkey >/dev/null
+etcdctl_root put "$oldkey" <"$work/db-old" >/dev/null
+etcdctl_root put $pubkey <"$work/pub-old" >/dev/null
+check "signed: delete-then-put of an older published version is refused, the container unchanged" \
+    'wait_for 5 refused_since $pubkey "serial" $n && [ "$(db_now)" = "$after" ]'
+old_version
 kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null
-etcdctl_root put $dbkey <"$work/db-old" >/dev/null
+etcdctl_root put "$oldkey" <"$work/db-old" >/dev/null
+etcdctl_root put $pubkey <"$work/pub-old" >/dev/null
 rm -f "$sock"
 "$agentbin" --config "$work/agent.yaml" --socket "$sock" --state-dir "$work/state" 2>>"$work/agent.log" &
 agent_pid=$!
 check "signed: replayed while the agent was down: refused after its restart" \
-    'wait_for 20 connected && wait_for 5 refused_since $dbkey "serial" $n && [ "$(db_now)" = "$after" ]'
+    'wait_for 20 connected && wait_for 5 refused_since $pubkey "serial" $n && [ "$(db_now)" = "$after" ]'
 check "signed: the serials it accepted are on disk, names and numbers only" \
-    'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not all(isinstance(v,int) for v in d.values()) or sys.argv[2] not in d)" "$work/state/cluster-serials.json" $dbkey'
+    'python3 -c "import json,sys; d=json.load(open(sys.argv[1])); sys.exit(not all(isinstance(v,int) for v in d.values()) or sys.argv[2] not in d)" "$work/state/cluster-serials.json" $pubkey'
 rotate_db
 check "signed: the admin's next rotation is applied" '[ "$(db_now)" != "$after" ]'
 
@@ -332,10 +351,11 @@ check "the local store's commands are refused on a cluster node" \
 ids="$ids c3"
 
 # A per-node copy moved from node-2's prefix does not decrypt on node-1.
-etcdctl_root get --print-value-only /secretshim/nodes/node-2/secrets/other >"$work/moved"
-etcdctl_root put /secretshim/nodes/node-1/secrets/other <"$work/moved" >/dev/null 2>&1 || \
-    etcdctl_root put /secretshim/nodes/node-1/secrets/other "$(cat "$work/moved")" >/dev/null
-check "a copy moved from another node is refused" 'wait_for 5 grep -qF "refused key \"/secretshim/nodes/node-1/secrets/other\": its signature does not verify" "$work/agent.log"'
+movedkey=$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-2/secrets/other/ | grep . | tail -n 1)
+etcdctl_root get --print-value-only "$movedkey" >"$work/moved"
+movedkey=/secretshim/nodes/node-1/secrets/other/${movedkey##*/}
+etcdctl_root put "$movedkey" <"$work/moved" >/dev/null
+check "a copy moved from another node is refused" 'wait_for 5 grep -qF "refused key \"$movedkey\": its signature does not verify" "$work/agent.log"'
 admin task assign t4 --identity root --node node-1 --secret other >/dev/null   # restores a good copy
 
 # Disconnect: two of three members down.
@@ -437,12 +457,17 @@ check "node keygen --promote: the next key pair is the node's" \
 check "no key-rotation marker in etcd or the log" \
     '! grep -r -a -q -F -e "$live5" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3 "$work/agent.log"'
 
-# Unassigned: the next start is refused; the running container keeps its copy.
+# Unassigned: revoked from the running container (as swarm removes a
+# secret from a service's tasks), and the next start is refused.
+check "before: c1 holds db at two targets" '[ "$(in_container c1 "test -s /run/secrets/db && test -s /run/secrets/again && echo y")" = y ]'
 admin task unassign t1 >/dev/null
+check "unassigned: both are gone from the running container" \
+    'wait_for 10 runc --root "$work/state-rt" exec c1 /bin/busybox sh -c "test ! -e /run/secrets/db && test ! -e /run/secrets/again"'
+check "unassigned: one line says so" 'grep -q "container \"c1\": task t1 was unassigned: its 2 secret(s) revoked" "$work/agent.log"'
+check "unassigned: the container still runs" '[ "$(rt state c1 | grep -c running)" = 1 ]'
 bundle c7 t1 true
 check "an unassigned task is refused at its next start" 'wait_for 5 sh -c "! runc --root $work/state-rt run --bundle $work/c7 c7 >/dev/null 2>$work/c7.err" && grep -q "is not granted to a container started by root" "$work/c7.err"'
 ids="$ids c7"
-check "the running container of t1 still reads its secret" '[ "$(in_container c1 "test -s /run/secrets/db && echo y")" = y ]'
 
 rt delete -f c1 >/dev/null 2>&1; rt delete -f c4 >/dev/null 2>&1
 check "no marker in etcd's data directories" '! grep -r -a -q -F -e "$v1" -e "$v2" -e "$other" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3'

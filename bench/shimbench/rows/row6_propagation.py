@@ -196,7 +196,7 @@ class Propagation:
         tab = self.b.table
         pick = lambda k: [s[k] for s in samples if s[k] is not None]
         tab.single("etcd commit alone (put of a scratch key)", pick("commit"))
-        tab.single("admin rotation in-process (reads + txn) -> ack", pick("rotate"))
+        tab.single("admin rotation in-process (claim, copies, switch) -> ack", pick("rotate"))
         if n == 1:
             tab.single("ack -> new content visible in the container", pick("last"))
         else:

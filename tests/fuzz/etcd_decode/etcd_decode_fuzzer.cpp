@@ -40,6 +40,14 @@ void fuzzRecords(std::string_view value) {
         FUZZ_CHECK(again && again->id == m->id && again->size == m->size);
     }
     if (auto r = decodeRegistration(value); checked(r)) FUZZ_CHECK(r->publicKey.size() == 32);
+    if (auto p = decodePublished(value); checked(p)) {
+        auto again = decodePublished(encodePublished(*p));
+        FUZZ_CHECK(again && again->id == p->id && again->version == p->version && again->sig == p->sig);
+    }
+    if (auto p = decodePlacement(value); checked(p)) {
+        auto again = decodePlacement(encodePlacement(*p));
+        FUZZ_CHECK(again && again->node == p->node && again->task.secrets == p->task.secrets && again->sig == p->sig);
+    }
 }
 
 void fuzzKey(std::string_view key) {
@@ -47,7 +55,7 @@ void fuzzKey(std::string_view key) {
     if (!checked(ref)) return;
     FUZZ_CHECK(checkName("node", ref->node).has_value());
     const std::string rebuilt = ref->kind == NodeKeyRef::Kind::task ? taskKey(ref->node, ref->name)
-                                                                    : nodeSecretKey(ref->node, ref->name);
+                                                                    : nodeSecretKey(ref->node, ref->name, ref->version);
     FUZZ_CHECK_MSG(rebuilt == key, rebuilt);
     FUZZ_CHECK(rebuilt.rfind(nodePrefix(ref->node), 0) == 0);
 }

@@ -57,7 +57,7 @@ TEST_CASE("watch messages: created, events, progress, compaction; events it cann
     pb::WatchResponse events;
     events.mutable_header()->set_revision(12);
     addEvent(events, pb::Event::PUT, "/secretshim/nodes/node-1/tasks/t1", 11);
-    addEvent(events, pb::Event::DELETE, "/secretshim/nodes/node-1/secrets/s", 12);
+    addEvent(events, pb::Event::DELETE, "/secretshim/nodes/node-1/secrets/s/00000000000000000001", 12);
     addEvent(events, static_cast<pb::Event::EventType>(7), "/secretshim/nodes/node-1/x", 12);
     addEvent(events, pb::Event::PUT, "", 12);
     const WatchMessage e = decodeWatch(events);

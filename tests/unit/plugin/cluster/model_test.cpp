@@ -30,7 +30,13 @@ TEST_CASE("secret names: the grammar of a node's local store, at most 64 charact
 TEST_CASE("keys: a node's prefix ends with a slash and covers its records only") {
     CHECK(nodePrefix("node-1") == "/secretshim/nodes/node-1/");
     CHECK(taskKey("node-1", "t1") == "/secretshim/nodes/node-1/tasks/t1");
-    CHECK(nodeSecretKey("node-1", "s") == "/secretshim/nodes/node-1/secrets/s");
+    CHECK(nodeSecretKey("node-1", "s", 7) == "/secretshim/nodes/node-1/secrets/s/00000000000000000007");
+    // Versions sort as their keys do: a range below one version's key holds
+    // every lower version.
+    CHECK(nodeSecretKey("node-1", "s", 9) < nodeSecretKey("node-1", "s", 10));
+    CHECK(nodeSecretKey("node-1", "s", 10).rfind(nodeSecretPrefix("node-1", "s"), 0) == 0);
+    CHECK(publishedKey("0a1b").rfind(nodesPrefix(), 0) == std::string::npos);
+    CHECK(taskIndexKey("t1").rfind(nodesPrefix(), 0) == std::string::npos);
     CHECK(masterKey("s").rfind(nodesPrefix(), 0) == std::string::npos);
     CHECK(registrationKey("node-1").rfind(nodesPrefix(), 0) == std::string::npos);
     auto ref = parseNodeKey("/secretshim/nodes/node-1/tasks/t1");
@@ -38,11 +44,19 @@ TEST_CASE("keys: a node's prefix ends with a slash and covers its records only")
     CHECK(ref->node == "node-1");
     CHECK(ref->kind == NodeKeyRef::Kind::task);
     CHECK(ref->name == "t1");
-    ref = parseNodeKey("/secretshim/nodes/node-1/secrets/db");
+    ref = parseNodeKey("/secretshim/nodes/node-1/secrets/db/18446744073709551615");
     REQUIRE(ref.has_value());
     CHECK(ref->kind == NodeKeyRef::Kind::secret);
+    CHECK(ref->name == "db");
+    CHECK(ref->version == 18446744073709551615u);
     for (const char* bad : {"/secretshim/nodes/node-1/other/x", "/secretshim/nodes/node-1/tasks/a/b",
-                            "/secretshim/nodes/node-1/tasks/..", "/secretshim/secrets/x", "/secretshim/nodes/n"})
+                            "/secretshim/nodes/node-1/tasks/..", "/secretshim/secrets/x", "/secretshim/nodes/n",
+                            "/secretshim/nodes/node-1/secrets/db", "/secretshim/nodes/node-1/secrets/db/7",
+                            "/secretshim/nodes/node-1/secrets/db/00000000000000000000",
+                            "/secretshim/nodes/node-1/secrets/db/0000000000000000000x",
+                            "/secretshim/nodes/node-1/secrets/db/+0000000000000000001",
+                            "/secretshim/nodes/node-1/secrets/db/000000000000000000001",
+                            "/secretshim/nodes/node-1/secrets/db/99999999999999999999"})
         CHECK_FALSE(parseNodeKey(bad).has_value());
 }
 
@@ -65,6 +79,43 @@ TEST_CASE("records round-trip and refuse bad fields") {
     CHECK_FALSE(decodeTask(R"({"task":"a","secrets":"","signal":99,"identity":"root"})").has_value());
     CHECK_FALSE(decodeTask("[1,2").has_value());
     CHECK(decodeTask(R"({"task":"a","secrets":"x","identity":"root"})")->maxContainers == 1);
+}
+
+TEST_CASE("a published version and a task placement round-trip; their signatures cover their fields") {
+    Published p{"0a1b2c", 7, {12, "signer", std::string(64, 's')}};
+    auto p2 = decodePublished(encodePublished(p));
+    REQUIRE(p2.has_value());
+    CHECK(p2->id == "0a1b2c");
+    CHECK(p2->version == 7);
+    CHECK(p2->sig == p.sig);
+    for (const char* bad : {R"({"id":"","version":1})", R"({"id":"x","version":0})", R"({"id":"x"})", "[]"})
+        CHECK_FALSE(decodePublished(bad).has_value());
+    Published later = p;
+    later.version = 8;
+    CHECK(signedMessage(publishedKey("0a1b2c"), p) != signedMessage(publishedKey("0a1b2c"), later));
+    CHECK(signedMessage(publishedKey("0a1b2c"), p) != signedMessage(publishedKey("0a1b2d"), p));
+
+    TaskPlacement placed;
+    placed.node = "node-3";
+    placed.task.task = "t1";
+    placed.task.secrets = "db";
+    placed.task.identity = *parseBinding("root");
+    placed.sig = {5, "signer", std::string(64, 's')};
+    auto placed2 = decodePlacement(encodePlacement(placed));
+    REQUIRE(placed2.has_value());
+    CHECK(placed2->node == "node-3");
+    CHECK(placed2->task.task == "t1");
+    CHECK(placed2->task.secrets == "db");
+    CHECK(placed2->sig == placed.sig);
+    auto noNode = decodePlacement(R"({"task":"t1","secrets":"db","identity":"root"})");
+    REQUIRE_FALSE(noNode.has_value());
+    CHECK(noNode.error().message == "task placement: missing or invalid field \"node\"");
+    // Another node is another message: a placement moved is not signed.
+    TaskPlacement moved = placed;
+    moved.node = "node-4";
+    CHECK(signedMessage(taskIndexKey("t1"), placed) != signedMessage(taskIndexKey("t1"), moved));
+    // Not a node's task record: the kinds differ.
+    CHECK(signedMessage(taskKey("node-3", "t1"), placed.task).find("task placement") == std::string::npos);
 }
 
 TEST_CASE("a task record without a valid identity binding is refused: it reaches nobody") {
