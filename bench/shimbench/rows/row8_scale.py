@@ -161,7 +161,8 @@ class Scale:
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         t = time.monotonic() - t0
         if r.returncode != 0:
-            raise RuntimeError("secretshimctl %s: %s" % (" ".join(args[:2]), r.stderr.decode(errors="replace").strip()))
+            err = r.stderr.decode(errors="replace").strip()
+            raise RuntimeError("secretshimctl %s: %s" % (" ".join(args[:2]), err.removeprefix("secretshimctl: ")))
         return t
 
     def etcdctl(self, *args):
@@ -175,7 +176,7 @@ class Scale:
         return r.stdout.decode()
 
     def setup_tool(self, *args):
-        """scale_setup's per-operation times and its total: (kind, [s...], count, wall s)."""
+        """scale_setup's run: ([each operation's s...], count, wall s)."""
         r = subprocess.run([self.tool, self.admin_yaml, *args], stdin=subprocess.DEVNULL,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if r.returncode != 0:
