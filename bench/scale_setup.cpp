@@ -70,9 +70,11 @@ Result<std::unique_ptr<ClusterAdmin>> connect(const EtcdConfig& c) {
     return std::make_unique<ClusterAdmin>(std::move(*client), std::move(*key), std::move(*signer));
 }
 
-std::vector<std::vector<std::string>> readLines(const std::string& path) {
+// The words of each non-blank line of `path`.
+Result<std::vector<std::vector<std::string>>> readLines(const std::string& path) {
     std::vector<std::vector<std::string>> out;
     std::ifstream in(path);
+    if (!in) return fail("cannot read " + path);
     for (std::string line; std::getline(in, line);) {
         std::istringstream words(line);
         std::vector<std::string> w;
@@ -95,19 +97,15 @@ int parallel(const EtcdConfig& c, const char* kind, std::size_t count, int threa
     for (int t = 0; t < threads; ++t)
         pool.emplace_back([&] {
             auto admin = connect(c);
-            for (std::size_t i; admin && (i = next++) < count;) {
+            Result<void> ok = admin ? Result<void>{} : propagate(admin);
+            for (std::size_t i = next++; ok && i < count; i = next++) {
                 const long long a = nowNs();
-                if (auto ok = op(**admin, i); !ok) {
-                    std::lock_guard l(m);
-                    if (error.empty()) error = ok.error().message;
-                    next = count;
-                    return;
-                }
+                ok = op(**admin, i);
                 times[i] = nowNs() - a;
             }
-            if (!admin) {
+            if (!ok) {
                 std::lock_guard l(m);
-                if (error.empty()) error = admin.error().message;
+                if (error.empty()) error = ok.error().message;
                 next = count;
             }
         });
@@ -121,23 +119,25 @@ int parallel(const EtcdConfig& c, const char* kind, std::size_t count, int threa
 
 int secrets(const EtcdConfig& c, int threads, std::size_t size, const std::string& file) {
     const auto names = readLines(file);
+    if (!names) return failed(names.error().message);
     // The cluster key is made by the first create: once here, before the
     // threads each load it.
     if (auto key = cluster::ClusterKey::loadOrCreate(c.clusterKey); !key) return failed(key.error().message);
-    return parallel(c, "secrets", names.size(), threads, [&](ClusterAdmin& admin, std::size_t i) -> Result<void> {
+    return parallel(c, "secrets", names->size(), threads, [&](ClusterAdmin& admin, std::size_t i) -> Result<void> {
         auto value = SecureBuffer::allocate(size);
         if (!value) return propagate(value);
         if (RAND_bytes(value->data(), static_cast<int>(size)) != 1) return fail("RAND_bytes failed");
-        auto id = admin.createSecret(names[i][0], *value);
-        if (!id) return propagate(id, "secret " + names[i][0]);
+        auto id = admin.createSecret((*names)[i][0], *value);
+        if (!id) return propagate(id, "secret " + (*names)[i][0]);
         return {};
     });
 }
 
 int nodes(const EtcdConfig& c, int threads, const std::string& file) {
     const auto lines = readLines(file);
-    return parallel(c, "nodes", lines.size(), threads, [&](ClusterAdmin& admin, std::size_t i) -> Result<void> {
-        const auto& w = lines[i];
+    if (!lines) return failed(lines.error().message);
+    return parallel(c, "nodes", lines->size(), threads, [&](ClusterAdmin& admin, std::size_t i) -> Result<void> {
+        const auto& w = (*lines)[i];
         auto pair = w.size() > 1 ? cluster::NodeKeyPair::loadOrCreate(w[1], std::string(cluster::kNodeKeyPairFile))
                                  : cluster::NodeKeyPair::generate();
         if (!pair) return propagate(pair, "node " + w[0]);
@@ -148,10 +148,11 @@ int nodes(const EtcdConfig& c, int threads, const std::string& file) {
 
 int assign(const EtcdConfig& c, const std::string& file) {
     const auto lines = readLines(file);
+    if (!lines) return failed(lines.error().message);
     auto identity = cluster::parseBinding("root");
     if (!identity) return failed(identity.error().message);
-    return parallel(c, "assign", lines.size(), 1, [&](ClusterAdmin& admin, std::size_t i) -> Result<void> {
-        const auto& w = lines[i];
+    return parallel(c, "assign", lines->size(), 1, [&](ClusterAdmin& admin, std::size_t i) -> Result<void> {
+        const auto& w = (*lines)[i];
         if (w.size() < 3) return fail(file + ": expected NODE TASK SECRET... on line " + std::to_string(i + 1));
         cluster::TaskAssignment t;
         t.task = w[1];
