@@ -19,7 +19,7 @@ import time
 from .agent import Agent
 from .bench import Bench
 from .rows import (row1_fastpath, row2_secrets, row2b_agent, row2c_hooks, row3_flush, row4_scale, row5_docker,
-                   row6_propagation, row7_cri, row7c_nri)
+                   row6_propagation, row7_cri, row7c_nri, row8_scale)
 from .util import machine
 
 SKIP = 77
@@ -28,7 +28,7 @@ SKIP = 77
 # (2 brings 2b and 2c, 7 brings 7c); row 5 (Docker) runs last, and only with --docker.
 ROWS = (({"1"}, row1_fastpath), ({"2"}, row2_secrets), ({"2", "2b"}, row2b_agent), ({"2", "2c"}, row2c_hooks),
         ({"3"}, row3_flush), ({"4"}, row4_scale), ({"6"}, row6_propagation), ({"7"}, row7_cri),
-        ({"7", "7c"}, row7c_nri))
+        ({"7", "7c"}, row7c_nri), ({"8"}, row8_scale))
 
 
 def main():
@@ -45,8 +45,16 @@ def main():
     p.add_argument("--prop-containers", type=int, default=200, help="running containers in row 6b/6c (default 200)")
     p.add_argument("--prop-cli-runs", type=int, default=20, help="timed secretshimctl rotations in row 6a (default 20)")
     p.add_argument("--prop-agent", metavar="SECRETSHIMD", help="row 6 with this other agent binary (before/after)")
+    p.add_argument("--scale-nodes", type=int, default=1000, help="registered nodes in row 8 (default 1000)")
+    p.add_argument("--scale-secrets", type=int, default=10000, help="secrets in row 8 (default 10000)")
+    p.add_argument("--scale-agents", type=int, default=100, help="live agents in row 8 (default 100)")
+    p.add_argument("--scale-per-node", type=int, default=0,
+                   help="secrets each node holds besides the rotated one in row 8 (default: secrets / nodes)")
+    p.add_argument("--scale-rotations", type=int, default=10, help="timed rotations in row 8 (default 10)")
+    p.add_argument("--scale-cli-runs", type=int, default=10,
+                   help="runs of each admin command at 10 nodes and at all in row 8 (default 10)")
     p.add_argument("--cri-runs", type=int, default=30, help="measured runs per side of row 7 (default 30)")
-    p.add_argument("--only", default="1,2,3,4,5,6,7", help="rows to run, e.g. 1,2 (default all)")
+    p.add_argument("--only", default="1,2,3,4,5,6,7,8", help="rows to run, e.g. 1,2 (default all)")
     p.add_argument("--agent-wrapper", default="", help="a command to run the agent under, e.g. "
                    "'valgrind --tool=callgrind' or 'strace -c -o FILE' (for profiling)")
     p.add_argument("--compare-agent", metavar="SECRETSHIMD",
@@ -63,7 +71,7 @@ def main():
         print("SKIP: runc is not installed")
         return SKIP
     for prog in ("plugin/secretshimd", "plugin/secretshimctl", "plugin/secretshim-hook", "plugin/secretshim-runtime",
-                 "bench/spawn_timer", "bench/prop_timer", "bench/noop"):
+                 "bench/spawn_timer", "bench/prop_timer", "bench/scale_setup", "bench/noop"):
         if not os.access(os.path.join(args.build, prog), os.X_OK):
             print("bench: %s/%s is missing: build first (meson setup build && meson compile -C build)"
                   % (args.build, prog), file=sys.stderr)
