@@ -91,7 +91,13 @@ Result<void> ClusterAdmin::addNode(const std::string& node, const PublicKey& pub
             return fail("node " + quote(node) + ": the task record " + quote(kv.key) +
                         " is not signed by a trusted admin key (" + ok.error().message +
                         "): not assigned again; check it, then task assign or unassign it");
-        if (auto ok = assignTask(node, *task); !ok) return ok;
+        // A task of a service stays one.
+        std::string service;
+        auto placed = client_->range(taskIndexKey(task->task), false);
+        if (!placed) return propagate(placed);
+        if (!placed->kvs.empty())
+            if (auto p = decodePlacement(placed->kvs[0].value)) service = p->service;
+        if (auto ok = assignOnNode(node, *task, service, {}); !ok) return ok;
     }
     return {};
 }
@@ -200,7 +206,7 @@ Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int
         if (!p) continue;
         auto refs = mountfs::parseSecretRefs(p->task.secrets);
         out.push_back({p->node, p->task, refs ? sourcesOf(*refs) : std::vector<std::string>{}, p->sig.serial,
-                       bool(trusted_.verify(kv.key, *p))});
+                       bool(trusted_.verify(kv.key, *p)), p->service});
     }
     return out;
 }
@@ -216,7 +222,7 @@ Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::nodeTasks(const std:
         auto refs = mountfs::parseSecretRefs(t->secrets);
         const bool trusted = bool(trusted_.verify(kv.key, *t));
         const std::uint64_t serial = t->sig.serial;
-        out.push_back({node, std::move(*t), refs ? sourcesOf(*refs) : std::vector<std::string>{}, serial, trusted});
+        out.push_back({node, std::move(*t), refs ? sourcesOf(*refs) : std::vector<std::string>{}, serial, trusted, {}});
     }
     return out;
 }
@@ -489,6 +495,11 @@ bool ClusterAdmin::fits(const std::vector<json>& ops) const {
 // batches if etcd's limits need them), then the record with the placement
 // in one transaction, then the copies no task on the node uses any more.
 Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignment& assignment) {
+    return assignOnNode(node, assignment, {}, {});
+}
+
+Result<void> ClusterAdmin::assignOnNode(const std::string& node, const TaskAssignment& assignment,
+                                        const std::optional<std::string>& service, const json& guards) {
     const std::string& task = assignment.task;
     const std::string& specs = assignment.secrets;
     if (auto ok = checkName("task", task); !ok) return ok;
@@ -514,6 +525,9 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
             auto p = decodePlacement(placed->kvs[0].value);
             if (p && p->node != node)
                 return fail("task " + quote(task) + " is assigned to node " + quote(p->node) + ": unassign it first");
+            if (p && !service && !p->service.empty())
+                return fail("task " + quote(task) + " is a task of service " + quote(p->service) +
+                            ": its grants are the service's (service update; task place to move it)");
             placedRevision = placed->kvs[0].modRevision;
             if (p) placementSerial = p->sig.serial;
         }
@@ -550,6 +564,7 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
         // mod_revision reads as 0).
         json compares = json::array({placedRevision == 0 ? txnAbsent(indexKey) : txnModRevision(indexKey, placedRevision),
                                      txnUnchangedSince(nodeTasksPrefix, scanned)});
+        for (const auto& guard : guards) compares.push_back(guard);
         std::vector<json> copies;
         for (const auto& name : sources) {
             std::int64_t modRevision = 0;
@@ -583,7 +598,7 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
         }
         TaskAssignment record = assignment;
         if (auto ok = (*signer)->sign(taskKey(node, task), record, nextSerial(taskSerial)); !ok) return ok;
-        TaskPlacement placement{node, assignment, {}};
+        TaskPlacement placement{node, assignment, service.value_or(""), {}};
         placement.task.sig = {};
         if (auto ok = (*signer)->sign(indexKey, placement, nextSerial(placementSerial)); !ok) return ok;
         const std::vector<json> flip = {txnPut(taskKey(node, task), encodeTask(record)),
@@ -616,8 +631,8 @@ Result<void> ClusterAdmin::assignTask(const std::string& node, const TaskAssignm
         if (!deleted) return propagate(deleted);
         return {};
     }
-    return fail("task " + quote(task) + ": its secrets or the node's assignments kept changing (" +
-                std::to_string(kAttempts) + " attempts); run the command again");
+    return failWith(EAGAIN, "task " + quote(task) + ": its secrets or the node's assignments kept changing (" +
+                                std::to_string(kAttempts) + " attempts); run the command again");
 }
 
 Result<std::string> ClusterAdmin::unassignTask(const std::string& task) {
@@ -676,6 +691,196 @@ Result<std::string> ClusterAdmin::unassignTask(const std::string& task) {
                 " attempts); run the command again");
 }
 
+Result<ClusterAdmin::ServiceRead> ClusterAdmin::readService(const std::string& name) {
+    if (auto ok = checkName("service", name); !ok) return propagate(ok);
+    auto r = client_->range(serviceKey(name), false);
+    if (!r) return propagate(r);
+    if (r->kvs.empty()) return failWith(ENOENT, "service " + quote(name) + " not found");
+    auto s = decodeService(r->kvs[0].value);
+    if (!s) return propagate(s, "service " + quote(name));
+    if (s->name != name) return fail("service " + quote(name) + ": the record names another service");
+    if (auto ok = trusted_.verify(serviceKey(name), *s); !ok)
+        return fail("service " + quote(name) + "'s record is not signed by a trusted admin key (" +
+                    ok.error().message + "): check it, then service update it");
+    return ServiceRead{std::move(*s), r->kvs[0].modRevision};
+}
+
+Result<void> ClusterAdmin::checkGrants(const TaskAssignment& grants) {
+    if (grants.maxContainers == 0 || grants.maxContainers > kMaxContainersLimit)
+        return fail("max containers must be 1 to " + std::to_string(kMaxContainersLimit));
+    auto refs = mountfs::parseSecretRefs(grants.secrets);
+    if (!refs) return propagate(refs);
+    if (auto layout = mountfs::planView(*refs); !layout) return propagate(layout);
+    for (const auto& name : sourcesOf(*refs))
+        if (auto m = readMaster(*client_, name); !m) return propagate(m);
+    return {};
+}
+
+Result<void> ClusterAdmin::createService(const std::string& name, const TaskAssignment& grants) {
+    if (auto ok = checkName("service", name); !ok) return ok;
+    if (auto ok = checkGrants(grants); !ok) return ok;
+    auto signer = signingKey();
+    if (!signer) return propagate(signer);
+    Service fresh{name, grants, {}};
+    fresh.grants.task.clear();
+    fresh.grants.sig = {};
+    if (auto ok = (*signer)->sign(serviceKey(name), fresh, nextSerial(0)); !ok) return ok;
+    const std::string k = serviceKey(name);
+    auto w = client_->txn({{"compare", {txnAbsent(k)}}, {"success", {txnPut(k, encodeService(fresh))}},
+                           {"failure", {txnRange(k)}}});
+    if (!w) return propagate(w);
+    if (w->succeeded) return {};
+    const KeyValue* existing = found(*w);
+    auto prior = existing ? decodeService(existing->value) : fail("gone");
+    if (prior && prior->sig == fresh.sig) return {};  // our own write, retried
+    return fail("service " + quote(name) + " already exists (service update changes its grants)");
+}
+
+// The record first, then each task placed again with the new grants: each
+// node switches when its task record does (a rolling update, as swarm's). A
+// task placed meanwhile compares the record's mod_revision and is placed
+// again with the new grants; an admin stopped midway leaves some tasks on
+// the old grants, which the same update, run again, finishes.
+Result<std::size_t> ClusterAdmin::updateService(const std::string& name, const TaskAssignment& grants) {
+    if (auto ok = checkGrants(grants); !ok) return propagate(ok);
+    auto signer = signingKey();
+    if (!signer) return propagate(signer);
+    const std::string k = serviceKey(name);
+    bool written = false;
+    for (int attempt = 0; attempt < kAttempts && !written; ++attempt) {
+        auto current = readService(name);
+        if (!current && current.error().code == ENOENT) return propagate(current);
+        std::int64_t modRevision = 0;
+        std::uint64_t serial = 0;
+        if (current) {
+            modRevision = current->modRevision;
+            serial = current->service.sig.serial;
+        } else {  // not signed by a trusted key: replaced by ours
+            auto r = client_->range(k, false);
+            if (!r) return propagate(r);
+            if (!r->kvs.empty()) modRevision = r->kvs[0].modRevision;
+        }
+        Service fresh{name, grants, {}};
+        fresh.grants.task.clear();
+        fresh.grants.sig = {};
+        if (auto ok = (*signer)->sign(k, fresh, nextSerial(serial)); !ok) return propagate(ok);
+        beforeCommit();
+        auto w = client_->txn({{"compare", {txnModRevision(k, modRevision)}},
+                               {"success", {txnPut(k, encodeService(fresh))}},
+                               {"failure", json::array()}});
+        if (!w) return propagate(w);
+        written = w->succeeded;
+    }
+    if (!written)
+        return fail("service " + quote(name) + " kept changing (" + std::to_string(kAttempts) +
+                    " attempts); run the command again");
+    return placeAgain(name);
+}
+
+Result<std::size_t> ClusterAdmin::placeAgain(const std::string& name) {
+    auto service = readService(name);
+    if (!service) return propagate(service);
+    auto all = assignments();
+    if (!all) return propagate(all);
+    std::size_t placed = 0;
+    for (const auto& a : *all) {
+        if (a.service != name) continue;
+        TaskAssignment t = service->service.grants;
+        t.task = a.task.task;
+        if (auto ok = assignOnNode(a.node, t, name, json::array({txnModRevision(serviceKey(name), service->modRevision)}));
+            !ok)
+            return propagate(ok, "task " + quote(t.task));
+        ++placed;
+    }
+    return placed;
+}
+
+Result<std::string> ClusterAdmin::placeTask(const std::string& task, const std::string& name, const std::string& node) {
+    if (auto ok = checkName("task", task); !ok) return propagate(ok);
+    if (auto ok = checkName("node", node); !ok) return propagate(ok);
+    std::string from;  // the node it moved from
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        auto service = readService(name);
+        if (!service) return propagate(service);
+        auto placed = client_->range(taskIndexKey(task), false);
+        if (!placed) return propagate(placed);
+        if (!placed->kvs.empty()) {
+            auto p = decodePlacement(placed->kvs[0].value);
+            if (p && p->node != node) {
+                // A move: its copies and record leave the old node (its
+                // running containers there lose the task's secrets), then
+                // it is placed on the new one.
+                auto left = unassignTask(task);
+                if (!left) return propagate(left);
+                from = *left;
+            }
+        }
+        TaskAssignment t = service->service.grants;
+        t.task = task;
+        auto ok = assignOnNode(node, t, name, json::array({txnModRevision(serviceKey(name), service->modRevision)}));
+        if (ok) return from;
+        if (ok.error().code != EAGAIN) return propagate(ok);  // else: the service changed meanwhile
+    }
+    return fail("task " + quote(task) + ": service " + quote(name) + " kept changing (" +
+                std::to_string(kAttempts) + " attempts); run the command again");
+}
+
+// Its tasks first (each revoked from its containers), then the record,
+// guarded by "no task placed since": a task of it placed meanwhile is
+// found and unassigned too.
+Result<std::size_t> ClusterAdmin::removeService(const std::string& name) {
+    if (auto ok = checkName("service", name); !ok) return propagate(ok);
+    const std::string k = serviceKey(name);
+    std::size_t removed = 0;
+    for (int attempt = 0; attempt < kAttempts; ++attempt) {
+        auto r = client_->range(k, false);
+        if (!r) return propagate(r);
+        if (r->kvs.empty()) {
+            if (attempt > 0) return removed;
+            return fail("service " + quote(name) + " not found");
+        }
+        std::int64_t scanned = 0;
+        auto all = assignments(&scanned);
+        if (!all) return propagate(all);
+        bool any = false;
+        for (const auto& a : *all) {
+            if (a.service != name) continue;
+            any = true;
+            if (auto ok = unassignTask(a.task.task); !ok) return propagate(ok);
+            ++removed;
+        }
+        if (any) continue;
+        beforeCommit();
+        auto w = client_->txn({{"compare", {txnModRevision(k, r->kvs[0].modRevision), txnUnchangedSince(tasksPrefix(), scanned)}},
+                               {"success", {txnDelete(k)}},
+                               {"failure", json::array()}});
+        if (!w) return propagate(w);
+        if (w->succeeded) return removed;
+    }
+    return fail("service " + quote(name) + ": its tasks kept changing (" + std::to_string(kAttempts) +
+                " attempts); run the command again");
+}
+
+Result<json> ClusterAdmin::listServices() {
+    auto r = client_->range(servicesPrefix(), true);
+    if (!r) return propagate(r);
+    auto all = assignments();
+    if (!all) return propagate(all);
+    json out = json::array();
+    for (const auto& kv : r->kvs) {
+        auto s = decodeService(kv.value);
+        if (!s) continue;
+        json tasks = json::array();
+        for (const auto& a : *all)
+            if (a.service == s->name) tasks.push_back(a.task.task + "@" + a.node);
+        json entry = {{"service", s->name}, {"secrets", s->grants.secrets}, {"identity", s->grants.identity.text()},
+                      {"max_containers", s->grants.maxContainers}, {"tasks", tasks}};
+        if (!trusted_.empty() && !trusted_.verify(kv.key, *s)) entry["trusted"] = false;
+        out.push_back(std::move(entry));
+    }
+    return out;
+}
+
 Result<json> ClusterAdmin::listTasks() {
     auto all = assignments();
     if (!all) return propagate(all);
@@ -683,7 +888,9 @@ Result<json> ClusterAdmin::listTasks() {
     for (const auto& a : *all) {
         json entry = {{"task", a.task.task}, {"node", a.node}, {"secrets", a.task.secrets},
                       {"identity", a.task.identity.text()}, {"max_containers", a.task.maxContainers}};
-        if (!a.trusted) entry["trusted"] = false;  // not signed by a key this admin trusts
+        if (!a.service.empty()) entry["service"] = a.service;
+        // Not signed by a key this admin trusts (with none given, nothing is said).
+        if (!a.trusted && !trusted_.empty()) entry["trusted"] = false;
         out.push_back(std::move(entry));
     }
     return out;

@@ -71,6 +71,21 @@ public:
     Result<std::string> unassignTask(const std::string& task);  // the node it was on
     Result<nlohmann::json> listTasks();
 
+    // Services, as Docker swarm's: a service holds the grants (`grants`:
+    // specs, identity, max containers, signal; its `task` unused), and its
+    // tasks, placed on nodes, receive them. Every secret must exist.
+    Result<void> createService(const std::string& name, const cluster::TaskAssignment& grants);
+    // New grants; each of its tasks placed again with them (reaching their
+    // running containers). How many tasks.
+    Result<std::size_t> updateService(const std::string& name, const cluster::TaskAssignment& grants);
+    // Unassigns each of its tasks (revoked from their containers), then
+    // deletes it. How many tasks.
+    Result<std::size_t> removeService(const std::string& name);
+    Result<nlohmann::json> listServices();
+    // Places a task of `service` on `node`; a task placed on another node
+    // moves (it leaves that node first). The node it moved from, if any.
+    Result<std::string> placeTask(const std::string& task, const std::string& service, const std::string& node);
+
     // Called just before each guarded transaction is sent: tests run a
     // concurrent admin command here to check the guards.
     void setBeforeCommit(std::function<void()> hook) { beforeCommit_ = std::move(hook); }
@@ -92,7 +107,23 @@ private:
         std::vector<std::string> sources;
         std::uint64_t serial = 0;  // of the record read
         bool trusted = false;      // signed by a key this admin trusts
+        std::string service;       // a placement's service
     };
+    struct ServiceRead {
+        cluster::Service service;
+        std::int64_t modRevision = 0;
+    };
+    // A service's record, if a trusted admin key signed it.
+    Result<ServiceRead> readService(const std::string& name);
+    // Grants a service may hold: valid specs, existing secrets.
+    Result<void> checkGrants(const cluster::TaskAssignment& grants);
+    // Each task of the service placed again with its grants now.
+    Result<std::size_t> placeAgain(const std::string& name);
+    // assignTask's work: `service` is what the placement names (nullopt: a
+    // task of its own, refused if it is a service's); `guards` are more
+    // compares for its transaction (the service's record unchanged).
+    Result<void> assignOnNode(const std::string& node, const cluster::TaskAssignment& assignment,
+                              const std::optional<std::string>& service, const nlohmann::json& guards);
     // The node's etcd user and its signed registration (addNode).
     Result<void> registerNode(const std::string& node, const cluster::PublicKey& publicKey, bool replace);
     // Every task's placement (/secretshim/tasks/), and the revision of that

@@ -162,6 +162,7 @@ Result<Response> EtcdClient::Impl::call(
     const std::size_t n = impl.endpoints.size();
     std::string last = "no endpoint answered";
     bool unconnected = false;
+    int authRaces = 0;
     for (std::size_t attempt = 0; attempt < n; ++attempt) {
         std::size_t index;
         {
@@ -179,6 +180,14 @@ Result<Response> EtcdClient::Impl::call(
         const auto stub = Service::NewStub(impl.channels[index]);
         const grpc::Status status = (stub.get()->*rpc)(&ctx, request, &response);
         if (status.ok()) return response;
+        // etcd checks a request's user against the auth store as it was when
+        // the request came in; another admin's change to users or roles in
+        // between (a node add) refuses it unapplied: sent again, it is
+        // checked against the store as it is now.
+        if (status.error_message() == "etcdserver: revision of auth store is old" && ++authRaces <= 5) {
+            --attempt;
+            continue;
+        }
         if (retryable(status.error_code())) {
             last = "etcd " + e.text + ": " + said(status);
             // No connection (not a member's own answer, nor a timeout: a

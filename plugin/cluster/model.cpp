@@ -170,14 +170,30 @@ std::string signedMessage(std::string_view key, const Published& p) {
     return m;
 }
 
+namespace {
+
+void addGrants(std::string& m, const TaskAssignment& t) {
+    addField(m, t.secrets);
+    addField(m, t.identity.text());
+    addField(m, std::to_string(t.maxContainers));
+    addField(m, std::to_string(t.signal));
+}
+
+}  // namespace
+
+std::string signedMessage(std::string_view key, const Service& s) {
+    std::string m = messageStart("service", key, s.sig);
+    addField(m, s.name);
+    addGrants(m, s.grants);
+    return m;
+}
+
 std::string signedMessage(std::string_view key, const TaskPlacement& p) {
     std::string m = messageStart("task placement", key, p.sig);
+    addField(m, p.service);
     addField(m, p.node);
     addField(m, p.task.task);
-    addField(m, p.task.secrets);
-    addField(m, p.task.identity.text());
-    addField(m, std::to_string(p.task.maxContainers));
-    addField(m, std::to_string(p.task.signal));
+    addGrants(m, p.task);
     return m;
 }
 
@@ -211,6 +227,8 @@ std::string publishedPrefix() { return join(kRoot, "published/"); }
 std::string publishedKey(std::string_view id) { return join(publishedPrefix(), id); }
 std::string tasksPrefix() { return join(kRoot, "tasks/"); }
 std::string taskIndexKey(std::string_view task) { return join(tasksPrefix(), task); }
+std::string servicesPrefix() { return join(kRoot, "services/"); }
+std::string serviceKey(std::string_view service) { return join(servicesPrefix(), service); }
 std::string mastersPrefix() { return join(kRoot, "secrets/"); }
 std::string masterKey(std::string_view name) { return join(mastersPrefix(), name); }
 std::string registrationsPrefix() { return join(kRoot, "registry/"); }
@@ -385,6 +403,7 @@ std::string encodePlacement(const TaskPlacement& p) {
     bare.sig = {};
     json j = json::parse(encodeTask(bare));
     j["node"] = p.node;
+    if (!p.service.empty()) j["service"] = p.service;
     addSigned(j, p.sig);
     return j.dump();
 }
@@ -397,10 +416,40 @@ Result<TaskPlacement> decodePlacement(std::string_view text) {
     if (!t) return propagate(t);
     TaskPlacement p;
     if (!getString(*j, "node", p.node) || !checkName("node", p.node)) return badField(what, "node");
+    if (j->contains("service") && (!getString(*j, "service", p.service) || !checkName("service", p.service)))
+        return badField(what, "service");
     p.sig = t->sig;
     p.task = std::move(*t);
     p.task.sig = {};
     return p;
+}
+
+// A service's record: its grants as a task record's fields, with "service"
+// for "task".
+std::string encodeService(const Service& s) {
+    TaskAssignment bare = s.grants;
+    bare.task = s.name;
+    bare.sig = s.sig;
+    json j = json::parse(encodeTask(bare));
+    j.erase("task");
+    j["service"] = s.name;
+    return j.dump();
+}
+
+Result<Service> decodeService(std::string_view text) {
+    constexpr const char* what = "service record";
+    auto j = parseObject(text, what);
+    if (!j) return propagate(j);
+    Service s;
+    if (!getString(*j, "service", s.name) || !checkName("service", s.name)) return badField(what, "service");
+    (*j)["task"] = s.name;
+    auto grants = taskFrom(*j, what);
+    if (!grants) return propagate(grants);
+    s.sig = grants->sig;
+    s.grants = std::move(*grants);
+    s.grants.task.clear();
+    s.grants.sig = {};
+    return s;
 }
 
 }  // namespace secretshim::cluster

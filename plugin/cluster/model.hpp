@@ -34,6 +34,8 @@ std::string publishedKey(std::string_view id);            // /secretshim/publish
 std::string nodesPrefix();                                // /secretshim/nodes/
 std::string tasksPrefix();                                // /secretshim/tasks/
 std::string taskIndexKey(std::string_view task);          // /secretshim/tasks/<task>
+std::string servicesPrefix();                             // /secretshim/services/
+std::string serviceKey(std::string_view service);         // /secretshim/services/<service>
 std::string masterKey(std::string_view name);             // /secretshim/secrets/<name>
 std::string mastersPrefix();                              // /secretshim/secrets/
 std::string registrationKey(std::string_view node);       // /secretshim/registry/<node>
@@ -120,6 +122,18 @@ struct Published {
 struct TaskPlacement {
     std::string node;
     TaskAssignment task;  // its own sig unused: the placement is signed
+    std::string service;  // the service it is a task of; empty: a task of its own
+    Signed sig;
+};
+
+// services/<service>: a service's grants (as Docker swarm grants secrets to
+// a service): its specs, the identity its tasks' containers must be, how
+// many containers each task may have, its signal. Its tasks are placed on
+// nodes (tasks/<task> names the service), and each node gets a task record
+// with these grants. Signed: admins seal copies from it.
+struct Service {
+    std::string name;
+    TaskAssignment grants;  // `task` unused
     Signed sig;
 };
 
@@ -153,6 +167,7 @@ std::string signedMessage(std::string_view key, const NodeSecret& secret);
 std::string signedMessage(std::string_view key, const NodeRegistration& reg);
 std::string signedMessage(std::string_view key, const Published& published);
 std::string signedMessage(std::string_view key, const TaskPlacement& placement);
+std::string signedMessage(std::string_view key, const Service& service);
 
 std::string encodeTask(const TaskAssignment& task);
 Result<TaskAssignment> decodeTask(std::string_view json);
@@ -166,5 +181,7 @@ std::string encodePublished(const Published& published);
 Result<Published> decodePublished(std::string_view json);
 std::string encodePlacement(const TaskPlacement& placement);
 Result<TaskPlacement> decodePlacement(std::string_view json);
+std::string encodeService(const Service& service);
+Result<Service> decodeService(std::string_view json);
 
 }  // namespace secretshim::cluster

@@ -129,15 +129,41 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
         ->check(CLI::Range(1u, cluster::kMaxContainersLimit));
     assign_->add_option("--signal", signal_, "signal for the container's init after its secrets changed")
         ->check(CLI::Range(0, 64));
-    unassign_ = task.add_subcommand("unassign", "remove a task's assignment");
+    unassign_ = task.add_subcommand("unassign", "remove a task's assignment (revoked from its running containers)");
     unassign_->add_option("TASK", name_)->required();
     tasks_ = task.get_subcommand("ls");
+    place_ = task.add_subcommand("place", "place a task of a service on a node (a placed task moves there)");
+    place_->add_option("TASK", name_)->required();
+    place_->add_option("--service", service_)->required();
+    place_->add_option("--node", node_)->required();
+
+    serviceCmd_ = app.add_subcommand("service", "cluster services: grants their tasks receive, wherever placed");
+    serviceCmd_->require_subcommand(1);
+    for (const char* verb : {"create", "update"}) {
+        CLI::App* c = serviceCmd_->add_subcommand(verb, std::string(verb) == "create"
+                                                            ? "create a service with its grants"
+                                                            : "replace a service's grants; each of its tasks gets them");
+        c->add_option("SERVICE", name_)->required();
+        c->add_option("--secret", specs_, "a Docker-style --secret spec (repeatable)")->required();
+        c->add_option("--identity", identity_,
+                      "the containers of its tasks: kubernetes,namespace=NS[,pod=GLOB][,container=GLOB], "
+                      "podman,name=GLOB or root")
+            ->required();
+        c->add_option("--max-containers", maxContainers_, "how many containers may hold each task at once (default 1)")
+            ->check(CLI::Range(1u, cluster::kMaxContainersLimit));
+        c->add_option("--signal", signal_, "signal for the container's init after its secrets changed")
+            ->check(CLI::Range(0, 64));
+        (std::string(verb) == "create" ? serviceCreate_ : serviceUpdate_) = c;
+    }
+    serviceRm_ = serviceCmd_->add_subcommand("rm", "remove a service and its tasks (revoked from their containers)");
+    serviceRm_->add_option("SERVICE", name_)->required();
+    serviceLs_ = serviceCmd_->add_subcommand("ls", "list services and their tasks");
+    serviceLs_->add_option("--format", format_, "table or json")->check(CLI::IsMember({"table", "json"}));
 }
 
 bool ClusterCli::selected() const {
     return !config_.empty() || !endpoints_.empty() || nodeCmd_->parsed() || rotate_->parsed() || rekey_->parsed() ||
-           assign_->parsed() ||
-           unassign_->parsed();
+           assign_->parsed() || unassign_->parsed() || place_->parsed() || serviceCmd_->parsed();
 }
 
 int ClusterCli::run() {
@@ -181,6 +207,7 @@ int ClusterCli::run() {
     if (assign_->parsed()) return assignTask(admin);
     if (unassign_->parsed()) return unassignTask(admin);
     if (tasks_ && tasks_->parsed()) return listTasks(admin);
+    if (serviceCmd_->parsed() || place_->parsed()) return services(admin);
     return failed(Error{.message = "this command is not available against the cluster"});
 }
 
@@ -233,7 +260,7 @@ Result<std::unique_ptr<ClusterAdmin>> ClusterCli::connect(const EtcdConfig& c) c
 
     CLI::App* create = secret_->get_subcommand("create");
     const bool needsKey = create->parsed() || rotate_->parsed() || rekey_->parsed() || assign_->parsed() ||
-                          (nodeAdd_->parsed() && replace_);
+                          place_->parsed() || serviceUpdate_->parsed() || (nodeAdd_->parsed() && replace_);
     std::optional<ClusterKey> key;
     if (!c.clusterKey.empty() && needsKey) {
         auto k = create->parsed() ? ClusterKey::loadOrCreate(c.clusterKey) : ClusterKey::load(c.clusterKey);
@@ -241,20 +268,17 @@ Result<std::unique_ptr<ClusterAdmin>> ClusterCli::connect(const EtcdConfig& c) c
         key.emplace(std::move(*k));
     }
     // Whatever a node will read is signed: registrations, task records and
-    // copies (plugin/cluster/signing.hpp).
+    // copies (plugin/cluster/signing.hpp). The keys given are loaded for
+    // every command: a listing marks what none of them signed.
     std::optional<AdminSigningKey> signer;
-    TrustedKeys trusted;
-    if (nodeAdd_->parsed() || rotate_->parsed() || assign_->parsed()) {
-        if (!c.signingKey.empty()) {
-            auto k = AdminSigningKey::load(c.signingKey);
-            if (!k) return propagate(k);
-            signer.emplace(std::move(*k));
-        }
-        auto t = TrustedKeys::load(c.adminKeys);
-        if (!t) return propagate(t);
-        trusted = std::move(*t);
+    if (!c.signingKey.empty()) {
+        auto k = AdminSigningKey::load(c.signingKey);
+        if (!k) return propagate(k);
+        signer.emplace(std::move(*k));
     }
-    return std::make_unique<ClusterAdmin>(std::move(*client), std::move(key), std::move(signer), std::move(trusted));
+    auto trusted = TrustedKeys::load(c.adminKeys);
+    if (!trusted) return propagate(trusted);
+    return std::make_unique<ClusterAdmin>(std::move(*client), std::move(key), std::move(signer), std::move(*trusted));
 }
 
 int ClusterCli::addNode(ClusterAdmin& admin, const EtcdConfig& c) {
@@ -345,6 +369,53 @@ int ClusterCli::assignTask(ClusterAdmin& admin) {
     return 0;
 }
 
+int ClusterCli::services(ClusterAdmin& admin) {
+    if (place_->parsed()) {
+        auto from = admin.placeTask(name_, service_, node_);
+        if (!from) return failed(from.error());
+        std::printf("task %s of service %s placed on node %s%s\n", name_.c_str(), service_.c_str(), node_.c_str(),
+                    from->empty() ? "" : (" (moved from node " + *from + ")").c_str());
+        return 0;
+    }
+    if (serviceRm_->parsed()) {
+        auto removed = admin.removeService(name_);
+        if (!removed) return failed(removed.error());
+        std::printf("service %s removed with its %zu task(s)\n", name_.c_str(), *removed);
+        return 0;
+    }
+    if (serviceLs_->parsed()) {
+        auto list = admin.listServices();
+        if (!list) return failed(list.error());
+        if (format_ == "json") {
+            std::printf("%s\n", list->dump(2).c_str());
+            return 0;
+        }
+        std::printf("%-32s %-40s %-8s %s\n", "SERVICE", "IDENTITY", "TASKS", "SECRETS");
+        for (const auto& s : *list)
+            std::printf("%-32s %-40s %-8zu %s%s\n", stringField(s, "service").c_str(),
+                        stringField(s, "identity").c_str(), anyField(s, "tasks").size(),
+                        stringField(s, "secrets").c_str(),
+                        s.contains("trusted") ? "  (not signed by a trusted admin key)" : "");
+        return 0;
+    }
+    TaskAssignment grants;
+    for (const auto& spec : specs_) grants.secrets += (grants.secrets.empty() ? "" : ";") + spec;
+    auto identity = parseBinding(identity_);
+    if (!identity) return failed(identity.error());
+    grants.identity = std::move(*identity);
+    grants.maxContainers = maxContainers_;
+    grants.signal = signal_;
+    if (serviceCreate_->parsed()) {
+        if (auto ok = admin.createService(name_, grants); !ok) return failed(ok.error());
+        std::printf("service %s created for %s\n", name_.c_str(), grants.identity.text().c_str());
+        return 0;
+    }
+    auto updated = admin.updateService(name_, grants);
+    if (!updated) return failed(updated.error());
+    std::printf("service %s updated: %zu task(s) placed again with its grants\n", name_.c_str(), *updated);
+    return 0;
+}
+
 int ClusterCli::unassignTask(ClusterAdmin& admin) {
     auto node = admin.unassignTask(name_);
     if (!node) return failed(node.error());
@@ -359,9 +430,10 @@ int ClusterCli::listTasks(ClusterAdmin& admin) {
         std::printf("%s\n", list->dump(2).c_str());
         return 0;
     }
-    std::printf("%-32s %-24s %-40s %s\n", "TASK", "NODE", "IDENTITY", "SECRETS");
+    std::printf("%-32s %-24s %-24s %-40s %s\n", "TASK", "NODE", "SERVICE", "IDENTITY", "SECRETS");
     for (const auto& t : *list)
-        std::printf("%-32s %-24s %-40s %s%s\n", stringField(t, "task").c_str(), stringField(t, "node").c_str(),
+        std::printf("%-32s %-24s %-24s %-40s %s%s\n", stringField(t, "task").c_str(), stringField(t, "node").c_str(),
+                    t.contains("service") ? stringField(t, "service").c_str() : "-",
                     stringField(t, "identity").c_str(), stringField(t, "secrets").c_str(),
                     t.contains("trusted") ? "  (placement not signed by a trusted admin key)" : "");
     return 0;

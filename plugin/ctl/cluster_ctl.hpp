@@ -1,6 +1,6 @@
 // secretshimctl's cluster commands (docs/cluster.md): the options that
-// reach etcd, and `node`, `secret create/ls/inspect/rm/rotate`, `task
-// assign/unassign/ls` against the cluster. With no etcd settings the
+// reach etcd, and `node`, `service`, `secret create/ls/inspect/rm/rotate`,
+// `task assign/unassign/place/ls` against the cluster. With no etcd settings the
 // secret commands talk to the local agent as before.
 #pragma once
 
@@ -40,11 +40,12 @@ private:
     int assignTask(cluster::ClusterAdmin& admin);
     int unassignTask(cluster::ClusterAdmin& admin);
     int listTasks(cluster::ClusterAdmin& admin);
+    int services(cluster::ClusterAdmin& admin);  // service create/update/rm/ls, task place
 
     std::string config_, caFile_, certFile_, keyFile_, clusterKey_;
     std::string signingKey_;
     std::vector<std::string> endpoints_;
-    std::string name_, node_, source_ = "-", format_ = "table", publicKey_, keyOut_, stateDir_;
+    std::string name_, node_, service_, source_ = "-", format_ = "table", publicKey_, keyOut_, stateDir_;
     bool replace_ = false, rotateKey_ = false, promoteKey_ = false;
     std::vector<std::string> specs_;
     int signal_ = 0;
@@ -62,6 +63,12 @@ private:
     CLI::App* assign_ = nullptr;
     CLI::App* unassign_ = nullptr;
     CLI::App* tasks_ = nullptr;
+    CLI::App* place_ = nullptr;
+    CLI::App* serviceCmd_ = nullptr;
+    CLI::App* serviceCreate_ = nullptr;
+    CLI::App* serviceUpdate_ = nullptr;
+    CLI::App* serviceRm_ = nullptr;
+    CLI::App* serviceLs_ = nullptr;
 };
 
 }  // namespace secretshim::plugin

@@ -233,6 +233,58 @@ refused "node keygen --promote without a next key pair says how to make one" \
     "cluster-node.key.next does not exist (make it first: secretshimctl node keygen --rotate)" \
     "$ctl_bin" node keygen --promote --state-dir "$work/node1"
 
+# Services: the grants are the service's; its tasks, placed on any node,
+# receive them; an update reaches every task; a placed task moves; rm takes
+# its tasks with it.
+check "secrets s1 and s2" sh -c '"$@" secret create s1 "$0/v1" && "$@" secret create s2 "$0/v2"' \
+    "$work" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
+    --key "$ETCD_PKI/admin.key" --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key"
+refused "service create with a missing secret is refused" 'secret "nosuch" not found' \
+    ctl service create web --identity root --secret nosuch
+check "service create web" ctl service create web --identity root --secret s1
+refused "service create web again is refused" "already exists (service update changes its grants)" \
+    ctl service create web --identity root --secret s1
+refused "task place of a missing service is refused" 'service "nosuch" not found' \
+    ctl task place web.1 --service nosuch --node node-1
+# Whoever can write to etcd widens the service's record: task place refuses
+# it; service update replaces it with the admin's.
+etcdctl_root get --print-value-only /secretshim/services/web >"$work/web-good"
+python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); r["secrets"]="s1;s2"; print(json.dumps(r), end="")' \
+    "$work/web-good" >"$work/web-forged"
+etcdctl_root put /secretshim/services/web -- "$(cat "$work/web-forged")" >/dev/null
+refused "task place refuses a service record no admin signed" \
+    "service \"web\"'s record is not signed by a trusted admin key" ctl task place web.1 --service web --node node-1
+check "service update replaces the altered record with the admin's" ctl service update web --identity root --secret s1
+check "task place web.1 on node-1" ctl task place web.1 --service web --node node-1
+check "task place web.2 on node-2" ctl task place web.2 --service web --node node-2
+check "node-1 and node-2 hold their task and a copy of s1" sh -c '[ "$0" = 2 ] && [ "$1" = 2 ]' \
+    "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/ | grep -c -e tasks/web.1 -e secrets/s1/)" \
+    "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-2/ | grep -c -e tasks/web.2 -e secrets/s1/)"
+refused "task assign of a service's task is refused" 'task "web.1" is a task of service "web"' \
+    ctl task assign web.1 --identity root --node node-1 --secret s2
+ctl service update web --identity root --secret s2 --max-containers 3 >"$work/update" 2>&1 || true
+check "service update: both tasks placed again" grep -qx "service web updated: 2 task(s) placed again with its grants" "$work/update"
+check "... node-1 now holds s2, not s1, with the new limit" sh -c '[ -n "$0" ] && [ -z "$1" ] && printf %s "$2" | grep -q "\"max_containers\":3" && printf %s "$2" | grep -q "\"secrets\":\"s2\""' \
+    "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/secrets/s2/)" \
+    "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/secrets/s1/)" \
+    "$(etcdctl_root get --print-value-only /secretshim/nodes/node-1/tasks/web.1)"
+ctl task place web.2 --service web --node node-1 >"$work/move" 2>&1 || true
+check "task place web.2 on node-1 moves it" grep -qx "task web.2 of service web placed on node node-1 (moved from node node-2)" "$work/move"
+check "... node-2 holds nothing of it any more" test -z "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-2/)"
+check "... node-1 holds both tasks, one copy" test "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/ | grep -c .)" = 3
+ctl service ls >"$work/services" 2>&1 || true
+check "service ls: web, root, 2 tasks, s2" sh -c "grep -q '^web  *root  *2  *s2\$' '$work/services'"
+ctl task ls >"$work/tasks" 2>&1 || true
+check "task ls names the service" sh -c "grep -q '^web.2  *node-1  *web ' '$work/tasks'"
+ctl service rm web >"$work/srm" 2>&1 || true
+check "service rm web takes its 2 tasks" grep -qx "service web removed with its 2 task(s)" "$work/srm"
+check "... node-1's prefix is empty, no placement left" sh -c '[ -z "$0" ] && [ -z "$1" ] && [ -z "$2" ]' \
+    "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/)" "$(etcdctl_root get --prefix --keys-only /secretshim/tasks/)" \
+    "$(etcdctl_root get --prefix --keys-only /secretshim/services/)"
+refused "service rm again: not found" 'service "web" not found' ctl service rm web
+check "clean up s1, s2" sh -c '"$@" secret rm s1 && "$@" secret rm s2' sh "$ctl_bin" \
+    --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
+
 # Plaintext never reaches etcd: not in its data directories, not in any value.
 if grep -r -a -q -F "$marker" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3; then bad "a marker is in etcd's data"; else ok "no marker in etcd's data directories"; fi
 

@@ -469,6 +469,27 @@ bundle c7 t1 true
 check "an unassigned task is refused at its next start" 'wait_for 5 sh -c "! runc --root $work/state-rt run --bundle $work/c7 c7 >/dev/null 2>$work/c7.err" && grep -q "is not granted to a container started by root" "$work/c7.err"'
 ids="$ids c7"
 
+# A service, as swarm's: its task placed on this node gets the service's
+# grants; an update of the service reaches the running container; the task
+# moved to node-2 leaves it (revoked here).
+admin service create api --identity root --secret other >/dev/null
+admin task place api.1 --service api --node node-1 >/dev/null
+bundle cs1 api.1 sh -c 'sleep 300'
+start_detached cs1
+check "service: its task's container reads the service's grant" \
+    '[ "$(in_container cs1 "sha256sum /run/secrets/other" | cut -c1-64)" = "$(digest "$live4")" ]'
+admin service update api --identity root --secret other --secret "source=db,target=/run/secrets/db" >/dev/null
+check "service update: the new grant reaches the running container" \
+    'wait_for 10 sh -c "[ \"\$(runc --root $work/state-rt exec cs1 /bin/busybox sha256sum /run/secrets/db 2>/dev/null | cut -c1-64)\" = \"$(digest "$live5")\" ]"'
+admin task place api.1 --service api --node node-2 >/dev/null
+check "task moved to node-2: revoked from this node's container" \
+    'wait_for 10 runc --root "$work/state-rt" exec cs1 /bin/busybox sh -c "test ! -e /run/secrets/other && test ! -e /run/secrets/db"'
+bundle cs2 api.1 true
+check "... and a new container of it here is refused" \
+    '! rt run --bundle "$work/cs2" cs2 >/dev/null 2>"$work/cs2.err" && grep -q "is not granted to a container started by root" "$work/cs2.err"'
+ids="$ids cs1 cs2"
+admin service rm api >/dev/null
+
 rt delete -f c1 >/dev/null 2>&1; rt delete -f c4 >/dev/null 2>&1
 check "no marker in etcd's data directories" '! grep -r -a -q -F -e "$v1" -e "$v2" -e "$other" "$ETCD_DIR"/m1 "$ETCD_DIR"/m2 "$ETCD_DIR"/m3'
 check "no marker in the agent's state directory" '! grep -r -a -q -F -e "$v1" -e "$v2" -e "$other" "$work/state"'

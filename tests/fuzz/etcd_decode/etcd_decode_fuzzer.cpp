@@ -44,6 +44,10 @@ void fuzzRecords(std::string_view value) {
         auto again = decodePublished(encodePublished(*p));
         FUZZ_CHECK(again && again->id == p->id && again->version == p->version && again->sig == p->sig);
     }
+    if (auto s = decodeService(value); checked(s)) {
+        auto again = decodeService(encodeService(*s));
+        FUZZ_CHECK(again && again->name == s->name && again->grants.secrets == s->grants.secrets && again->sig == s->sig);
+    }
     if (auto p = decodePlacement(value); checked(p)) {
         auto again = decodePlacement(encodePlacement(*p));
         FUZZ_CHECK(again && again->node == p->node && again->task.secrets == p->task.secrets && again->sig == p->sig);

@@ -118,6 +118,40 @@ TEST_CASE("a published version and a task placement round-trip; their signatures
     CHECK(signedMessage(taskKey("node-3", "t1"), placed.task).find("task placement") == std::string::npos);
 }
 
+TEST_CASE("a service record round-trips; its signature covers its grants") {
+    Service svc;
+    svc.name = "web";
+    svc.grants.secrets = "db;source=api,target=/etc/api";
+    svc.grants.identity = *parseBinding("kubernetes,namespace=shop");
+    svc.grants.maxContainers = 4;
+    svc.sig = {9, "signer", std::string(64, 's')};
+    auto back = decodeService(encodeService(svc));
+    REQUIRE(back.has_value());
+    CHECK(back->name == "web");
+    CHECK(back->grants.secrets == svc.grants.secrets);
+    CHECK(back->grants.identity.text() == "kubernetes,namespace=shop");
+    CHECK(back->grants.maxContainers == 4);
+    CHECK(back->sig == svc.sig);
+    CHECK(encodeService(svc).find("\"task\"") == std::string::npos);
+    auto bad = decodeService(R"({"service":"web","secrets":"db"})");
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().message == "service record: missing or invalid field \"identity\"");
+    Service wider = svc;
+    wider.grants.secrets += ";other";
+    CHECK(signedMessage(serviceKey("web"), svc) != signedMessage(serviceKey("web"), wider));
+    // A placement names its service: moving a task to another service is another message.
+    TaskPlacement p;
+    p.node = "n";
+    p.task = svc.grants;
+    p.task.task = "web.1";
+    TaskPlacement q = p;
+    q.service = "web";
+    CHECK(signedMessage(taskIndexKey("web.1"), p) != signedMessage(taskIndexKey("web.1"), q));
+    auto placed = decodePlacement(encodePlacement(q));
+    REQUIRE(placed.has_value());
+    CHECK(placed->service == "web");
+}
+
 TEST_CASE("a task record without a valid identity binding is refused: it reaches nobody") {
     auto none = decodeTask(R"({"task":"a","secrets":"x"})");
     REQUIRE_FALSE(none.has_value());
