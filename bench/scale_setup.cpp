@@ -20,9 +20,9 @@
 // are random bytes, never printed.
 //
 // secrets and nodes run on THREADS connections at once (no guard spans two
-// secrets or two nodes); assignments run one after the other, as admins'
-// commands would: each one's transaction is guarded by "nothing under nodes/
-// written since my scan", so concurrent ones would only retry each other.
+// secrets or two nodes; a node add racing another's change to etcd's auth
+// store is sent again by the client); assignments run one after the other,
+// as one admin's commands would.
 #include <openssl/rand.h>
 
 #include <algorithm>

@@ -152,8 +152,10 @@ Result<std::int64_t> ClusterAdmin::removeNode(const std::string& node) {
         if (placed->kvs.empty()) continue;
         auto p = decodePlacement(placed->kvs[0].value);
         if (!p || p->node != node) continue;
+        json ops = json::array({txnDelete(indexKey)});
+        for (const auto& name : a.sources) ops.push_back(txnDelete(holderKey(name, a.task.task)));
         auto w = client_->txn({{"compare", {txnModRevision(indexKey, placed->kvs[0].modRevision)}},
-                               {"success", {txnDelete(indexKey)}},
+                               {"success", ops},
                                {"failure", json::array()}});
         if (!w) return propagate(w);
         deleted += w->deleted;
@@ -196,7 +198,7 @@ Result<std::string> ClusterAdmin::createSecret(const std::string& name, const Se
     return fail("secret " + quote(name) + " already exists");
 }
 
-Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int64_t* revision) {
+Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int64_t* revision, bool verify) {
     auto r = client_->range(tasksPrefix(), true);
     if (!r) return propagate(r);
     if (revision) *revision = r->revision;
@@ -206,7 +208,7 @@ Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int
         if (!p) continue;
         auto refs = mountfs::parseSecretRefs(p->task.secrets);
         out.push_back({p->node, p->task, refs ? sourcesOf(*refs) : std::vector<std::string>{}, p->sig.serial,
-                       bool(trusted_.verify(kv.key, *p)), p->service});
+                       verify && trusted_.verify(kv.key, *p), p->service});
     }
     return out;
 }
@@ -220,9 +222,26 @@ Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::nodeTasks(const std:
         auto t = decodeTask(kv.value);
         if (!t) continue;
         auto refs = mountfs::parseSecretRefs(t->secrets);
-        const bool trusted = bool(trusted_.verify(kv.key, *t));
         const std::uint64_t serial = t->sig.serial;
-        out.push_back({node, std::move(*t), refs ? sourcesOf(*refs) : std::vector<std::string>{}, serial, trusted, {}});
+        out.push_back({node, std::move(*t), refs ? sourcesOf(*refs) : std::vector<std::string>{}, serial, false, {}});
+    }
+    return out;
+}
+
+Result<std::vector<Holder>> ClusterAdmin::holdersOf(const std::string& name, std::int64_t* revision) {
+    auto r = client_->range(holdersPrefix(name), true);
+    if (!r) return propagate(r);
+    if (revision) *revision = r->revision;
+    std::vector<Holder> out;
+    for (const auto& kv : r->kvs) {
+        auto h = decodeHolder(kv.value);
+        if (h && h->secret == name && kv.key == holderKey(name, h->task) && trusted_.verify(kv.key, *h)) {
+            out.push_back(std::move(*h));
+            continue;
+        }
+        return fail("the holder record " + quote(kv.key) +
+                    " is not an admin's (malformed, or not signed by a trusted admin key): no copy sealed for it "
+                    "(check it, then task assign or unassign its task)");
     }
     return out;
 }
@@ -323,7 +342,7 @@ Result<ClusterAdmin::Rekeyed> ClusterAdmin::rekey(const ClusterKey& next) {
 // one), write a copy of the new version for every node whose tasks use the
 // secret, in batches within etcd's limits, then switch the master and the
 // published version in one transaction guarded by the claim and by the
-// placements read (a task placed meanwhile gets its copy first). Nodes use
+// secret's holders read (a task assigned meanwhile gets its copy first). Nodes use
 // only the published version: an admin stopped before the switch leaves
 // every node on the old one (the next rotation takes the claim over), and
 // after it every node holds the new one. The old versions' copies are
@@ -349,6 +368,7 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
         if (!m) return propagate(m);
         master = std::move(*m);
         master.staging = master.version + 1;
+        master.stagingSerial = nextSerial(master.stagingSerial);
         beforeCommit();
         auto w = client_->txn({{"compare", {txnModRevision(k, modRevision)}},
                                {"success", {txnPut(k, encodeMaster(master))}},
@@ -363,17 +383,11 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
     std::set<std::string> staged;  // nodes that hold a copy of `version`
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
         std::int64_t scanned = 0;
-        auto all = assignments(&scanned);
-        if (!all) return propagate(all);
+        auto holders = holdersOf(name, &scanned);
+        if (!holders) return propagate(holders);
         std::set<std::string> fresh;
-        for (const auto& a : *all) {
-            if (std::find(a.sources.begin(), a.sources.end(), name) == a.sources.end() || staged.count(a.node)) continue;
-            if (!a.trusted)
-                return fail("task " + quote(a.task.task) + "'s placement " + quote(taskIndexKey(a.task.task)) +
-                            " is not signed by a trusted admin key: no copy sealed for it (check it, then task "
-                            "assign or unassign it)");
-            fresh.insert(a.node);
-        }
+        for (const auto& h : *holders)
+            if (!staged.count(h.node)) fresh.insert(h.node);
         auto keys = publicKeys(fresh);
         if (!keys) return propagate(keys);
         std::vector<json> ops;
@@ -381,10 +395,10 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
             auto copy = sealForNode({reinterpret_cast<const unsigned char*>(pub.data()), pub.size()}, value.span(),
                                     {node, name, master.id, version});
             if (!copy) return propagate(copy);
-            NodeSecret fresh{name, master.id, version, std::move(*copy), {}};
+            NodeSecret record{name, master.id, version, std::move(*copy), {}};
             const std::string copyKey = nodeSecretKey(node, name, version);
-            if (auto ok = (*signer)->sign(copyKey, fresh, nextSerial(0)); !ok) return propagate(ok);
-            ops.push_back(txnPut(copyKey, encodeNodeSecret(fresh)));
+            if (auto ok = (*signer)->sign(copyKey, record, master.stagingSerial); !ok) return propagate(ok);
+            ops.push_back(txnPut(copyKey, encodeNodeSecret(record)));
         }
         auto written = writeBatches(json::array({txnModRevision(k, claimed)}), ops);
         if (!written) return propagate(written);
@@ -408,7 +422,7 @@ Result<std::uint64_t> ClusterAdmin::rotateSecret(const std::string& name, const 
         next.sealed = *sealed;
         beforeCommit();
         auto w = client_->txn(
-            {{"compare", {txnModRevision(k, claimed), txnUnchangedSince(tasksPrefix(), scanned)}},
+            {{"compare", {txnModRevision(k, claimed), txnUnchangedSince(holdersPrefix(name), scanned)}},
              {"success", {txnPut(k, encodeMaster(next)), txnPut(publishedKey(master.id), encodePublished(published))}},
              {"failure", {txnRange(k)}}});
         if (!w) return propagate(w);
@@ -461,18 +475,21 @@ Result<void> ClusterAdmin::removeSecret(const std::string& name) {
         auto master = readMaster(*client_, name, &modRevision);
         if (!master && master.error().code == ENOENT && attempt > 0) return {};  // removed meanwhile
         if (!master) return propagate(master);
-        std::int64_t scanned = 0;
-        auto all = assignments(&scanned);
-        if (!all) return propagate(all);
-        for (const auto& a : *all)
-            if (std::find(a.sources.begin(), a.sources.end(), name) != a.sources.end())
-                return fail("secret " + quote(name) + " is assigned to task " + quote(a.task.task) + " on node " +
-                            quote(a.node) + ": unassign it first");
+        auto holders = client_->range(holdersPrefix(name), true);
+        if (!holders) return propagate(holders);
+        const std::int64_t scanned = holders->revision;
+        if (!holders->kvs.empty()) {  // signed or not: a task may hold it
+            const KeyValue& kv = holders->kvs.front();
+            auto h = decodeHolder(kv.value);
+            return fail("secret " + quote(name) + " is assigned to task " +
+                        quote(h ? h->task : kv.key.substr(holdersPrefix(name).size())) +
+                        (h ? " on node " + quote(h->node) : std::string()) + ": unassign it first");
+        }
         // Nothing was assigned when we looked. An assign between that read
-        // and this delete places its task after `scanned`: the guard fails
+        // and this delete writes a holder after `scanned`: the guard fails
         // and the read is redone (which then sees the new task).
         beforeCommit();
-        auto w = client_->txn({{"compare", {txnModRevision(k, modRevision), txnUnchangedSince(tasksPrefix(), scanned)}},
+        auto w = client_->txn({{"compare", {txnModRevision(k, modRevision), txnUnchangedSince(holdersPrefix(name), scanned)}},
                                {"success", {txnDelete(k), txnDelete(publishedKey(master->id))}},
                                {"failure", {txnRange(k)}}});
         if (!w) return propagate(w);
@@ -535,12 +552,15 @@ Result<void> ClusterAdmin::assignOnNode(const std::string& node, const TaskAssig
         auto mine = nodeTasks(node, &scanned);
         if (!mine) return propagate(mine);
         std::uint64_t taskSerial = 0;  // of the record this one replaces
+        std::vector<std::string> before;  // its sources in that record
         std::set<std::string> used(sources.begin(), sources.end());
         for (const auto& a : *mine) {
-            if (a.task.task == task)
+            if (a.task.task == task) {
                 taskSerial = a.serial;
-            else
+                before = a.sources;
+            } else {
                 used.insert(a.sources.begin(), a.sources.end());
+            }
         }
         auto registered = nodePublicKey(node);
         if (!registered) return propagate(registered);
@@ -601,8 +621,17 @@ Result<void> ClusterAdmin::assignOnNode(const std::string& node, const TaskAssig
         TaskPlacement placement{node, assignment, service.value_or(""), {}};
         placement.task.sig = {};
         if (auto ok = (*signer)->sign(indexKey, placement, nextSerial(placementSerial)); !ok) return ok;
-        const std::vector<json> flip = {txnPut(taskKey(node, task), encodeTask(record)),
-                                        txnPut(indexKey, encodePlacement(placement))};
+        std::vector<json> flip = {txnPut(taskKey(node, task), encodeTask(record)),
+                                  txnPut(indexKey, encodePlacement(placement))};
+        // The index by secret: this task holds each of its sources, on this node.
+        for (const auto& name : sources) {
+            Holder holder{name, task, node, {}};
+            if (auto ok = (*signer)->sign(holderKey(name, task), holder, nextSerial(0)); !ok) return ok;
+            flip.push_back(txnPut(holderKey(name, task), encodeHolder(holder)));
+        }
+        for (const auto& name : before)
+            if (std::find(sources.begin(), sources.end(), name) == sources.end())
+                flip.push_back(txnDelete(holderKey(name, task)));
         // Revocations: copies (every version) no task on this node uses.
         std::vector<json> revoked;
         for (const auto& name : heldNames)
@@ -664,26 +693,29 @@ Result<std::string> ClusterAdmin::unassignTask(const std::string& task) {
         if (auto refs = mountfs::parseSecretRefs(p->task.secrets))
             for (const auto& name : sourcesOf(*refs))
                 if (std::find(sources.begin(), sources.end(), name) == sources.end()) sources.push_back(name);
-        std::vector<json> ops = {txnDelete(taskKey(node, task)), txnDelete(indexKey)};
-        for (const auto& name : sources)
-            if (!used.count(name)) ops.push_back(txnDelete(nodeSecretPrefix(node, name), true));
+        std::vector<json> flip = {txnDelete(taskKey(node, task)), txnDelete(indexKey)};
+        std::vector<json> revoked;
+        for (const auto& name : sources) {
+            flip.push_back(txnDelete(holderKey(name, task)));
+            if (!used.count(name)) revoked.push_back(txnDelete(nodeSecretPrefix(node, name), true));
+        }
         // A task assigned to this node meanwhile may need a copy deleted here.
         const json compares = {txnModRevision(indexKey, placed->kvs[0].modRevision),
                                txnUnchangedSince(nodeTasksPrefix, scanned)};
-        if (fits(ops)) {
+        std::vector<json> all = flip;
+        all.insert(all.end(), revoked.begin(), revoked.end());
+        if (fits(all)) {
             beforeCommit();
-            auto w = client_->txn({{"compare", compares}, {"success", ops}, {"failure", json::array()}});
+            auto w = client_->txn({{"compare", compares}, {"success", all}, {"failure", json::array()}});
             if (!w) return propagate(w);
             if (w->succeeded) return node;
             continue;
         }
         beforeCommit();
-        auto w = client_->txn(
-            {{"compare", compares}, {"success", {ops[0], ops[1]}}, {"failure", json::array()}});
+        auto w = client_->txn({{"compare", compares}, {"success", flip}, {"failure", json::array()}});
         if (!w) return propagate(w);
         if (!w->succeeded) continue;
-        auto deleted = writeBatches(json::array({txnUnchangedSince(nodeTasksPrefix, w->revision)}),
-                                    std::vector<json>(ops.begin() + 2, ops.end()));
+        auto deleted = writeBatches(json::array({txnUnchangedSince(nodeTasksPrefix, w->revision)}), revoked);
         if (!deleted) return propagate(deleted);
         return node;
     }
@@ -882,7 +914,7 @@ Result<json> ClusterAdmin::listServices() {
 }
 
 Result<json> ClusterAdmin::listTasks() {
-    auto all = assignments();
+    auto all = assignments(nullptr, true);
     if (!all) return propagate(all);
     json out = json::array();
     for (const auto& a : *all) {

@@ -106,7 +106,7 @@ private:
         cluster::TaskAssignment task;
         std::vector<std::string> sources;
         std::uint64_t serial = 0;  // of the record read
-        bool trusted = false;      // signed by a key this admin trusts
+        bool trusted = false;      // signed by a key this admin trusts (if verified)
         std::string service;       // a placement's service
     };
     struct ServiceRead {
@@ -127,10 +127,14 @@ private:
     // The node's etcd user and its signed registration (addNode).
     Result<void> registerNode(const std::string& node, const cluster::PublicKey& publicKey, bool replace);
     // Every task's placement (/secretshim/tasks/), and the revision of that
-    // read.
-    Result<std::vector<Assignment>> assignments(std::int64_t* revision = nullptr);
-    // A node's task records, and the revision of that read.
+    // read; `verify`: whether each is checked against the trusted keys
+    // (Assignment::trusted), which only a listing of tasks says.
+    Result<std::vector<Assignment>> assignments(std::int64_t* revision = nullptr, bool verify = false);
+    // A node's task records (not verified), and the revision of that read.
     Result<std::vector<Assignment>> nodeTasks(const std::string& node, std::int64_t* revision = nullptr);
+    // The holders of a secret (its index by secret), each signed by a
+    // trusted key (else an error naming it), and the revision of that read.
+    Result<std::vector<cluster::Holder>> holdersOf(const std::string& name, std::int64_t* revision);
     // The nodes' public keys (each registration signed by a trusted key).
     Result<std::map<std::string, std::string>> publicKeys(const std::set<std::string>& nodes);
     // Whether `ops` fit in one transaction.

@@ -181,6 +181,14 @@ void addGrants(std::string& m, const TaskAssignment& t) {
 
 }  // namespace
 
+std::string signedMessage(std::string_view key, const Holder& h) {
+    std::string m = messageStart("holder", key, h.sig);
+    addField(m, h.secret);
+    addField(m, h.task);
+    addField(m, h.node);
+    return m;
+}
+
 std::string signedMessage(std::string_view key, const Service& s) {
     std::string m = messageStart("service", key, s.sig);
     addField(m, s.name);
@@ -227,6 +235,8 @@ std::string publishedPrefix() { return join(kRoot, "published/"); }
 std::string publishedKey(std::string_view id) { return join(publishedPrefix(), id); }
 std::string tasksPrefix() { return join(kRoot, "tasks/"); }
 std::string taskIndexKey(std::string_view task) { return join(tasksPrefix(), task); }
+std::string holdersPrefix(std::string_view secret) { return join(kRoot, "holders/", join(secret, "/")); }
+std::string holderKey(std::string_view secret, std::string_view task) { return holdersPrefix(secret) + std::string(task); }
 std::string servicesPrefix() { return join(kRoot, "services/"); }
 std::string serviceKey(std::string_view service) { return join(servicesPrefix(), service); }
 std::string mastersPrefix() { return join(kRoot, "secrets/"); }
@@ -343,6 +353,7 @@ std::string encodeMaster(const MasterSecret& s) {
               {"created", s.created}, {"updated", s.updated}, {"size", s.size},
               {"sealed", sealedJson(s.sealed)}};
     if (s.staging != 0) j["staging"] = s.staging;
+    if (s.stagingSerial != 0) j["staging_serial"] = s.stagingSerial;
     return j.dump();
 }
 
@@ -358,6 +369,8 @@ Result<MasterSecret> decodeMaster(std::string_view text) {
     if (!getInt(*j, "updated", s.updated)) return badField(what, "updated");
     if (!getInt(*j, "size", s.size)) return badField(what, "size");
     if (j->contains("staging") && !getInt(*j, "staging", s.staging)) return badField(what, "staging");
+    if (j->contains("staging_serial") && !getInt(*j, "staging_serial", s.stagingSerial))
+        return badField(what, "staging_serial");
     auto sealed = sealedFrom(*j, what, false);
     if (!sealed) return propagate(sealed);
     s.sealed = std::move(*sealed);
@@ -422,6 +435,24 @@ Result<TaskPlacement> decodePlacement(std::string_view text) {
     p.task = std::move(*t);
     p.task.sig = {};
     return p;
+}
+
+std::string encodeHolder(const Holder& h) {
+    json j = {{"secret", h.secret}, {"task", h.task}, {"node", h.node}};
+    addSigned(j, h.sig);
+    return j.dump();
+}
+
+Result<Holder> decodeHolder(std::string_view text) {
+    constexpr const char* what = "holder record";
+    auto j = parseObject(text, what);
+    if (!j) return propagate(j);
+    Holder h;
+    if (!getString(*j, "secret", h.secret) || !checkName("secret", h.secret)) return badField(what, "secret");
+    if (!getString(*j, "task", h.task) || !checkName("task", h.task)) return badField(what, "task");
+    if (!getString(*j, "node", h.node) || !checkName("node", h.node)) return badField(what, "node");
+    if (auto ok = signedFrom(*j, what, h.sig); !ok) return propagate(ok);
+    return h;
 }
 
 // A service's record: its grants as a task record's fields, with "service"

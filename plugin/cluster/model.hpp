@@ -34,6 +34,8 @@ std::string publishedKey(std::string_view id);            // /secretshim/publish
 std::string nodesPrefix();                                // /secretshim/nodes/
 std::string tasksPrefix();                                // /secretshim/tasks/
 std::string taskIndexKey(std::string_view task);          // /secretshim/tasks/<task>
+std::string holdersPrefix(std::string_view secret);       // /secretshim/holders/<secret>/
+std::string holderKey(std::string_view secret, std::string_view task);  // .../<task>
 std::string servicesPrefix();                             // /secretshim/services/
 std::string serviceKey(std::string_view service);         // /secretshim/services/<service>
 std::string masterKey(std::string_view name);             // /secretshim/secrets/<name>
@@ -126,6 +128,17 @@ struct TaskPlacement {
     Signed sig;
 };
 
+// holders/<secret>/<task>: the secret is one of the task's sources, and the
+// task is on `node` (the admins' index by secret: a rotation or an rm reads
+// the holders of one secret, not every task). Signed: a rotation seals a
+// copy to the node named here.
+struct Holder {
+    std::string secret;
+    std::string task;
+    std::string node;
+    Signed sig;
+};
+
 // services/<service>: a service's grants (as Docker swarm grants secrets to
 // a service): its specs, the identity its tasks' containers must be, how
 // many containers each task may have, its signal. Its tasks are placed on
@@ -151,6 +164,11 @@ struct MasterSecret {
     // that rotation compares: the last admin to start one is the only one
     // whose copies land; a rotation that stopped is taken over by the next.
     std::uint64_t staging = 0;
+    // The serial every copy of the rotation last claimed is signed with:
+    // the next claim signs above it, so a node that received copies from a
+    // rotation that stopped takes the ones that replace them, whatever the
+    // two admins' clocks say.
+    std::uint64_t stagingSerial = 0;
 };
 
 // registry/<node>: a node's X25519 public key (raw 32 bytes).
@@ -168,6 +186,7 @@ std::string signedMessage(std::string_view key, const NodeRegistration& reg);
 std::string signedMessage(std::string_view key, const Published& published);
 std::string signedMessage(std::string_view key, const TaskPlacement& placement);
 std::string signedMessage(std::string_view key, const Service& service);
+std::string signedMessage(std::string_view key, const Holder& holder);
 
 std::string encodeTask(const TaskAssignment& task);
 Result<TaskAssignment> decodeTask(std::string_view json);
@@ -181,6 +200,8 @@ std::string encodePublished(const Published& published);
 Result<Published> decodePublished(std::string_view json);
 std::string encodePlacement(const TaskPlacement& placement);
 Result<TaskPlacement> decodePlacement(std::string_view json);
+std::string encodeHolder(const Holder& holder);
+Result<Holder> decodeHolder(std::string_view json);
 std::string encodeService(const Service& service);
 Result<Service> decodeService(std::string_view json);
 

@@ -98,7 +98,8 @@ void reset() {
 
 // The invariants; returns "" or what is broken: every task a node holds
 // uses secrets that exist, published at the master's version, of which the
-// node holds a copy at that version; every task record has its placement.
+// node holds a copy at that version; every task record has its placement,
+// and a holder record for each of its sources (and there are no others).
 std::string broken() {
     auto masters = checker().range(mastersPrefix(), true);
     auto nodes = checker().range(nodesPrefix(), true);
@@ -117,6 +118,12 @@ std::string broken() {
     std::map<std::string, std::string> placed;  // task -> node
     for (const auto& kv : placements->kvs)
         if (auto p = decodePlacement(kv.value)) placed[p->task.task] = p->node;
+    auto holderRecords = checker().range("/secretshim/holders/", true);
+    REQUIRE(holderRecords.has_value());
+    std::set<std::string> holders;  // secret/task/node
+    for (const auto& kv : holderRecords->kvs)
+        if (auto h = decodeHolder(kv.value)) holders.insert(h->secret + "/" + h->task + "/" + h->node);
+    std::size_t sourcesHeld = 0;
     std::set<std::string> copies;  // node/name/version
     for (const auto& kv : nodes->kvs) {
         auto ref = parseNodeKey(kv.key);
@@ -133,6 +140,12 @@ std::string broken() {
         REQUIRE(task.has_value());
         auto refs = mountfs::parseSecretRefs(task->secrets);
         REQUIRE(refs.has_value());
+        std::set<std::string> sources;
+        for (const auto& r : *refs) sources.insert(r.source);
+        for (const auto& source : sources)
+            if (!holders.count(source + "/" + ref->name + "/" + ref->node))
+                return "task " + ref->name + " on " + ref->node + " has no holder record for " + source;
+        sourcesHeld += sources.size();
         for (const auto& r : *refs) {
             const auto m = master.find(r.source);
             if (m == master.end()) return "task " + ref->name + " references missing secret " + r.source;
@@ -146,6 +159,8 @@ std::string broken() {
         }
     }
     if (placed.size() != tasks) return std::to_string(placed.size()) + " placements for " + std::to_string(tasks) + " tasks";
+    if (holders.size() != sourcesHeld)
+        return std::to_string(holders.size()) + " holder records for " + std::to_string(sourcesHeld) + " held sources";
     return "";
 }
 

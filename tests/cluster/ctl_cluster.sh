@@ -95,6 +95,9 @@ check "task assign" ctl task assign t1 --identity root --node node-1 --secret db
 check "task assign again is a no-op" ctl task assign t1 --identity root --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
 refused "the same task on another node is refused" "assigned to node" ctl task assign t1 --identity root --node node-2 --secret db
 etcdctl_root get --prefix /secretshim/nodes/node-1/ --keys-only >"$work/keys"
+check "the index by secret: db and other are held by t1 on node-1" sh -c '[ "$0" = node-1 ] && [ "$1" = node-1 ]' \
+    "$(etcdctl_root get --print-value-only /secretshim/holders/db/t1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["node"])')" \
+    "$(etcdctl_root get --print-value-only /secretshim/holders/other/t1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["node"])')"
 check "node-1 holds the task and both copies (version 1)" sh -c "grep -qx /secretshim/nodes/node-1/tasks/t1 $work/keys && grep -qx /secretshim/nodes/node-1/secrets/db/$V1 $work/keys && grep -qx /secretshim/nodes/node-1/secrets/other/$V1 $work/keys"
 check "the task is placed in the admins' index" test "$(etcdctl_root get --print-value-only /secretshim/tasks/t1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["node"])')" = node-1
 dbid=$(etcdctl_root get --print-value-only /secretshim/secrets/db | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
@@ -105,9 +108,10 @@ check "secret rotate" ctl secret rotate db "$work/v2"
 check "db is published at version 2" test "$(published "$dbid")" = 2
 check "node-1's copy is at version 2, version 1's is deleted" \
     test "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/secrets/db/ | grep .)" = "/secretshim/nodes/node-1/secrets/db/$V2"
-check "no rotation left under way" sh -c '! printf %s "$0" | grep -q staging' "$(etcdctl_root get --print-value-only /secretshim/secrets/db)"
+check "no rotation left under way" sh -c '! printf %s "$0" | grep -q "\"staging\":"' "$(etcdctl_root get --print-value-only /secretshim/secrets/db)"
 check "revoke by re-assigning without it" ctl task assign t1 --identity root --node node-1 --secret db
-check "the revoked copy is gone" test -z "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/secrets/other/)"
+check "the revoked copy is gone, and its holder record" sh -c '[ -z "$0" ] && [ -z "$1" ]' \
+    "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-1/secrets/other/)" "$(etcdctl_root get --keys-only /secretshim/holders/other/t1)"
 check "task ls shows the assignment" sh -c "\"\$@\" task ls | grep -q '^t1 .*node-1'" sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
 check "task unassign" ctl task unassign t1
@@ -134,7 +138,7 @@ check "node-7 holds its task and copy" test "$(etcdctl_root get --prefix /secret
 check "node ls and task ls list node-7 and t7" sh -c '"$@" node ls | grep -q "^node-7 " && "$@" task ls | grep -q "^t7 "' sh \
     "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
 ctl node rm node-7 >"$work/rm.out" 2>&1 || true
-check "node rm node-7 says what it did" grep -qx "node node-7 removed: its etcd user and role revoked, 4 key(s) deleted" "$work/rm.out"
+check "node rm node-7 says what it did" grep -qx "node node-7 removed: its etcd user and role revoked, 5 key(s) deleted" "$work/rm.out"
 check "node-7's etcd user is gone" sh -c '! ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" user get node-7'
 check "node-7's role is gone" sh -c '! ETCDCTL_API=3 etcdctl --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/root.crt" --key "$ETCD_PKI/root.key" role get node-7'
 check "node-7's prefix and registration are gone" sh -c \
@@ -208,22 +212,25 @@ check "k3 removed" ctl secret rm k3
 check "clean up tk, k1, k2" sh -c '"$@" task unassign tk && "$@" secret rm k1 && "$@" secret rm k2' sh "$ctl_bin" \
     --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" --key "$ETCD_PKI/admin.key"
 
-# A placement planted by whoever can write to etcd (no admin signed it),
-# naming node-2 for p1: task ls marks it, and a rotation of p1 stops at it
-# rather than seal p1 to node-2.
+# Records planted by whoever can write to etcd (no admin signed them): a
+# placement, which task ls marks, and a holder naming node-2 for p1, at
+# which a rotation of p1 stops rather than seal p1 to node-2.
 check "a secret p1 and a task tp on node-1" sh -c '"$@" secret create p1 "$0/v1" && "$@" task assign tp --identity root --node node-1 --secret p1' \
     "$work" "$ctl_bin" --endpoints "$ETCD_ENDPOINTS" --cacert "$ETCD_PKI/ca.crt" --cert "$ETCD_PKI/admin.crt" \
     --key "$ETCD_PKI/admin.key" --cluster-key "$work/admin/cluster.key" --signing-key "$work/admin/signing.key"
 etcdctl_root put /secretshim/tasks/tplant '{"task":"tplant","node":"node-2","secrets":"p1","identity":"root"}' >/dev/null
+etcdctl_root put /secretshim/holders/p1/tplant '{"secret":"p1","task":"tplant","node":"node-2"}' >/dev/null
 ctl task ls >"$work/tasks" 2>&1 || true
 check "task ls marks the planted placement" sh -c "grep '^tplant ' '$work/tasks' | grep -q 'not signed by a trusted admin key'"
-refused "a rotation of p1 stops at the planted placement, by key" \
-    "task \"tplant\"'s placement \"/secretshim/tasks/tplant\" is not signed by a trusted admin key" ctl secret rotate p1 "$work/v2"
+refused "a rotation of p1 stops at the planted holder, by key" \
+    "the holder record \"/secretshim/holders/p1/tplant\" is not an admin's" ctl secret rotate p1 "$work/v2"
+refused "secret rm p1 counts the planted holder (refused, not deleted)" 'secret "p1" is assigned to task' ctl secret rm p1
 check "node-2 got no copy of p1" test -z "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-2/secrets/p1/)"
 ctl secret ls >"$work/secrets" 2>&1 || true
 check "secret ls shows the rotation that stopped" grep -q "^p1 .*(rotating to version 2)" "$work/secrets"
 etcdctl_root del /secretshim/tasks/tplant >/dev/null
-check "the planted placement gone, the next rotation takes over" ctl secret rotate p1 "$work/v2"
+etcdctl_root del /secretshim/holders/p1/tplant >/dev/null
+check "the planted records gone, the next rotation takes over" ctl secret rotate p1 "$work/v2"
 etcdctl_root get --print-value-only /secretshim/secrets/p1 >"$work/p1.json"
 check "p1 is at version 2, published, no rotation left" sh -c 'python3 -c "import json,sys; m=json.load(open(sys.argv[1])); sys.exit(not (m[\"version\"] == 2 and \"staging\" not in m))" "$0" && [ "$1" = 2 ]' \
     "$work/p1.json" "$(published "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$work/p1.json")")"

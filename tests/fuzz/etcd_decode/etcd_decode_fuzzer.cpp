@@ -44,6 +44,10 @@ void fuzzRecords(std::string_view value) {
         auto again = decodePublished(encodePublished(*p));
         FUZZ_CHECK(again && again->id == p->id && again->version == p->version && again->sig == p->sig);
     }
+    if (auto h = decodeHolder(value); checked(h)) {
+        auto again = decodeHolder(encodeHolder(*h));
+        FUZZ_CHECK(again && again->secret == h->secret && again->task == h->task && again->node == h->node);
+    }
     if (auto s = decodeService(value); checked(s)) {
         auto again = decodeService(encodeService(*s));
         FUZZ_CHECK(again && again->name == s->name && again->grants.secrets == s->grants.secrets && again->sig == s->sig);

@@ -118,6 +118,25 @@ TEST_CASE("a published version and a task placement round-trip; their signatures
     CHECK(signedMessage(taskKey("node-3", "t1"), placed.task).find("task placement") == std::string::npos);
 }
 
+TEST_CASE("a holder record round-trips; its signature covers the node") {
+    Holder h{"db", "web.1", "node-3", {4, "signer", std::string(64, 's')}};
+    auto back = decodeHolder(encodeHolder(h));
+    REQUIRE(back.has_value());
+    CHECK(back->secret == "db");
+    CHECK(back->task == "web.1");
+    CHECK(back->node == "node-3");
+    CHECK(back->sig == h.sig);
+    CHECK(holderKey("db", "web.1") == "/secretshim/holders/db/web.1");
+    CHECK(holderKey("db", "web.1").rfind(holdersPrefix("db"), 0) == 0);
+    CHECK(holderKey("db2", "x").rfind(holdersPrefix("db"), 0) == std::string::npos);
+    Holder elsewhere = h;
+    elsewhere.node = "node-4";
+    CHECK(signedMessage(holderKey("db", "web.1"), h) != signedMessage(holderKey("db", "web.1"), elsewhere));
+    for (const char* bad : {R"({"secret":"db","task":"t"})", R"({"secret":"../x","task":"t","node":"n"})",
+                            R"({"secret":"db","task":"t/u","node":"n"})"})
+        CHECK_FALSE(decodeHolder(bad).has_value());
+}
+
 TEST_CASE("a service record round-trips; its signature covers its grants") {
     Service svc;
     svc.name = "web";
