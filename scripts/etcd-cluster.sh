@@ -212,7 +212,10 @@ restart)
     start_member "$i"
     ;;
 env)
+    use_etcd
     echo "ETCD_ENDPOINTS=$(endpoints)"
+    # The etcdctl of the same version, for the tests' own calls.
+    echo "ETCDCTL_DIR=$(dirname "$(command -v etcdctl)")"
     echo "ETCD_CA=$pki/ca.crt"
     echo "ETCD_PKI=$pki"
     for i in 1 2 3; do echo "ETCD_M${i}_ENDPOINT=https://127.0.0.1:$(client_port "$i")"; done

@@ -182,9 +182,11 @@ Result<Response> EtcdClient::Impl::call(
         if (status.ok()) return response;
         // etcd checks a request's user against the auth store as it was when
         // the request came in; another admin's change to users or roles in
-        // between (a node add) refuses it unapplied: sent again, it is
-        // checked against the store as it is now.
-        if (status.error_message() == "etcdserver: revision of auth store is old" && ++authRaces <= 5) {
+        // between (a node add) refuses it unapplied: sent again, after a
+        // pause that grows (several admins adding nodes at once keep
+        // changing the store), it is checked against the store as it is.
+        if (status.error_message() == "etcdserver: revision of auth store is old" && ++authRaces <= 20) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2 * authRaces, 40)));
             --attempt;
             continue;
         }

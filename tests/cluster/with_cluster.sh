@@ -1,7 +1,8 @@
 #!/bin/sh
 # Runs a command against a fresh 3-member etcd cluster (scripts/etcd-cluster.sh)
 # in a temp dir, and stops the cluster by pid afterwards, also on failure.
-# The command gets ETCD_DIR, ETCD_ENDPOINTS, ETCD_PKI, ETCD_CLUSTER_SCRIPT.
+# The command gets ETCD_DIR, ETCD_ENDPOINTS, ETCD_PKI, ETCD_CLUSTER_SCRIPT,
+# and the etcdctl of the members' version first on PATH.
 # SKIP (77) without etcd.
 set -eu
 script=$1; shift
@@ -14,7 +15,8 @@ cleanup() { sh "$script" stop "$ETCD_DIR" || true; rm -rf "$ETCD_DIR"; }
 trap cleanup EXIT INT TERM
 sh "$script" start "$ETCD_DIR"
 eval "$(sh "$script" env "$ETCD_DIR")"
-export ETCD_ENDPOINTS ETCD_CA ETCD_PKI
+PATH=$ETCDCTL_DIR:$PATH   # the tests' etcdctl is the members' version
+export ETCD_ENDPOINTS ETCD_CA ETCD_PKI PATH
 status=0
 "$@" || status=$?
 exit $status

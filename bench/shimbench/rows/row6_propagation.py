@@ -51,13 +51,21 @@ def free_base_port():
     raise RuntimeError("no free port range for etcd")
 
 
+def cluster_script(env, directory, *args, check=True):
+    """scripts/etcd-cluster.sh ARGS DIR with env; raises on failure if check."""
+    r = subprocess.run(["sh", os.path.join(REPO, "scripts", "etcd-cluster.sh"), *args, directory], env=env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if check and r.returncode != 0:
+        raise RuntimeError("etcd-cluster.sh %s: %s" % (args[0], r.stderr.decode(errors="replace").strip()[-300:]))
+    return r
+
+
 class Propagation:
     def __init__(self, bench):
         self.b = bench
         self.q = bench.args.quick
         self.dir = os.path.join(bench.work, "prop")
         self.etcd = os.path.join(self.dir, "etcd")
-        self.script = os.path.join(REPO, "scripts", "etcd-cluster.sh")
         self.env = dict(os.environ, ETCD_BASE_PORT=str(free_base_port()), ETCD_NODES=NODE)
         self.agent = None
         self.started = []
@@ -65,11 +73,7 @@ class Propagation:
 
     # --- setup ---------------------------------------------------------------
     def cluster(self, *args, check=True):
-        r = subprocess.run(["sh", self.script, *args, self.etcd], env=self.env, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if check and r.returncode != 0:
-            raise RuntimeError("etcd-cluster.sh %s: %s" % (args[0], r.stderr.decode(errors="replace").strip()[-300:]))
-        return r
+        return cluster_script(self.env, self.etcd, *args, check=check)
 
     def admin(self, *args, data=None):
         r = subprocess.run([self.b.agent.ctlbin, "--cluster-config", self.admin_yaml, *args], input=data,

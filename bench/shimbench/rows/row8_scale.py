@@ -30,8 +30,8 @@ import subprocess
 import time
 
 from ..table import median, pct
-from ..util import REPO, loadavg, log
-from .row6_propagation import free_base_port
+from ..util import loadavg, log
+from .row6_propagation import cluster_script, free_base_port
 
 SIZE = 64  # bytes per secret value
 SMALL = 10  # the node count the admin commands are first timed at
@@ -134,7 +134,6 @@ class Scale:
         self.per_node = a.scale_per_node or max(1, math.ceil(self.secrets / self.nodes))
         self.dir = os.path.join(bench.work, "scale")
         self.etcd = os.path.join(self.dir, "etcd")
-        self.script = os.path.join(REPO, "scripts", "etcd-cluster.sh")
         # ETCD_NODES: the script's own node users are not needed (node add
         # makes each node's user and role); one name, as the script wants one.
         self.env = dict(os.environ, ETCD_BASE_PORT=str(free_base_port()), ETCD_NODES="node-1")
@@ -144,11 +143,7 @@ class Scale:
 
     # --- plumbing ------------------------------------------------------------
     def cluster(self, *args, check=True):
-        r = subprocess.run(["sh", self.script, *args, self.etcd], env=self.env, stdin=subprocess.DEVNULL,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if check and r.returncode != 0:
-            raise RuntimeError("etcd-cluster.sh %s: %s" % (args[0], r.stderr.decode(errors="replace").strip()[-300:]))
-        return r
+        return cluster_script(self.env, self.etcd, *args, check=check)
 
     def admin(self, *args, data=None):
         """The real CLI; its wall time in seconds."""
