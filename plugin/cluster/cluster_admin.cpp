@@ -32,6 +32,18 @@ std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 // before the command gives up with one line.
 constexpr int kAttempts = 5;
 
+// An assignment's switch compares each of its secrets' masters (a removed
+// one included, which a range compare would not see) and writes a holder
+// record for each, in one transaction: etcd takes 128 compares and 128
+// operations in one.
+constexpr std::size_t kMaxTaskSecrets = 100;
+
+Result<void> checkSourceCount(const std::vector<std::string>& sources) {
+    if (sources.size() <= kMaxTaskSecrets) return {};
+    return fail("a task holds " + std::to_string(sources.size()) + " secrets: at most " +
+                std::to_string(kMaxTaskSecrets) + " (one etcd transaction guards them all)");
+}
+
 // The value at `key` in a txn's failure ranges, if any.
 const KeyValue* found(const WriteResult& w) {
     for (const auto& r : w.ranges)
@@ -531,6 +543,7 @@ Result<void> ClusterAdmin::assignOnNode(const std::string& node, const TaskAssig
     auto signer = signingKey();
     if (!signer) return propagate(signer);
     const std::vector<std::string> sources = sourcesOf(*refs);
+    if (auto ok = checkSourceCount(sources); !ok) return ok;
     const std::string indexKey = taskIndexKey(task);
     const std::string nodeTasksPrefix = nodePrefix(node) + "tasks/";
     for (int attempt = 0; attempt < kAttempts; ++attempt) {
@@ -743,6 +756,7 @@ Result<void> ClusterAdmin::checkGrants(const TaskAssignment& grants) {
     auto refs = mountfs::parseSecretRefs(grants.secrets);
     if (!refs) return propagate(refs);
     if (auto layout = mountfs::planView(*refs); !layout) return propagate(layout);
+    if (auto ok = checkSourceCount(sourcesOf(*refs)); !ok) return ok;
     for (const auto& name : sourcesOf(*refs))
         if (auto m = readMaster(*client_, name); !m) return propagate(m);
     return {};

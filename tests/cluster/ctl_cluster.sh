@@ -94,6 +94,11 @@ refused "assign with a bad spec is refused" 'mode "9z" is not octal' ctl task as
 check "task assign" ctl task assign t1 --identity root --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
 check "task assign again is a no-op" ctl task assign t1 --identity root --node node-1 --secret db --secret "source=other,target=/etc/other,mode=0400"
 refused "the same task on another node is refused" "assigned to node" ctl task assign t1 --identity root --node node-2 --secret db
+many=$(i=0; while [ $i -le 100 ]; do printf ' --secret x%s' $i; i=$((i + 1)); done)
+# shellcheck disable=SC2086
+refused "a task of 101 secrets is refused (one transaction guards them all)" \
+    "a task holds 101 secrets: at most 100 (one etcd transaction guards them all)" \
+    ctl task assign tbig --identity root --node node-1 $many
 etcdctl_root get --prefix /secretshim/nodes/node-1/ --keys-only >"$work/keys"
 check "the index by secret: db and other are held by t1 on node-1" sh -c '[ "$0" = node-1 ] && [ "$1" = node-1 ]' \
     "$(etcdctl_root get --print-value-only /secretshim/holders/db/t1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["node"])')" \
