@@ -163,7 +163,7 @@ Result<Response> EtcdClient::Impl::call(
     std::string last = "no endpoint answered";
     bool unconnected = false;
     int authRaces = 0;
-    for (std::size_t attempt = 0; attempt < n; ++attempt) {
+    for (std::size_t attempt = 0; attempt < n;) {
         std::size_t index;
         {
             std::lock_guard lock(impl.mutex);
@@ -187,8 +187,7 @@ Result<Response> EtcdClient::Impl::call(
         // changing the store), it is checked against the store as it is.
         if (status.error_message() == "etcdserver: revision of auth store is old" && ++authRaces <= 20) {
             std::this_thread::sleep_for(std::chrono::milliseconds(std::min(2 * authRaces, 40)));
-            --attempt;
-            continue;
+            continue;  // the same endpoint
         }
         if (retryable(status.error_code())) {
             last = "etcd " + e.text + ": " + said(status);
@@ -197,6 +196,7 @@ Result<Response> EtcdClient::Impl::call(
             unconnected = unconnected || (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
                                           status.error_message().rfind("etcdserver:", 0) != 0);
             next();
+            ++attempt;
             continue;
         }
         const int code = status.error_code() == grpc::StatusCode::PERMISSION_DENIED ? EACCES : EPROTO;

@@ -120,15 +120,7 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
     assign_ = task.add_subcommand("assign", "assign a task to a node with its secrets");
     assign_->add_option("TASK", name_)->required();
     assign_->add_option("--node", node_)->required();
-    assign_->add_option("--secret", specs_, "a Docker-style --secret spec (repeatable)")->required();
-    assign_->add_option("--identity", identity_,
-                        "the containers it belongs to: kubernetes,namespace=NS[,pod=GLOB][,container=GLOB], "
-                        "podman,name=GLOB or root")
-        ->required();
-    assign_->add_option("--max-containers", maxContainers_, "how many containers may hold it at once (default 1)")
-        ->check(CLI::Range(1u, cluster::kMaxContainersLimit));
-    assign_->add_option("--signal", signal_, "signal for the container's init after its secrets changed")
-        ->check(CLI::Range(0, 64));
+    addGrantOptions(assign_);
     unassign_ = task.add_subcommand("unassign", "remove a task's assignment (revoked from its running containers)");
     unassign_->add_option("TASK", name_)->required();
     tasks_ = task.get_subcommand("ls");
@@ -144,21 +136,38 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
                                                             ? "create a service with its grants"
                                                             : "replace a service's grants; each of its tasks gets them");
         c->add_option("SERVICE", name_)->required();
-        c->add_option("--secret", specs_, "a Docker-style --secret spec (repeatable)")->required();
-        c->add_option("--identity", identity_,
-                      "the containers of its tasks: kubernetes,namespace=NS[,pod=GLOB][,container=GLOB], "
-                      "podman,name=GLOB or root")
-            ->required();
-        c->add_option("--max-containers", maxContainers_, "how many containers may hold each task at once (default 1)")
-            ->check(CLI::Range(1u, cluster::kMaxContainersLimit));
-        c->add_option("--signal", signal_, "signal for the container's init after its secrets changed")
-            ->check(CLI::Range(0, 64));
+        addGrantOptions(c);
         (std::string(verb) == "create" ? serviceCreate_ : serviceUpdate_) = c;
     }
     serviceRm_ = serviceCmd_->add_subcommand("rm", "remove a service and its tasks (revoked from their containers)");
     serviceRm_->add_option("SERVICE", name_)->required();
     serviceLs_ = serviceCmd_->add_subcommand("ls", "list services and their tasks");
     serviceLs_->add_option("--format", format_, "table or json")->check(CLI::IsMember({"table", "json"}));
+}
+
+// What a task (task assign) or a service's tasks (service create/update)
+// are granted.
+void ClusterCli::addGrantOptions(CLI::App* command) {
+    command->add_option("--secret", specs_, "a Docker-style --secret spec (repeatable)")->required();
+    command->add_option("--identity", identity_,
+                        "the containers it belongs to: kubernetes,namespace=NS[,pod=GLOB][,container=GLOB], "
+                        "podman,name=GLOB or root")
+        ->required();
+    command->add_option("--max-containers", maxContainers_, "how many containers may hold it at once (default 1)")
+        ->check(CLI::Range(1u, cluster::kMaxContainersLimit));
+    command->add_option("--signal", signal_, "signal for the container's init after its secrets changed")
+        ->check(CLI::Range(0, 64));
+}
+
+Result<TaskAssignment> ClusterCli::grants() const {
+    TaskAssignment t;
+    for (const auto& spec : specs_) t.secrets += (t.secrets.empty() ? "" : ";") + spec;
+    auto identity = parseBinding(identity_);
+    if (!identity) return propagate(identity);
+    t.identity = std::move(*identity);
+    t.maxContainers = maxContainers_;
+    t.signal = signal_;
+    return t;
 }
 
 bool ClusterCli::selected() const {
@@ -356,16 +365,11 @@ int ClusterCli::listSecrets(ClusterAdmin& admin, CLI::App* ls, CLI::App* inspect
 }
 
 int ClusterCli::assignTask(ClusterAdmin& admin) {
-    TaskAssignment t;
-    t.task = name_;
-    for (const auto& spec : specs_) t.secrets += (t.secrets.empty() ? "" : ";") + spec;
-    auto identity = parseBinding(identity_);
-    if (!identity) return failed(identity.error());
-    t.identity = std::move(*identity);
-    t.maxContainers = maxContainers_;
-    t.signal = signal_;
-    if (auto ok = admin.assignTask(node_, t); !ok) return failed(ok.error());
-    std::printf("task %s assigned to node %s for %s\n", name_.c_str(), node_.c_str(), t.identity.text().c_str());
+    auto t = grants();
+    if (!t) return failed(t.error());
+    t->task = name_;
+    if (auto ok = admin.assignTask(node_, *t); !ok) return failed(ok.error());
+    std::printf("task %s assigned to node %s for %s\n", name_.c_str(), node_.c_str(), t->identity.text().c_str());
     return 0;
 }
 
@@ -398,19 +402,14 @@ int ClusterCli::services(ClusterAdmin& admin) {
                         s.contains("trusted") ? "  (not signed by a trusted admin key)" : "");
         return 0;
     }
-    TaskAssignment grants;
-    for (const auto& spec : specs_) grants.secrets += (grants.secrets.empty() ? "" : ";") + spec;
-    auto identity = parseBinding(identity_);
-    if (!identity) return failed(identity.error());
-    grants.identity = std::move(*identity);
-    grants.maxContainers = maxContainers_;
-    grants.signal = signal_;
+    auto given = grants();
+    if (!given) return failed(given.error());
     if (serviceCreate_->parsed()) {
-        if (auto ok = admin.createService(name_, grants); !ok) return failed(ok.error());
-        std::printf("service %s created for %s\n", name_.c_str(), grants.identity.text().c_str());
+        if (auto ok = admin.createService(name_, *given); !ok) return failed(ok.error());
+        std::printf("service %s created for %s\n", name_.c_str(), given->identity.text().c_str());
         return 0;
     }
-    auto updated = admin.updateService(name_, grants);
+    auto updated = admin.updateService(name_, *given);
     if (!updated) return failed(updated.error());
     std::printf("service %s updated: %zu task(s) placed again with its grants\n", name_.c_str(), *updated);
     return 0;

@@ -15,6 +15,7 @@
 namespace secretshim::cluster {
 class ClusterAdmin;
 struct EtcdConfig;
+struct TaskAssignment;
 }  // namespace secretshim::cluster
 
 namespace secretshim::plugin {
@@ -31,6 +32,8 @@ private:
     // The steps of run(): the settings, the connection, then one command.
     Result<cluster::EtcdConfig> etcdConfig() const;
     Result<std::unique_ptr<cluster::ClusterAdmin>> connect(const cluster::EtcdConfig& c) const;
+    void addGrantOptions(CLI::App* command);  // --secret, --identity, --max-containers, --signal
+    Result<cluster::TaskAssignment> grants() const;  // what they say
     int keygen();
     int addNode(cluster::ClusterAdmin& admin, const cluster::EtcdConfig& c);
     int listNodes(cluster::ClusterAdmin& admin);
