@@ -855,7 +855,11 @@ Result<std::string> ClusterAdmin::placeTask(const std::string& task, const std::
             if (p && p->node != node) {
                 // A move: its copies and record leave the old node (its
                 // running containers there lose the task's secrets), then
-                // it is placed on the new one.
+                // it is placed on the new one. What would refuse the new
+                // placement is checked first: a mistyped node must not
+                // cost the task its old one.
+                if (auto pub = nodePublicKey(node); !pub) return propagate(pub);
+                if (auto ok = checkGrants(service->service.grants); !ok) return propagate(ok);
                 auto left = unassignTask(task);
                 if (!left) return propagate(left);
                 from = *left;

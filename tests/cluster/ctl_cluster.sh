@@ -274,6 +274,10 @@ check "node-1 and node-2 hold their task and a copy of s1" sh -c '[ "$0" = 2 ] &
     "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-2/ | grep -c -e tasks/web.2 -e secrets/s1/)"
 refused "task assign of a service's task is refused" 'task "web.1" is a task of service "web"' \
     ctl task assign web.1 --identity root --node node-1 --secret s2
+refused "task place to a node not registered is refused" 'node "node-99" is not registered' \
+    ctl task place web.2 --service web --node node-99
+check "... and the task stays where it was, with its copy" \
+    test "$(etcdctl_root get --prefix --keys-only /secretshim/nodes/node-2/ | grep -c -e tasks/web.2 -e secrets/s1/)" = 2
 ctl service update web --identity root --secret s2 --max-containers 3 >"$work/update" 2>&1 || true
 check "service update: both tasks placed again" grep -qx "service web updated: 2 task(s) placed again with its grants" "$work/update"
 check "... node-1 now holds s2, not s1, with the new limit" sh -c '[ -n "$0" ] && [ -z "$1" ] && printf %s "$2" | grep -q "\"max_containers\":3" && printf %s "$2" | grep -q "\"secrets\":\"s2\""' \
