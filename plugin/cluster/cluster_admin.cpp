@@ -26,6 +26,13 @@ std::vector<std::string> sourcesOf(const std::vector<mountfs::SecretRef>& refs) 
     return names;
 }
 
+// The secrets a record's specs name (none if they do not parse: a record
+// is checked when it is written).
+std::vector<std::string> sourcesOf(const std::string& specs) {
+    auto refs = mountfs::parseSecretRefs(specs);
+    return refs ? sourcesOf(*refs) : std::vector<std::string>{};
+}
+
 std::int64_t now() { return static_cast<std::int64_t>(std::time(nullptr)); }
 
 // A guarded write that lost a race is redone from a fresh read this often
@@ -218,9 +225,8 @@ Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::assignments(std::int
     for (const auto& kv : r->kvs) {
         auto p = decodePlacement(kv.value);
         if (!p) continue;
-        auto refs = mountfs::parseSecretRefs(p->task.secrets);
-        out.push_back({p->node, p->task, refs ? sourcesOf(*refs) : std::vector<std::string>{}, p->sig.serial,
-                       verify && trusted_.verify(kv.key, *p), p->service});
+        out.push_back({p->node, p->task, sourcesOf(p->task.secrets), p->sig.serial, verify && trusted_.verify(kv.key, *p),
+                       p->service});
     }
     return out;
 }
@@ -233,9 +239,9 @@ Result<std::vector<ClusterAdmin::Assignment>> ClusterAdmin::nodeTasks(const std:
     for (const auto& kv : r->kvs) {
         auto t = decodeTask(kv.value);
         if (!t) continue;
-        auto refs = mountfs::parseSecretRefs(t->secrets);
+        auto sources = sourcesOf(t->secrets);
         const std::uint64_t serial = t->sig.serial;
-        out.push_back({node, std::move(*t), refs ? sourcesOf(*refs) : std::vector<std::string>{}, serial, false, {}});
+        out.push_back({node, std::move(*t), std::move(sources), serial, false, {}});
     }
     return out;
 }
@@ -703,9 +709,8 @@ Result<std::string> ClusterAdmin::unassignTask(const std::string& task) {
             else
                 used.insert(a.sources.begin(), a.sources.end());
         }
-        if (auto refs = mountfs::parseSecretRefs(p->task.secrets))
-            for (const auto& name : sourcesOf(*refs))
-                if (std::find(sources.begin(), sources.end(), name) == sources.end()) sources.push_back(name);
+        for (const auto& name : sourcesOf(p->task.secrets))
+            if (std::find(sources.begin(), sources.end(), name) == sources.end()) sources.push_back(name);
         std::vector<json> flip = {txnDelete(taskKey(node, task)), txnDelete(indexKey)};
         std::vector<json> revoked;
         for (const auto& name : sources) {
