@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "mountfs/base/version.hpp"
 #include "platform/linux/read_all.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/wrapper/runtime_args.hpp"
@@ -147,6 +148,12 @@ int main(int argc, char** argv) {
         skip = 1;
     }
     args.erase(args.begin(), args.begin() + static_cast<std::ptrdiff_t>(skip));
+    // Ours first, then the real runtime's (exec'd below like any command):
+    // a caller that parses `runc --version` finds runc's own lines.
+    if (args.size() == 1 && args[0] == "--version") {
+        std::printf("secretshim-runtime %s\n", versionString());
+        std::fflush(stdout);
+    }
     auto runtime = resolveRuntime(runtimeName);
     if (!runtime) return die(runtime.error().message);
 
