@@ -6,7 +6,8 @@ usage: version_test.py SOURCE_ROOT VERSION PROGRAM...
 * Each PROGRAM's --version prints "NAME VERSION (git COMMIT)" when
   SOURCE_ROOT is a git checkout of its own (COMMIT being its HEAD, with
   "-dirty" or not), else "NAME VERSION"; secretshim-runtime then runs the
-  real runtime's --version, whose lines follow.
+  real runtime's --version, whose lines follow, and installed as "runc" it
+  prints the real runtime's alone.
 * scripts/git-version.sh, which meson's vcs_tag() runs, reports a commit
   only for a tree that is the top of its own repository: it fails (and
   vcs_tag falls back to the bare version) for a tree without git, and for a
@@ -64,6 +65,14 @@ def check_programs(source, version, programs, problems, scratch):
         if lines[1:] != expected_rest:
             problems.append(f"{name} --version: then {lines[1:]!r}, expected {expected_rest!r}")
         print(f"{name}: {lines[0]}")
+        if name == "secretshim-runtime":
+            # Installed as "runc", it is the real runtime's --version alone.
+            as_runc = os.path.join(scratch, "runc")
+            os.symlink(os.path.abspath(program), as_runc)
+            done = run([as_runc, "--version"], env=env)
+            if done.returncode != 0 or done.stdout != "fake-runtime --version\n":
+                problems.append(f"the wrapper installed as runc: --version printed {done.stdout!r}, "
+                                f"expected only the real runtime's line")
 
 
 def check_script(source, problems, scratch):
