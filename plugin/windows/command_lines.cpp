@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "mountfs/base/version.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "plugin/windows/pipe_protocol.hpp"
 
@@ -21,6 +22,7 @@ int parse(CLI::App& app, int argc, char** argv) {
 
 int parseAgentArgs(int argc, char** argv, AgentArgs& out) {
     CLI::App app{"secretshimd: the secretshim node agent (Windows)"};
+    app.set_version_flag("--version", std::string("secretshimd ") + versionString());
     out.pipe = kDefaultPipe;
     out.stateDir = kDefaultStateDir;
     out.maxPayload = mountfs::kDefaultMaxPayload;
@@ -35,6 +37,7 @@ int parseAgentArgs(int argc, char** argv, AgentArgs& out) {
 
 int parseHookArgs(int argc, char** argv, HookArgs& out) {
     CLI::App app{"secretshim-hook: prepares and cleans up a Windows task's secrets through the agent"};
+    app.set_version_flag("--version", std::string("secretshim-hook ") + versionString());
     app.require_subcommand(1);
     app.fallthrough();  // --pipe and --timeout also after the subcommand
     out.pipe = kDefaultPipe;
@@ -57,6 +60,7 @@ int parseHookArgs(int argc, char** argv, HookArgs& out) {
 
 int parseCtlArgs(int argc, char** argv, CtlArgs& out) {
     CLI::App app{"secretshimctl: manage the secrets of a Windows node's secretshim agent"};
+    app.set_version_flag("--version", std::string("secretshimctl ") + versionString());
     app.require_subcommand(1);
     app.fallthrough();
     out.pipe = kDefaultPipe;
