@@ -117,9 +117,15 @@ std::size_t WinAgent::taskCount() {
     return tasks_.size();
 }
 
+void WinAgent::stop() {
+    std::lock_guard lock(mutex_);
+    stopped_ = true;
+}
+
 void WinAgent::serve(PipeConnection& connection) {
     for (;;) {
         auto request = connection.receive(kIdle);
+        if (stopped_) return;
         if (!request) {
             const int code = request.error().code;
             if (code == ERROR_BROKEN_PIPE) return;

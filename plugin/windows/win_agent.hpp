@@ -9,6 +9,7 @@
 // restarted agent adopts the view from the record and cleanup flushes it.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -58,6 +59,11 @@ public:
 
     std::size_t taskCount();
 
+    // For a stop: waits for the request in progress (if any) to finish;
+    // connections then get no more answers. Prepared tasks keep their
+    // files and records, and the next start adopts them.
+    void stop();
+
 private:
     struct Task {
         std::string root;
@@ -87,6 +93,7 @@ private:
     LogFn log_;
     std::mutex mutex_;  // tasks_ and the store, across connection threads
     std::map<std::string, Task> tasks_;
+    std::atomic<bool> stopped_{false};
 };
 
 // A task id as orchestrators make them: 1 to 128 of [A-Za-z0-9_.-],
