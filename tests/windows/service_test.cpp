@@ -9,6 +9,7 @@
 #include <windows.h>
 #include <shellapi.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,14 +52,16 @@ SERVICE_STATUS_PROCESS statusOf(SC_HANDLE service) {
     return status;
 }
 
-// Waits until the service is in `state` (or in no pending state, for
-// SERVICE_STOPPED after a failed start); returns the last status.
-SERVICE_STATUS_PROCESS waitFor(SC_HANDLE service, DWORD state) {
+// Waits until the service is in `state`; returns the last status. With
+// `seen`, polls without pause and records every state it saw.
+SERVICE_STATUS_PROCESS waitFor(SC_HANDLE service, DWORD state, std::vector<DWORD>* seen = nullptr) {
     const ULONGLONG deadline = ::GetTickCount64() + kWaitMs;
     for (;;) {
         SERVICE_STATUS_PROCESS status = statusOf(service);
+        if (seen != nullptr && (seen->empty() || seen->back() != status.dwCurrentState))
+            seen->push_back(status.dwCurrentState);
         if (status.dwCurrentState == state || ::GetTickCount64() >= deadline) return status;
-        ::Sleep(50);
+        if (seen == nullptr) ::Sleep(50);
     }
 }
 
@@ -239,8 +242,11 @@ TEST_CASE("the service is installed, started, serves the pipe, stops and is unin
     if (runningUnderWine()) {
         // wine shows the unix user as the owner of every file, so the agent
         // refuses its own state directory at the second start: the SCM is
-        // told with a service-specific exit code, and nothing serves.
-        const SERVICE_STATUS_PROCESS refused = waitFor(service.get(), SERVICE_STOPPED);
+        // told with a service-specific exit code, never SERVICE_RUNNING,
+        // and nothing serves.
+        std::vector<DWORD> seen;
+        const SERVICE_STATUS_PROCESS refused = waitFor(service.get(), SERVICE_STOPPED, &seen);
+        CHECK(std::find(seen.begin(), seen.end(), SERVICE_RUNNING) == seen.end());
         CHECK(refused.dwCurrentState == SERVICE_STOPPED);
         CHECK(refused.dwWin32ExitCode == ERROR_SERVICE_SPECIFIC_ERROR);
         CHECK(refused.dwServiceSpecificExitCode == 1);
