@@ -8,6 +8,7 @@
 
 #include <windows.h>
 #include <shellapi.h>
+#include <tlhelp32.h>
 
 #include <algorithm>
 #include <memory>
@@ -84,6 +85,23 @@ bool processEnds(DWORD pid) {
     return ended;
 }
 
+// Two service managers each keep their own database: what one process
+// installs is missing for another. wine starts a second services.exe when
+// a program runs before a fresh prefix's setup ended (scripts/test-windows.sh
+// waits for it); say so rather than fail obscurely.
+void requireOneServiceManager() {
+    HANDLE snapshot = ::CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+    REQUIRE(snapshot != INVALID_HANDLE_VALUE);
+    PROCESSENTRY32W entry{};
+    entry.dwSize = sizeof entry;
+    int managers = 0;
+    for (BOOL more = ::Process32FirstW(snapshot, &entry); more; more = ::Process32NextW(snapshot, &entry))
+        managers += _wcsicmp(entry.szExeFile, L"services.exe") == 0;
+    ::CloseHandle(snapshot);
+    REQUIRE_MESSAGE(managers <= 1, managers << " services.exe run (under wine: the prefix was used before its setup "
+                                               "ended; see scripts/test-windows.sh)");
+}
+
 std::wstring suffix() { return widen(randomMarker().substr(7, 10)); }
 
 // Stops and deletes the service when the test case ends, however it ends
@@ -114,9 +132,10 @@ private:
 };
 
 struct Installed {
+    Installed() { requireOneServiceManager(); }
     std::wstring name = L"secretshimd-test-" + suffix();
     std::wstring pipe = L"secretshim-svc-" + suffix();
-    TempDir work{L"svc"};
+    TempDir work{(L"svc-" + suffix()).c_str()};  // not by pid alone: wine reuses pids across runs
     std::wstring stateDir = work.path().substr(4) + L"\\state";  // made by the service's first start
     std::wstring agent = exeFromEnv("SECRETSHIM_AGENT_EXE");
     std::wstring ctl = exeFromEnv("SECRETSHIM_CTL_EXE");
@@ -163,8 +182,9 @@ TEST_CASE("the service is installed, started, serves the pipe, stops and is unin
     CHECK(installed.err.empty());
     MESSAGE("install: " << installed.out);
 
-    Sc service = openService(svc.name);
-    REQUIRE(service);
+    DWORD openError = 0;
+    Sc service = openService(svc.name, &openError);
+    REQUIRE_MESSAGE(service, "OpenServiceW: Win32 error " << openError);
     {  // what the SCM holds: own process, automatic start, LocalSystem, the agent's options
         DWORD needed = 0;
         ::QueryServiceConfigW(service.get(), nullptr, 0, &needed);
@@ -215,7 +235,7 @@ TEST_CASE("the service is installed, started, serves the pipe, stops and is unin
     const std::string value = randomMarker();
     const std::string secret = "svc-" + narrow(suffix());
     const RunResult created = svc.ctlRun({L"secret", L"create", widen(secret), L"-"}, value);
-    CHECK(created.exitCode == 0);
+    CHECK_MESSAGE(created.exitCode == 0, created.err);
     CHECK(created.err.empty());
     const RunResult listed = svc.ctlRun({L"secret", L"ls", L"--format", L"json"});
     CHECK(listed.exitCode == 0);
