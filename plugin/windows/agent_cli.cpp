@@ -83,13 +83,19 @@ int runAgent(int argc, char** argv, platform::WinFs& fs, ExistingDirectory state
     switch (args.mode) {
     case AgentArgs::Mode::install: {
         auto line = installService(args);
-        if (!line) return toStderr(line.error().message), 1;
+        if (!line) {
+            toStderr(line.error().message);
+            return 1;
+        }
         std::printf("installed the service \"%s\" (automatic start, LocalSystem): %s\nstart it with: sc start %s\n",
                     args.serviceName.c_str(), platform::toUtf8(*line).c_str(), args.serviceName.c_str());
         return 0;
     }
     case AgentArgs::Mode::uninstall: {
-        if (auto ok = uninstallService(args); !ok) return toStderr(ok.error().message), 1;
+        if (auto ok = uninstallService(args); !ok) {
+            toStderr(ok.error().message);
+            return 1;
+        }
         std::printf("uninstalled the service \"%s\"\n", args.serviceName.c_str());
         return 0;
     }

@@ -55,18 +55,18 @@ int parseAgentArgs(int argc, char** argv, AgentArgs& out) {
     }
     const int code = parse(app, argc, argv);
     if (code >= 0) return code;
-    out.mode = install->parsed()     ? AgentArgs::Mode::install
-               : uninstall->parsed() ? AgentArgs::Mode::uninstall
-               : asService  ? AgentArgs::Mode::service
-                                     : AgentArgs::Mode::run;
-    if (out.mode == AgentArgs::Mode::uninstall && pipe->count() + stateDir->count() + maxPayload->count() > 0) {
-        std::fprintf(stderr, "secretshimd: service uninstall takes only --name\n");
-        return 2;
-    }
-    if (out.mode != AgentArgs::Mode::run && out.mode != AgentArgs::Mode::service && asService) {
+    if ((install->parsed() || uninstall->parsed()) && asService) {
         std::fprintf(stderr, "secretshimd: --service is not for the service commands\n");
         return 2;
     }
+    if (uninstall->parsed() && pipe->count() + stateDir->count() + maxPayload->count() > 0) {
+        std::fprintf(stderr, "secretshimd: service uninstall takes only --name\n");
+        return 2;
+    }
+    out.mode = install->parsed()     ? AgentArgs::Mode::install
+               : uninstall->parsed() ? AgentArgs::Mode::uninstall
+               : asService           ? AgentArgs::Mode::service
+                                     : AgentArgs::Mode::run;
     if (pipe->count()) out.given.emplace_back("--pipe", out.pipe);
     if (stateDir->count()) out.given.emplace_back("--state-dir", out.stateDir);
     if (maxPayload->count()) out.given.emplace_back("--max-payload", std::to_string(out.maxPayload));
