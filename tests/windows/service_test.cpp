@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "plugin/windows/pipe_channel.hpp"
 #include "plugin/windows/service_install.hpp"
 #include "tests/windows/run_program.hpp"
 #include "tests/windows/test_support.hpp"
@@ -246,8 +247,14 @@ TEST_CASE("the service is installed, started, serves the pipe, stops and is unin
     CHECK(has(status.out, "\"source\": \"local\""));
     CHECK(pathExists(L"\\\\?\\" + svc.stateDir + L"\\secrets\\" + widen(secret) + L".secret"));
 
+    // A client that stays connected and silent does not hold the stop up
+    // (the agent would wait 30 s for it otherwise); it sees the pipe close.
+    auto idle = plugin::PipeConnection::connect(L"\\\\.\\pipe\\" + svc.pipe, plugin::Millis(10000));
+    REQUIRE(idle.has_value());
+
     // Stopped through the SCM: STOP_PENDING, then STOPPED with no error;
     // the process exits and the pipe is gone.
+    const ULONGLONG stopAsked = ::GetTickCount64();
     SERVICE_STATUS stopping{};
     REQUIRE(::ControlService(service.get(), SERVICE_CONTROL_STOP, &stopping));
     CHECK((stopping.dwCurrentState == SERVICE_STOP_PENDING || stopping.dwCurrentState == SERVICE_STOPPED));
@@ -255,7 +262,11 @@ TEST_CASE("the service is installed, started, serves the pipe, stops and is unin
     REQUIRE(stopped.dwCurrentState == SERVICE_STOPPED);
     CHECK(stopped.dwWin32ExitCode == NO_ERROR);
     CHECK(processEnds(running.dwProcessId));
+    CHECK(::GetTickCount64() - stopAsked < 20000);
     CHECK(probePipe(svc.pipe) == ERROR_FILE_NOT_FOUND);
+    auto closed = idle->receive(plugin::Millis(5000));
+    REQUIRE_FALSE(closed.has_value());
+    CHECK(closed.error().code == ERROR_BROKEN_PIPE);
 
     // Started again on the state directory its first start made.
     REQUIRE(::StartServiceW(service.get(), 0, nullptr));
