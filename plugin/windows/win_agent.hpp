@@ -9,12 +9,12 @@
 // restarted agent adopts the view from the record and cleanup flushes it.
 #pragma once
 
-#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,9 +59,10 @@ public:
 
     std::size_t taskCount();
 
-    // For a stop: waits for the request in progress (if any) to finish;
-    // connections then get no more answers. Prepared tasks keep their
-    // files and records, and the next start adopts them.
+    // For a stop, just before the process exits: waits for the requests in
+    // progress to finish and lets no other begin (connections get no more
+    // answers). Prepared tasks keep their files and records, and the next
+    // start adopts them.
     void stop();
 
 private:
@@ -93,7 +94,9 @@ private:
     LogFn log_;
     std::mutex mutex_;  // tasks_ and the store, across connection threads
     std::map<std::string, Task> tasks_;
-    std::atomic<bool> stopped_{false};
+    // Held shared by each request, from its first message to its answer;
+    // stop() takes it exclusively and keeps it.
+    std::shared_mutex requests_;
 };
 
 // A task id as orchestrators make them: 1 to 128 of [A-Za-z0-9_.-],
