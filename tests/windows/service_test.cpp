@@ -373,6 +373,25 @@ TEST_CASE("install checks the agent's options before it registers anything") {
     CHECK(error == ERROR_SERVICE_DOES_NOT_EXIST);
     const RunResult mixed = svc.agentRun({L"service", L"uninstall", L"--name", svc.name, L"--pipe", svc.pipe});
     CHECK(mixed.exitCode == 2);
+
+    // A relative --state-dir is the installer's working directory, not the
+    // service's (System32): it is registered absolute.
+    REQUIRE(svc.agentRun({L"service", L"install", L"--name", svc.name, L"--state-dir", L"rel-state"}).exitCode == 0);
+    Sc service = openService(svc.name);
+    REQUIRE(service);
+    DWORD needed = 0;
+    ::QueryServiceConfigW(service.get(), nullptr, 0, &needed);
+    std::vector<unsigned char> buffer(needed);
+    auto* config = reinterpret_cast<QUERY_SERVICE_CONFIGW*>(buffer.data());
+    REQUIRE(::QueryServiceConfigW(service.get(), config, needed, &needed));
+    const auto argv = argvOf(config->lpBinaryPathName);
+    wchar_t cwd[MAX_PATH] = {};
+    REQUIRE(::GetCurrentDirectoryW(MAX_PATH, cwd) > 0);
+    std::wstring expected = cwd;
+    if (expected.back() != L'\\') expected += L'\\';
+    REQUIRE(argv.size() == 4);
+    CHECK(argv[2] == L"--state-dir");
+    CHECK_MESSAGE(argv[3] == expected + L"rel-state", narrow(argv[3]));
 }
 
 TEST_CASE("--service outside the service control manager fails in one line") {
