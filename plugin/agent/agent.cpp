@@ -678,14 +678,16 @@ Result<json> Agent::status() {
     return reply;
 }
 
+// status's figures, without its probes of the kernel (status reads
+// /proc/cmdline and the kernel's config file: not on every scrape).
 std::string Agent::metricsText() {
-    const json s = *status();
     HeldNow held;
-    held.views = s.at("tasks").get<std::size_t>();
-    held.bytes = s.at("held_bytes").get<std::size_t>();
-    if (s.contains("cluster"))
-        held.cluster = HeldNow::Cluster{s["cluster"].at("connected").get<bool>(),
-                                        s["cluster"].at("revision").get<std::int64_t>()};
+    held.views = tasks_.size();
+    held.bytes = heldBytes();
+    if (cluster_) {
+        const json c = clusterStatus();
+        held.cluster = HeldNow::Cluster{c.at("connected").get<bool>(), c.at("revision").get<std::int64_t>()};
+    }
     return renderAgentMetrics(metrics_, held, SECRETSHIM_VERSION);
 }
 

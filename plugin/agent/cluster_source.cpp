@@ -477,8 +477,8 @@ Result<const NodeSecret*> ClusterSource::copyOf(const std::string& name) const {
     if (const NodeSecret* copy = current(name)) return copy;
     if (!connected_) return tl::unexpected(unreachable("secret " + quote(name) + " is not held").error());
     if (copies_.count(name))
-        return failWith(ENOENT, "secret " + quote(name) + " has no copy of its published version for node " + quote(node_) +
-                    " yet");
+        return failWith(ENOENT, "secret " + quote(name) + " has no copy of its published version for node " +
+                                    quote(node_) + " yet");
     return failWith(ENOENT, "secret " + quote(name) + " has no copy for node " + quote(node_) + " yet");
 }
 

@@ -170,7 +170,8 @@ std::string renderAgentMetrics(const AgentMetrics& m, const HeldNow& held, std::
                "Files zeroed and removed from running containers by a revoked grant or an unassigned task.");
     out.sample("secretshim_revokes_total", {}, m.revokes);
     if (held.cluster) {
-        out.family("secretshim_etcd_connected", "gauge", "1 while the agent is connected to etcd and has read its prefix.");
+        out.family("secretshim_etcd_connected", "gauge",
+                   "1 while the agent is connected to etcd and has read its prefix.");
         out.sample("secretshim_etcd_connected", {}, std::uint64_t{held.cluster->connected ? 1u : 0u});
         out.family("secretshim_etcd_revision", "gauge", "The last etcd revision the agent has applied.");
         out.sample("secretshim_etcd_revision", {}, static_cast<double>(held.cluster->revision));

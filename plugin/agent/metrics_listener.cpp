@@ -4,6 +4,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -22,6 +23,9 @@ namespace {
 constexpr auto kReadTimeout = std::chrono::seconds(5);   // a request's head, or the idle time before the next
 constexpr auto kWriteTimeout = std::chrono::seconds(5);  // the page, to a slow reader
 constexpr std::uint32_t kHeaderLimit = 8192;
+// After a failed accept (EMFILE: the agent is out of fds) the listening
+// socket stays readable: accepting again at once would spin the io thread.
+constexpr auto kAcceptPause = std::chrono::milliseconds(100);
 constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 // The agent forks (re-adoption's helper): no socket of ours goes with it.
@@ -30,8 +34,10 @@ void closeOnExec(int fd) { ::fcntl(fd, F_SETFD, ::fcntl(fd, F_GETFD) | FD_CLOEXE
 }  // namespace
 
 struct MetricsListenerState {
-    MetricsListenerState(asio::io_context& io, MetricsListener::Render r) : acceptor(io), render(std::move(r)) {}
+    MetricsListenerState(asio::io_context& io, MetricsListener::Render r)
+        : acceptor(io), pause(io), render(std::move(r)) {}
     tcp::acceptor acceptor;
+    asio::steady_timer pause;
     MetricsListener::Render render;
     std::size_t open = 0;  // connections being served
     bool stopped = false;
@@ -112,13 +118,17 @@ private:
 void acceptNext(const std::shared_ptr<MetricsListenerState>& state) {
     state->acceptor.async_accept([state](beast::error_code ec, tcp::socket socket) {
         if (state->stopped) return;
-        if (!ec) {
-            closeOnExec(socket.native_handle());
-            // Over the cap the connection is closed unanswered: a scraper
-            // retries at its next interval.
-            if (state->open < MetricsListener::kMaxScrapers)
-                std::make_shared<Scrape>(std::move(socket), state)->run();
+        if (ec) {
+            state->pause.expires_after(kAcceptPause);
+            state->pause.async_wait([state](beast::error_code e) {
+                if (!e && !state->stopped) acceptNext(state);
+            });
+            return;
         }
+        closeOnExec(socket.native_handle());
+        // Over the cap the connection is closed unanswered: a scraper
+        // retries at its next interval.
+        if (state->open < MetricsListener::kMaxScrapers) std::make_shared<Scrape>(std::move(socket), state)->run();
         acceptNext(state);
     });
 }
@@ -153,6 +163,7 @@ void MetricsListener::stop() {
     state_->stopped = true;
     beast::error_code ignored;
     state_->acceptor.close(ignored);
+    state_->pause.cancel();
 }
 
 }  // namespace secretshim::plugin
