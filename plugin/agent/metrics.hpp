@@ -27,8 +27,8 @@ enum class Refusal : unsigned char {
     notGranted,     // no grant of the secret (or of the cluster task) allows this identity
     unknownSecret,  // granted, but the node holds no such secret (or no copy of it)
     limit,          // over a limit: bytes, files, a task's max_containers, targets
-    badRequest,     // a malformed request or annotation
-    target,         // a target that cannot be laid out, or the hook could not attach there
+    badRequest,     // a malformed request or annotation (references that collide too)
+    target,         // the hook could not attach at a target in the container (or it cannot be laid out)
     identity,       // who the container is could not be established
     unreachable,    // cluster mode: the control plane cannot be asked
     other,          // anything else (a failed system call, a record that does not decrypt)

@@ -43,7 +43,7 @@ port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); pri
 url=http://127.0.0.1:$port
 mkdir -p "$work/textfile"
 tf=$work/textfile/secretshim.prom
-{ cat "$scripts/../packaging/secretshimd.yaml"; printf 'metrics_listen: 127.0.0.1:%s\nmetrics_textfile: %s\n' "$port" "$tf"; } \
+{ sed 's/^max_container_files: .*/max_container_files: 2/' "$scripts/../packaging/secretshimd.yaml"; printf 'metrics_listen: 127.0.0.1:%s\nmetrics_textfile: %s\n' "$port" "$tf"; } \
     >"$work/agent.yaml"
 start_agent "$work/agent.yaml" || { echo "FAIL - agent did not start"; cat "$work/agent.log" >&2; exit 1; }
 up() { scrape get "$url/metrics" "$work/m0.txt" >"$work/m0.status" 2>/dev/null; }
@@ -110,11 +110,24 @@ bundle mtcbadspec "source=$name,mode=9999" sh -c 'echo RAN'
 ids="$ids mtcbadspec"
 out=$(rt run --bundle "$work/mtcbadspec" mtcbadspec 2>/dev/null)
 check "an annotation that does not parse: refused" '[ "$out" != RAN ]'
+# Three files where the config allows two (max_container_files: 2); a
+# target the image has a dangling symbolic link at (the hook cannot attach).
+bundle mtclimit "$name;source=$name,target=two;source=$name,target=three" sh -c 'echo RAN'
+ids="$ids mtclimit"
+out=$(rt run --bundle "$work/mtclimit" mtclimit 2>/dev/null)
+check "over max_container_files: refused" '[ "$out" != RAN ]'
+bundle mtctarget "source=$name,target=/etc/key" sh -c 'echo RAN'
+ln -s /nowhere "$work/mtctarget/rootfs/etc/key"
+ids="$ids mtctarget"
+out=$(rt run --bundle "$work/mtctarget" mtctarget 2>/dev/null)
+check "a dangling symbolic link at the target: refused" '[ "$out" != RAN ]'
 scrape get "$url/metrics" "$work/m2.txt" >/dev/null; cur=m2
 check "both refusals counted under not_granted" '[ "$(delta secretshim_refusals_total reason=not_granted)" = 2 ]'
 check "the bad annotation counted under bad_request" '[ "$(delta secretshim_refusals_total reason=bad_request)" = 1 ]'
+check "the file limit counted under limit" '[ "$(delta secretshim_refusals_total reason=limit)" = 1 ]'
+check "the hook's failed attach counted under target" '[ "$(delta secretshim_refusals_total reason=target)" = 1 ]'
 check "no other reason moved" \
-    '(for r in unknown_secret limit target identity unreachable other; do [ "$(delta secretshim_refusals_total reason=$r)" = 0 ] || exit 1; done)'
+    '(for r in unknown_secret identity unreachable other; do [ "$(delta secretshim_refusals_total reason=$r)" = 0 ] || exit 1; done)'
 check "refusals attach nothing" '[ "$(delta secretshim_attaches_total)" = 1 ]'
 
 rt delete -f mtcheld >/dev/null 2>&1
