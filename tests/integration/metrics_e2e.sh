@@ -151,7 +151,8 @@ check "no scrape names a container" '! grep -qF "mtc" "$work"/m[0-3].txt'
 # starts meanwhile as usual; the idle ones are closed by the read timeout.
 scrape idle 127.0.0.1 "$port" 8 8 >"$work/idle.out" & idle_pid=$!
 sleep 0.5
-check "over the cap of 8 connections, one more is closed unanswered" '[ "$(scrape extra 127.0.0.1 "$port")" = closed ]'
+extra_closed() { [ "$(scrape extra 127.0.0.1 "$port")" = closed ]; }
+check "over the cap of 8 connections, one more is closed unanswered" 'wait_for 4 extra_closed'
 bundle mtcbusy "$name" sh -c 'cat /run/secrets/'"$name"' | sha256sum | cut -c1-64'
 ids="$ids mtcbusy"
 out=$(rt run --bundle "$work/mtcbusy" mtcbusy 2>/dev/null)
