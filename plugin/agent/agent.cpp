@@ -448,6 +448,14 @@ void Agent::stop() {
 }
 
 Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std::vector<UniqueFd>& fds) {
+    Refusal reason = Refusal::badRequest;
+    auto task = buildTask(request, fds, reason);
+    if (!task) metrics_.refused(reason);
+    return task;
+}
+
+Result<Agent::PendingTask> Agent::buildTask(const CreateRequest& request, std::vector<UniqueFd>& fds,
+                                            Refusal& reason) {
     PendingTask task;
     task.record.id = request.id;
     task.record.bundle = request.bundle;  // "" from a hook older than bundles
@@ -459,6 +467,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     if (fds.size() != 1) return fail("the request carries no pidfd of the container");
     if (tasks_.count(task.record.key()))
         return fail("container " + quote(task.record.id) + " already has its secrets");
+    reason = Refusal::identity;
     // Who it is and what it asks for: from the hook, or for an NRI
     // container from what the runtime told the agent before it was created.
     std::string secrets = request.secrets, clusterTask = request.task;
@@ -476,6 +485,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
         if (identity->integration == Integration::nri)
             return fail("an NRI container's identity comes from the runtime, not from its hook");
     }
+    reason = Refusal::other;
     task.pidfd = std::move(fds[0]);
     auto pid = pidOfPidfd(task.pidfd.get());
     if (!pid) return propagate(pid);
@@ -486,7 +496,9 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
 
     // The source decides what this identity gets of what it asked for.
     auto granted = source_->grant(*identity, secrets, clusterTask);
+    if (!granted) reason = refusalOfGrant(granted.error());
     if (!granted) return propagate(granted);
+    reason = Refusal::limit;
     if (!granted->claim.empty()) {
         const std::size_t held = holders(granted->claim);
         if (held >= granted->maxHolders)
@@ -504,9 +516,12 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     if (!bytes) return propagate(bytes);
     task.record.bytes = *bytes;
     task.held = Reservation(pendingBytes_, "", *bytes);
+    reason = Refusal::badRequest;
     if (auto ok = mapOwnersToHost(*pid, refs); !ok) return propagate(ok);
+    reason = Refusal::target;
     auto layout = mountfs::planView(refs);
     if (!layout) return propagate(layout);
+    reason = Refusal::limit;
     // Each single-file target is one more fd to pass (and the directory one).
     const auto files = std::count_if(layout->entries.begin(), layout->entries.end(),
                                      [](const auto& e) { return !e.inDirectory; });
@@ -519,6 +534,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     // Each value is produced straight into its file in the view (local
     // mode: decrypted from its record through one small locked buffer), so
     // the view's tmpfs is the only copy of the plaintext.
+    reason = Refusal::other;
     mountfs::ViewOptions options;
     options.maxPayload = config_.maxPayload;
     auto view = platform::TmpfsView::build(std::move(*layout), *granted->payloads, options, platform::kernelFeatures());
@@ -540,6 +556,7 @@ void Agent::startTask(PendingTask pending) {
     if (!saved)
         log("container " + quote(id) + ": its record was not saved, it will not survive an agent restart: " +
             saved.error().message);
+    ++metrics_.attaches;
     log("container " + quote(id) + ": attached secrets " + joinNames(pending.secrets) +
         (pending.view->noswap() ? " (noswap)" : " (swap not excluded)"));
     // Only once its record is saved: a successor that finds a view in the
@@ -593,6 +610,7 @@ void Agent::flushTask(TaskKey key, const char* why) {
     // Out of the store once wiped (a crash before this line finds it there
     // with the container gone, and wipes it again).
     if (!it->second.storedAs.empty() && fdStore_) fdStore_->drop(it->second.storedAs);
+    metrics_.flushed(std::chrono::microseconds(us));
     tasks_.erase(it);
     clusterTasks_.erase(key);
     clusterResync_.erase(key);
@@ -660,8 +678,26 @@ Result<json> Agent::status() {
     return reply;
 }
 
+// status's figures, without its probes of the kernel (status reads
+// /proc/cmdline and the kernel's config file: not on every scrape).
+std::string Agent::metricsText() {
+    HeldNow held;
+    held.views = tasks_.size();
+    held.bytes = heldBytes();
+    if (cluster_) {
+        const json c = clusterStatus();
+        held.cluster = HeldNow::Cluster{c.at("connected").get<bool>(), c.at("revision").get<std::int64_t>()};
+    }
+    return renderAgentMetrics(metrics_, held, SECRETSHIM_VERSION);
+}
+
 Result<json> Agent::platformOp(const std::string& op, const json& request) {
-    if (op == op::nriCreate) return nriCreate(request);
+    if (op == op::nriCreate) {
+        Refusal reason = Refusal::badRequest;
+        auto reply = nriCreate(request, reason);
+        if (!reply) metrics_.refused(reason);
+        return reply;
+    }
     if (op == op::nriStop) {
         auto stop = NriStopRequest::fromJson(request);
         if (!stop) return propagate(stop);
@@ -674,17 +710,20 @@ Result<json> Agent::platformOp(const std::string& op, const json& request) {
 // secretshim-nri at the runtime's CreateContainer: what would not be
 // granted is refused now (the runtime refuses the container with this
 // line, before anything runs); what would is kept for the hook's create.
-Result<json> Agent::nriCreate(const json& message) {
+Result<json> Agent::nriCreate(const json& message, Refusal& reason) {
     auto request = NriCreateRequest::fromJson(message);
     if (!request) return propagate(request);
     if (request->id.empty() || request->id.find('\0') != std::string::npos)
         return fail("nri.create: the container id is empty or holds a NUL byte");
+    reason = Refusal::identity;
     auto identity = WorkloadIdentity::fromJson(request->identity);
     if (!identity) return propagate(identity);
     if (identity->integration != Integration::nri) return fail("nri.create: the identity is not the runtime's (nri)");
+    reason = Refusal::limit;
     if (nriClaims_.size() >= kMaxNriClaims && !nriClaims_.count(request->id))
         return fail(std::to_string(nriClaims_.size()) + " containers announced over NRI have not started yet");
     auto granted = source_->grant(*identity, request->secrets, request->task);
+    if (!granted) reason = refusalOfGrant(granted.error());
     if (!granted) return propagate(granted);
     log("container " + quote(request->id) + ": announced over NRI as " + identity->describe());
     nriClaims_[request->id] = {std::move(*identity), request->secrets, request->task};
@@ -741,6 +780,7 @@ bool Agent::revokeTargets(Task& t, const std::vector<std::string>& targets) {
         auto ok = t.view->removeEntry(static_cast<std::size_t>(at - entries.begin()), handle);
         const bool gone = t.view->layout().entries.size() < before;  // zeroed and removed
         any = any || gone;
+        metrics_.revokes += gone;
         log("container " + quote(t.record.id) + ": " + target +
             (ok ? " revoked" : (gone ? " revoked, with an error: " : " not revoked: ") + ok.error().message));
     }

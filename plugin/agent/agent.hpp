@@ -21,6 +21,7 @@
 #include "plugin/agent/core/agent_core.hpp"
 #include "plugin/config/agent_config.hpp"
 #include "plugin/agent/fd_store.hpp"
+#include "plugin/agent/metrics.hpp"
 #include "plugin/agent/secret_source.hpp"
 #include "plugin/agent/task_records.hpp"
 #include "plugin/store/secure_buffer.hpp"
@@ -96,6 +97,12 @@ public:
     };
     Result<PendingTask> prepareTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds);
     void startTask(PendingTask task);
+    // A create refused before prepareTask() could judge it (its request did
+    // not parse), or after (the hook could not attach): counted.
+    void refused(Refusal reason) { metrics_.refused(reason); }
+    // The metrics page (Prometheus' text format): what it counted, and what
+    // status says it holds.
+    std::string metricsText();
     // Every other op (the core's), with what came beside it: secret.create's
     // value is a sealed memfd.
     nlohmann::json handle(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
@@ -117,6 +124,8 @@ private:
         std::unique_ptr<boost::asio::posix::stream_descriptor> exitWatch;
         std::string storedAs;  // its view's name in the fd store; empty: not there
     };
+    // prepareTask()'s steps; `reason`: why, if it refuses.
+    Result<PendingTask> buildTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds, Refusal& reason);
     void acceptNext();
     void refuseBusy(platform::UniqueFd fd);
     void addTask(const TaskRecord& record, std::vector<std::string> secrets,
@@ -144,7 +153,7 @@ private:
     void grantRevoked(const std::string& name) override;
     // nri.create and nri.stop, from secretshim-nri.
     Result<nlohmann::json> platformOp(const std::string& op, const nlohmann::json& request) override;
-    Result<nlohmann::json> nriCreate(const nlohmann::json& request);
+    Result<nlohmann::json> nriCreate(const nlohmann::json& request, Refusal& reason);
     void nriStop(const std::string& id);
     // Zeroes and removes the entries of a running task at `targets` (a
     // single-file target's mount detached), one log line each; whether
@@ -181,6 +190,7 @@ private:
     std::size_t busyRefused_ = 0;  // refused since the last log line
     std::chrono::steady_clock::time_point lastBusyLog_{};
     ClusterSource* cluster_ = nullptr;
+    AgentMetrics metrics_;
     std::map<TaskKey, std::string> clusterTasks_;  // container -> the cluster task it holds
     // Created, not yet attached: containers by cluster task, and their bytes
     // (under the name "").

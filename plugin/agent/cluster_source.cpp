@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 
 #include "mountfs/secret_ref.hpp"
@@ -464,7 +465,7 @@ void ClusterSource::notify(const std::set<std::string>& tasks, const std::set<st
 }
 
 Result<void> ClusterSource::unreachable(const std::string& what) const {
-    return fail("control plane unreachable: " + what + " (" + lastError_ + ")");
+    return failWith(ENOTCONN, "control plane unreachable: " + what + " (" + lastError_ + ")");
 }
 
 const TaskAssignment* ClusterSource::assignment(const std::string& task) const {
@@ -476,9 +477,9 @@ Result<const NodeSecret*> ClusterSource::copyOf(const std::string& name) const {
     if (const NodeSecret* copy = current(name)) return copy;
     if (!connected_) return tl::unexpected(unreachable("secret " + quote(name) + " is not held").error());
     if (copies_.count(name))
-        return fail("secret " + quote(name) + " has no copy of its published version for node " + quote(node_) +
-                    " yet");
-    return fail("secret " + quote(name) + " has no copy for node " + quote(node_) + " yet");
+        return failWith(ENOENT, "secret " + quote(name) + " has no copy of its published version for node " +
+                                    quote(node_) + " yet");
+    return failWith(ENOENT, "secret " + quote(name) + " has no copy for node " + quote(node_) + " yet");
 }
 
 Result<SecureBuffer> ClusterSource::open(const NodeSecret& s) const {
@@ -535,7 +536,7 @@ Result<GrantedSecrets> ClusterSource::grant(const plugin::WorkloadIdentity& iden
     const TaskAssignment* a = assignment(task);
     if (!a && (!connected_ || !synced_))
         return tl::unexpected(unreachable("cannot check task " + quote(task) + "'s assignment").error());
-    if (!a || !a->identity.matches(identity)) return fail(notGranted("task " + quote(task), identity));
+    if (!a || !a->identity.matches(identity)) return failWith(EACCES, notGranted("task " + quote(task), identity));
     auto refs = mountfs::parseSecretRefs(a->secrets);
     if (!refs) return propagate(refs);  // checked when the record was read
     std::vector<const NodeSecret*> copies;

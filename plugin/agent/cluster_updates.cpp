@@ -67,6 +67,7 @@ void Agent::onClusterSecretChanged(const std::string& name) {
                 continue;
             }
             touched = true;
+            ++metrics_.rotations;
         }
         if (!touched) continue;
         if (++updated == 1) one = key.id;
@@ -157,6 +158,7 @@ void Agent::rewriteHeld(Task& t, const std::string& id) {
 // each; whether any was added.
 bool Agent::grantAdded(Task& t, const std::string& id, const std::vector<mountfs::SecretRef>& mapped) {
     bool granted = false;
+    const std::size_t before = t.view->layout().entries.size();
     for (const auto& ref : mapped) {
         const auto& now = t.view->layout().entries;
         if (std::find_if(now.begin(), now.end(), [&](const auto& e) { return e.ref == ref; }) != now.end()) continue;
@@ -165,6 +167,7 @@ bool Agent::grantAdded(Task& t, const std::string& id, const std::vector<mountfs
         else
             log("container " + quote(id) + ": " + ref.target + " granted"), granted = true;
     }
+    metrics_.grantsAdded += t.view->layout().entries.size() - before;
     return granted;
 }
 

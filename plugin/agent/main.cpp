@@ -20,6 +20,8 @@
 #include "plugin/agent/agent.hpp"
 #include "plugin/agent/cluster_source.hpp"
 #include "plugin/agent/local_source.hpp"
+#include "plugin/agent/metrics_listener.hpp"
+#include "plugin/agent/metrics_textfile.hpp"
 #include "plugin/agent/service_notify.hpp"
 
 using namespace secretshim;
@@ -93,6 +95,19 @@ Result<Sources> openSource(boost::asio::io_context& io, const AgentConfig& confi
     for (const auto& p : problems) std::fprintf(stderr, "secretshimd: %s\n", p.c_str());
     sources.local = std::move(*source);
     return sources;
+}
+
+// metrics_listen: the metrics page over HTTP on the agent's io_context, or
+// nothing (the default).
+Result<std::unique_ptr<MetricsListener>> openMetrics(boost::asio::io_context& io, Agent& agent,
+                                                     const AgentConfig& config) {
+    if (!config.metricsListen) return nullptr;
+    auto listener = MetricsListener::open(io, *config.metricsListen, [&agent] { return agent.metricsText(); });
+    if (!listener) return listener;
+    const bool local = config.metricsListen->host.rfind("127.", 0) == 0 || config.metricsListen->host == "::1";
+    std::fprintf(stderr, "secretshimd: metrics on http://%s/metrics%s\n", config.metricsListen->text().c_str(),
+                 local ? "" : " (not a loopback address: other hosts reach it unless a firewall stops them)");
+    return listener;
 }
 
 std::string joined(const std::vector<std::string>& keys) {
@@ -201,6 +216,16 @@ int main(int argc, char** argv) {
     Agent agent(io, *config, std::move(*records), sources->local.get(), fdStore.get());
     agent.adoptTasks(std::move(stored));
     if (sources->cluster) agent.setClusterSource(sources->cluster.get());  // starts its watch thread
+    // Before the socket: an address it cannot bind stops the agent before
+    // any hook reaches it.
+    auto metrics = openMetrics(io, agent, *config);
+    if (!metrics) return failed(metrics.error().message);
+    std::unique_ptr<MetricsTextfile> textfile;
+    if (!config->metricsTextfile.empty()) {
+        auto opened = MetricsTextfile::open(io, config->metricsTextfile, [&agent] { return agent.metricsText(); });
+        if (!opened) return failed(opened.error().message);
+        textfile = std::move(*opened);
+    }
     if (auto ok = agent.listen(); !ok) return failed(ok.error().message);
     return serve(io, agent, sources->cluster.get(), *config, flags, features);
 }

@@ -39,6 +39,10 @@ public:
     // either may be empty); the source decides what of it `identity` gets.
     // A refusal is one line, the same for a secret that does not exist as
     // for one that is not granted: a requester learns nothing of the rest.
+    // Its code says which kind it is, for the agent's metrics alone
+    // (metrics.hpp): EACCES not granted, ENOENT granted but not held here,
+    // ENOTCONN the control plane unreachable; a validation failure (no code)
+    // is the request's.
     virtual Result<GrantedSecrets> grant(const WorkloadIdentity& identity, const std::string& secrets,
                                          const std::string& task) = 0;
 };

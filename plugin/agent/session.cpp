@@ -39,6 +39,7 @@ Session::Outcome Session::onCreate(const json& request, std::vector<UniqueFd>& f
     auto parsed = CreateRequest::fromJson(request);
     auto task = parsed ? agent_.prepareTask(*parsed, fds) : propagate(parsed);
     if (!task) {
+        if (!parsed) agent_.refused(Refusal::badRequest);  // prepareTask() counts its own
         log("container " + quote(parsed ? parsed->id : std::string()) + ": refused: " + task.error().message);
         return refuse(task.error().message);
     }
@@ -59,10 +60,12 @@ Session::Outcome Session::onAttached(const json& request) {
     if (!pending_) return refuse("nothing to attach");
     auto report = AttachedRequest::fromJson(request);
     if (!report) {
+        agent_.refused(Refusal::badRequest);
         pending_.reset();  // flushes the view
         return refuse(report.error().message);
     }
     if (!report->ok) {
+        agent_.refused(Refusal::target);
         log("container " + quote(pending_->record.id) + ": the hook could not attach: " + quote(report->error));
         pending_.reset();  // flushes the view
         return answer(okReply(), true);
