@@ -175,6 +175,14 @@ bool ClusterCli::selected() const {
 
 int ClusterCli::run() {
     if (nodeKeygen_->parsed()) return keygen();
+    // Refused before anything is read or connected to.
+    for (const char* command : {"create", "ls"}) {
+        const char* option = std::string(command) == "create" ? "--label" : "--filter";
+        auto* given = secret_->get_subcommand(command)->get_option_no_throw(option);
+        if (given && given->count() > 0)
+            return failed(Error{.message = std::string(option) +
+                                           " is for a node's local store; cluster secrets carry no labels"});
+    }
     auto settings = etcdConfig();
     if (!settings) return failed(settings.error());
     auto connected = connect(*settings);
@@ -322,8 +330,7 @@ int ClusterCli::createSecret(ClusterAdmin& admin, CLI::App* create) {
     if (auto* g = create->get_option_no_throw("--grant"); g && g->count() > 0)
         return failed(Error{.message = "--grant is for a node's local store; in the cluster a task is bound to its "
                                "containers: task assign --identity RULE"});
-    if (auto* l = create->get_option_no_throw("--label"); l && l->count() > 0)
-        return failed(Error{.message = "--label is for a node's local store; cluster secrets carry no labels"});
+
     if (auto ok = checkName("secret", name); !ok) return failed(ok.error());
     auto value = readSecretValue(optionValue(create, "FILE", "-"));
     if (!value) return failed(wrap(value.error(), "secret " + quote(name)));
@@ -345,8 +352,6 @@ int ClusterCli::rotateSecret(ClusterAdmin& admin) {
 }
 
 int ClusterCli::listSecrets(ClusterAdmin& admin, CLI::App* ls, CLI::App* inspect) {
-    if (auto* f = ls->get_option_no_throw("--filter"); f && f->count() > 0)
-        return failed(Error{.message = "--filter is for a node's local store; cluster secrets carry no labels"});
     auto list = admin.listSecrets(inspect->parsed() ? optionValue(inspect, "NAME") : "");
     if (!list) return failed(list.error());
     if (inspect->parsed() || optionValue(ls, "--format", "table") == "json") {

@@ -55,6 +55,9 @@ check "ls --filter label=KEY=VALUE" '[ "$(names --filter label=tier=db)" = "db" 
 check "ls --filter: every filter must match" \
     '[ "$(names --filter label=tier --filter label=team=payments)" = "db" ] && [ -z "$(names --filter label=tier=db --filter name=o)" ]'
 check "ls --filter name=PREFIX" '[ "$(names --filter name=ot)" = "other" ]'
+check "--label and --filter against the cluster are refused in one line, before anything is read" \
+    '[ "$(ctl --endpoints https://127.0.0.1:9 secret create x "$work/none" --label a=b 2>&1)" = "secretshimctl: --label is for a node'"'"'s local store; cluster secrets carry no labels" ] &&
+     [ "$(ctl --endpoints https://127.0.0.1:9 secret ls --filter label=a 2>&1)" = "secretshimctl: --filter is for a node'"'"'s local store; cluster secrets carry no labels" ]'
 check "an unknown filter is refused in one line" \
     '! ctl secret ls --filter colour=red >/dev/null 2>&1 && [ "$(ctl secret ls --filter colour=red 2>&1 | wc -l)" = 1 ]'
 
