@@ -36,8 +36,9 @@ json_of() {  # json_of PYTHON-EXPRESSION-OF-d: reads JSON on stdin
 reads() { rt exec c1 /bin/busybox sha256sum /run/secrets/db /etc/app/pw | cut -c1-64 | tr '\n' ' '; }
 both() { d=$(digest "$1"); [ "$(reads)" = "$d $d " ]; }
 
-# Two references of 2048 bytes at most fit in one container.
-sed -e 's/^max_container_bytes: .*/max_container_bytes: 2048/' "$scripts/../packaging/secretshimd.yaml" >"$work/agent.yaml"
+# One container holds at most 2048 bytes of secrets, all running ones 2500.
+sed -e 's/^max_container_bytes: .*/max_container_bytes: 2048/' -e 's/^max_node_bytes: .*/max_node_bytes: 2500/' \
+    "$scripts/../packaging/secretshimd.yaml" >"$work/agent.yaml"
 start_agent "$work/agent.yaml" || { echo "FAIL - agent did not start"; cat "$work/agent.log" >&2; exit 1; }
 
 v1=$(marker)
@@ -106,6 +107,16 @@ head -c 1100 /dev/zero | tr '\0' 'y' >"$work/wide"
 err=$(ctl secret rotate db "$work/wide" 2>&1); rc=$?
 check "a value the running container cannot hold (max_container_bytes) is refused in one line" \
     '[ $rc != 0 ] && [ "$(printf "%s\n" "$err" | wc -l)" = 1 ] && printf %s "$err" | grep -qF "(max_container_bytes)"'
+# A second running container holding it once: 900 bytes fit each
+# container (1800 and 900) but not the node (2700 > 2500).
+bundle c3 "db" sh -c 'sleep 100'
+ids="$ids c3"
+rt run -d --bundle "$work/c3" c3 >/dev/null 2>"$work/c3.err" </dev/null
+head -c 900 /dev/zero | tr '\0' 'z' >"$work/node"
+err=$(ctl secret rotate db "$work/node" 2>&1); rc=$?
+check "a value the running containers together cannot hold (max_node_bytes) is refused in one line" \
+    '[ $rc != 0 ] && [ "$(printf "%s\n" "$err" | wc -l)" = 1 ] && printf %s "$err" | grep -qF "(max_node_bytes)"'
+rt delete -f c3 >/dev/null 2>&1
 check "after the refusals: the store is still at version 6" '[ "$(ctl secret inspect db | json_of "d[\"version\"]")" = 6 ]'
 check "after the refusals: the container still reads the last value" 'both "$v"'
 check "rotating a secret that does not exist is refused" \
