@@ -56,7 +56,8 @@ void Agent::onClusterSecretChanged(const std::string& name) {
         const auto ct = clusterTasks_.find(key);
         if (ct != clusterTasks_.end()) signalIfAsked(key, ct->second);
     }
-    if (pushed.updated.size() == 1) log("container " + quote(pushed.updated.front().id) + ": secret " + name + " updated");
+    if (pushed.updated.size() == 1)
+        log("container " + quote(pushed.updated.front().id) + ": secret " + name + " updated");
     if (pushed.updated.size() > 1)
         log("secret " + name + " updated in " + std::to_string(pushed.updated.size()) + " containers");
 }

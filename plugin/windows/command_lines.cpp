@@ -67,7 +67,8 @@ int parseCtlArgs(int argc, char** argv, CtlArgs& out) {
     auto* create = secret->add_subcommand("create", "store a new secret (value from FILE or stdin)");
     create->add_option("name", out.name)->required();
     create->add_option("file", out.file, "file holding the value, or - for stdin");
-    auto* rotate = secret->add_subcommand("rotate", "replace a secret's value (from FILE or stdin); running tasks get it");
+    auto* rotate =
+        secret->add_subcommand("rotate", "replace a secret's value (from FILE or stdin); running tasks get it");
     rotate->add_option("name", out.name)->required();
     rotate->add_option("file", out.file, "file holding the value, or - for stdin");
     auto* ls = secret->add_subcommand("ls", "list secrets (never their values)");

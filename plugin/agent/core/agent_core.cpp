@@ -1,6 +1,5 @@
 #include "plugin/agent/core/agent_core.hpp"
 
-
 namespace secretshim::plugin {
 
 using nlohmann::json;
@@ -96,7 +95,8 @@ Result<json> AgentCore::rotateSecret(const SecretCreateRequest& request, const V
     auto before = catalog_->inspect(request.name);
     if (!before) return propagate(before);
     const std::string& name = before->name;
-    if (auto ok = checkRotation(*before, value->size()); !ok) return propagate(ok, "secret " + quote(name) + " not rotated");
+    if (auto ok = checkRotation(*before, value->size()); !ok)
+        return propagate(ok, "secret " + quote(name) + " not rotated");
     auto meta = catalog_->rotate(name, value->span());
     if (!meta) return propagate(meta);
     const Pushed pushed = secretRotated(*before, value->span());

@@ -256,8 +256,8 @@ TEST_CASE("secret rotate: checked by the platform before the store changes, then
     MemoryCatalog catalog;
     TestAgent agent(&catalog);
     Reader first{"marker-r1"};
-    REQUIRE(okay(agent.handle({{"op", "secret.create"}, {"name", "db"}, {"grants", {"root"}}, {"labels", {{"tier", "db"}}}},
-                              first.fn())));
+    const json create = {{"op", "secret.create"}, {"name", "db"}, {"grants", {"root"}}, {"labels", {{"tier", "db"}}}};
+    REQUIRE(okay(agent.handle(create, first.fn())));
     agent.tasks["c1"] = {"db"};
     Reader second{"marker-r2-longer"};
 
@@ -318,7 +318,8 @@ TEST_CASE("secret create refuses bad labels in one line before the value is read
 TEST_CASE("a node without a local store refuses every admin verb in one line") {
     TestAgent agent(nullptr);
     Reader reader{"marker-e5"};
-    for (const char* op : {"secret.create", "secret.rotate", "secret.ls", "secret.inspect", "secret.rm", "secret.grant"}) {
+    for (const char* op :
+         {"secret.create", "secret.rotate", "secret.ls", "secret.inspect", "secret.rm", "secret.grant"}) {
         const std::string error = errorOf(agent.handle({{"op", op}, {"name", "db"}, {"rule", "root"}}, reader.fn()));
         CHECK(error.rfind("this node takes its secrets from etcd", 0) == 0);
         CHECK(error.find('\n') == std::string::npos);
