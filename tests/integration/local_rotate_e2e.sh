@@ -124,11 +124,20 @@ check "rotating a secret that does not exist is refused" \
 
 check "one log line per rotation, naming the secret" \
     '[ "$(grep -c "secret \"db\" rotated to version" "$work/agent.log")" = 5 ]'
-check "no value in the agent's log" '! grep -qF -e "$v1" -e "$v" "$work/agent.log"'
+
+# An agent restarted while c1 runs re-adopts its view (from its mounts,
+# without systemd's fd store) and rotates it the same way.
+stop_agent
+start_agent "$work/agent.yaml" || bad "the agent restarted"
+v7=$(marker)7
+out=$(printf %s "$v7" | ctl secret rotate db - 2>&1)
+check "after an agent restart: the re-adopted container gets a rotation at both targets" \
+    '[ "$out" = "db version 7: 1 running container(s) updated" ] && both "$v7"'
+check "no value in the agent's log" '! grep -qF -e "$v1" -e "$v" -e "$v7" "$work/agent.log"'
 
 rt delete -f c1 >/dev/null 2>&1
 check "stopped: flushed" 'tasks_empty && no_view_mounts'
-check "no value on disk (state dir, bundles)" '! grep -rqF -e "$v1" -e "$v" "$work"'
+check "no value on disk (state dir, bundles)" '! grep -rqF -e "$v1" -e "$v" -e "$v7" "$work"'
 stop_agent
 echo "$checks checks, $failures failed"
 finish
