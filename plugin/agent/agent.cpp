@@ -457,6 +457,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
 Result<Agent::PendingTask> Agent::buildTask(const CreateRequest& request, std::vector<UniqueFd>& fds,
                                             Refusal& reason) {
     PendingTask task;
+    task.rotations = rotations_;
     task.record.id = request.id;
     task.record.bundle = request.bundle;  // "" from a hook older than bundles
     if (task.record.id.empty()) return fail("the request names no container");
@@ -569,6 +570,7 @@ void Agent::startTask(PendingTask pending) {
     addTask(pending.record, std::move(pending.secrets), std::move(pending.view), std::move(pending.pidfd),
             std::move(storedAs));
     pending.held.release();  // counted in tasks_ from now on
+    catchUpRotations(pending.record.key(), pending.rotations);
 }
 
 void Agent::addTask(const TaskRecord& record, std::vector<std::string> secrets,

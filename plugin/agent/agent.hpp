@@ -8,6 +8,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -94,6 +95,7 @@ public:
         platform::UniqueFd pidfd;
         Reservation claim;      // counts it against its cluster task's limit
         Reservation held;       // counts its bytes against the node's limit
+        std::uint64_t rotations = 0;  // rotations_ when its view was built
     };
     Result<PendingTask> prepareTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds);
     void startTask(PendingTask task);
@@ -151,6 +153,22 @@ private:
     Result<nlohmann::json> status() override;
     std::vector<std::string> tasksHolding(const std::string& name) const override;
     void grantRevoked(const std::string& name) override;
+    // A secret's new value for the running containers (rotation.cpp).
+    Result<void> checkRotation(const SecretMeta& before, std::size_t size) const override;
+    Pushed secretRotated(const SecretMeta& before, mountfs::Bytes value) override;
+    // Writes secret `name`'s new value (asked of `value` once, on first
+    // need) into every running view that holds it; one log line for each
+    // container not updated. The containers at least one of whose entries
+    // got it, and how many had one that did not.
+    using ValueFn = std::function<Result<mountfs::Bytes>()>;
+    struct PushResult {
+        std::vector<TaskKey> updated;
+        std::size_t failed = 0;
+    };
+    PushResult pushValue(const std::string& name, const ValueFn& value, const TaskKey* only = nullptr);
+    // A task whose view was built before a local rotation of one of its
+    // secrets, and attached after it, gets the store's value now.
+    void catchUpRotations(const TaskKey& key, std::uint64_t builtAt);
     // nri.create and nri.stop, from secretshim-nri.
     Result<nlohmann::json> platformOp(const std::string& op, const nlohmann::json& request) override;
     Result<nlohmann::json> nriCreate(const nlohmann::json& request, Refusal& reason);
@@ -197,6 +215,9 @@ private:
     std::shared_ptr<Reservation::Counts> pendingClaims_ = std::make_shared<Reservation::Counts>();
     std::shared_ptr<Reservation::Counts> pendingBytes_ = std::make_shared<Reservation::Counts>();
     std::set<TaskKey> clusterResync_;  // re-adopted containers not yet brought up to date
+    // Local rotations so far, and the count at each secret's last one.
+    std::uint64_t rotations_ = 0;
+    std::map<std::string, std::uint64_t> rotatedAt_;
     // Containers the runtime announced over NRI (secretshim-nri), by id,
     // until they start (or stop, or are removed unstarted): who each is and
     // what its pod asks for it.

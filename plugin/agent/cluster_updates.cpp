@@ -47,34 +47,19 @@ void Agent::onClusterSecretChanged(const std::string& name) {
     // need, and wiped when this returns. One log line for all of them: a
     // line per container was a tenth of the agent's time (bench row 6).
     std::optional<Result<SecureBuffer>> value;
-    std::size_t updated = 0;
-    std::string one;
-    for (auto& [key, task] : tasks_) {
+    const auto pushed = pushValue(name, [&]() -> Result<mountfs::Bytes> {
+        value.emplace(cluster_->value(name));
+        if (!*value) return propagate(*value);
+        return (*value)->span();
+    });
+    for (const auto& key : pushed.updated) {
         const auto ct = clusterTasks_.find(key);
-        if (ct == clusterTasks_.end()) continue;
-        const auto& entries = task.view->layout().entries;
-        bool touched = false;
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            if (entries[i].ref.source != name) continue;
-            if (!value) value.emplace(cluster_->value(name));
-            if (!*value) {
-                log("container " + quote(key.id) + ": secret " + name + " not updated: " + value->error().message);
-                break;
-            }
-            const mountfs::ContainerHandle handle{task.exitWatch->native_handle(), "/"};
-            if (auto ok = task.view->update(i, (*value)->span(), handle); !ok) {
-                log("container " + quote(key.id) + ": secret " + name + " not updated: " + ok.error().message);
-                continue;
-            }
-            touched = true;
-            ++metrics_.rotations;
-        }
-        if (!touched) continue;
-        if (++updated == 1) one = key.id;
-        signalIfAsked(key, ct->second);
+        if (ct != clusterTasks_.end()) signalIfAsked(key, ct->second);
     }
-    if (updated == 1) log("container " + quote(one) + ": secret " + name + " updated");
-    if (updated > 1) log("secret " + name + " updated in " + std::to_string(updated) + " containers");
+    if (pushed.updated.size() == 1)
+        log("container " + quote(pushed.updated.front().id) + ": secret " + name + " updated");
+    if (pushed.updated.size() > 1)
+        log("secret " + name + " updated in " + std::to_string(pushed.updated.size()) + " containers");
 }
 
 

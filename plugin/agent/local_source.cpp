@@ -80,8 +80,8 @@ Result<GrantedSecrets> LocalSource::grant(const WorkloadIdentity& identity, cons
 }
 
 Result<SecretMeta> LocalSource::create(std::string_view name, mountfs::Bytes value,
-                                       const std::vector<GrantRule>& rules) {
-    auto meta = store_.create(name, value);
+                                       const std::vector<GrantRule>& rules, const SecretLabels& labels) {
+    auto meta = store_.create(name, value, labels);
     if (!meta) return meta;
     Grants grants{meta->id, rules};
     if (auto ok = save(meta->name, grants); !ok) {
