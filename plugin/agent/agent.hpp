@@ -10,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -56,6 +57,13 @@ private:
     std::size_t amount_ = 0;
 };
 
+// For a log entry's fields: who a container is, as its record holds it.
+inline const WorkloadIdentity* identityOf(const TaskRecord& record) {
+    return record.identity ? &*record.identity : nullptr;
+}
+// Secret names for a log entry's fields: comma-separated.
+std::string joinNames(const std::vector<std::string>& names);
+
 // A container with a user namespace names a secret's owner by its own ids:
 // maps each reference's uid and gid to the host ids (the init's maps).
 Result<void> mapOwnersToHost(pid_t pid, std::vector<mountfs::SecretRef>& refs);
@@ -94,7 +102,17 @@ public:
         Reservation claim;      // counts it against its cluster task's limit
         Reservation held;       // counts its bytes against the node's limit
     };
-    Result<PendingTask> prepareTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds);
+    // What a refused create's audit entry says beside its line: why, as one
+    // word of a fixed set (docs/admin-guide.md), and what was known by then
+    // of who asked and for what.
+    struct Refusal {
+        std::string reason = "invalid";
+        std::optional<WorkloadIdentity> identity;
+        std::string secrets;  // names, comma-separated
+        std::string task;
+    };
+    Result<PendingTask> prepareTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds,
+                                    Refusal& refusal);
     void startTask(PendingTask task);
     // Every other op (the core's), with what came beside it: secret.create's
     // value is a sealed memfd.

@@ -37,9 +37,14 @@ Session::Outcome Session::receive(Result<JsonMessage> message) {
 Session::Outcome Session::onCreate(const json& request, std::vector<UniqueFd>& fds) {
     if (pending_) return refuse("one create per connection");
     auto parsed = CreateRequest::fromJson(request);
-    auto task = parsed ? agent_.prepareTask(*parsed, fds) : propagate(parsed);
+    Agent::Refusal why;
+    auto task = parsed ? agent_.prepareTask(*parsed, fds, why) : propagate(parsed);
     if (!task) {
-        log("container " + quote(parsed ? parsed->id : std::string()) + ": refused: " + task.error().message);
+        const std::string id = parsed ? parsed->id : std::string();
+        log("container " + quote(id) + ": refused: " + task.error().message,
+            {.level = why.reason == "internal" ? LogLevel::err : LogLevel::warning, .event = audit::refuse,
+             .containers = {id}, .secrets = why.secrets, .identity = why.identity ? &*why.identity : nullptr,
+             .task = why.task, .reason = why.reason});
         return refuse(task.error().message);
     }
     Outcome out;
@@ -63,7 +68,9 @@ Session::Outcome Session::onAttached(const json& request) {
         return refuse(report.error().message);
     }
     if (!report->ok) {
-        log("container " + quote(pending_->record.id) + ": the hook could not attach: " + quote(report->error));
+        log("container " + quote(pending_->record.id) + ": the hook could not attach: " + quote(report->error),
+            {.level = LogLevel::err, .containers = {pending_->record.id}, .secrets = joinNames(pending_->secrets),
+             .identity = identityOf(pending_->record), .task = pending_->record.task});
         pending_.reset();  // flushes the view
         return answer(okReply(), true);
     }

@@ -82,6 +82,17 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
             if (!value.IsScalar() || (value.Scalar() != "true" && value.Scalar() != "false"))
                 return fail(where(name, value) + ": key \"allow_swap\": expected true or false");
             config.allowSwap = value.Scalar() == "true";
+        } else if (key == "log_target") {
+            const std::string& t = value.IsScalar() ? value.Scalar() : std::string();
+            if (t != "auto" && t != "journal" && t != "stderr")
+                return fail(where(name, value) + ": key \"log_target\": expected \"auto\", \"journal\" or \"stderr\"");
+            config.logTarget = t == "auto" ? LogTarget::automatic : t == "journal" ? LogTarget::journal
+                                                                                   : LogTarget::standardError;
+        } else if (key == "log_level") {
+            const auto level = value.IsScalar() ? parseLogLevel(value.Scalar()) : std::nullopt;
+            if (!level)
+                return fail(where(name, value) + ": key \"log_level\": expected err, warning, notice, info or debug");
+            config.logLevel = *level;
         } else if (key == "source") {
             if (!value.IsScalar() || (value.Scalar() != "local" && value.Scalar() != "etcd"))
                 return fail(where(name, value) + ": key \"source\": expected \"local\" or \"etcd\"");

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mountfs/base/error.hpp"
+#include "mountfs/base/log.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "plugin/cluster/etcd_config.hpp"
 #include "plugin/protocol/messages.hpp"
@@ -20,6 +21,11 @@ class Node;
 }
 
 namespace secretshim::plugin {
+
+// Where the agent's log goes (log_target): native journal entries, plain
+// lines on stderr, or "auto", the journal when systemd connected stderr to
+// it (plugin/agent/journal_log.hpp).
+enum class LogTarget { automatic, journal, standardError };
 
 struct AgentConfig {
     std::string socket{kDefaultSocket};
@@ -39,6 +45,8 @@ struct AgentConfig {
     // (noswap, 6.4): the views' pages, plaintext, could then be written to
     // a swap device. Off: such a kernel stops the agent at start.
     bool allowSwap = false;
+    LogTarget logTarget = LogTarget::automatic;
+    LogLevel logLevel = LogLevel::info;  // lines below it are not logged
     std::string source = "local";  // "local" (the embedded store) or "etcd"
     bool hasEtcd = false;
     cluster::EtcdConfig etcd;  // the `etcd:` block

@@ -23,6 +23,13 @@ std::string inUse(const std::string& name, const std::vector<std::string>& holde
     return line + ")";
 }
 
+// A created secret's rules for its audit entry, "; " between them.
+std::string ruleList(const std::vector<GrantRule>& rules) {
+    std::string out;
+    for (const auto& r : rules) out += (out.empty() ? "" : "; ") + r.text();
+    return out;
+}
+
 constexpr std::string_view kNoGrants = "grant rules are not supported on this node's store (Windows)";
 
 }  // namespace
@@ -75,7 +82,8 @@ Result<json> AgentCore::createSecret(const json& request, const ValueReader& rea
     auto meta = catalog_->create(create->name, value->span(), *rules);
     if (!meta) return propagate(meta);
     log_("secret " + quote(create->name) + " created (" + std::to_string(meta->size) + " bytes, " +
-         std::to_string(rules->size()) + " grant(s))");
+             std::to_string(rules->size()) + " grant(s))",
+         {.event = audit::create, .secrets = create->name, .rule = ruleList(*rules)});
     return json{{"id", meta->id}};
 }
 
@@ -88,7 +96,8 @@ Result<json> AgentCore::changeGrant(const json& request) {
     auto lock = exclusive();
     auto ok = change->revoke ? catalog_->revokeGrant(change->name, *rule) : catalog_->addGrant(change->name, *rule);
     if (!ok) return propagate(ok);
-    log_("secret " + quote(change->name) + (change->revoke ? ": grant revoked: " : " granted to ") + rule->text());
+    log_("secret " + quote(change->name) + (change->revoke ? ": grant revoked: " : " granted to ") + rule->text(),
+         {.event = change->revoke ? audit::ungrant : audit::grant, .secrets = change->name, .rule = rule->text()});
     if (change->revoke) grantRevoked(change->name);
     return json::object();
 }
@@ -97,7 +106,7 @@ Result<json> AgentCore::removeSecret(const SecretNameRequest& request) {
     auto lock = exclusive();
     if (const auto users = tasksHolding(request.name); !users.empty()) return fail(inUse(request.name, users));
     if (auto ok = catalog_->remove(request.name); !ok) return propagate(ok);
-    log_("secret " + quote(request.name) + " removed");
+    log_("secret " + quote(request.name) + " removed", {.event = audit::remove, .secrets = request.name});
     return json::object();
 }
 
