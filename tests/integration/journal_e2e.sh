@@ -86,6 +86,9 @@ check "flushed after exit" tasks_empty
 bundle c2 "api_key" sh -c 'echo RAN'
 run c2 >/dev/null 2>&1; rc=$?
 check "a container asking for an ungranted secret does not start" '[ $rc != 0 ]'
+bundle c2b "source=db_pass,colour=blue" sh -c 'echo RAN'
+run c2b >/dev/null 2>&1; rc=$?
+check "a container with a malformed annotation does not start" '[ $rc != 0 ]'
 # A grant, a revoked grant, and a revocation from a running container.
 ctl secret grant api_key podman,name=web-1 >/dev/null
 ctl secret revoke api_key podman,name=web-1 >/dev/null
@@ -105,6 +108,8 @@ check "attach: its MESSAGE is the line stderr would show, without a doubled tag"
 check "refuse: warning, reason not-granted, the container, what it asked for, who it is" \
     'has_entry SECRETSHIM_EVENT=refuse CONTAINER_ID=c2 PRIORITY=4 SECRETSHIM_REASON=not-granted \
         SECRETSHIM_SECRETS=api_key SECRETSHIM_IDENTITY=root'
+check "refuse: a malformed annotation is reason invalid" \
+    'has_entry SECRETSHIM_EVENT=refuse CONTAINER_ID=c2b PRIORITY=4 SECRETSHIM_REASON=invalid SECRETSHIM_IDENTITY=root'
 check "create: one entry per secret, its rules" \
     'has_entry SECRETSHIM_EVENT=create SECRETSHIM_SECRETS=db_pass SECRETSHIM_RULE=root &&
      has_entry SECRETSHIM_EVENT=create SECRETSHIM_SECRETS=api_key'
