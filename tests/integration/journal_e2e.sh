@@ -96,6 +96,11 @@ bundle c3 "db_pass" sh -c 'sleep 100'
 ids="$ids c3"
 rt run -d --bundle "$work/c3" c3 >/dev/null 2>&1 </dev/null
 check "a detached container holds its secret" 'wait_for 5 running c3'
+# A restart of the agent: it takes c3's secrets back.
+stop_agent
+start_agent "$work/journal.yaml" || bad "the agent did not start again"
+check "adopt: the restarted agent took the running container's secrets back, and knows who it is" \
+    'has_entry SECRETSHIM_EVENT=adopt CONTAINER_ID=c3 SECRETSHIM_SECRETS=db_pass SECRETSHIM_IDENTITY=root'
 ctl secret revoke db_pass root >/dev/null
 rt delete -f c3 >/dev/null 2>&1
 check "c3 flushed" tasks_empty
