@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include <cstdio>
 
@@ -67,6 +68,9 @@ std::vector<std::string> journalFields(std::string_view identifier, std::string_
 bool journalSupported() { return true; }
 
 bool sendToJournal(const std::vector<std::string>& fields) {
+    // sd_journal_sendv() reports success when there is no journal socket
+    // at all (it fails silently then): look first, so that the line is not lost.
+    if (::access("/run/systemd/journal/socket", F_OK) != 0) return false;
     std::vector<iovec> iov;
     iov.reserve(fields.size());
     for (const auto& f : fields) iov.push_back({const_cast<char*>(f.data()), f.size()});

@@ -22,8 +22,9 @@ bool isJournalStream(int fd, const char* journalStream);
 // The entry's fields, "NAME=value" each, in the order written.
 std::vector<std::string> journalFields(std::string_view identifier, std::string_view line, const LogFields& fields);
 
-// Writes one entry; false if it could not (no journal socket, or an agent
-// built without libsystemd): the caller writes the line to stderr instead.
+// Writes one entry; false if it could not (no journal socket, a send that
+// failed, or an agent built without libsystemd): the caller writes the line
+// to stderr instead.
 bool sendToJournal(const std::vector<std::string>& fields);
 // Whether this agent can write to the journal at all (built with libsystemd).
 bool journalSupported();

@@ -156,3 +156,15 @@ TEST_CASE("log_target auto: stderr unless JOURNAL_STREAM names stderr") {
     ::unsetenv("JOURNAL_STREAM");
     REQUIRE(setLogTarget(LogTarget::standardError));
 }
+
+TEST_CASE("log_target journal with no journal to write to: the line still reaches stderr") {
+    // Only where no journald listens (this machine, CI): elsewhere the
+    // entry would go to the real journal. journal_e2e covers a real one.
+    if (::access("/run/systemd/journal/socket", F_OK) == 0) {
+        MESSAGE("a journald listens here: not checked");
+        return;
+    }
+    REQUIRE(setLogTarget(LogTarget::journal));
+    CHECK(stderrOf([] { log("no journal", {.level = LogLevel::warning}); }) == "secretshimd: no journal\n");
+    REQUIRE(setLogTarget(LogTarget::standardError));
+}
