@@ -7,6 +7,9 @@
 #include <cstdio>
 
 #ifdef SECRETSHIM_HAVE_LIBSYSTEMD
+// Without this, sd_journal_sendv() adds CODE_FILE/LINE/FUNC: always this
+// file's, which would only mislead.
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #endif
 

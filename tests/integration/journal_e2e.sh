@@ -127,6 +127,7 @@ check "revoke: the running container lost the secret whose grant went" \
 check "flush: one entry per stopped container" \
     'has_entry SECRETSHIM_EVENT=flush CONTAINER_ID=c1 SECRETSHIM_SECRETS=db_pass &&
      has_entry SECRETSHIM_EVENT=flush CONTAINER_ID=c3'
+check "no misleading code location (always the logger's own)" '[ -z "$(entries | field_of CODE_FILE)" ]'
 check "every event is one of the documented set" \
     '[ -z "$(entries | field_of SECRETSHIM_EVENT | sort -u | grep -vxE "create|grant|ungrant|remove|attach|add|update|revoke|flush|adopt|refuse")" ]'
 check "-p err: nothing in the good case" '[ -z "$(entries -p err)" ] && [ -n "$(entries -p info)" ]'
@@ -175,4 +176,9 @@ check "auto with JOURNAL_STREAM naming another stream: the line on stderr, as be
 stop_agent
 
 echo "$checks checks, $failures failed"
+# The agent logs names, never values: safe to show when something failed.
+[ "$failures" = 0 ] || {
+    echo "--- the agent's journal entries"; journalctl -D "$jdir" --no-pager -o verbose SYSLOG_IDENTIFIER=secretshimd
+    echo "--- agent log"; cat "$work/agent.log"
+}
 finish
