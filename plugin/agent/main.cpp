@@ -123,6 +123,7 @@ void reload(Agent& agent, AgentConfig& running, const Flags& flags) {
             {.level = LogLevel::warning});
     running = std::move(r.config);
     agent.reconfigure(running);
+    setLogLevel(running.logLevel);
     log("reloaded " + flags.configPath + ": " +
         (r.changed.empty() ? "nothing changed" : "changed " + joined(r.changed)));
 }

@@ -132,6 +132,10 @@ Reload reloadConfig(const AgentConfig& running, const AgentConfig& next) {
     live("max_container_bytes", &AgentConfig::maxContainerBytes);
     live("max_container_files", &AgentConfig::maxContainerFiles);
     live("max_node_bytes", &AgentConfig::maxNodeBytes);
+    if (running.logLevel != next.logLevel) {
+        r.config.logLevel = next.logLevel;
+        r.changed.emplace_back("log_level");
+    }
     const auto fixed = [&](const char* key, bool same) {
         if (!same) r.kept.emplace_back(key);
     };
@@ -142,6 +146,7 @@ Reload reloadConfig(const AgentConfig& running, const AgentConfig& next) {
     fixed("allow_swap", running.allowSwap == next.allowSwap);
     fixed("source", running.source == next.source);
     fixed("etcd", running.hasEtcd == next.hasEtcd && running.etcd == next.etcd);
+    fixed("log_target", running.logTarget == next.logTarget);
     return r;
 }
 

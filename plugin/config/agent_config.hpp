@@ -53,10 +53,10 @@ struct AgentConfig {
 };
 
 // A reload (SIGHUP): the running configuration with what may change live
-// taken from the file read again (the plaintext limits), and the names of
-// the keys whose change needs a restart (the socket, the directories, the
-// source and its etcd block, max_payload, allow_swap), which keep their
-// running values.
+// taken from the file read again (the plaintext limits, log_level), and the
+// names of the keys whose change needs a restart (the socket, the
+// directories, the source and its etcd block, max_payload, allow_swap,
+// log_target), which keep their running values.
 struct Reload {
     AgentConfig config;
     std::vector<std::string> changed;  // live keys whose value changed

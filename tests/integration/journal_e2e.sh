@@ -131,7 +131,13 @@ check "auto under a journal stream: nothing through the stream (no doubled tag)"
     '[ -z "$(journalctl -D "$jdir" --no-pager -o json SYSLOG_IDENTIFIER=secretshimd-stream)" ]'
 check "log_level warning: only warnings and errors from this agent (its serving line is info)" \
     '[ -n "$(entries _PID="$agent_pid")" ] && [ -z "$(entries _PID="$agent_pid" | field_of PRIORITY | grep -vx -e 3 -e 4)" ]'
+# A reload (SIGHUP) lowers the level to info at once: its own line shows.
+printf 'log_level: info\n' >"$work/auto.yaml"
+kill -HUP "$agent_pid"
+check "reload: log_level changes live (the reload's own info line is logged)" \
+    'has_entry _PID="$agent_pid" PRIORITY=6 "MESSAGE=reloaded $work/auto.yaml: changed log_level"'
 kill "$agent_pid" 2>/dev/null; wait "$agent_pid" 2>/dev/null; agent_pid=
+printf 'log_level: warning\n' >"$work/auto.yaml"
 
 # JOURNAL_STREAM inherited, but stderr is a file: plain lines on stderr.
 : >"$work/agent.log"

@@ -418,6 +418,14 @@ TEST_CASE("a reload takes the limits live and keeps what needs a restart") {
         CHECK(r.config.maxPayload == running.maxPayload);
         CHECK(r.config.allowSwap == running.allowSwap);
     }
+    SUBCASE("log_level changes live, log_target is kept") {
+        const auto r = reloadConfig(running, parseOk("max_container_files: 4\nmax_node_bytes: 1000\n"
+                                                     "log_level: debug\nlog_target: journal\n"));
+        CHECK(r.changed == std::vector<std::string>{"log_level"});
+        CHECK(r.kept == std::vector<std::string>{"log_target"});
+        CHECK(r.config.logLevel == LogLevel::debug);
+        CHECK(r.config.logTarget == LogTarget::automatic);
+    }
     SUBCASE("a changed etcd block is kept") {
         const std::string etcd = "source: etcd\netcd:\n  endpoints: [https://127.0.0.1:2379]\n  ca: /a/ca\n"
                                  "  cert: /a/c\n  key: /a/k\n  admin_keys: [/a/p]\n  node: ";
