@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -58,6 +59,13 @@ private:
     std::size_t amount_ = 0;
 };
 
+// For a log entry's fields: who a container is, as its record holds it.
+inline const WorkloadIdentity* identityOf(const TaskRecord& record) {
+    return record.identity ? &*record.identity : nullptr;
+}
+// Secret names for a log entry's fields: comma-separated.
+std::string joinNames(const std::vector<std::string>& names);
+
 // A container with a user namespace names a secret's owner by its own ids:
 // maps each reference's uid and gid to the host ids (the init's maps).
 Result<void> mapOwnersToHost(pid_t pid, std::vector<mountfs::SecretRef>& refs);
@@ -97,7 +105,18 @@ public:
         Reservation held;       // counts its bytes against the node's limit
         std::uint64_t rotations = 0;  // rotations_ when its view was built
     };
-    Result<PendingTask> prepareTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds);
+    // Why a create was refused, beside its line: the kind (one of a fixed
+    // set: the metrics' reason label and the audit entry's
+    // SECRETSHIM_REASON, docs/admin-guide.md), and what was known by then
+    // of who asked and for what.
+    struct Refused {
+        Refusal kind = Refusal::badRequest;
+        std::optional<WorkloadIdentity> identity;
+        std::string secrets;  // names, comma-separated
+        std::string task;
+    };
+    // Counts a refusal in the metrics.
+    Result<PendingTask> prepareTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds, Refused& why);
     void startTask(PendingTask task);
     // A create refused before prepareTask() could judge it (its request did
     // not parse), or after (the hook could not attach): counted.
@@ -126,8 +145,8 @@ private:
         std::unique_ptr<boost::asio::posix::stream_descriptor> exitWatch;
         std::string storedAs;  // its view's name in the fd store; empty: not there
     };
-    // prepareTask()'s steps; `reason`: why, if it refuses.
-    Result<PendingTask> buildTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds, Refusal& reason);
+    // prepareTask()'s steps; `why`: why, if it refuses.
+    Result<PendingTask> buildTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds, Refused& why);
     void acceptNext();
     void refuseBusy(platform::UniqueFd fd);
     void addTask(const TaskRecord& record, std::vector<std::string> secrets,

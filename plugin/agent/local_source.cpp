@@ -61,7 +61,7 @@ Result<GrantedSecrets> LocalSource::grant(const WorkloadIdentity& identity, cons
     // Every reference is checked before any record is read: a refusal says
     // the same of a secret that does not exist as of one not granted.
     for (const auto& ref : *refs)
-        if (!allows(identity, ref)) return failWith(EACCES, notGranted("secret " + quote(ref.source), identity));
+        if (!allows(identity, ref)) return notGranted("secret " + quote(ref.source), identity);
     std::vector<std::string> names;
     std::vector<std::size_t> which;
     for (const auto& ref : *refs) {

@@ -37,13 +37,15 @@ Agent::PushResult Agent::pushValue(const std::string& name, const ValueFn& value
             if (entries[i].ref.source != name) continue;
             if (!got) got.emplace(value());
             if (!*got) {
-                log("container " + quote(key.id) + ": secret " + name + " not updated: " + got->error().message);
+                log("container " + quote(key.id) + ": secret " + name + " not updated: " + got->error().message,
+                    {.level = LogLevel::err, .containers = {key.id}, .secrets = name});
                 failed = true;
                 break;
             }
             const mountfs::ContainerHandle handle{task.exitWatch->native_handle(), "/"};
             if (auto ok = task.view->update(i, **got, handle); !ok) {
-                log("container " + quote(key.id) + ": secret " + name + " not updated: " + ok.error().message);
+                log("container " + quote(key.id) + ": secret " + name + " not updated: " + ok.error().message,
+                    {.level = LogLevel::err, .containers = {key.id}, .secrets = name});
                 failed = true;
                 continue;
             }
@@ -123,7 +125,8 @@ void Agent::catchUpRotations(const TaskKey& key, std::uint64_t builtAt) {
             },
             &key);
         if (!pushed.updated.empty())
-            log("container " + quote(key.id) + ": secret " + name + " rotated while it started: updated");
+            log("container " + quote(key.id) + ": secret " + name + " rotated while it started: updated",
+                {.event = audit::update, .containers = {key.id}, .secrets = name});
     }
 }
 

@@ -4,6 +4,7 @@
 // and builds the view from the answer; it never knows which source it asked.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -47,9 +48,10 @@ public:
                                          const std::string& task) = 0;
 };
 
-// The refusal line for a secret (or a cluster task) `what` names.
-inline std::string notGranted(const std::string& what, const WorkloadIdentity& identity) {
-    return what + " is not granted to " + identity.describe();
+// The refusal of a secret (or a cluster task) `what` names; EACCES tells
+// the agent's log it was not granted (plugin/agent/agent.cpp).
+inline tl::unexpected<Error> notGranted(const std::string& what, const WorkloadIdentity& identity) {
+    return failWith(EACCES, what + " is not granted to " + identity.describe());
 }
 
 }  // namespace secretshim::plugin

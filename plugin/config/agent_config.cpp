@@ -128,6 +128,17 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
                 return fail(where(name, value) + ": key \"metrics_textfile\": expected a file name ending in .prom "
                             "(node_exporter's textfile collector reads only those)");
             config.metricsTextfile = *p;
+        } else if (key == "log_target") {
+            const std::string& t = value.IsScalar() ? value.Scalar() : std::string();
+            if (t != "auto" && t != "journal" && t != "stderr")
+                return fail(where(name, value) + ": key \"log_target\": expected \"auto\", \"journal\" or \"stderr\"");
+            config.logTarget = t == "auto" ? LogTarget::automatic : t == "journal" ? LogTarget::journal
+                                                                                   : LogTarget::standardError;
+        } else if (key == "log_level") {
+            const auto level = value.IsScalar() ? parseLogLevel(value.Scalar()) : std::nullopt;
+            if (!level)
+                return fail(where(name, value) + ": key \"log_level\": expected err, warning, notice, info or debug");
+            config.logLevel = *level;
         } else if (key == "source") {
             if (!value.IsScalar() || (value.Scalar() != "local" && value.Scalar() != "etcd"))
                 return fail(where(name, value) + ": key \"source\": expected \"local\" or \"etcd\"");
@@ -167,6 +178,10 @@ Reload reloadConfig(const AgentConfig& running, const AgentConfig& next) {
     live("max_container_bytes", &AgentConfig::maxContainerBytes);
     live("max_container_files", &AgentConfig::maxContainerFiles);
     live("max_node_bytes", &AgentConfig::maxNodeBytes);
+    if (running.logLevel != next.logLevel) {
+        r.config.logLevel = next.logLevel;
+        r.changed.emplace_back("log_level");
+    }
     const auto fixed = [&](const char* key, bool same) {
         if (!same) r.kept.emplace_back(key);
     };
@@ -179,6 +194,7 @@ Reload reloadConfig(const AgentConfig& running, const AgentConfig& next) {
     fixed("etcd", running.hasEtcd == next.hasEtcd && running.etcd == next.etcd);
     fixed("metrics_listen", running.metricsListen == next.metricsListen);
     fixed("metrics_textfile", running.metricsTextfile == next.metricsTextfile);
+    fixed("log_target", running.logTarget == next.logTarget);
     return r;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "mountfs/base/error.hpp"
+#include "mountfs/base/log.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "plugin/cluster/etcd_config.hpp"
 #include "plugin/protocol/messages.hpp"
@@ -36,6 +37,10 @@ struct ListenAddress {
 // "HOST:PORT" with an IPv4 literal, or "[HOST]:PORT" with an IPv6 one; the
 // port from 1 to 65535.
 Result<ListenAddress> parseListenAddress(std::string_view text);
+// Where the agent's log goes (log_target): native journal entries, plain
+// lines on stderr, or "auto", the journal when systemd connected stderr to
+// it (plugin/agent/journal_log.hpp).
+enum class LogTarget { automatic, journal, standardError };
 
 struct AgentConfig {
     std::string socket{kDefaultSocket};
@@ -61,17 +66,19 @@ struct AgentConfig {
     // A file for node_exporter's textfile collector (absolute, ending in
     // .prom), or empty: off by default. Opened at start only.
     std::string metricsTextfile;
+    LogTarget logTarget = LogTarget::automatic;
+    LogLevel logLevel = LogLevel::info;  // lines below it are not logged
     std::string source = "local";  // "local" (the embedded store) or "etcd"
     bool hasEtcd = false;
     cluster::EtcdConfig etcd;  // the `etcd:` block
 };
 
 // A reload (SIGHUP): the running configuration with what may change live
-// taken from the file read again (the plaintext limits), and the names of
-// the keys whose change needs a restart (the socket, the directories, the
-// source and its etcd block, max_payload, allow_swap, the metrics
-// listener and textfile), which keep their
-// running values.
+// taken from the file read again (the plaintext limits, log_level), and the
+// names of the keys whose change needs a restart (the socket, the
+// directories, the source and its etcd block, max_payload, allow_swap,
+// log_target, the metrics listener and textfile), which keep their running
+// values.
 struct Reload {
     AgentConfig config;
     std::vector<std::string> changed;  // live keys whose value changed

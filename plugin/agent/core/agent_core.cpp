@@ -23,6 +23,13 @@ std::string inUse(const std::string& name, const std::vector<std::string>& holde
     return line + ")";
 }
 
+// A created secret's rules for its audit entry, "; " between them.
+std::string ruleList(const std::vector<GrantRule>& rules) {
+    std::string out;
+    for (const auto& r : rules) out += (out.empty() ? "" : "; ") + r.text();
+    return out;
+}
+
 constexpr std::string_view kNoGrants = "grant rules are not supported on this node's store (Windows)";
 
 }  // namespace
@@ -77,7 +84,8 @@ Result<json> AgentCore::createSecret(const json& request, const ValueReader& rea
     auto meta = catalog_->create(create->name, value->span(), *rules, create->labels);
     if (!meta) return propagate(meta);
     log_("secret " + quote(create->name) + " created (" + std::to_string(meta->size) + " bytes, " +
-         std::to_string(rules->size()) + " grant(s))");
+             std::to_string(rules->size()) + " grant(s))",
+         {.event = audit::create, .secrets = create->name, .rule = ruleList(*rules)});
     return json{{"id", meta->id}};
 }
 
@@ -101,8 +109,10 @@ Result<json> AgentCore::rotateSecret(const SecretCreateRequest& request, const V
     if (!meta) return propagate(meta);
     const Pushed pushed = secretRotated(*before, value->span());
     log_("secret " + quote(name) + " rotated to version " + std::to_string(meta->version) + " (" +
-         std::to_string(meta->size) + " bytes): " + std::to_string(pushed.updated) + " running container(s) updated" +
-         (pushed.failed ? ", " + std::to_string(pushed.failed) + " not updated" : ""));
+             std::to_string(meta->size) + " bytes): " + std::to_string(pushed.updated) +
+             " running container(s) updated" +
+             (pushed.failed ? ", " + std::to_string(pushed.failed) + " not updated" : ""),
+         {.level = pushed.failed ? LogLevel::err : LogLevel::info, .event = audit::rotate, .secrets = name});
     return json{{"id", meta->id}, {"version", meta->version}, {"updated", pushed.updated}, {"failed", pushed.failed}};
 }
 
@@ -115,7 +125,8 @@ Result<json> AgentCore::changeGrant(const json& request) {
     auto lock = exclusive();
     auto ok = change->revoke ? catalog_->revokeGrant(change->name, *rule) : catalog_->addGrant(change->name, *rule);
     if (!ok) return propagate(ok);
-    log_("secret " + quote(change->name) + (change->revoke ? ": grant revoked: " : " granted to ") + rule->text());
+    log_("secret " + quote(change->name) + (change->revoke ? ": grant revoked: " : " granted to ") + rule->text(),
+         {.event = change->revoke ? audit::ungrant : audit::grant, .secrets = change->name, .rule = rule->text()});
     if (change->revoke) grantRevoked(change->name);
     return json::object();
 }
@@ -124,7 +135,7 @@ Result<json> AgentCore::removeSecret(const SecretNameRequest& request) {
     auto lock = exclusive();
     if (const auto users = tasksHolding(request.name); !users.empty()) return fail(inUse(request.name, users));
     if (auto ok = catalog_->remove(request.name); !ok) return propagate(ok);
-    log_("secret " + quote(request.name) + " removed");
+    log_("secret " + quote(request.name) + " removed", {.event = audit::remove, .secrets = request.name});
     return json::object();
 }
 

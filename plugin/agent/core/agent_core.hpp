@@ -18,14 +18,13 @@
 #include <nlohmann/json.hpp>
 
 #include "mountfs/base/error.hpp"
+#include "plugin/agent/core/log_fields.hpp"
 #include "plugin/agent/core/secret_catalog.hpp"
 #include "plugin/protocol/messages.hpp"
 #include "plugin/store/secure_buffer.hpp"
 
 namespace secretshim::plugin {
 
-// One line of the agent's log (never a secret's value).
-using LogFn = std::function<void(const std::string& line)>;
 // secret.create's (and secret.rotate's) value, from wherever the platform's
 // transport carries it.
 using ValueReader = std::function<Result<SecureBuffer>(const SecretCreateRequest& request)>;

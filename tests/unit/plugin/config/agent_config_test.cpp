@@ -114,6 +114,26 @@ TEST_CASE("without tmpfs noswap the agent does not start unless the config allow
           "without swap and set allow_swap: true");
 }
 
+TEST_CASE("log_target and log_level: auto and info by default, each value named, others refused") {
+    CHECK(parseOk("").logTarget == LogTarget::automatic);
+    CHECK(parseOk("").logLevel == LogLevel::info);
+    CHECK(parseOk("log_target: auto\n").logTarget == LogTarget::automatic);
+    CHECK(parseOk("log_target: journal\n").logTarget == LogTarget::journal);
+    CHECK(parseOk("log_target: stderr\n").logTarget == LogTarget::standardError);
+    CHECK(parseOk("log_level: err\n").logLevel == LogLevel::err);
+    CHECK(parseOk("log_level: warning\n").logLevel == LogLevel::warning);
+    CHECK(parseOk("log_level: notice\n").logLevel == LogLevel::notice);
+    CHECK(parseOk("log_level: debug\n").logLevel == LogLevel::debug);
+    CHECK(parseError("log_target: syslog\n").message ==
+          "agent.yaml:1: key \"log_target\": expected \"auto\", \"journal\" or \"stderr\"");
+    CHECK(parseError("log_target: [journal]\n").message ==
+          "agent.yaml:1: key \"log_target\": expected \"auto\", \"journal\" or \"stderr\"");
+    CHECK(parseError("socket: /s\nlog_level: error\n").message ==
+          "agent.yaml:2: key \"log_level\": expected err, warning, notice, info or debug");
+    CHECK(parseError("log_level: 3\n").message ==
+          "agent.yaml:1: key \"log_level\": expected err, warning, notice, info or debug");
+}
+
 TEST_CASE("source local is accepted") {
     const auto config = parseOk("source: local\n");
     CHECK(config.source == "local");
@@ -399,6 +419,14 @@ TEST_CASE("a reload takes the limits live and keeps what needs a restart") {
         CHECK(r.config.runtimeDir == running.runtimeDir);
         CHECK(r.config.maxPayload == running.maxPayload);
         CHECK(r.config.allowSwap == running.allowSwap);
+    }
+    SUBCASE("log_level changes live, log_target is kept") {
+        const auto r = reloadConfig(running, parseOk("max_container_files: 4\nmax_node_bytes: 1000\n"
+                                                     "log_level: debug\nlog_target: journal\n"));
+        CHECK(r.changed == std::vector<std::string>{"log_level"});
+        CHECK(r.kept == std::vector<std::string>{"log_target"});
+        CHECK(r.config.logLevel == LogLevel::debug);
+        CHECK(r.config.logTarget == LogTarget::automatic);
     }
     SUBCASE("a changed etcd block is kept") {
         const std::string etcd = "source: etcd\netcd:\n  endpoints: [https://127.0.0.1:2379]\n  ca: /a/ca\n"

@@ -77,9 +77,13 @@ public:
 class TestAgent final : public AgentCore {
 public:
     explicit TestAgent(SecretCatalog* catalog)
-        : AgentCore(catalog, [this](const std::string& line) { lines.push_back(line); }) {}
+        : AgentCore(catalog, [this](const std::string& line, const LogFields& f) {
+              lines.push_back(line);
+              fields.push_back(f);
+          }) {}
 
     std::vector<std::string> lines;
+    std::vector<LogFields> fields;  // each line's (identity pointers not kept)
     std::map<std::string, std::vector<std::string>> tasks;  // id -> secret names
     std::vector<std::string> revoked;
     std::vector<std::string> released;
@@ -182,6 +186,9 @@ TEST_CASE("secret create, ls and inspect go through the catalog; the log names t
     REQUIRE(agent.lines.size() == 1);
     CHECK(agent.lines[0] == "secret \"db\" created (13 bytes, 1 grant(s))");
     for (const auto& line : agent.lines) CHECK(line.find(reader.marker) == std::string::npos);
+    CHECK(agent.fields[0].event == audit::create);
+    CHECK(agent.fields[0].secrets == "db");
+    CHECK(agent.fields[0].rule == "root");
 
     agent.tasks["c1"] = {"db"};
     const json listed = agent.handle({{"op", "secret.ls"}}, reader.fn());
@@ -198,6 +205,16 @@ TEST_CASE("secret create, ls and inspect go through the catalog; the log names t
           "secret \"DB\" not found");
     catalog.folds = true;  // as on Windows
     CHECK(okay(agent.handle({{"op", "secret.inspect"}, {"name", "DB"}}, reader.fn())));
+}
+
+TEST_CASE("a log function of the line alone (Windows) gets each line; fields are dropped") {
+    std::vector<std::string> lines;
+    const LogFn log = [&](const std::string& line) { lines.push_back(line); };
+    log("one");
+    log("two", {.level = LogLevel::warning, .event = audit::refuse, .reason = "not_granted"});
+    CHECK(lines == std::vector<std::string>{"one", "two"});
+    LogFn none;
+    none("dropped, no crash");
 }
 
 TEST_CASE("a secret in use is not removed, and the refusal names who holds it") {
@@ -218,6 +235,8 @@ TEST_CASE("a secret in use is not removed, and the refusal names who holds it") 
     CHECK(okay(agent.handle({{"op", "secret.rm"}, {"name", "s"}}, reader.fn())));
     CHECK(catalog.secrets.empty());
     CHECK(agent.lines.back() == "secret \"s\" removed");
+    CHECK(agent.fields.back().event == audit::remove);
+    CHECK(agent.fields.back().secrets == "s");
 }
 
 TEST_CASE("a store without grants refuses a rule before the value is read") {
@@ -243,7 +262,13 @@ TEST_CASE("a revoked grant reaches the platform's running tasks; an added one do
     REQUIRE(okay(agent.handle({{"op", "secret.grant"}, {"name", "db"}, {"rule", "podman,name=web-*"}}, reader.fn())));
     CHECK(agent.revoked.empty());
     CHECK(agent.lines.back() == "secret \"db\" granted to podman,name=web-*");
+    CHECK(agent.fields.back().event == audit::grant);
+    CHECK(agent.fields.back().rule == "podman,name=web-*");
     REQUIRE(okay(agent.handle({{"op", "secret.revoke"}, {"name", "db"}, {"rule", "podman,name=web-*"}}, reader.fn())));
+    CHECK(agent.fields.back().event == audit::ungrant);
+    CHECK(agent.fields.back().secrets == "db");
+    CHECK(agent.fields.back().rule == "podman,name=web-*");
+    CHECK(agent.fields.back().level == LogLevel::info);
     CHECK(agent.revoked == std::vector<std::string>{"db"});
     // A rule the secret lacks: refused, nothing revoked.
     CHECK(errorOf(agent.handle({{"op", "secret.revoke"}, {"name", "db"}, {"rule", "root"}}, reader.fn())) ==
