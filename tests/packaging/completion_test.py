@@ -17,6 +17,8 @@ import re
 import subprocess
 import sys
 
+from man_pages_test import cli11_help as parse_help, run_help  # the one --help parser
+
 BASH = r'''
 source "$1" || exit 3
 shift
@@ -43,21 +45,7 @@ def complete(script, words):
 
 def cli11_help(program, path):
     """The long options and the subcommands `program PATH --help` lists."""
-    done = subprocess.run([program] + path + ["--help"], capture_output=True, text=True, timeout=30)
-    options, subcommands, section = [], [], None
-    for line in (done.stdout + done.stderr).splitlines():
-        stripped = line.strip()
-        if stripped.endswith(":") and (not line.startswith(" ") or stripped[:-1] in ("Options", "Subcommands")):
-            section = stripped
-            continue
-        if not stripped:
-            continue
-        first = stripped.split()[0]
-        if first.startswith("-"):
-            options += [o for o in first.split(",") if o.startswith("--")]
-        elif section == "Subcommands:" and re.match(r"^  \S", line):
-            subcommands.append(first)
-    return options, subcommands
+    return parse_help(run_help(program, path))
 
 
 def main():
