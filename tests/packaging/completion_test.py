@@ -13,7 +13,6 @@ words are compared in code; no agent is needed (the secret names it asks
 the agent for are not part of this).
 Prints one line per problem; exits 1 if there is any.
 """
-import re
 import subprocess
 import sys
 
