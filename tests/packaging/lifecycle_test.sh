@@ -38,11 +38,6 @@ rt_ids="c1 c2"
 remove_ovl() { rmdir "$ovl"; }
 pkg_cleanup_hooks=remove_ovl
 pkg_setup dpkg dpkg-deb containerd ctr journalctl
-if dpkg -s secretshim >/dev/null 2>&1; then
-    # "Nothing of ours left" is checked on files of the overlay's lower
-    # layer too (the host's).
-    echo "SKIP: secretshim is installed on this host"; exit 77
-fi
 
 # --- two packages: as built, and the same with a higher version -------------
 pkg_build
@@ -99,6 +94,8 @@ check "the overlay is the namespace's root; the host's / is untouched by a write
     'ns touch /.secretshim-lifecycle-probe && ns test -e "$ovl/.secretshim-lifecycle-probe" && [ ! -e /.secretshim-lifecycle-probe ] &&
      ns rm /.secretshim-lifecycle-probe'
 ns rm -f /usr/sbin/policy-rc.d   # a node's apt starts services
+# A host with the package installed: the node starts without it.
+! ns dpkg -s secretshim >/dev/null 2>&1 || ns dpkg -P secretshim >/dev/null 2>&1
 
 # --- install -------------------------------------------------------------------
 ns dpkg -i "$deb" >"$work/install.out" 2>&1
@@ -175,6 +172,20 @@ python3 "$src/scripts/make_bundle.py" "$work/c1" /usr/libexec/secretshim/secrets
 rt run -d --bundle "$work/c1" c1 >"$work/c1.out" 2>&1 </dev/null
 check "a container started with its secrets, its view in the fd store" 'both_readable c1 && [ "$(stored_count)" = 1 ]' ||
     sed 's/^/# /' "$work/c1.out"
+
+# The agent's journal entries carry fields (native journald entries).
+# TODO(integrator): set journal_fields_checked=yes once the agent's native
+# journal entries (branch journal: SECRETSHIM_EVENT, CONTAINER_ID) are on
+# main; before them, the agent writes plain stderr lines, without fields.
+journal_fields_checked=no
+if [ "$journal_fields_checked" = yes ]; then
+    check "journalctl -u secretshimd SECRETSHIM_EVENT=attach names the container" \
+        'i=0; until ns journalctl -q -o export -u secretshimd SECRETSHIM_EVENT=attach | grep -qxF CONTAINER_ID=c1 || [ $i -ge 50 ]; do
+             sleep 0.1; i=$((i + 1)); done
+         ns journalctl -q -o export -u secretshimd SECRETSHIM_EVENT=attach | grep -qxF CONTAINER_ID=c1'
+else
+    echo "# TODO: journal fields NOT checked (lifecycle_test.sh: journal_fields_checked=no until native journal entries land)"
+fi
 
 # --- reload ------------------------------------------------------------------------
 # ExecReload= sends SIGHUP. TODO(integrator): set reload_checked=yes once the
