@@ -76,6 +76,10 @@ public:
     void adoptTasks(std::vector<StoredFd> stored = {});
     Result<void> listen();  // binds the socket (mode 0600) and starts accepting
     void stop();
+    // A reload's configuration (main.cpp, on SIGHUP; plugin/config's
+    // reloadConfig() kept what cannot change live): its limits hold for the
+    // requests that follow. Running views are untouched.
+    void reconfigure(const AgentConfig& config) { config_ = config; }
 
     // Request handling, used by Connection.
     struct Reply {

@@ -1,5 +1,6 @@
 // secretshimd: the per-node agent. Runs in the foreground, logs one line
-// per event to stderr (secret names, never values), exits on SIGTERM.
+// per event to stderr (secret names, never values), reads its configuration
+// again on SIGHUP, exits on SIGTERM.
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -93,13 +94,55 @@ Result<Sources> openSource(boost::asio::io_context& io, const AgentConfig& confi
     return sources;
 }
 
-// Serves until SIGTERM or SIGINT.
-int serve(boost::asio::io_context& io, Agent& agent, ClusterSource* cluster, const AgentConfig& config,
-          const platform::KernelFeatures& features) {
+std::string joined(const std::vector<std::string>& keys) {
+    std::string out;
+    for (const auto& k : keys) out += (out.empty() ? "" : ", ") + k;
+    return out;
+}
+
+// SIGHUP: the file read again, as at start (the flags over it). What can
+// change live changes for the requests that follow; what cannot keeps its
+// running value, named in one line; a file that no longer parses changes
+// nothing. Running containers' views are untouched either way.
+void reload(Agent& agent, AgentConfig& running, const Flags& flags) {
+    if (flags.configPath.empty()) {
+        std::fputs("secretshimd: reload: no configuration file (--config): nothing changed\n", stderr);
+        return;
+    }
+    auto next = loadConfig(flags);
+    if (!next) {
+        std::fprintf(stderr, "secretshimd: reload refused, the running configuration is kept: %s\n",
+                     next.error().message.c_str());
+        return;
+    }
+    auto r = reloadConfig(running, *next);
+    if (!r.kept.empty())
+        std::fprintf(stderr, "secretshimd: reload: %s cannot change while the agent runs (restart it): kept\n",
+                     joined(r.kept).c_str());
+    running = std::move(r.config);
+    agent.reconfigure(running);
+    std::fprintf(stderr, "secretshimd: reloaded %s: %s\n", flags.configPath.c_str(),
+                 r.changed.empty() ? "nothing changed" : ("changed " + joined(r.changed)).c_str());
+}
+
+void onHangup(boost::asio::signal_set& hangup, Agent& agent, AgentConfig& running, const Flags& flags) {
+    hangup.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        reload(agent, running, flags);
+        onHangup(hangup, agent, running, flags);
+    });
+}
+
+// Serves until SIGTERM or SIGINT; SIGHUP reloads.
+int serve(boost::asio::io_context& io, Agent& agent, ClusterSource* cluster, AgentConfig& config,
+          const Flags& flags, const platform::KernelFeatures& features) {
+    boost::asio::signal_set hangup(io, SIGHUP);
+    onHangup(hangup, agent, config, flags);
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code&, int) {
         std::fputs("secretshimd: stopping\n", stderr);
         notifyStopping();
+        hangup.cancel();
         agent.stop();
         if (cluster) cluster->stop();
         io.stop();
@@ -157,5 +200,5 @@ int main(int argc, char** argv) {
     agent.adoptTasks(std::move(stored));
     if (sources->cluster) agent.setClusterSource(sources->cluster.get());  // starts its watch thread
     if (auto ok = agent.listen(); !ok) return failed(ok.error().message);
-    return serve(io, agent, sources->cluster.get(), *config, features);
+    return serve(io, agent, sources->cluster.get(), *config, flags, features);
 }

@@ -22,6 +22,8 @@ struct EtcdConfig {
     // The admin public keys whose signatures a node accepts (required with
     // source: etcd; the admin CLI also trusts them for node registrations).
     std::vector<std::string> adminKeys;
+
+    bool operator==(const EtcdConfig&) const = default;
 };
 
 // The etcd client `config` describes (the agent's and the CLI's): refuses a

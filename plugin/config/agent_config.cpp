@@ -111,6 +111,29 @@ Result<void> checkSwapPolicy(bool kernelHasNoswap, const AgentConfig& config) {
                 "or run without swap and set allow_swap: true");
 }
 
+Reload reloadConfig(const AgentConfig& running, const AgentConfig& next) {
+    Reload r{running, {}, {}};
+    const auto live = [&](const char* key, std::size_t AgentConfig::*field) {
+        if (running.*field == next.*field) return;
+        r.config.*field = next.*field;
+        r.changed.emplace_back(key);
+    };
+    live("max_container_bytes", &AgentConfig::maxContainerBytes);
+    live("max_container_files", &AgentConfig::maxContainerFiles);
+    live("max_node_bytes", &AgentConfig::maxNodeBytes);
+    const auto fixed = [&](const char* key, bool same) {
+        if (!same) r.kept.emplace_back(key);
+    };
+    fixed("socket", running.socket == next.socket);
+    fixed("state_dir", running.stateDir == next.stateDir);
+    fixed("runtime_dir", running.runtimeDir == next.runtimeDir);
+    fixed("max_payload", running.maxPayload == next.maxPayload);
+    fixed("allow_swap", running.allowSwap == next.allowSwap);
+    fixed("source", running.source == next.source);
+    fixed("etcd", running.hasEtcd == next.hasEtcd && running.etcd == next.etcd);
+    return r;
+}
+
 Result<AgentConfig> loadAgentConfig(const std::string& path) {
     // A directory opens fine and reads as nothing: refuse it, or a wrong
     // --config would silently mean the defaults.

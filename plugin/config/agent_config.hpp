@@ -44,6 +44,18 @@ struct AgentConfig {
     cluster::EtcdConfig etcd;  // the `etcd:` block
 };
 
+// A reload (SIGHUP): the running configuration with what may change live
+// taken from the file read again (the plaintext limits), and the names of
+// the keys whose change needs a restart (the socket, the directories, the
+// source and its etcd block, max_payload, allow_swap), which keep their
+// running values.
+struct Reload {
+    AgentConfig config;
+    std::vector<std::string> changed;  // live keys whose value changed
+    std::vector<std::string> kept;     // keys that changed but cannot change live
+};
+Reload reloadConfig(const AgentConfig& running, const AgentConfig& next);
+
 // The `etcd:` block (plugin/config/etcd_block.cpp).
 Result<cluster::EtcdConfig> parseEtcdBlock(const std::string& name, const YAML::Node& block);
 // The agent's start on a kernel whose tmpfs has no noswap: refused unless

@@ -365,3 +365,46 @@ TEST_CASE("source etcd with its etcd block") {
         CHECK(r.error().message.find('\n') == std::string::npos);
     }
 }
+
+TEST_CASE("a reload takes the limits live and keeps what needs a restart") {
+    const AgentConfig running = parseOk("max_container_files: 4\nmax_node_bytes: 1000\n");
+    SUBCASE("the same file changes nothing") {
+        const auto r = reloadConfig(running, running);
+        CHECK(r.changed.empty());
+        CHECK(r.kept.empty());
+        CHECK(r.config.maxContainerFiles == 4);
+    }
+    SUBCASE("the limits change") {
+        const auto r = reloadConfig(running, parseOk("max_container_files: 9\nmax_container_bytes: 77\n"
+                                                     "max_node_bytes: 1000\n"));
+        CHECK(r.changed == std::vector<std::string>{"max_container_bytes", "max_container_files"});
+        CHECK(r.kept.empty());
+        CHECK(r.config.maxContainerFiles == 9);
+        CHECK(r.config.maxContainerBytes == 77);
+        CHECK(r.config.maxNodeBytes == 1000);
+    }
+    SUBCASE("the socket, the directories, the source and max_payload keep their running values") {
+        const auto next = parseOk("max_container_files: 5\nmax_node_bytes: 1000\nsocket: /run/other.sock\n"
+                                  "state_dir: /var/lib/other\nruntime_dir: /run/other\nmax_payload: 10\n"
+                                  "allow_swap: true\n");
+        const auto r = reloadConfig(running, next);
+        CHECK(r.changed == std::vector<std::string>{"max_container_files"});
+        CHECK(r.kept ==
+              std::vector<std::string>{"socket", "state_dir", "runtime_dir", "max_payload", "allow_swap"});
+        CHECK(r.config.maxContainerFiles == 5);
+        CHECK(r.config.socket == running.socket);
+        CHECK(r.config.stateDir == running.stateDir);
+        CHECK(r.config.runtimeDir == running.runtimeDir);
+        CHECK(r.config.maxPayload == running.maxPayload);
+        CHECK(r.config.allowSwap == running.allowSwap);
+    }
+    SUBCASE("a changed etcd block is kept") {
+        const std::string etcd = "source: etcd\netcd:\n  endpoints: [https://127.0.0.1:2379]\n  ca: /a/ca\n"
+                                 "  cert: /a/c\n  key: /a/k\n  admin_keys: [/a/p]\n  node: ";
+        const auto a = parseOk(etcd + "n1\n");
+        const auto r = reloadConfig(a, parseOk(etcd + "n2\n"));
+        CHECK(r.kept == std::vector<std::string>{"etcd"});
+        CHECK(r.config.etcd.node == "n1");
+        CHECK(reloadConfig(running, a).kept == std::vector<std::string>{"source", "etcd"});
+    }
+}
