@@ -29,10 +29,16 @@ if [ -n "$missing" ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
-# A fresh prefix takes ~8 s; make it once, before any test runs.
+# A fresh prefix takes ~8 s (up to ~25 s on a loaded machine); make it
+# once, before any test runs. wineboot returns before the prefix's setup
+# ends: wait for its wineserver to exit, or `wineserver -p` below finds it
+# still running (and does not make it persistent), and the next program
+# starts a second services.exe beside the first, each with its own service
+# database (a service one process installed was then missing for another).
 if [ ! -f "$WINEPREFIX/system.reg" ]; then
     echo "creating the wine prefix $WINEPREFIX"
     "$wine" wineboot --init >/dev/null 2>&1 || true
+    "$wineserver" -w
 fi
 # One persistent wineserver for the whole run, warmed up by one program run
 # alone: without that, the first test program of a fresh wineserver hung

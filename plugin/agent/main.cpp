@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "mountfs/base/version.hpp"
 #include "platform/linux/features.hpp"
 #include "plugin/agent/agent.hpp"
 #include "plugin/agent/cluster_source.hpp"
@@ -167,6 +168,7 @@ int serve(boost::asio::io_context& io, Agent& agent, ClusterSource* cluster, Age
 
 int main(int argc, char** argv) {
     CLI::App app{"secretshimd: the secretshim node agent"};
+    app.set_version_flag("--version", std::string("secretshimd ") + versionString());
     Flags flags;
     app.add_option("--config", flags.configPath, "YAML configuration file");
     app.add_option("--socket", flags.socket, "unix socket to serve (overrides the config)");

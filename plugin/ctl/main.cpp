@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "mountfs/base/iso_time.hpp"
+#include "mountfs/base/version.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/ctl/cluster_ctl.hpp"
 #include "plugin/protocol/channel.hpp"
@@ -72,6 +73,7 @@ Result<json> call(const std::string& socket, const json& request, std::span<cons
 
 int main(int argc, char** argv) {
     CLI::App app{"secretshimctl: manage secretshim secrets on this node"};
+    app.set_version_flag("--version", std::string("secretshimctl ") + versionString());
     app.require_subcommand(1);
     std::string socket(kDefaultSocket), format = "table", name, source = "-", rule;
     std::vector<std::string> grants;

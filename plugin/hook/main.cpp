@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "mountfs/base/version.hpp"
 #include "platform/linux/attach.hpp"
 #include "platform/linux/confine.hpp"
 #include "platform/linux/id_map.hpp"
@@ -43,11 +44,14 @@ constexpr std::size_t kMaxState = 1 << 20;
 constexpr auto kTimeout = std::chrono::seconds(10);
 constexpr auto kBusyRetry = std::chrono::seconds(5);
 
-int usage() {
+// On stderr with exit 2 after a usage error; on stdout with exit 0 for
+// --help.
+int usage(std::FILE* out = stderr) {
     std::fputs("usage: secretshim-hook [--socket PATH] [--integration bundle|containerd|containerd-cri|podman|cri-o|nri] "
-               "createRuntime|prestart|poststop|auto\n",
-               stderr);
-    return 2;
+               "createRuntime|prestart|poststop|auto\n"
+               "       secretshim-hook --help | --version\n",
+               out);
+    return out == stderr ? 2 : 0;
 }
 
 Result<void> checkReply(const JsonMessage& reply) {
@@ -221,6 +225,10 @@ int main(int argc, char** argv) {
             integration = parseIntegration(argv[++i]);
         else if (arg.rfind("--integration=", 0) == 0)
             integration = parseIntegration(std::string_view(arg).substr(14));
+        else if (arg == "--help" || arg == "-h")
+            return usage(stdout);
+        else if (arg == "--version")
+            return std::printf("secretshim-hook %s\n", versionString()) > 0 ? 0 : 1;
         else if (stage.empty() && arg[0] != '-')
             stage = arg;
         else

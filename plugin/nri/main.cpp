@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "mountfs/base/log.hpp"
+#include "mountfs/base/version.hpp"
 #include "platform/linux/mount_api.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/nri/relay.hpp"
@@ -129,6 +130,7 @@ std::string envOr(const char* name, const std::string& fallback) {
 
 int main(int argc, char** argv) {
     CLI::App app{"secretshim-nri: the secretshim plugin for NRI (containerd >= 1.7, CRI-O >= 1.26)"};
+    app.set_version_flag("--version", std::string("secretshim-nri ") + versionString());
     std::string socket(kDefaultSocket);
     std::string hook = SECRETSHIM_HOOK_PATH;
     std::string index = envOr("NRI_PLUGIN_IDX", "50");

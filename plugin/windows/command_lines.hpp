@@ -9,14 +9,25 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace secretshim::plugin {
 
+inline constexpr const char* kDefaultServiceName = "secretshimd";
+
 struct AgentArgs {
+    // run: in the foreground (a console); service: started by the service
+    // control manager (the hidden --service flag of the installed command
+    // line); install, uninstall: `service install` / `service uninstall`.
+    enum class Mode { run, service, install, uninstall } mode = Mode::run;
     std::string pipe;
     std::string stateDir;
     std::size_t maxPayload = 0;
+    std::string serviceName;  // install, uninstall
+    // The agent options given on the command line as (option, value), for
+    // `service install` to run the service with.
+    std::vector<std::pair<std::string, std::string>> given;
 };
 
 struct HookArgs {

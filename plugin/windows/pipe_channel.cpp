@@ -171,15 +171,22 @@ Result<UniqueHandle> PipeListener::newInstance(bool first) {
     return pipe;
 }
 
-Result<PipeConnection> PipeListener::accept() {
+Result<PipeConnection> PipeListener::accept(HANDLE stop) {
     UniqueHandle event = newEvent();
     OVERLAPPED ov{};
     ov.hEvent = event.get();
     if (!::ConnectNamedPipe(next_.get(), &ov)) {
         const DWORD code = ::GetLastError();
         if (code == ERROR_IO_PENDING) {
-            ::WaitForSingleObject(ov.hEvent, INFINITE);
+            const HANDLE events[] = {ov.hEvent, stop};
             DWORD ignored = 0;
+            if (::WaitForMultipleObjects(stop ? 2 : 1, events, FALSE, INFINITE) != WAIT_OBJECT_0) {
+                // Stopped (or the wait failed): the OVERLAPPED must not be
+                // in use when this returns.
+                ::CancelIoEx(next_.get(), &ov);
+                ::GetOverlappedResult(next_.get(), &ov, &ignored, TRUE);
+                return failWithCode(ERROR_OPERATION_ABORTED, "stopped waiting for clients");
+            }
             if (!::GetOverlappedResult(next_.get(), &ov, &ignored, FALSE))
                 return failLastError("waiting for a client on the pipe");
         } else if (code != ERROR_PIPE_CONNECTED) {

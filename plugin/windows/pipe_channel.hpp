@@ -50,8 +50,9 @@ public:
     // name is taken (another agent, or a squatter), the agent refuses to run.
     static Result<PipeListener> create(const std::wstring& path);
     // Waits for a client on the current instance, hands it over and opens
-    // the next instance.
-    Result<PipeConnection> accept();
+    // the next instance. If `stop` (an event) is set first, the wait is
+    // cancelled and this fails with code ERROR_OPERATION_ABORTED.
+    Result<PipeConnection> accept(HANDLE stop = nullptr);
 
 private:
     PipeListener(std::wstring path, platform::SecurityDescriptor descriptor)

@@ -117,9 +117,16 @@ std::size_t WinAgent::taskCount() {
     return tasks_.size();
 }
 
+void WinAgent::stop() {
+    // Never unlocked: the process exits next, and a request that began
+    // now could be cut halfway by that exit.
+    requests_.lock();
+}
+
 void WinAgent::serve(PipeConnection& connection) {
     for (;;) {
         auto request = connection.receive(kIdle);
+        std::shared_lock running(requests_);  // blocks for good once stop() holds it
         if (!request) {
             const int code = request.error().code;
             if (code == ERROR_BROKEN_PIPE) return;

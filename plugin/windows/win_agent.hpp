@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,12 @@ public:
 
     std::size_t taskCount();
 
+    // For a stop, just before the process exits: waits for the requests in
+    // progress to finish and lets no other begin (connections get no more
+    // answers). Prepared tasks keep their files and records, and the next
+    // start adopts them.
+    void stop();
+
 private:
     struct Task {
         std::string root;
@@ -87,6 +94,9 @@ private:
     LogFn log_;
     std::mutex mutex_;  // tasks_ and the store, across connection threads
     std::map<std::string, Task> tasks_;
+    // Held shared by each request, from its first message to its answer;
+    // stop() takes it exclusively and keeps it.
+    std::shared_mutex requests_;
 };
 
 // A task id as orchestrators make them: 1 to 128 of [A-Za-z0-9_.-],

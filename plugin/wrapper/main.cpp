@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "mountfs/base/version.hpp"
 #include "platform/linux/read_all.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/wrapper/runtime_args.hpp"
@@ -147,6 +148,15 @@ int main(int argc, char** argv) {
         skip = 1;
     }
     args.erase(args.begin(), args.begin() + static_cast<std::ptrdiff_t>(skip));
+    const std::string self = argv[0];
+    const std::string name = self.substr(self.rfind('/') + 1);
+    // Ours first, then the real runtime's (exec'd below like any command).
+    // Only under our own names: installed as "runc", the wrapper's
+    // --version stays the real runtime's, whose first line callers parse.
+    if (args.size() == 1 && args[0] == "--version" && name.rfind("secretshim-runtime", 0) == 0) {
+        std::printf("secretshim-runtime %s\n", versionString());
+        std::fflush(stdout);
+    }
     auto runtime = resolveRuntime(runtimeName);
     if (!runtime) return die(runtime.error().message);
 
@@ -156,8 +166,7 @@ int main(int argc, char** argv) {
         HookSettings settings;
         settings.hookPath = envOr("SECRETSHIM_HOOK", SECRETSHIM_DEFAULT_HOOK);
         settings.socket = envOr("SECRETSHIM_SOCKET", "");
-        const std::string self = argv[0];
-        if (self.substr(self.rfind('/') + 1) == "secretshim-runtime-cri") settings.integration = "containerd-cri";
+        if (name == "secretshim-runtime-cri") settings.integration = "containerd-cri";
         if (auto ok = addHooksToBundle(bundle, settings); !ok)
             return die("bundle " + quote(bundle) + ": " + ok.error().message);
     }
