@@ -7,7 +7,7 @@ pkgs="meson ninja-build pkg-config g++ git
   doctest-dev nlohmann-json3-dev libexpected-dev libcli11-dev
   busybox-static runc crun util-linux procps python3
   podman containerd umoci etcd-server etcd-client openssl
-  buildah protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev python3-grpcio python3-protobuf
+  buildah protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev python3-grpcio python3-protobuf python3-prometheus-client
   debhelper dpkg-dev fakeroot lintian systemd hyperfine libsystemd-dev"
 missing=""
 for p in $pkgs; do

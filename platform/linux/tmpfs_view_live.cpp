@@ -46,6 +46,9 @@ Result<void> TmpfsView::update(std::size_t index, Bytes payload, const mountfs::
         return fail("updating " + entry.ref.target +
                     " needs a restart of the task: the kernel cannot rebind a single-file mount");
 
+    // A value larger than the old one, rotated more than once, would
+    // otherwise outgrow the room the view was built with.
+    growFor(payload.size(), 0);
     auto temp = root_->stage(payload, entry.ref, layout_);
     if (!temp) return propagate(temp);
     // The old file is not wiped: a reader that opened it just before the

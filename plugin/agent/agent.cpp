@@ -54,12 +54,6 @@ constexpr std::size_t kMaxConnections = 128;
 
 
 
-std::string joinNames(const std::vector<std::string>& names) {
-    std::string out;
-    for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
-    return out;
-}
-
 // Reads a value the CLI sent in a sealed memfd straight into locked memory.
 Result<SecureBuffer> readValue(int fd, const std::string& name, std::size_t limit) {
     struct stat st {};
@@ -96,9 +90,26 @@ StoredFd takeStored(std::vector<StoredFd>& stored, Match match) {
     return found;
 }
 
+// The secret names a request's annotation (or an assignment) names, for
+// a log entry; empty if it does not parse.
+std::string secretNames(const std::string& specs) {
+    auto refs = mountfs::parseSecretRefs(specs);
+    std::vector<std::string> names;
+    if (refs)
+        for (const auto& r : *refs)
+            if (std::find(names.begin(), names.end(), r.source) == names.end()) names.push_back(r.source);
+    return joinNames(names);
+}
+
 std::string filesCount(std::size_t n) { return std::to_string(n) + (n == 1 ? " file" : " files"); }
 
 }  // namespace
+
+std::string joinNames(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ",") + n;
+    return out;
+}
 
 // A container with a user namespace names a secret's owner by its own ids:
 // the files get the host ids those map to (read from the init's maps).
@@ -155,7 +166,8 @@ private:
         if (::getsockopt(socket_.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
             return "cannot check the client's credentials";
         if (cred.uid == 0) return std::nullopt;
-        log("refused a client with uid " + std::to_string(cred.uid));
+        log("refused a client with uid " + std::to_string(cred.uid),
+            {.level = LogLevel::warning, .event = audit::refuse, .reason = "not_root"});
         return "permission denied: the secretshim agent serves root only (client uid " + std::to_string(cred.uid) +
                ")";
     }
@@ -216,8 +228,9 @@ void Reservation::release() {
 }
 
 Agent::Agent(asio::io_context& io, AgentConfig config, TaskRecords records, LocalSource* local, FdStore* fdStore)
-    : AgentCore(local, [](const std::string& line) { log(line); }), io_(io), config_(std::move(config)),
-      records_(std::move(records)), source_(local), local_(local), fdStore_(fdStore) {}
+    : AgentCore(local, [](const std::string& line, const LogFields& fields) { log(line, fields); }),
+      io_(io), config_(std::move(config)), records_(std::move(records)), source_(local), local_(local),
+      fdStore_(fdStore) {}
 
 std::size_t Agent::holders(const std::string& name) const {
     std::size_t n = 0;
@@ -290,7 +303,8 @@ void Agent::adoptTasks(std::vector<StoredFd> stored) {
                 restored = std::move(*back);
             else
                 log("container " + quote(r.id) + ": its view in the fd store was not taken back: " +
-                    back.error().message);
+                        back.error().message,
+                    {.level = LogLevel::warning, .containers = {r.id}});
         }
         const bool inFdStore = restored != nullptr;
         if (hadKept && !inFdStore && fdStore_) fdStore_->drop(kept[i].name);
@@ -299,7 +313,8 @@ void Agent::adoptTasks(std::vector<StoredFd> stored) {
                                                            platform::kernelFeatures(), config_.maxPayload)
                               : propagate(layout);
         if (!view) {
-            log("container " + quote(r.id) + ": cannot re-adopt its secrets: " + view.error().message);
+            log("container " + quote(r.id) + ": cannot re-adopt its secrets: " + view.error().message,
+                {.level = LogLevel::err, .containers = {r.id}, .identity = identityOf(r), .task = r.task});
             records_.remove(r.key());
             continue;
         }
@@ -307,7 +322,9 @@ void Agent::adoptTasks(std::vector<StoredFd> stored) {
         for (const auto& ref : *refs)
             if (std::find(names.begin(), names.end(), ref.source) == names.end()) names.push_back(ref.source);
         log("container " + quote(r.id) + ": re-adopted secrets " + joinNames(names) +
-            (inFdStore ? " from the fd store" : " from its mounts in the container"));
+                (inFdStore ? " from the fd store" : " from its mounts in the container"),
+            {.event = audit::adopt, .containers = {r.id}, .secrets = joinNames(names), .identity = identityOf(r),
+             .task = r.task});
         // Cluster mode: tied to its task again; the first read of etcd
         // brings it what changed while the agent was down.
         if (!r.task.empty()) {
@@ -316,7 +333,7 @@ void Agent::adoptTasks(std::vector<StoredFd> stored) {
         }
         addTask(r, std::move(names), std::move(*view), std::move(pidfd), inFdStore ? kept[i].name : std::string());
     }
-    for (const auto& p : problems) log(p);
+    for (const auto& p : problems) log(p, {.level = LogLevel::warning});
     wipeUnclaimed(std::move(stored));
 }
 
@@ -341,7 +358,9 @@ void Agent::forgetExited(const TaskRecord& r, StoredFd stored) {
         stored.fd.reset();
         if (fdStore_) fdStore_->drop(stored.name);
     }
-    log("container " + quote(r.id) + ": exited while the agent was down; " + outcome);
+    log("container " + quote(r.id) + ": exited while the agent was down; " + outcome,
+        {.event = audit::flush, .containers = {r.id}, .secrets = secretNames(r.secrets), .identity = identityOf(r),
+         .task = r.task});
     records_.remove(r.key());
 }
 
@@ -427,7 +446,8 @@ void Agent::refuseBusy(UniqueFd fd) {
     const auto now = std::chrono::steady_clock::now();
     if (now - lastBusyLog_ < std::chrono::seconds(1)) return;
     log("refused " + std::to_string(busyRefused_) + " connection(s): " + std::to_string(kMaxConnections) +
-        " open, the limit");
+            " open, the limit",
+        {.level = LogLevel::warning, .event = audit::refuse, .reason = "busy"});
     busyRefused_ = 0;
     lastBusyLog_ = now;
 }
@@ -447,8 +467,17 @@ void Agent::stop() {
     }
 }
 
-Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std::vector<UniqueFd>& fds) {
+Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std::vector<UniqueFd>& fds,
+                                              Refused& why) {
+    auto task = buildTask(request, fds, why);
+    if (!task) metrics_.refused(why.kind);
+    return task;
+}
+
+Result<Agent::PendingTask> Agent::buildTask(const CreateRequest& request, std::vector<UniqueFd>& fds, Refused& why) {
     PendingTask task;
+    task.rotations = rotations_;
+    why.kind = Refusal::badRequest;
     task.record.id = request.id;
     task.record.bundle = request.bundle;  // "" from a hook older than bundles
     if (task.record.id.empty()) return fail("the request names no container");
@@ -459,6 +488,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     if (fds.size() != 1) return fail("the request carries no pidfd of the container");
     if (tasks_.count(task.record.key()))
         return fail("container " + quote(task.record.id) + " already has its secrets");
+    why.kind = Refusal::identity;
     // Who it is and what it asks for: from the hook, or for an NRI
     // container from what the runtime told the agent before it was created.
     std::string secrets = request.secrets, clusterTask = request.task;
@@ -466,7 +496,8 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     if (request.nri) {
         const auto claim = nriClaims_.find(request.id);
         if (claim == nriClaims_.end())
-            return fail("the runtime did not announce this container over NRI (is secretshim-nri running?)");
+            return why.kind = Refusal::identity,
+                   fail("the runtime did not announce this container over NRI (is secretshim-nri running?)");
         identity = claim->second.identity;
         secrets = claim->second.secrets;
         clusterTask = claim->second.task;
@@ -474,8 +505,13 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
         identity = WorkloadIdentity::fromJson(request.identity);
         if (!identity) return propagate(identity);
         if (identity->integration == Integration::nri)
-            return fail("an NRI container's identity comes from the runtime, not from its hook");
+            return why.kind = Refusal::identity,
+                   fail("an NRI container's identity comes from the runtime, not from its hook");
     }
+    why.identity = *identity;
+    why.secrets = secretNames(secrets);
+    why.task = clusterTask;
+    why.kind = Refusal::other;  // its init is gone
     task.pidfd = std::move(fds[0]);
     auto pid = pidOfPidfd(task.pidfd.get());
     if (!pid) return propagate(pid);
@@ -486,11 +522,14 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
 
     // The source decides what this identity gets of what it asked for.
     auto granted = source_->grant(*identity, secrets, clusterTask);
-    if (!granted) return propagate(granted);
+    if (!granted) return why.kind = refusalOfGrant(granted.error()), propagate(granted);
+    why.secrets = secretNames(granted->specs);
+    why.kind = Refusal::limit;
     if (!granted->claim.empty()) {
         const std::size_t held = holders(granted->claim);
         if (held >= granted->maxHolders)
-            return fail("task " + quote(granted->claim) + " is held by " + std::to_string(held) + " container(s), " +
+            return why.kind = Refusal::limit,
+                   fail("task " + quote(granted->claim) + " is held by " + std::to_string(held) + " container(s), " +
                         "its limit (max_containers " + std::to_string(granted->maxHolders) + ")");
         task.claim = Reservation(pendingClaims_, granted->claim, 1);
         task.record.task = granted->claim;  // re-adopted after an agent restart, it is tied to its task again
@@ -501,12 +540,15 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     // Sizes are known from the records (or the cluster's copies): nothing
     // has been decrypted yet.
     auto bytes = checkLimits(*granted->payloads);
-    if (!bytes) return propagate(bytes);
+    if (!bytes) return why.kind = Refusal::limit, propagate(bytes);
     task.record.bytes = *bytes;
     task.held = Reservation(pendingBytes_, "", *bytes);
+    why.kind = Refusal::badRequest;  // an owner the container cannot map, targets that clash
     if (auto ok = mapOwnersToHost(*pid, refs); !ok) return propagate(ok);
+    why.kind = Refusal::target;
     auto layout = mountfs::planView(refs);
     if (!layout) return propagate(layout);
+    why.kind = Refusal::limit;
     // Each single-file target is one more fd to pass (and the directory one).
     const auto files = std::count_if(layout->entries.begin(), layout->entries.end(),
                                      [](const auto& e) { return !e.inDirectory; });
@@ -519,6 +561,7 @@ Result<Agent::PendingTask> Agent::prepareTask(const CreateRequest& request, std:
     // Each value is produced straight into its file in the view (local
     // mode: decrypted from its record through one small locked buffer), so
     // the view's tmpfs is the only copy of the plaintext.
+    why.kind = Refusal::other;
     mountfs::ViewOptions options;
     options.maxPayload = config_.maxPayload;
     auto view = platform::TmpfsView::build(std::move(*layout), *granted->payloads, options, platform::kernelFeatures());
@@ -539,9 +582,13 @@ void Agent::startTask(PendingTask pending) {
     const auto saved = records_.save(pending.record);
     if (!saved)
         log("container " + quote(id) + ": its record was not saved, it will not survive an agent restart: " +
-            saved.error().message);
+                saved.error().message,
+            {.level = LogLevel::err, .containers = {id}});
+    ++metrics_.attaches;
     log("container " + quote(id) + ": attached secrets " + joinNames(pending.secrets) +
-        (pending.view->noswap() ? " (noswap)" : " (swap not excluded)"));
+            (pending.view->noswap() ? " (noswap)" : " (swap not excluded)"),
+        {.event = audit::attach, .containers = {id}, .secrets = joinNames(pending.secrets),
+         .identity = identityOf(pending.record), .task = pending.record.task});
     // Only once its record is saved: a successor that finds a view in the
     // store with no record wipes it.
     std::string storedAs;
@@ -552,6 +599,7 @@ void Agent::startTask(PendingTask pending) {
     addTask(pending.record, std::move(pending.secrets), std::move(pending.view), std::move(pending.pidfd),
             std::move(storedAs));
     pending.held.release();  // counted in tasks_ from now on
+    catchUpRotations(pending.record.key(), pending.rotations);
 }
 
 void Agent::addTask(const TaskRecord& record, std::vector<std::string> secrets,
@@ -593,12 +641,17 @@ void Agent::flushTask(TaskKey key, const char* why) {
     // Out of the store once wiped (a crash before this line finds it there
     // with the container gone, and wipes it again).
     if (!it->second.storedAs.empty() && fdStore_) fdStore_->drop(it->second.storedAs);
+    metrics_.flushed(std::chrono::microseconds(us));
+    const std::string names = joinNames(it->second.secrets);
+    const TaskRecord record = std::move(it->second.record);
     tasks_.erase(it);
     clusterTasks_.erase(key);
     clusterResync_.erase(key);
     records_.remove(key);
     log("container " + quote(key.id) + ": " + why + ", secrets flushed in " + std::to_string(us) + " us" +
-        (ok ? "" : " (with an error: " + ok.error().message + ")"));
+            (ok ? "" : " (with an error: " + ok.error().message + ")"),
+        {.level = ok ? LogLevel::info : LogLevel::err, .event = audit::flush, .containers = {key.id},
+         .secrets = names, .identity = identityOf(record), .task = record.task});
 }
 
 // The hook's poststop names its container by id and bundle, and the task
@@ -616,7 +669,9 @@ void Agent::releaseTask(const std::string& id, const std::string& bundle) {
     if (count == 1) return flushTask(first->first, "released by poststop");
     if (count > 1)
         log("container " + quote(id) + ": a release without a bundle (a hook older than the agent) names " +
-            std::to_string(count) + " running containers with that id: none released, each is flushed when it exits");
+                std::to_string(count) +
+                " running containers with that id: none released, each is flushed when it exits",
+            {.level = LogLevel::warning, .containers = {id}});
 }
 
 std::vector<TaskKey> Agent::tasksUsing(const std::string& name) const {
@@ -660,8 +715,26 @@ Result<json> Agent::status() {
     return reply;
 }
 
+// status's figures, without its probes of the kernel (status reads
+// /proc/cmdline and the kernel's config file: not on every scrape).
+std::string Agent::metricsText() {
+    HeldNow held;
+    held.views = tasks_.size();
+    held.bytes = heldBytes();
+    if (cluster_) {
+        const json c = clusterStatus();
+        held.cluster = HeldNow::Cluster{c.at("connected").get<bool>(), c.at("revision").get<std::int64_t>()};
+    }
+    return renderAgentMetrics(metrics_, held, SECRETSHIM_VERSION);
+}
+
 Result<json> Agent::platformOp(const std::string& op, const json& request) {
-    if (op == op::nriCreate) return nriCreate(request);
+    if (op == op::nriCreate) {
+        Refusal reason = Refusal::badRequest;
+        auto reply = nriCreate(request, reason);
+        if (!reply) metrics_.refused(reason);
+        return reply;
+    }
     if (op == op::nriStop) {
         auto stop = NriStopRequest::fromJson(request);
         if (!stop) return propagate(stop);
@@ -674,19 +747,30 @@ Result<json> Agent::platformOp(const std::string& op, const json& request) {
 // secretshim-nri at the runtime's CreateContainer: what would not be
 // granted is refused now (the runtime refuses the container with this
 // line, before anything runs); what would is kept for the hook's create.
-Result<json> Agent::nriCreate(const json& message) {
+Result<json> Agent::nriCreate(const json& message, Refusal& reason) {
     auto request = NriCreateRequest::fromJson(message);
     if (!request) return propagate(request);
     if (request->id.empty() || request->id.find('\0') != std::string::npos)
         return fail("nri.create: the container id is empty or holds a NUL byte");
+    reason = Refusal::identity;
     auto identity = WorkloadIdentity::fromJson(request->identity);
     if (!identity) return propagate(identity);
     if (identity->integration != Integration::nri) return fail("nri.create: the identity is not the runtime's (nri)");
+    reason = Refusal::limit;
     if (nriClaims_.size() >= kMaxNriClaims && !nriClaims_.count(request->id))
         return fail(std::to_string(nriClaims_.size()) + " containers announced over NRI have not started yet");
     auto granted = source_->grant(*identity, request->secrets, request->task);
-    if (!granted) return propagate(granted);
-    log("container " + quote(request->id) + ": announced over NRI as " + identity->describe());
+    if (!granted) {
+        reason = refusalOfGrant(granted.error());
+        log("container " + quote(request->id) + ": refused over NRI: " + granted.error().message,
+            {.level = LogLevel::warning, .event = audit::refuse, .containers = {request->id},
+             .secrets = secretNames(request->secrets), .identity = &*identity, .task = request->task,
+             .reason = refusalLabel(reason)});
+        return propagate(granted);
+    }
+    log("container " + quote(request->id) + ": announced over NRI as " + identity->describe(),
+        {.containers = {request->id}, .secrets = secretNames(request->secrets), .identity = &*identity,
+         .task = request->task});
     nriClaims_[request->id] = {std::move(*identity), request->secrets, request->task};
     return json::object();
 }
@@ -738,11 +822,15 @@ bool Agent::revokeTargets(Task& t, const std::vector<std::string>& targets) {
         const auto at = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return e.ref.target == target; });
         if (at == entries.end()) continue;
         const std::size_t before = entries.size();
+        const std::string source = at->ref.source;
         auto ok = t.view->removeEntry(static_cast<std::size_t>(at - entries.begin()), handle);
         const bool gone = t.view->layout().entries.size() < before;  // zeroed and removed
         any = any || gone;
+        metrics_.revokes += gone;
         log("container " + quote(t.record.id) + ": " + target +
-            (ok ? " revoked" : (gone ? " revoked, with an error: " : " not revoked: ") + ok.error().message));
+                (ok ? " revoked" : (gone ? " revoked, with an error: " : " not revoked: ") + ok.error().message),
+            {.level = ok ? LogLevel::info : LogLevel::err, .event = gone ? audit::revoke : std::string_view(),
+             .containers = {t.record.id}, .secrets = source, .identity = identityOf(t.record), .task = t.record.task});
     }
     return any;
 }

@@ -8,8 +8,10 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,6 +23,7 @@
 #include "plugin/agent/core/agent_core.hpp"
 #include "plugin/config/agent_config.hpp"
 #include "plugin/agent/fd_store.hpp"
+#include "plugin/agent/metrics.hpp"
 #include "plugin/agent/secret_source.hpp"
 #include "plugin/agent/task_records.hpp"
 #include "plugin/store/secure_buffer.hpp"
@@ -55,6 +58,13 @@ private:
     std::string name_;
     std::size_t amount_ = 0;
 };
+
+// For a log entry's fields: who a container is, as its record holds it.
+inline const WorkloadIdentity* identityOf(const TaskRecord& record) {
+    return record.identity ? &*record.identity : nullptr;
+}
+// Secret names for a log entry's fields: comma-separated.
+std::string joinNames(const std::vector<std::string>& names);
 
 // A container with a user namespace names a secret's owner by its own ids:
 // maps each reference's uid and gid to the host ids (the init's maps).
@@ -93,9 +103,27 @@ public:
         platform::UniqueFd pidfd;
         Reservation claim;      // counts it against its cluster task's limit
         Reservation held;       // counts its bytes against the node's limit
+        std::uint64_t rotations = 0;  // rotations_ when its view was built
     };
-    Result<PendingTask> prepareTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds);
+    // Why a create was refused, beside its line: the kind (one of a fixed
+    // set: the metrics' reason label and the audit entry's
+    // SECRETSHIM_REASON, docs/admin-guide.md), and what was known by then
+    // of who asked and for what.
+    struct Refused {
+        Refusal kind = Refusal::badRequest;
+        std::optional<WorkloadIdentity> identity;
+        std::string secrets;  // names, comma-separated
+        std::string task;
+    };
+    // Counts a refusal in the metrics.
+    Result<PendingTask> prepareTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds, Refused& why);
     void startTask(PendingTask task);
+    // A create refused before prepareTask() could judge it (its request did
+    // not parse), or after (the hook could not attach): counted.
+    void refused(Refusal reason) { metrics_.refused(reason); }
+    // The metrics page (Prometheus' text format): what it counted, and what
+    // status says it holds.
+    std::string metricsText();
     // Every other op (the core's), with what came beside it: secret.create's
     // value is a sealed memfd.
     nlohmann::json handle(const nlohmann::json& request, std::vector<platform::UniqueFd>& fds);
@@ -117,6 +145,8 @@ private:
         std::unique_ptr<boost::asio::posix::stream_descriptor> exitWatch;
         std::string storedAs;  // its view's name in the fd store; empty: not there
     };
+    // prepareTask()'s steps; `why`: why, if it refuses.
+    Result<PendingTask> buildTask(const CreateRequest& request, std::vector<platform::UniqueFd>& fds, Refused& why);
     void acceptNext();
     void refuseBusy(platform::UniqueFd fd);
     void addTask(const TaskRecord& record, std::vector<std::string> secrets,
@@ -142,9 +172,25 @@ private:
     Result<nlohmann::json> status() override;
     std::vector<std::string> tasksHolding(const std::string& name) const override;
     void grantRevoked(const std::string& name) override;
+    // A secret's new value for the running containers (rotation.cpp).
+    Result<void> checkRotation(const SecretMeta& before, std::size_t size) const override;
+    Pushed secretRotated(const SecretMeta& before, mountfs::Bytes value) override;
+    // Writes secret `name`'s new value (asked of `value` once, on first
+    // need) into every running view that holds it; one log line for each
+    // container not updated. The containers at least one of whose entries
+    // got it, and how many had one that did not.
+    using ValueFn = std::function<Result<mountfs::Bytes>()>;
+    struct PushResult {
+        std::vector<TaskKey> updated;
+        std::size_t failed = 0;
+    };
+    PushResult pushValue(const std::string& name, const ValueFn& value, const TaskKey* only = nullptr);
+    // A task whose view was built before a local rotation of one of its
+    // secrets, and attached after it, gets the store's value now.
+    void catchUpRotations(const TaskKey& key, std::uint64_t builtAt);
     // nri.create and nri.stop, from secretshim-nri.
     Result<nlohmann::json> platformOp(const std::string& op, const nlohmann::json& request) override;
-    Result<nlohmann::json> nriCreate(const nlohmann::json& request);
+    Result<nlohmann::json> nriCreate(const nlohmann::json& request, Refusal& reason);
     void nriStop(const std::string& id);
     // Zeroes and removes the entries of a running task at `targets` (a
     // single-file target's mount detached), one log line each; whether
@@ -181,12 +227,16 @@ private:
     std::size_t busyRefused_ = 0;  // refused since the last log line
     std::chrono::steady_clock::time_point lastBusyLog_{};
     ClusterSource* cluster_ = nullptr;
+    AgentMetrics metrics_;
     std::map<TaskKey, std::string> clusterTasks_;  // container -> the cluster task it holds
     // Created, not yet attached: containers by cluster task, and their bytes
     // (under the name "").
     std::shared_ptr<Reservation::Counts> pendingClaims_ = std::make_shared<Reservation::Counts>();
     std::shared_ptr<Reservation::Counts> pendingBytes_ = std::make_shared<Reservation::Counts>();
     std::set<TaskKey> clusterResync_;  // re-adopted containers not yet brought up to date
+    // Local rotations so far, and the count at each secret's last one.
+    std::uint64_t rotations_ = 0;
+    std::map<std::string, std::uint64_t> rotatedAt_;
     // Containers the runtime announced over NRI (secretshim-nri), by id,
     // until they start (or stop, or are removed unstarted): who each is and
     // what its pod asks for it.

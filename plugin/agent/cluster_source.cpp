@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 
 #include "mountfs/secret_ref.hpp"
@@ -135,7 +136,7 @@ void ClusterSource::run() {
             [&](const WatchMessage& m) {
                 std::int64_t top = 0;
                 for (const auto& e : m.events) top = std::max(top, e.kv.modRevision);
-                for (const auto& s : m.skipped) log("etcd: skipped an event: " + s);
+                for (const auto& s : m.skipped) log("etcd: skipped an event: " + s, {.level = LogLevel::warning});
                 std::vector<WatchEvent> events;
                 for (const auto& e : m.events) {
                     if (e.kv.key.compare(0, published.size(), published) == 0) {
@@ -153,7 +154,7 @@ void ClusterSource::run() {
                     auto p = client_->range(publishedKey(*it), false);
                     if (!p) {
                         log("etcd: the published version of a secret was not read (" + p.error().message +
-                            "): read again at the next message");
+                            "): read again at the next message", {.level = LogLevel::warning});
                         break;
                     }
                     for (const auto& kv : p->kvs) events.push_back({WatchEvent::Type::put, kv});
@@ -172,11 +173,11 @@ void ClusterSource::run() {
             stop_);
         if (stop_) break;
         if (end.reason == WatchEnd::Reason::compacted) {
-            log(end.message + ": reading everything again");
+            log(end.message + ": reading everything again", {.level = LogLevel::notice});
             needRead = true;
             continue;
         }
-        log(end.message);
+        log(end.message, {.level = LogLevel::warning});
         if (++failures >= round) {
             const std::string why = end.message;
             asio::post(io_, [this, why] { markDisconnected(why); });
@@ -225,7 +226,7 @@ void ClusterSource::markDisconnected(const std::string& why) {
     for (auto it = published_.begin(); it != published_.end();)
         it = keepIds.count(it->first) ? std::next(it) : published_.erase(it);
     log("etcd: disconnected (" + why + "); kept " + std::to_string(tasks_.size()) + " running task(s), dropped " +
-        std::to_string(dropped) + " unused secret(s)");
+        std::to_string(dropped) + " unused secret(s)", {.level = LogLevel::warning});
 }
 
 // A record an admin did not sign, or signed before the one this node last
@@ -235,12 +236,13 @@ void ClusterSource::markDisconnected(const std::string& why) {
 template <class Record>
 bool ClusterSource::trusted(const std::string& key, const Record& record) const {
     if (auto ok = admins_.verify(key, record); !ok) {
-        log("etcd: refused key " + quote(key) + ": " + ok.error().message);
+        log("etcd: refused key " + quote(key) + ": " + ok.error().message, {.level = LogLevel::warning});
         return false;
     }
     if (const std::uint64_t floor = floor_.at(key); record.sig.serial < floor) {
         log("etcd: refused key " + quote(key) + ": serial " + std::to_string(record.sig.serial) +
-            " is older than serial " + std::to_string(floor) + " this node accepted there (a replayed record)");
+                " is older than serial " + std::to_string(floor) + " this node accepted there (a replayed record)",
+            {.level = LogLevel::warning});
         return false;
     }
     return true;
@@ -249,7 +251,7 @@ bool ClusterSource::trusted(const std::string& key, const Record& record) const 
 void ClusterSource::saveFloor() {
     if (auto ok = floor_.save(); !ok)
         log("etcd: the serials of accepted records were not saved (" + ok.error().message +
-            "): after a restart this node could take back an older record");
+            "): after a restart this node could take back an older record", {.level = LogLevel::err});
 }
 
 const NodeSecret* ClusterSource::current(const std::string& name) const {
@@ -277,7 +279,8 @@ void ClusterSource::applyPublished(const KeyValue& kv, std::set<std::string>& se
     const std::string id = kv.key.substr(publishedPrefix().size());
     auto p = decodePublished(kv.value);
     if (!p || p->id != id) {
-        log("etcd: skipped key " + quote(kv.key) + ": " + (p ? "the record names another secret" : p.error().message));
+        log("etcd: skipped key " + quote(kv.key) + ": " + (p ? "the record names another secret" : p.error().message),
+            {.level = LogLevel::warning});
         return;
     }
     if (!trusted(kv.key, *p)) return;
@@ -297,7 +300,7 @@ void ClusterSource::applyPublished(const KeyValue& kv, std::set<std::string>& se
         noteCurrent(name, before ? &*before : nullptr, secrets);
         if (!current(name))
             log("etcd: secret " + quote(name) + " is published at version " + std::to_string(p->version) +
-                ", which this node holds no copy of");
+                ", which this node holds no copy of", {.level = LogLevel::warning});
     }
 }
 
@@ -305,17 +308,19 @@ void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, s
     if (kv.key.compare(0, publishedPrefix().size(), publishedPrefix()) == 0) return applyPublished(kv, secrets);
     auto ref = parseNodeKey(kv.key);
     if (!ref || ref->node != node_) {
-        log("etcd: skipped key " + quote(kv.key) + ": " + (ref ? "not this node's" : ref.error().message));
+        log("etcd: skipped key " + quote(kv.key) + ": " + (ref ? "not this node's" : ref.error().message),
+            {.level = LogLevel::warning});
         return;
     }
     if (ref->kind == NodeKeyRef::Kind::task) {
         auto t = decodeTask(kv.value);
         if (!t || t->task != ref->name) {
-            log("etcd: skipped key " + quote(kv.key) + ": " + (t ? "the record names another task" : t.error().message));
+            log("etcd: skipped key " + quote(kv.key) + ": " + (t ? "the record names another task" : t.error().message),
+                {.level = LogLevel::warning});
             return;
         }
         if (auto refs = mountfs::parseSecretRefs(t->secrets); !refs) {
-            log("etcd: skipped key " + quote(kv.key) + ": " + refs.error().message);
+            log("etcd: skipped key " + quote(kv.key) + ": " + refs.error().message, {.level = LogLevel::warning});
             return;
         }
         if (!trusted(kv.key, *t)) return;
@@ -330,7 +335,7 @@ void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, s
     auto s = decodeNodeSecret(kv.value);
     if (!s || s->name != ref->name || s->version != ref->version) {
         log("etcd: skipped key " + quote(kv.key) + ": " +
-            (s ? "the record names another secret or version" : s.error().message));
+            (s ? "the record names another secret or version" : s.error().message), {.level = LogLevel::warning});
         return;
     }
     if (!trusted(kv.key, *s)) return;
@@ -342,10 +347,12 @@ void ClusterSource::applyPut(const KeyValue& kv, std::set<std::string>& tasks, s
         if (!next_)
             if (auto next = NodeKeyPair::load(stateDir_, std::string(kNextNodeKeyPairFile))) {
                 next_.emplace(std::move(*next));
-                log("etcd: " + std::string(kNextNodeKeyPairFile) + " is there: copies sealed to it open too");
+                log("etcd: " + std::string(kNextNodeKeyPairFile) + " is there: copies sealed to it open too",
+                    {.level = LogLevel::notice});
             }
         if (!next_ || !open(*s)) {
-            log("etcd: skipped key " + quote(kv.key) + ": it does not decrypt with this node's key");
+            log("etcd: skipped key " + quote(kv.key) + ": it does not decrypt with this node's key",
+                {.level = LogLevel::warning});
             return;
         }
     }
@@ -464,7 +471,7 @@ void ClusterSource::notify(const std::set<std::string>& tasks, const std::set<st
 }
 
 Result<void> ClusterSource::unreachable(const std::string& what) const {
-    return fail("control plane unreachable: " + what + " (" + lastError_ + ")");
+    return failWith(ENOTCONN, "control plane unreachable: " + what + " (" + lastError_ + ")");
 }
 
 const TaskAssignment* ClusterSource::assignment(const std::string& task) const {
@@ -476,9 +483,9 @@ Result<const NodeSecret*> ClusterSource::copyOf(const std::string& name) const {
     if (const NodeSecret* copy = current(name)) return copy;
     if (!connected_) return tl::unexpected(unreachable("secret " + quote(name) + " is not held").error());
     if (copies_.count(name))
-        return fail("secret " + quote(name) + " has no copy of its published version for node " + quote(node_) +
-                    " yet");
-    return fail("secret " + quote(name) + " has no copy for node " + quote(node_) + " yet");
+        return failWith(ENOENT, "secret " + quote(name) + " has no copy of its published version for node " +
+                                    quote(node_) + " yet");
+    return failWith(ENOENT, "secret " + quote(name) + " has no copy for node " + quote(node_) + " yet");
 }
 
 Result<SecureBuffer> ClusterSource::open(const NodeSecret& s) const {
@@ -535,7 +542,7 @@ Result<GrantedSecrets> ClusterSource::grant(const plugin::WorkloadIdentity& iden
     const TaskAssignment* a = assignment(task);
     if (!a && (!connected_ || !synced_))
         return tl::unexpected(unreachable("cannot check task " + quote(task) + "'s assignment").error());
-    if (!a || !a->identity.matches(identity)) return fail(notGranted("task " + quote(task), identity));
+    if (!a || !a->identity.matches(identity)) return notGranted("task " + quote(task), identity);
     auto refs = mountfs::parseSecretRefs(a->secrets);
     if (!refs) return propagate(refs);  // checked when the record was read
     std::vector<const NodeSecret*> copies;

@@ -47,33 +47,26 @@ void Agent::onClusterSecretChanged(const std::string& name) {
     // need, and wiped when this returns. One log line for all of them: a
     // line per container was a tenth of the agent's time (bench row 6).
     std::optional<Result<SecureBuffer>> value;
-    std::size_t updated = 0;
-    std::string one;
-    for (auto& [key, task] : tasks_) {
+    const auto pushed = pushValue(name, [&]() -> Result<mountfs::Bytes> {
+        value.emplace(cluster_->value(name));
+        if (!*value) return propagate(*value);
+        return (*value)->span();
+    });
+    std::vector<std::string> updated;  // their ids
+    std::set<std::string> tasks;
+    for (const auto& key : pushed.updated) {
+        updated.push_back(key.id);
         const auto ct = clusterTasks_.find(key);
         if (ct == clusterTasks_.end()) continue;
-        const auto& entries = task.view->layout().entries;
-        bool touched = false;
-        for (std::size_t i = 0; i < entries.size(); ++i) {
-            if (entries[i].ref.source != name) continue;
-            if (!value) value.emplace(cluster_->value(name));
-            if (!*value) {
-                log("container " + quote(key.id) + ": secret " + name + " not updated: " + value->error().message);
-                break;
-            }
-            const mountfs::ContainerHandle handle{task.exitWatch->native_handle(), "/"};
-            if (auto ok = task.view->update(i, (*value)->span(), handle); !ok) {
-                log("container " + quote(key.id) + ": secret " + name + " not updated: " + ok.error().message);
-                continue;
-            }
-            touched = true;
-        }
-        if (!touched) continue;
-        if (++updated == 1) one = key.id;
+        tasks.insert(ct->second);
         signalIfAsked(key, ct->second);
     }
-    if (updated == 1) log("container " + quote(one) + ": secret " + name + " updated");
-    if (updated > 1) log("secret " + name + " updated in " + std::to_string(updated) + " containers");
+    // One entry for all of them too, naming each container.
+    const LogFields fields{.event = audit::update, .containers = updated, .secrets = name,
+                           .task = tasks.size() == 1 ? *tasks.begin() : std::string()};
+    if (updated.size() == 1) log("container " + quote(updated[0]) + ": secret " + name + " updated", fields);
+    if (updated.size() > 1)
+        log("secret " + name + " updated in " + std::to_string(updated.size()) + " containers", fields);
 }
 
 
@@ -101,7 +94,8 @@ void Agent::onClusterTaskChanged(const std::string& clusterTask) {
             for (const auto& e : t.view->layout().entries) revoked.push_back(e.ref.target);
             if (revoked.empty()) continue;
             log("container " + quote(key.id) + ": task " + clusterTask + " was unassigned: its " +
-                std::to_string(revoked.size()) + " secret(s) revoked");
+                    std::to_string(revoked.size()) + " secret(s) revoked",
+                {.containers = {key.id}, .identity = identityOf(t.record), .task = clusterTask});
             revokeTargets(t, revoked);
             keepAssigned(t, {}, {}, "");
             continue;
@@ -118,14 +112,17 @@ void Agent::applyAssignment(const TaskKey& key, Task& t, const std::string& clus
     if (wanted == t.record.secrets && !resync) return;
     if (!bound)
         log("container " + quote(id) + ": task " + clusterTask + " is bound to " + a.identity.text() + " now, not to " +
-            (t.record.identity ? t.record.identity->describe() : std::string("it")));
+                (t.record.identity ? t.record.identity->describe() : std::string("it")),
+            {.level = LogLevel::warning, .containers = {id}, .identity = identityOf(t.record), .task = clusterTask,
+             .rule = a.identity.text()});
     auto refs = bound ? mountfs::parseSecretRefs(a.secrets) : std::vector<mountfs::SecretRef>{};
     if (!refs) return;  // checked when the record was read
     // The view's files carry host ids: compare and add in those.
     std::vector<mountfs::SecretRef> mapped = *refs;
     if (auto ok = mapOwnersToHost(t.record.pid, mapped); !ok) {
         log("container " + quote(id) + ": the assignment of task " + clusterTask + " was not applied: " +
-            ok.error().message);
+                ok.error().message,
+            {.level = LogLevel::err, .containers = {id}, .identity = identityOf(t.record), .task = clusterTask});
         return;
     }
     std::vector<std::string> revoked;
@@ -148,23 +145,30 @@ void Agent::rewriteHeld(Task& t, const std::string& id) {
         auto ok = value ? t.view->update(i, value->span(), handle) : Result<void>(propagate(value));
         if (!ok)
             log("container " + quote(id) + ": " + entries[i].ref.target + " not brought up to date: " +
-                ok.error().message);
+                    ok.error().message,
+                {.level = LogLevel::err, .containers = {id}, .secrets = entries[i].ref.source,
+                 .identity = identityOf(t.record), .task = t.record.task});
     }
-    log("container " + quote(id) + ": re-adopted secrets brought up to date");
+    log("container " + quote(id) + ": re-adopted secrets brought up to date",
+        {.event = audit::update, .containers = {id}, .secrets = joinNames(t.secrets), .identity = identityOf(t.record),
+         .task = t.record.task});
 }
 
 // Adds the references of `mapped` the view does not hold yet, one log line
 // each; whether any was added.
 bool Agent::grantAdded(Task& t, const std::string& id, const std::vector<mountfs::SecretRef>& mapped) {
     bool granted = false;
+    const std::size_t before = t.view->layout().entries.size();
     for (const auto& ref : mapped) {
         const auto& now = t.view->layout().entries;
         if (std::find_if(now.begin(), now.end(), [&](const auto& e) { return e.ref == ref; }) != now.end()) continue;
-        if (auto ok = addLive(t, ref); !ok)
-            log("container " + quote(id) + ": " + ref.target + " not granted: " + ok.error().message);
-        else
-            log("container " + quote(id) + ": " + ref.target + " granted"), granted = true;
+        auto ok = addLive(t, ref);
+        log("container " + quote(id) + ": " + ref.target + (ok ? " granted" : " not granted: " + ok.error().message),
+            {.level = ok ? LogLevel::info : LogLevel::err, .event = ok ? audit::add : std::string_view(),
+             .containers = {id}, .secrets = ref.source, .identity = identityOf(t.record), .task = t.record.task});
+        if (ok) granted = true;
     }
+    metrics_.grantsAdded += t.view->layout().entries.size() - before;
     return granted;
 }
 
@@ -215,7 +219,8 @@ void Agent::signalIfAsked(const TaskKey& key, const std::string& clusterTask) {
     const auto it = tasks_.find(key);
     if (!a || a->signal == 0 || it == tasks_.end()) return;
     if (::syscall(SYS_pidfd_send_signal, it->second.exitWatch->native_handle(), a->signal, nullptr, 0) != 0)
-        log("container " + quote(key.id) + ": signal " + std::to_string(a->signal) + " not sent");
+        log("container " + quote(key.id) + ": signal " + std::to_string(a->signal) + " not sent",
+            {.level = LogLevel::warning, .containers = {key.id}, .task = clusterTask});
 }
 
 json Agent::clusterStatus() const { return cluster_->status(); }

@@ -1,6 +1,7 @@
 #include "plugin/agent/local_source.hpp"
 
 #include <algorithm>
+#include <cerrno>
 
 #include "plugin/protocol/messages.hpp"
 
@@ -60,7 +61,7 @@ Result<GrantedSecrets> LocalSource::grant(const WorkloadIdentity& identity, cons
     // Every reference is checked before any record is read: a refusal says
     // the same of a secret that does not exist as of one not granted.
     for (const auto& ref : *refs)
-        if (!allows(identity, ref)) return fail(notGranted("secret " + quote(ref.source), identity));
+        if (!allows(identity, ref)) return notGranted("secret " + quote(ref.source), identity);
     std::vector<std::string> names;
     std::vector<std::size_t> which;
     for (const auto& ref : *refs) {
@@ -79,8 +80,8 @@ Result<GrantedSecrets> LocalSource::grant(const WorkloadIdentity& identity, cons
 }
 
 Result<SecretMeta> LocalSource::create(std::string_view name, mountfs::Bytes value,
-                                       const std::vector<GrantRule>& rules) {
-    auto meta = store_.create(name, value);
+                                       const std::vector<GrantRule>& rules, const SecretLabels& labels) {
+    auto meta = store_.create(name, value, labels);
     if (!meta) return meta;
     Grants grants{meta->id, rules};
     if (auto ok = save(meta->name, grants); !ok) {

@@ -34,9 +34,16 @@ public:
 
     // The admin verbs (core/secret_catalog.hpp).
     bool supportsGrants() const override { return true; }
-    Result<SecretMeta> create(std::string_view name, mountfs::Bytes value,
-                              const std::vector<GrantRule>& rules) override;
+    Result<SecretMeta> create(std::string_view name, mountfs::Bytes value, const std::vector<GrantRule>& rules,
+                              const SecretLabels& labels = {}) override;
+    // The same id: the secret's grants stay as they are.
+    Result<SecretMeta> rotate(std::string_view name, mountfs::Bytes value) override {
+        return store_.rotate(name, value);
+    }
     Result<std::vector<SecretMeta>> list() const override { return store_.list(); }
+    Result<SecretMeta> inspect(std::string_view name) const override { return store_.inspect(name); }
+    // A secret's value, decrypted (a running task catching up on a rotation).
+    Result<SecureBuffer> value(std::string_view name) const { return store_.load(name); }
     std::vector<std::string> ruleTexts(const std::string& name) const override;
     const std::vector<GrantRule>* rules(const std::string& name) const;
     Result<void> addGrant(const std::string& name, const GrantRule& rule) override;

@@ -1,6 +1,7 @@
-// secretshimd: the per-node agent. Runs in the foreground, logs one line
-// per event to stderr (secret names, never values), reads its configuration
-// again on SIGHUP, exits on SIGTERM.
+// secretshimd: the per-node agent. Runs in the foreground, logs one entry
+// per event (secret names, never values) to the journal or to stderr
+// (plugin/agent/log.hpp), reads its configuration again on SIGHUP, exits on
+// SIGTERM.
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -10,7 +11,6 @@
 
 #include <CLI/CLI.hpp>
 
-#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +20,9 @@
 #include "plugin/agent/agent.hpp"
 #include "plugin/agent/cluster_source.hpp"
 #include "plugin/agent/local_source.hpp"
+#include "plugin/agent/metrics_listener.hpp"
+#include "plugin/agent/metrics_textfile.hpp"
+#include "plugin/agent/log.hpp"
 #include "plugin/agent/service_notify.hpp"
 
 using namespace secretshim;
@@ -32,7 +35,7 @@ struct Flags {
 };
 
 int failed(const std::string& message) {
-    std::fprintf(stderr, "secretshimd: %s\n", message.c_str());
+    log(message, {.level = LogLevel::err});
     return 1;
 }
 
@@ -65,8 +68,8 @@ Result<void> checkKernel(const platform::KernelFeatures& features, const AgentCo
         return fail("the kernel lacks what secrets views need (" + features.describe() + ")");
     if (auto ok = checkSwapPolicy(features.tmpfsNoswap, config); !ok) return ok;
     if (!features.tmpfsNoswap)
-        std::fputs("secretshimd: allow_swap: true: secrets views may be swapped out (the kernel has no tmpfs noswap)\n",
-                   stderr);
+        log("allow_swap: true: secrets views may be swapped out (the kernel has no tmpfs noswap)",
+            {.level = LogLevel::warning});
     return {};
 }
 
@@ -90,9 +93,22 @@ Result<Sources> openSource(boost::asio::io_context& io, const AgentConfig& confi
     std::vector<std::string> problems;
     auto source = LocalSource::open(config.stateDir, storeOptions, problems);
     if (!source) return propagate(source);
-    for (const auto& p : problems) std::fprintf(stderr, "secretshimd: %s\n", p.c_str());
+    for (const auto& p : problems) log(p, {.level = LogLevel::warning});
     sources.local = std::move(*source);
     return sources;
+}
+
+// metrics_listen: the metrics page over HTTP on the agent's io_context, or
+// nothing (the default).
+Result<std::unique_ptr<MetricsListener>> openMetrics(boost::asio::io_context& io, Agent& agent,
+                                                     const AgentConfig& config) {
+    if (!config.metricsListen) return nullptr;
+    auto listener = MetricsListener::open(io, *config.metricsListen, [&agent] { return agent.metricsText(); });
+    if (!listener) return listener;
+    const bool local = config.metricsListen->host.rfind("127.", 0) == 0 || config.metricsListen->host == "::1";
+    std::fprintf(stderr, "secretshimd: metrics on http://%s/metrics%s\n", config.metricsListen->text().c_str(),
+                 local ? "" : " (not a loopback address: other hosts reach it unless a firewall stops them)");
+    return listener;
 }
 
 std::string joined(const std::vector<std::string>& keys) {
@@ -107,23 +123,24 @@ std::string joined(const std::vector<std::string>& keys) {
 // nothing. Running containers' views are untouched either way.
 void reload(Agent& agent, AgentConfig& running, const Flags& flags) {
     if (flags.configPath.empty()) {
-        std::fputs("secretshimd: reload: no configuration file (--config): nothing changed\n", stderr);
+        log("reload: no configuration file (--config): nothing changed", {.level = LogLevel::warning});
         return;
     }
     auto next = loadConfig(flags);
     if (!next) {
-        std::fprintf(stderr, "secretshimd: reload refused, the running configuration is kept: %s\n",
-                     next.error().message.c_str());
+        log("reload refused, the running configuration is kept: " + next.error().message,
+            {.level = LogLevel::warning});
         return;
     }
     auto r = reloadConfig(running, *next);
     if (!r.kept.empty())
-        std::fprintf(stderr, "secretshimd: reload: %s cannot change while the agent runs (restart it): kept\n",
-                     joined(r.kept).c_str());
+        log("reload: " + joined(r.kept) + " cannot change while the agent runs (restart it): kept",
+            {.level = LogLevel::warning});
     running = std::move(r.config);
     agent.reconfigure(running);
-    std::fprintf(stderr, "secretshimd: reloaded %s: %s\n", flags.configPath.c_str(),
-                 r.changed.empty() ? "nothing changed" : ("changed " + joined(r.changed)).c_str());
+    setLogLevel(running.logLevel);
+    log("reloaded " + flags.configPath + ": " +
+        (r.changed.empty() ? "nothing changed" : "changed " + joined(r.changed)));
 }
 
 void onHangup(boost::asio::signal_set& hangup, Agent& agent, AgentConfig& running, const Flags& flags) {
@@ -141,16 +158,15 @@ int serve(boost::asio::io_context& io, Agent& agent, ClusterSource* cluster, Age
     onHangup(hangup, agent, config, flags);
     boost::asio::signal_set signals(io, SIGTERM, SIGINT);
     signals.async_wait([&](const boost::system::error_code&, int) {
-        std::fputs("secretshimd: stopping\n", stderr);
+        log("stopping");
         notifyStopping();
         hangup.cancel();
         agent.stop();
         if (cluster) cluster->stop();
         io.stop();
     });
-    std::fprintf(stderr, "secretshimd: serving %s, state in %s, task records in %s/tasks (%s)\n",
-                 config.socket.c_str(), config.stateDir.c_str(), config.runtimeDir.c_str(),
-                 features.describe().c_str());
+    log("serving " + config.socket + ", state in " + config.stateDir + ", task records in " + config.runtimeDir +
+        "/tasks (" + features.describe() + ")");
     notifyReady("serving " + config.socket);
     // A handler that throws is a bug; log it and keep serving the node
     // rather than abandon every running task's flush.
@@ -159,7 +175,7 @@ int serve(boost::asio::io_context& io, Agent& agent, ClusterSource* cluster, Age
             io.run();
             return 0;
         } catch (const std::exception& e) {
-            std::fprintf(stderr, "secretshimd: internal error: %s\n", e.what());
+            log(std::string("internal error: ") + e.what(), {.level = LogLevel::err});
         }
     }
 }
@@ -184,11 +200,12 @@ int main(int argc, char** argv) {
     hardenProcess();
 
     if (::geteuid() != 0) {
-        std::fputs("secretshimd: must run as root (it mounts and enters mount namespaces)\n", stderr);
-        return 1;
+        return failed("must run as root (it mounts and enters mount namespaces)");
     }
     auto config = loadConfig(flags);
     if (!config) return failed(config.error().message);
+    setLogLevel(config->logLevel);
+    if (auto ok = setLogTarget(config->logTarget); !ok) return failed(ok.error().message);
     const auto& features = platform::kernelFeatures();
     if (auto ok = checkKernel(features, *config); !ok) return failed(ok.error().message);
     auto records = TaskRecords::open(config->runtimeDir);
@@ -201,6 +218,16 @@ int main(int argc, char** argv) {
     Agent agent(io, *config, std::move(*records), sources->local.get(), fdStore.get());
     agent.adoptTasks(std::move(stored));
     if (sources->cluster) agent.setClusterSource(sources->cluster.get());  // starts its watch thread
+    // Before the socket: an address it cannot bind stops the agent before
+    // any hook reaches it.
+    auto metrics = openMetrics(io, agent, *config);
+    if (!metrics) return failed(metrics.error().message);
+    std::unique_ptr<MetricsTextfile> textfile;
+    if (!config->metricsTextfile.empty()) {
+        auto opened = MetricsTextfile::open(io, config->metricsTextfile, [&agent] { return agent.metricsText(); });
+        if (!opened) return failed(opened.error().message);
+        textfile = std::move(*opened);
+    }
     if (auto ok = agent.listen(); !ok) return failed(ok.error().message);
     return serve(io, agent, sources->cluster.get(), *config, flags, features);
 }

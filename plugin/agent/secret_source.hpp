@@ -4,6 +4,7 @@
 // and builds the view from the answer; it never knows which source it asked.
 #pragma once
 
+#include <cerrno>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -39,13 +40,18 @@ public:
     // either may be empty); the source decides what of it `identity` gets.
     // A refusal is one line, the same for a secret that does not exist as
     // for one that is not granted: a requester learns nothing of the rest.
+    // Its code says which kind it is, for the agent's metrics alone
+    // (metrics.hpp): EACCES not granted, ENOENT granted but not held here,
+    // ENOTCONN the control plane unreachable; a validation failure (no code)
+    // is the request's.
     virtual Result<GrantedSecrets> grant(const WorkloadIdentity& identity, const std::string& secrets,
                                          const std::string& task) = 0;
 };
 
-// The refusal line for a secret (or a cluster task) `what` names.
-inline std::string notGranted(const std::string& what, const WorkloadIdentity& identity) {
-    return what + " is not granted to " + identity.describe();
+// The refusal of a secret (or a cluster task) `what` names; EACCES tells
+// the agent's log it was not granted (plugin/agent/agent.cpp).
+inline tl::unexpected<Error> notGranted(const std::string& what, const WorkloadIdentity& identity) {
+    return failWith(EACCES, what + " is not granted to " + identity.describe());
 }
 
 }  // namespace secretshim::plugin

@@ -37,9 +37,15 @@ Session::Outcome Session::receive(Result<JsonMessage> message) {
 Session::Outcome Session::onCreate(const json& request, std::vector<UniqueFd>& fds) {
     if (pending_) return refuse("one create per connection");
     auto parsed = CreateRequest::fromJson(request);
-    auto task = parsed ? agent_.prepareTask(*parsed, fds) : propagate(parsed);
+    Agent::Refused why;
+    auto task = parsed ? agent_.prepareTask(*parsed, fds, why) : propagate(parsed);
     if (!task) {
-        log("container " + quote(parsed ? parsed->id : std::string()) + ": refused: " + task.error().message);
+        if (!parsed) agent_.refused(Refusal::badRequest);  // prepareTask() counts its own
+        const std::string id = parsed ? parsed->id : std::string();
+        log("container " + quote(id) + ": refused: " + task.error().message,
+            {.level = why.kind == Refusal::other ? LogLevel::err : LogLevel::warning, .event = audit::refuse,
+             .containers = {id}, .secrets = why.secrets, .identity = why.identity ? &*why.identity : nullptr,
+             .task = why.task, .reason = refusalLabel(why.kind)});
         return refuse(task.error().message);
     }
     Outcome out;
@@ -59,11 +65,15 @@ Session::Outcome Session::onAttached(const json& request) {
     if (!pending_) return refuse("nothing to attach");
     auto report = AttachedRequest::fromJson(request);
     if (!report) {
+        agent_.refused(Refusal::badRequest);
         pending_.reset();  // flushes the view
         return refuse(report.error().message);
     }
     if (!report->ok) {
-        log("container " + quote(pending_->record.id) + ": the hook could not attach: " + quote(report->error));
+        agent_.refused(Refusal::target);
+        log("container " + quote(pending_->record.id) + ": the hook could not attach: " + quote(report->error),
+            {.level = LogLevel::err, .containers = {pending_->record.id}, .secrets = joinNames(pending_->secrets),
+             .identity = identityOf(pending_->record), .task = pending_->record.task});
         pending_.reset();  // flushes the view
         return answer(okReply(), true);
     }

@@ -1,5 +1,6 @@
 #include "plugin/config/agent_config.hpp"
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <yaml-cpp/yaml.h>
@@ -28,6 +29,39 @@ Result<std::string> absolutePath(const std::string& name, const std::string& key
 }
 
 }  // namespace
+
+std::string ListenAddress::text() const {
+    return (ipv6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+Result<ListenAddress> parseListenAddress(std::string_view text) {
+    const auto refused = [&] {
+        return fail("expected HOST:PORT with an IP address and a port from 1 to 65535 (127.0.0.1:9464, [::1]:9464), "
+                    "not " + quote(text));
+    };
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return refused();
+    std::string host(text.substr(0, colon));
+    const std::string_view port = text.substr(colon + 1);
+    ListenAddress address;
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+        address.ipv6 = true;
+    }
+    unsigned char raw[sizeof(in6_addr)];
+    char canonical[INET6_ADDRSTRLEN];
+    const int family = address.ipv6 ? AF_INET6 : AF_INET;
+    if (host.find('\0') != std::string::npos || ::inet_pton(family, host.c_str(), raw) != 1 ||
+        !::inet_ntop(family, raw, canonical, sizeof canonical))
+        return refused();
+    if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos)
+        return refused();
+    const unsigned long n = std::stoul(std::string(port));
+    if (n == 0 || n > 65535) return refused();
+    address.host = canonical;
+    address.port = static_cast<std::uint16_t>(n);
+    return address;
+}
 
 Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& name) {
     YAML::Node root;
@@ -82,6 +116,29 @@ Result<AgentConfig> parseAgentConfig(std::string_view yaml, const std::string& n
             if (!value.IsScalar() || (value.Scalar() != "true" && value.Scalar() != "false"))
                 return fail(where(name, value) + ": key \"allow_swap\": expected true or false");
             config.allowSwap = value.Scalar() == "true";
+        } else if (key == "metrics_listen") {
+            auto address = value.IsScalar() ? parseListenAddress(value.Scalar()) : fail("expected HOST:PORT");
+            if (!address) return fail(where(name, value) + ": key \"metrics_listen\": " + address.error().message);
+            config.metricsListen = std::move(*address);
+        } else if (key == "metrics_textfile") {
+            auto p = absolutePath(name, key, value);
+            if (!p) return propagate(p);
+            if (p->size() <= 6 || p->compare(p->size() - 5, 5, ".prom") != 0 || p->back() == '/' ||
+                (*p)[p->size() - 6] == '/')
+                return fail(where(name, value) + ": key \"metrics_textfile\": expected a file name ending in .prom "
+                            "(node_exporter's textfile collector reads only those)");
+            config.metricsTextfile = *p;
+        } else if (key == "log_target") {
+            const std::string& t = value.IsScalar() ? value.Scalar() : std::string();
+            if (t != "auto" && t != "journal" && t != "stderr")
+                return fail(where(name, value) + ": key \"log_target\": expected \"auto\", \"journal\" or \"stderr\"");
+            config.logTarget = t == "auto" ? LogTarget::automatic : t == "journal" ? LogTarget::journal
+                                                                                   : LogTarget::standardError;
+        } else if (key == "log_level") {
+            const auto level = value.IsScalar() ? parseLogLevel(value.Scalar()) : std::nullopt;
+            if (!level)
+                return fail(where(name, value) + ": key \"log_level\": expected err, warning, notice, info or debug");
+            config.logLevel = *level;
         } else if (key == "source") {
             if (!value.IsScalar() || (value.Scalar() != "local" && value.Scalar() != "etcd"))
                 return fail(where(name, value) + ": key \"source\": expected \"local\" or \"etcd\"");
@@ -121,6 +178,10 @@ Reload reloadConfig(const AgentConfig& running, const AgentConfig& next) {
     live("max_container_bytes", &AgentConfig::maxContainerBytes);
     live("max_container_files", &AgentConfig::maxContainerFiles);
     live("max_node_bytes", &AgentConfig::maxNodeBytes);
+    if (running.logLevel != next.logLevel) {
+        r.config.logLevel = next.logLevel;
+        r.changed.emplace_back("log_level");
+    }
     const auto fixed = [&](const char* key, bool same) {
         if (!same) r.kept.emplace_back(key);
     };
@@ -131,6 +192,9 @@ Reload reloadConfig(const AgentConfig& running, const AgentConfig& next) {
     fixed("allow_swap", running.allowSwap == next.allowSwap);
     fixed("source", running.source == next.source);
     fixed("etcd", running.hasEtcd == next.hasEtcd && running.etcd == next.etcd);
+    fixed("metrics_listen", running.metricsListen == next.metricsListen);
+    fixed("metrics_textfile", running.metricsTextfile == next.metricsTextfile);
+    fixed("log_target", running.logTarget == next.logTarget);
     return r;
 }
 

@@ -6,11 +6,14 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "mountfs/base/error.hpp"
+#include "mountfs/base/log.hpp"
 #include "mountfs/secret_ref.hpp"
 #include "plugin/cluster/etcd_config.hpp"
 #include "plugin/protocol/messages.hpp"
@@ -20,6 +23,24 @@ class Node;
 }
 
 namespace secretshim::plugin {
+
+// An address to listen on: an IP literal (no host name: nothing to resolve
+// at start) and a port, as the admin wrote it in canonical form, so that two
+// configs compare equal when they mean the same address.
+struct ListenAddress {
+    std::string host;  // inet_ntop's spelling: "127.0.0.1", "::1"
+    std::uint16_t port = 0;
+    bool ipv6 = false;
+    std::string text() const;  // "127.0.0.1:9464", "[::1]:9464"
+    bool operator==(const ListenAddress&) const = default;
+};
+// "HOST:PORT" with an IPv4 literal, or "[HOST]:PORT" with an IPv6 one; the
+// port from 1 to 65535.
+Result<ListenAddress> parseListenAddress(std::string_view text);
+// Where the agent's log goes (log_target): native journal entries, plain
+// lines on stderr, or "auto", the journal when systemd connected stderr to
+// it (plugin/agent/journal_log.hpp).
+enum class LogTarget { automatic, journal, standardError };
 
 struct AgentConfig {
     std::string socket{kDefaultSocket};
@@ -39,16 +60,25 @@ struct AgentConfig {
     // (noswap, 6.4): the views' pages, plaintext, could then be written to
     // a swap device. Off: such a kernel stops the agent at start.
     bool allowSwap = false;
+    // Where the agent serves its metrics (GET /metrics, Prometheus' text
+    // format), or none: off by default. Bound at start only.
+    std::optional<ListenAddress> metricsListen;
+    // A file for node_exporter's textfile collector (absolute, ending in
+    // .prom), or empty: off by default. Opened at start only.
+    std::string metricsTextfile;
+    LogTarget logTarget = LogTarget::automatic;
+    LogLevel logLevel = LogLevel::info;  // lines below it are not logged
     std::string source = "local";  // "local" (the embedded store) or "etcd"
     bool hasEtcd = false;
     cluster::EtcdConfig etcd;  // the `etcd:` block
 };
 
 // A reload (SIGHUP): the running configuration with what may change live
-// taken from the file read again (the plaintext limits), and the names of
-// the keys whose change needs a restart (the socket, the directories, the
-// source and its etcd block, max_payload, allow_swap), which keep their
-// running values.
+// taken from the file read again (the plaintext limits, log_level), and the
+// names of the keys whose change needs a restart (the socket, the
+// directories, the source and its etcd block, max_payload, allow_swap,
+// log_target, the metrics listener and textfile), which keep their running
+// values.
 struct Reload {
     AgentConfig config;
     std::vector<std::string> changed;  // live keys whose value changed

@@ -113,9 +113,7 @@ ClusterCli::ClusterCli(CLI::App& app, CLI::App& secret, CLI::App& task) : secret
 
     rekey_ = secret.add_subcommand("rekey", "seal every cluster secret again to a new cluster key (made if missing)");
     rekey_->add_option("NEW_KEY", source_, "the new cluster key file")->required();
-    rotate_ = secret.add_subcommand("rotate", "a new version of a cluster secret from FILE or - (stdin)");
-    rotate_->add_option("NAME", name_)->required();
-    rotate_->add_option("FILE", source_, "file holding the value, - for stdin");
+    rotate_ = secret.get_subcommand("rotate");  // main.cpp's: local, or here with etcd settings
 
     assign_ = task.add_subcommand("assign", "assign a task to a node with its secrets");
     assign_->add_option("TASK", name_)->required();
@@ -171,12 +169,20 @@ Result<TaskAssignment> ClusterCli::grants() const {
 }
 
 bool ClusterCli::selected() const {
-    return !config_.empty() || !endpoints_.empty() || nodeCmd_->parsed() || rotate_->parsed() || rekey_->parsed() ||
+    return !config_.empty() || !endpoints_.empty() || nodeCmd_->parsed() || rekey_->parsed() ||
            assign_->parsed() || unassign_->parsed() || place_->parsed() || serviceCmd_->parsed();
 }
 
 int ClusterCli::run() {
     if (nodeKeygen_->parsed()) return keygen();
+    // Refused before anything is read or connected to.
+    for (const char* command : {"create", "ls"}) {
+        const char* option = std::string(command) == "create" ? "--label" : "--filter";
+        auto* given = secret_->get_subcommand(command)->get_option_no_throw(option);
+        if (given && given->count() > 0)
+            return failed(Error{.message = std::string(option) +
+                                           " is for a node's local store; cluster secrets carry no labels"});
+    }
     auto settings = etcdConfig();
     if (!settings) return failed(settings.error());
     auto connected = connect(*settings);
@@ -324,6 +330,7 @@ int ClusterCli::createSecret(ClusterAdmin& admin, CLI::App* create) {
     if (auto* g = create->get_option_no_throw("--grant"); g && g->count() > 0)
         return failed(Error{.message = "--grant is for a node's local store; in the cluster a task is bound to its "
                                "containers: task assign --identity RULE"});
+
     if (auto ok = checkName("secret", name); !ok) return failed(ok.error());
     auto value = readSecretValue(optionValue(create, "FILE", "-"));
     if (!value) return failed(wrap(value.error(), "secret " + quote(name)));
@@ -334,12 +341,13 @@ int ClusterCli::createSecret(ClusterAdmin& admin, CLI::App* create) {
 }
 
 int ClusterCli::rotateSecret(ClusterAdmin& admin) {
-    if (auto ok = checkName("secret", name_); !ok) return failed(ok.error());
-    auto value = readSecretValue(source_);
-    if (!value) return failed(wrap(value.error(), "secret " + quote(name_)));
-    auto version = admin.rotateSecret(name_, *value);
+    const std::string name = optionValue(rotate_, "NAME");
+    if (auto ok = checkName("secret", name); !ok) return failed(ok.error());
+    auto value = readSecretValue(optionValue(rotate_, "FILE", "-"));
+    if (!value) return failed(wrap(value.error(), "secret " + quote(name)));
+    auto version = admin.rotateSecret(name, *value);
     if (!version) return failed(version.error());
-    std::printf("%s version %llu\n", name_.c_str(), static_cast<unsigned long long>(*version));
+    std::printf("%s version %llu\n", name.c_str(), static_cast<unsigned long long>(*version));
     return 0;
 }
 

@@ -18,9 +18,11 @@
 #include "mountfs/base/version.hpp"
 #include "platform/linux/unique_fd.hpp"
 #include "plugin/ctl/cluster_ctl.hpp"
+#include "plugin/ctl/secret_filter.hpp"
 #include "plugin/protocol/channel.hpp"
 #include "plugin/protocol/json_fields.hpp"
 #include "plugin/protocol/messages.hpp"
+#include "plugin/store/secret_record.hpp"
 
 using namespace secretshim;
 using namespace secretshim::plugin;
@@ -76,7 +78,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string("secretshimctl ") + versionString());
     app.require_subcommand(1);
     std::string socket(kDefaultSocket), format = "table", name, source = "-", rule;
-    std::vector<std::string> grants;
+    std::vector<std::string> grants, labels, filters;
     app.add_option("--socket", socket, "the agent's socket");
 
     auto* secret = app.add_subcommand("secret", "manage secrets");
@@ -85,6 +87,13 @@ int main(int argc, char** argv) {
     create->add_option("NAME", name)->required();
     create->add_option("FILE", source, "file holding the value, - for stdin");
     create->add_option("--grant", grants, "a grant rule (repeatable); without one the secret reaches nobody");
+    create->add_option("--label", labels, "a label KEY=VALUE (repeatable), to find secrets by (secret ls --filter)");
+    // Local: the store's value replaced, running containers updated at once;
+    // with etcd settings: a new version in the cluster (cluster_ctl.cpp).
+    auto* rotate = secret->add_subcommand(
+        "rotate", "replace a secret's value from FILE or - (stdin); running containers holding it get the new one");
+    rotate->add_option("NAME", name)->required();
+    rotate->add_option("FILE", source, "file holding the value, - for stdin");
     auto* grant = secret->add_subcommand("grant", "let containers that RULE names receive the secret");
     grant->add_option("NAME", name)->required();
     grant->add_option("RULE", rule,
@@ -96,6 +105,7 @@ int main(int argc, char** argv) {
     revoke->add_option("RULE", rule, "the rule as granted")->required();
     auto* ls = secret->add_subcommand("ls", "list secrets");
     ls->add_option("--format", format)->check(CLI::IsMember({"table", "json"}));
+    ls->add_option("--filter", filters, "label=KEY, label=KEY=VALUE, name=NAME or id=ID (repeatable: all must match)");
     auto* inspect = secret->add_subcommand("inspect", "show a secret's metadata (never its value)");
     inspect->add_option("NAME", name)->required();
     auto* rm = secret->add_subcommand("rm", "remove a secret no running task uses");
@@ -117,28 +127,51 @@ int main(int argc, char** argv) {
     if (cluster.selected()) return cluster.run();
 
     Result<json> reply = fail("no command");
-    if (create->parsed()) {
+    if (create->parsed() || rotate->parsed()) {
+        // The labels are checked here too, for a line before the value is read.
+        SecretCreateRequest request{name, grants, std::nullopt, {}, rotate->parsed()};
+        for (const auto& text : labels) {
+            auto label = parseLabel(text);
+            if (!label) {
+                std::fprintf(stderr, "secretshimctl: --label: %s\n", label.error().message.c_str());
+                return 1;
+            }
+            request.labels[label->first] = label->second;
+        }
         auto mem = valueMemfd(source);
         if (!mem) {
             std::fprintf(stderr, "secretshimctl: secret \"%s\": %s\n", name.c_str(), mem.error().message.c_str());
             return 1;
         }
         const int fds[] = {mem->get()};
-        reply = call(socket, SecretCreateRequest{name, grants, std::nullopt}.toJson(), fds);
-        if (reply) std::printf("%s\n", stringField(*reply, "id").c_str());
+        reply = call(socket, request.toJson(), fds);
+        if (reply && rotate->parsed())
+            std::printf("%s version %llu: %llu running container(s) updated%s\n", name.c_str(),
+                        static_cast<unsigned long long>(uintField(*reply, "version")),
+                        static_cast<unsigned long long>(uintField(*reply, "updated")),
+                        uintField(*reply, "failed")
+                            ? (", " + std::to_string(uintField(*reply, "failed")) +
+                               " not updated (see the agent's log)").c_str()
+                            : "");
+        else if (reply)
+            std::printf("%s\n", stringField(*reply, "id").c_str());
     } else if (ls->parsed() || inspect->parsed()) {
         const SecretNameRequest request{ls->parsed() ? op::secretLs : op::secretInspect, name};
-        auto list = replyAs<SecretListReply>(call(socket, request.toJson()));
+        auto filter = SecretFilter::parse(filters);
+        auto list = filter ? replyAs<SecretListReply>(call(socket, request.toJson())) : propagate(filter);
         if (list && inspect->parsed() && list->secrets.empty()) list = fail("malformed reply from the agent");
+        if (list && ls->parsed())
+            std::erase_if(list->secrets, [&](const SecretInfo& s) { return !filter->matches(s); });
         if (list && (format == "json" || inspect->parsed())) {
             const json out = inspect->parsed() ? list->secrets[0].toJson() : list->toJson()["secrets"];
             std::printf("%s\n", out.dump(2).c_str());
         } else if (list) {
-            std::printf("%-32s %-32s %10s  %-20s %6s %s\n", "NAME", "ID", "SIZE", "CREATED", "GRANTS", "TASKS");
+            std::printf("%-32s %-32s %7s %10s  %-20s %6s %s\n", "NAME", "ID", "VERSION", "SIZE", "UPDATED", "GRANTS",
+                        "TASKS");
             for (const auto& s : list->secrets)
-                std::printf("%-32s %-32s %10llu  %-20s %6zu %zu\n", s.name.c_str(), s.id.c_str(),
-                            static_cast<unsigned long long>(s.size), isoTime(s.created).c_str(), s.grants.size(),
-                            s.tasks.size());
+                std::printf("%-32s %-32s %7llu %10llu  %-20s %6zu %zu\n", s.name.c_str(), s.id.c_str(),
+                            static_cast<unsigned long long>(s.version), static_cast<unsigned long long>(s.size),
+                            isoTime(s.updated ? s.updated : s.created).c_str(), s.grants.size(), s.tasks.size());
         }
         reply = list ? Result<json>(list->toJson()) : propagate(list);
     } else if (grant->parsed() || revoke->parsed()) {

@@ -82,6 +82,18 @@ Result<void> read(const json& j, const char* key, std::vector<std::string>& out)
     return {};
 }
 
+Result<void> read(const json& j, const char* key, std::map<std::string, std::string>& out) {
+    const auto it = j.find(key);
+    if (it == j.end()) return {};
+    if (!it->is_object()) return tl::unexpected(wrongType(key, "an object"));
+    out.clear();
+    for (const auto& [k, v] : it->items()) {
+        if (!v.is_string()) return tl::unexpected(wrongType(key, "an object of strings"));
+        out.emplace(k, v.get<std::string>());
+    }
+    return {};
+}
+
 // Reads every field of `j` into `out` (each a key and a member), or says
 // which one is wrong. A message that is not an object has no fields.
 template <typename T, typename... Fields>
@@ -210,14 +222,19 @@ Result<ReleaseRequest> ReleaseRequest::fromJson(const json& j) {
 }
 
 json SecretCreateRequest::toJson() const {
-    json j = {{"op", op::secretCreate}, {"name", name}, {"grants", grants}};
+    json j = {{"op", rotate ? op::secretRotate : op::secretCreate}, {"name", name}};
+    if (!rotate) j["grants"] = grants;
     if (size) j["size"] = *size;
+    if (!labels.empty()) j["labels"] = labels;
     return j;
 }
 
 Result<SecretCreateRequest> SecretCreateRequest::fromJson(const json& j) {
-    return readAll(j, SecretCreateRequest{}, field("name", &SecretCreateRequest::name),
-                   field("grants", &SecretCreateRequest::grants), field("size", &SecretCreateRequest::size));
+    auto out = readAll(j, SecretCreateRequest{}, field("name", &SecretCreateRequest::name),
+                       field("grants", &SecretCreateRequest::grants), field("size", &SecretCreateRequest::size),
+                       field("labels", &SecretCreateRequest::labels));
+    if (out) out->rotate = opOf(j) == op::secretRotate;
+    return out;
 }
 
 json SecretDataMessage::toJson() const { return {{"op", op::secretData}, {"hex", hex}}; }
@@ -265,14 +282,17 @@ Result<TaskListRequest> TaskListRequest::fromJson(const json& j) {
 }
 
 json SecretInfo::toJson() const {
-    return {{"name", name}, {"id", id},         {"size", size},
-            {"created", created}, {"grants", grants}, {"tasks", tasks}};
+    return {{"name", name},       {"id", id},           {"size", size},     {"created", created},
+            {"grants", grants},   {"tasks", tasks},     {"version", version}, {"updated", updated},
+            {"labels", labels}};
 }
 
 Result<SecretInfo> SecretInfo::fromJson(const json& j) {
     return readAll(j, SecretInfo{}, field("name", &SecretInfo::name), field("id", &SecretInfo::id),
                    field("size", &SecretInfo::size), field("created", &SecretInfo::created),
-                   field("grants", &SecretInfo::grants), field("tasks", &SecretInfo::tasks));
+                   field("grants", &SecretInfo::grants), field("tasks", &SecretInfo::tasks),
+                   field("version", &SecretInfo::version), field("updated", &SecretInfo::updated),
+                   field("labels", &SecretInfo::labels));
 }
 
 json TaskInfo::toJson() const { return {{"id", id}, {"bundle", bundle}, {"secrets", secrets}}; }

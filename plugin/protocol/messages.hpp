@@ -21,10 +21,13 @@
 //                  if exactly one runs, else none; every task is flushed
 //                  when its init exits anyway. Windows: + "root", and the
 //                  reply says "cleaned":B, false when nothing was there)
-//   ctl -> agent   {"op":"secret.create","name":N,"grants":[RULE...]}
+//   ctl -> agent   {"op":"secret.create","name":N,"grants":[RULE...],"labels":{K:V...}}
 //                  Linux: + a sealed memfd holding the value; Windows: + "size":S,
 //                  then {"op":"secret.data","hex":H} until S bytes came
 //   agent -> ctl   {"ok":true,"id":ID}
+//   ctl -> agent   {"op":"secret.rotate","name":N}, its value as secret.create's
+//   agent -> ctl   {"ok":true,"id":ID,"version":V,"updated":C,"failed":F}
+//                  (C running containers got the new value, F did not)
 //   ctl -> agent   {"op":"secret.grant"|"secret.revoke","name":N,"rule":RULE} (Linux)
 //                  {"op":"secret.ls"}, {"op":"secret.inspect","name":N}
 //                    -> {"ok":true,"secrets":[SecretInfo...]}
@@ -42,6 +45,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -69,6 +73,7 @@ inline constexpr std::string_view attached = "attached";
 inline constexpr std::string_view release = "release";
 inline constexpr std::string_view secretCreate = "secret.create";
 inline constexpr std::string_view secretData = "secret.data";
+inline constexpr std::string_view secretRotate = "secret.rotate";
 inline constexpr std::string_view secretGrant = "secret.grant";
 inline constexpr std::string_view secretRevoke = "secret.revoke";
 inline constexpr std::string_view secretLs = "secret.ls";
@@ -149,10 +154,14 @@ struct ReleaseRequest {
     static Result<ReleaseRequest> fromJson(const nlohmann::json& j);
 };
 
+// secret.create, and secret.rotate (a new value for an existing secret: no
+// grants, no labels).
 struct SecretCreateRequest {
     std::string name;
     std::vector<std::string> grants;   // Linux: grant rules
     std::optional<std::uint64_t> size;  // Windows: bytes to come in secret.data
+    std::map<std::string, std::string> labels;
+    bool rotate = false;
     nlohmann::json toJson() const;
     static Result<SecretCreateRequest> fromJson(const nlohmann::json& j);
 };
@@ -196,6 +205,9 @@ struct SecretInfo {
     std::int64_t created = 0;          // unix seconds
     std::vector<std::string> grants;   // Linux: the rules
     std::vector<std::string> tasks;    // the tasks (container ids) holding it
+    std::uint64_t version = 0;         // 0: from an agent older than rotation
+    std::int64_t updated = 0;          // unix seconds of the last create or rotation
+    std::map<std::string, std::string> labels;
     nlohmann::json toJson() const;
     static Result<SecretInfo> fromJson(const nlohmann::json& j);
 };

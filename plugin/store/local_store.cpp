@@ -40,6 +40,10 @@ std::int64_t nowUnixSeconds() {
     return std::chrono::duration_cast<std::chrono::seconds>(since).count();
 }
 
+std::string tamperedLine(std::string_view name) {
+    return "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)";
+}
+
 struct DirClose {
     void operator()(DIR* dir) const { ::closedir(dir); }
 };
@@ -58,10 +62,11 @@ Result<LocalStore> LocalStore::open(const std::string& stateDir, StoreOptions op
     return LocalStore(std::move(*dir), std::move(dirPath), std::move(*key), options);
 }
 
-Result<SecretMeta> LocalStore::create(std::string_view name, mountfs::Bytes plaintext) {
+Result<SecretMeta> LocalStore::create(std::string_view name, mountfs::Bytes plaintext, const SecretLabels& labels) {
     if (auto ok = checkName(name); !ok) return propagate(ok);
     if (auto ok = mountfs::checkPayloadSize(name, plaintext.size(), options_.maxPayload); !ok)
         return propagate(ok);
+    if (auto ok = checkLabels(labels); !ok) return propagate(ok, "secret " + quote(name));
 
     const std::string file = fileName(name);
     const std::string exists = "secret " + quote(name) + " already exists";
@@ -73,7 +78,8 @@ Result<SecretMeta> LocalStore::create(std::string_view name, mountfs::Bytes plai
 
     auto id = randomHex(kIdBytes);
     if (!id) return propagate(id);
-    SecretMeta meta{std::string(name), std::move(*id), plaintext.size(), nowUnixSeconds()};
+    const std::int64_t now = nowUnixSeconds();
+    SecretMeta meta{std::string(name), std::move(*id), plaintext.size(), now, 1, now, labels};
     auto record = sealRecord(meta, key_.bytes(), plaintext);
     if (!record) return propagate(record, "secret " + quote(name));
     auto written = writeFileAtomic(dir_.get(), dirPath_, file, *record, 0600, IfExists::fail);
@@ -81,6 +87,30 @@ Result<SecretMeta> LocalStore::create(std::string_view name, mountfs::Bytes plai
         if (written.error().code == EEXIST) return refuse(EEXIST, exists);
         return propagate(written, "secret " + quote(name));
     }
+    return meta;
+}
+
+Result<SecretMeta> LocalStore::rotate(std::string_view name, mountfs::Bytes plaintext) {
+    if (auto ok = checkName(name); !ok) return propagate(ok);
+    if (auto ok = mountfs::checkPayloadSize(name, plaintext.size(), options_.maxPayload); !ok)
+        return propagate(ok);
+    std::vector<unsigned char> old;
+    auto header = readRecord(name, old);
+    if (!header) return propagate(header);
+    // Authenticated before its metadata is sealed again; the old value is
+    // wiped as `opened` goes.
+    if (auto opened = openRecord(old, name, key_.bytes()); !opened) {
+        if (opened.error().code == EBADMSG) return refuse(EBADMSG, tamperedLine(name));
+        return propagate(opened);
+    }
+    SecretMeta meta = std::move(header->meta);
+    meta.size = plaintext.size();
+    meta.version += 1;
+    meta.updated = nowUnixSeconds();
+    auto record = sealRecord(meta, key_.bytes(), plaintext);
+    if (!record) return propagate(record, "secret " + quote(name));
+    auto written = writeFileAtomic(dir_.get(), dirPath_, fileName(name), *record, 0600, IfExists::replace);
+    if (!written) return propagate(written, "secret " + quote(name));
     return meta;
 }
 
@@ -188,13 +218,6 @@ Result<OpenedFile> LocalStore::openRecordFile(std::string_view name, const std::
     return file;
 }
 
-namespace {
-
-std::string tamperedLine(std::string_view name) {
-    return "secret " + quote(name) + ": cannot decrypt (corrupt or tampered)";
-}
-
-}  // namespace
 
 Result<RecordHeader> LocalStore::readWhole(std::string_view name, const OpenedFile& file, const std::string& label,
                                            std::span<unsigned char> record) const {

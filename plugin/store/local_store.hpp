@@ -103,8 +103,16 @@ public:
     static Result<LocalStore> open(const std::string& stateDir, StoreOptions options = {});
 
     // Encrypts and stores a new secret. Refuses an invalid name, an empty or
-    // oversized value and an existing name.
-    Result<SecretMeta> create(std::string_view name, mountfs::Bytes plaintext);
+    // oversized value, labels checkLabels() refuses and an existing name.
+    Result<SecretMeta> create(std::string_view name, mountfs::Bytes plaintext, const SecretLabels& labels = {});
+    // Replaces a secret's value: a new record under the same node key,
+    // renamed over the old one (a reader or a crash sees the old record or
+    // the new one), with the same id, creation time and labels (so its
+    // grants still apply), its version one more and `updated` now. The old
+    // record is authenticated first (its plaintext wiped at once): a header
+    // edited on disk is not sealed again. Refuses an invalid name, an empty
+    // or oversized value and a secret that does not exist.
+    Result<SecretMeta> rotate(std::string_view name, mountfs::Bytes plaintext);
     // Every secret's metadata, sorted by name; decrypts nothing.
     Result<std::vector<SecretMeta>> list() const;
     Result<SecretMeta> inspect(std::string_view name) const;

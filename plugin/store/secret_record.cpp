@@ -31,7 +31,11 @@ bool isLowerHex(std::string_view s) {
 }
 
 std::string encodeHeader(const SecretMeta& meta) {
-    const json line = {{"name", meta.name}, {"id", meta.id}, {"size", meta.size}, {"created", meta.created}};
+    json line = {{"name", meta.name},       {"id", meta.id},           {"size", meta.size},
+                 {"created", meta.created}, {"updated", meta.updated}, {"version", meta.version}};
+    // Only when there are some: a record without labels stays readable by
+    // an agent older than labels.
+    if (!meta.labels.empty()) line["labels"] = meta.labels;
     // `replace`, not the throwing default: the library raises no exceptions
     // (names are validated ASCII, so nothing is ever replaced).
     return std::string(kRecordMagic) + line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
@@ -63,18 +67,75 @@ Result<SecretMeta> parseMeta(std::string_view line) {
     meta.id = id->get<std::string>();
     meta.size = size->get<std::uint64_t>();
     meta.created = created->get<std::int64_t>();
+    // Written since rotation and labels exist; a record older than them has
+    // none (version 1, updated when created, no labels).
+    meta.updated = meta.created;
+    if (const json* updated = field("updated")) {
+        if (!updated->is_number_integer()) return corrupt("corrupt record header (mistyped field)");
+        meta.updated = updated->get<std::int64_t>();
+    }
+    if (const json* version = field("version")) {
+        if (!version->is_number_unsigned() || version->get<std::uint64_t>() == 0)
+            return corrupt("corrupt record header (mistyped field)");
+        meta.version = version->get<std::uint64_t>();
+    }
+    if (const json* labels = field("labels")) {
+        if (!labels->is_object()) return corrupt("corrupt record header (mistyped field)");
+        for (const auto& [key, value] : labels->items()) {
+            if (!value.is_string()) return corrupt("corrupt record header (mistyped field)");
+            meta.labels.emplace(key, value.get<std::string>());
+        }
+        if (!checkLabels(meta.labels)) return corrupt("corrupt record header (invalid label)");
+    }
     if (!mountfs::isValidSecretName(meta.name) || meta.id.size() != kIdLength || !isLowerHex(meta.id) ||
         meta.size == 0)
         return corrupt("corrupt record header (invalid field)");
     return meta;
 }
 
+bool isKeyChar(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+           c == '-' || c == '/';
+}
+
 }  // namespace
+
+Result<void> checkLabels(const SecretLabels& labels) {
+    if (labels.size() > kMaxLabels)
+        return fail(std::to_string(labels.size()) + " labels: at most " + std::to_string(kMaxLabels));
+    std::size_t bytes = 0;
+    for (const auto& [key, value] : labels) {
+        if (key.empty()) return fail("a label with an empty key");
+        if (key.size() > kMaxLabelKey || !std::all_of(key.begin(), key.end(), isKeyChar))
+            return fail("label key " + quote(key.substr(0, kMaxLabelKey)) + ": expected 1 to " +
+                        std::to_string(kMaxLabelKey) + " of A-Z a-z 0-9 . _ - /");
+        if (value.size() > kMaxLabelValue)
+            return fail("label " + quote(key) + ": the value is longer than " + std::to_string(kMaxLabelValue) +
+                        " characters");
+        if (!std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c < 0x7f; }))
+            return fail("label " + quote(key) + ": the value holds a character that is not printable ASCII");
+        bytes += key.size() + value.size();
+    }
+    if (bytes > kMaxLabelBytes)
+        return fail("labels of " + std::to_string(bytes) + " bytes together: at most " +
+                    std::to_string(kMaxLabelBytes));
+    return {};
+}
+
+Result<std::pair<std::string, std::string>> parseLabel(std::string_view text) {
+    const auto eq = text.find('=');
+    std::pair<std::string, std::string> label{std::string(text.substr(0, eq)),
+                                              eq == std::string_view::npos ? "" : std::string(text.substr(eq + 1))};
+    if (auto ok = checkLabels({{label.first, label.second}}); !ok) return propagate(ok);
+    return label;
+}
 
 Result<std::vector<unsigned char>> sealRecord(const SecretMeta& meta, std::span<const unsigned char> key,
                                               std::span<const unsigned char> plaintext) {
     if (plaintext.size() != meta.size) return fail("sealing a record: the size does not match its metadata");
+    if (auto ok = checkLabels(meta.labels); !ok) return propagate(ok);
     const std::string header = encodeHeader(meta);
+    if (header.size() > kMaxRecordHeader) return fail("sealing a record: its metadata is too long");
     auto sealed = gcmSeal(key, plaintext, associatedData(asBytes(header), meta.name));
     if (!sealed) return propagate(sealed);
 

@@ -111,6 +111,10 @@ int parseCtlArgs(int argc, char** argv, CtlArgs& out) {
     auto* create = secret->add_subcommand("create", "store a new secret (value from FILE or stdin)");
     create->add_option("name", out.name)->required();
     create->add_option("file", out.file, "file holding the value, or - for stdin");
+    auto* rotate =
+        secret->add_subcommand("rotate", "replace a secret's value (from FILE or stdin); running tasks get it");
+    rotate->add_option("name", out.name)->required();
+    rotate->add_option("file", out.file, "file holding the value, or - for stdin");
     auto* ls = secret->add_subcommand("ls", "list secrets (never their values)");
     ls->add_option("--format", out.format)->check(CLI::IsMember({"json"}));
     auto* inspect = secret->add_subcommand("inspect", "show a secret's metadata (never its value)");
@@ -125,6 +129,7 @@ int parseCtlArgs(int argc, char** argv, CtlArgs& out) {
     auto* status = app.add_subcommand("status", "the agent's status");
     const int code = parse(app, argc, argv);
     out.command = create->parsed()    ? CtlArgs::Command::create
+                  : rotate->parsed()  ? CtlArgs::Command::rotate
                   : inspect->parsed() ? CtlArgs::Command::inspect
                   : rm->parsed()      ? CtlArgs::Command::rm
                   : taskLs->parsed()  ? CtlArgs::Command::taskLs

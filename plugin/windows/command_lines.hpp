@@ -41,10 +41,10 @@ struct HookArgs {
 };
 
 struct CtlArgs {
-    enum class Command { create, ls, inspect, rm, taskLs, status } command = Command::ls;
+    enum class Command { create, rotate, ls, inspect, rm, taskLs, status } command = Command::ls;
     std::string pipe;
     std::string name;
-    std::string file;    // create: a path, "-" or empty (stdin)
+    std::string file;    // create, rotate: a path, "-" or empty (stdin)
     std::string format;  // secret ls, task ls: "" or "json"
 };
 

@@ -1,6 +1,7 @@
 // secretshimctl.exe: the admin CLI on Windows, over the agent's pipe (the
 // subset of the Linux CLI a Windows node needs):
 //   secretshimctl.exe secret create NAME [FILE|-]   (- or nothing: stdin)
+//   secretshimctl.exe secret rotate NAME [FILE|-]   (running tasks get the new value)
 //   secretshimctl.exe secret ls [--format json]
 //   secretshimctl.exe secret inspect NAME
 //   secretshimctl.exe secret rm NAME                (refused while a task uses it)
@@ -70,8 +71,9 @@ Result<json> call(PipeConnection& connection, const json& request) {
     return reply;
 }
 
-Result<json> createSecret(PipeConnection& connection, const std::string& name, const SecureBuffer& value) {
-    if (auto ok = connection.send(SecretCreateRequest{name, {}, value.size()}.toJson(), kTimeout); !ok)
+Result<json> createSecret(PipeConnection& connection, const std::string& name, const SecureBuffer& value,
+                          bool rotate) {
+    if (auto ok = connection.send(SecretCreateRequest{name, {}, value.size(), {}, rotate}.toJson(), kTimeout); !ok)
         return propagate(ok);
     for (std::size_t done = 0; done < value.size(); done += kSecretChunk) {
         const std::size_t n = std::min(kSecretChunk, value.size() - done);
@@ -95,7 +97,8 @@ int main() {
     CtlArgs parsed;
     if (const int code = parseCtlArgs(args.argc(), args.argv(), parsed); code >= 0) return code;
     const std::string& name = parsed.name;
-    const bool creating = parsed.command == CtlArgs::Command::create;
+    const bool rotating = parsed.command == CtlArgs::Command::rotate;
+    const bool creating = parsed.command == CtlArgs::Command::create || rotating;
 
     auto path = pipePath(parsed.pipe);
     if (!path) return failLine(path.error().message);
@@ -111,10 +114,15 @@ int main() {
     if (!connection) return failLine(connection.error().message);
 
     if (creating) {
-        auto reply = createSecret(*connection, name, value);
+        auto reply = createSecret(*connection, name, value, rotating);
         value.reset();
         if (!reply) return failLine(reply.error().message);
-        std::printf("%s\n", stringField(*reply, "id").c_str());
+        if (rotating)
+            std::printf("%s version %llu: %llu running task(s) updated\n", name.c_str(),
+                        static_cast<unsigned long long>(uintField(*reply, "version")),
+                        static_cast<unsigned long long>(uintField(*reply, "updated")));
+        else
+            std::printf("%s\n", stringField(*reply, "id").c_str());
         return 0;
     }
     Result<void> done;

@@ -52,9 +52,10 @@ bool isValidTaskId(std::string_view id) {
 
 bool WinCatalog::sameName(std::string_view a, std::string_view b) const { return sameSecretName(a, b); }
 
-Result<SecretMeta> WinCatalog::create(std::string_view name, mountfs::Bytes value, const std::vector<GrantRule>& rules) {
+Result<SecretMeta> WinCatalog::create(std::string_view name, mountfs::Bytes value, const std::vector<GrantRule>& rules,
+                                      const SecretLabels& labels) {
     if (!rules.empty()) return fail("grant rules are not supported on Windows");  // the core refuses them first
-    return store_.create(name, value);
+    return store_.create(name, value, labels);
 }
 
 WinAgent::WinAgent(WinLocalStore store, platform::WinFs& fs, LogFn log)
@@ -295,6 +296,26 @@ Result<json> WinAgent::listTasks(const TaskListRequest& request) {
 Result<json> WinAgent::status() {
     std::lock_guard lock(mutex_);
     return json{{"tasks", tasks_.size()}, {"source", "local"}, {"state_dir", platform::toUtf8(store_.stateDir())}};
+}
+
+AgentCore::Pushed WinAgent::secretRotated(const SecretMeta& before, mountfs::Bytes value) {
+    Pushed pushed;
+    for (auto& [task, t] : tasks_) {
+        const auto& entries = t.view->layout().entries;
+        bool touched = false, failed = false;
+        for (std::size_t i = 0; i < entries.size(); ++i) {
+            if (!sameSecretName(entries[i].ref.source, before.name)) continue;
+            if (auto ok = t.view->update(i, value, {-1, t.root}); !ok) {
+                log_(taskName(task) + ": secret " + before.name + " not updated: " + ok.error().message);
+                failed = true;
+            } else {
+                touched = true;
+            }
+        }
+        pushed.updated += touched;
+        pushed.failed += failed;
+    }
+    return pushed;
 }
 
 }  // namespace secretshim::plugin

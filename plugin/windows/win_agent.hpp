@@ -36,8 +36,11 @@ public:
     explicit WinCatalog(WinLocalStore& store) : store_(store) {}
     bool supportsGrants() const override { return false; }
     bool sameName(std::string_view a, std::string_view b) const override;
-    Result<SecretMeta> create(std::string_view name, mountfs::Bytes value,
-                              const std::vector<GrantRule>& rules) override;
+    Result<SecretMeta> create(std::string_view name, mountfs::Bytes value, const std::vector<GrantRule>& rules,
+                              const SecretLabels& labels) override;
+    Result<SecretMeta> rotate(std::string_view name, mountfs::Bytes value) override {
+        return store_.rotate(name, value);
+    }
     Result<std::vector<SecretMeta>> list() const override { return store_.list(); }
     Result<void> remove(const std::string& name) override { return store_.remove(name); }
 
@@ -86,6 +89,9 @@ private:
     Result<nlohmann::json> status() override;
     Result<nlohmann::json> platformOp(const std::string& op, const nlohmann::json& request) override;
     std::vector<std::string> tasksHolding(const std::string& name) const override;  // mutex_ held
+    // A rotated secret's new value, written into each prepared task's view
+    // that holds it (SymlinkView::update: renamed over the old file).
+    Pushed secretRotated(const SecretMeta& before, mountfs::Bytes value) override;  // mutex_ held
     std::unique_lock<std::mutex> exclusive() override { return std::unique_lock(mutex_); }
 
     WinLocalStore store_;

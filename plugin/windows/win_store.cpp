@@ -21,6 +21,11 @@ constexpr std::wstring_view kKeyFile = L"\\node.key";
 
 Result<void> checkName(std::string_view name) { return mountfs::checkSecretName(name); }
 
+std::int64_t nowUnixSeconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 Result<SecureBuffer> loadOrCreateKey(const std::wstring& path, const platform::SecurityDescriptor& descriptor) {
     for (int attempt = 0; attempt < 2; ++attempt) {
         auto key = readWholeFile(path, kAesKeySize);
@@ -64,16 +69,16 @@ std::wstring WinLocalStore::recordPath(std::string_view name) const {
            std::wstring(kSuffix);
 }
 
-Result<SecretMeta> WinLocalStore::create(std::string_view name, mountfs::Bytes plaintext) {
+Result<SecretMeta> WinLocalStore::create(std::string_view name, mountfs::Bytes plaintext,
+                                         const SecretLabels& labels) {
     if (auto ok = checkName(name); !ok) return propagate(ok);
     if (auto ok = mountfs::checkPayloadSize(name, plaintext.size(), maxPayload_); !ok)
         return propagate(ok);
+    if (auto ok = checkLabels(labels); !ok) return propagate(ok, "secret " + quote(name));
     auto id = randomHex(16);
     if (!id) return propagate(id);
-    SecretMeta meta{std::string(name), *id, plaintext.size(),
-                    std::chrono::duration_cast<std::chrono::seconds>(
-                        std::chrono::system_clock::now().time_since_epoch())
-                        .count()};
+    const std::int64_t now = nowUnixSeconds();
+    SecretMeta meta{std::string(name), *id, plaintext.size(), now, 1, now, labels};
     auto record = sealRecord(meta, key_.span(), plaintext);
     if (!record) return propagate(record, "secret " + quote(name));
     auto written = writeFileAtomically(recordPath(name), *record, descriptor_, false);
@@ -81,6 +86,30 @@ Result<SecretMeta> WinLocalStore::create(std::string_view name, mountfs::Bytes p
         if (written.error().code == ERROR_ALREADY_EXISTS) return fail("secret " + quote(name) + " already exists");
         return propagate(written, "secret " + quote(name));
     }
+    return meta;
+}
+
+Result<SecretMeta> WinLocalStore::rotate(std::string_view name, mountfs::Bytes plaintext) {
+    if (auto ok = checkName(name); !ok) return propagate(ok);
+    if (auto ok = mountfs::checkPayloadSize(name, plaintext.size(), maxPayload_); !ok) return propagate(ok);
+    auto old = readWholeFile(recordPath(name), kMaxRecordHeader + maxPayload_ + kGcmNonceSize + kGcmTagSize);
+    if (!old) {
+        if (old.error().code == ERROR_FILE_NOT_FOUND) return fail("no secret " + quote(name));
+        return propagate(old, "secret " + quote(name));
+    }
+    auto header = parseRecordHeader(old->span(), old->size());
+    // Authenticated before its metadata is sealed again; the old value is
+    // wiped as `plain` goes.
+    auto plain = header ? openRecord(old->span(), name, key_.span()) : Result<SecureBuffer>(propagate(header));
+    if (!plain) return propagate(plain, "secret " + quote(name));
+    SecretMeta meta = std::move(header->meta);
+    meta.size = plaintext.size();
+    meta.version += 1;
+    meta.updated = nowUnixSeconds();
+    auto record = sealRecord(meta, key_.span(), plaintext);
+    if (!record) return propagate(record, "secret " + quote(name));
+    if (auto written = writeFileAtomically(recordPath(name), *record, descriptor_, true); !written)
+        return propagate(written, "secret " + quote(name));
     return meta;
 }
 

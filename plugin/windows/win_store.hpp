@@ -27,8 +27,13 @@ public:
     static Result<WinLocalStore> open(const std::wstring& stateDir, std::size_t maxPayload,
                                       ExistingDirectory existing = ExistingDirectory::mustBePrivate);
 
-    // Refuses an invalid name, an empty or oversized value, an existing name.
-    Result<SecretMeta> create(std::string_view name, mountfs::Bytes plaintext);
+    // Refuses an invalid name, an empty or oversized value, labels
+    // checkLabels() refuses, an existing name.
+    Result<SecretMeta> create(std::string_view name, mountfs::Bytes plaintext, const SecretLabels& labels = {});
+    // A new value as the Linux store's rotate() makes it (local_store.hpp):
+    // the same id and labels, version one more, the old record
+    // authenticated first, the new one renamed over it.
+    Result<SecretMeta> rotate(std::string_view name, mountfs::Bytes plaintext);
     // Every secret's metadata, sorted by name; decrypts nothing.
     Result<std::vector<SecretMeta>> list() const;
     Result<void> remove(std::string_view name);

@@ -147,3 +147,49 @@ cleanup_cluster() {
     for m in m1 m2 m3; do sh "$ETCD_CLUSTER_SCRIPT" signal "$ETCD_DIR" "$m" CONT >/dev/null 2>&1; done
     remove_work
 }
+
+# Journal scripts: a systemd-journald of the script's own. The script runs
+# in a mount namespace of its own (unshare -m --propagation private), where
+# start_journald mounts a tmpfs over /run (hiding the host's journal
+# socket, if any): journald creates its sockets there itself when no
+# systemd hands them over, and keeps its files in /run/log/journal
+# (volatile). Values are never in an entry; names are, so a failing
+# script may show them.
+journald=/lib/systemd/systemd-journald
+jdir=/run/log/journal
+journald_pid=
+start_journald() {
+    mount -t tmpfs -o mode=0755 tmpfs /run || return 1
+    # Its own settings: volatile storage, no kernel messages, no rate limit
+    # (a dropped entry would fail a check for the wrong reason).
+    printf '[Journal]\nStorage=volatile\nReadKMSG=no\nRateLimitBurst=0\nForwardToSyslog=no\nForwardToWall=no\n' \
+        >"$work/journald.conf"
+    mount --bind "$work/journald.conf" /etc/systemd/journald.conf || return 1
+    "$journald" >"$work/journald.log" 2>&1 &
+    journald_pid=$!
+    wait_for 10 test -S /run/systemd/journal/socket ||
+        { echo "FAIL - journald did not start"; cat "$work/journald.log"; return 1; }
+}
+stop_journald() { [ -z "$journald_pid" ] || { kill "$journald_pid" 2>/dev/null && wait "$journald_pid" 2>/dev/null; }; journald_pid=; }
+# entries MATCH...: the agent's journal entries that match, as JSON lines.
+entries() { journalctl -D "$jdir" --no-pager -o json SYSLOG_IDENTIFIER=secretshimd "$@" 2>/dev/null; }
+# field_of FIELD: FIELD of each JSON entry on stdin, one per line (a
+# repeated field's values one per line too).
+field_of() {
+    python3 -c '
+import json, sys
+for line in sys.stdin:
+    v = json.loads(line).get(sys.argv[1])
+    for x in (v if isinstance(v, list) else [v]):
+        if x is not None: print(x)' "$1"
+}
+# has_entry FIELD=VALUE...: some entry matches all of them (journalctl ANDs
+# different fields); waits: journald writes a little after the send.
+matched() { [ -n "$(entries "$@")" ]; }
+has_entry() { wait_for 5 matched "$@"; }
+# journal_holds MARKER...: whether any field of any entry holds one of them
+# (the journal's export format), printing nothing.
+journal_holds() {
+    for m in "$@"; do journalctl -D "$jdir" --no-pager -o export | grep -q -F -e "$m" && return 0; done
+    return 1
+}

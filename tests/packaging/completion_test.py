@@ -93,7 +93,8 @@ def main():
         top = set(cli11_help(program, [])[1])
         if complete(script, ["--socket", "secret", ""]) != top:
             problems.append("'secretshimctl --socket secret <TAB>' took the socket's path for a command")
-        if complete(script, ["secret", "create", "ls", "--"]) != {"--grant", "--help"}:
+        create = set(cli11_help(program, ["secret", "create"])[0]) | {"--help"}
+        if complete(script, ["secret", "create", "ls", "--"]) != create:
             problems.append("'secretshimctl secret create ls --<TAB>' took the secret's name for a command")
     except RuntimeError as e:
         problems.append(str(e))

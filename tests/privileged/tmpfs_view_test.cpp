@@ -149,6 +149,29 @@ TEST_CASE("single-file targets, created parents, and uid-restricted reads") {
     CHECK_FALSE(anyMountBelow(c.rootfs(), c.pid()));
 }
 
+TEST_CASE("rotations to ever larger values keep fitting: the view's tmpfs grows for them") {
+    Setup s;
+    auto view = buildFrom("db;source=db,target=/etc/app/pw", {"marker-small-1", "marker-small-1"});
+    FakeContainer c(s.rootfs);
+    auto ok = view->attach({c.pidfd(), c.rootfs()});
+    REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
+    // Built with room for its files and one value of max_payload (512000):
+    // the second pair of rotations would not fit in that.
+    for (const std::size_t size : {300000, 400000, 500000}) {
+        const std::string value(size, static_cast<char>('a' + size / 100000));
+        for (std::size_t i = 0; i < 2; ++i) {
+            auto up = view->update(i, bytes(value), {c.pidfd(), c.rootfs()});
+            REQUIRE_MESSAGE(up.has_value(), (up ? "" : up.error().message));
+        }
+        for (const char* target : {"/run/secrets/db", "/etc/app/pw"}) {
+            auto r = readInside(c, target, 0, 0);
+            REQUIRE(r.has_value());
+            const bool same = *r == value;  // compared, never printed
+            CHECK_MESSAGE(same, target);
+        }
+    }
+}
+
 TEST_CASE("the same secret referenced twice keeps each reference's owner and mode") {
     Setup s;
     const std::string marker = "marker-dup-9";

@@ -242,6 +242,28 @@ TEST_CASE("after an agent crash, the restarted agent cleans up what the first on
     CHECK(has(node.agent.log(), "adopted task \"task-crash\" from its record"));
 }
 
+TEST_CASE("secret rotate: the store and a prepared task's files get the new value; a missing secret is refused") {
+    Node node;
+    REQUIRE(node.agent.start() == -1);
+    const std::string before = randomMarker(), after = randomMarker() + "-longer";
+    REQUIRE(node.ctlRun({L"secret", L"create", L"db"}, before).exitCode == 0);
+    REQUIRE(node.prepare(L"task-rot", {L"db", L"source=db,target=C:\\etc\\pw"}).exitCode == 0);
+    auto rotated = node.ctlRun({L"secret", L"rotate", L"db"}, after);
+    CHECK(rotated.exitCode == 0);
+    CHECK(has(rotated.out, "db version 2: 1 running task(s) updated"));
+    CHECK(sameBytes(readFile(node.internal() + L"\\0"), after));
+    CHECK(sameBytes(readFile(node.internal() + L"\\1"), after));
+    auto missing = node.ctlRun({L"secret", L"rotate", L"nope"}, after);
+    CHECK(missing.exitCode == 1);
+    CHECK(has(missing.err, "secret \"nope\" does not exist"));
+    CHECK(node.cleanup(L"task-rot").exitCode == 0);
+    node.agent.kill();
+    const std::string log = node.agent.log();
+    CHECK(has(log, "secret \"db\" rotated to version 2"));
+    CHECK_FALSE(has(log, before));
+    CHECK_FALSE(has(log, after));
+}
+
 TEST_CASE("tasks prepared and cleaned up in parallel each get their own secrets") {
     Node node;
     REQUIRE(node.agent.start() == -1);

@@ -149,6 +149,36 @@ TEST_CASE("the local store: create, list, load, refusals, remove") {
     CHECK_FALSE(pathExists(state.path() + L"\\secrets\\db.secret"));
 }
 
+TEST_CASE("the local store: rotate replaces the value, keeps the id and labels, refuses what create refuses") {
+    TempDir state(L"rotate");
+    auto store = WinLocalStore::open(state.path(), 64, kTempDir);
+    REQUIRE(store.has_value());
+    auto created = store->create("db", bytesOf("marker-rotate-old"), {{"tier", "db"}});
+    REQUIRE(created.has_value());
+    auto rotated = store->rotate("db", bytesOf("marker-rotate-new-value"));
+    REQUIRE(rotated.has_value());
+    CHECK(rotated->id == created->id);
+    CHECK(rotated->version == 2);
+    CHECK(rotated->labels == SecretLabels{{"tier", "db"}});
+    auto loaded = store->load("db");
+    REQUIRE(loaded.has_value());
+    CHECK(sameSpan(loaded->span(), "marker-rotate-new-value"));
+    const auto raw = readFile(state.path() + L"\\secrets\\db.secret");
+    const std::string rawText(raw.begin(), raw.end());
+    CHECK(rawText.find("marker-rotate") == std::string::npos);
+
+    CHECK(store->rotate("nope", bytesOf("x")).error().message == "no secret \"nope\"");
+    CHECK_FALSE(store->rotate("db", bytesOf(std::string(65, 'x'))).has_value());
+    CHECK_FALSE(store->rotate("db", bytesOf("")).has_value());
+    auto list = store->list();
+    REQUIRE(list.has_value());
+    REQUIRE(list->size() == 1);
+    CHECK((*list)[0].version == 2);
+    auto still = store->load("db");
+    REQUIRE(still.has_value());
+    CHECK(sameSpan(still->span(), "marker-rotate-new-value"));
+}
+
 TEST_CASE("a node key of the wrong size is refused") {
     TempDir state(L"badkey");
     REQUIRE(writeFile(state.path() + L"\\node.key", "short"));

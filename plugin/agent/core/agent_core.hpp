@@ -1,6 +1,6 @@
 // The agent core both platforms' agents are built on: it serves every op
 // whose meaning does not depend on the platform — release, the admin verbs
-// on the local store (secret.create/ls/inspect/rm/grant/revoke), task.ls and
+// on the local store (secret.create/rotate/ls/inspect/rm/grant/revoke), task.ls and
 // status — so that each is decided, worded and logged once. What differs is
 // left to the agent that derives from it (plugin/agent/agent.hpp on Linux,
 // plugin/windows/win_agent.hpp): how a request and a secret's value travel
@@ -18,15 +18,15 @@
 #include <nlohmann/json.hpp>
 
 #include "mountfs/base/error.hpp"
+#include "plugin/agent/core/log_fields.hpp"
 #include "plugin/agent/core/secret_catalog.hpp"
 #include "plugin/protocol/messages.hpp"
 #include "plugin/store/secure_buffer.hpp"
 
 namespace secretshim::plugin {
 
-// One line of the agent's log (never a secret's value).
-using LogFn = std::function<void(const std::string& line)>;
-// secret.create's value, from wherever the platform's transport carries it.
+// secret.create's (and secret.rotate's) value, from wherever the platform's
+// transport carries it.
 using ValueReader = std::function<Result<SecureBuffer>(const SecretCreateRequest& request)>;
 
 class AgentCore {
@@ -58,6 +58,18 @@ protected:
     // A rule of secret `name` was revoked: the running tasks whose identity
     // no rule allows any more lose it now (where grants are supported).
     virtual void grantRevoked(const std::string& /*name*/) {}
+    // Called with exclusive() held. Secret `before` is about to get a value
+    // of `size` bytes: refuses (one line) what the running tasks holding it
+    // could not take (the platform's limits), before anything changes.
+    virtual Result<void> checkRotation(const SecretMeta& /*before*/, std::size_t /*size*/) const { return {}; }
+    // Called with exclusive() held, once the store has the new value: the
+    // running tasks holding secret `before` get it atomically (one log line
+    // for each that does not). How many got it, and how many did not.
+    struct Pushed {
+        std::size_t updated = 0;
+        std::size_t failed = 0;
+    };
+    virtual Pushed secretRotated(const SecretMeta& /*before*/, mountfs::Bytes /*value*/) { return {}; }
     // Held while the core reads or changes the catalog and asks tasksHolding(),
     // so that a secret in use cannot be removed between the two: where
     // connections are served on threads (Windows), the lock over the tasks
@@ -68,6 +80,7 @@ private:
     Result<nlohmann::json> secretVerb(const std::string& op, const nlohmann::json& request,
                                       const ValueReader& readValue);
     Result<nlohmann::json> createSecret(const nlohmann::json& request, const ValueReader& readValue);
+    Result<nlohmann::json> rotateSecret(const SecretCreateRequest& request, const ValueReader& readValue);
     Result<nlohmann::json> changeGrant(const nlohmann::json& request);
     Result<nlohmann::json> removeSecret(const SecretNameRequest& request);
     Result<nlohmann::json> listSecrets(const SecretNameRequest& request);

@@ -114,6 +114,26 @@ TEST_CASE("without tmpfs noswap the agent does not start unless the config allow
           "without swap and set allow_swap: true");
 }
 
+TEST_CASE("log_target and log_level: auto and info by default, each value named, others refused") {
+    CHECK(parseOk("").logTarget == LogTarget::automatic);
+    CHECK(parseOk("").logLevel == LogLevel::info);
+    CHECK(parseOk("log_target: auto\n").logTarget == LogTarget::automatic);
+    CHECK(parseOk("log_target: journal\n").logTarget == LogTarget::journal);
+    CHECK(parseOk("log_target: stderr\n").logTarget == LogTarget::standardError);
+    CHECK(parseOk("log_level: err\n").logLevel == LogLevel::err);
+    CHECK(parseOk("log_level: warning\n").logLevel == LogLevel::warning);
+    CHECK(parseOk("log_level: notice\n").logLevel == LogLevel::notice);
+    CHECK(parseOk("log_level: debug\n").logLevel == LogLevel::debug);
+    CHECK(parseError("log_target: syslog\n").message ==
+          "agent.yaml:1: key \"log_target\": expected \"auto\", \"journal\" or \"stderr\"");
+    CHECK(parseError("log_target: [journal]\n").message ==
+          "agent.yaml:1: key \"log_target\": expected \"auto\", \"journal\" or \"stderr\"");
+    CHECK(parseError("socket: /s\nlog_level: error\n").message ==
+          "agent.yaml:2: key \"log_level\": expected err, warning, notice, info or debug");
+    CHECK(parseError("log_level: 3\n").message ==
+          "agent.yaml:1: key \"log_level\": expected err, warning, notice, info or debug");
+}
+
 TEST_CASE("source local is accepted") {
     const auto config = parseOk("source: local\n");
     CHECK(config.source == "local");
@@ -386,17 +406,27 @@ TEST_CASE("a reload takes the limits live and keeps what needs a restart") {
     SUBCASE("the socket, the directories, the source and max_payload keep their running values") {
         const auto next = parseOk("max_container_files: 5\nmax_node_bytes: 1000\nsocket: /run/other.sock\n"
                                   "state_dir: /var/lib/other\nruntime_dir: /run/other\nmax_payload: 10\n"
-                                  "allow_swap: true\n");
+                                  "allow_swap: true\nmetrics_listen: 127.0.0.1:9464\n");
         const auto r = reloadConfig(running, next);
         CHECK(r.changed == std::vector<std::string>{"max_container_files"});
         CHECK(r.kept ==
-              std::vector<std::string>{"socket", "state_dir", "runtime_dir", "max_payload", "allow_swap"});
+              std::vector<std::string>{"socket", "state_dir", "runtime_dir", "max_payload", "allow_swap",
+                                       "metrics_listen"});
+        CHECK_FALSE(r.config.metricsListen.has_value());
         CHECK(r.config.maxContainerFiles == 5);
         CHECK(r.config.socket == running.socket);
         CHECK(r.config.stateDir == running.stateDir);
         CHECK(r.config.runtimeDir == running.runtimeDir);
         CHECK(r.config.maxPayload == running.maxPayload);
         CHECK(r.config.allowSwap == running.allowSwap);
+    }
+    SUBCASE("log_level changes live, log_target is kept") {
+        const auto r = reloadConfig(running, parseOk("max_container_files: 4\nmax_node_bytes: 1000\n"
+                                                     "log_level: debug\nlog_target: journal\n"));
+        CHECK(r.changed == std::vector<std::string>{"log_level"});
+        CHECK(r.kept == std::vector<std::string>{"log_target"});
+        CHECK(r.config.logLevel == LogLevel::debug);
+        CHECK(r.config.logTarget == LogTarget::automatic);
     }
     SUBCASE("a changed etcd block is kept") {
         const std::string etcd = "source: etcd\netcd:\n  endpoints: [https://127.0.0.1:2379]\n  ca: /a/ca\n"
@@ -407,4 +437,48 @@ TEST_CASE("a reload takes the limits live and keeps what needs a restart") {
         CHECK(r.config.etcd.node == "n1");
         CHECK(reloadConfig(running, a).kept == std::vector<std::string>{"source", "etcd"});
     }
+}
+
+TEST_CASE("metrics_listen: off by default; an IPv4 or a bracketed IPv6 literal with a port, kept canonical") {
+    CHECK_FALSE(parseOk("socket: /run/x.sock\n").metricsListen.has_value());
+    auto v4 = parseOk("metrics_listen: 127.0.0.1:9464\n").metricsListen;
+    REQUIRE(v4.has_value());
+    CHECK(v4->host == "127.0.0.1");
+    CHECK(v4->port == 9464);
+    CHECK_FALSE(v4->ipv6);
+    CHECK(v4->text() == "127.0.0.1:9464");
+    auto v6 = parseOk("metrics_listen: \"[0:0::1]:65535\"\n").metricsListen;
+    REQUIRE(v6.has_value());
+    CHECK(v6->host == "::1");
+    CHECK(v6->ipv6);
+    CHECK(v6->text() == "[::1]:65535");
+    // Two spellings of one address compare equal (a reload compares them).
+    CHECK(*v6 == *parseOk("metrics_listen: \"[::1]:65535\"\n").metricsListen);
+    CHECK_FALSE(*v4 == *parseOk("metrics_listen: 127.0.0.1:9465\n").metricsListen);
+}
+
+TEST_CASE("metrics_listen that does not parse is refused in one line with the file, line and key") {
+    for (const char* bad : {"localhost:9464", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+                            "127.0.0.1:94x4", "::1:9464", "[127.0.0.1]:9464", "[::1]", "1.2.3:80", ":9464",
+                            "127.0.0.1:+80", "127.0.0.1:099999"}) {
+        CAPTURE(bad);
+        const Error e = parseError(std::string("socket: /run/x.sock\nmetrics_listen: \"") + bad + "\"\n");
+        CHECK(e.message.find("agent.yaml:2: key \"metrics_listen\": expected HOST:PORT") == 0);
+        CHECK(e.message.find('\n') == std::string::npos);
+    }
+    CHECK(parseError("metrics_listen: [127.0.0.1, 9464]\n").message.find("agent.yaml:1: key \"metrics_listen\"") == 0);
+}
+
+TEST_CASE("metrics_textfile: off by default; an absolute path to a .prom file") {
+    CHECK(parseOk("socket: /run/x.sock\n").metricsTextfile.empty());
+    CHECK(parseOk("metrics_textfile: /var/lib/prometheus/node-exporter/secretshim.prom\n").metricsTextfile ==
+          "/var/lib/prometheus/node-exporter/secretshim.prom");
+    for (const char* bad : {"/var/lib/x/secretshim.txt", "/var/lib/x/.prom", "/var/lib/x/", "/.prom"}) {
+        CAPTURE(bad);
+        CHECK(parseError(std::string("metrics_textfile: ") + bad + "\n").message ==
+              "agent.yaml:1: key \"metrics_textfile\": expected a file name ending in .prom (node_exporter's textfile "
+              "collector reads only those)");
+    }
+    CHECK(parseError("metrics_textfile: x.prom\n").message ==
+          "agent.yaml:1: key \"metrics_textfile\": expected an absolute path");
 }

@@ -61,7 +61,7 @@ TEST_CASE("replies: the agent's error line, and lists typed on the way back") {
     CHECK(checkOk(json{{"ok", "yes"}}).error().message == "refused");
     CHECK(checkOk(okReply()).has_value());
 
-    SecretListReply list{{SecretInfo{"db", "0123", 12, 1700000000, {"root"}, {"web-1"}}}};
+    SecretListReply list{{SecretInfo{"db", "0123", 12, 1700000000, {"root"}, {"web-1"}, 1, 1700000000, {}}}};
     auto back = SecretListReply::fromJson(list.toJson());
     REQUIRE(back.has_value());
     REQUIRE(back->secrets.size() == 1);
@@ -112,4 +112,37 @@ TEST_CASE("task pages are collected in order, and a page that does not advance i
     auto looped = collectTasks(stuck);
     REQUIRE_FALSE(looped.has_value());
     CHECK(looped.error().message == "malformed reply from the agent");
+}
+
+TEST_CASE("secret.rotate is secret.create's message with another op; labels travel as an object") {
+    SecretCreateRequest rotate{"db", {}, std::nullopt, {}, true};
+    const json sent = rotate.toJson();
+    CHECK(sent["op"] == "secret.rotate");
+    CHECK_FALSE(sent.contains("grants"));
+    CHECK_FALSE(sent.contains("labels"));
+    auto back = SecretCreateRequest::fromJson(sent);
+    REQUIRE(back.has_value());
+    CHECK(back->rotate);
+    CHECK(back->name == "db");
+
+    SecretCreateRequest create{"db", {"root"}, std::nullopt, {{"tier", "db"}}, false};
+    auto created = SecretCreateRequest::fromJson(create.toJson());
+    REQUIRE(created.has_value());
+    CHECK_FALSE(created->rotate);
+    CHECK(created->labels == std::map<std::string, std::string>{{"tier", "db"}});
+    auto bad = SecretCreateRequest::fromJson(json{{"op", "secret.create"}, {"name", "db"}, {"labels", {{"k", 1}}}});
+    REQUIRE_FALSE(bad.has_value());
+    CHECK(bad.error().message == "malformed message: \"labels\" is not an object of strings");
+
+    SecretInfo info{"db", "0123", 12, 1700000000, {}, {}, 3, 1700000100, {{"tier", "db"}}};
+    auto listed = SecretListReply::fromJson(SecretListReply{{info}}.toJson());
+    REQUIRE(listed.has_value());
+    CHECK(listed->secrets[0].version == 3);
+    CHECK(listed->secrets[0].updated == 1700000100);
+    CHECK(listed->secrets[0].labels == info.labels);
+    // An agent older than rotation sends neither: version 0, no labels.
+    auto old = SecretInfo::fromJson(json{{"name", "db"}, {"id", "0123"}, {"size", 1}, {"created", 5}});
+    REQUIRE(old.has_value());
+    CHECK(old->version == 0);
+    CHECK(old->labels.empty());
 }

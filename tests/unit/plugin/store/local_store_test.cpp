@@ -512,3 +512,93 @@ TEST_CASE("readMany: many secrets are read on two threads, each value in its pla
     REQUIRE(!corrupt.has_value());
     CHECK(corrupt.error().message == "secret \"m7\": cannot decrypt (corrupt or tampered)");
 }
+
+TEST_CASE("labels given at create are kept in the record and read back by list and inspect") {
+    TempDir tmp;
+    auto store = openStore(tmp.path());
+    auto meta = store.create("db", bytesOf(kMarker), {{"tier", "db"}, {"team", "payments"}});
+    REQUIRE(meta.has_value());
+    CHECK(meta->labels == SecretLabels{{"team", "payments"}, {"tier", "db"}});
+    CHECK(meta->version == 1);
+    CHECK(meta->updated == meta->created);
+    REQUIRE(store.create("plain", bytesOf(kOther)).has_value());
+    auto reopened = openStore(tmp.path());
+    auto all = reopened.list();
+    REQUIRE(all.has_value());
+    REQUIRE(all->size() == 2);
+    CHECK(all->at(0).labels == meta->labels);
+    CHECK(all->at(1).labels.empty());
+    auto one = reopened.inspect("db");
+    REQUIRE(one.has_value());
+    CHECK(*one == *meta);
+    auto bad = store.create("bad", bytesOf(kMarker), {{"no spaces", "x"}});
+    REQUIRE(!bad.has_value());
+    CHECK(bad.error().message == "secret \"bad\": label key \"no spaces\": expected 1 to 64 of A-Z a-z 0-9 . _ - /");
+    CHECK(loadError(store, "bad") == "secret \"bad\" does not exist");
+}
+
+TEST_CASE("rotate replaces the value in a new record: same id, labels and grants, version one more") {
+    TempDir tmp;
+    auto store = openStore(tmp.path());
+    auto created = store.create("db", bytesOf(kMarker), {{"tier", "db"}});
+    REQUIRE(created.has_value());
+    REQUIRE(store.writeGrants("db", created->id, {"root"}).has_value());
+    struct stat before {};
+    REQUIRE(::stat(fileOf(tmp.path(), "db").c_str(), &before) == 0);
+
+    auto rotated = store.rotate("db", bytesOf(kOther));
+    REQUIRE(rotated.has_value());
+    CHECK(rotated->id == created->id);
+    CHECK(rotated->created == created->created);
+    CHECK(rotated->labels == created->labels);
+    CHECK(rotated->version == 2);
+    CHECK(rotated->size == kOther.size());
+    CHECK(rotated->updated >= created->updated);
+
+    auto value = store.load("db");
+    REQUIRE(value.has_value());
+    CHECK(sameBytes(value->span(), kOther));
+    const auto raw = readBytes(fileOf(tmp.path(), "db"));
+    CHECK(!containsBytes(raw, kOther));
+    CHECK(!containsBytes(raw, kMarker));
+    // A new file renamed into place (never rewritten in place), still private.
+    struct stat after {};
+    REQUIRE(::stat(fileOf(tmp.path(), "db").c_str(), &after) == 0);
+    CHECK(after.st_ino != before.st_ino);
+    CHECK((after.st_mode & 07777) == 0600);
+    auto grants = store.readGrants("db", rotated->id);
+    REQUIRE(grants.has_value());
+    CHECK(*grants == std::vector<std::string>{"root"});
+    auto again = store.rotate("db", bytesOf(kMarker));
+    REQUIRE(again.has_value());
+    CHECK(again->version == 3);
+    // Nothing else in the directory: no temporary file left behind.
+    std::size_t files = 0;
+    for (const auto& e : std::filesystem::directory_iterator(tmp.path() + "/secrets")) files += e.is_regular_file();
+    CHECK(files == 2);  // db.secret, db.grants
+}
+
+TEST_CASE("a refused rotation leaves the record as it was") {
+    TempDir tmp;
+    auto store = openStore(tmp.path(), StoreOptions{40});
+    REQUIRE(store.create("db", bytesOf(kMarker)).has_value());
+    const auto original = readBytes(fileOf(tmp.path(), "db"));
+    const auto refusal = [&](std::string_view name, std::string_view value) {
+        auto meta = store.rotate(name, bytesOf(value));
+        return meta.has_value() ? std::string("rotated") : meta.error().message;
+    };
+    CHECK(refusal("db", std::string(41, 'x')) == "secret \"db\" is 41 bytes, over the limit of 40");
+    CHECK(refusal("db", "") == "secret \"db\" is empty");
+    CHECK(refusal("nope", "x") == "secret \"nope\" does not exist");
+    CHECK(refusal("../db", "x") == "secret name \"../db\" does not match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}");
+    CHECK(readBytes(fileOf(tmp.path(), "db")) == original);
+
+    // A record whose header was edited on disk is not sealed again.
+    auto forged = original;
+    const std::size_t at = headerLength(forged) - 3;  // inside the metadata line
+    forged[at] = forged[at] == '1' ? '2' : '1';
+    writeBytesInPlace(fileOf(tmp.path(), "db"), forged);
+    const std::string line = refusal("db", "y");
+    CHECK(line.find("secret \"db\"") == 0);
+    CHECK(readBytes(fileOf(tmp.path(), "db")) == forged);
+}

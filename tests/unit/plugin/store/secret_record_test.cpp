@@ -19,7 +19,7 @@ const std::string kMarker = "record-MARKER-0c5d8e3a";
 const std::vector<unsigned char> kKey(kAesKeySize, 0x42);
 
 SecretMeta meta(const std::string& name) {
-    return {name, "0123456789abcdef0123456789abcdef", kMarker.size(), 1700000000};
+    return {name, "0123456789abcdef0123456789abcdef", kMarker.size(), 1700000000, 1, 0, {}};
 }
 
 std::string headerText(const std::vector<unsigned char>& record) {
@@ -34,7 +34,7 @@ TEST_CASE("a record starts with the magic and a JSON metadata line") {
     REQUIRE(record.has_value());
     CHECK(headerText(*record) ==
           "SSHS1\n{\"created\":1700000000,\"id\":\"0123456789abcdef0123456789abcdef\",\"name\":\"db_pass\","
-          "\"size\":22}\n");
+          "\"size\":22,\"updated\":0,\"version\":1}\n");
     CHECK(record->size() == headerText(*record).size() + kGcmNonceSize + kMarker.size() + kGcmTagSize);
     CHECK(!containsBytes(*record, kMarker));
 }
@@ -113,4 +113,100 @@ TEST_CASE("seal refuses a size that does not match the plaintext") {
     auto record = sealRecord(wrong, kKey, bytesOf(kMarker));
     REQUIRE(!record.has_value());
     CHECK(record.error().message == "sealing a record: the size does not match its metadata");
+}
+
+TEST_CASE("labels, version and update time round-trip through the header; labels are authenticated") {
+    SecretMeta labelled = meta("db_pass");
+    labelled.version = 7;
+    labelled.updated = 1700000500;
+    labelled.labels = {{"tier", "db"}, {"com.example/team", "payments team"}, {"empty", ""}};
+    auto record = sealRecord(labelled, kKey, bytesOf(kMarker));
+    REQUIRE(record.has_value());
+    auto header = parseRecordHeader(*record, record->size());
+    REQUIRE(header.has_value());
+    CHECK(header->meta == labelled);
+    auto plain = openRecord(*record, "db_pass", kKey);
+    REQUIRE(plain.has_value());
+    CHECK(sameBytes(plain->span(), kMarker));
+
+    // A label edited on disk still parses, but the record no longer opens.
+    std::string all(record->begin(), record->end());
+    all.replace(all.find("\"db\""), 4, "\"dc\"");
+    const std::vector<unsigned char> forged(all.begin(), all.end());
+    REQUIRE(parseRecordHeader(forged, forged.size()).has_value());
+    CHECK(!openRecord(forged, "db_pass", kKey).has_value());
+}
+
+TEST_CASE("a record written before labels and rotation reads as version 1, updated when created, no labels") {
+    // The header an older agent wrote: only name, id, size and created.
+    const std::string header = std::string(kRecordMagic) +
+                               "{\"created\":1600000000,\"id\":\"0123456789abcdef0123456789abcdef\",\"name\":\"old\","
+                               "\"size\":22}\n";
+    std::vector<unsigned char> aad(header.begin(), header.end());
+    aad.insert(aad.end(), {'o', 'l', 'd'});
+    auto sealed = gcmSeal(kKey, bytesOf(kMarker), aad);
+    REQUIRE(sealed.has_value());
+    std::vector<unsigned char> record(header.begin(), header.end());
+    record.insert(record.end(), sealed->nonce.begin(), sealed->nonce.end());
+    record.insert(record.end(), sealed->ciphertext.begin(), sealed->ciphertext.end());
+    record.insert(record.end(), sealed->tag.begin(), sealed->tag.end());
+
+    auto parsed = parseRecordHeader(record, record.size());
+    REQUIRE(parsed.has_value());
+    CHECK(parsed->meta.name == "old");
+    CHECK(parsed->meta.version == 1);
+    CHECK(parsed->meta.updated == 1600000000);
+    CHECK(parsed->meta.labels.empty());
+    auto plain = openRecord(record, "old", kKey);
+    REQUIRE(plain.has_value());
+    CHECK(sameBytes(plain->span(), kMarker));
+}
+
+TEST_CASE("labels are refused with one line naming what is wrong") {
+    const auto refusal = [](const SecretLabels& labels) {
+        auto ok = checkLabels(labels);
+        return ok ? std::string("ok") : ok.error().message;
+    };
+    CHECK(refusal({{"a", ""}, {"com.example/x-y_z.1", "any printable ASCII: =, spaces & \"quotes\""}}) == "ok");
+    CHECK(refusal({{"", "x"}}) == "a label with an empty key");
+    CHECK(refusal({{"a b", "x"}}) == "label key \"a b\": expected 1 to 64 of A-Z a-z 0-9 . _ - /");
+    CHECK(refusal({{"k=v", "x"}}) == "label key \"k=v\": expected 1 to 64 of A-Z a-z 0-9 . _ - /");
+    CHECK(refusal({{std::string(65, 'k'), "x"}}) ==
+          "label key \"" + std::string(64, 'k') + "\": expected 1 to 64 of A-Z a-z 0-9 . _ - /");
+    CHECK(refusal({{"k", std::string(257, 'v')}}) == "label \"k\": the value is longer than 256 characters");
+    CHECK(refusal({{"k", "line\nbreak"}}) == "label \"k\": the value holds a character that is not printable ASCII");
+    SecretLabels many;
+    for (int i = 0; i < 17; ++i) many["k" + std::to_string(i)] = "v";
+    CHECK(refusal(many) == "17 labels: at most 16");
+    SecretLabels heavy;
+    for (int i = 0; i < 5; ++i) heavy["k" + std::to_string(i)] = std::string(250, 'v');
+    CHECK(refusal(heavy) == "labels of 1260 bytes together: at most 1024");
+
+    SecretMeta bad = meta("db_pass");
+    bad.labels = {{"", "x"}};
+    CHECK(!sealRecord(bad, kKey, bytesOf(kMarker)).has_value());
+}
+
+TEST_CASE("the largest labels allowed still fit in a record header, every character escaped") {
+    SecretMeta big = meta("a123456789012345678901234567890123456789012345678901234567890123");
+    for (int i = 0; i < 4; ++i) big.labels["key" + std::to_string(i) + std::string(58, 'k')] = std::string(194, '"');
+    REQUIRE(checkLabels(big.labels).has_value());
+    auto record = sealRecord(big, kKey, bytesOf(kMarker));
+    REQUIRE(record.has_value());
+    auto header = parseRecordHeader(*record, record->size());
+    REQUIRE(header.has_value());
+    CHECK(header->meta == big);
+}
+
+TEST_CASE("--label text: KEY=VALUE, KEY alone, and a value that holds =") {
+    auto both = parseLabel("tier=db");
+    REQUIRE(both.has_value());
+    CHECK(*both == std::pair<std::string, std::string>{"tier", "db"});
+    auto bare = parseLabel("critical");
+    REQUIRE(bare.has_value());
+    CHECK(*bare == std::pair<std::string, std::string>{"critical", ""});
+    auto eq = parseLabel("expr=a=b");
+    REQUIRE(eq.has_value());
+    CHECK(eq->second == "a=b");
+    CHECK(!parseLabel("=v").has_value());
 }
