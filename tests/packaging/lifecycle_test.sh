@@ -8,7 +8,8 @@
 # deb-systemd-invoke (this machine's Docker-build policy-rc.d, which
 # forbids that, is deleted in the overlay first). Checked:
 #  * install: the unit enabled and running, logging to the journal;
-#  * a runc container served with its secrets; `systemctl reload` keeps
+#  * a runc container served with its secrets (the journal's attach entry
+#    names it); `systemctl reload` keeps
 #    the agent's process and the container's secrets;
 #  * an upgrade in place to a higher version: the agent is restarted, not
 #    stopped before the unpack (the running container's view comes back
@@ -173,19 +174,12 @@ rt run -d --bundle "$work/c1" c1 >"$work/c1.out" 2>&1 </dev/null
 check "a container started with its secrets, its view in the fd store" 'both_readable c1 && [ "$(stored_count)" = 1 ]' ||
     sed 's/^/# /' "$work/c1.out"
 
-# The agent's journal entries carry fields (native journald entries).
-# TODO(integrator): set journal_fields_checked=yes once the agent's native
-# journal entries (branch journal: SECRETSHIM_EVENT, CONTAINER_ID) are on
-# main; before them, the agent writes plain stderr lines, without fields.
-journal_fields_checked=no
-if [ "$journal_fields_checked" = yes ]; then
-    check "journalctl -u secretshimd SECRETSHIM_EVENT=attach names the container" \
-        'i=0; until ns journalctl -q -o export -u secretshimd SECRETSHIM_EVENT=attach | grep -qxF CONTAINER_ID=c1 || [ $i -ge 50 ]; do
-             sleep 0.1; i=$((i + 1)); done
-         ns journalctl -q -o export -u secretshimd SECRETSHIM_EVENT=attach | grep -qxF CONTAINER_ID=c1'
-else
-    echo "# TODO: journal fields NOT checked (lifecycle_test.sh: journal_fields_checked=no until native journal entries land)"
-fi
+# The agent writes native journal entries with fields: its audit trail
+# names the container that got its secrets.
+check "journalctl -u secretshimd SECRETSHIM_EVENT=attach names the container" \
+    'i=0; until ns journalctl -q -o export -u secretshimd SECRETSHIM_EVENT=attach | grep -qxF CONTAINER_ID=c1 || [ $i -ge 50 ]; do
+         sleep 0.1; i=$((i + 1)); done
+     ns journalctl -q -o export -u secretshimd SECRETSHIM_EVENT=attach | grep -qxF CONTAINER_ID=c1'
 
 # --- reload ------------------------------------------------------------------------
 # ExecReload= sends SIGHUP: the agent reads its configuration again in the
