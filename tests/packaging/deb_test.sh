@@ -17,59 +17,14 @@
 set -u
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
-[ "$(id -u)" = 0 ] || { echo "SKIP: needs root"; exit 77; }
-for tool in dpkg-buildpackage lintian systemd-analyze runc unshare nsenter python3; do
-    command -v "$tool" >/dev/null || { echo "SKIP: $tool not installed"; exit 77; }
-done
-[ -x /lib/systemd/systemd ] || { echo "SKIP: systemd not installed"; exit 77; }
-
 work=$(mktemp -d /tmp/secretshim-debtest-XXXXXX)
 root=$work/root
-failures=0
-sd_pid=
-cgroups=""
-cleanup() {
-    if [ -n "$sd_pid" ]; then
-        for c in c1 c2 c3 c4 c5; do ns runc --root "$work/runc" delete -f "$c" >/dev/null 2>&1; done
-        kill -KILL "$sd_pid" 2>/dev/null   # PID 1 of the namespace: takes all of it along
-        i=0; while kill -0 "$sd_pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
-    fi
-    # Leaf first: systemd made system.slice/... below our own cgroups. The
-    # namespace's processes may take a moment to be gone.
-    for cg in $cgroups; do
-        i=0
-        while [ -d "$cg" ] && [ $i -lt 50 ]; do
-            find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null || sleep 0.1
-            i=$((i + 1))
-        done
-        [ -d "$cg" ] && echo "# left behind: cgroup $cg" >&2
-    done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-ok() { echo "ok - $1"; }
-bad() { echo "FAIL - $1"; failures=$((failures + 1)); }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; return 1; fi; }
-marker() { head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
-digest() { printf %s "$1" | sha256sum | cut -c1-64; }
+. "$src/tests/packaging/lib.sh"
+rt_ids="c1 c2 c3 c4 c5"
+pkg_setup dpkg-buildpackage lintian systemd-analyze
 
 # --- build -----------------------------------------------------------------
-# SECRETSHIM_DEB=FILE checks an already built package instead (development).
-start=$(date +%s)
-if [ -n "${SECRETSHIM_DEB:-}" ]; then
-    mkdir -p "$work/out" && cp "$SECRETSHIM_DEB" "$work/out/"
-elif ! sh "$src/scripts/build-deb.sh" "$work/out" >"$work/build.out" 2>&1; then
-    cat "$work/build.out"
-    echo "FAIL - the package builds"
-    exit 1
-fi
-echo "# package built in $(($(date +%s) - start)) s"
-# Debian's flags (_FORTIFY_SOURCE=2, ...) may raise warnings the project's
-# build does not: listed here, not fatal (packaging/debian/rules).
-grep -h ': warning: ' "$work"/out/*_build.log 2>/dev/null | sort -u | sed 's/^/# compiler: /'
-
-deb=$(ls "$work"/out/secretshim_*.deb) || { echo "FAIL - no secretshim_*.deb"; exit 1; }
-ok "the package builds: $(basename "$deb")"
+pkg_build
 
 # --- lintian ---------------------------------------------------------------
 start=$(date +%s)
@@ -83,7 +38,12 @@ check "lintian: no errors" '[ $status = 0 ] && ! grep -q "^E: " "$work/lintian.o
 dpkg -x "$deb" "$root"
 check "file list as expected" 'python3 "$src/tests/packaging/check_files.py" "$root" "$src/tests/packaging/expected_files.txt"'
 dpkg-deb -e "$deb" "$work/control"
-check "the example config is a conffile" '[ "$(cat "$work/control/conffiles")" = /etc/secretshim/secretshimd.yaml ]'
+check "the example config and the containerd base spec are the conffiles" \
+    '[ "$(sort "$work/control/conffiles" | tr "\n" " ")" = "/etc/secretshim/containerd/base-spec.json /etc/secretshim/secretshimd.yaml " ]'
+check "the base spec where 0.1.0 put it (a config.toml may name it) links to the conffile" \
+    '[ "$(readlink "$root/usr/share/secretshim/containerd/base-spec.json")" = /etc/secretshim/containerd/base-spec.json ]'
+check "the containerd tables name the base spec conffile" \
+    'grep -qxF "  base_runtime_spec = \"/etc/secretshim/containerd/base-spec.json\"" "$root/usr/share/secretshim/containerd/secretshim.toml"'
 check "installed config is the annotated example" 'cmp -s "$root/etc/secretshim/secretshimd.yaml" "$src/packaging/secretshimd.yaml"'
 check "secretshim-runtime-cri is the wrapper under its CRI name" '[ "$(readlink "$root/usr/libexec/secretshim/secretshim-runtime-cri")" = secretshim-runtime ]'
 check "the NRI plugin is installed beside the hook it names" \
@@ -100,22 +60,17 @@ check "hooks.d for CRI-O: valid, runs the packaged hook with --integration cri-o
     'python3 "$src/tests/integration/check_hooks_json.py" cri-o "$root/usr/share/secretshim/cri-o/hooks.d/secretshim.json" \
         /usr/libexec/secretshim/secretshim-hook >"$work/hooks.out"' || grep FAIL "$work/hooks.out"
 
-# ns CMD...: runs CMD in a private mount namespace where the extracted
-# package is overlaid on the host's /usr, /etc and /lib/systemd/system: the
-# packaged unit, programs, config and man pages sit at their packaged paths
-# and nothing is written to the host's. With $sd_pid set: in the namespaces
-# of that systemd instead.
+# ns CMD... (lib.sh), before systemd runs: CMD in a private mount namespace
+# where the extracted package is overlaid on the host's /usr, /etc and
+# /lib/systemd/system: the packaged unit, programs, config and man pages
+# sit at their packaged paths and nothing is written to the host's.
 overlay_script='
 for d in usr etc lib/systemd/system; do
     mount -t overlay overlay -o "lowerdir=$ROOT/$d:/$d" "/$d" || exit 1
 done'
-ns() {
-    if [ -n "$sd_pid" ]; then
-        nsenter -t "$sd_pid" -m -p "$@"
-    else
-        ROOT=$root unshare -m --propagation private sh -c "$overlay_script"'
+ns_before() {
+    ROOT=$root unshare -m --propagation private sh -c "$overlay_script"'
 exec "$@"' sh "$@"
-    fi
 }
 
 # --- systemd-analyze -------------------------------------------------------
@@ -134,96 +89,27 @@ check "systemd-analyze security: exposure at most 3.5" '[ -n "$score" ] && pytho
 # units only from $work/units: the packaged unit (a verbatim copy) and a
 # target that wants it, so no host service starts.
 units=$work/units
-mkdir -p "$units" "$work/runc"
+mkdir -p "$work/runc"
+journald_units secretshimd.service
 cp "$root/lib/systemd/system/secretshimd.service" "$units/"
-printf '[Unit]\nDescription=secretshim package test\nWants=secretshimd.service\n' >"$units/secretshim-test.target"
-# The agent's log (no journald here), and 5 s instead of 1 s between a
-# crash and the automatic restart (the crash test acts while the agent is
-# down): the only additions to the unit.
+# 5 s instead of 1 s between a crash and the automatic restart (the crash
+# test acts while the agent is down): the only addition to the unit. The
+# agent logs to journald, which runs there too (journalctl -u secretshimd).
 mkdir "$units/secretshimd.service.d"
-printf '[Service]\nStandardError=append:/run/secretshimd-test.log\n' >"$units/secretshimd.service.d/log.conf"
 printf '[Service]\nRestartSec=5s\n' >"$units/secretshimd.service.d/restart.conf"
-for t in sysinit basic shutdown multi-user; do printf '[Unit]\nDescription=stub\n' >"$units/$t.target"; done
-# v1 hierarchies (a hybrid host like this VM) are mounted again inside; on
-# a pure cgroup2 host systemd gets the cgroup2 tree.
-hierarchies=$(awk '$3 == "cgroup" {print $2 " " $4}' /proc/self/mounts)
-cat >"$work/boot.sh" <<EOF
-set -e
-ROOT=$root
+sd_start "ROOT=$root
 $overlay_script
 mount -t tmpfs -o mode=0755 tmpfs /run
 mount -t tmpfs -o mode=0755 tmpfs /var/lib
-if [ -n "$hierarchies" ]; then
-    mount -t tmpfs -o mode=0755 tmpfs /sys/fs/cgroup
-    echo "$hierarchies" | while read -r dir opts; do
-        mkdir -p "\$dir"
-        mount -t cgroup -o "\$opts" cgroup "\$dir"
-    done
-else
-    mount -t cgroup2 cgroup2 /sys/fs/cgroup
-fi
-exec env -i container=secretshim-test SYSTEMD_UNIT_PATH=$units PATH=/usr/sbin:/usr/bin:/sbin:/bin \\
-    /lib/systemd/systemd --system --unit=secretshim-test.target --log-target=console </dev/null
-EOF
-# enter.sh moves itself into a new child of its cgroup in every hierarchy
-# (they become the namespace's cgroup roots), then becomes unshare.
-cat >"$work/enter.sh" <<'EOF'
-work=$1 hybrid=$2
-awk '$3 == "cgroup" || $3 == "cgroup2" {print $2, $3, $4}' /proc/self/mounts | while read -r mnt type opts; do
-    [ -n "$hybrid" ] && [ "$type" = cgroup2 ] && continue   # systemd uses the v1 trees there
-    while IFS=: read -r _ ctrls path; do
-        if [ "$type" = cgroup2 ]; then
-            [ -z "$ctrls" ] || continue
-        else
-            [ -n "$ctrls" ] || continue
-            miss=0
-            for c in $(echo "$ctrls" | tr , ' '); do
-                case ",$opts," in *,"$c",*) ;; *) miss=1 ;; esac
-            done
-            [ $miss = 0 ] || continue
-        fi
-        dir=$mnt${path%/}/secretshim-debtest-$$
-        mkdir -p "$dir" && echo "$dir" >>"$work/cgroups" || break
-        for f in cpuset.cpus cpuset.mems; do   # a new v1 cpuset starts empty
-            [ -f "$dir/$f" ] && cat "$dir/../$f" >"$dir/$f"
-        done
-        echo $$ >"$dir/cgroup.procs"
-        break
-    done </proc/self/cgroup
-done
-exec unshare --pid --fork --mount --cgroup --propagation private --mount-proc sh "$work/boot.sh"
-EOF
-sh "$work/enter.sh" "$work" "$hierarchies" >"$work/systemd.log" 2>&1 &
-unshare_pid=$!
-i=0
-while [ $i -lt 100 ]; do
-    sd_pid=$(pgrep -P "$unshare_pid" -x systemd || true)
-    [ -n "$sd_pid" ] && break
-    sleep 0.1; i=$((i + 1))
-done
-cgroups=$(cat "$work/cgroups" 2>/dev/null)
-if [ -z "$sd_pid" ]; then
-    cat "$work/systemd.log"
-    bad "systemd started in a throwaway namespace"
-    echo "$failures failed"; exit 1
-fi
-ok "systemd started in a throwaway namespace (pid $sd_pid)"
+mount -t tmpfs -o mode=0755 tmpfs /var/log
+$(dev_script "")"
 
-state() { ns systemctl show -p ActiveState --value secretshimd 2>/dev/null; }
-wait_state() {
-    i=0
-    while [ $i -lt 300 ]; do
-        [ "$(state)" = "$1" ] && return 0
-        sleep 0.1; i=$((i + 1))
-    done
-    return 1
-}
 # Type=notify: "active" only after READY=1 (the socket accepts by then).
 if ! check "the unit becomes active (Type=notify, READY=1)" 'wait_state active'; then
     ns systemctl status --no-pager secretshimd 2>&1 | sed 's/^/# /'
-    ns cat /run/secretshimd-test.log | sed 's/^/# agent: /'
+    agent_log | sed 's/^/# agent: /'
     sed 's/^/# systemd: /' "$work/systemd.log" | tail -30
-    echo "$failures failed"; exit 1
+    finish; exit 1
 fi
 check "status text from sd_notify" '[ "$(ns systemctl show -p StatusText --value secretshimd)" = "serving /run/secretshim/agent.sock" ]'
 main=$(ns systemctl show -p MainPID --value secretshimd)
@@ -253,19 +139,11 @@ check "socket and state directories" '
 
 # A runc container served by the packaged unit, its hook at the packaged path.
 db=$(marker); key=$(marker)
-ctl() { ns secretshimctl "$@"; }
 printf %s "$db" | ctl secret create db_pass - --grant root >/dev/null
 printf %s "$key" | ctl secret create api_key - --grant root >/dev/null
 check "secretshimctl creates secrets through the packaged socket" '[ "$(ctl secret ls --format json | python3 -c "import json,sys; print(len(json.load(sys.stdin)))")" = 2 ]'
 python3 "$src/scripts/make_bundle.py" "$work/c1" /usr/libexec/secretshim/secretshim-hook /run/secretshim/agent.sock \
     "db_pass;source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0440" 0 sh -c 'while :; do sleep 1; done'
-rt() { ns runc --root "$work/runc" "$@"; }
-# both_readable C: in container C, root reads db_pass and uid 1000 the
-# key at /etc/app/key, each the stored value (compared by digest).
-both_readable() {
-    [ "$(rt exec "$1" /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ] &&
-        [ "$(rt exec --user 1000:1000 "$1" /bin/busybox cat /etc/app/key | sha256sum | cut -c1-64)" = "$(digest "$key")" ]
-}
 rt run -d --bundle "$work/c1" c1 >"$work/c1.out" 2>&1 </dev/null
 check "a container started with its secrets" '[ "$(rt exec c1 /bin/busybox stat -c %u:%g:%a /etc/app/key)" = 1000:1000:440 ] &&
     both_readable c1' ||
@@ -274,9 +152,6 @@ check "a container started with its secrets" '[ "$(rt exec c1 /bin/busybox stat 
 # not come out 0700 (/run/secrets is one of them).
 check "a user other than root reads its /run/secrets file" \
     '[ "$(rt exec --user 1000:1000 c1 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ]'
-# How many fds systemd keeps for the unit: one view per running container.
-stored_count() { ns systemctl show -p NFileDescriptorStore --value secretshimd; }
-agent_log() { ns cat /run/secretshimd-test.log; }
 check "its view is kept in systemd's fd store" '[ "$(stored_count)" = 1 ]'
 
 # Restart: the new agent, in a new sandbox (a new mount namespace). A
@@ -287,7 +162,7 @@ ns systemctl restart secretshimd
 check "systemctl restart: active again" 'wait_state active'
 check "re-adopted across the restart" '[ "$(ctl task ls --format json | grep -c "\"c1\"")" = 1 ]'
 check "systemctl restart: re-adopted from the fd store, which it keeps" \
-    'agent_log | grep -qF "container \"c1\": re-adopted secrets db_pass,api_key from the fd store" &&
+    'log_has "container \"c1\": re-adopted secrets db_pass,api_key from the fd store" &&
      [ "$(stored_count)" = 1 ]'
 check "re-adopted: both targets still readable" 'both_readable c1'
 # Stop, then start: systemd empties the fd store of a stopped unit. The new
@@ -297,47 +172,16 @@ ns systemctl stop secretshimd
 ns systemctl start secretshimd
 check "systemctl stop, start: active again" 'wait_state active'
 check "after a stop, re-adopted through its mounts (the fd store was emptied)" \
-    'agent_log | grep -qF "container \"c1\": re-adopted secrets db_pass,api_key from its mounts in the container" &&
+    'log_has "container \"c1\": re-adopted secrets db_pass,api_key from its mounts in the container" &&
      [ "$(stored_count)" = 0 ]'
 check "re-adopted through its mounts: both targets still readable" 'both_readable c1'
 rt kill c1 KILL
-tasks_empty() {
-    i=0
-    while [ $i -lt 100 ]; do
-        [ "$(ctl task ls --format json | tr -d ' \n')" = "[]" ] && return 0
-        sleep 0.05; i=$((i + 1))
-    done
-    return 1
-}
 check "the re-adopted view is flushed when the container exits" tasks_empty
 rt delete -f c1 >/dev/null 2>&1
 
 # A crash: `systemctl kill -s KILL`, and Restart=on-failure starts the agent
 # again while systemd keeps the fd store. The new agent takes the running
 # container's view back from there, entering no container.
-main_pid() { ns systemctl show -p MainPID --value secretshimd; }
-substate() { ns systemctl show -p SubState --value secretshimd; }
-wait_down() {  # the agent died; systemd waits RestartSec before the restart
-    i=0
-    while [ $i -lt 100 ]; do [ "$(substate)" = auto-restart ] && return 0; sleep 0.05; i=$((i + 1)); done
-    return 1
-}
-wait_back() {  # wait_back OLD_PID: active again, another process
-    i=0
-    while [ $i -lt 300 ]; do
-        [ "$(state)" = active ] && [ "$(main_pid)" != "$1" ] && return 0
-        sleep 0.1; i=$((i + 1))
-    done
-    return 1
-}
-# record_field ID FIELD: a field of container ID's task record; nothing
-# once the record is gone.
-record_field() {
-    ns python3 -c 'import glob, json, sys
-for f in glob.glob("/run/secretshim/tasks/*.task"):
-    r = json.load(open(f))
-    if r["id"] == sys.argv[1]: print(json.dumps(r[sys.argv[2]]))' "$1" "$2"
-}
 grants="db_pass;source=api_key,target=/etc/app/key,uid=1000,gid=1000,mode=0440"
 python3 "$src/scripts/make_bundle.py" "$work/c2" /usr/libexec/secretshim/secretshim-hook /run/secretshim/agent.sock \
     "$grants" 0 sh -c 'while :; do sleep 1; done'
@@ -365,15 +209,15 @@ old=$(main_pid)
 ns systemctl kill -s KILL secretshimd
 check "crash: the agent is killed and restarted by systemd" 'wait_down && wait_back "$old"'
 check "crash: re-adopted from the fd store, the locked view too" \
-    'agent_log | grep -qF "container \"c2\": re-adopted secrets db_pass,api_key from the fd store" &&
-     agent_log | grep -qF "container \"c4\": re-adopted secrets db_pass from the fd store" && [ "$(stored_count)" = 2 ]'
+    'log_has "container \"c2\": re-adopted secrets db_pass,api_key from the fd store" &&
+     log_has "container \"c4\": re-adopted secrets db_pass from the fd store" && [ "$(stored_count)" = 2 ]'
 check "crash: every target still readable" 'both_readable c2 &&
     [ "$(rt exec c4 /bin/busybox cat /run/secrets/db_pass | sha256sum | cut -c1-64)" = "$(digest "$db")" ]'
 rt kill c4 KILL
 check "crash: the locked view taken back is flushed when its container exits" \
     'i=0; while [ "$(stored_count)" != 1 ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
      [ "$(ctl task ls --format json | grep -c "\"c4\"")" = 0 ] &&
-     agent_log | grep -qF "container \"c4\": exited, secrets flushed in "'
+     log_has "container \"c4\": exited, secrets flushed in "'
 rt delete -f c4 >/dev/null 2>&1
 # A revocation reaches the view taken back: its single-file mount detached,
 # its file wiped; the other secret stays.
@@ -417,7 +261,7 @@ check "gone while down: all that happened before the agent came back" '[ "$(subs
     echo "# the agent came back within RestartSec: the checks above raced it"
 check "gone while down: the agent is restarted by systemd" 'wait_back "$old"'
 check "gone while down: the agent says it wiped the view" \
-    'agent_log | grep -qF "container \"c3\": exited while the agent was down; its secrets were wiped (2 files)"'
+    'log_has "container \"c3\": exited while the agent was down; its secrets were wiped (2 files)"'
 check "gone while down: no file left in the view, and an open one reads nothing" \
     '[ "$(ns find /proc/$holder/cwd/ -type f | wc -l)" = 0 ] && [ "$(ns sh -c "wc -c </proc/$holder/fd/7")" = 0 ]'
 check "gone while down: no task, no record, nothing in the fd store" \
@@ -446,7 +290,7 @@ for f in glob.glob("/run/secretshim/tasks/*.task"):
     if json.load(open(f))["id"] == sys.argv[1]: os.remove(f)' c5
 check "no record: the agent is restarted by systemd" 'wait_back "$old"'
 check "no record: its view is wiped through the fd store and dropped" \
-    'agent_log | grep -qE "the fd store.s entry \"[0-9a-f]{64}\" belongs to no task: its view was wiped \(1 file\)" &&
+    'log_has -E "the fd store.s entry \"[0-9a-f]{64}\" belongs to no task: its view was wiped \(1 file\)" &&
      [ "$(stored_count)" = 0 ] &&
      [ -z "$(rt exec c5 /bin/busybox cat /run/secrets/db3 2>/dev/null)" ]'
 rt delete -f c5 >/dev/null 2>&1
@@ -455,6 +299,5 @@ ns systemctl stop secretshimd
 check "systemctl stop: inactive, not failed (STOPPING=1, exit 0)" '[ "$(state)" = inactive ]'
 check "stop removes the socket, keeps the task records (RuntimeDirectoryPreserve)" '! ns test -e /run/secretshim/agent.sock && ns test -d /run/secretshim/tasks'
 
-[ "$failures" = 0 ] || ns cat /run/secretshimd-test.log | sed 's/^/# agent: /'
-echo "$failures failed"
-[ "$failures" = 0 ]
+[ "$failures" = 0 ] || agent_log | sed 's/^/# agent: /'
+finish
