@@ -57,14 +57,30 @@ finish() {
 
 # pkg_build: sets deb to the package built from $src into $work/out, or to
 # a copy of SECRETSHIM_DEB=FILE (an already built package: development).
+# The packaging tests share one build of the same tree: it is kept in
+# $build/packaging-deb with a digest of every file of the tree (tracked and
+# new ones, as scripts/build-deb.sh takes them), and built again when one
+# changed. Outside a git checkout it is built every time.
+pkg_tree_digest() {
+    git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1 || return 1
+    (cd "$src" && git ls-files -z --cached --others --exclude-standard |
+        xargs -0 sh -c 'for f; do [ -f "$f" ] && printf "%s\0" "$f"; done' sh | xargs -0 sha256sum | sha256sum)
+}
 pkg_build() {
     start=$(date +%s)
+    cache=$build/packaging-deb
+    mkdir -p "$work/out"
     if [ -n "${SECRETSHIM_DEB:-}" ]; then
-        mkdir -p "$work/out" && cp "$SECRETSHIM_DEB" "$work/out/"
+        cp "$SECRETSHIM_DEB" "$work/out/"
+    elif pkg_tree=$(pkg_tree_digest) && [ "$(cat "$cache/tree" 2>/dev/null)" = "$pkg_tree" ]; then
+        cp "$cache"/out/* "$work/out/"
+        echo "# the package of this very tree, built by an earlier packaging test"
     elif ! sh "$src/scripts/build-deb.sh" "$work/out" >"$work/build.out" 2>&1; then
         cat "$work/build.out"
         echo "FAIL - the package builds"
         exit 1
+    elif [ -n "${pkg_tree:-}" ]; then
+        rm -rf "$cache" && mkdir -p "$cache/out" && cp "$work"/out/* "$cache/out/" && echo "$pkg_tree" >"$cache/tree"
     fi
     echo "# package built in $(($(date +%s) - start)) s"
     # Debian's flags (_FORTIFY_SOURCE=2, ...) may raise warnings the project's
