@@ -395,7 +395,12 @@ check "1024 x 500 KiB references: refused in one line, before anything is decryp
     head -c 400 "$work/cap1.err"
 bundle cap2 "db_pass" sh -c 'sha256sum /run/secrets/db_pass | cut -c1-64'
 check "... and a normal container starts right after" '[ "$(run cap2 2>/dev/null)" = "$(digest "$db")" ]'
-check "... the agent's memory unchanged (VmRSS $rss_before -> $(rss) KiB)" '[ $(( $(rss) - rss_before )) -lt 2048 ]'
+# Measured: +0.4 MiB here in the plain build; under ASan +2.0 MiB with
+# its quarantine off and +2.4 MiB with it on (its allocator keeps what the
+# refused request's 1024 references cost in copies resident). Either is far
+# below the 500 MiB a decryption before the check would add.
+slack=2048; [ -z "${ASAN_OPTIONS:-}" ] || slack=8192
+check "... the agent's memory unchanged (VmRSS $rss_before -> $(rss) KiB)" '[ $(( $(rss) - rss_before )) -lt $slack ]'
 check "status shows the limits and what is held" \
     'ctl status | python3 -c "import json,sys; s=json.load(sys.stdin); l=s[\"limits\"]; sys.exit(0 if l[\"max_container_bytes\"]==67108864 and l[\"max_container_files\"]==1024 and l[\"max_node_bytes\"]==268435456 and s[\"held_bytes\"]==0 else 1)"'
 ctl secret rm big500 >/dev/null
