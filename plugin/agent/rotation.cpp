@@ -24,6 +24,12 @@ std::size_t entriesOf(const platform::TmpfsView& view, const std::string& name) 
         std::count_if(entries.begin(), entries.end(), [&](const auto& e) { return e.ref.source == name; }));
 }
 
+// What a task holds once its `n` files of a secret hold `newSize` bytes
+// each instead of `oldSize`.
+std::size_t rotatedBytes(std::size_t held, std::size_t n, std::size_t oldSize, std::size_t newSize) {
+    return held - std::min(held, n * oldSize) + n * newSize;
+}
+
 }  // namespace
 
 Agent::PushResult Agent::pushValue(const std::string& name, const ValueFn& value, const TaskKey* only) {
@@ -74,7 +80,7 @@ Result<void> Agent::checkRotation(const SecretMeta& before, std::size_t size) co
                 return fail("container " + quote(key.id) + " holds it at " + e.ref.target +
                             ", and this kernel cannot rebind a single-file mount (restart the container instead)");
         const std::size_t oldBytes = task.record.bytes;
-        const std::size_t bytes = oldBytes - std::min<std::size_t>(oldBytes, n * before.size) + n * size;
+        const std::size_t bytes = rotatedBytes(oldBytes, n, before.size, size);
         if (bytes > config_.maxContainerBytes)
             return fail("container " + quote(key.id) + " would hold " + std::to_string(bytes) +
                         " bytes of secrets, over the limit of " + std::to_string(config_.maxContainerBytes) +
@@ -95,9 +101,8 @@ AgentCore::Pushed Agent::secretRotated(const SecretMeta& before, mountfs::Bytes 
     const auto pushed = pushValue(before.name, [&]() -> Result<mountfs::Bytes> { return value; });
     for (const auto& key : pushed.updated) {
         Task& task = tasks_.at(key);
-        const std::size_t n = entriesOf(*task.view, before.name);
-        const std::size_t bytes = task.record.bytes - std::min<std::size_t>(task.record.bytes, n * before.size) +
-                                  n * value.size();
+        const std::size_t bytes = rotatedBytes(task.record.bytes, entriesOf(*task.view, before.name), before.size,
+                                               value.size());
         if (bytes == task.record.bytes) continue;
         task.record.bytes = bytes;
         (void)records_.save(task.record);
